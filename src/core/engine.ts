@@ -1,0 +1,511 @@
+import { admissionCost, failedCost, settledCost } from '../limits/accounting.js';
+import { estimateInputTokens } from '../limits/estimate.js';
+import { Limiter, type LimitSpec, type Reservation, type WaitReason } from '../limits/limiter.js';
+import { MockProvider } from '../providers/mock/mock-provider.js';
+import type { CallContext, ModelCall, Provider } from '../providers/provider.js';
+import { SystemClock, type Clock } from './clock.js';
+import { asFanoutError, FanoutError, ProviderError, RetryError, type AttemptRecord } from './errors.js';
+import { EventHub, type EngineEvent, type EngineEventType, type EventListener, type EventStreamOptions } from './events.js';
+import { ModelRegistry, type ModelSettings, type ResolvedModel } from './models.js';
+import { createIdGenerator, systemRandom, type Random } from './random.js';
+import { decideRetry, DEFAULT_RETRY, type RetryOptions } from './retry.js';
+import { Scheduler } from './scheduler.js';
+import { isTerminal } from './task-state.js';
+import { AttemptSignal, Task, type TaskOutcome, type TaskStatus } from './task.js';
+import type { ModelResult, TaskRequest } from './types.js';
+import { validateTaskRequest } from './validate.js';
+
+export interface EngineOptions {
+  /** Time source. Default: the system clock. Tests pass `ManualClock`. */
+  clock?: Clock;
+  /** Randomness for retry jitter and ids. Default: Math.random. */
+  random?: Random;
+  /** Providers by name (the prefix of `provider:model`). `mock` is always there unless replaced. */
+  providers?: Record<string, Provider> | Provider[];
+  /** Per-model settings, keyed `provider:model` or `provider:*`. */
+  models?: Record<string, ModelSettings>;
+  /** Named limit groups that several models share through `models[...].group`. */
+  groups?: Record<string, LimitSpec>;
+  /** Calls in flight across the whole engine (the worker pool). Default 256. */
+  concurrency?: number;
+  retry?: RetryOptions;
+  /** Max output tokens sent and reserved when a request names none. Default 1,024. */
+  defaultMaxTokens?: number;
+  /** Task id generator. Default: random prefix plus counter. */
+  ids?: () => string;
+}
+
+/** A submitted task: its id and the ways to follow it. */
+export interface TaskHandle {
+  readonly id: string;
+  /** Resolves with the result; rejects with the error if the task fails or is cancelled. */
+  result(): Promise<ModelResult>;
+  status(): TaskStatus;
+  cancel(): boolean;
+  /** This task's events from now on, ending with its final event. */
+  events(): AsyncIterableIterator<EngineEvent>;
+}
+
+export interface GatherOptions {
+  /** Reject at the first failure and cancel the rest. Default false: failures are values. */
+  failFast?: boolean;
+  /** Cancels every task of the gather when aborted. */
+  signal?: AbortSignal;
+}
+
+/** One entry of a `gather`: the task's outcome, or a request that never became a task. */
+export type GatherOutcome = TaskOutcome | { id?: undefined; label?: string; ok: false; error: FanoutError; status?: undefined };
+
+const TERMINAL_EVENTS: ReadonlySet<EngineEventType> = new Set(['task-completed', 'task-failed', 'task-cancelled']);
+
+function positiveInteger(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value < 1) {
+    throw new FanoutError('invalid_config', `${name}: expected a whole number ≥ 1, received ${String(value)}`);
+  }
+  return value;
+}
+
+/**
+ * The one front door: submit calls, follow them, gather their results. Calls
+ * run as fast as each limit key allows and never faster; a call that must
+ * wait is `rate_limited` and holds no worker.
+ */
+export class Engine {
+  readonly clock: Clock;
+  readonly limiter = new Limiter();
+  private readonly random: Random;
+  private readonly nextId: () => string;
+  private readonly models: ModelRegistry;
+  private readonly scheduler: Scheduler;
+  private readonly hub = new EventHub();
+  private readonly tasks = new Map<string, Task>();
+  private readonly retry: Required<RetryOptions>;
+  private readonly defaultMaxTokens: number;
+  private seq = 0;
+  private pending = 0;
+  private idleWaiters: Array<() => void> = [];
+  private closed = false;
+
+  constructor(options: EngineOptions = {}) {
+    this.clock = options.clock ?? new SystemClock();
+    this.random = options.random ?? systemRandom;
+    this.nextId = options.ids ?? createIdGenerator(options.random);
+    this.retry = {
+      maxAttempts: positiveInteger('retry.maxAttempts', options.retry?.maxAttempts, DEFAULT_RETRY.maxAttempts),
+      baseDelayMs: options.retry?.baseDelayMs ?? DEFAULT_RETRY.baseDelayMs,
+      maxDelayMs: options.retry?.maxDelayMs ?? DEFAULT_RETRY.maxDelayMs,
+    };
+    this.defaultMaxTokens = positiveInteger('defaultMaxTokens', options.defaultMaxTokens, 1024);
+    const concurrency = positiveInteger('concurrency', options.concurrency, 256);
+    const providers = new Map<string, Provider>([['mock', new MockProvider()]]);
+    const given = Array.isArray(options.providers) ? options.providers : Object.values(options.providers ?? {});
+    for (const provider of given) providers.set(provider.name, provider);
+    this.models = new ModelRegistry({
+      providers,
+      models: options.models ?? {},
+      groups: options.groups ?? {},
+      limiter: this.limiter,
+      now: () => this.clock.now(),
+    });
+    this.scheduler = new Scheduler(this.clock, this.limiter, {
+      start: (task, reservation) => this.startAttempt(task, reservation),
+      holdBack: (task, eta, reason) => this.holdBack(task, eta, reason),
+      requeue: (task) => this.requeue(task),
+      reject: (task, error) => this.fail(task, error),
+    }, concurrency);
+  }
+
+  /**
+   * Validates and queues one request. Throws a `ValidationError` naming the
+   * field on bad input (nothing is stored). A request too large for its limits
+   * is accepted and fails at once with `request_too_large`.
+   */
+  submit(input: TaskRequest): TaskHandle {
+    const task = this.createTask(input);
+    return this.handleFor(task);
+  }
+
+  /** A copy of the task's state, or undefined for an unknown id. */
+  status(id: string): TaskStatus | undefined {
+    return this.tasks.get(id)?.status(this.clock.now());
+  }
+
+  /** Resolves with the task's result; rejects with its error (or `unknown_task`). */
+  result(id: string): Promise<ModelResult> {
+    const task = this.tasks.get(id);
+    if (!task) return Promise.reject(new FanoutError('unknown_task', `no task with id ${id}`));
+    return new Promise((resolve, reject) => {
+      this.whenSettled(task, (t) => (t.state === 'completed' ? resolve(t.result as ModelResult) : reject(t.error)));
+    });
+  }
+
+  /** Cancels a task that has not ended. Returns false when it had already ended or is unknown. */
+  cancel(id: string): boolean {
+    const task = this.tasks.get(id);
+    if (!task || isTerminal(task.state)) return false;
+    const now = this.clock.now();
+    const error = new FanoutError('cancelled', `task ${id} was cancelled`);
+    const signal = task.attemptSignal;
+    if (task.state === 'processing') this.endAttempt(task, now, { outcome: 'cancelled', error }, task.reservation ? failedCost(task.reservation.cost) : undefined);
+    signal?.abort(error);
+    task.error = error;
+    this.finish(task, 'cancelled', now);
+    return true;
+  }
+
+  /**
+   * Submits every request and resolves with their outcomes in input order. A
+   * failed call is a value (`ok: false`), unless `failFast` is set.
+   */
+  gather(requests: readonly TaskRequest[], options: GatherOptions = {}): Promise<GatherOutcome[]> {
+    return this.gatherEntries(requests.map((request) => () => request), options);
+  }
+
+  /** `gather` over `items.map(toRequest)`; an item whose `toRequest` throws becomes a failed outcome. */
+  map<T>(items: readonly T[], toRequest: (item: T, index: number) => TaskRequest, options: GatherOptions = {}): Promise<GatherOutcome[]> {
+    return this.gatherEntries(items.map((item, index) => () => toRequest(item, index)), options);
+  }
+
+  on(type: EngineEventType | '*', listener: EventListener): () => void {
+    return this.hub.on(type, listener);
+  }
+
+  /** Engine-wide events from now on, as an async iterator. */
+  events(options?: EventStreamOptions): AsyncIterableIterator<EngineEvent> {
+    return this.hub.stream(options);
+  }
+
+  /** Tasks that have not ended. */
+  get pendingCount(): number {
+    return this.pending;
+  }
+
+  /** Resolves when no task is pending. */
+  idle(): Promise<void> {
+    if (this.pending === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Stops accepting tasks and cancels every task that has not ended. Safe to call twice. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const task of this.tasks.values()) if (!isTerminal(task.state)) this.cancel(task.id);
+    this.scheduler.close();
+    this.hub.close();
+  }
+
+  // ── submission ────────────────────────────────────────────────────────────
+
+  private createTask(input: TaskRequest): Task {
+    if (this.closed) throw new FanoutError('engine_closed', 'the engine is closed; create a new one');
+    const request = validateTaskRequest(input);
+    const resolved = this.models.resolve(request.model);
+    const now = this.clock.now();
+    const task = new Task(this.nextId(), this.seq++, request, resolved.key, now);
+    task.cost = admissionCost(resolved.accounting, {
+      inputTokens: resolved.countsTokens ? this.countInput(resolved, request) : 0,
+      cacheReadTokens: 0,
+      cacheWriteTokens: 0,
+      maxOutputTokens: request.maxTokens ?? this.defaultMaxTokens,
+    });
+    this.tasks.set(task.id, task);
+    this.pending += 1;
+    try {
+      this.limiter.checkFits(resolved.key, task.cost);
+    } catch (error) {
+      this.fail(task, asFanoutError(error));
+      return task;
+    }
+    task.moveTo('queued', now);
+    this.emitTask('task-queued', task, now);
+    if (Number.isFinite(task.deadlineAt)) {
+      task.cancelDeadline = this.clock.setTimer(task.deadlineAt - now, () => this.expire(task));
+    }
+    this.scheduler.enqueue(task);
+    return task;
+  }
+
+  private countInput(resolved: ResolvedModel, request: TaskRequest): number {
+    const provider = resolved.provider;
+    return provider.countInputTokens
+      ? provider.countInputTokens({ model: resolved.modelName, messages: request.messages, system: request.system })
+      : estimateInputTokens(request);
+  }
+
+  private handleFor(task: Task): TaskHandle {
+    return {
+      id: task.id,
+      result: () => this.result(task.id),
+      status: () => task.status(this.clock.now()),
+      cancel: () => this.cancel(task.id),
+      events: () => this.hub.stream({ taskIds: [task.id], until: (event) => TERMINAL_EVENTS.has(event.type) }),
+    };
+  }
+
+  private gatherEntries(entries: ReadonlyArray<() => TaskRequest>, options: GatherOptions): Promise<GatherOutcome[]> {
+    const outcomes = new Array<GatherOutcome>(entries.length);
+    const submitted: Task[] = [];
+    let remaining = entries.length;
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const stopAll = (): void => {
+        for (const task of submitted) this.cancel(task.id);
+      };
+      const record = (index: number, outcome: GatherOutcome): void => {
+        outcomes[index] = outcome;
+        remaining -= 1;
+        if (settled) return;
+        if (!outcome.ok && options.failFast) {
+          settled = true;
+          stopAll();
+          reject(outcome.error);
+        } else if (remaining === 0) {
+          settled = true;
+          resolve(outcomes);
+        }
+      };
+      options.signal?.addEventListener('abort', stopAll, { once: true });
+      entries.forEach((entry, index) => {
+        let task: Task;
+        try {
+          task = this.createTask(entry());
+        } catch (error) {
+          record(index, { ok: false, error: asFanoutError(error, 'invalid_request') });
+          return;
+        }
+        submitted.push(task);
+        this.whenSettled(task, (t) => record(index, this.outcomeOf(t)));
+      });
+      if (remaining === 0 && !settled) resolve(outcomes);
+    });
+  }
+
+  /** The outcome of an ended task; its `status` is computed when first read. */
+  private outcomeOf(task: Task): TaskOutcome {
+    const now = this.clock.now();
+    const base = { id: task.id, label: task.request.label, get status(): TaskStatus { return task.status(now); } };
+    return task.state === 'completed'
+      ? Object.assign(base, { ok: true as const, result: task.result as ModelResult })
+      : Object.assign(base, { ok: false as const, error: task.error as FanoutError });
+  }
+
+  private whenSettled(task: Task, callback: (task: Task) => void): void {
+    if (isTerminal(task.state)) callback(task);
+    else (task.waiters ??= []).push(callback);
+  }
+
+  // ── attempts ──────────────────────────────────────────────────────────────
+
+  private startAttempt(task: Task, reservation: Reservation): void {
+    const now = this.clock.now();
+    task.moveTo('processing', now);
+    task.reservation = reservation;
+    const attempts = (task.attempts ??= []);
+    const attempt = attempts.length + 1;
+    attempts.push({ attempt, startedAt: now });
+    const request = task.request;
+    const attemptState = new AttemptSignal();
+    task.attemptSignal = attemptState;
+    let cancelTimeout: (() => void) | undefined;
+    if (request.attemptTimeoutMs !== undefined) {
+      const ms = request.attemptTimeoutMs;
+      cancelTimeout = this.clock.setTimer(ms, () =>
+        attemptState.abort(new FanoutError('timeout', `attempt ${attempt} timed out after ${ms} ms`, { retryable: true })),
+      );
+    }
+    if (this.hub.active) this.emitTask('task-started', task, now, { attempt });
+    const resolved = this.models.resolve(request.model);
+    const call: ModelCall = {
+      model: resolved.modelName,
+      messages: request.messages,
+      system: request.system,
+      maxTokens: request.maxTokens ?? this.defaultMaxTokens,
+      temperature: request.temperature,
+      topP: request.topP,
+      stop: request.stop,
+      seed: request.seed,
+      providerOptions: request.providerOptions,
+    };
+    const clock = this.clock;
+    const context: CallContext = {
+      attempt,
+      clock,
+      get signal() {
+        return attemptState.signal;
+      },
+    };
+    const running = request.stream ? this.consumeStream(task, resolved, call, context) : resolved.provider.complete(call, context);
+    running.then(
+      (result) => {
+        cancelTimeout?.();
+        this.succeeded(task, attempt, resolved, result);
+      },
+      (error: unknown) => {
+        cancelTimeout?.();
+        this.attemptFailed(task, attempt, resolved, attemptState.reason ?? error);
+      },
+    );
+  }
+
+  private async consumeStream(task: Task, resolved: ResolvedModel, call: ModelCall, context: CallContext): Promise<ModelResult> {
+    let result: ModelResult | undefined;
+    for await (const event of resolved.provider.stream(call, context)) {
+      if (event.type === 'done') result = event.result;
+      else if (this.hub.wants('task-delta') && task.attempts?.length === context.attempt && task.state === 'processing') {
+        this.emitTask('task-delta', task, this.clock.now(), { attempt: context.attempt, delta: event.text });
+      }
+    }
+    if (!result) throw new ProviderError('server_error', 'the stream ended without a final result', { provider: resolved.provider.name, retryable: true });
+    return result;
+  }
+
+  private isCurrent(task: Task, attempt: number): boolean {
+    return task.state === 'processing' && task.attempts?.length === attempt;
+  }
+
+  /** Closes the running attempt: settles its permit and frees its slot. */
+  private endAttempt(task: Task, now: number, end: Pick<AttemptRecord, 'outcome' | 'requestId'> & { error?: FanoutError }, actual?: ReturnType<typeof failedCost>): void {
+    const record = task.attempts?.[task.attempts.length - 1];
+    if (record) {
+      record.endedAt = now;
+      record.outcome = end.outcome;
+      if (end.requestId !== undefined) record.requestId = end.requestId;
+      if (end.error) {
+        const e = end.error;
+        record.error = { code: e.code, message: e.message };
+        if (e instanceof ProviderError) {
+          if (e.status !== undefined) record.error.status = e.status;
+          if (e.retryAfterMs !== undefined) record.error.retryAfterMs = e.retryAfterMs;
+          if (e.requestId !== undefined) record.requestId = e.requestId;
+        }
+      }
+    }
+    if (task.reservation) {
+      this.limiter.settle(task.reservation, now, actual);
+      task.reservation = undefined;
+      this.scheduler.released(task.key);
+    }
+    task.attemptSignal = undefined;
+  }
+
+  private succeeded(task: Task, attempt: number, resolved: ResolvedModel, result: ModelResult): void {
+    if (!this.isCurrent(task, attempt)) return;
+    const now = this.clock.now();
+    const reserved = task.reservation?.cost ?? task.cost;
+    this.endAttempt(task, now, { outcome: 'completed', requestId: result.requestId }, settledCost(resolved.accounting, reserved, result.usage));
+    task.result = result;
+    this.finish(task, 'completed', now);
+  }
+
+  private attemptFailed(task: Task, attempt: number, resolved: ResolvedModel, raw: unknown): void {
+    if (!this.isCurrent(task, attempt)) return;
+    const now = this.clock.now();
+    const error = asFanoutError(raw);
+    this.endAttempt(task, now, { outcome: 'failed', error }, task.reservation ? failedCost(task.reservation.cost) : undefined);
+    if (this.hub.active) this.emitTask('attempt-failed', task, now, { attempt, error: errorSummary(error) });
+    const maxAttempts = task.request.maxAttempts ?? this.retry.maxAttempts;
+    const decision = decideRetry(error, attempt, maxAttempts, this.retry, this.random);
+    this.applyCooldown(resolved.key, error, decision.retry ? decision.delayMs : undefined, now);
+    if (!decision.retry) {
+      const final = decision.reason === 'attempts_exhausted'
+        ? new RetryError('retries_exhausted', `failed after ${attempt} attempts; last error: ${error.message}`, error, task.attempts ?? [])
+        : error;
+      this.fail(task, final);
+      return;
+    }
+    const readyAt = now + decision.delayMs;
+    if (readyAt > task.deadlineAt) {
+      this.fail(task, new RetryError('deadline_exceeded', `the next attempt would start after the task's deadline; last error: ${error.message}`, error, task.attempts ?? []));
+      return;
+    }
+    task.readyAt = readyAt;
+    task.moveTo('rate_limited', now);
+    task.eta = readyAt;
+    if (this.hub.active) this.emitTask('task-retrying', task, now, { attempt, eta: readyAt, waitMs: decision.delayMs, reason: 'retry' });
+    this.scheduler.delay(task);
+  }
+
+  /**
+   * A provider's "wait" applies to the whole limit key, not only to the task
+   * that heard it: every other call on the key would be refused too.
+   */
+  private applyCooldown(key: string, error: FanoutError, delayMs: number | undefined, now: number): void {
+    const hint = error instanceof ProviderError ? error.retryAfterMs : undefined;
+    const wait = hint ?? (error.code === 'rate_limited' ? delayMs : undefined);
+    if (wait === undefined || wait <= 0) return;
+    this.limiter.cooldown(key, now + wait, now);
+    if (this.hub.active) this.hub.emit({ type: 'limit-wait', at: now, key, waitMs: wait, reason: 'cooldown' });
+  }
+
+  // ── state changes ─────────────────────────────────────────────────────────
+
+  private holdBack(task: Task, eta: number, reason: WaitReason): void {
+    const now = this.clock.now();
+    const entering = task.state !== 'rate_limited';
+    if (entering) task.moveTo('rate_limited', now);
+    task.eta = eta;
+    if (!this.hub.active) return;
+    if (entering) this.emitTask('task-rate-limited', task, now, { eta, reason });
+    this.hub.emit({ type: 'limit-wait', at: now, key: task.key, waitMs: eta - now, reason });
+  }
+
+  private requeue(task: Task): void {
+    const now = this.clock.now();
+    task.moveTo('queued', now);
+    if (this.hub.active) this.emitTask('task-queued', task, now);
+  }
+
+  private expire(task: Task): void {
+    if (isTerminal(task.state)) return;
+    const now = this.clock.now();
+    const error = new FanoutError('deadline_exceeded', `task ${task.id} passed its deadline of ${task.request.deadlineMs} ms`);
+    if (task.state === 'processing') {
+      const signal = task.attemptSignal;
+      this.endAttempt(task, now, { outcome: 'failed', error }, task.reservation ? failedCost(task.reservation.cost) : undefined);
+      signal?.abort(error);
+    }
+    this.fail(task, error);
+  }
+
+  private fail(task: Task, error: FanoutError): void {
+    task.error = error;
+    this.finish(task, 'failed', this.clock.now());
+  }
+
+  private finish(task: Task, state: 'completed' | 'failed' | 'cancelled', now: number): void {
+    task.moveTo(state, now);
+    task.endedAt = now;
+    task.cancelDeadline?.();
+    task.cancelDeadline = undefined;
+    const waiters = task.waiters;
+    task.waiters = undefined;
+    if (this.hub.active) {
+      const type = state === 'completed' ? 'task-completed' : state === 'failed' ? 'task-failed' : 'task-cancelled';
+      this.emitTask(type, task, now, state === 'completed' ? { result: task.result } : { error: errorSummary(task.error as FanoutError) });
+    }
+    if (waiters) for (const waiter of waiters) waiter(task);
+    this.pending -= 1;
+    if (this.pending === 0 && this.idleWaiters.length > 0) {
+      const idle = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const resolve of idle) resolve();
+    }
+  }
+
+  private emitTask(type: EngineEventType, task: Task, now: number, extra: Partial<EngineEvent> = {}): void {
+    if (!this.hub.wants(type)) return;
+    this.hub.emit({ type, at: now, taskId: task.id, label: task.request.label, key: task.key, state: task.state, ...extra });
+  }
+}
+
+function errorSummary(error: FanoutError): NonNullable<EngineEvent['error']> {
+  const summary: NonNullable<EngineEvent['error']> = { code: error.code, message: error.message };
+  if (error instanceof ProviderError && error.status !== undefined) summary.status = error.status;
+  return summary;
+}
+
+export function createEngine(options: EngineOptions = {}): Engine {
+  return new Engine(options);
+}

@@ -1,0 +1,160 @@
+import type { ErrorCode } from './errors.js';
+import type { TaskState } from './task-state.js';
+import type { ModelResult } from './types.js';
+
+export type EngineEventType =
+  | 'task-queued'
+  | 'task-rate-limited'
+  | 'task-started'
+  | 'task-delta'
+  | 'attempt-failed'
+  | 'task-retrying'
+  | 'task-completed'
+  | 'task-failed'
+  | 'task-cancelled'
+  | 'limit-wait';
+
+/** One thing that happened in the engine. Fields beyond `type` and `at` depend on the type. */
+export interface EngineEvent {
+  type: EngineEventType;
+  /** Engine clock time (epoch ms). */
+  at: number;
+  taskId?: string;
+  label?: string;
+  /** The limit key, for `limit-wait` and task events. */
+  key?: string;
+  state?: TaskState;
+  attempt?: number;
+  /** `task-rate-limited`, `task-retrying`: when the task expects to go again (epoch ms). */
+  eta?: number;
+  /** `limit-wait`, `task-retrying`: milliseconds of the wait. */
+  waitMs?: number;
+  /** `limit-wait`, `task-rate-limited`: what is binding (a limit dimension, `cooldown`, `retry`). */
+  reason?: string;
+  /** `task-delta`: streamed text. */
+  delta?: string;
+  /** `attempt-failed`, `task-failed`, `task-cancelled`. */
+  error?: { code: ErrorCode; message: string; status?: number };
+  /** `task-completed`. */
+  result?: ModelResult;
+}
+
+export type EventListener = (event: EngineEvent) => void;
+
+export interface EventStreamOptions {
+  /** Only events of these tasks. */
+  taskIds?: readonly string[];
+  /** Only these types. */
+  types?: readonly EngineEventType[];
+  /** Ends the stream after the first event for which this is true (that event included). */
+  until?: (event: EngineEvent) => boolean;
+  /** Ends the stream when aborted. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Listeners and async iterators over engine events. Emitting costs one
+ * comparison when nobody listens, so an engine with no subscribers pays
+ * nothing per task.
+ */
+export class EventHub {
+  private readonly byType = new Map<EngineEventType, Set<EventListener>>();
+  private readonly any = new Set<EventListener>();
+  private readonly enders = new Set<() => void>();
+  private listenerCount = 0;
+
+  get active(): boolean {
+    return this.listenerCount > 0;
+  }
+
+  wants(type: EngineEventType): boolean {
+    return this.any.size > 0 || (this.byType.get(type)?.size ?? 0) > 0;
+  }
+
+  on(type: EngineEventType | '*', listener: EventListener): () => void {
+    const set = type === '*' ? this.any : this.setFor(type);
+    if (set.has(listener)) return () => undefined;
+    set.add(listener);
+    this.listenerCount += 1;
+    let removed = false;
+    return () => {
+      if (removed) return;
+      removed = true;
+      set.delete(listener);
+      this.listenerCount -= 1;
+    };
+  }
+
+  emit(event: EngineEvent): void {
+    const typed = this.byType.get(event.type);
+    if (typed) for (const listener of typed) listener(event);
+    for (const listener of this.any) listener(event);
+  }
+
+  /** An async iterator of events from now on. It ends on `until`, on abort, or when the hub closes. */
+  stream(options: EventStreamOptions = {}): AsyncIterableIterator<EngineEvent> {
+    const buffer: EngineEvent[] = [];
+    let wake: (() => void) | undefined;
+    let done = false;
+    const taskIds = options.taskIds ? new Set(options.taskIds) : undefined;
+    const types = options.types ? new Set(options.types) : undefined;
+    const finish = (): void => {
+      if (done) return;
+      done = true;
+      unsubscribe();
+      this.enders.delete(finish);
+      options.signal?.removeEventListener('abort', finish);
+      wake?.();
+    };
+    const unsubscribe = this.on('*', (event) => {
+      if (done) return;
+      if (taskIds && (event.taskId === undefined || !taskIds.has(event.taskId))) return;
+      if (types && !types.has(event.type)) return;
+      buffer.push(event);
+      if (options.until?.(event)) finish();
+      wake?.();
+    });
+    this.enders.add(finish);
+    if (options.signal?.aborted) finish();
+    else options.signal?.addEventListener('abort', finish, { once: true });
+
+    const iterator: AsyncIterableIterator<EngineEvent> = {
+      next: async (): Promise<IteratorResult<EngineEvent>> => {
+        while (buffer.length === 0 && !done) {
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+          });
+          wake = undefined;
+        }
+        const event = buffer.shift();
+        return event ? { value: event, done: false } : { value: undefined, done: true };
+      },
+      return: async (): Promise<IteratorResult<EngineEvent>> => {
+        finish();
+        buffer.length = 0;
+        return { value: undefined, done: true };
+      },
+      [Symbol.asyncIterator]() {
+        return iterator;
+      },
+    };
+    return iterator;
+  }
+
+  /** Ends every open stream and drops every listener. */
+  close(): void {
+    for (const end of [...this.enders]) end();
+    this.byType.clear();
+    this.any.clear();
+    this.listenerCount = 0;
+  }
+
+  private setFor(type: EngineEventType): Set<EventListener> {
+    let set = this.byType.get(type);
+    if (!set) {
+      set = new Set();
+      this.byType.set(type, set);
+    }
+    return set;
+  }
+}

@@ -1,0 +1,85 @@
+import type { AccountingOptions, AccountingRule } from '../limits/accounting.js';
+import type { Limiter, LimitSpec } from '../limits/limiter.js';
+import type { Provider } from '../providers/provider.js';
+import { ValidationError } from './errors.js';
+
+/** How fanout treats one model (or every model of a provider, under `provider:*`). */
+export interface ModelSettings {
+  /** Limits of this model's own limit key. Ignored when `group` is set. */
+  limits?: LimitSpec;
+  /** Share the limits of a named group with other models (a provider quota shared across versions). */
+  group?: string;
+  /** How the provider charges its limits; default: the provider's own rule for the model. */
+  accounting?: AccountingRule;
+  /** Quota tokens per output token (Bedrock burndown). */
+  outputBurndown?: number;
+  /** Whether cache reads count against input limits. */
+  cacheReadsCount?: boolean;
+}
+
+export interface ResolvedModel {
+  /** `provider:model` as submitted. */
+  model: string;
+  provider: Provider;
+  /** The part after `provider:`. */
+  modelName: string;
+  /** The limit key the model's calls are charged to. */
+  key: string;
+  accounting: AccountingOptions;
+  /** True when the key limits tokens, so input must be counted before admission. */
+  countsTokens: boolean;
+}
+
+export interface ModelRegistryOptions {
+  providers: ReadonlyMap<string, Provider>;
+  models: Readonly<Record<string, ModelSettings>>;
+  groups: Readonly<Record<string, LimitSpec>>;
+  limiter: Limiter;
+  now: () => number;
+}
+
+/** Maps `provider:model` names to providers, limit keys and accounting; remembers each answer. */
+export class ModelRegistry {
+  private readonly resolved = new Map<string, ResolvedModel>();
+
+  constructor(private readonly options: ModelRegistryOptions) {
+    for (const [name, settings] of Object.entries(options.models)) {
+      if (settings.group !== undefined && !(settings.group in options.groups)) {
+        throw new ValidationError('invalid_config', [
+          `models.${name}.group: unknown group "${settings.group}"; defined groups: ${Object.keys(options.groups).join(', ') || '(none)'}`,
+        ]);
+      }
+    }
+    for (const [group, spec] of Object.entries(options.groups)) options.limiter.define(group, spec, options.now());
+  }
+
+  /** Throws `unknown_provider` when the prefix names no registered provider. */
+  resolve(model: string): ResolvedModel {
+    const known = this.resolved.get(model);
+    if (known) return known;
+    const colon = model.indexOf(':');
+    const providerName = model.slice(0, colon);
+    const modelName = model.slice(colon + 1);
+    const provider = this.options.providers.get(providerName);
+    if (!provider) {
+      throw new ValidationError('unknown_provider', [
+        `model: unknown provider "${providerName}" in "${model}"; known providers: ${[...this.options.providers.keys()].join(', ')}`,
+      ]);
+    }
+    const exact = this.options.models[model];
+    const settings = exact ?? this.options.models[`${providerName}:*`] ?? {};
+    const key = settings.group ?? model;
+    const { limiter } = this.options;
+    if (settings.group === undefined && !limiter.has(key)) limiter.define(key, settings.limits ?? {}, this.options.now());
+    const base = provider.accounting(modelName);
+    const accounting: AccountingOptions = {
+      rule: settings.accounting ?? base.rule,
+      outputBurndown: settings.outputBurndown ?? base.outputBurndown,
+      cacheReadsCount: settings.cacheReadsCount ?? base.cacheReadsCount,
+    };
+    const countsTokens = limiter.buckets(key).some((b) => !b.name.startsWith('requests'));
+    const entry: ResolvedModel = { model, provider, modelName, key, accounting, countsTokens };
+    this.resolved.set(model, entry);
+    return entry;
+  }
+}

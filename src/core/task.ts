@@ -1,0 +1,153 @@
+import type { Cost, Reservation } from '../limits/limiter.js';
+import type { AttemptRecord, FanoutError } from './errors.js';
+import { assertTransition, type TaskState } from './task-state.js';
+import type { ModelResult, TaskRequest, Usage } from './types.js';
+
+/** Time a task spent in each waiting or working state, in milliseconds. */
+export interface TimeSplit {
+  /** Waiting for its turn or a free worker. */
+  queuedMs: number;
+  /** Held back by a rate-limit permit or a retry wait. */
+  rateLimitedMs: number;
+  /** In provider calls, all attempts together. */
+  providerMs: number;
+  /** Submission to the end (or to now, while running). */
+  totalMs: number;
+}
+
+/** A task as callers see it: a copy, safe to keep. */
+export interface TaskStatus {
+  id: string;
+  label?: string;
+  model: string;
+  priority: number;
+  state: TaskState;
+  submittedAt: number;
+  endedAt?: number;
+  /** While rate_limited: when the task expects to go again (epoch ms). */
+  eta?: number;
+  attempts: AttemptRecord[];
+  usage?: Usage;
+  timing: TimeSplit;
+  result?: ModelResult;
+  error?: ReturnType<FanoutError['toJSON']>;
+}
+
+/** Settled outcome of one task, as `gather` hands it back. */
+export type TaskOutcome =
+  | { id: string; label?: string; ok: true; result: ModelResult; status: TaskStatus }
+  | { id: string; label?: string; ok: false; error: FanoutError; status: TaskStatus };
+
+/**
+ * The engine's record of one task. Fields that most tasks never need
+ * (attempts, result, waiters) stay undefined until used, to keep a queued
+ * task small.
+ */
+export class Task {
+  state: TaskState = 'submitted';
+  enteredAt: number;
+  queuedMs = 0;
+  rateLimitedMs = 0;
+  providerMs = 0;
+  attempts?: AttemptRecord[];
+  cost!: Cost;
+  reservation?: Reservation;
+  attemptSignal?: AttemptSignal;
+  eta?: number;
+  /** When a retry wait ends (epoch ms). */
+  readyAt = 0;
+  deadlineAt: number;
+  endedAt?: number;
+  result?: ModelResult;
+  error?: FanoutError;
+  waiters?: Array<(task: Task) => void>;
+  cancelDeadline?: () => void;
+
+  constructor(
+    readonly id: string,
+    readonly seq: number,
+    readonly request: TaskRequest,
+    readonly key: string,
+    readonly submittedAt: number,
+  ) {
+    this.enteredAt = submittedAt;
+    this.deadlineAt = request.deadlineMs === undefined ? Number.POSITIVE_INFINITY : submittedAt + request.deadlineMs;
+  }
+
+  get priority(): number {
+    return this.request.priority ?? 0;
+  }
+
+  /** Moves to `to`, adding the time spent in the state it leaves to its bucket. Throws on an illegal move. */
+  moveTo(to: TaskState, now: number): void {
+    assertTransition(this.id, this.state, to);
+    const spent = now - this.enteredAt;
+    if (this.state === 'queued') this.queuedMs += spent;
+    else if (this.state === 'rate_limited') this.rateLimitedMs += spent;
+    else if (this.state === 'processing') this.providerMs += spent;
+    this.state = to;
+    this.enteredAt = now;
+    if (to !== 'rate_limited') this.eta = undefined;
+  }
+
+  timing(now: number): TimeSplit {
+    const end = this.endedAt ?? now;
+    const open = this.endedAt === undefined ? now - this.enteredAt : 0;
+    return {
+      queuedMs: this.queuedMs + (this.state === 'queued' ? open : 0),
+      rateLimitedMs: this.rateLimitedMs + (this.state === 'rate_limited' ? open : 0),
+      providerMs: this.providerMs + (this.state === 'processing' ? open : 0),
+      totalMs: end - this.submittedAt,
+    };
+  }
+
+  status(now: number): TaskStatus {
+    return {
+      id: this.id,
+      label: this.request.label,
+      model: this.request.model,
+      priority: this.priority,
+      state: this.state,
+      submittedAt: this.submittedAt,
+      endedAt: this.endedAt,
+      eta: this.eta,
+      attempts: this.attempts ? this.attempts.map((a) => ({ ...a })) : [],
+      usage: this.result?.usage,
+      timing: this.timing(now),
+      result: this.result,
+      error: this.error?.toJSON(),
+    };
+  }
+}
+
+/**
+ * The abort signal of one attempt, made only if the provider asks for it:
+ * most calls to a local model never look at it, and an AbortController per
+ * call is a measurable share of the engine's own cost. Aborting before the
+ * signal exists records the reason, and a signal made later starts aborted.
+ */
+export class AttemptSignal {
+  private controller?: AbortController;
+  reason?: unknown;
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.reason !== undefined) this.controller.abort(this.reason);
+    }
+    return this.controller.signal;
+  }
+
+  abort(reason: unknown): void {
+    if (this.reason !== undefined) return;
+    this.reason = reason;
+    this.controller?.abort(reason);
+  }
+}
+
+/** Most urgent first: higher priority, then earlier submission. */
+export function runsBefore(a: Task, b: Task): boolean {
+  const pa = a.priority;
+  const pb = b.priority;
+  return pa !== pb ? pa > pb : a.seq < b.seq;
+}

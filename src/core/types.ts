@@ -1,0 +1,98 @@
+/**
+ * fanout's own request and result shapes. Providers translate these to and
+ * from their vendor formats; nothing here names a vendor type.
+ */
+
+export type Role = 'system' | 'user' | 'assistant';
+
+export interface ChatMessage {
+  role: Role;
+  content: string;
+}
+
+/** One model call as a user asks for it. `model` is `provider:model`. */
+export interface ModelRequest {
+  /** `provider:model`, for example `mock:reviewer` or `openai:gpt-4o-mini`. */
+  model: string;
+  messages: ChatMessage[];
+  /** A system prompt; sent before `messages`. */
+  system?: string;
+  /** Upper bound on output tokens. Limits reserve this much output at admission. */
+  maxTokens?: number;
+  temperature?: number;
+  topP?: number;
+  stop?: string[];
+  seed?: number;
+  /** Ask the provider to stream; deltas arrive as `task-delta` events. */
+  stream?: boolean;
+  /** Passed through to the provider untouched. */
+  providerOptions?: Record<string, unknown>;
+}
+
+/** A request plus how fanout should treat it. */
+export interface TaskRequest extends ModelRequest {
+  /** Higher runs first. Default 0. Equal priorities run in submission order. */
+  priority?: number;
+  /** Attempts allowed, the first included. Default from the engine's retry policy. */
+  maxAttempts?: number;
+  /** Milliseconds one attempt may take before it is aborted and counted as a timeout. */
+  attemptTimeoutMs?: number;
+  /** Milliseconds from submission after which the task fails instead of waiting or retrying. */
+  deadlineMs?: number;
+  /** Caller's label, echoed in events and results (a batch's custom_id). */
+  label?: string;
+}
+
+/** Token counts, with input split by how the provider cached it. */
+export interface Usage {
+  /** Input tokens that were neither read from nor written to a prompt cache. */
+  inputTokens: number;
+  outputTokens: number;
+  cacheReadTokens: number;
+  cacheWriteTokens: number;
+}
+
+export const ZERO_USAGE: Readonly<Usage> = Object.freeze({
+  inputTokens: 0,
+  outputTokens: 0,
+  cacheReadTokens: 0,
+  cacheWriteTokens: 0,
+});
+
+export function addUsage(a: Usage, b: Usage): Usage {
+  return {
+    inputTokens: a.inputTokens + b.inputTokens,
+    outputTokens: a.outputTokens + b.outputTokens,
+    cacheReadTokens: a.cacheReadTokens + b.cacheReadTokens,
+    cacheWriteTokens: a.cacheWriteTokens + b.cacheWriteTokens,
+  };
+}
+
+export type FinishReason = 'stop' | 'length' | 'content_filter' | 'tool_calls' | 'other';
+
+/**
+ * What a provider said about its limits on one response, in one shape for all
+ * providers. Every field is optional: headers are hints and are often missing.
+ */
+export interface RateLimitInfo {
+  requestsLimit?: number;
+  requestsRemaining?: number;
+  /** Milliseconds until the request bucket is full again. */
+  requestsResetMs?: number;
+  tokensLimit?: number;
+  tokensRemaining?: number;
+  tokensResetMs?: number;
+  /** The provider's explicit wait, from retry-after-ms or retry-after. */
+  retryAfterMs?: number;
+}
+
+export interface ModelResult {
+  text: string;
+  usage: Usage;
+  finishReason: FinishReason;
+  /** The model that answered, as the provider named it. */
+  model: string;
+  /** The provider's request id, for support tickets. */
+  requestId?: string;
+  rateLimit?: RateLimitInfo;
+}

@@ -1,0 +1,17 @@
+export { createEngine, Engine } from './core/engine.js';
+export type { EngineOptions, GatherOptions, GatherOutcome, TaskHandle } from './core/engine.js';
+export { SystemClock, type Clock } from './core/clock.js';
+export { seededRandom, systemRandom, type Random } from './core/random.js';
+export { FanoutError, ProviderError, RetryError, ValidationError } from './core/errors.js';
+export type { AttemptRecord, ErrorCode } from './core/errors.js';
+export type { EngineEvent, EngineEventType, EventListener, EventStreamOptions } from './core/events.js';
+export type { ModelSettings } from './core/models.js';
+export type { RetryOptions } from './core/retry.js';
+export { TASK_STATES, isTerminal, type TaskState } from './core/task-state.js';
+export type { TaskOutcome, TaskStatus, TimeSplit } from './core/task.js';
+export type { ChatMessage, ModelRequest, ModelResult, RateLimitInfo, TaskRequest, Usage } from './core/types.js';
+export type { AccountingRule } from './limits/accounting.js';
+export { Limiter, type Cost, type LimitSpec } from './limits/limiter.js';
+export { createMockProvider, MockProvider } from './providers/mock/mock-provider.js';
+export type { LatencyProfile, MockModelOptions, MockProviderOptions, MockModelStats } from './providers/mock/mock-provider.js';
+export type { CallContext, ModelCall, Provider, StreamEvent } from './providers/provider.js';

@@ -1,0 +1,105 @@
+import { describe, expect, it } from 'vitest';
+import { FanoutError } from '../core/errors.js';
+import { Limiter, type Cost } from './limiter.js';
+
+const cost = (tokens: number, outputTokens = 0, inputTokens = tokens - outputTokens): Cost => ({ requests: 1, tokens, inputTokens, outputTokens });
+
+describe('Limiter', () => {
+  it('admits 60 at once on a 60 rpm key, then one every 1,000 ms', () => {
+    const limiter = new Limiter();
+    limiter.define('k', { requestsPerMinute: 60 }, 0);
+    for (let i = 0; i < 60; i++) expect(limiter.reserve('k', cost(0), 0).granted).toBe(true);
+    expect(limiter.reserve('k', cost(0), 0)).toEqual({ granted: false, waitMs: 1000, reason: 'requestsPerMinute' });
+    expect(limiter.reserve('k', cost(0), 1000).granted).toBe(true);
+    expect(limiter.reserve('k', cost(0), 1000)).toEqual({ granted: false, waitMs: 1000, reason: 'requestsPerMinute' });
+  });
+
+  it('narrows the burst with burstSeconds', () => {
+    const limiter = new Limiter();
+    limiter.define('k', { requestsPerMinute: 60, burstSeconds: 1 }, 0);
+    expect(limiter.reserve('k', cost(0), 0).granted).toBe(true);
+    expect(limiter.reserve('k', cost(0), 0)).toMatchObject({ granted: false, waitMs: 1000 });
+  });
+
+  it('takes every dimension or none, and reports the one that binds longest', () => {
+    const limiter = new Limiter();
+    limiter.define('k', { requestsPerMinute: 100, tokensPerMinute: 1000 }, 0);
+    expect(limiter.reserve('k', cost(900), 0).granted).toBe(true);
+    const refused = limiter.reserve('k', cost(200), 0);
+    expect(refused).toEqual({ granted: false, waitMs: 6000, reason: 'tokensPerMinute' });
+    // The refused call took no request permit: 99 more requests of 0 tokens still fit.
+    for (let i = 0; i < 99; i++) expect(limiter.reserve('k', cost(0), 0).granted).toBe(true);
+    expect(limiter.reserve('k', cost(0), 0).granted).toBe(false);
+  });
+
+  it('refunds to the real usage on settle, and debits usage above the reservation', () => {
+    const limiter = new Limiter();
+    limiter.define('k', { outputTokensPerMinute: 1000 }, 0);
+    const first = limiter.reserve('k', cost(500, 500), 0);
+    const second = limiter.reserve('k', cost(500, 500), 0);
+    if (!first.granted || !second.granted) throw new Error('expected grants');
+    expect(limiter.reserve('k', cost(500, 500), 0)).toMatchObject({ granted: false, waitMs: 30_000 });
+    limiter.settle(first.reservation, 0, cost(100, 100));
+    expect(limiter.reserve('k', cost(400, 400), 0).granted).toBe(true);
+    limiter.settle(second.reservation, 0, cost(560, 560));
+    expect(limiter.stats('k')?.charged.outputTokens).toBe(100 + 560 + 400);
+    expect(limiter.reserve('k', cost(1, 1), 0)).toMatchObject({ granted: false, waitMs: 3660 });
+  });
+
+  it('settles once: a second settle changes nothing', () => {
+    const limiter = new Limiter();
+    limiter.define('k', { tokensPerMinute: 1000, maxConcurrent: 1 }, 0);
+    const permit = limiter.reserve('k', cost(1000), 0);
+    if (!permit.granted) throw new Error('expected a grant');
+    limiter.settle(permit.reservation, 0, cost(100));
+    limiter.settle(permit.reservation, 0, cost(0));
+    expect(limiter.stats('k')).toMatchObject({ inFlight: 0, charged: { tokens: 100 } });
+  });
+
+  it('holds calls beyond maxConcurrent until one ends', () => {
+    const limiter = new Limiter();
+    limiter.define('k', { maxConcurrent: 2 }, 0);
+    const a = limiter.reserve('k', cost(0), 0);
+    limiter.reserve('k', cost(0), 0);
+    expect(limiter.reserve('k', cost(0), 0)).toEqual({ granted: false, waitMs: Number.POSITIVE_INFINITY, reason: 'concurrency' });
+    if (!a.granted) throw new Error('expected a grant');
+    limiter.settle(a.reservation, 5);
+    expect(limiter.reserve('k', cost(0), 5).granted).toBe(true);
+  });
+
+  it('stops the whole key during a cooldown, and a shorter cooldown never shortens it', () => {
+    const limiter = new Limiter();
+    limiter.define('k', { requestsPerMinute: 1000 }, 0);
+    limiter.cooldown('k', 2500, 0);
+    limiter.cooldown('k', 1000, 0);
+    expect(limiter.reserve('k', cost(0), 100)).toEqual({ granted: false, waitMs: 2400, reason: 'cooldown' });
+    expect(limiter.reserve('k', cost(0), 2500).granted).toBe(true);
+  });
+
+  it('fails a request larger than a whole window at once, naming the limit', () => {
+    const limiter = new Limiter();
+    limiter.define('k', { tokensPerMinute: 1000 }, 0);
+    try {
+      limiter.reserve('k', cost(1500), 0);
+      expect.unreachable();
+    } catch (error) {
+      expect(error).toBeInstanceOf(FanoutError);
+      expect((error as FanoutError).code).toBe('request_too_large');
+      expect((error as FanoutError).retryable).toBe(false);
+      expect((error as Error).message).toContain('tokensPerMinute');
+      expect((error as Error).message).toContain('1000');
+    }
+  });
+
+  it('keeps per-day request buckets full-sized whatever the burst', () => {
+    const limiter = new Limiter();
+    limiter.define('k', { requestsPerDay: 100, burstSeconds: 1 }, 0);
+    for (let i = 0; i < 100; i++) expect(limiter.reserve('k', cost(0), 0).granted).toBe(true);
+    expect(limiter.reserve('k', cost(0), 0)).toEqual({ granted: false, waitMs: 864_000, reason: 'requestsPerDay' });
+  });
+
+  it('treats an undefined key as unlimited', () => {
+    const limiter = new Limiter();
+    for (let i = 0; i < 1000; i++) expect(limiter.reserve('free', cost(1e9), 0).granted).toBe(true);
+  });
+});

@@ -1,0 +1,253 @@
+import { FanoutError } from '../core/errors.js';
+import { exceedsLimit, fullBucket, give, refill, take, waitTime, type BucketSpec, type BucketState } from './token-bucket.js';
+
+/**
+ * Limits on one limit key (a provider's model, or a group of models that share
+ * a provider quota). Every field is optional; a key with none is unlimited.
+ */
+export interface LimitSpec {
+  requestsPerMinute?: number;
+  requestsPerDay?: number;
+  /** Input + output tokens per minute, as the provider counts them (see accounting). */
+  tokensPerMinute?: number;
+  inputTokensPerMinute?: number;
+  outputTokensPerMinute?: number;
+  /** Calls in flight at once on this key. */
+  maxConcurrent?: number;
+  /**
+   * Seconds of a per-minute rate the buckets may hold, i.e. the largest burst.
+   * Default 60: the bucket holds a whole minute, as OpenAI and Anthropic describe
+   * their limits. Set it lower (e.g. 1) for a provider that enforces a minute's
+   * limit over short slices. Per-day buckets always hold the whole day.
+   */
+  burstSeconds?: number;
+}
+
+/** What one call is charged, per dimension. */
+export interface Cost {
+  requests: number;
+  tokens: number;
+  inputTokens: number;
+  outputTokens: number;
+}
+
+export const ZERO_COST: Readonly<Cost> = Object.freeze({ requests: 0, tokens: 0, inputTokens: 0, outputTokens: 0 });
+
+export type LimitDimension =
+  | 'requestsPerMinute'
+  | 'requestsPerDay'
+  | 'tokensPerMinute'
+  | 'inputTokensPerMinute'
+  | 'outputTokensPerMinute';
+
+const MINUTE_MS = 60_000;
+const DAY_MS = 86_400_000;
+
+const DIMENSIONS: ReadonlyArray<{ name: LimitDimension; field: keyof Cost; windowMs: number }> = [
+  { name: 'requestsPerMinute', field: 'requests', windowMs: MINUTE_MS },
+  { name: 'requestsPerDay', field: 'requests', windowMs: DAY_MS },
+  { name: 'tokensPerMinute', field: 'tokens', windowMs: MINUTE_MS },
+  { name: 'inputTokensPerMinute', field: 'inputTokens', windowMs: MINUTE_MS },
+  { name: 'outputTokensPerMinute', field: 'outputTokens', windowMs: MINUTE_MS },
+];
+
+interface Bucket {
+  name: LimitDimension;
+  field: keyof Cost;
+  spec: BucketSpec;
+  state: BucketState;
+}
+
+interface KeyState {
+  key: string;
+  buckets: Bucket[];
+  maxConcurrent: number;
+  inFlight: number;
+  cooldownUntil: number;
+  charged: Cost;
+}
+
+/** A permit held by one call between `reserve` and `settle`. */
+export interface Reservation {
+  readonly key: string;
+  readonly cost: Readonly<Cost>;
+  settled: boolean;
+}
+
+export type WaitReason = LimitDimension | 'cooldown' | 'concurrency';
+
+export type ReserveResult =
+  | { granted: true; reservation: Reservation }
+  | {
+      granted: false;
+      /** Milliseconds until the permit can be had; Infinity when it waits for a call in flight to end. */
+      waitMs: number;
+      reason: WaitReason;
+    };
+
+export interface KeyStats {
+  /** Charged so far, after settlement: what the provider was told it used. */
+  charged: Cost;
+  inFlight: number;
+  cooldownUntil: number;
+}
+
+function bucketsFor(spec: LimitSpec, now: number): Bucket[] {
+  const burstMs = (spec.burstSeconds ?? 60) * 1000;
+  const buckets: Bucket[] = [];
+  for (const dimension of DIMENSIONS) {
+    const limit = spec[dimension.name];
+    if (limit === undefined) continue;
+    const share = dimension.windowMs === DAY_MS ? limit : (limit * Math.min(burstMs, dimension.windowMs)) / dimension.windowMs;
+    const bucketSpec: BucketSpec = { limit, windowMs: dimension.windowMs, capacity: Math.max(share, Math.min(1, limit)) };
+    buckets.push({ name: dimension.name, field: dimension.field, spec: bucketSpec, state: fullBucket(bucketSpec, now) });
+  }
+  return buckets;
+}
+
+/**
+ * The in-process limiter: one set of token buckets and a concurrency count per
+ * limit key. Time is passed in (`now`), never read.
+ *
+ * `reserve` takes every dimension at once or none. `settle` corrects the charge
+ * to the real usage: a refund when the call used less than reserved (up to the
+ * bucket's capacity), a debit when it used more. `cooldown` stops the whole key
+ * until a time, when a provider has said to wait.
+ */
+export class Limiter {
+  private readonly keys = new Map<string, KeyState>();
+
+  /** Sets (or replaces) the limits of `key`. Buckets start full. */
+  define(key: string, spec: LimitSpec, now: number): void {
+    const previous = this.keys.get(key);
+    this.keys.set(key, {
+      key,
+      buckets: bucketsFor(spec, now),
+      maxConcurrent: spec.maxConcurrent ?? Number.POSITIVE_INFINITY,
+      inFlight: previous?.inFlight ?? 0,
+      cooldownUntil: previous?.cooldownUntil ?? 0,
+      charged: previous?.charged ?? { ...ZERO_COST },
+    });
+  }
+
+  has(key: string): boolean {
+    return this.keys.has(key);
+  }
+
+  /**
+   * Throws `request_too_large` (not retryable) when `cost` exceeds a whole
+   * window's limit on some dimension of `key`, so it could never be admitted.
+   */
+  checkFits(key: string, cost: Cost): void {
+    const state = this.keys.get(key);
+    if (!state) return;
+    for (const bucket of state.buckets) {
+      const amount = cost[bucket.field];
+      if (exceedsLimit(bucket.spec, amount)) {
+        throw new FanoutError(
+          'request_too_large',
+          `request needs ${Math.ceil(amount)} on ${bucket.name} but the limit of ${key} is ${bucket.spec.limit}; it can never be admitted (lower max tokens or shorten the prompt)`,
+        );
+      }
+    }
+  }
+
+  /** Takes a permit for `cost` on `key` if every dimension has room now. */
+  reserve(key: string, cost: Cost, now: number): ReserveResult {
+    const state = this.ensure(key, now);
+    if (state.cooldownUntil > now) return { granted: false, waitMs: state.cooldownUntil - now, reason: 'cooldown' };
+    if (state.inFlight >= state.maxConcurrent) return { granted: false, waitMs: Number.POSITIVE_INFINITY, reason: 'concurrency' };
+    this.checkFits(key, cost);
+    let longest = 0;
+    let reason: WaitReason = 'requestsPerMinute';
+    for (const bucket of state.buckets) {
+      const waitMs = waitTime(bucket.spec, bucket.state, now, cost[bucket.field]);
+      if (waitMs > longest) {
+        longest = waitMs;
+        reason = bucket.name;
+      }
+    }
+    if (longest > 0) return { granted: false, waitMs: longest, reason };
+    for (const bucket of state.buckets) {
+      bucket.state = take(bucket.spec, bucket.state, now, cost[bucket.field]).state;
+    }
+    state.inFlight += 1;
+    addInto(state.charged, cost, 1);
+    return { granted: true, reservation: { key, cost, settled: false } };
+  }
+
+  /**
+   * Ends a reservation. With `actual`, each dimension is corrected from the
+   * reserved cost to `actual`; without it, the reserved cost stands. Settling
+   * twice is a no-op.
+   */
+  settle(reservation: Reservation, now: number, actual?: Cost): void {
+    if (reservation.settled) return;
+    reservation.settled = true;
+    const state = this.keys.get(reservation.key);
+    if (!state) return;
+    state.inFlight = Math.max(0, state.inFlight - 1);
+    if (!actual) return;
+    for (const bucket of state.buckets) {
+      const refund = reservation.cost[bucket.field] - actual[bucket.field];
+      if (refund !== 0) bucket.state = give(bucket.spec, bucket.state, now, refund);
+    }
+    addInto(state.charged, reservation.cost, -1);
+    addInto(state.charged, actual, 1);
+  }
+
+  /** Admits nothing on `key` before `untilMs`. A shorter cooldown never shortens a longer one. */
+  cooldown(key: string, untilMs: number, now: number): void {
+    const state = this.ensure(key, now);
+    state.cooldownUntil = Math.max(state.cooldownUntil, untilMs);
+  }
+
+  stats(key: string): KeyStats | undefined {
+    const state = this.keys.get(key);
+    if (!state) return undefined;
+    return { charged: { ...state.charged }, inFlight: state.inFlight, cooldownUntil: state.cooldownUntil };
+  }
+
+  /** The limits of `key` as buckets see them (limit per window and capacity), for reports. */
+  buckets(key: string): ReadonlyArray<{ name: LimitDimension; limit: number; windowMs: number; capacity: number }> {
+    const state = this.keys.get(key);
+    if (!state) return [];
+    return state.buckets.map((b) => ({ name: b.name, ...b.spec }));
+  }
+
+  /** Each bucket's level at `now`: what a provider's rate-limit headers would report. */
+  levels(key: string, now: number): ReadonlyArray<{ name: LimitDimension; limit: number; remaining: number; resetMs: number }> {
+    const state = this.keys.get(key);
+    if (!state) return [];
+    return state.buckets.map((b) => {
+      const current = refill(b.spec, b.state, now);
+      const missing = b.spec.capacity - current.tokens;
+      return {
+        name: b.name,
+        limit: b.spec.limit,
+        remaining: Math.max(0, Math.floor(current.tokens)),
+        resetMs: Math.ceil((missing * b.spec.windowMs) / b.spec.limit),
+      };
+    });
+  }
+
+  maxConcurrent(key: string): number {
+    return this.keys.get(key)?.maxConcurrent ?? Number.POSITIVE_INFINITY;
+  }
+
+  private ensure(key: string, now: number): KeyState {
+    let state = this.keys.get(key);
+    if (!state) {
+      this.define(key, {}, now);
+      state = this.keys.get(key) as KeyState;
+    }
+    return state;
+  }
+}
+
+function addInto(target: Cost, cost: Readonly<Cost>, sign: 1 | -1): void {
+  target.requests += sign * cost.requests;
+  target.tokens += sign * cost.tokens;
+  target.inputTokens += sign * cost.inputTokens;
+  target.outputTokens += sign * cost.outputTokens;
+}

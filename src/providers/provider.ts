@@ -1,0 +1,53 @@
+import type { Clock } from '../core/clock.js';
+import type { ChatMessage, ModelResult } from '../core/types.js';
+import type { AccountingOptions } from '../limits/accounting.js';
+
+/** One call as a provider receives it: the model name without its `provider:` prefix. */
+export interface ModelCall {
+  model: string;
+  messages: ChatMessage[];
+  system?: string;
+  /** Always set by the engine (the request's value or the engine default), so limits match what is sent. */
+  maxTokens: number;
+  temperature?: number;
+  topP?: number;
+  stop?: string[];
+  seed?: number;
+  providerOptions?: Record<string, unknown>;
+}
+
+export interface CallContext {
+  /** Aborts when the task is cancelled or the attempt times out; the provider must stop its request. */
+  signal: AbortSignal;
+  /** 1 for the first attempt. */
+  attempt: number;
+  /** The engine's clock; a provider that waits uses it. */
+  clock: Clock;
+}
+
+export type StreamEvent = { type: 'delta'; text: string } | { type: 'done'; result: ModelResult };
+
+/**
+ * A model provider. Implementations translate fanout's call into their
+ * vendor's wire format and back, and throw `ProviderError` with the failure
+ * classified (code, retryable, retry-after). They never retry on their own:
+ * the engine owns retries, so that waits are visible to the shared limiter.
+ */
+export interface Provider {
+  /** The prefix in `provider:model` names. */
+  readonly name: string;
+  complete(call: ModelCall, context: CallContext): Promise<ModelResult>;
+  /**
+   * Streams deltas and ends with exactly one `done` event. An error after the
+   * first delta is thrown from the iterator; the engine discards the partial text.
+   */
+  stream(call: ModelCall, context: CallContext): AsyncIterable<StreamEvent>;
+  /**
+   * Input tokens of a call by this provider's own count. Optional: without it
+   * the engine estimates with the o200k tokenizer.
+   */
+  countInputTokens?(call: Pick<ModelCall, 'model' | 'messages' | 'system'>): number;
+  /** How this provider charges its rate limits for `model`. */
+  accounting(model: string): AccountingOptions;
+  close?(): Promise<void>;
+}
