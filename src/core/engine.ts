@@ -409,7 +409,7 @@ export class Engine {
     const decision = decideRetry(error, attempt, maxAttempts, this.retry, this.random);
     this.applyCooldown(resolved.key, error, decision.retry ? decision.delayMs : undefined, now);
     if (!decision.retry) {
-      const final = decision.reason === 'attempts_exhausted'
+      const final = decision.reason === 'attempts_exhausted' && attempt > 1
         ? new RetryError('retries_exhausted', `failed after ${attempt} attempts; last error: ${error.message}`, error, task.attempts ?? [])
         : error;
       this.fail(task, final);
