@@ -52,11 +52,11 @@ const rateLimited = (retryAfterMs?: number) =>
 const serverError = () => new ProviderError('server_error', '500 internal', { provider: 'fake', status: 500, retryable: true });
 
 describe('engine pacing on a 60 rpm key', () => {
-  it('starts 60 at 0 ms, the 61st at exactly 1,000 ms and the 62nd at 2,000 ms', async () => {
-    const { clock, engine, startsOf } = setup({ models: { 'mock:m': { limits: { requestsPerMinute: 60 } } } });
+  it('starts 60 at 0 ms, the 61st at exactly 1,000 ms and the 62nd at 2,000 ms (no transit guard)', async () => {
+    const { clock, engine, startsOf } = setup({ models: { 'mock:m': { limits: { requestsPerMinute: 60, transitMs: 0 } } } });
     const handles = Array.from({ length: 62 }, (_, i) => engine.submit(ask('mock:m', `q${i}`)));
     await clock.advance(0);
-    expect(handles.slice(0, 60).every((h) => startsOf(h.id)[0] === 0)).toBe(true);
+    expect(handles.slice(0, 60).map((h) => startsOf(h.id)[0])).toEqual(new Array(60).fill(0));
     expect(handles[60]?.status().state).toBe('rate_limited');
     expect(handles[60]?.status().eta).toBe(1000);
     await clock.advanceTo(999);
@@ -66,6 +66,15 @@ describe('engine pacing on a 60 rpm key', () => {
     await clock.advanceTo(2000);
     expect(startsOf(handles[61]!.id)).toEqual([2000]);
     await engine.idle();
+  });
+
+  it('with the default 1 ms transit guard: 59 at 0 ms, the 60th at 1 ms, the 61st at 1,001 ms', async () => {
+    const { clock, engine, startsOf } = setup({ models: { 'mock:m': { limits: { requestsPerMinute: 60 } } } });
+    const handles = Array.from({ length: 61 }, (_, i) => engine.submit(ask('mock:m', `q${i}`)));
+    await clock.runAll();
+    const starts = handles.map((h) => startsOf(h.id)[0]);
+    expect(starts.slice(0, 59)).toEqual(new Array(59).fill(0));
+    expect(starts.slice(59)).toEqual([1, 1001]);
   });
 
   it('gives unused output tokens back as each call ends, so a zero-latency run is not held back', async () => {
@@ -83,7 +92,7 @@ describe('engine pacing on a 60 rpm key', () => {
 });
 
 describe('settling to real usage', () => {
-  const limits = { outputTokensPerMinute: 1000 };
+  const limits = { outputTokensPerMinute: 1000, transitMs: 0 };
 
   it('anthropic accounting: refunded output lets the next call in when the last one ends', async () => {
     const { clock, engine, startsOf } = setup({

@@ -82,6 +82,8 @@ export class Engine {
   private readonly tasks = new Map<string, Task>();
   private readonly retry: Required<RetryOptions>;
   private readonly defaultMaxTokens: number;
+  /** Calls in flight allowed across the engine. */
+  readonly concurrency: number;
   private seq = 0;
   private pending = 0;
   private idleWaiters: Array<() => void> = [];
@@ -98,6 +100,7 @@ export class Engine {
     };
     this.defaultMaxTokens = positiveInteger('defaultMaxTokens', options.defaultMaxTokens, 1024);
     const concurrency = positiveInteger('concurrency', options.concurrency, 256);
+    this.concurrency = concurrency;
     const providers = new Map<string, Provider>([['mock', new MockProvider()]]);
     const given = Array.isArray(options.providers) ? options.providers : Object.values(options.providers ?? {});
     for (const provider of given) providers.set(provider.name, provider);
@@ -174,6 +177,11 @@ export class Engine {
   /** Engine-wide events from now on, as an async iterator. */
   events(options?: EventStreamOptions): AsyncIterableIterator<EngineEvent> {
     return this.hub.stream(options);
+  }
+
+  /** Calls in flight right now. */
+  get inFlight(): number {
+    return this.scheduler.inFlight;
   }
 
   /** Tasks that have not ended. */

@@ -22,7 +22,8 @@ export type ErrorCode =
   | 'retries_exhausted'
   | 'engine_closed'
   | 'illegal_transition'
-  | 'unknown_task';
+  | 'unknown_task'
+  | 'io_error';
 
 export interface FanoutErrorOptions {
   retryable?: boolean;

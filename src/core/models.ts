@@ -3,7 +3,7 @@ import type { Limiter, LimitSpec } from '../limits/limiter.js';
 import type { Provider } from '../providers/provider.js';
 import { ValidationError } from './errors.js';
 
-/** How fanout treats one model (or every model of a provider, under `provider:*`). */
+/** How fanout treats one model (`provider:model`), every model of a provider (`provider:*`), or every model (`*`). */
 export interface ModelSettings {
   /** Limits of this model's own limit key. Ignored when `group` is set. */
   limits?: LimitSpec;
@@ -67,7 +67,7 @@ export class ModelRegistry {
       ]);
     }
     const exact = this.options.models[model];
-    const settings = exact ?? this.options.models[`${providerName}:*`] ?? {};
+    const settings = exact ?? this.options.models[`${providerName}:*`] ?? this.options.models['*'] ?? {};
     const key = settings.group ?? model;
     const { limiter } = this.options;
     if (settings.group === undefined && !limiter.has(key)) limiter.define(key, settings.limits ?? {}, this.options.now());

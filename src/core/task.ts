@@ -20,6 +20,8 @@ export interface TaskStatus {
   id: string;
   label?: string;
   model: string;
+  /** The limit key the task is charged to. */
+  key: string;
   priority: number;
   state: TaskState;
   submittedAt: number;
@@ -106,6 +108,7 @@ export class Task {
       id: this.id,
       label: this.request.label,
       model: this.request.model,
+      key: this.key,
       priority: this.priority,
       state: this.state,
       submittedAt: this.submittedAt,

@@ -7,11 +7,19 @@ const cost = (tokens: number, outputTokens = 0, inputTokens = tokens - outputTok
 describe('Limiter', () => {
   it('admits 60 at once on a 60 rpm key, then one every 1,000 ms', () => {
     const limiter = new Limiter();
-    limiter.define('k', { requestsPerMinute: 60 }, 0);
+    limiter.define('k', { requestsPerMinute: 60, transitMs: 0 }, 0);
     for (let i = 0; i < 60; i++) expect(limiter.reserve('k', cost(0), 0).granted).toBe(true);
     expect(limiter.reserve('k', cost(0), 0)).toEqual({ granted: false, waitMs: 1000, reason: 'requestsPerMinute' });
     expect(limiter.reserve('k', cost(0), 1000).granted).toBe(true);
     expect(limiter.reserve('k', cost(0), 1000)).toEqual({ granted: false, waitMs: 1000, reason: 'requestsPerMinute' });
+  });
+
+  it('floors times to whole milliseconds', () => {
+    const limiter = new Limiter();
+    limiter.define('k', { requestsPerMinute: 60, burstSeconds: 1, transitMs: 0 }, 0.7);
+    expect(limiter.reserve('k', cost(0), 0.9).granted).toBe(true);
+    expect(limiter.reserve('k', cost(0), 999.99)).toEqual({ granted: false, waitMs: 1, reason: 'requestsPerMinute' });
+    expect(limiter.reserve('k', cost(0), 1000.2).granted).toBe(true);
   });
 
   it('narrows the burst with burstSeconds', () => {
@@ -23,7 +31,7 @@ describe('Limiter', () => {
 
   it('takes every dimension or none, and reports the one that binds longest', () => {
     const limiter = new Limiter();
-    limiter.define('k', { requestsPerMinute: 100, tokensPerMinute: 1000 }, 0);
+    limiter.define('k', { requestsPerMinute: 100, tokensPerMinute: 1000, transitMs: 0 }, 0);
     expect(limiter.reserve('k', cost(900), 0).granted).toBe(true);
     const refused = limiter.reserve('k', cost(200), 0);
     expect(refused).toEqual({ granted: false, waitMs: 6000, reason: 'tokensPerMinute' });
@@ -34,7 +42,7 @@ describe('Limiter', () => {
 
   it('refunds to the real usage on settle, and debits usage above the reservation', () => {
     const limiter = new Limiter();
-    limiter.define('k', { outputTokensPerMinute: 1000 }, 0);
+    limiter.define('k', { outputTokensPerMinute: 1000, transitMs: 0 }, 0);
     const first = limiter.reserve('k', cost(500, 500), 0);
     const second = limiter.reserve('k', cost(500, 500), 0);
     if (!first.granted || !second.granted) throw new Error('expected grants');
@@ -93,7 +101,7 @@ describe('Limiter', () => {
 
   it('keeps per-day request buckets full-sized whatever the burst', () => {
     const limiter = new Limiter();
-    limiter.define('k', { requestsPerDay: 100, burstSeconds: 1 }, 0);
+    limiter.define('k', { requestsPerDay: 100, burstSeconds: 1, transitMs: 0 }, 0);
     for (let i = 0; i < 100; i++) expect(limiter.reserve('k', cost(0), 0).granted).toBe(true);
     expect(limiter.reserve('k', cost(0), 0)).toEqual({ granted: false, waitMs: 864_000, reason: 'requestsPerDay' });
   });

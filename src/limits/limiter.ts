@@ -1,5 +1,5 @@
 import { FanoutError } from '../core/errors.js';
-import { exceedsLimit, fullBucket, give, refill, take, waitTime, type BucketSpec, type BucketState } from './token-bucket.js';
+import { exceedsLimit, fullBucket, give, refill, take, tokensIn, waitTime, type BucketSpec, type BucketState } from './token-bucket.js';
 
 /**
  * Limits on one limit key (a provider's model, or a group of models that share
@@ -21,6 +21,15 @@ export interface LimitSpec {
    * limit over short slices. Per-day buckets always hold the whole day.
    */
   burstSeconds?: number;
+  /**
+   * Milliseconds between fanout admitting a call and the provider counting
+   * it. When a bucket is full, fanout's would keep refilling during that time
+   * while the provider's could not; a take from a full bucket therefore first
+   * gives up `transitMs` of refill, so fanout's count never runs ahead of the
+   * provider's. Default 1 (times are whole milliseconds, so a call counted in
+   * the next millisecond is covered).
+   */
+  transitMs?: number;
 }
 
 /** What one call is charged, per dimension. */
@@ -41,6 +50,7 @@ export type LimitDimension =
   | 'outputTokensPerMinute';
 
 const MINUTE_MS = 60_000;
+const DEFAULT_TRANSIT_MS = 1;
 const DAY_MS = 86_400_000;
 
 const DIMENSIONS: ReadonlyArray<{ name: LimitDimension; field: keyof Cost; windowMs: number }> = [
@@ -99,7 +109,12 @@ function bucketsFor(spec: LimitSpec, now: number): Bucket[] {
     const limit = spec[dimension.name];
     if (limit === undefined) continue;
     const share = dimension.windowMs === DAY_MS ? limit : (limit * Math.min(burstMs, dimension.windowMs)) / dimension.windowMs;
-    const bucketSpec: BucketSpec = { limit, windowMs: dimension.windowMs, capacity: Math.max(share, Math.min(1, limit)) };
+    const bucketSpec: BucketSpec = {
+      limit,
+      windowMs: dimension.windowMs,
+      capacity: Math.max(share, Math.min(1, limit)),
+      transitMs: spec.transitMs ?? DEFAULT_TRANSIT_MS,
+    };
     buckets.push({ name: dimension.name, field: dimension.field, spec: bucketSpec, state: fullBucket(bucketSpec, now) });
   }
   return buckets;
@@ -107,7 +122,8 @@ function bucketsFor(spec: LimitSpec, now: number): Bucket[] {
 
 /**
  * The in-process limiter: one set of token buckets and a concurrency count per
- * limit key. Time is passed in (`now`), never read.
+ * limit key. Time is passed in (`now`), never read, and floored to whole
+ * milliseconds so the bucket arithmetic stays exact.
  *
  * `reserve` takes every dimension at once or none. `settle` corrects the charge
  * to the real usage: a refund when the call used less than reserved (up to the
@@ -119,6 +135,7 @@ export class Limiter {
 
   /** Sets (or replaces) the limits of `key`. Buckets start full. */
   define(key: string, spec: LimitSpec, now: number): void {
+    now = Math.floor(now);
     const previous = this.keys.get(key);
     this.keys.set(key, {
       key,
@@ -154,6 +171,7 @@ export class Limiter {
 
   /** Takes a permit for `cost` on `key` if every dimension has room now. */
   reserve(key: string, cost: Cost, now: number): ReserveResult {
+    now = Math.floor(now);
     const state = this.ensure(key, now);
     if (state.cooldownUntil > now) return { granted: false, waitMs: state.cooldownUntil - now, reason: 'cooldown' };
     if (state.inFlight >= state.maxConcurrent) return { granted: false, waitMs: Number.POSITIVE_INFINITY, reason: 'concurrency' };
@@ -184,6 +202,7 @@ export class Limiter {
   settle(reservation: Reservation, now: number, actual?: Cost): void {
     if (reservation.settled) return;
     reservation.settled = true;
+    now = Math.floor(now);
     const state = this.keys.get(reservation.key);
     if (!state) return;
     state.inFlight = Math.max(0, state.inFlight - 1);
@@ -212,7 +231,7 @@ export class Limiter {
   buckets(key: string): ReadonlyArray<{ name: LimitDimension; limit: number; windowMs: number; capacity: number }> {
     const state = this.keys.get(key);
     if (!state) return [];
-    return state.buckets.map((b) => ({ name: b.name, ...b.spec }));
+    return state.buckets.map((b) => ({ name: b.name, limit: b.spec.limit, windowMs: b.spec.windowMs, capacity: b.spec.capacity }));
   }
 
   /** Each bucket's level at `now`: what a provider's rate-limit headers would report. */
@@ -220,12 +239,13 @@ export class Limiter {
     const state = this.keys.get(key);
     if (!state) return [];
     return state.buckets.map((b) => {
-      const current = refill(b.spec, b.state, now);
-      const missing = b.spec.capacity - current.tokens;
+      const current = refill(b.spec, b.state, Math.floor(now));
+      const tokens = tokensIn(b.spec, current);
+      const missing = b.spec.capacity - tokens;
       return {
         name: b.name,
         limit: b.spec.limit,
-        remaining: Math.max(0, Math.floor(current.tokens)),
+        remaining: Math.max(0, Math.floor(tokens)),
         resetMs: Math.ceil((missing * b.spec.windowMs) / b.spec.limit),
       };
     });

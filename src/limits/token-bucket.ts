@@ -3,10 +3,11 @@
  * mutation: the in-memory limiter and a future shared (Redis) limiter run the
  * same arithmetic against the same test table.
  *
- * Rates are kept as `limit` per `windowMs` and refills are computed as
- * `elapsed × limit / windowMs`, multiplying first, so that whole-millisecond
- * times give exact token counts (60 per minute refills exactly 1 per 1,000 ms).
- * Fractional tokens are carried, never dropped.
+ * Exact arithmetic: the level is kept in units of 1/windowMs of a token, so a
+ * limit of L per window refills exactly L units per millisecond. With whole
+ * limits, whole costs and whole-millisecond times (the limiter floors them)
+ * every value is an integer, and two buckets fed the same events agree to the
+ * unit; a fraction of a token is carried, never dropped or rounded away.
  */
 
 export interface BucketSpec {
@@ -20,32 +21,44 @@ export interface BucketSpec {
    * bucket is full, and leaves it in debt that refills at the normal rate.
    */
   capacity: number;
+  /**
+   * Milliseconds between fanout admitting a call and the provider counting it.
+   * While fanout's bucket is full it would go on refilling during that time,
+   * but the provider's, full too, cannot: so a take from a (nearly) full
+   * bucket first drops the refill of `transitMs`. Default 0.
+   */
+  transitMs?: number;
 }
 
 export interface BucketState {
-  /** Tokens available; negative while a large request's debt is being repaid. */
-  tokens: number;
-  /** The time `tokens` was computed for. */
+  /** Level in units of 1/windowMs token; negative while a large request's debt is repaid. */
+  level: number;
+  /** The time (ms) `level` was computed for. */
   updatedAt: number;
 }
 
-/** Tolerance for floating-point residue when comparing token counts. */
-const EPSILON = 1e-9;
+function capacityUnits(spec: BucketSpec): number {
+  return spec.capacity * spec.windowMs;
+}
+
+/** Tokens in a state (for reports and tests). */
+export function tokensIn(spec: BucketSpec, state: BucketState): number {
+  return state.level / spec.windowMs;
+}
 
 export function fullBucket(spec: BucketSpec, now: number): BucketState {
-  return { tokens: spec.capacity, updatedAt: now };
+  return { level: capacityUnits(spec), updatedAt: now };
 }
 
 /** The bucket as it stands at `now` (time never runs backwards here). */
 export function refill(spec: BucketSpec, state: BucketState, now: number): BucketState {
   if (now <= state.updatedAt) return state;
-  const gained = ((now - state.updatedAt) * spec.limit) / spec.windowMs;
-  return { tokens: Math.min(spec.capacity, state.tokens + gained), updatedAt: now };
+  return { level: Math.min(capacityUnits(spec), state.level + (now - state.updatedAt) * spec.limit), updatedAt: now };
 }
 
 /** True when `cost` can never be admitted: it exceeds the whole window's limit. */
 export function exceedsLimit(spec: BucketSpec, cost: number): boolean {
-  return cost > spec.limit + EPSILON;
+  return cost > spec.limit;
 }
 
 /**
@@ -55,15 +68,13 @@ export function exceedsLimit(spec: BucketSpec, cost: number): boolean {
  */
 export function waitTime(spec: BucketSpec, state: BucketState, now: number, cost: number): number {
   const current = refill(spec, state, now);
-  const needed = Math.min(cost, spec.capacity);
-  const deficit = needed - current.tokens;
-  if (deficit <= EPSILON) return 0;
-  return Math.ceil((deficit * spec.windowMs) / spec.limit - EPSILON);
+  const deficit = Math.min(cost, spec.capacity) * spec.windowMs - current.level;
+  return deficit <= 0 ? 0 : Math.ceil(deficit / spec.limit);
 }
 
 export interface TakeResult {
   state: BucketState;
-  /** 0 when the tokens were taken; otherwise the wait, and `state` is unchanged but refilled. */
+  /** 0 when the tokens were taken; otherwise the wait, and `state` is refilled but not charged. */
   waitMs: number;
 }
 
@@ -72,7 +83,9 @@ export function take(spec: BucketSpec, state: BucketState, now: number, cost: nu
   const current = refill(spec, state, now);
   const waitMs = waitTime(spec, current, now, cost);
   if (waitMs > 0) return { state: current, waitMs };
-  return { state: { tokens: current.tokens - cost, updatedAt: current.updatedAt }, waitMs: 0 };
+  const ceiling = capacityUnits(spec) - (spec.transitMs ?? 0) * spec.limit;
+  const before = Math.min(current.level, Math.max(ceiling, Math.min(cost, spec.capacity) * spec.windowMs));
+  return { state: { level: before - cost * spec.windowMs, updatedAt: current.updatedAt }, waitMs: 0 };
 }
 
 /**
@@ -81,11 +94,5 @@ export function take(spec: BucketSpec, state: BucketState, now: number, cost: nu
  */
 export function give(spec: BucketSpec, state: BucketState, now: number, amount: number): BucketState {
   const current = refill(spec, state, now);
-  return { tokens: Math.min(spec.capacity, current.tokens + amount), updatedAt: current.updatedAt };
-}
-
-/** Sets the bucket's level directly, e.g. from a provider's `remaining` header. */
-export function withTokens(spec: BucketSpec, state: BucketState, now: number, tokens: number): BucketState {
-  const current = refill(spec, state, now);
-  return { tokens: Math.min(spec.capacity, tokens), updatedAt: current.updatedAt };
+  return { level: Math.min(capacityUnits(spec), current.level + amount * spec.windowMs), updatedAt: current.updatedAt };
 }

@@ -67,7 +67,7 @@ describe('mock provider', () => {
   });
 
   it('answers 429 with retry-after and rate-limit information past its own limits', async () => {
-    const mock = new MockProvider({ models: { m: { limits: { requestsPerMinute: 2, tokensPerMinute: 100_000 } } } });
+    const mock = new MockProvider({ models: { m: { limits: { requestsPerMinute: 2, tokensPerMinute: 100_000, transitMs: 0 } } } });
     const clock = new ManualClock();
     const first = await mock.complete(call('a'), context(clock));
     expect(first.rateLimit).toMatchObject({ requestsLimit: 2, requestsRemaining: 1, requestsResetMs: 30_000, tokensLimit: 100_000 });

@@ -1,7 +1,7 @@
 import { ProviderError } from '../../core/errors.js';
 import { seededRandom, type Random } from '../../core/random.js';
 import type { ModelResult, RateLimitInfo, Usage } from '../../core/types.js';
-import { admissionCost, settledCost, type AccountingOptions, type AccountingRule } from '../../limits/accounting.js';
+import { admissionCost, failedCost, settledCost, type AccountingOptions, type AccountingRule } from '../../limits/accounting.js';
 import { Limiter, type LimitSpec, type Reservation } from '../../limits/limiter.js';
 import type { CallContext, ModelCall, Provider, StreamEvent } from '../provider.js';
 import { hashPrompt, mockWords } from './text.js';
@@ -171,7 +171,8 @@ export class MockProvider implements Provider {
     const reserved = admissionCost(accounting, { inputTokens, cacheReadTokens: 0, cacheWriteTokens: 0, maxOutputTokens: call.maxTokens });
     let reservation: Reservation | undefined;
     if (settings.limits) {
-      if (!this.limiter.has(call.model)) this.limiter.define(call.model, settings.limits, now);
+      // The upstream counts a call when it arrives: no transit guard on this side.
+      if (!this.limiter.has(call.model)) this.limiter.define(call.model, { ...settings.limits, transitMs: 0 }, now);
       try {
         this.limiter.checkFits(call.model, reserved);
       } catch (error) {
@@ -203,7 +204,7 @@ export class MockProvider implements Provider {
       random: this.random,
       release: (usage) => {
         if (!reservation) return;
-        this.limiter.settle(reservation, context.clock.now(), usage ? settledCost(accounting, reserved, usage) : undefined);
+        this.limiter.settle(reservation, context.clock.now(), usage ? settledCost(accounting, reserved, usage) : failedCost(reserved));
       },
     });
   }

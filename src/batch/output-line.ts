@@ -1,0 +1,97 @@
+import type { FanoutError } from '../core/errors.js';
+import type { TaskStatus } from '../core/task.js';
+
+/**
+ * One output line per input line, in OpenAI's batch output shape (`id`,
+ * `custom_id`, `response` with `status_code` and a chat.completion `body`, or
+ * `error`) so existing tooling reads it, plus a `fanout` object with the line
+ * number, model, attempts, usage and time split.
+ */
+export interface OutputLine {
+  id: string | null;
+  custom_id: string | null;
+  response: { status_code: number; request_id: string | null; body: ChatCompletion } | null;
+  error: { code: string; message: string; status?: number } | null;
+  fanout: {
+    line: number;
+    model?: string;
+    state?: string;
+    attempts: number;
+    /** Why earlier attempts failed, when any did. */
+    attempt_errors?: Array<{ attempt: number; code: string; status?: number }>;
+    usage?: { input_tokens: number; output_tokens: number; cache_read_tokens: number; cache_write_tokens: number };
+    timing?: { queued_ms: number; rate_limited_ms: number; provider_ms: number; total_ms: number };
+  };
+}
+
+interface ChatCompletion {
+  id: string;
+  object: 'chat.completion';
+  created: number;
+  model: string;
+  choices: Array<{ index: number; message: { role: 'assistant'; content: string }; finish_reason: string }>;
+  usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number; prompt_tokens_details: { cached_tokens: number } };
+}
+
+const round = (ms: number): number => Math.round(ms * 1000) / 1000;
+
+export function completedLine(line: number, customId: string, status: TaskStatus): OutputLine {
+  const result = status.result;
+  if (!result) throw new Error(`task ${status.id} has no result`);
+  const usage = result.usage;
+  const promptTokens = usage.inputTokens + usage.cacheReadTokens + usage.cacheWriteTokens;
+  return {
+    id: status.id,
+    custom_id: customId,
+    response: {
+      status_code: 200,
+      request_id: result.requestId ?? null,
+      body: {
+        id: `chatcmpl-${status.id}`,
+        object: 'chat.completion',
+        created: Math.floor((status.endedAt ?? status.submittedAt) / 1000),
+        model: result.model,
+        choices: [{ index: 0, message: { role: 'assistant', content: result.text }, finish_reason: result.finishReason }],
+        usage: {
+          prompt_tokens: promptTokens,
+          completion_tokens: usage.outputTokens,
+          total_tokens: promptTokens + usage.outputTokens,
+          prompt_tokens_details: { cached_tokens: usage.cacheReadTokens },
+        },
+      },
+    },
+    error: null,
+    fanout: { ...common(line, status), usage: usageOf(status) },
+  };
+}
+
+export function failedLine(line: number, customId: string | null, error: FanoutError | NonNullable<TaskStatus['error']>, status?: TaskStatus): OutputLine {
+  const summary: OutputLine['error'] = { code: error.code, message: error.message };
+  if ('status' in error && typeof error.status === 'number') summary.status = error.status;
+  return {
+    id: status?.id ?? null,
+    custom_id: customId,
+    response: null,
+    error: summary,
+    fanout: status ? common(line, status) : { line, attempts: 0 },
+  };
+}
+
+function common(line: number, status: TaskStatus): OutputLine['fanout'] {
+  const t = status.timing;
+  const errors = status.attempts.filter((a) => a.error).map((a) => ({ attempt: a.attempt, code: a.error?.code as string, status: a.error?.status }));
+  return {
+    line,
+    model: status.model,
+    state: status.state,
+    attempts: status.attempts.length,
+    ...(errors.length > 0 ? { attempt_errors: errors } : {}),
+    timing: { queued_ms: round(t.queuedMs), rate_limited_ms: round(t.rateLimitedMs), provider_ms: round(t.providerMs), total_ms: round(t.totalMs) },
+  };
+}
+
+function usageOf(status: TaskStatus): NonNullable<OutputLine['fanout']['usage']> | undefined {
+  const u = status.usage;
+  if (!u) return undefined;
+  return { input_tokens: u.inputTokens, output_tokens: u.outputTokens, cache_read_tokens: u.cacheReadTokens, cache_write_tokens: u.cacheWriteTokens };
+}

@@ -1,0 +1,202 @@
+import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
+import { SingleBar } from 'cli-progress';
+import type { Command } from 'commander';
+import { engineOptionsFromConfig } from '../config/engine-options.js';
+import type { FanoutConfig } from '../config/schema.js';
+import { runBatch, type BatchProgress, type BatchSummary } from '../batch/run-batch.js';
+import { createEngine } from '../core/engine.js';
+import { FanoutError } from '../core/errors.js';
+import type { LimitSpec } from '../limits/limiter.js';
+import { loadConfig } from './config-file.js';
+import { EXIT } from './exit-codes.js';
+import { formatCount, formatMs, formatPercent } from './format.js';
+
+interface BatchFlags {
+  output: string;
+  config?: string;
+  concurrency?: number;
+  model?: string;
+  defaultProvider?: string;
+  rpm?: number;
+  rpd?: number;
+  tpm?: number;
+  itpm?: number;
+  otpm?: number;
+  maxConcurrent?: number;
+  burstSeconds?: number;
+  maxAttempts?: number;
+  window?: number;
+  json?: boolean;
+  progress?: boolean;
+}
+
+function positiveNumber(flag: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n <= 0) throw new FanoutError('invalid_config', `${flag}: expected a positive number, received "${value}"`);
+    return n;
+  };
+}
+
+export function registerBatchCommand(program: Command, setExitCode: (code: number) => void): void {
+  program
+    .command('batch')
+    .description('run every line of a JSONL file (OpenAI batch format or {"model","prompt"}) and write one result line per input line, in order')
+    .argument('<input>', 'input JSONL file, or - for standard input')
+    .requiredOption('-o, --output <file>', 'output JSONL file (overwritten)')
+    .option('-c, --config <file>', 'fanout.yaml with models, limits and providers (default: $FANOUT_CONFIG)')
+    .option('--model <provider:model>', 'run every line on this model instead of the one it names')
+    .option('--default-provider <name>', 'provider for model names without a "provider:" prefix')
+    .option('--concurrency <n>', 'calls in flight across all models', positiveNumber('--concurrency'))
+    .option('--rpm <n>', 'requests per minute, for every model', positiveNumber('--rpm'))
+    .option('--rpd <n>', 'requests per day, for every model', positiveNumber('--rpd'))
+    .option('--tpm <n>', 'tokens per minute, for every model', positiveNumber('--tpm'))
+    .option('--itpm <n>', 'input tokens per minute, for every model', positiveNumber('--itpm'))
+    .option('--otpm <n>', 'output tokens per minute, for every model', positiveNumber('--otpm'))
+    .option('--max-concurrent <n>', 'calls in flight per model', positiveNumber('--max-concurrent'))
+    .option('--burst-seconds <n>', 'seconds of a per-minute limit that may go at once (default 60)', positiveNumber('--burst-seconds'))
+    .option('--max-attempts <n>', 'attempts per line, the first included (default 5)', positiveNumber('--max-attempts'))
+    .option('--window <n>', 'lines in flight at once; reading pauses beyond it (default 10000)', positiveNumber('--window'))
+    .option('--json', 'print the summary as JSON')
+    .option('--no-progress', 'no progress output')
+    .action(async (input: string, flags: BatchFlags) => {
+      setExitCode(await batchAction(input, flags));
+    });
+}
+
+function withFlagLimits(config: FanoutConfig, flags: BatchFlags): FanoutConfig {
+  const limits: LimitSpec = {};
+  if (flags.rpm !== undefined) limits.requestsPerMinute = flags.rpm;
+  if (flags.rpd !== undefined) limits.requestsPerDay = flags.rpd;
+  if (flags.tpm !== undefined) limits.tokensPerMinute = flags.tpm;
+  if (flags.itpm !== undefined) limits.inputTokensPerMinute = flags.itpm;
+  if (flags.otpm !== undefined) limits.outputTokensPerMinute = flags.otpm;
+  if (flags.maxConcurrent !== undefined) limits.maxConcurrent = Math.floor(flags.maxConcurrent);
+  if (flags.burstSeconds !== undefined) limits.burstSeconds = flags.burstSeconds;
+  const models = { ...config.models };
+  if (Object.keys(limits).length > 0) {
+    // Flags win over the config for every model, and set limits for models the config does not name.
+    for (const [name, settings] of Object.entries(models)) {
+      if (settings.group === undefined) models[name] = { ...settings, limits: { ...settings.limits, ...limits } };
+    }
+    models['*'] = { ...models['*'], limits: { ...models['*']?.limits, ...limits } };
+  }
+  return {
+    ...config,
+    models,
+    concurrency: flags.concurrency === undefined ? config.concurrency : Math.floor(flags.concurrency),
+    retry: flags.maxAttempts === undefined ? config.retry : { ...config.retry, maxAttempts: Math.floor(flags.maxAttempts) },
+  };
+}
+
+async function batchAction(input: string, flags: BatchFlags): Promise<number> {
+  const config = withFlagLimits(await loadConfig(flags.config), flags);
+  const inputStream = input === '-' ? process.stdin : createReadStream(input);
+  const opened = new Promise<void>((resolve, reject) => {
+    if (input === '-') resolve();
+    inputStream.once('ready', () => resolve());
+    inputStream.once('error', (error: NodeJS.ErrnoException) =>
+      reject(new FanoutError('invalid_config', `input file ${input}: ${error.code === 'ENOENT' ? 'no such file' : error.message}`)),
+    );
+  });
+  await opened;
+  let output;
+  try {
+    output = await open(flags.output, 'w');
+  } catch (error) {
+    throw new FanoutError('invalid_config', `output file ${flags.output}: cannot be written (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+  }
+  const out = output.createWriteStream();
+  let writeError: Error | undefined;
+  out.on('error', (error) => {
+    writeError = error;
+  });
+  const write = (text: string): Promise<void> | void => {
+    if (writeError) throw new FanoutError('io_error', `output file ${flags.output}: ${writeError.message}`);
+    if (!out.write(text)) return new Promise((resolve) => out.once('drain', resolve));
+  };
+
+  const engine = createEngine(engineOptionsFromConfig(config));
+  const controller = new AbortController();
+  const onSigint = (): void => {
+    if (controller.signal.aborted) process.exit(EXIT.interrupted);
+    process.stderr.write('\nfanout: stopping: cancelling what has not finished (Ctrl-C again to quit at once)\n');
+    controller.abort();
+  };
+  process.on('SIGINT', onSigint);
+  const reporter = progressReporter(flags.progress !== false, engine.clock.now.bind(engine.clock));
+  let summary: BatchSummary;
+  try {
+    summary = await runBatch({
+      engine,
+      lines: createInterface({ input: inputStream, crlfDelay: Number.POSITIVE_INFINITY }),
+      write,
+      parse: { modelOverride: flags.model, defaultProvider: flags.defaultProvider },
+      window: flags.window === undefined ? undefined : Math.floor(flags.window),
+      signal: controller.signal,
+      onProgress: reporter.update,
+    });
+  } finally {
+    reporter.stop();
+    process.off('SIGINT', onSigint);
+    await engine.close();
+    await new Promise<void>((resolve) => out.end(resolve));
+    await output.close().catch(() => undefined);
+  }
+  if (writeError) throw new FanoutError('io_error', `output file ${flags.output}: ${writeError.message}`);
+  process.stdout.write(flags.json ? `${JSON.stringify(summary, null, 2)}\n` : renderSummary(summary, input, flags.output));
+  if (summary.interrupted) return EXIT.interrupted;
+  return summary.failed > 0 ? EXIT.someFailed : EXIT.ok;
+}
+
+function progressReporter(enabled: boolean, now: () => number): { update: (p: BatchProgress) => void; stop: () => void } {
+  if (!enabled) return { update: () => undefined, stop: () => undefined };
+  if (process.stderr.isTTY) {
+    const bar = new SingleBar({
+      stream: process.stderr,
+      format: 'fanout {bar} {value} done ({failed} failed) · {inFlight} in flight · {waiting} waiting · {duration_formatted}',
+      hideCursor: true,
+      fps: 10,
+    });
+    bar.start(0, 0, { failed: 0, inFlight: 0, waiting: 0 });
+    return {
+      update: (p) => {
+        bar.setTotal(p.read);
+        bar.update(p.completed + p.failed, { failed: p.failed, inFlight: p.inFlight, waiting: p.waiting });
+      },
+      stop: () => bar.stop(),
+    };
+  }
+  const start = now();
+  let last = start;
+  return {
+    update: (p) => {
+      const t = now();
+      if (t - last < 2000) return;
+      last = t;
+      process.stderr.write(
+        `fanout: ${formatCount(p.completed + p.failed)}/${formatCount(p.read)} done (${formatCount(p.failed)} failed), ${p.inFlight} in flight, ${p.waiting} waiting, ${formatMs(t - start)}\n`,
+      );
+    },
+    stop: () => undefined,
+  };
+}
+
+export function renderSummary(s: BatchSummary, input: string, output: string): string {
+  const errors = Object.entries(s.errorsByCode).map(([code, n]) => `${code} ${formatCount(n)}`).join(', ');
+  const lines = [
+    `fanout batch: ${formatCount(s.lines)} lines from ${input} → ${output}${s.interrupted ? ' (interrupted)' : ''}`,
+    `  completed    ${formatCount(s.completed)}`,
+    `  failed       ${formatCount(s.failed)}${errors ? ` (${errors})` : ''}`,
+    `  tokens       input ${formatCount(s.usage.inputTokens)} · output ${formatCount(s.usage.outputTokens)} · cache read ${formatCount(s.usage.cacheReadTokens)} · cache write ${formatCount(s.usage.cacheWriteTokens)}`,
+    `  attempts     ${formatCount(s.attempts)} (${formatCount(s.retries)} retries, ${formatCount(s.http429)} answered 429)`,
+    `  wall time    ${formatMs(s.wallMs)}`,
+    `  latency      p50 ${formatMs(s.latencyMs.p50)} · p90 ${formatMs(s.latencyMs.p90)} · p99 ${formatMs(s.latencyMs.p99)}`,
+    `  lower bound  ${formatMs(s.lowerBound.ms)} (set by ${s.lowerBound.bindingOn})`,
+    `  utilisation  ${formatPercent(s.utilisation)} of what these limits allow`,
+  ];
+  if (s.interrupted) lines.push(`  stopped by Ctrl-C: ${formatCount(s.completed)} finished, ${formatCount(s.cancelled)} cancelled; lines never read have no output line`);
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,31 @@
+import { Command, CommanderError } from 'commander';
+import { FanoutError } from '../core/errors.js';
+import { registerBatchCommand } from './batch-command.js';
+import { EXIT, exitCodeFor } from './exit-codes.js';
+
+/**
+ * The `fanout` command. Reads the environment (FANOUT_CONFIG) and files;
+ * everything else lives in the library.
+ */
+export async function main(argv: readonly string[]): Promise<number> {
+  let exitCode: number = EXIT.ok;
+  const program = new Command()
+    .name('fanout')
+    .description('Run many LLM calls at once, as fast as the providers\' rate limits allow and never faster.')
+    .exitOverride()
+    .showHelpAfterError();
+  registerBatchCommand(program, (code) => {
+    exitCode = code;
+  });
+  try {
+    await program.parseAsync([...argv]);
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    if (error instanceof FanoutError) {
+      process.stderr.write(`fanout: ${error.message}\n`);
+      return exitCodeFor(error);
+    }
+    throw error;
+  }
+  return exitCode;
+}
