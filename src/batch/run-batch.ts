@@ -54,14 +54,18 @@ export interface BatchSummary {
   utilisation: number;
 }
 
-/** Writes finished lines in input order as soon as every earlier line is done. */
+/**
+ * Writes finished lines in input order as soon as every earlier line is done,
+ * one write at a time (a slow disk is waited for, never written to in parallel).
+ */
 class OrderedWriter {
   private readonly done = new Map<number, string>();
   private next = 0;
+  private chain: Promise<void> = Promise.resolve();
 
   constructor(private readonly write: (text: string) => void | Promise<void>) {}
 
-  async put(index: number, line: OutputLine): Promise<void> {
+  put(index: number, line: OutputLine): void {
     this.done.set(index, `${JSON.stringify(line)}\n`);
     let chunk = '';
     for (let text = this.done.get(this.next); text !== undefined; text = this.done.get(this.next)) {
@@ -69,7 +73,12 @@ class OrderedWriter {
       this.next += 1;
       chunk += text;
     }
-    if (chunk) await this.write(chunk);
+    if (chunk) this.chain = this.chain.then(() => this.write(chunk));
+  }
+
+  /** Resolves when everything put so far is written; rejects with the first write error. */
+  flushed(): Promise<void> {
+    return this.chain;
   }
 }
 
@@ -85,7 +94,6 @@ export async function runBatch(options: BatchOptions): Promise<BatchSummary> {
   const startedAt = engine.clock.now();
   const statuses: TaskStatus[] = [];
   const running = new Set<string>();
-  const writes: Array<Promise<void>> = [];
   const counts = { read: 0, completed: 0, failed: 0, invalid: 0, cancelled: 0 };
   const errorsByCode: Record<string, number> = {};
   let slotFree: (() => void) | undefined;
@@ -121,7 +129,7 @@ export async function runBatch(options: BatchOptions): Promise<BatchSummary> {
       counts.invalid += 1;
       counts.failed += 1;
       countError(error.code);
-      writes.push(writer.put(slot, failedLine(lineNumber, customId ?? salvageCustomId(text) ?? null, { code: error.code, message, retryable: false })));
+      writer.put(slot, failedLine(lineNumber, customId ?? salvageCustomId(text) ?? null, { code: error.code, message, retryable: false }));
       continue;
     }
     running.add(id);
@@ -133,13 +141,13 @@ export async function runBatch(options: BatchOptions): Promise<BatchSummary> {
       statuses.push(status);
       if (status.state === 'completed') {
         counts.completed += 1;
-        writes.push(writer.put(slot, completedLine(line, label, status)));
+        writer.put(slot, completedLine(line, label, status));
       } else {
         counts.failed += 1;
         if (status.state === 'cancelled') counts.cancelled += 1;
         const error = status.error ?? { code: 'cancelled' as const, message: 'cancelled', retryable: false };
         countError(error.code);
-        writes.push(writer.put(slot, failedLine(line, label, error, status)));
+        writer.put(slot, failedLine(line, label, error, status));
       }
       progress();
       slotFree?.();
@@ -158,7 +166,7 @@ export async function runBatch(options: BatchOptions): Promise<BatchSummary> {
       slotFree = resolve;
     });
   }
-  await Promise.all(writes);
+  await writer.flushed();
   options.signal?.removeEventListener('abort', onAbort);
   progress();
   return summarise(engine, { counts, errorsByCode, interrupted, statuses, wallMs: engine.clock.now() - startedAt });
@@ -179,6 +187,7 @@ function summarise(engine: Engine, collected: Collected): BatchSummary {
   let http429 = 0;
   let longestCallMs = 0;
   const providerMsByKey = new Map<string, number>();
+  const shortestByKey = new Map<string, number>();
   const latencies: number[] = [];
   for (const status of statuses) {
     if (status.usage) usage = addUsage(usage, status.usage);
@@ -187,6 +196,7 @@ function summarise(engine: Engine, collected: Collected): BatchSummary {
       if (attempt.error?.status === 429) http429 += 1;
       const ms = (attempt.endedAt ?? attempt.startedAt) - attempt.startedAt;
       longestCallMs = Math.max(longestCallMs, ms);
+      shortestByKey.set(status.key, Math.min(shortestByKey.get(status.key) ?? ms, ms));
     }
     providerMsByKey.set(status.key, (providerMsByKey.get(status.key) ?? 0) + status.timing.providerMs);
     if (status.state === 'completed') latencies.push(status.timing.totalMs);
@@ -194,6 +204,7 @@ function summarise(engine: Engine, collected: Collected): BatchSummary {
   const keys: KeyWork[] = [...providerMsByKey].map(([key, providerMs]) => ({
     key,
     providerMs,
+    shortestCallMs: shortestByKey.get(key) ?? 0,
     buckets: engine.limiter.buckets(key),
     charged: engine.limiter.stats(key)?.charged ?? { requests: 0, tokens: 0, inputTokens: 0, outputTokens: 0 },
     maxConcurrent: engine.limiter.maxConcurrent(key),

@@ -8,6 +8,8 @@ export interface KeyWork {
   charged: Cost;
   /** Sum of provider time of every attempt on the key, in ms. */
   providerMs: number;
+  /** The shortest attempt on the key, in ms: even the last call admitted takes at least this long. */
+  shortestCallMs: number;
   maxConcurrent: number;
 }
 
@@ -28,8 +30,10 @@ const FIELD: Record<LimitDimension, keyof Cost> = {
 
 /**
  * The shortest wall time any scheduler could achieve for the work done:
- * the longest of (charged − initial burst) ÷ rate for every limit, provider
- * time ÷ concurrency for every key and for the engine, and the longest call.
+ * the longest of (charged − initial burst) ÷ rate + the key's shortest call
+ * for every limit (the last admission cannot come sooner, and that call then
+ * takes at least the shortest time any call took), provider time ÷
+ * concurrency for every key and for the engine, and the longest call.
  * Utilisation is this bound divided by the wall time achieved.
  */
 export function lowerBound(keys: readonly KeyWork[], engineConcurrency: number, longestCallMs: number): LowerBound {
@@ -42,7 +46,7 @@ export function lowerBound(keys: readonly KeyWork[], engineConcurrency: number, 
     totalProviderMs += key.providerMs;
     for (const bucket of key.buckets) {
       const beyondBurst = key.charged[FIELD[bucket.name]] - bucket.capacity;
-      if (beyondBurst > 0) consider((beyondBurst * bucket.windowMs) / bucket.limit, `${key.key} ${bucket.name}`);
+      if (beyondBurst > 0) consider((beyondBurst * bucket.windowMs) / bucket.limit + key.shortestCallMs, `${key.key} ${bucket.name}`);
     }
     if (Number.isFinite(key.maxConcurrent)) consider(key.providerMs / key.maxConcurrent, `${key.key} concurrency`);
   }

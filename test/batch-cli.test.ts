@@ -1,0 +1,162 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const root = new URL('..', import.meta.url).pathname;
+const bin = join(root, 'bin/fanout.js');
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function fanout(args: string[], options: { onStderr?: (text: string, child: ReturnType<typeof spawn>) => void } = {}): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, ...args], { cwd: root, env: { ...process.env, FANOUT_CONFIG: '' } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+      options.onStderr?.(stderr, child);
+    });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+function workdir(): string {
+  return mkdtempSync(join(tmpdir(), 'fanout-batch-'));
+}
+
+function readJsonl(path: string): Array<Record<string, any>> {
+  return readFileSync(path, 'utf8').trim().split('\n').map((line) => JSON.parse(line));
+}
+
+describe('fanout batch', () => {
+  it('answers 10,000 lines in input order under a configured limit, with a computed utilisation and no 429', async () => {
+    const dir = workdir();
+    const input = join(dir, 'in.jsonl');
+    const lines = Array.from({ length: 10_000 }, (_, i) =>
+      i % 2 === 0
+        ? JSON.stringify({ id: `c${i}`, model: i % 4 === 0 ? 'mock:a' : 'mock:b', prompt: `prompt ${i}`, max_tokens: 64 })
+        : JSON.stringify({ custom_id: `c${i}`, method: 'POST', url: '/v1/chat/completions', body: { model: 'mock:b', messages: [{ role: 'user', content: `prompt ${i}` }], max_tokens: 64 } }),
+    );
+    writeFileSync(input, `${lines.join('\n')}\n`);
+    const config = join(dir, 'fanout.yaml');
+    // The upstream (mock) enforces the same limits it tells fanout about: a run faster than allowed would see 429s.
+    writeFileSync(
+      config,
+      [
+        'models:',
+        '  "mock:a": { limits: { requestsPerMinute: 150000, burstSeconds: 1 } }',
+        '  "mock:b": { limits: { requestsPerMinute: 300000, tokensPerMinute: 30000000, burstSeconds: 1 } }',
+        'providers:',
+        '  mock:',
+        '    models:',
+        '      a: { latency: 2, limits: { requestsPerMinute: 150000, burstSeconds: 1 } }',
+        '      b: { latency: 1, limits: { requestsPerMinute: 300000, tokensPerMinute: 30000000, burstSeconds: 1 } }',
+      ].join('\n'),
+    );
+    const output = join(dir, 'out.jsonl');
+    const run = await fanout(['batch', input, '-o', output, '--config', config, '--json']);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    const results = readJsonl(output);
+    expect(results).toHaveLength(10_000);
+    expect(results.map((r) => r.custom_id)).toEqual(lines.map((_, i) => `c${i}`));
+    expect(results.every((r) => r.response?.status_code === 200 && r.error === null)).toBe(true);
+    expect(results[1]?.response.body.choices[0].message.content.length).toBeGreaterThan(0);
+    const summary = JSON.parse(run.stdout);
+    expect(summary).toMatchObject({ lines: 10_000, completed: 10_000, failed: 0, http429: 0 });
+    // 2,500 lines on mock:a at 2,500 per second beyond a 2,500 burst... the bound is computed from the limits, not asserted.
+    expect(summary.lowerBound.ms).toBeGreaterThan(0);
+    expect(summary.utilisation).toBeGreaterThan(0);
+    expect(summary.utilisation).toBeLessThanOrEqual(1.001);
+    expect(summary.utilisation).toBeCloseTo(summary.lowerBound.ms / summary.wallMs, 10);
+  });
+
+  it('reports each bad line with its number as an error line, and runs the rest', async () => {
+    const dir = workdir();
+    const input = join(dir, 'in.jsonl');
+    writeFileSync(
+      input,
+      [
+        JSON.stringify({ id: 'good-1', model: 'mock:m', prompt: 'hello' }),
+        '{not json',
+        JSON.stringify({ id: 'no-model', prompt: 'hello' }),
+        JSON.stringify({ id: 'bad-provider', model: 'nope:m', prompt: 'hello' }),
+        '',
+        JSON.stringify({ id: 'negative', model: 'mock:m', prompt: 'hello', max_tokens: -5 }),
+        JSON.stringify({ custom_id: 'good-2', method: 'POST', url: '/v1/chat/completions', body: { model: 'mock:m', messages: [{ role: 'user', content: 'hi' }] } }),
+      ].join('\n'),
+    );
+    const output = join(dir, 'out.jsonl');
+    const run = await fanout(['batch', input, '-o', output, '--json']);
+    expect(run.code).toBe(1);
+    const results = readJsonl(output);
+    expect(results.map((r) => [r.custom_id, r.fanout.line, r.error?.code ?? 'ok'])).toEqual([
+      ['good-1', 1, 'ok'],
+      [null, 2, 'invalid_request'],
+      ['no-model', 3, 'invalid_request'],
+      ['bad-provider', 4, 'unknown_provider'],
+      ['negative', 6, 'invalid_request'],
+      ['good-2', 7, 'ok'],
+    ]);
+    expect(results[1]?.error.message).toMatch(/^line 2: not JSON/);
+    expect(results[2]?.error.message).toMatch(/^line 3: model/);
+    expect(results[3]?.error.message).toMatch(/^line 4: model: unknown provider "nope"/);
+    expect(results[4]?.error.message).toMatch(/^line 6: max_tokens/);
+    expect(JSON.parse(run.stdout)).toMatchObject({ lines: 6, completed: 2, failed: 4, invalid: 4 });
+  });
+
+  it('refuses a config with a bad field, naming it, and exits 2', async () => {
+    const dir = workdir();
+    const config = join(dir, 'fanout.yaml');
+    writeFileSync(config, 'models:\n  "mock:m": { limits: { requestsPerMinute: -3 } }\n');
+    writeFileSync(join(dir, 'in.jsonl'), '{"model":"mock:m","prompt":"x"}\n');
+    const run = await fanout(['batch', join(dir, 'in.jsonl'), '-o', join(dir, 'out.jsonl'), '--config', config]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain(`${config}.models.mock:m.limits.requestsPerMinute`);
+    expect(run.stderr).toMatch(/expected number to be >0/);
+  });
+
+  it('says which input file is missing', async () => {
+    const dir = workdir();
+    const run = await fanout(['batch', join(dir, 'missing.jsonl'), '-o', join(dir, 'out.jsonl')]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('missing.jsonl: no such file');
+  });
+
+  it('stops cleanly on Ctrl-C and says how many finished', async () => {
+    const dir = workdir();
+    const input = join(dir, 'in.jsonl');
+    writeFileSync(input, Array.from({ length: 50 }, (_, i) => JSON.stringify({ id: `c${i}`, model: 'mock:slow', prompt: `p${i}` })).join('\n'));
+    const config = join(dir, 'fanout.yaml');
+    writeFileSync(config, 'models:\n  "mock:slow": { limits: { requestsPerMinute: 600, burstSeconds: 1 } }\nproviders:\n  mock:\n    models:\n      slow: { latency: 200 }\n');
+    const output = join(dir, 'out.jsonl');
+    let sent = false;
+    const run = await fanout(['batch', input, '-o', output, '--config', config, '--json'], {
+      onStderr: (text, child) => {
+        if (!sent && /\d+\/50 done/.test(text)) {
+          sent = true;
+          child.kill('SIGINT');
+        }
+      },
+    });
+    expect(sent).toBe(true);
+    expect(run.code).toBe(130);
+    expect(run.stderr).toContain('stopping');
+    const summary = JSON.parse(run.stdout);
+    expect(summary.interrupted).toBe(true);
+    expect(summary.completed).toBeGreaterThan(0);
+    expect(summary.completed).toBeLessThan(50);
+    const results = readJsonl(output);
+    expect(results).toHaveLength(summary.lines);
+    expect(results.every((r) => r.error === null || r.error.code === 'cancelled')).toBe(true);
+    expect(results.filter((r) => r.error === null)).toHaveLength(summary.completed);
+  });
+});
