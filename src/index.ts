@@ -15,3 +15,6 @@ export { Limiter, type Cost, type LimitSpec } from './limits/limiter.js';
 export { createMockProvider, MockProvider } from './providers/mock/mock-provider.js';
 export type { LatencyProfile, MockModelOptions, MockProviderOptions, MockModelStats } from './providers/mock/mock-provider.js';
 export type { CallContext, ModelCall, Provider, StreamEvent } from './providers/provider.js';
+export { parseConfig, fanoutConfigSchema, type FanoutConfig } from './config/schema.js';
+export { engineOptionsFromConfig } from './config/engine-options.js';
+export { runBatch, type BatchOptions, type BatchSummary, type BatchProgress } from './batch/run-batch.js';
