@@ -11,7 +11,7 @@ import { createIdGenerator, systemRandom, type Random } from './random.js';
 import { decideRetry, DEFAULT_RETRY, type RetryOptions } from './retry.js';
 import { Scheduler } from './scheduler.js';
 import { isTerminal } from './task-state.js';
-import { AttemptSignal, Task, type TaskOutcome, type TaskStatus } from './task.js';
+import { Attempt, Task, type TaskObserver, type TaskOutcome, type TaskStatus } from './task.js';
 import type { ModelResult, TaskRequest } from './types.js';
 import { validateTaskRequest } from './validate.js';
 
@@ -33,6 +33,12 @@ export interface EngineOptions {
   defaultMaxTokens?: number;
   /** Task id generator. Default: random prefix plus counter. */
   ids?: () => string;
+  /**
+   * Ended tasks whose status stays available through `status(id)`; beyond
+   * this, the oldest ended ones are forgotten (their results are still with
+   * whoever awaited them). Default 50,000.
+   */
+  maxEndedTasks?: number;
 }
 
 /** A submitted task: its id and the ways to follow it. */
@@ -84,6 +90,10 @@ export class Engine {
   private readonly defaultMaxTokens: number;
   /** Calls in flight allowed across the engine. */
   readonly concurrency: number;
+  private readonly maxEndedTasks: number;
+  /** Ids of ended tasks, oldest first, from `endedHead` on. */
+  private ended: string[] = [];
+  private endedHead = 0;
   private seq = 0;
   private pending = 0;
   private idleWaiters: Array<() => void> = [];
@@ -99,6 +109,7 @@ export class Engine {
       maxDelayMs: options.retry?.maxDelayMs ?? DEFAULT_RETRY.maxDelayMs,
     };
     this.defaultMaxTokens = positiveInteger('defaultMaxTokens', options.defaultMaxTokens, 1024);
+    this.maxEndedTasks = positiveInteger('maxEndedTasks', options.maxEndedTasks, 50_000);
     const concurrency = positiveInteger('concurrency', options.concurrency, 256);
     this.concurrency = concurrency;
     const providers = new Map<string, Provider>([['mock', new MockProvider()]]);
@@ -149,7 +160,7 @@ export class Engine {
     if (!task || isTerminal(task.state)) return false;
     const now = this.clock.now();
     const error = new FanoutError('cancelled', `task ${id} was cancelled`);
-    const signal = task.attemptSignal;
+    const signal = task.current;
     if (task.state === 'processing') this.endAttempt(task, now, { outcome: 'cancelled', error }, task.reservation ? failedCost(task.reservation.cost) : undefined);
     signal?.abort(error);
     task.error = error;
@@ -162,12 +173,12 @@ export class Engine {
    * failed call is a value (`ok: false`), unless `failFast` is set.
    */
   gather(requests: readonly TaskRequest[], options: GatherOptions = {}): Promise<GatherOutcome[]> {
-    return this.gatherEntries(requests.map((request) => () => request), options);
+    return this.gatherEntries(requests, identity, options);
   }
 
   /** `gather` over `items.map(toRequest)`; an item whose `toRequest` throws becomes a failed outcome. */
   map<T>(items: readonly T[], toRequest: (item: T, index: number) => TaskRequest, options: GatherOptions = {}): Promise<GatherOutcome[]> {
-    return this.gatherEntries(items.map((item, index) => () => toRequest(item, index)), options);
+    return this.gatherEntries(items, toRequest, options);
   }
 
   on(type: EngineEventType | '*', listener: EventListener): () => void {
@@ -252,51 +263,27 @@ export class Engine {
     };
   }
 
-  private gatherEntries(entries: ReadonlyArray<() => TaskRequest>, options: GatherOptions): Promise<GatherOutcome[]> {
-    const outcomes = new Array<GatherOutcome>(entries.length);
-    const submitted: Task[] = [];
-    let remaining = entries.length;
+  private gatherEntries<T>(items: readonly T[], toRequest: (item: T, index: number) => TaskRequest, options: GatherOptions): Promise<GatherOutcome[]> {
     return new Promise((resolve, reject) => {
-      let settled = false;
-      const stopAll = (): void => {
-        for (const task of submitted) this.cancel(task.id);
-      };
-      const record = (index: number, outcome: GatherOutcome): void => {
-        outcomes[index] = outcome;
-        remaining -= 1;
-        if (settled) return;
-        if (!outcome.ok && options.failFast) {
-          settled = true;
-          stopAll();
-          reject(outcome.error);
-        } else if (remaining === 0) {
-          settled = true;
-          resolve(outcomes);
-        }
-      };
-      options.signal?.addEventListener('abort', stopAll, { once: true });
-      entries.forEach((entry, index) => {
+      const gather = new Gather(this, items.length, options, resolve, reject);
+      options.signal?.addEventListener('abort', () => gather.cancelAll(), { once: true });
+      for (let index = 0; index < items.length; index++) {
         let task: Task;
         try {
-          task = this.createTask(entry());
+          task = this.createTask(toRequest(items[index] as T, index));
         } catch (error) {
-          record(index, { ok: false, error: asFanoutError(error, 'invalid_request') });
-          return;
+          gather.record(index, { ok: false, error: asFanoutError(error, 'invalid_request') });
+          continue;
         }
-        submitted.push(task);
-        this.whenSettled(task, (t) => record(index, this.outcomeOf(t)));
-      });
-      if (remaining === 0 && !settled) resolve(outcomes);
+        gather.follow(task, index);
+      }
+      gather.submitted();
     });
   }
 
-  /** The outcome of an ended task; its `status` is computed when first read. */
-  private outcomeOf(task: Task): TaskOutcome {
-    const now = this.clock.now();
-    const base = { id: task.id, label: task.request.label, get status(): TaskStatus { return task.status(now); } };
-    return task.state === 'completed'
-      ? Object.assign(base, { ok: true as const, result: task.result as ModelResult })
-      : Object.assign(base, { ok: false as const, error: task.error as FanoutError });
+  /** @internal The outcome of an ended task; its `status` is computed when first read. */
+  outcomeOf(task: Task): TaskOutcome {
+    return new Outcome(task, this.clock.now()) as unknown as TaskOutcome;
   }
 
   private whenSettled(task: Task, callback: (task: Task) => void): void {
@@ -314,13 +301,13 @@ export class Engine {
     const attempt = attempts.length + 1;
     attempts.push({ attempt, startedAt: now });
     const request = task.request;
-    const attemptState = new AttemptSignal();
-    task.attemptSignal = attemptState;
+    const context = new Attempt(attempt, this.clock);
+    task.current = context;
     let cancelTimeout: (() => void) | undefined;
     if (request.attemptTimeoutMs !== undefined) {
       const ms = request.attemptTimeoutMs;
       cancelTimeout = this.clock.setTimer(ms, () =>
-        attemptState.abort(new FanoutError('timeout', `attempt ${attempt} timed out after ${ms} ms`, { retryable: true })),
+        context.abort(new FanoutError('timeout', `attempt ${attempt} timed out after ${ms} ms`, { retryable: true })),
       );
     }
     if (this.hub.active) this.emitTask('task-started', task, now, { attempt });
@@ -336,14 +323,6 @@ export class Engine {
       seed: request.seed,
       providerOptions: request.providerOptions,
     };
-    const clock = this.clock;
-    const context: CallContext = {
-      attempt,
-      clock,
-      get signal() {
-        return attemptState.signal;
-      },
-    };
     const running = request.stream ? this.consumeStream(task, resolved, call, context) : resolved.provider.complete(call, context);
     running.then(
       (result) => {
@@ -352,7 +331,7 @@ export class Engine {
       },
       (error: unknown) => {
         cancelTimeout?.();
-        this.attemptFailed(task, attempt, resolved, attemptState.reason ?? error);
+        this.attemptFailed(task, attempt, resolved, context.reason ?? error);
       },
     );
   }
@@ -395,7 +374,7 @@ export class Engine {
       task.reservation = undefined;
       this.scheduler.released(task.key);
     }
-    task.attemptSignal = undefined;
+    task.current = undefined;
   }
 
   private succeeded(task: Task, attempt: number, resolved: ResolvedModel, result: ModelResult): void {
@@ -470,7 +449,7 @@ export class Engine {
     const now = this.clock.now();
     const error = new FanoutError('deadline_exceeded', `task ${task.id} passed its deadline of ${task.request.deadlineMs} ms`);
     if (task.state === 'processing') {
-      const signal = task.attemptSignal;
+      const signal = task.current;
       this.endAttempt(task, now, { outcome: 'failed', error }, task.reservation ? failedCost(task.reservation.cost) : undefined);
       signal?.abort(error);
     }
@@ -494,6 +473,9 @@ export class Engine {
       this.emitTask(type, task, now, state === 'completed' ? { result: task.result } : { error: errorSummary(task.error as FanoutError) });
     }
     if (waiters) for (const waiter of waiters) waiter(task);
+    task.observer?.taskEnded(task, task.slot);
+    task.observer = undefined;
+    this.forgetOldEnded(task.id);
     this.pending -= 1;
     if (this.pending === 0 && this.idleWaiters.length > 0) {
       const idle = this.idleWaiters;
@@ -502,9 +484,108 @@ export class Engine {
     }
   }
 
+  private forgetOldEnded(id: string): void {
+    this.ended.push(id);
+    if (this.ended.length - this.endedHead <= this.maxEndedTasks) return;
+    this.tasks.delete(this.ended[this.endedHead] as string);
+    this.endedHead += 1;
+    if (this.endedHead > 4096 && this.endedHead * 2 > this.ended.length) {
+      this.ended = this.ended.slice(this.endedHead);
+      this.endedHead = 0;
+    }
+  }
+
   private emitTask(type: EngineEventType, task: Task, now: number, extra: Partial<EngineEvent> = {}): void {
     if (!this.hub.wants(type)) return;
     this.hub.emit({ type, at: now, taskId: task.id, label: task.request.label, key: task.key, state: task.state, ...extra });
+  }
+}
+
+const identity = <T>(value: T): T => value;
+
+/** An ended task as `gather` reports it; `status` is computed on first read. */
+class Outcome {
+  readonly id: string;
+  readonly label?: string;
+  readonly ok: boolean;
+  readonly result?: ModelResult;
+  readonly error?: FanoutError;
+  private snapshot?: TaskStatus;
+
+  constructor(
+    private readonly task: Task,
+    private readonly at: number,
+  ) {
+    this.id = task.id;
+    this.label = task.request.label;
+    this.ok = task.state === 'completed';
+    if (this.ok) this.result = task.result;
+    else this.error = task.error;
+  }
+
+  get status(): TaskStatus {
+    return (this.snapshot ??= this.task.status(this.at));
+  }
+}
+
+/** Follows the tasks of one `gather` and settles its promise. */
+class Gather implements TaskObserver {
+  private readonly outcomes: GatherOutcome[];
+  private readonly tasks: Task[] = [];
+  private remaining: number;
+  private settled = false;
+  private allSubmitted = false;
+
+  constructor(
+    private readonly engine: Engine,
+    count: number,
+    private readonly options: GatherOptions,
+    private readonly resolve: (outcomes: GatherOutcome[]) => void,
+    private readonly reject: (error: unknown) => void,
+  ) {
+    this.outcomes = new Array<GatherOutcome>(count);
+    this.remaining = count;
+  }
+
+  follow(task: Task, index: number): void {
+    this.tasks.push(task);
+    if (isTerminal(task.state)) {
+      this.record(index, this.engine.outcomeOf(task));
+      return;
+    }
+    task.observer = this;
+    task.slot = index;
+  }
+
+  taskEnded(task: Task, slot: number): void {
+    this.record(slot, this.engine.outcomeOf(task));
+  }
+
+  record(index: number, outcome: GatherOutcome): void {
+    this.outcomes[index] = outcome;
+    this.remaining -= 1;
+    if (this.settled) return;
+    if (!outcome.ok && this.options.failFast) {
+      this.settled = true;
+      this.cancelAll();
+      this.reject(outcome.error);
+    } else if (this.remaining === 0 && this.allSubmitted) {
+      this.settled = true;
+      this.resolve(this.outcomes);
+    }
+  }
+
+  /** Every request has been turned into a task or an outcome. */
+  submitted(): void {
+    this.allSubmitted = true;
+    if (this.remaining === 0 && !this.settled) {
+      this.settled = true;
+      this.resolve(this.outcomes);
+    }
+  }
+
+  cancelAll(): void {
+    for (const task of this.tasks) this.engine.cancel(task.id);
   }
 }
 

@@ -1,4 +1,6 @@
 import type { Cost, Reservation } from '../limits/limiter.js';
+import type { CallContext } from '../providers/provider.js';
+import type { Clock } from './clock.js';
 import type { AttemptRecord, FanoutError } from './errors.js';
 import { assertTransition, type TaskState } from './task-state.js';
 import type { ModelResult, TaskRequest, Usage } from './types.js';
@@ -54,7 +56,8 @@ export class Task {
   attempts?: AttemptRecord[];
   cost!: Cost;
   reservation?: Reservation;
-  attemptSignal?: AttemptSignal;
+  /** The attempt in flight, while processing. */
+  current?: Attempt;
   eta?: number;
   /** When a retry wait ends (epoch ms). */
   readyAt = 0;
@@ -63,7 +66,12 @@ export class Task {
   result?: ModelResult;
   error?: FanoutError;
   waiters?: Array<(task: Task) => void>;
+  observer?: TaskObserver;
+  /** The observer's index for this task (its place in a gather). */
+  slot = 0;
   cancelDeadline?: () => void;
+  /** Higher runs first; copied from the request so the scheduler's comparisons stay cheap. */
+  readonly priority: number;
 
   constructor(
     readonly id: string,
@@ -73,12 +81,10 @@ export class Task {
     readonly submittedAt: number,
   ) {
     this.enteredAt = submittedAt;
+    this.priority = request.priority ?? 0;
     this.deadlineAt = request.deadlineMs === undefined ? Number.POSITIVE_INFINITY : submittedAt + request.deadlineMs;
   }
 
-  get priority(): number {
-    return this.request.priority ?? 0;
-  }
 
   /** Moves to `to`, adding the time spent in the state it leaves to its bucket. Throws on an illegal move. */
   moveTo(to: TaskState, now: number): void {
@@ -124,14 +130,20 @@ export class Task {
 }
 
 /**
- * The abort signal of one attempt, made only if the provider asks for it:
- * most calls to a local model never look at it, and an AbortController per
- * call is a measurable share of the engine's own cost. Aborting before the
- * signal exists records the reason, and a signal made later starts aborted.
+ * One running attempt, and the context its provider call receives. Its abort
+ * signal is made only if the provider asks for it: most calls to a local
+ * model never look, and an AbortController per call is a measurable share of
+ * the engine's own cost. Aborting before the signal exists records the
+ * reason, and a signal made later starts aborted.
  */
-export class AttemptSignal {
+export class Attempt implements CallContext {
   private controller?: AbortController;
   reason?: unknown;
+
+  constructor(
+    readonly attempt: number,
+    readonly clock: Clock,
+  ) {}
 
   get signal(): AbortSignal {
     if (!this.controller) {
@@ -146,6 +158,11 @@ export class AttemptSignal {
     this.reason = reason;
     this.controller?.abort(reason);
   }
+}
+
+/** Told once when a task ends; lets `gather` follow many tasks without a closure per task. */
+export interface TaskObserver {
+  taskEnded(task: Task, slot: number): void;
 }
 
 /** Most urgent first: higher priority, then earlier submission. */

@@ -21,9 +21,10 @@ const messageSchema = z.strictObject({
 });
 
 const finitePositive = z.number().finite().positive();
+const MODEL_NAME = /^[A-Za-z0-9_-]+:.+$/;
 
 export const taskRequestSchema = z.strictObject({
-  model: z.string().regex(/^[A-Za-z0-9_-]+:.+$/, 'expected "provider:model", for example "mock:reviewer"'),
+  model: z.string().regex(MODEL_NAME, 'expected "provider:model", for example "mock:reviewer"'),
   messages: z.array(messageSchema).min(1, 'expected at least one message'),
   system: z.string().optional(),
   maxTokens: z.number().int('expected a whole number').positive('expected a positive number').optional(),
@@ -40,8 +41,60 @@ export const taskRequestSchema = z.strictObject({
   label: z.string().optional(),
 });
 
-/** Checks a request from outside; throws a `ValidationError` naming every bad field. */
+const isNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+const isOptionalString = (v: unknown): boolean => v === undefined || typeof v === 'string';
+const isOptionalPositiveInt = (v: unknown): boolean => v === undefined || (Number.isInteger(v) && (v as number) >= 1);
+const isOptionalPositive = (v: unknown): boolean => v === undefined || (isNumber(v) && v > 0);
+const isOptionalRange = (v: unknown, min: number, max: number): boolean => v === undefined || (isNumber(v) && v >= min && v <= max);
+
+const KNOWN_KEYS = new Set(Object.keys(taskRequestSchema.shape));
+
+/**
+ * True only for requests `taskRequestSchema` certainly accepts: a cheap check
+ * of the common shape, so that the hot path does not pay for zod's parse and
+ * copy. Anything unusual (including every invalid request) goes to zod, which
+ * has the last word and writes the error messages. A test holds the two to
+ * agree: whatever this accepts, the schema accepts.
+ */
+export function isPlainValidRequest(input: unknown): input is TaskRequest {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) return false;
+  const r = input as Record<string, unknown>;
+  for (const key in r) if (!KNOWN_KEYS.has(key)) return false;
+  if (typeof r.model !== 'string' || !MODEL_NAME.test(r.model)) return false;
+  const messages = r.messages;
+  if (!Array.isArray(messages) || messages.length === 0) return false;
+  for (const m of messages as unknown[]) {
+    if (typeof m !== 'object' || m === null) return false;
+    const message = m as Record<string, unknown>;
+    if (typeof message.content !== 'string') return false;
+    if (message.role !== 'user' && message.role !== 'assistant' && message.role !== 'system') return false;
+    for (const key in message) if (key !== 'role' && key !== 'content') return false;
+  }
+  return (
+    isOptionalString(r.system) &&
+    isOptionalPositiveInt(r.maxTokens) &&
+    isOptionalRange(r.temperature, 0, 2) &&
+    isOptionalRange(r.topP, 0, 1) &&
+    (r.stop === undefined || (Array.isArray(r.stop) && r.stop.every((s) => typeof s === 'string'))) &&
+    (r.seed === undefined || Number.isInteger(r.seed)) &&
+    (r.stream === undefined || typeof r.stream === 'boolean') &&
+    r.providerOptions === undefined &&
+    (r.priority === undefined || isNumber(r.priority)) &&
+    isOptionalPositiveInt(r.maxAttempts) &&
+    isOptionalPositive(r.attemptTimeoutMs) &&
+    isOptionalPositive(r.deadlineMs) &&
+    isOptionalString(r.label)
+  );
+}
+
+/**
+ * Checks a request from outside; throws a `ValidationError` naming every bad
+ * field. The returned request is the caller's object when it was already
+ * plainly valid (fanout does not change it; the caller should not either
+ * until the task ends), else zod's cleaned copy.
+ */
 export function validateTaskRequest(input: unknown): TaskRequest {
+  if (isPlainValidRequest(input)) return input;
   const parsed = taskRequestSchema.safeParse(input);
   if (!parsed.success) throw new ValidationError('invalid_request', describeIssues(parsed.error));
   return parsed.data as TaskRequest;

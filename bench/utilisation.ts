@@ -1,0 +1,138 @@
+import { setMaxListeners } from 'node:events';
+import { createEngine, MockProvider, ProviderError, SystemClock, type LimitSpec, type MockModelOptions } from '../dist/index.js';
+import { lowerBound } from '../dist/metrics/lower-bound.js';
+import { nowMs } from './stats.js';
+
+/**
+ * W-known: limits known, an upstream (the mock) that enforces them as
+ * continuously refilled buckets with a 1-second burst. fanout against a naive
+ * client that caps concurrency and retries 429s after retry-after (p-limit
+ * style), on the same upstream settings, in real time. Utilisation is the
+ * lower bound for the work (computed from the limits and the shortest call)
+ * over the wall time; 429s are counted by the upstream.
+ *
+ * W-tokens: output tokens reserved at max_tokens and refunded to the real
+ * output (a fifth of max_tokens), against an upstream that does the same
+ * (Anthropic OTPM style). fanout's refunding accounting against the
+ * reserve-never-refund accounting of the OpenAI cookbook's parallel processor,
+ * both through the engine for the same fixed time.
+ */
+
+const clock = new SystemClock();
+
+export interface KnownLimitsResult {
+  requests: number;
+  limit: string;
+  fanout: { wallMs: number; utilisation: number; http429: number };
+  naive: { wallMs: number; utilisation: number; http429: number; concurrency: number };
+  lowerBoundMs: number;
+}
+
+const upstreamModel = (limits: LimitSpec, extra: MockModelOptions = {}): MockModelOptions => ({
+  latency: { kind: 'lognormal', medianMs: 150, sigma: 0.3 },
+  outputTokens: { min: 20, max: 60 },
+  limits,
+  ...extra,
+});
+
+function prompt(i: number) {
+  return [{ role: 'user' as const, content: `Summarise ticket ${i} in two sentences.` }];
+}
+
+export async function benchKnownLimits(requests = 240): Promise<KnownLimitsResult> {
+  const limits: LimitSpec = { requestsPerMinute: 1200, tokensPerMinute: 1_200_000, burstSeconds: 1 };
+
+  // fanout, told the limits.
+  const upstream = new MockProvider({ seed: 11, models: { up: upstreamModel(limits) } });
+  const engine = createEngine({ providers: [upstream], models: { 'mock:up': { limits } } });
+  const t0 = nowMs();
+  const outcomes = await engine.gather(Array.from({ length: requests }, (_, i) => ({ model: 'mock:up', messages: prompt(i), maxTokens: 100 })));
+  const fanoutWall = nowMs() - t0;
+  if (outcomes.some((o) => !o.ok)) throw new Error('fanout: a call failed');
+  let shortest = Number.POSITIVE_INFINITY;
+  let providerMs = 0;
+  for (const o of outcomes) {
+    for (const a of o.status?.attempts ?? []) shortest = Math.min(shortest, (a.endedAt ?? a.startedAt) - a.startedAt);
+    providerMs += o.status?.timing.providerMs ?? 0;
+  }
+  const bound = lowerBound(
+    [{ key: 'mock:up', buckets: engine.limiter.buckets('mock:up'), charged: engine.limiter.stats('mock:up')!.charged, providerMs, shortestCallMs: shortest, maxConcurrent: Infinity }],
+    engine.concurrency,
+    0,
+  );
+  const fanout429 = upstream.stats('up').rateLimited;
+  await engine.close();
+
+  // A naive client: 16 workers, each retrying a 429 after its retry-after.
+  const concurrency = 16;
+  const naiveUpstream = new MockProvider({ seed: 11, models: { up: upstreamModel(limits) } });
+  const controller = new AbortController();
+  setMaxListeners(concurrency + 1, controller.signal);
+  const signal = controller.signal;
+  let next = 0;
+  const t1 = nowMs();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      for (let i = next++; i < requests; i = next++) {
+        for (;;) {
+          try {
+            await naiveUpstream.complete({ model: 'up', messages: prompt(i), maxTokens: 100 }, { signal, attempt: 1, clock });
+            break;
+          } catch (error) {
+            if (!(error instanceof ProviderError) || error.status !== 429) throw error;
+            await clock.sleep(error.retryAfterMs ?? 1000);
+          }
+        }
+      }
+    }),
+  );
+  const naiveWall = nowMs() - t1;
+  return {
+    requests,
+    limit: '1,200 rpm / 1.2M tpm, 1 s burst',
+    lowerBoundMs: bound.ms,
+    fanout: { wallMs: fanoutWall, utilisation: bound.ms / fanoutWall, http429: fanout429 },
+    naive: { wallMs: naiveWall, utilisation: bound.ms / naiveWall, http429: naiveUpstream.stats('up').rateLimited, concurrency },
+  };
+}
+
+export interface TokenRefundResult {
+  seconds: number;
+  warmupSeconds: number;
+  limit: string;
+  refunding: { outputTokensPerMinute: number; utilisation: number; http429: number };
+  neverRefund: { outputTokensPerMinute: number; utilisation: number; http429: number };
+}
+
+/**
+ * Output tokens the upstream completed per minute in steady state: counted
+ * from the end of the warm-up (the initial burst is spent by then) to the end
+ * of the run, so neither the burst nor the calls still in flight at the end
+ * distort the rate.
+ */
+async function steadyRate(accounting: 'anthropic' | 'openai', seconds: number, warmupSeconds: number, limits: LimitSpec) {
+  const upstream = new MockProvider({ seed: 5, models: { up: upstreamModel(limits, { outputTokens: 40 }) } });
+  const engine = createEngine({ providers: [upstream], models: { 'mock:up': { limits, accounting } } });
+  for (let i = 0; i < 5000; i++) engine.submit({ model: 'mock:up', messages: prompt(i), maxTokens: 200 });
+  await clock.sleep(warmupSeconds * 1000);
+  const atWarm = upstream.stats('up').outputTokens;
+  const warmAt = nowMs();
+  await clock.sleep((seconds - warmupSeconds) * 1000);
+  const used = upstream.stats('up');
+  const elapsedMs = nowMs() - warmAt;
+  await engine.close();
+  return { outputTokensPerMinute: ((used.outputTokens - atWarm) / elapsedMs) * 60_000, http429: used.rateLimited };
+}
+
+export async function benchTokenRefunds(seconds = 12, warmupSeconds = 2): Promise<TokenRefundResult> {
+  const otpm = 60_000;
+  const limits: LimitSpec = { requestsPerMinute: 100_000, outputTokensPerMinute: otpm, burstSeconds: 1 };
+  const withUtilisation = (r: { outputTokensPerMinute: number; http429: number }) => ({ ...r, utilisation: r.outputTokensPerMinute / otpm });
+  return {
+    seconds,
+    warmupSeconds,
+    limit: `${otpm.toLocaleString('en-US')} output tokens/min, 1 s burst; max_tokens 200, real output 40`,
+    refunding: withUtilisation(await steadyRate('anthropic', seconds, warmupSeconds, limits)),
+    neverRefund: withUtilisation(await steadyRate('openai', seconds, warmupSeconds, limits)),
+  };
+}
