@@ -1,3 +1,5 @@
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import PQueue from 'p-queue';
 import { createEngine, MockProvider, SystemClock, type TaskRequest } from '../dist/index.js';
 import { gc } from './stats.js';
@@ -13,7 +15,10 @@ export interface MemoryResult {
   fanoutBytesPerTask: number;
   pQueueBytesPerTask: number;
   requestBytesPerTask: number;
+  /** RSS of a plain node process holding the queued tasks. */
   fanoutRssMb: number;
+  /** RSS of that process before the tasks were made. */
+  baselineRssMb: number;
 }
 
 function makeRequest(i: number): TaskRequest {
@@ -26,18 +31,12 @@ function heap(): number {
 }
 
 export async function benchMemory(tasks = 100_000): Promise<MemoryResult> {
-  // The requests alone, as the caller would hold them.
+  // fanout first, so its RSS is not inflated by what the anchors allocate.
   let base = heap();
-  let requests: TaskRequest[] | undefined = Array.from({ length: tasks }, (_, i) => makeRequest(i));
-  const requestBytes = (heap() - base) / tasks;
-  requests = undefined;
-
-  base = heap();
   const engine = createEngine({ models: { 'mock:slow': { limits: { requestsPerMinute: 1 } } } });
   for (let i = 0; i < tasks; i++) engine.submit(makeRequest(i));
   await new Promise((resolve) => setImmediate(resolve));
   const fanoutBytes = (heap() - base) / tasks;
-  const rss = process.memoryUsage().rss / 2 ** 20;
   if (engine.pendingCount < tasks - 1) throw new Error('fanout: tasks were not held');
   await engine.close();
 
@@ -54,6 +53,15 @@ export async function benchMemory(tasks = 100_000): Promise<MemoryResult> {
   const pQueueBytes = (heap() - base) / tasks;
   if (queue.size < tasks) throw new Error('p-queue: tasks were not held');
   queue.clear();
-  void requests;
-  return { tasks, fanoutBytesPerTask: fanoutBytes, pQueueBytesPerTask: pQueueBytes, requestBytesPerTask: requestBytes, fanoutRssMb: rss };
+
+  // The requests alone, as the caller would hold them.
+  base = heap();
+  const requests: TaskRequest[] = Array.from({ length: tasks }, (_, i) => makeRequest(i));
+  const requestBytes = (heap() - base) / tasks;
+  if (requests.length !== tasks) throw new Error('unreachable');
+  // RSS in a plain node process, without this process's TypeScript loader and anchors.
+  const child = spawnSync(process.execPath, ['--expose-gc', fileURLToPath(new URL('./queued-rss.mjs', import.meta.url)), String(tasks)], { encoding: 'utf8' });
+  if (child.status !== 0) throw new Error(`queued-rss.mjs failed: ${child.stderr}`);
+  const rss = JSON.parse(child.stdout) as { beforeMb: number; afterMb: number };
+  return { tasks, fanoutBytesPerTask: fanoutBytes, pQueueBytesPerTask: pQueueBytes, requestBytesPerTask: requestBytes, fanoutRssMb: rss.afterMb, baselineRssMb: rss.beforeMb };
 }

@@ -1,4 +1,6 @@
+import { spawnSync } from 'node:child_process';
 import { cpus } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { benchMemory } from './memory.js';
 import { benchOverhead } from './overhead.js';
 import { benchScheduling } from './scheduling.js';
@@ -7,63 +9,77 @@ import { benchKnownLimits, benchTokenRefunds } from './utilisation.js';
 
 /**
  * The quick benchmark set: every figure beside an anchor measured in the same
- * process, printed as a Markdown table. Numbers, never pass/fail: benchmarks
- * do not gate CI.
+ * process, printed as a Markdown table. Each benchmark runs in a fresh child
+ * process, so one's garbage never slows the next. Numbers, never pass/fail:
+ * benchmarks do not gate CI.
  */
-const rows: string[][] = [];
-const row = (...cells: string[]) => {
-  rows.push(cells);
-  process.stderr.write(`  ${cells[0]}: ${cells[2]}\n`);
-};
+const benches = {
+  memory: async () => {
+    const m = await benchMemory();
+    return [
+      'M-queue',
+      `heap per queued task, ${fmt(m.tasks)} queued (request included)`,
+      `${fmt(m.fanoutBytesPerTask)} B; RSS ${fmt(m.fanoutRssMb)} MB (${fmt(m.baselineRssMb)} MB before)`,
+      `p-queue ${fmt(m.pQueueBytesPerTask)} B · the request alone ${fmt(m.requestBytesPerTask)} B`,
+      `${fmt(m.fanoutBytesPerTask / m.pQueueBytesPerTask, 2)} × p-queue (goal ≤ 1 KB, ≤ 150 MB RSS)`,
+    ];
+  },
+  scheduling: async () => {
+    const s = await benchScheduling();
+    return [
+      'T-sched',
+      `tasks/s, ${fmt(s.tasks)} zero-latency mock calls, 256 in flight, median of 3`,
+      `${fmt(s.fanout)}`,
+      `p-queue ${fmt(s.pQueue)} · Bottleneck ${fmt(s.bottleneck)} (on ${fmt(s.bottleneckTasks)} tasks)`,
+      `${fmt(s.fanout / s.pQueue, 2)} × p-queue (goal ≥ 0.75; ≥ 250,000/s)`,
+    ];
+  },
+  overhead: async () => {
+    const o = await benchOverhead();
+    return [
+      'O-call',
+      `added latency per call, one in flight, ${fmt(o.samples)} samples × 3`,
+      `p50 +${fmt(o.addedP50Us, 1)} µs · p99 +${fmt(o.addedP99Us, 1)} µs`,
+      `direct p50 ${fmt(o.directP50Us, 1)} µs · p99 ${fmt(o.directP99Us, 1)} µs`,
+      'goal p50 ≤ 25 µs, p99 ≤ 250 µs',
+    ];
+  },
+  known: async () => {
+    const k = await benchKnownLimits();
+    return [
+      'W-known',
+      `${k.requests} calls, ${k.limit}, lower bound ${fmt(k.lowerBoundMs / 1000, 2)} s`,
+      `${fmt(k.fanout.utilisation * 100, 1)} % in ${fmt(k.fanout.wallMs / 1000, 2)} s, ${k.fanout.http429} × 429`,
+      `naive (${k.naive.concurrency} workers, retry-after) ${fmt(k.naive.utilisation * 100, 1)} % in ${fmt(k.naive.wallMs / 1000, 2)} s, ${k.naive.http429} × 429`,
+      'goal ≥ 97 %, 0 × 429',
+    ];
+  },
+  tokens: async () => {
+    const t = await benchTokenRefunds();
+    return [
+      'W-tokens',
+      `steady state from ${t.warmupSeconds} s to ${t.seconds} s, ${t.limit}`,
+      `${fmt(t.refunding.utilisation * 100, 1)} % of the limit (${fmt(t.refunding.outputTokensPerMinute)}/min), ${t.refunding.http429} × 429`,
+      `reserve-never-refund (cookbook) ${fmt(t.neverRefund.utilisation * 100, 1)} %, ${t.neverRefund.http429} × 429`,
+      'goal ≥ 95 %',
+    ];
+  },
+} satisfies Record<string, () => Promise<string[]>>;
 
-process.stderr.write(`fanout benchmarks on node ${process.version}, ${cpus().length} cores\n`);
-
-// Memory first, while the process holds nothing else.
-const memory = await benchMemory();
-row(
-  'M-queue',
-  `heap per queued task, ${fmt(memory.tasks)} queued (request included)`,
-  `${fmt(memory.fanoutBytesPerTask)} B (RSS ${fmt(memory.fanoutRssMb)} MB)`,
-  `p-queue ${fmt(memory.pQueueBytesPerTask)} B · the request alone ${fmt(memory.requestBytesPerTask)} B`,
-  `${fmt(memory.fanoutBytesPerTask / memory.pQueueBytesPerTask, 2)} × p-queue (goal ≤ 1 KB)`,
-);
-
-const sched = await benchScheduling();
-row(
-  'T-sched',
-  `tasks/s, ${fmt(sched.tasks)} zero-latency mock calls, 256 in flight`,
-  `${fmt(sched.fanout)}`,
-  `p-queue ${fmt(sched.pQueue)} · Bottleneck ${fmt(sched.bottleneck)} (on ${fmt(sched.bottleneckTasks)} tasks)`,
-  `${fmt(sched.fanout / sched.pQueue, 2)} × p-queue (goal ≥ 0.75; ≥ 250,000/s)`,
-);
-
-const overhead = await benchOverhead();
-row(
-  'O-call',
-  `added latency per call, one in flight, ${fmt(overhead.samples)} samples × 3`,
-  `p50 +${fmt(overhead.addedP50Us, 1)} µs · p99 +${fmt(overhead.addedP99Us, 1)} µs`,
-  `direct p50 ${fmt(overhead.directP50Us, 1)} µs · p99 ${fmt(overhead.directP99Us, 1)} µs`,
-  `goal p50 ≤ 25 µs, p99 ≤ 250 µs`,
-);
-
-const known = await benchKnownLimits();
-row(
-  'W-known',
-  `${known.requests} calls, ${known.limit}, lower bound ${fmt(known.lowerBoundMs / 1000, 2)} s`,
-  `${fmt(known.fanout.utilisation * 100, 1)} % in ${fmt(known.fanout.wallMs / 1000, 2)} s, ${known.fanout.http429} × 429`,
-  `naive (${known.naive.concurrency} workers, retry-after) ${fmt(known.naive.utilisation * 100, 1)} % in ${fmt(known.naive.wallMs / 1000, 2)} s, ${known.naive.http429} × 429`,
-  'goal ≥ 97 %, 0 × 429',
-);
-
-const tokens = await benchTokenRefunds();
-row(
-  'W-tokens',
-  `steady state from ${tokens.warmupSeconds} s to ${tokens.seconds} s, ${tokens.limit}`,
-  `${fmt(tokens.refunding.utilisation * 100, 1)} % of the limit (${fmt(tokens.refunding.outputTokensPerMinute)}/min), ${tokens.refunding.http429} × 429`,
-  `reserve-never-refund (cookbook) ${fmt(tokens.neverRefund.utilisation * 100, 1)} %, ${tokens.neverRefund.http429} × 429`,
-  'goal ≥ 95 %',
-);
-
-const header = ['id', 'what', 'fanout', 'anchor (same run)', 'ratio / goal'];
-const lines = [header, header.map(() => '---'), ...rows].map((cells) => `| ${cells.join(' | ')} |`);
-process.stdout.write(`\nnode ${process.version}, ${cpus().length} cores, ${new Date().toISOString()}\n\n${lines.join('\n')}\n`);
+const only = process.argv[2] as keyof typeof benches | undefined;
+if (only) {
+  process.stdout.write(JSON.stringify(await benches[only]()));
+} else {
+  process.stderr.write(`fanout benchmarks on node ${process.version}, ${cpus().length} cores\n`);
+  const rows: string[][] = [];
+  for (const name of Object.keys(benches)) {
+    const child = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    if (child.status !== 0) throw new Error(`benchmark ${name} failed (exit ${child.status})`);
+    const row = JSON.parse(child.stdout) as string[];
+    process.stderr.write(`  ${row[0]}: ${row[2]}\n`);
+    rows.push(row);
+  }
+  const header = ['id', 'what', 'fanout', 'anchor (same run)', 'ratio / goal'];
+  const lines = [header, header.map(() => '---'), ...rows].map((cells) => `| ${cells.join(' | ')} |`);
+  process.stdout.write(`\nnode ${process.version}, ${cpus().length} cores, ${new Date().toISOString()}\n\n${lines.join('\n')}\n`);
+}

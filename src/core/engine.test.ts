@@ -68,13 +68,13 @@ describe('engine pacing on a 60 rpm key', () => {
     await engine.idle();
   });
 
-  it('with the default 1 ms transit guard: 59 at 0 ms, the 60th at 1 ms, the 61st at 1,001 ms', async () => {
+  it('with the default 100 ms transit guard: 59 at 0 ms, the 60th at 100 ms, the 61st at 1,100 ms', async () => {
     const { clock, engine, startsOf } = setup({ models: { 'mock:m': { limits: { requestsPerMinute: 60 } } } });
     const handles = Array.from({ length: 61 }, (_, i) => engine.submit(ask('mock:m', `q${i}`)));
     await clock.runAll();
     const starts = handles.map((h) => startsOf(h.id)[0]);
     expect(starts.slice(0, 59)).toEqual(new Array(59).fill(0));
-    expect(starts.slice(59)).toEqual([1, 1001]);
+    expect(starts.slice(59)).toEqual([100, 1100]);
   });
 
   it('gives unused output tokens back as each call ends, so a zero-latency run is not held back', async () => {

@@ -26,8 +26,11 @@ export interface LimitSpec {
    * it. When a bucket is full, fanout's would keep refilling during that time
    * while the provider's could not; a take from a full bucket therefore first
    * gives up `transitMs` of refill, so fanout's count never runs ahead of the
-   * provider's. Default 1 (times are whole milliseconds, so a call counted in
-   * the next millisecond is covered).
+   * provider's. Default 100: a call on a kept-alive HTTPS connection reaches
+   * the provider within that, and so does a call to the in-process mock even
+   * when a garbage collection or a first compile delays it by a few
+   * milliseconds. The cost is at most 100 ms of refill each time a bucket
+   * starts a burst from full. Raise it for slow links.
    */
   transitMs?: number;
 }
@@ -50,7 +53,7 @@ export type LimitDimension =
   | 'outputTokensPerMinute';
 
 const MINUTE_MS = 60_000;
-const DEFAULT_TRANSIT_MS = 1;
+const DEFAULT_TRANSIT_MS = 100;
 const DAY_MS = 86_400_000;
 
 const DIMENSIONS: ReadonlyArray<{ name: LimitDimension; field: keyof Cost; windowMs: number }> = [
