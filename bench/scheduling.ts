@@ -34,24 +34,24 @@ async function fanout(n: number): Promise<number> {
   return n / (elapsed / 1000);
 }
 
-async function pQueue(n: number): Promise<number> {
+/** Schedules n mock calls through `schedule` and returns calls per second. */
+async function anchorRate(n: number, schedule: (job: () => Promise<unknown>) => Promise<unknown>): Promise<number> {
   const mock = new MockProvider();
-  const queue = new PQueue({ concurrency: CONCURRENCY });
   const start = nowMs();
   const pending = [];
-  for (let i = 0; i < n; i++) pending.push(queue.add(() => mock.complete(call(i), { signal, attempt: 1, clock })));
+  for (let i = 0; i < n; i++) pending.push(schedule(() => mock.complete(call(i), { signal, attempt: 1, clock })));
   await Promise.all(pending);
   return n / ((nowMs() - start) / 1000);
 }
 
+function pQueue(n: number): Promise<number> {
+  const queue = new PQueue({ concurrency: CONCURRENCY });
+  return anchorRate(n, (job) => queue.add(job));
+}
+
 async function bottleneck(n: number): Promise<number> {
-  const mock = new MockProvider();
   const limiter = new Bottleneck({ maxConcurrent: CONCURRENCY });
-  const start = nowMs();
-  const pending = [];
-  for (let i = 0; i < n; i++) pending.push(limiter.schedule(() => mock.complete(call(i), { signal, attempt: 1, clock })));
-  await Promise.all(pending);
-  const rate = n / ((nowMs() - start) / 1000);
+  const rate = await anchorRate(n, (job) => limiter.schedule(job));
   await limiter.stop();
   return rate;
 }

@@ -59,13 +59,7 @@ export class ManualClock implements Clock {
 
   /** Moves time to `targetMs`, firing every timer due on the way. */
   async advanceTo(targetMs: number): Promise<void> {
-    await flushMicrotasks();
-    for (;;) {
-      const next = this.nextTimer();
-      if (!next || next.at > targetMs) break;
-      this.fire(next);
-      await flushMicrotasks();
-    }
+    await this.fireUntil(targetMs);
     this.current = Math.max(this.current, targetMs);
   }
 
@@ -74,15 +68,19 @@ export class ManualClock implements Clock {
    * (or `limitMs` of virtual time has passed). Returns the time reached.
    */
   async runAll(limitMs = Number.POSITIVE_INFINITY): Promise<number> {
-    const end = this.current + limitMs;
+    await this.fireUntil(this.current + limitMs);
+    return this.current;
+  }
+
+  /** Fires every timer due at or before `endMs`, in order, letting promise callbacks run after each. */
+  private async fireUntil(endMs: number): Promise<void> {
     await flushMicrotasks();
     for (;;) {
       const next = this.nextTimer();
-      if (!next || next.at > end) break;
+      if (!next || next.at > endMs) break;
       this.fire(next);
       await flushMicrotasks();
     }
-    return this.current;
   }
 
   private nextTimer(): Timer | undefined {
