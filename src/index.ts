@@ -1,5 +1,7 @@
-export { createEngine, Engine } from './core/engine.js';
-export type { EngineOptions, GatherOptions, GatherOutcome, TaskHandle } from './core/engine.js';
+export { createEngine } from './create-engine.js';
+export { Engine } from './core/engine.js';
+export type { EngineOptions, TaskHandle } from './core/engine.js';
+export type { GatherOptions, GatherOutcome } from './core/gather.js';
 export { SystemClock, type Clock } from './core/clock.js';
 export { seededRandom, systemRandom, type Random } from './core/random.js';
 export { FanoutError, ProviderError, RetryError, ValidationError } from './core/errors.js';

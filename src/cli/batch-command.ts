@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { engineOptionsFromConfig } from '../config/engine-options.js';
 import type { FanoutConfig } from '../config/schema.js';
 import { runBatch, type BatchProgress, type BatchSummary } from '../batch/run-batch.js';
-import { createEngine } from '../core/engine.js';
+import { createEngine } from '../create-engine.js';
 import { FanoutError } from '../core/errors.js';
 import type { LimitSpec } from '../limits/limiter.js';
 import { loadConfig } from './config-file.js';

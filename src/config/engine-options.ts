@@ -1,4 +1,4 @@
-import type { EngineOptions } from '../core/engine.js';
+import { providerList, type EngineOptions } from '../core/engine.js';
 import { MockProvider } from '../providers/mock/mock-provider.js';
 import type { FanoutConfig } from './schema.js';
 
@@ -9,7 +9,7 @@ export function engineOptionsFromConfig(config: FanoutConfig, extra: EngineOptio
     defaults: config.providers?.mock?.defaults,
     models: config.providers?.mock?.models,
   });
-  const given = Array.isArray(extra.providers) ? extra.providers : Object.values(extra.providers ?? {});
+  const given = providerList(extra.providers);
   return {
     concurrency: config.concurrency,
     defaultMaxTokens: config.defaultMaxTokens,

@@ -1,29 +1,8 @@
 import { z } from 'zod';
 import { ValidationError } from '../core/errors.js';
 import { describeIssues } from '../core/validate.js';
-
-const count = z.number().finite().positive();
-
-export const limitSpecSchema = z.strictObject({
-  requestsPerMinute: count.optional(),
-  requestsPerDay: count.optional(),
-  tokensPerMinute: count.optional(),
-  inputTokensPerMinute: count.optional(),
-  outputTokensPerMinute: count.optional(),
-  maxConcurrent: z.number().int().positive().optional(),
-  burstSeconds: z.number().positive().max(60).optional(),
-  transitMs: z.number().min(0).optional(),
-});
-
-const accountingSchema = z.enum(['openai', 'anthropic', 'bedrock']);
-
-export const modelSettingsSchema = z.strictObject({
-  limits: limitSpecSchema.optional(),
-  group: z.string().min(1).optional(),
-  accounting: accountingSchema.optional(),
-  outputBurndown: count.optional(),
-  cacheReadsCount: z.boolean().optional(),
-});
+import { modelSettingsSchema } from '../core/models.js';
+import { accountingSchema, limitSpecSchema } from '../limits/limit-spec-schema.js';
 
 const latencySchema = z.union([
   z.number().min(0),

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../testing/manual-clock.js';
 import { MockProvider, type MockProviderOptions } from '../providers/mock/mock-provider.js';
 import type { Provider } from '../providers/provider.js';
-import { createEngine, type EngineOptions } from './engine.js';
+import { createEngine } from '../create-engine.js';
+import type { EngineOptions } from './engine.js';
 import { FanoutError, ProviderError, RetryError } from './errors.js';
 import type { EngineEvent } from './events.js';
 import type { Random } from './random.js';
@@ -384,6 +385,13 @@ describe('input and lifecycle', () => {
       /unknown field "max_tokens"/,
     );
     expect(engine.pendingCount).toBe(0);
+  });
+
+  it('refuses bad model settings at construction, naming the field', () => {
+    expect(() => createEngine({ models: { 'mock:m': { limits: { requestsPerMinute: -3 } } } })).toThrow(/models\.mock:m\.limits\.requestsPerMinute/);
+    expect(() => createEngine({ models: { 'nope:m': {} } })).toThrow(/models\.nope:m: .*known providers: mock/);
+    expect(() => createEngine({ models: { 'mock:m': { group: 'missing' } } })).toThrow(/unknown group "missing"/);
+    expect(() => createEngine({ concurrency: 0 })).toThrow(/concurrency: expected a whole number ≥ 1, received 0/);
   });
 
   it('close cancels what has not ended and refuses new work', async () => {

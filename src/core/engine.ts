@@ -1,7 +1,6 @@
 import { admissionCost, failedCost, settledCost } from '../limits/accounting.js';
 import { estimateInputTokens } from '../limits/estimate.js';
 import { Limiter, type LimitSpec, type Reservation, type WaitReason } from '../limits/limiter.js';
-import { MockProvider } from '../providers/mock/mock-provider.js';
 import type { CallContext, ModelCall, Provider } from '../providers/provider.js';
 import { SystemClock, type Clock } from './clock.js';
 import { asFanoutError, FanoutError, ProviderError, RetryError, type AttemptRecord } from './errors.js';
@@ -11,7 +10,8 @@ import { createIdGenerator, systemRandom, type Random } from './random.js';
 import { decideRetry, DEFAULT_RETRY, type RetryOptions } from './retry.js';
 import { Scheduler } from './scheduler.js';
 import { isTerminal } from './task-state.js';
-import { Attempt, Task, type TaskObserver, type TaskOutcome, type TaskStatus } from './task.js';
+import { Gather, Outcome, type GatherOptions, type GatherOutcome } from './gather.js';
+import { Attempt, Task, type TaskOutcome, type TaskStatus } from './task.js';
 import type { ModelResult, TaskRequest } from './types.js';
 import { validateTaskRequest } from './validate.js';
 
@@ -20,7 +20,7 @@ export interface EngineOptions {
   clock?: Clock;
   /** Randomness for retry jitter and ids. Default: Math.random. */
   random?: Random;
-  /** Providers by name (the prefix of `provider:model`). `mock` is always there unless replaced. */
+  /** Providers, each under its `name` (the prefix of `provider:model`). `createEngine` adds `mock` unless one is given. */
   providers?: Record<string, Provider> | Provider[];
   /** Per-model settings, keyed `provider:model` or `provider:*`. */
   models?: Record<string, ModelSettings>;
@@ -51,16 +51,6 @@ export interface TaskHandle {
   /** This task's events from now on, ending with its final event. */
   events(): AsyncIterableIterator<EngineEvent>;
 }
-
-export interface GatherOptions {
-  /** Reject at the first failure and cancel the rest. Default false: failures are values. */
-  failFast?: boolean;
-  /** Cancels every task of the gather when aborted. */
-  signal?: AbortSignal;
-}
-
-/** One entry of a `gather`: the task's outcome, or a request that never became a task. */
-export type GatherOutcome = TaskOutcome | { id?: undefined; label?: string; ok: false; error: FanoutError; status?: undefined };
 
 const TERMINAL_EVENTS: ReadonlySet<EngineEventType> = new Set(['task-completed', 'task-failed', 'task-cancelled']);
 
@@ -112,9 +102,8 @@ export class Engine {
     this.maxEndedTasks = positiveInteger('maxEndedTasks', options.maxEndedTasks, 50_000);
     const concurrency = positiveInteger('concurrency', options.concurrency, 256);
     this.concurrency = concurrency;
-    const providers = new Map<string, Provider>([['mock', new MockProvider()]]);
-    const given = Array.isArray(options.providers) ? options.providers : Object.values(options.providers ?? {});
-    for (const provider of given) providers.set(provider.name, provider);
+    const providers = new Map<string, Provider>();
+    for (const provider of providerList(options.providers)) providers.set(provider.name, provider);
     this.models = new ModelRegistry({
       providers,
       models: options.models ?? {},
@@ -503,98 +492,13 @@ export class Engine {
 
 const identity = <T>(value: T): T => value;
 
-/** An ended task as `gather` reports it; `status` is computed on first read. */
-class Outcome {
-  readonly id: string;
-  readonly label?: string;
-  readonly ok: boolean;
-  readonly result?: ModelResult;
-  readonly error?: FanoutError;
-  private snapshot?: TaskStatus;
-
-  constructor(
-    private readonly task: Task,
-    private readonly at: number,
-  ) {
-    this.id = task.id;
-    this.label = task.request.label;
-    this.ok = task.state === 'completed';
-    if (this.ok) this.result = task.result;
-    else this.error = task.error;
-  }
-
-  get status(): TaskStatus {
-    return (this.snapshot ??= this.task.status(this.at));
-  }
-}
-
-/** Follows the tasks of one `gather` and settles its promise. */
-class Gather implements TaskObserver {
-  private readonly outcomes: GatherOutcome[];
-  private readonly tasks: Task[] = [];
-  private remaining: number;
-  private settled = false;
-  private allSubmitted = false;
-
-  constructor(
-    private readonly engine: Engine,
-    count: number,
-    private readonly options: GatherOptions,
-    private readonly resolve: (outcomes: GatherOutcome[]) => void,
-    private readonly reject: (error: unknown) => void,
-  ) {
-    this.outcomes = new Array<GatherOutcome>(count);
-    this.remaining = count;
-  }
-
-  follow(task: Task, index: number): void {
-    this.tasks.push(task);
-    if (isTerminal(task.state)) {
-      this.record(index, this.engine.outcomeOf(task));
-      return;
-    }
-    task.observer = this;
-    task.slot = index;
-  }
-
-  taskEnded(task: Task, slot: number): void {
-    this.record(slot, this.engine.outcomeOf(task));
-  }
-
-  record(index: number, outcome: GatherOutcome): void {
-    this.outcomes[index] = outcome;
-    this.remaining -= 1;
-    if (this.settled) return;
-    if (!outcome.ok && this.options.failFast) {
-      this.settled = true;
-      this.cancelAll();
-      this.reject(outcome.error);
-    } else if (this.remaining === 0 && this.allSubmitted) {
-      this.settled = true;
-      this.resolve(this.outcomes);
-    }
-  }
-
-  /** Every request has been turned into a task or an outcome. */
-  submitted(): void {
-    this.allSubmitted = true;
-    if (this.remaining === 0 && !this.settled) {
-      this.settled = true;
-      this.resolve(this.outcomes);
-    }
-  }
-
-  cancelAll(): void {
-    for (const task of this.tasks) this.engine.cancel(task.id);
-  }
-}
-
 function errorSummary(error: FanoutError): NonNullable<EngineEvent['error']> {
   const summary: NonNullable<EngineEvent['error']> = { code: error.code, message: error.message };
   if (error instanceof ProviderError && error.status !== undefined) summary.status = error.status;
   return summary;
 }
 
-export function createEngine(options: EngineOptions = {}): Engine {
-  return new Engine(options);
+/** The providers of an options object, whichever form they were given in. */
+export function providerList(providers: EngineOptions['providers']): Provider[] {
+  return Array.isArray(providers) ? providers : Object.values(providers ?? {});
 }

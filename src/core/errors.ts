@@ -1,3 +1,5 @@
+import type { RateLimitInfo } from './types.js';
+
 /**
  * Every error fanout raises is a `FanoutError` with a stable `code`. Messages
  * never contain prompts, keys or request bodies.
@@ -65,6 +67,8 @@ export interface ProviderErrorOptions extends FanoutErrorOptions {
   requestId?: string;
   /** The response body, truncated and with secrets removed. */
   body?: string;
+  /** What the provider's rate-limit headers said on this response. */
+  rateLimit?: RateLimitInfo;
 }
 
 const MAX_BODY_CHARS = 500;
@@ -76,6 +80,7 @@ export class ProviderError extends FanoutError {
   readonly retryAfterMs?: number;
   readonly requestId?: string;
   readonly body?: string;
+  readonly rateLimit?: RateLimitInfo;
 
   constructor(code: ErrorCode, message: string, options: ProviderErrorOptions) {
     super(code, message, options);
@@ -85,6 +90,7 @@ export class ProviderError extends FanoutError {
     this.retryAfterMs = options.retryAfterMs;
     this.requestId = options.requestId;
     this.body = options.body === undefined ? undefined : options.body.slice(0, MAX_BODY_CHARS);
+    this.rateLimit = options.rateLimit;
   }
 
   override toJSON(): ReturnType<FanoutError['toJSON']> & { provider: string; status?: number; retryAfterMs?: number } {

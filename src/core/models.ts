@@ -1,7 +1,10 @@
 import type { AccountingOptions, AccountingRule } from '../limits/accounting.js';
 import type { Limiter, LimitSpec } from '../limits/limiter.js';
 import type { Provider } from '../providers/provider.js';
+import { z } from 'zod';
+import { accountingSchema, limitSpecSchema } from '../limits/limit-spec-schema.js';
 import { ValidationError } from './errors.js';
+import { describeIssues } from './validate.js';
 
 /** How fanout treats one model (`provider:model`), every model of a provider (`provider:*`), or every model (`*`). */
 export interface ModelSettings {
@@ -16,6 +19,14 @@ export interface ModelSettings {
   /** Whether cache reads count against input limits. */
   cacheReadsCount?: boolean;
 }
+
+export const modelSettingsSchema = z.strictObject({
+  limits: limitSpecSchema.optional(),
+  group: z.string().min(1).optional(),
+  accounting: accountingSchema.optional(),
+  outputBurndown: z.number().finite().positive().optional(),
+  cacheReadsCount: z.boolean().optional(),
+});
 
 export interface ResolvedModel {
   /** `provider:model` as submitted. */
@@ -43,6 +54,16 @@ export class ModelRegistry {
   private readonly resolved = new Map<string, ResolvedModel>();
 
   constructor(private readonly options: ModelRegistryOptions) {
+    checkSettings(options.models, options.groups);
+    for (const name of Object.keys(options.models)) {
+      if (name === '*') continue;
+      const provider = name.slice(0, name.indexOf(':'));
+      if (!name.includes(':') || !options.providers.has(provider)) {
+        throw new ValidationError('invalid_config', [
+          `models.${name}: expected "provider:model", "provider:*" or "*" with a known provider; known providers: ${[...options.providers.keys()].join(', ')}`,
+        ]);
+      }
+    }
     for (const [name, settings] of Object.entries(options.models)) {
       if (settings.group !== undefined && !(settings.group in options.groups)) {
         throw new ValidationError('invalid_config', [
@@ -82,4 +103,18 @@ export class ModelRegistry {
     this.resolved.set(model, entry);
     return entry;
   }
+}
+
+/** Validates settings handed to the library directly (the CLI's config file is validated as a whole). */
+function checkSettings(models: Readonly<Record<string, ModelSettings>>, groups: Readonly<Record<string, LimitSpec>>): void {
+  const issues: string[] = [];
+  for (const [name, settings] of Object.entries(models)) {
+    const parsed = modelSettingsSchema.safeParse(settings);
+    if (!parsed.success) issues.push(...describeIssues(parsed.error, `models.${name}`));
+  }
+  for (const [name, spec] of Object.entries(groups)) {
+    const parsed = limitSpecSchema.safeParse(spec);
+    if (!parsed.success) issues.push(...describeIssues(parsed.error, `groups.${name}`));
+  }
+  if (issues.length > 0) throw new ValidationError('invalid_config', issues);
 }

@@ -75,6 +75,7 @@ describe('mock provider', () => {
     const refused = await mock.complete(call('c'), context(clock)).catch((e: unknown) => e as ProviderError);
     expect(refused).toBeInstanceOf(ProviderError);
     expect(refused).toMatchObject({ code: 'rate_limited', status: 429, retryAfterMs: 30_000, retryable: true });
+    expect(refused.rateLimit).toMatchObject({ requestsLimit: 2, requestsRemaining: 0, requestsResetMs: 60_000, retryAfterMs: 30_000 });
     expect(mock.stats('m')).toMatchObject({ calls: 3, completed: 2, rateLimited: 1 });
     await clock.advance(30_000);
     await expect(mock.complete(call('c'), context(clock))).resolves.toMatchObject({ usage: { outputTokens: 24 } });

@@ -188,6 +188,7 @@ export class MockProvider implements Provider {
           status: 429,
           retryAfterMs,
           retryable: true,
+          rateLimit: { ...this.rateLimitInfo(call.model, now), retryAfterMs },
         });
       }
       reservation = permit.reservation;
