@@ -3,7 +3,7 @@ import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { benchMemory } from './memory.js';
 import { benchOverhead } from './overhead.js';
-import { benchScheduling } from './scheduling.js';
+import { benchScheduling, type Upstream } from './scheduling.js';
 import { fmt } from './stats.js';
 import { benchKnownLimits, benchTokenRefunds } from './utilisation.js';
 
@@ -13,6 +13,17 @@ import { benchKnownLimits, benchTokenRefunds } from './utilisation.js';
  * process, so one's garbage never slows the next. Numbers, never pass/fail:
  * benchmarks do not gate CI.
  */
+async function schedulingRow(upstream: Upstream, what: string): Promise<string[]> {
+  const s = await benchScheduling(upstream);
+  return [
+    upstream === 'mock' ? 'T-sched' : 'T-sched (bare)',
+    `tasks/s, ${fmt(s.tasks)} ${what}, 256 in flight, median of 3`,
+    `${fmt(s.fanout)}`,
+    `p-queue ${fmt(s.pQueue)} · Bottleneck ${fmt(s.bottleneck)} (on ${fmt(s.bottleneckTasks)} tasks)`,
+    `${fmt(s.fanout / s.pQueue, 2)} × p-queue (goal ≥ 0.75; ≥ 250,000/s)`,
+  ];
+}
+
 const benches = {
   memory: async () => {
     const m = await benchMemory();
@@ -24,16 +35,8 @@ const benches = {
       `${fmt(m.fanoutBytesPerTask / m.pQueueBytesPerTask, 2)} × p-queue (goal ≤ 1 KB, ≤ 150 MB RSS)`,
     ];
   },
-  scheduling: async () => {
-    const s = await benchScheduling();
-    return [
-      'T-sched',
-      `tasks/s, ${fmt(s.tasks)} zero-latency mock calls, 256 in flight, median of 3`,
-      `${fmt(s.fanout)}`,
-      `p-queue ${fmt(s.pQueue)} · Bottleneck ${fmt(s.bottleneck)} (on ${fmt(s.bottleneckTasks)} tasks)`,
-      `${fmt(s.fanout / s.pQueue, 2)} × p-queue (goal ≥ 0.75; ≥ 250,000/s)`,
-    ];
-  },
+  scheduling: () => schedulingRow('mock', 'zero-latency mock calls'),
+  'scheduling-bare': () => schedulingRow('bare', 'calls to a provider that answers a constant at once'),
   overhead: async () => {
     const o = await benchOverhead();
     return [

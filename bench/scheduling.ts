@@ -1,32 +1,62 @@
 import Bottleneck from 'bottleneck';
 import PQueue from 'p-queue';
-import { createEngine, MockProvider, SystemClock, type TaskRequest } from '../dist/index.js';
+import { createEngine, MockProvider, SystemClock, type Provider, type TaskRequest } from '../dist/index.js';
 import type { ModelCall } from '../dist/providers/provider.js';
 import { median, nowMs } from './stats.js';
 
 /**
  * T-sched: in-process scheduling throughput. Every system runs the same work:
- * N calls to the same zero-latency mock model, at most 256 in flight. fanout
- * goes through its whole path (validation, limit key with a requests-per-minute
- * bucket, task record, events off, result gathered in input order).
+ * N calls, at most 256 in flight, each request built inside the timed region.
+ * fanout goes through its whole path (validation, a limit key with a
+ * requests-per-minute bucket, task record, accounting, results gathered in
+ * input order).
+ *
+ * Two upstreams: the zero-latency mock model (which makes up text and counts
+ * tokens, a few µs per call), and a bare provider that answers with a
+ * constant at once, which leaves nothing but the scheduling to measure.
  */
 
 const CONCURRENCY = 256;
 const signal = new AbortController().signal;
 const clock = new SystemClock();
 
-function request(i: number): TaskRequest {
-  return { model: 'mock:bench', messages: [{ role: 'user', content: `prompt number ${i}` }], maxTokens: 64 };
+export type Upstream = 'mock' | 'bare';
+
+const RESULT = Object.freeze({
+  text: 'ok',
+  usage: Object.freeze({ inputTokens: 1, outputTokens: 1, cacheReadTokens: 0, cacheWriteTokens: 0 }),
+  finishReason: 'stop' as const,
+  model: 'bench',
+});
+
+function bareProvider(): Provider {
+  return {
+    name: 'bare',
+    accounting: () => ({ rule: 'anthropic' }),
+    complete: () => Promise.resolve(RESULT),
+    stream: () => {
+      throw new Error('not used');
+    },
+  };
+}
+
+function provider(upstream: Upstream): Provider {
+  return upstream === 'mock' ? new MockProvider() : bareProvider();
+}
+
+function request(upstream: Upstream, i: number): TaskRequest {
+  return { model: `${upstream}:bench`, messages: [{ role: 'user', content: `prompt number ${i}` }], maxTokens: 64 };
 }
 
 function call(i: number): ModelCall {
   return { model: 'bench', messages: [{ role: 'user', content: `prompt number ${i}` }], maxTokens: 64 };
 }
 
-async function fanout(n: number): Promise<number> {
-  const engine = createEngine({ concurrency: CONCURRENCY, models: { 'mock:bench': { limits: { requestsPerMinute: 1e12 } } } });
-  const requests = Array.from({ length: n }, (_, i) => request(i));
+async function fanout(upstream: Upstream, n: number): Promise<number> {
+  const model = `${upstream}:bench`;
+  const engine = createEngine({ concurrency: CONCURRENCY, providers: [provider(upstream)], models: { [model]: { limits: { requestsPerMinute: 1e12 } } } });
   const start = nowMs();
+  const requests = Array.from({ length: n }, (_, i) => request(upstream, i));
   const outcomes = await engine.gather(requests);
   const elapsed = nowMs() - start;
   if (outcomes.some((o) => !o.ok)) throw new Error('fanout: a task failed');
@@ -34,29 +64,30 @@ async function fanout(n: number): Promise<number> {
   return n / (elapsed / 1000);
 }
 
-/** Schedules n mock calls through `schedule` and returns calls per second. */
-async function anchorRate(n: number, schedule: (job: () => Promise<unknown>) => Promise<unknown>): Promise<number> {
-  const mock = new MockProvider();
+/** Schedules n calls through `schedule` and returns calls per second. */
+async function anchorRate(upstream: Upstream, n: number, schedule: (job: () => Promise<unknown>) => Promise<unknown>): Promise<number> {
+  const target = provider(upstream);
   const start = nowMs();
   const pending = [];
-  for (let i = 0; i < n; i++) pending.push(schedule(() => mock.complete(call(i), { signal, attempt: 1, clock })));
+  for (let i = 0; i < n; i++) pending.push(schedule(() => target.complete(call(i), { signal, attempt: 1, clock })));
   await Promise.all(pending);
   return n / ((nowMs() - start) / 1000);
 }
 
-function pQueue(n: number): Promise<number> {
+function pQueue(upstream: Upstream, n: number): Promise<number> {
   const queue = new PQueue({ concurrency: CONCURRENCY });
-  return anchorRate(n, (job) => queue.add(job));
+  return anchorRate(upstream, n, (job) => queue.add(job));
 }
 
-async function bottleneck(n: number): Promise<number> {
+async function bottleneck(upstream: Upstream, n: number): Promise<number> {
   const limiter = new Bottleneck({ maxConcurrent: CONCURRENCY });
-  const rate = await anchorRate(n, (job) => limiter.schedule(job));
+  const rate = await anchorRate(upstream, n, (job) => limiter.schedule(job));
   await limiter.stop();
   return rate;
 }
 
 export interface SchedulingResult {
+  upstream: Upstream;
   fanout: number;
   pQueue: number;
   bottleneck: number;
@@ -65,16 +96,17 @@ export interface SchedulingResult {
   bottleneckTasks: number;
 }
 
-export async function benchScheduling(tasks = 100_000, repeats = 3): Promise<SchedulingResult> {
-  await fanout(5000);
-  await pQueue(5000);
+export async function benchScheduling(upstream: Upstream, tasks = 100_000, repeats = 3): Promise<SchedulingResult> {
+  const bottleneckTasks = Math.min(tasks, 2_000);
+  await fanout(upstream, 5000);
+  await pQueue(upstream, 5000);
   const f: number[] = [];
   const p: number[] = [];
   const b: number[] = [];
   for (let r = 0; r < repeats; r++) {
-    f.push(await fanout(tasks));
-    p.push(await pQueue(tasks));
-    b.push(await bottleneck(Math.min(tasks, 2_000)));
+    f.push(await fanout(upstream, tasks));
+    p.push(await pQueue(upstream, tasks));
+    b.push(await bottleneck(upstream, bottleneckTasks));
   }
-  return { fanout: median(f), pQueue: median(p), bottleneck: median(b), tasks, bottleneckTasks: Math.min(tasks, 2_000) };
+  return { upstream, fanout: median(f), pQueue: median(p), bottleneck: median(b), tasks, bottleneckTasks };
 }

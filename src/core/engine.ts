@@ -1,6 +1,6 @@
 import { admissionCost, failedCost, settledCost } from '../limits/accounting.js';
 import { estimateInputTokens } from '../limits/estimate.js';
-import { Limiter, type LimitSpec, type Reservation, type WaitReason } from '../limits/limiter.js';
+import { Limiter, type Cost, type LimitSpec, type Reservation, type WaitReason } from '../limits/limiter.js';
 import type { CallContext, ModelCall, Provider } from '../providers/provider.js';
 import { SystemClock, type Clock } from './clock.js';
 import { asFanoutError, FanoutError, ProviderError, RetryError, type AttemptRecord } from './errors.js';
@@ -212,12 +212,8 @@ export class Engine {
     const resolved = this.models.resolve(request.model);
     const now = this.clock.now();
     const task = new Task(this.nextId(), this.seq++, request, resolved.key, now);
-    task.cost = admissionCost(resolved.accounting, {
-      inputTokens: resolved.countsTokens ? this.countInput(resolved, request) : 0,
-      cacheReadTokens: 0,
-      cacheWriteTokens: 0,
-      maxOutputTokens: request.maxTokens ?? this.defaultMaxTokens,
-    });
+    task.model = resolved;
+    task.cost = this.costOf(resolved, request);
     this.tasks.set(task.id, task);
     this.pending += 1;
     try {
@@ -233,6 +229,21 @@ export class Engine {
     }
     this.scheduler.enqueue(task);
     return task;
+  }
+
+  /** The charge a request is admitted at. */
+  private costOf(resolved: ResolvedModel, request: TaskRequest): Cost {
+    const maxOutputTokens = request.maxTokens ?? this.defaultMaxTokens;
+    if (!resolved.countsTokens) {
+      let cost = resolved.fixedCosts.get(maxOutputTokens);
+      if (!cost) {
+        cost = Object.freeze(admissionCost(resolved.accounting, { inputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, maxOutputTokens }));
+        resolved.fixedCosts.set(maxOutputTokens, cost);
+      }
+      return cost;
+    }
+    const inputTokens = this.countInput(resolved, request);
+    return admissionCost(resolved.accounting, { inputTokens, cacheReadTokens: 0, cacheWriteTokens: 0, maxOutputTokens });
   }
 
   private countInput(resolved: ResolvedModel, request: TaskRequest): number {
@@ -272,7 +283,7 @@ export class Engine {
 
   /** @internal The outcome of an ended task; its `status` is computed when first read. */
   outcomeOf(task: Task): TaskOutcome {
-    return new Outcome(task, this.clock.now()) as unknown as TaskOutcome;
+    return new Outcome(task, task.endedAt ?? this.clock.now()) as unknown as TaskOutcome;
   }
 
   private whenSettled(task: Task, callback: (task: Task) => void): void {
@@ -300,7 +311,7 @@ export class Engine {
       );
     }
     if (this.hub.active) this.emitTask('task-started', task, now, { attempt });
-    const resolved = this.models.resolve(request.model);
+    const resolved = task.model as ResolvedModel;
     const call: ModelCall = {
       model: resolved.modelName,
       messages: request.messages,
@@ -342,12 +353,11 @@ export class Engine {
   }
 
   /** Closes the running attempt: settles its permit and frees its slot. */
-  private endAttempt(task: Task, now: number, end: Pick<AttemptRecord, 'outcome' | 'requestId'> & { error?: FanoutError }, actual?: ReturnType<typeof failedCost>): void {
+  private endAttempt(task: Task, now: number, end: AttemptEnd, actual?: Cost): void {
     const record = task.attempts?.[task.attempts.length - 1];
     if (record) {
       record.endedAt = now;
       record.outcome = end.outcome;
-      if (end.requestId !== undefined) record.requestId = end.requestId;
       if (end.error) {
         const e = end.error;
         record.error = { code: e.code, message: e.message };
@@ -370,7 +380,10 @@ export class Engine {
     if (!this.isCurrent(task, attempt)) return;
     const now = this.clock.now();
     const reserved = task.reservation?.cost ?? task.cost;
-    this.endAttempt(task, now, { outcome: 'completed', requestId: result.requestId }, settledCost(resolved.accounting, reserved, result.usage));
+    // A key that limits no tokens needs no settled token count: its reservation stands.
+    const actual = resolved.countsTokens ? settledCost(resolved.accounting, reserved, result.usage) : undefined;
+    this.endAttempt(task, now, COMPLETED, actual);
+    if (result.requestId !== undefined && task.attempts) (task.attempts[task.attempts.length - 1] as AttemptRecord).requestId = result.requestId;
     task.result = result;
     this.finish(task, 'completed', now);
   }
@@ -491,6 +504,13 @@ export class Engine {
 }
 
 const identity = <T>(value: T): T => value;
+
+/** How an attempt ended; `COMPLETED` is shared so the common case allocates nothing. */
+interface AttemptEnd {
+  outcome: 'completed' | 'failed' | 'cancelled';
+  error?: FanoutError;
+}
+const COMPLETED: AttemptEnd = Object.freeze({ outcome: 'completed' });
 
 function errorSummary(error: FanoutError): NonNullable<EngineEvent['error']> {
   const summary: NonNullable<EngineEvent['error']> = { code: error.code, message: error.message };

@@ -59,7 +59,8 @@ export class Gather implements TaskObserver {
   }
 
   follow(task: Task, index: number): void {
-    this.tasks.push(task);
+    // Only a gather that may cancel its tasks needs to know them all.
+    if (this.options.failFast || this.options.signal) this.tasks.push(task);
     if (isTerminal(task.state)) {
       this.record(index, this.engine.outcomeOf(task));
       return;

@@ -1,5 +1,5 @@
 import type { AccountingOptions, AccountingRule } from '../limits/accounting.js';
-import type { Limiter, LimitSpec } from '../limits/limiter.js';
+import type { Cost, Limiter, LimitSpec } from '../limits/limiter.js';
 import type { Provider } from '../providers/provider.js';
 import { z } from 'zod';
 import { accountingSchema, limitSpecSchema } from '../limits/limit-spec-schema.js';
@@ -39,6 +39,11 @@ export interface ResolvedModel {
   accounting: AccountingOptions;
   /** True when the key limits tokens, so input must be counted before admission. */
   countsTokens: boolean;
+  /**
+   * When the key limits no tokens, a call's charge depends only on its max
+   * tokens: those charges, made once and shared (frozen) by every task.
+   */
+  fixedCosts: Map<number, Readonly<Cost>>;
 }
 
 export interface ModelRegistryOptions {
@@ -99,7 +104,7 @@ export class ModelRegistry {
       cacheReadsCount: settings.cacheReadsCount ?? base.cacheReadsCount,
     };
     const countsTokens = limiter.buckets(key).some((b) => !b.name.startsWith('requests'));
-    const entry: ResolvedModel = { model, provider, modelName, key, accounting, countsTokens };
+    const entry: ResolvedModel = { model, provider, modelName, key, accounting, countsTokens, fixedCosts: new Map() };
     this.resolved.set(model, entry);
     return entry;
   }

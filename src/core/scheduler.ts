@@ -3,6 +3,7 @@ import type { Clock } from './clock.js';
 import { asFanoutError, FanoutError } from './errors.js';
 import { Heap } from './heap.js';
 import { isTerminal } from './task-state.js';
+import { TaskQueue } from './task-queue.js';
 import { runsBefore, type Task } from './task.js';
 
 /** What the scheduler asks of the engine. */
@@ -19,7 +20,7 @@ export interface SchedulerHooks {
 
 interface KeyQueue {
   key: string;
-  heap: Heap<Task>;
+  queue: TaskQueue;
   /** No permit before this time (epoch ms). */
   blockedUntil: number;
   /** Every concurrency slot of the key is taken; wait for a call to end. */
@@ -74,7 +75,7 @@ export class Scheduler {
   /** Adds a queued task to its key's queue. */
   enqueue(task: Task): void {
     const queue = this.queueFor(task.key);
-    queue.heap.push(task);
+    queue.queue.push(task);
     this.active.add(queue);
     this.wake();
   }
@@ -119,7 +120,7 @@ export class Scheduler {
   private queueFor(key: string): KeyQueue {
     let queue = this.queues.get(key);
     if (!queue) {
-      queue = { key, heap: new Heap(runsBefore), blockedUntil: 0, waitingForSlot: false };
+      queue = { key, queue: new TaskQueue(), blockedUntil: 0, waitingForSlot: false };
       this.queues.set(key, queue);
     }
     return queue;
@@ -133,9 +134,9 @@ export class Scheduler {
     while (this.running < this.concurrency) {
       const queue = this.pickQueue(now);
       if (!queue) break;
-      const task = queue.heap.peek() as Task;
+      const task = queue.queue.peek() as Task;
       if (task.deadlineAt <= now) {
-        queue.heap.pop();
+        queue.queue.pop();
         this.hooks.reject(task, new FanoutError('deadline_exceeded', `task ${task.id} passed its deadline while waiting`));
         continue;
       }
@@ -143,14 +144,14 @@ export class Scheduler {
       try {
         permit = this.limiter.reserve(queue.key, task.cost, now);
       } catch (error) {
-        queue.heap.pop();
+        queue.queue.pop();
         this.hooks.reject(task, asFanoutError(error));
         continue;
       }
       if (permit.granted) {
-        queue.heap.pop();
+        queue.queue.pop();
         this.running += 1;
-        this.hooks.start(task, permit.reservation);
+        this.hooks.start(task, permit);
       } else if (permit.reason === 'concurrency') {
         queue.waitingForSlot = true;
       } else {
@@ -168,7 +169,7 @@ export class Scheduler {
       if (isTerminal(task.state)) continue;
       this.hooks.requeue(task);
       const queue = this.queueFor(task.key);
-      queue.heap.push(task);
+      queue.queue.push(task);
       this.active.add(queue);
     }
   }
@@ -178,10 +179,10 @@ export class Scheduler {
     let best: KeyQueue | undefined;
     let bestHead: Task | undefined;
     for (const queue of this.active) {
-      let head = queue.heap.peek();
+      let head = queue.queue.peek();
       while (head && isTerminal(head.state)) {
-        queue.heap.pop();
-        head = queue.heap.peek();
+        queue.queue.pop();
+        head = queue.queue.peek();
       }
       if (!head) {
         this.active.delete(queue);
@@ -200,7 +201,7 @@ export class Scheduler {
   private armTimer(now: number): void {
     let earliest = this.delayed.peek()?.readyAt ?? Number.POSITIVE_INFINITY;
     for (const queue of this.active) {
-      if (queue.blockedUntil > now && queue.blockedUntil < earliest && queue.heap.size > 0) earliest = queue.blockedUntil;
+      if (queue.blockedUntil > now && queue.blockedUntil < earliest && queue.queue.size > 0) earliest = queue.blockedUntil;
     }
     if (earliest === this.timerAt) return;
     this.cancelTimer?.();

@@ -1,6 +1,7 @@
 import type { Cost, Reservation } from '../limits/limiter.js';
 import type { CallContext } from '../providers/provider.js';
 import type { Clock } from './clock.js';
+import type { ResolvedModel } from './models.js';
 import type { AttemptRecord, FanoutError } from './errors.js';
 import { assertTransition, type TaskState } from './task-state.js';
 import type { ModelResult, TaskRequest, Usage } from './types.js';
@@ -56,6 +57,8 @@ export class Task {
   attempts?: AttemptRecord[];
   cost!: Cost;
   reservation?: Reservation;
+  /** The model's provider, limit key and accounting, resolved once at submission. */
+  model?: ResolvedModel;
   /** The attempt in flight, while processing. */
   current?: Attempt;
   eta?: number;

@@ -47,9 +47,9 @@ describe('Limiter', () => {
     const second = limiter.reserve('k', cost(500, 500), 0);
     if (!first.granted || !second.granted) throw new Error('expected grants');
     expect(limiter.reserve('k', cost(500, 500), 0)).toMatchObject({ granted: false, waitMs: 30_000 });
-    limiter.settle(first.reservation, 0, cost(100, 100));
+    limiter.settle(first, 0, cost(100, 100));
     expect(limiter.reserve('k', cost(400, 400), 0).granted).toBe(true);
-    limiter.settle(second.reservation, 0, cost(560, 560));
+    limiter.settle(second, 0, cost(560, 560));
     expect(limiter.stats('k')?.charged.outputTokens).toBe(100 + 560 + 400);
     expect(limiter.reserve('k', cost(1, 1), 0)).toMatchObject({ granted: false, waitMs: 3660 });
   });
@@ -59,8 +59,8 @@ describe('Limiter', () => {
     limiter.define('k', { tokensPerMinute: 1000, maxConcurrent: 1 }, 0);
     const permit = limiter.reserve('k', cost(1000), 0);
     if (!permit.granted) throw new Error('expected a grant');
-    limiter.settle(permit.reservation, 0, cost(100));
-    limiter.settle(permit.reservation, 0, cost(0));
+    limiter.settle(permit, 0, cost(100));
+    limiter.settle(permit, 0, cost(0));
     expect(limiter.stats('k')).toMatchObject({ inFlight: 0, charged: { tokens: 100 } });
   });
 
@@ -71,7 +71,7 @@ describe('Limiter', () => {
     limiter.reserve('k', cost(0), 0);
     expect(limiter.reserve('k', cost(0), 0)).toEqual({ granted: false, waitMs: Number.POSITIVE_INFINITY, reason: 'concurrency' });
     if (!a.granted) throw new Error('expected a grant');
-    limiter.settle(a.reservation, 5);
+    limiter.settle(a, 5);
     expect(limiter.reserve('k', cost(0), 5).granted).toBe(true);
   });
 

@@ -82,6 +82,7 @@ interface KeyState {
 
 /** A permit held by one call between `reserve` and `settle`. */
 export interface Reservation {
+  readonly granted: true;
   readonly key: string;
   readonly cost: Readonly<Cost>;
   settled: boolean;
@@ -89,14 +90,16 @@ export interface Reservation {
 
 export type WaitReason = LimitDimension | 'cooldown' | 'concurrency';
 
-export type ReserveResult =
-  | { granted: true; reservation: Reservation }
-  | {
-      granted: false;
-      /** Milliseconds until the permit can be had; Infinity when it waits for a call in flight to end. */
-      waitMs: number;
-      reason: WaitReason;
-    };
+/** Why and how long a call must wait for its permit. */
+export interface LimitWait {
+  readonly granted: false;
+  /** Milliseconds until the permit can be had; Infinity when it waits for a call in flight to end. */
+  readonly waitMs: number;
+  readonly reason: WaitReason;
+}
+
+/** The permit itself when granted (no wrapper: one object per call), else the wait. */
+export type ReserveResult = Reservation | LimitWait;
 
 export interface KeyStats {
   /** Charged so far, after settlement: what the provider was told it used. */
@@ -194,7 +197,7 @@ export class Limiter {
     }
     state.inFlight += 1;
     addInto(state.charged, cost, 1);
-    return { granted: true, reservation: { key, cost, settled: false } };
+    return { granted: true, key, cost, settled: false };
   }
 
   /**

@@ -191,7 +191,7 @@ export class MockProvider implements Provider {
           rateLimit: { ...this.rateLimitInfo(call.model, now), retryAfterMs },
         });
       }
-      reservation = permit.reservation;
+      reservation = permit;
     }
     stats.inFlight += 1;
     stats.maxInFlight = Math.max(stats.maxInFlight, stats.inFlight);
