@@ -328,6 +328,21 @@ describe('gather and map', () => {
     expect(engine.pendingCount).toBe(0);
   });
 
+  it('cancels every task of a gather whose signal aborts, even one aborted before it began', async () => {
+    const { clock, engine, mock } = setup({ mock: { defaults: { latency: 1000 } } });
+    const controller = new AbortController();
+    const pending = engine.gather([ask('mock:m', 'a'), ask('mock:m', 'b')], { signal: controller.signal });
+    await clock.advance(10);
+    controller.abort();
+    const outcomes = await pending;
+    expect(outcomes.map((o) => (o.ok ? 'ok' : o.error.code))).toEqual(['cancelled', 'cancelled']);
+    const aborted = AbortSignal.abort();
+    const never = await engine.gather([ask('mock:m', 'c')], { signal: aborted });
+    expect(never.map((o) => (o.ok ? 'ok' : o.error.code))).toEqual(['cancelled']);
+    await clock.runAll();
+    expect(mock.stats().calls).toBe(2);
+  });
+
   it('maps items to requests; an item whose mapping throws becomes a failed outcome', async () => {
     const { clock, engine } = setup();
     const pending = engine.map([1, 2, 3], (n) => {
@@ -392,6 +407,7 @@ describe('input and lifecycle', () => {
     expect(() => createEngine({ models: { 'nope:m': {} } })).toThrow(/models\.nope:m: .*known providers: mock/);
     expect(() => createEngine({ models: { 'mock:m': { group: 'missing' } } })).toThrow(/unknown group "missing"/);
     expect(() => createEngine({ concurrency: 0 })).toThrow(/concurrency: expected a whole number ≥ 1, received 0/);
+    expect(() => createEngine({ retry: { baseDelayMs: -1 } })).toThrow(/retry.baseDelayMs: expected a number ≥ 0, received -1/);
   });
 
   it('close cancels what has not ended and refuses new work', async () => {

@@ -22,7 +22,7 @@ export interface EngineOptions {
   random?: Random;
   /** Providers, each under its `name` (the prefix of `provider:model`). `createEngine` adds `mock` unless one is given. */
   providers?: Record<string, Provider> | Provider[];
-  /** Per-model settings, keyed `provider:model` or `provider:*`. */
+  /** Per-model settings, keyed `provider:model`, `provider:*` (every model of a provider) or `*` (every model). */
   models?: Record<string, ModelSettings>;
   /** Named limit groups that several models share through `models[...].group`. */
   groups?: Record<string, LimitSpec>;
@@ -62,6 +62,14 @@ function positiveInteger(name: string, value: number | undefined, fallback: numb
   return value;
 }
 
+function nonNegative(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isFinite(value) || value < 0) {
+    throw new FanoutError('invalid_config', `${name}: expected a number ≥ 0, received ${String(value)}`);
+  }
+  return value;
+}
+
 /**
  * The one front door: submit calls, follow them, gather their results. Calls
  * run as fast as each limit key allows and never faster; a call that must
@@ -95,8 +103,8 @@ export class Engine {
     this.nextId = options.ids ?? createIdGenerator(options.random);
     this.retry = {
       maxAttempts: positiveInteger('retry.maxAttempts', options.retry?.maxAttempts, DEFAULT_RETRY.maxAttempts),
-      baseDelayMs: options.retry?.baseDelayMs ?? DEFAULT_RETRY.baseDelayMs,
-      maxDelayMs: options.retry?.maxDelayMs ?? DEFAULT_RETRY.maxDelayMs,
+      baseDelayMs: nonNegative('retry.baseDelayMs', options.retry?.baseDelayMs, DEFAULT_RETRY.baseDelayMs),
+      maxDelayMs: nonNegative('retry.maxDelayMs', options.retry?.maxDelayMs, DEFAULT_RETRY.maxDelayMs),
     };
     this.defaultMaxTokens = positiveInteger('defaultMaxTokens', options.defaultMaxTokens, 1024);
     this.maxEndedTasks = positiveInteger('maxEndedTasks', options.maxEndedTasks, 50_000);
@@ -277,6 +285,7 @@ export class Engine {
         }
         gather.follow(task, index);
       }
+      if (options.signal?.aborted) gather.cancelAll();
       gather.submitted();
     });
   }
