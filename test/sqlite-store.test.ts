@@ -1,0 +1,65 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { openDatabase } from '../src/store/sqlite/database.js';
+import { SqliteCacheStore } from '../src/store/sqlite/sqlite-cache-store.js';
+import { cacheStoreContract } from './contracts/cache-store.contract.js';
+
+const Database = createRequire(import.meta.url)('better-sqlite3') as typeof import('better-sqlite3');
+
+const dir = (): string => mkdtempSync(join(tmpdir(), 'fanout-sqlite-'));
+
+cacheStoreContract('sqlite (a real file)', () => new SqliteCacheStore(join(dir(), 'fanout.db')));
+
+describe('SQLite database file', () => {
+  it('keeps cached answers across a close and reopen', () => {
+    const path = join(dir(), 'nested', 'fanout.db');
+    const first = new SqliteCacheStore(path);
+    first.set('k', { tenant: 't', storedAt: 1, expiresAt: 1e12, result: { text: 'kept', usage: { inputTokens: 1, outputTokens: 2, cacheReadTokens: 0, cacheWriteTokens: 0 }, finishReason: 'stop', model: 'm' } });
+    first.close();
+    const second = new SqliteCacheStore(path);
+    expect(second.get('k', 2)?.result.text).toBe('kept');
+    const db = openDatabase(path);
+    expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+    expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
+    db.close();
+    second.close();
+  });
+
+  it('refuses a file that is not a database, and leaves it as it was', () => {
+    const path = join(dir(), 'notes.db');
+    writeFileSync(path, 'these are my notes, not a database\n'.repeat(200));
+    const before = readFileSync(path);
+    expect(() => openDatabase(path)).toThrow(/is not a readable SQLite database .*left it untouched/);
+    expect(readFileSync(path).equals(before)).toBe(true);
+  });
+
+  it('refuses another application’s SQLite database, and leaves it as it was', () => {
+    const path = join(dir(), 'other.db');
+    const other = new Database(path);
+    other.exec("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL); INSERT INTO invoices (total) VALUES (12.5);");
+    other.close();
+    const before = readFileSync(path);
+    expect(() => openDatabase(path)).toThrow(/a SQLite database of another application; fanout left it untouched/);
+    expect(readFileSync(path).equals(before)).toBe(true);
+  });
+
+  it('refuses a database from a newer fanout, and leaves it as it was', () => {
+    const path = join(dir(), 'newer.db');
+    openDatabase(path).close();
+    const raw = new Database(path);
+    raw.pragma('user_version = 999');
+    raw.close();
+    const before = readFileSync(path);
+    expect(() => openDatabase(path)).toThrow(/written by a newer fanout \(schema 999; this fanout knows up to 1\)/);
+    expect(readFileSync(path).equals(before)).toBe(true);
+  });
+
+  it('says where it could not create the database', () => {
+    const file = join(dir(), 'plain-file');
+    writeFileSync(file, 'x');
+    expect(() => openDatabase(join(file, 'sub', 'fanout.db'))).toThrow(/plain-file\/sub cannot be written .*--store sqlite:PATH/);
+  });
+});
