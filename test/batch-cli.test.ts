@@ -13,9 +13,10 @@ interface Run {
   stderr: string;
 }
 
-function fanout(args: string[], options: { onStderr?: (text: string, child: ReturnType<typeof spawn>) => void } = {}): Promise<Run> {
+function fanout(args: string[], options: { cwd?: string; onStderr?: (text: string, child: ReturnType<typeof spawn>) => void } = {}): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], { cwd: root, env: { ...process.env, FANOUT_CONFIG: '' } });
+    const cwd = options.cwd ?? workdir();
+    const child = spawn(process.execPath, [bin, ...args], { cwd, env: { ...process.env, FANOUT_CONFIG: '' } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -122,6 +123,32 @@ describe('fanout batch', () => {
     expect(run.code).toBe(2);
     expect(run.stderr).toContain(`${config}.models.mock:m.limits.requestsPerMinute`);
     expect(run.stderr).toMatch(/expected number to be >0/);
+  });
+
+  it('answers a repeated run of temperature-0 lines from the cache in .fanout/, and not with --no-cache', async () => {
+    const dir = workdir();
+    const input = join(dir, 'in.jsonl');
+    writeFileSync(input, Array.from({ length: 20 }, (_, i) => JSON.stringify({ id: `c${i}`, model: 'mock:m', prompt: `p${i % 10}`, temperature: 0 })).join('\n'));
+    const run = (extra: string[] = []) => fanout(['batch', input, '-o', join(dir, 'out.jsonl'), '--json', ...extra], { cwd: dir });
+    const first = JSON.parse((await run()).stdout);
+    // 10 distinct prompts: the second of each pair shares the first's call or its stored answer.
+    expect(first).toMatchObject({ completed: 20, cacheHits: 10 });
+    const second = JSON.parse((await run()).stdout);
+    expect(second).toMatchObject({ completed: 20, cacheHits: 20, usage: { inputTokens: 0, outputTokens: 0 } });
+    expect(readJsonl(join(dir, 'out.jsonl')).every((r) => r.fanout.cache?.source === 'stored')).toBe(true);
+    expect(readFileSync(join(dir, '.fanout', 'fanout.db')).subarray(0, 15).toString()).toBe('SQLite format 3');
+    const uncached = JSON.parse((await run(['--no-cache'])).stdout);
+    expect(uncached).toMatchObject({ completed: 20, cacheHits: 0 });
+  });
+
+  it('refuses a store file that is not a database, and leaves it alone', async () => {
+    const dir = workdir();
+    writeFileSync(join(dir, 'in.jsonl'), '{"model":"mock:m","prompt":"x"}\n');
+    writeFileSync(join(dir, 'notes.txt'), 'my notes\n'.repeat(100));
+    const run = await fanout(['batch', join(dir, 'in.jsonl'), '-o', join(dir, 'out.jsonl'), '--store', `sqlite:${join(dir, 'notes.txt')}`], { cwd: dir });
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('notes.txt is not a readable SQLite database');
+    expect(readFileSync(join(dir, 'notes.txt'), 'utf8')).toBe('my notes\n'.repeat(100));
   });
 
   it('says which input file is missing', async () => {

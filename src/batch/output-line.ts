@@ -17,6 +17,8 @@ export interface OutputLine {
     model?: string;
     state?: string;
     attempts: number;
+    /** Set when the answer came from the result cache (`stored`) or an identical call in flight (`in-flight`). */
+    cache?: { source: string; age_ms: number };
     /** Why earlier attempts failed, when any did. */
     attempt_errors?: Array<{ attempt: number; code: string; status?: number }>;
     usage?: { input_tokens: number; output_tokens: number; cache_read_tokens: number; cache_write_tokens: number };
@@ -61,7 +63,11 @@ export function completedLine(line: number, customId: string, status: TaskStatus
       },
     },
     error: null,
-    fanout: { ...common(line, status), usage: usageOf(status) },
+    fanout: {
+      ...common(line, status),
+      usage: usageOf(status),
+      ...(result.cache ? { cache: { source: result.cache.source, age_ms: round(result.cache.ageMs) } } : {}),
+    },
   };
 }
 

@@ -39,6 +39,8 @@ export interface BatchSummary {
   failed: number;
   invalid: number;
   cancelled: number;
+  /** Lines answered from the result cache or by an identical call in flight, with no call of their own. */
+  cacheHits: number;
   /** True when the signal stopped the batch before every line was read and run. */
   interrupted: boolean;
   errorsByCode: Record<string, number>;
@@ -183,6 +185,7 @@ interface Collected {
 function summarise(engine: Engine, collected: Collected): BatchSummary {
   const { statuses, counts, wallMs } = collected;
   let usage: Usage = { ...ZERO_USAGE };
+  let cacheHits = 0;
   let attempts = 0;
   let http429 = 0;
   let longestCallMs = 0;
@@ -190,7 +193,9 @@ function summarise(engine: Engine, collected: Collected): BatchSummary {
   const shortestByKey = new Map<string, number>();
   const latencies: number[] = [];
   for (const status of statuses) {
-    if (status.usage) usage = addUsage(usage, status.usage);
+    // An answer handed over from the cache spent nothing now: its tokens were counted when it was made.
+    if (status.result?.cache) cacheHits += 1;
+    else if (status.usage) usage = addUsage(usage, status.usage);
     attempts += status.attempts.length;
     for (const attempt of status.attempts) {
       if (attempt.error?.status === 429) http429 += 1;
@@ -217,6 +222,7 @@ function summarise(engine: Engine, collected: Collected): BatchSummary {
     failed: counts.failed,
     invalid: counts.invalid,
     cancelled: counts.cancelled,
+    cacheHits,
     interrupted: collected.interrupted,
     errorsByCode: collected.errorsByCode,
     usage,

@@ -9,6 +9,9 @@ import { runBatch, type BatchProgress, type BatchSummary } from '../batch/run-ba
 import { createEngine } from '../create-engine.js';
 import { FanoutError } from '../core/errors.js';
 import type { LimitSpec } from '../limits/limiter.js';
+import type { CacheStore } from '../cache/cache-store.js';
+import { MemoryCacheStore } from '../store/memory/memory-cache-store.js';
+import { SqliteCacheStore } from '../store/sqlite/sqlite-cache-store.js';
 import { loadConfig } from './config-file.js';
 import { EXIT } from './exit-codes.js';
 import { formatCount, formatMs, formatPercent } from './format.js';
@@ -30,6 +33,8 @@ interface BatchFlags {
   window?: number;
   json?: boolean;
   progress?: boolean;
+  cache?: boolean;
+  store?: string;
 }
 
 function positiveNumber(flag: string) {
@@ -59,6 +64,8 @@ export function registerBatchCommand(program: Command, setExitCode: (code: numbe
     .option('--burst-seconds <n>', 'seconds of a per-minute limit that may go at once (default 60)', positiveNumber('--burst-seconds'))
     .option('--max-attempts <n>', 'attempts per line, the first included (default 5)', positiveNumber('--max-attempts'))
     .option('--window <n>', 'lines in flight at once; reading pauses beyond it (default 10000)', positiveNumber('--window'))
+    .option('--store <spec>', 'where cached answers live: sqlite:PATH or memory', 'sqlite:.fanout/fanout.db')
+    .option('--no-cache', 'no result cache and no sharing of identical calls in flight')
     .option('--json', 'print the summary as JSON')
     .option('--no-progress', 'no progress output')
     .action(async (input: string, flags: BatchFlags) => {
@@ -93,6 +100,7 @@ function withFlagLimits(config: FanoutConfig, flags: BatchFlags): FanoutConfig {
 
 async function batchAction(input: string, flags: BatchFlags): Promise<number> {
   const config = withFlagLimits(await loadConfig(flags.config), flags);
+  const cacheStore = flags.cache === false ? undefined : openCacheStore(flags.store ?? 'sqlite:.fanout/fanout.db');
   const inputStream = input === '-' ? process.stdin : createReadStream(input);
   const opened = new Promise<void>((resolve, reject) => {
     if (input === '-') resolve();
@@ -118,7 +126,7 @@ async function batchAction(input: string, flags: BatchFlags): Promise<number> {
     if (!out.write(text)) return new Promise((resolve) => out.once('drain', resolve));
   };
 
-  const engine = createEngine(engineOptionsFromConfig(config));
+  const engine = createEngine(engineOptionsFromConfig(config, { cache: cacheStore ? { store: cacheStore, ttlMs: config.cacheTtlMs } : false }));
   const controller = new AbortController();
   const onSigint = (): void => {
     if (controller.signal.aborted) process.exit(EXIT.interrupted);
@@ -142,6 +150,7 @@ async function batchAction(input: string, flags: BatchFlags): Promise<number> {
     reporter.stop();
     process.off('SIGINT', onSigint);
     await engine.close();
+    await cacheStore?.close();
     await new Promise<void>((resolve) => out.end(resolve));
     await output.close().catch(() => undefined);
   }
@@ -149,6 +158,13 @@ async function batchAction(input: string, flags: BatchFlags): Promise<number> {
   process.stdout.write(flags.json ? `${JSON.stringify(summary, null, 2)}\n` : renderSummary(summary, input, flags.output));
   if (summary.interrupted) return EXIT.interrupted;
   return summary.failed > 0 ? EXIT.someFailed : EXIT.ok;
+}
+
+/** `sqlite:PATH` (the default, `.fanout/fanout.db`) or `memory`. */
+function openCacheStore(spec: string): CacheStore {
+  if (spec === 'memory') return new MemoryCacheStore();
+  if (spec.startsWith('sqlite:') && spec.length > 'sqlite:'.length) return new SqliteCacheStore(spec.slice('sqlite:'.length));
+  throw new FanoutError('invalid_config', `--store: expected "sqlite:PATH" or "memory", received "${spec}"`);
 }
 
 function progressReporter(enabled: boolean, now: () => number): { update: (p: BatchProgress) => void; stop: () => void } {
@@ -188,7 +204,7 @@ export function renderSummary(s: BatchSummary, input: string, output: string): s
   const errors = Object.entries(s.errorsByCode).map(([code, n]) => `${code} ${formatCount(n)}`).join(', ');
   const lines = [
     `fanout batch: ${formatCount(s.lines)} lines from ${input} → ${output}${s.interrupted ? ' (interrupted)' : ''}`,
-    `  completed    ${formatCount(s.completed)}`,
+    `  completed    ${formatCount(s.completed)}${s.cacheHits > 0 ? ` (${formatCount(s.cacheHits)} answered from the cache, no call made)` : ''}`,
     `  failed       ${formatCount(s.failed)}${errors ? ` (${errors})` : ''}`,
     `  tokens       input ${formatCount(s.usage.inputTokens)} · output ${formatCount(s.usage.outputTokens)} · cache read ${formatCount(s.usage.cacheReadTokens)} · cache write ${formatCount(s.usage.cacheWriteTokens)}`,
     `  attempts     ${formatCount(s.attempts)} (${formatCount(s.retries)} retries, ${formatCount(s.http429)} answered 429)`,

@@ -34,6 +34,8 @@ export const fanoutConfigSchema = z.strictObject({
   /** Calls in flight across the engine. */
   concurrency: z.number().int().positive().optional(),
   defaultMaxTokens: z.number().int().positive().optional(),
+  /** How long cached answers are kept, in ms (default 24 hours); per model: models[...].cacheTtlMs. */
+  cacheTtlMs: z.number().int().positive().optional(),
   retry: z
     .strictObject({
       maxAttempts: z.number().int().positive().optional(),

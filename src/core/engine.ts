@@ -14,6 +14,9 @@ import { Gather, Outcome, type GatherOptions, type GatherOutcome } from './gathe
 import { Attempt, Task, type TaskOutcome, type TaskStatus } from './task.js';
 import type { ModelResult, TaskRequest } from './types.js';
 import { validateTaskRequest } from './validate.js';
+import type { CacheEntry } from '../cache/cache-store.js';
+import { DEFAULT_CACHE_TTL_MS, ResultCache, type CacheOptions, type CachePolicy } from '../cache/result-cache.js';
+import { MemoryCacheStore } from '../store/memory/memory-cache-store.js';
 
 export interface EngineOptions {
   /** Time source. Default: the system clock. Tests pass `ManualClock`. */
@@ -33,6 +36,12 @@ export interface EngineOptions {
   defaultMaxTokens?: number;
   /** Task id generator. Default: random prefix plus counter. */
   ids?: () => string;
+  /**
+   * The result cache and single-flight: `false` turns both off. Default: on,
+   * in memory, answers kept 24 hours (see `TaskRequest.cache` for which
+   * requests use it).
+   */
+  cache?: false | CacheOptions;
   /**
    * Ended tasks whose status stays available through `status(id)`; beyond
    * this, the oldest ended ones are forgotten (their results are still with
@@ -96,6 +105,8 @@ export class Engine {
   private pending = 0;
   private idleWaiters: Array<() => void> = [];
   private closed = false;
+  private readonly cache?: ResultCache;
+  private readonly ownsCacheStore: boolean;
 
   constructor(options: EngineOptions = {}) {
     this.clock = options.clock ?? new SystemClock();
@@ -108,6 +119,12 @@ export class Engine {
     };
     this.defaultMaxTokens = positiveInteger('defaultMaxTokens', options.defaultMaxTokens, 1024);
     this.maxEndedTasks = positiveInteger('maxEndedTasks', options.maxEndedTasks, 50_000);
+    const cacheOptions = options.cache === false ? undefined : (options.cache ?? {});
+    this.ownsCacheStore = cacheOptions !== undefined && cacheOptions.store === undefined;
+    if (cacheOptions) {
+      const ttlMs = positiveInteger('cache.ttlMs', cacheOptions.ttlMs, DEFAULT_CACHE_TTL_MS);
+      this.cache = new ResultCache(cacheOptions.store ?? new MemoryCacheStore(), ttlMs, (error) => this.cacheError(error));
+    }
     const concurrency = positiveInteger('concurrency', options.concurrency, 256);
     this.concurrency = concurrency;
     const providers = new Map<string, Provider>();
@@ -210,6 +227,7 @@ export class Engine {
     for (const task of this.tasks.values()) if (!isTerminal(task.state)) this.cancel(task.id);
     this.scheduler.close();
     this.hub.close();
+    if (this.cache && this.ownsCacheStore) await this.cache.close();
   }
 
   // ── submission ────────────────────────────────────────────────────────────
@@ -224,19 +242,88 @@ export class Engine {
     task.cost = this.costOf(resolved, request);
     this.tasks.set(task.id, task);
     this.pending += 1;
-    try {
-      this.limiter.checkFits(resolved.key, task.cost);
-    } catch (error) {
-      this.fail(task, asFanoutError(error));
+    task.cache = this.cache?.policy(request, resolved, request.maxTokens ?? this.defaultMaxTokens);
+    if (!task.cache) {
+      this.admit(task, now);
       return task;
     }
+    const found = (this.cache as ResultCache).lookup(task.cache.key, now);
+    if (found instanceof Promise) found.then((entry) => this.afterLookup(task, entry));
+    else this.afterLookup(task, found);
+    return task;
+  }
+
+  /** A cache hit answers at once; otherwise join an identical call in flight, or lead one. */
+  private afterLookup(task: Task, entry: CacheEntry | undefined): void {
+    if (isTerminal(task.state)) return;
+    const now = this.clock.now();
+    const policy = task.cache as CachePolicy;
+    if (entry) {
+      task.result = { ...entry.result, cache: { source: 'stored', ageMs: now - entry.storedAt } };
+      this.finish(task, 'completed', now);
+      return;
+    }
+    const cache = this.cache as ResultCache;
+    const leader = cache.leaderOf(policy.key);
+    if (leader) {
+      this.queue(task, now);
+      cache.join(leader, task);
+      return;
+    }
+    cache.lead(policy.key, task);
+    this.admit(task, now);
+  }
+
+  /** Queues a task for the scheduler, or fails it at once when it can never fit its limits. */
+  private admit(task: Task, now: number): void {
+    try {
+      this.limiter.checkFits(task.key, task.cost);
+    } catch (error) {
+      this.fail(task, asFanoutError(error));
+      return;
+    }
+    if (task.state === 'submitted') this.queue(task, now);
+    this.scheduler.enqueue(task);
+  }
+
+  /** Moves a submitted task to queued and starts its deadline. */
+  private queue(task: Task, now: number): void {
     task.moveTo('queued', now);
     this.emitTask('task-queued', task, now);
     if (Number.isFinite(task.deadlineAt)) {
       task.cancelDeadline = this.clock.setTimer(task.deadlineAt - now, () => this.expire(task));
     }
-    this.scheduler.enqueue(task);
-    return task;
+  }
+
+  /**
+   * A task that led a call for its cache key ended: the tasks waiting on it
+   * get its answer, or, if it failed or was cancelled, run on their own (the
+   * first becomes the new leader; a failure is not shared).
+   */
+  private settleFollowers(task: Task, now: number): void {
+    const cache = this.cache as ResultCache;
+    const policy = task.cache as CachePolicy;
+    for (const follower of cache.ended(task, policy, now)) {
+      if (follower.state !== 'queued') continue;
+      if (task.state === 'completed' && task.result) {
+        follower.result = { ...task.result, cache: { source: 'in-flight', ageMs: 0 } };
+        this.finish(follower, 'completed', now);
+        continue;
+      }
+      const leader = cache.leaderOf(policy.key);
+      if (leader) {
+        cache.join(leader, follower);
+      } else {
+        cache.lead(policy.key, follower);
+        this.admit(follower, now);
+      }
+    }
+  }
+
+  private cacheError(error: unknown): void {
+    if (!this.hub.active) return;
+    const e = asFanoutError(error, 'io_error');
+    this.hub.emit({ type: 'cache-error', at: this.clock.now(), error: { code: e.code, message: e.message } });
   }
 
   /** The charge a request is admitted at. */
@@ -485,6 +572,7 @@ export class Engine {
     }
     if (waiters) for (const waiter of waiters) waiter(task);
     task.observer?.taskEnded(task, task.slot);
+    if (task.cache) this.settleFollowers(task, now);
     task.observer = undefined;
     this.forgetOldEnded(task.id);
     this.pending -= 1;

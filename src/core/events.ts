@@ -12,7 +12,8 @@ export type EngineEventType =
   | 'task-completed'
   | 'task-failed'
   | 'task-cancelled'
-  | 'limit-wait';
+  | 'limit-wait'
+  | 'cache-error';
 
 /** One thing that happened in the engine. Fields beyond `type` and `at` depend on the type. */
 export interface EngineEvent {

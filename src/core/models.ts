@@ -18,6 +18,8 @@ export interface ModelSettings {
   outputBurndown?: number;
   /** Whether cache reads count against input limits. */
   cacheReadsCount?: boolean;
+  /** How long this model's answers stay in the result cache, in ms. Default: the engine's. */
+  cacheTtlMs?: number;
 }
 
 export const modelSettingsSchema = z.strictObject({
@@ -26,6 +28,7 @@ export const modelSettingsSchema = z.strictObject({
   accounting: accountingSchema.optional(),
   outputBurndown: z.number().finite().positive().optional(),
   cacheReadsCount: z.boolean().optional(),
+  cacheTtlMs: z.number().finite().positive().optional(),
 });
 
 export interface ResolvedModel {
@@ -37,6 +40,8 @@ export interface ResolvedModel {
   /** The limit key the model's calls are charged to. */
   key: string;
   accounting: AccountingOptions;
+  /** How long answers stay in the result cache, in ms, when the model's settings say. */
+  cacheTtlMs?: number;
   /** True when the key limits tokens, so input must be counted before admission. */
   countsTokens: boolean;
   /**
@@ -104,7 +109,7 @@ export class ModelRegistry {
       cacheReadsCount: settings.cacheReadsCount ?? base.cacheReadsCount,
     };
     const countsTokens = limiter.buckets(key).some((b) => !b.name.startsWith('requests'));
-    const entry: ResolvedModel = { model, provider, modelName, key, accounting, countsTokens, fixedCosts: new Map() };
+    const entry: ResolvedModel = { model, provider, modelName, key, accounting, countsTokens, fixedCosts: new Map(), cacheTtlMs: settings.cacheTtlMs };
     this.resolved.set(model, entry);
     return entry;
   }

@@ -10,7 +10,7 @@ describe('task states', () => {
     expect(allowed.map(([a, b]) => `${a}→${b}`).sort()).toEqual(
       [
         'submitted→queued', 'submitted→completed', 'submitted→failed', 'submitted→cancelled',
-        'queued→processing', 'queued→rate_limited', 'queued→failed', 'queued→cancelled',
+        'queued→processing', 'queued→rate_limited', 'queued→completed', 'queued→failed', 'queued→cancelled',
         'rate_limited→queued', 'rate_limited→processing', 'rate_limited→failed', 'rate_limited→cancelled',
         'processing→completed', 'processing→failed', 'processing→cancelled', 'processing→rate_limited', 'processing→queued',
       ].sort(),
@@ -26,7 +26,7 @@ describe('task states', () => {
 
   it('throws on an illegal move, naming the task and both states', () => {
     expect(() => assertTransition('t1', 'completed', 'processing')).toThrow(FanoutError);
-    expect(() => assertTransition('t1', 'queued', 'completed')).toThrow('task t1: illegal transition queued → completed');
+    expect(() => assertTransition('t1', 'submitted', 'processing')).toThrow('task t1: illegal transition submitted → processing');
   });
 
   it('adds the time spent in each state to its bucket as the task moves', () => {

@@ -20,8 +20,9 @@ export const TASK_STATES: readonly TaskState[] = [
 const ALLOWED: Readonly<Record<TaskState, readonly TaskState[]>> = {
   // completed straight from submitted: answered from the result cache.
   submitted: ['queued', 'completed', 'failed', 'cancelled'],
-  // failed from queued: too large for a limit, or past its deadline.
-  queued: ['processing', 'rate_limited', 'failed', 'cancelled'],
+  // failed from queued: too large for a limit, or past its deadline;
+  // completed from queued: answered by an identical call in flight (single-flight).
+  queued: ['processing', 'rate_limited', 'completed', 'failed', 'cancelled'],
   // queued again when a retry wait ends; processing when a permit wait ends.
   rate_limited: ['queued', 'processing', 'failed', 'cancelled'],
   // rate_limited or queued again when an attempt failed and will be retried.

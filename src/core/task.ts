@@ -1,5 +1,6 @@
 import type { Cost, Reservation } from '../limits/limiter.js';
 import type { CallContext } from '../providers/provider.js';
+import type { CachePolicy } from '../cache/result-cache.js';
 import type { Clock } from './clock.js';
 import type { ResolvedModel } from './models.js';
 import type { AttemptRecord, FanoutError } from './errors.js';
@@ -57,6 +58,8 @@ export class Task {
   attempts?: AttemptRecord[];
   cost!: Cost;
   reservation?: Reservation;
+  /** Set when the task may use the result cache and single-flight. */
+  cache?: CachePolicy;
   /** The model's provider, limit key and accounting, resolved once at submission. */
   model?: ResolvedModel;
   /** The attempt in flight, while processing. */

@@ -41,6 +41,15 @@ export interface TaskRequest extends ModelRequest {
   deadlineMs?: number;
   /** Caller's label, echoed in events and results (a batch's custom_id). */
   label?: string;
+  /** Whose request this is. Cache entries are never shared across tenants. Default "default". */
+  tenant?: string;
+  /**
+   * Result cache and single-flight for this request. Unset: used when the
+   * engine's cache is on and `temperature` is 0 (an unset temperature means
+   * the provider's default, usually 1, whose answers are meant to differ).
+   * `true` or `{ ttlMs }`: used whatever the temperature. `false`: never.
+   */
+  cache?: boolean | { ttlMs?: number };
 }
 
 /** Token counts, with input split by how the provider cached it. */
@@ -90,6 +99,12 @@ export interface ModelResult {
   text: string;
   usage: Usage;
   finishReason: FinishReason;
+  /**
+   * Set when the answer did not come from a call of this task: `stored` from
+   * the result cache, `in-flight` from an identical call that was running.
+   * `ageMs` is how old the answer was when it was handed over.
+   */
+  cache?: { source: 'stored' | 'in-flight'; ageMs: number };
   /** The model that answered, as the provider named it. */
   model: string;
   /** The provider's request id, for support tickets. */

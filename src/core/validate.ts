@@ -39,6 +39,8 @@ export const taskRequestSchema = z.strictObject({
   attemptTimeoutMs: finitePositive.optional(),
   deadlineMs: finitePositive.optional(),
   label: z.string().optional(),
+  tenant: z.string().min(1).optional(),
+  cache: z.union([z.boolean(), z.strictObject({ ttlMs: finitePositive.optional() })]).optional(),
 });
 
 const isNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
@@ -83,7 +85,9 @@ export function isPlainValidRequest(input: unknown): input is TaskRequest {
     isOptionalPositiveInt(r.maxAttempts) &&
     isOptionalPositive(r.attemptTimeoutMs) &&
     isOptionalPositive(r.deadlineMs) &&
-    isOptionalString(r.label)
+    isOptionalString(r.label) &&
+    (r.tenant === undefined || (typeof r.tenant === 'string' && r.tenant.length > 0)) &&
+    (r.cache === undefined || typeof r.cache === 'boolean')
   );
 }
 
