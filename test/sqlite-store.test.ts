@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openDatabase } from '../src/store/sqlite/database.js';
 import { SqliteCacheStore } from '../src/store/sqlite/sqlite-cache-store.js';
+import { SqliteTaskStore } from '../src/store/sqlite/sqlite-task-store.js';
+import { taskRow, taskStoreContract } from './contracts/task-store.contract.js';
 import { cacheStoreContract } from './contracts/cache-store.contract.js';
 
 const Database = createRequire(import.meta.url)('better-sqlite3') as typeof import('better-sqlite3');
@@ -53,7 +55,7 @@ describe('SQLite database file', () => {
     raw.pragma('user_version = 999');
     raw.close();
     const before = readFileSync(path);
-    expect(() => openDatabase(path)).toThrow(/written by a newer fanout \(schema 999; this fanout knows up to 1\)/);
+    expect(() => openDatabase(path)).toThrow(/written by a newer fanout \(schema 999; this fanout knows up to 2\)/);
     expect(readFileSync(path).equals(before)).toBe(true);
   });
 
@@ -61,5 +63,38 @@ describe('SQLite database file', () => {
     const file = join(dir(), 'plain-file');
     writeFileSync(file, 'x');
     expect(() => openDatabase(join(file, 'sub', 'fanout.db'))).toThrow(/plain-file\/sub cannot be written .*--store sqlite:PATH/);
+  });
+});
+
+taskStoreContract('sqlite (a real file)', () => new SqliteTaskStore(join(dir(), 'fanout.db')));
+
+describe('SQLite task store', () => {
+  it('keeps tasks across a close and reopen, and counts each completion once', () => {
+    const path = join(dir(), 'fanout.db');
+    const first = new SqliteTaskStore(path);
+    first.write([taskRow('t1'), taskRow('t2', { state: 'completed', endedAt: 5, result: { text: 'x', usage: { inputTokens: 1, outputTokens: 1, cacheReadTokens: 0, cacheWriteTokens: 0 }, finishReason: 'stop', model: 'm' } })], 1);
+    first.write([taskRow('t2', { state: 'completed' })], 2);
+    first.close();
+    const second = new SqliteTaskStore(path);
+    expect(second.get('t1')?.state).toBe('queued');
+    expect(second.db.prepare('SELECT id, completions FROM tasks ORDER BY id').all()).toEqual([
+      { id: 't1', completions: 0 },
+      { id: 't2', completions: 1 },
+    ]);
+    second.close();
+  });
+
+  it('refuses a database another live fanout is using, and takes over one whose fanout is gone', () => {
+    const path = join(dir(), 'fanout.db');
+    const store = new SqliteTaskStore(path);
+    // This process holds it; pretend the holder is another live process (pid 1 always exists).
+    store.db.prepare('UPDATE runner SET pid = 1').run();
+    expect(() => new SqliteTaskStore(path)).toThrow(/in use by another fanout \(pid 1 on .*\)/);
+    // A holder that no longer runs gives the database up.
+    store.db.prepare('UPDATE runner SET pid = 2147483646').run();
+    const next = new SqliteTaskStore(path);
+    expect(next.db.prepare('SELECT pid FROM runner').get()).toEqual({ pid: process.pid });
+    next.close();
+    store.close();
   });
 });

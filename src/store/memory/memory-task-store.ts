@@ -1,0 +1,63 @@
+import { isTerminal } from '../../core/task-state.js';
+import type { TaskRow, TaskStore, WriteOutcome } from '../task-store.js';
+
+/** Task records in this process's memory: the store's contract without durability, for tests and throwaway runs. */
+export class MemoryTaskStore implements TaskStore {
+  private readonly rows = new Map<string, TaskRow>();
+
+  write(rows: readonly TaskRow[], now: number): WriteOutcome {
+    const outcome: WriteOutcome = { ended: [], leased: [] };
+    for (const row of rows) {
+      const stored = this.rows.get(row.id);
+      if (stored && isTerminal(stored.state)) outcome.ended.push(row.id);
+      else if (stored && heldByAnother(stored, row, now)) outcome.leased.push(row.id);
+      else this.rows.set(row.id, structuredClone(row));
+    }
+    return outcome;
+  }
+
+  get(id: string): TaskRow | undefined {
+    const row = this.rows.get(id);
+    return row && structuredClone(row);
+  }
+
+  listBatch(batchId: string): TaskRow[] {
+    return [...this.rows.values()]
+      .filter((row) => row.batchId === batchId)
+      .sort((a, b) => (a.line ?? 0) - (b.line ?? 0))
+      .map((row) => structuredClone(row));
+  }
+
+  recover(now: number): TaskRow[] {
+    const open = [...this.rows.values()].filter((row) => !isTerminal(row.state)).sort((a, b) => a.seq - b.seq);
+    for (const row of open) if (row.state === 'processing') releaseLostAttempt(row, now);
+    return open.map((row) => structuredClone(row));
+  }
+
+  close(): void {
+    // Nothing held open.
+  }
+}
+
+/** True when `stored` is processing under a live lease that `incoming` does not hold. */
+export function heldByAnother(stored: TaskRow, incoming: TaskRow, now: number): boolean {
+  return (
+    stored.state === 'processing' &&
+    stored.leaseAttempt !== undefined &&
+    (stored.leaseUntil ?? 0) > now &&
+    incoming.leaseAttempt !== stored.leaseAttempt
+  );
+}
+
+/** A task whose process died mid-call: back to queued, the attempt marked lost. */
+export function releaseLostAttempt(row: TaskRow, now: number): void {
+  row.state = 'queued';
+  row.leaseAttempt = undefined;
+  row.leaseUntil = undefined;
+  const last = row.attempts[row.attempts.length - 1];
+  if (last && last.endedAt === undefined) {
+    last.endedAt = now;
+    last.outcome = 'failed';
+    last.error = { code: 'network', message: 'the process running this attempt stopped before it ended' };
+  }
+}

@@ -1,0 +1,65 @@
+import type { AttemptRecord, ErrorCode } from '../core/errors.js';
+import type { TaskState } from '../core/task-state.js';
+import type { ModelResult, TaskRequest } from '../core/types.js';
+
+/** A task as a store keeps it: enough to show its status and to run it again after a restart. */
+export interface TaskRow {
+  id: string;
+  /** Submission order within the engine that made it. */
+  seq: number;
+  /** The batch and input line it answers, for `fanout batch` to resume. */
+  batchId?: string;
+  line?: number;
+  /** The limit key it is charged to. */
+  key: string;
+  request: TaskRequest;
+  state: TaskState;
+  submittedAt: number;
+  /** Earliest time its next attempt may start (a retry wait); 0 when none. */
+  readyAt: number;
+  endedAt?: number;
+  attempts: AttemptRecord[];
+  queuedMs: number;
+  rateLimitedMs: number;
+  providerMs: number;
+  /** The attempt that holds the task while it is processing, and until when (epoch ms). */
+  leaseAttempt?: string;
+  leaseUntil?: number;
+  result?: ModelResult;
+  error?: { code: ErrorCode; message: string; status?: number };
+}
+
+export const TERMINAL_STATES: readonly TaskState[] = ['completed', 'failed', 'cancelled'];
+
+/** What a `write` did not apply, and why. */
+export interface WriteOutcome {
+  /** Rows refused because the stored task had ended: an ended task never changes. */
+  ended: string[];
+  /** Rows refused because another attempt holds the task's lease. */
+  leased: string[];
+}
+
+/**
+ * Durable task records. A write is applied whole, in one transaction, and
+ * never changes a task that has ended; a row whose `leaseAttempt` differs from
+ * a stored processing task's live lease is refused, so a result is committed
+ * only by the attempt that holds the task, and a task is never completed twice.
+ *
+ * One contract suite (test/contracts/task-store.contract.ts) runs against
+ * every implementation.
+ */
+export interface TaskStore {
+  /** Inserts or updates `rows` (their current state), as of `now`. */
+  write(rows: readonly TaskRow[], now: number): WriteOutcome | Promise<WriteOutcome>;
+  get(id: string): TaskRow | undefined | Promise<TaskRow | undefined>;
+  /** The tasks of a batch, by line. */
+  listBatch(batchId: string): TaskRow[] | Promise<TaskRow[]>;
+  /**
+   * Every task that has not ended, in submission order, after a restart: a
+   * task left processing by a process that is gone goes back to queued (its
+   * attempt is recorded as lost), and rate-limited ones keep their `readyAt`.
+   */
+  recover(now: number): TaskRow[] | Promise<TaskRow[]>;
+  /** Releases what the store holds open. Safe to call twice. */
+  close(): void | Promise<void>;
+}
