@@ -3,7 +3,7 @@ import { estimateInputTokens } from '../limits/estimate.js';
 import { Limiter, type Cost, type LimitSpec, type Reservation, type WaitReason } from '../limits/limiter.js';
 import type { CallContext, ModelCall, Provider } from '../providers/provider.js';
 import { SystemClock, type Clock } from './clock.js';
-import { asFanoutError, FanoutError, ProviderError, RetryError, type AttemptRecord } from './errors.js';
+import { asFanoutError, FanoutError, ProviderError, RetryError, type AttemptRecord, type ErrorCode } from './errors.js';
 import { EventHub, type EngineEvent, type EngineEventType, type EventListener, type EventStreamOptions } from './events.js';
 import { ModelRegistry, type ModelSettings, type ResolvedModel } from './models.js';
 import { createIdGenerator, systemRandom, type Random } from './random.js';
@@ -15,6 +15,8 @@ import { Attempt, Task, type TaskOutcome, type TaskStatus } from './task.js';
 import type { ModelResult, TaskRequest } from './types.js';
 import { validateTaskRequest } from './validate.js';
 import type { CacheEntry } from '../cache/cache-store.js';
+import type { TaskStore } from '../store/task-store.js';
+import { DEFAULT_LEASE_MS, TaskJournal } from './journal.js';
 import { DEFAULT_CACHE_TTL_MS, ResultCache, type CacheOptions, type CachePolicy } from '../cache/result-cache.js';
 import { MemoryCacheStore } from '../store/memory/memory-cache-store.js';
 
@@ -37,6 +39,15 @@ export interface EngineOptions {
   /** Task id generator. Default: random prefix plus counter. */
   ids?: () => string;
   /**
+   * Keeps every task in a store, so that a new engine on the same store
+   * carries on after a crash: tasks that were queued, rate-limited or in a
+   * call run again (a lost call counts as a failed attempt); ended tasks stay
+   * as they are. Writes are grouped, one transaction per clock tick.
+   */
+  store?: TaskStore;
+  /** How long an attempt holds its task in the store, in ms. Default: its attempt timeout, else 10 minutes. */
+  leaseMs?: number;
+  /**
    * The result cache and single-flight: `false` turns both off. Default: on,
    * in memory, answers kept 24 hours (see `TaskRequest.cache` for which
    * requests use it).
@@ -48,6 +59,11 @@ export interface EngineOptions {
    * whoever awaited them). Default 50,000.
    */
   maxEndedTasks?: number;
+}
+
+export interface SubmitOptions {
+  /** The batch and input line the task answers, kept with it in the store so a batch can resume. */
+  batch?: { id: string; line: number };
 }
 
 /** A submitted task: its id and the ways to follow it. */
@@ -106,6 +122,10 @@ export class Engine {
   private idleWaiters: Array<() => void> = [];
   private closed = false;
   private readonly cache?: ResultCache;
+  private readonly journal?: TaskJournal;
+  private readonly leaseMs: number;
+  /** Resolves once tasks left in the store by an earlier run are back in the queues. */
+  readonly recovered: Promise<number>;
   private readonly ownsCacheStore: boolean;
 
   constructor(options: EngineOptions = {}) {
@@ -127,6 +147,7 @@ export class Engine {
     }
     const concurrency = positiveInteger('concurrency', options.concurrency, 256);
     this.concurrency = concurrency;
+    this.leaseMs = positiveInteger('leaseMs', options.leaseMs, DEFAULT_LEASE_MS);
     const providers = new Map<string, Provider>();
     for (const provider of providerList(options.providers)) providers.set(provider.name, provider);
     this.models = new ModelRegistry({
@@ -142,6 +163,17 @@ export class Engine {
       requeue: (task) => this.requeue(task),
       reject: (task, error) => this.fail(task, error),
     }, concurrency);
+    if (options.store) {
+      this.journal = new TaskJournal(
+        options.store,
+        this.clock,
+        (error) => this.storeEvent('store-error', error.code, error.message),
+        (outcome) => this.storeEvent('store-conflict', 'illegal_transition', `the store kept its own record of ${[...outcome.ended, ...outcome.leased].join(', ')}`),
+      );
+      this.recovered = this.recover(options.store);
+    } else {
+      this.recovered = Promise.resolve(0);
+    }
   }
 
   /**
@@ -149,9 +181,14 @@ export class Engine {
    * field on bad input (nothing is stored). A request too large for its limits
    * is accepted and fails at once with `request_too_large`.
    */
-  submit(input: TaskRequest): TaskHandle {
-    const task = this.createTask(input);
+  submit(input: TaskRequest, options: SubmitOptions = {}): TaskHandle {
+    const task = this.createTask(input, options);
     return this.handleFor(task);
+  }
+
+  /** Writes every change so far to the store; resolves when it is there. Without a store, resolves at once. */
+  flush(): Promise<void> {
+    return this.journal?.flush() ?? Promise.resolve();
   }
 
   /** A copy of the task's state, or undefined for an unknown id. */
@@ -224,6 +261,12 @@ export class Engine {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (this.journal) {
+      // What happened so far is stored; the shutdown's cancellations are not, so the
+      // next engine on this store finds the unfinished tasks where they were.
+      await this.journal.flush();
+      this.journal.detach();
+    }
     for (const task of this.tasks.values()) if (!isTerminal(task.state)) this.cancel(task.id);
     this.scheduler.close();
     this.hub.close();
@@ -232,13 +275,15 @@ export class Engine {
 
   // ── submission ────────────────────────────────────────────────────────────
 
-  private createTask(input: TaskRequest): Task {
+  private createTask(input: TaskRequest, options: SubmitOptions = {}): Task {
     if (this.closed) throw new FanoutError('engine_closed', 'the engine is closed; create a new one');
     const request = validateTaskRequest(input);
     const resolved = this.models.resolve(request.model);
     const now = this.clock.now();
     const task = new Task(this.nextId(), this.seq++, request, resolved.key, now);
     task.model = resolved;
+    if (options.batch) task.batch = options.batch;
+    task.journal = this.journal;
     task.cost = this.costOf(resolved, request);
     this.tasks.set(task.id, task);
     this.pending += 1;
@@ -320,6 +365,50 @@ export class Engine {
     }
   }
 
+  private storeEvent(type: 'store-error' | 'store-conflict', code: ErrorCode, message: string): void {
+    if (this.hub.active) this.hub.emit({ type, at: this.clock.now(), error: { code, message } });
+  }
+
+  /**
+   * Puts back in the queues the tasks an earlier run left in the store.
+   * Their ids, submission order, attempts and time split are kept.
+   */
+  private async recover(store: TaskStore): Promise<number> {
+    const rows = await store.recover(this.clock.now());
+    const now = this.clock.now();
+    for (const row of rows) {
+      const task = new Task(row.id, row.seq, row.request, row.key, row.submittedAt);
+      this.seq = Math.max(this.seq, row.seq + 1);
+      task.attempts = row.attempts;
+      task.queuedMs = row.queuedMs;
+      task.rateLimitedMs = row.rateLimitedMs;
+      task.providerMs = row.providerMs;
+      task.readyAt = row.readyAt;
+      if (row.batchId !== undefined && row.line !== undefined) task.batch = { id: row.batchId, line: row.line };
+      if (row.leaseAttempt !== undefined) task.lease = { attempt: row.leaseAttempt, until: row.leaseUntil ?? 0 };
+      task.journal = this.journal;
+      this.tasks.set(task.id, task);
+      this.pending += 1;
+      try {
+        const resolved = this.models.resolve(row.request.model);
+        task.model = resolved;
+        task.cost = this.costOf(resolved, row.request);
+      } catch (error) {
+        this.fail(task, asFanoutError(error));
+        continue;
+      }
+      if (row.state === 'rate_limited' && row.readyAt > now) {
+        task.moveTo('queued', now);
+        task.moveTo('rate_limited', now);
+        task.eta = row.readyAt;
+        this.scheduler.delay(task);
+      } else {
+        this.admit(task, now);
+      }
+    }
+    return rows.length;
+  }
+
   private cacheError(error: unknown): void {
     if (!this.hub.active) return;
     const e = asFanoutError(error, 'io_error');
@@ -391,12 +480,13 @@ export class Engine {
 
   private startAttempt(task: Task, reservation: Reservation): void {
     const now = this.clock.now();
-    task.moveTo('processing', now);
-    task.reservation = reservation;
+    const request = task.request;
     const attempts = (task.attempts ??= []);
     const attempt = attempts.length + 1;
     attempts.push({ attempt, startedAt: now });
-    const request = task.request;
+    if (this.journal) task.lease = { attempt: `${task.id}:${attempt}`, until: now + (request.attemptTimeoutMs ?? this.leaseMs) };
+    task.moveTo('processing', now);
+    task.reservation = reservation;
     const context = new Attempt(attempt, this.clock);
     task.current = context;
     let cancelTimeout: (() => void) | undefined;
@@ -560,8 +650,8 @@ export class Engine {
   }
 
   private finish(task: Task, state: 'completed' | 'failed' | 'cancelled', now: number): void {
-    task.moveTo(state, now);
     task.endedAt = now;
+    task.moveTo(state, now);
     task.cancelDeadline?.();
     task.cancelDeadline = undefined;
     const waiters = task.waiters;

@@ -13,7 +13,9 @@ export type EngineEventType =
   | 'task-failed'
   | 'task-cancelled'
   | 'limit-wait'
-  | 'cache-error';
+  | 'cache-error'
+  | 'store-error'
+  | 'store-conflict';
 
 /** One thing that happened in the engine. Fields beyond `type` and `at` depend on the type. */
 export interface EngineEvent {

@@ -2,6 +2,7 @@ import type { Cost, Reservation } from '../limits/limiter.js';
 import type { CallContext } from '../providers/provider.js';
 import type { CachePolicy } from '../cache/result-cache.js';
 import type { Clock } from './clock.js';
+import type { TaskJournal } from './journal.js';
 import type { ResolvedModel } from './models.js';
 import type { AttemptRecord, FanoutError } from './errors.js';
 import { assertTransition, type TaskState } from './task-state.js';
@@ -58,6 +59,12 @@ export class Task {
   attempts?: AttemptRecord[];
   cost!: Cost;
   reservation?: Reservation;
+  /** The batch and input line this task answers, when a batch submitted it. */
+  batch?: { id: string; line: number };
+  /** The attempt holding the task in the store while it is processing. */
+  lease?: { attempt: string; until: number };
+  /** Told of every state change, when the engine keeps tasks in a store. */
+  journal?: TaskJournal;
   /** Set when the task may use the result cache and single-flight. */
   cache?: CachePolicy;
   /** The model's provider, limit key and accounting, resolved once at submission. */
@@ -102,6 +109,7 @@ export class Task {
     this.state = to;
     this.enteredAt = now;
     if (to !== 'rate_limited') this.eta = undefined;
+    this.journal?.changed(this);
   }
 
   timing(now: number): TimeSplit {
