@@ -133,11 +133,13 @@ describe('fanout batch', () => {
     const first = JSON.parse((await run()).stdout);
     // 10 distinct prompts: the second of each pair shares the first's call or its stored answer.
     expect(first).toMatchObject({ completed: 20, cacheHits: 10 });
-    const second = JSON.parse((await run()).stdout);
+    // The same command again resumes a finished batch: nothing left to do.
+    expect(JSON.parse((await run()).stdout)).toMatchObject({ lines: 0, completed: 0, resumed: { written: 20 } });
+    const second = JSON.parse((await run(['--fresh'])).stdout);
     expect(second).toMatchObject({ completed: 20, cacheHits: 20, usage: { inputTokens: 0, outputTokens: 0 } });
     expect(readJsonl(join(dir, 'out.jsonl')).every((r) => r.fanout.cache?.source === 'stored')).toBe(true);
     expect(readFileSync(join(dir, '.fanout', 'fanout.db')).subarray(0, 15).toString()).toBe('SQLite format 3');
-    const uncached = JSON.parse((await run(['--no-cache'])).stdout);
+    const uncached = JSON.parse((await run(['--no-cache', '--fresh'])).stdout);
     expect(uncached).toMatchObject({ completed: 20, cacheHits: 0 });
   });
 
@@ -158,15 +160,17 @@ describe('fanout batch', () => {
     expect(run.stderr).toContain('missing.jsonl: no such file');
   });
 
-  it('stops cleanly on Ctrl-C and says how many finished', async () => {
+  it('stops cleanly on Ctrl-C, keeps what finished, and the same command resumes the rest', async () => {
     const dir = workdir();
     const input = join(dir, 'in.jsonl');
     writeFileSync(input, Array.from({ length: 50 }, (_, i) => JSON.stringify({ id: `c${i}`, model: 'mock:slow', prompt: `p${i}` })).join('\n'));
     const config = join(dir, 'fanout.yaml');
     writeFileSync(config, 'models:\n  "mock:slow": { limits: { requestsPerMinute: 600, burstSeconds: 1 } }\nproviders:\n  mock:\n    models:\n      slow: { latency: 200 }\n');
     const output = join(dir, 'out.jsonl');
+    const args = ['batch', input, '-o', output, '--config', config, '--json'];
     let sent = false;
-    const run = await fanout(['batch', input, '-o', output, '--config', config, '--json'], {
+    const run = await fanout(args, {
+      cwd: dir,
       onStderr: (text, child) => {
         if (!sent && /\d+\/50 done/.test(text)) {
           sent = true;
@@ -176,14 +180,43 @@ describe('fanout batch', () => {
     });
     expect(sent).toBe(true);
     expect(run.code).toBe(130);
-    expect(run.stderr).toContain('stopping');
+    expect(run.stderr).toContain('run the same command again to resume');
     const summary = JSON.parse(run.stdout);
     expect(summary.interrupted).toBe(true);
     expect(summary.completed).toBeGreaterThan(0);
     expect(summary.completed).toBeLessThan(50);
+    const partial = readJsonl(output);
+    expect(partial.length).toBeLessThanOrEqual(summary.completed);
+    expect(partial.map((r) => r.custom_id)).toEqual(Array.from({ length: partial.length }, (_, i) => `c${i}`));
+    expect(partial.every((r) => r.error === null)).toBe(true);
+
+    const again = await fanout(args, { cwd: dir });
+    expect(again.code).toBe(0);
+    const rest = JSON.parse(again.stdout);
+    expect(rest.resumed.written).toBe(partial.length);
+    expect(rest.resumed.written + rest.completed).toBe(50);
     const results = readJsonl(output);
-    expect(results).toHaveLength(summary.lines);
-    expect(results.every((r) => r.error === null || r.error.code === 'cancelled')).toBe(true);
-    expect(results.filter((r) => r.error === null)).toHaveLength(summary.completed);
+    expect(results.map((r) => r.custom_id)).toEqual(Array.from({ length: 50 }, (_, i) => `c${i}`));
+    expect(results.every((r) => r.error === null)).toBe(true);
+  });
+
+  it('drops a last line cut short by a crash, and refuses to continue a file that is not fanout output', async () => {
+    const dir = workdir();
+    const input = join(dir, 'in.jsonl');
+    writeFileSync(input, Array.from({ length: 5 }, (_, i) => JSON.stringify({ id: `c${i}`, model: 'mock:m', prompt: `p${i}` })).join('\n'));
+    const output = join(dir, 'out.jsonl');
+    await fanout(['batch', input, '-o', output, '--store', 'memory'], { cwd: dir });
+    const full = readFileSync(output, 'utf8').split('\n');
+    writeFileSync(output, `${full.slice(0, 2).join('\n')}\n${full[2]!.slice(0, 40)}`);
+    const resumed = await fanout(['batch', input, '-o', output, '--store', 'memory', '--json'], { cwd: dir });
+    expect(JSON.parse(resumed.stdout)).toMatchObject({ completed: 3, resumed: { written: 2 } });
+    expect(readJsonl(output).map((r) => r.custom_id)).toEqual(['c0', 'c1', 'c2', 'c3', 'c4']);
+
+    const notOurs = join(dir, 'notes.jsonl');
+    writeFileSync(notOurs, '{"my":"data"}\n');
+    const refused = await fanout(['batch', input, '-o', notOurs, '--store', 'memory'], { cwd: dir });
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('line 1 is not a fanout result line');
+    expect(readFileSync(notOurs, 'utf8')).toBe('{"my":"data"}\n');
   });
 });

@@ -37,7 +37,7 @@ interface ChatCompletion {
 
 const round = (ms: number): number => Math.round(ms * 1000) / 1000;
 
-export function completedLine(line: number, customId: string, status: TaskStatus): OutputLine {
+export function completedLine(line: number, customId: string | null, status: TaskStatus): OutputLine {
   const result = status.result;
   if (!result) throw new Error(`task ${status.id} has no result`);
   const usage = result.usage;

@@ -5,6 +5,7 @@ import { addUsage, ZERO_USAGE, type Usage } from '../core/types.js';
 import { lowerBound, type KeyWork, type LowerBound } from '../metrics/lower-bound.js';
 import { percentiles } from '../metrics/percentiles.js';
 import { parseBatchLine, salvageCustomId, type BatchLineOptions } from './batch-line.js';
+import type { TaskRow } from '../store/task-store.js';
 import { completedLine, failedLine, type OutputLine } from './output-line.js';
 
 export interface BatchOptions {
@@ -16,9 +17,24 @@ export interface BatchOptions {
   parse?: BatchLineOptions;
   /** Most tasks submitted and not yet ended at once; reading pauses beyond it. Default 10,000. */
   window?: number;
-  /** Stops reading and cancels what has not ended; cancelled lines are written as errors. */
+  /**
+   * Stops reading and stops waiting: what has finished is written (in order,
+   * as far as it goes), what has not stays with the engine (and its store)
+   * for a later run to resume.
+   */
   signal?: AbortSignal;
   onProgress?: (progress: BatchProgress) => void;
+  /** Picks up a batch an earlier run left unfinished. */
+  resume?: BatchResume;
+}
+
+export interface BatchResume {
+  /** Names the batch in the task store: the same input and output give the same id. */
+  batchId: string;
+  /** Non-blank input lines already answered in the output, from the top. */
+  written: number;
+  /** What the task store holds of this batch, by input line number. */
+  stored: ReadonlyMap<number, TaskRow>;
 }
 
 export interface BatchProgress {
@@ -43,6 +59,8 @@ export interface BatchSummary {
   cacheHits: number;
   /** True when the signal stopped the batch before every line was read and run. */
   interrupted: boolean;
+  /** Lines an earlier run had already answered: in the output (`written`), or in the store (`stored`), or still running (`running`). */
+  resumed: { written: number; stored: number; running: number };
   errorsByCode: Record<string, number>;
   usage: Usage;
   attempts: number;
@@ -62,10 +80,13 @@ export interface BatchSummary {
  */
 class OrderedWriter {
   private readonly done = new Map<number, string>();
-  private next = 0;
   private chain: Promise<void> = Promise.resolve();
 
-  constructor(private readonly write: (text: string) => void | Promise<void>) {}
+  /** `next` is the first index to write: lines before it are already in the output. */
+  constructor(
+    private readonly write: (text: string) => void | Promise<void>,
+    private next = 0,
+  ) {}
 
   put(index: number, line: OutputLine): void {
     this.done.set(index, `${JSON.stringify(line)}\n`);
@@ -88,94 +109,175 @@ class OrderedWriter {
  * Runs a batch through the engine: parses each line, submits it, and writes
  * one output line per input line in input order. A bad line becomes an error
  * line with its line number; the rest of the batch goes on.
+ *
+ * Resuming: the first `written` lines are already in the output and are
+ * skipped; a line whose task the store holds ended is written from the store
+ * (no call); one whose task is still running (the engine recovered it) is
+ * waited for; the rest are submitted. Each write waits for the engine's store
+ * to hold everything finished so far, so a line in the output always has its
+ * task's end in the store.
  */
 export async function runBatch(options: BatchOptions): Promise<BatchSummary> {
-  const { engine } = options;
-  const window = options.window ?? 10_000;
-  const writer = new OrderedWriter(options.write);
-  const startedAt = engine.clock.now();
-  const statuses: TaskStatus[] = [];
-  const running = new Set<string>();
-  const counts = { read: 0, completed: 0, failed: 0, invalid: 0, cancelled: 0 };
-  const errorsByCode: Record<string, number> = {};
-  let slotFree: (() => void) | undefined;
-  let interrupted = false;
+  return new BatchRun(options).run();
+}
 
-  const progress = (): void => options.onProgress?.({ read: counts.read, completed: counts.completed, failed: counts.failed, inFlight: engine.inFlight, waiting: engine.pendingCount - engine.inFlight });
-  const countError = (code: string): void => {
-    errorsByCode[code] = (errorsByCode[code] ?? 0) + 1;
-  };
-  const onAbort = (): void => {
-    interrupted = true;
-    for (const id of running) engine.cancel(id);
-  };
-  options.signal?.addEventListener('abort', onAbort, { once: true });
+class BatchRun {
+  private readonly engine: Engine;
+  private readonly writer: OrderedWriter;
+  private readonly startedAt: number;
+  private readonly statuses: TaskStatus[] = [];
+  private readonly running = new Set<string>();
+  private readonly counts = { read: 0, completed: 0, failed: 0, invalid: 0, cancelled: 0 };
+  private readonly resumed = { written: 0, stored: 0, running: 0 };
+  private readonly errorsByCode: Record<string, number> = {};
+  private slotFree?: () => void;
 
-  let lineNumber = 0;
-  let index = 0;
-  for await (const text of options.lines) {
-    lineNumber += 1;
-    if (text.trim() === '') continue;
-    if (options.signal?.aborted) break;
-    const slot = index++;
-    counts.read += 1;
+  constructor(private readonly options: BatchOptions) {
+    this.engine = options.engine;
+    this.startedAt = this.engine.clock.now();
+    const engine = this.engine;
+    this.writer = new OrderedWriter(async (text) => {
+      await engine.flush();
+      await options.write(text);
+    }, options.resume?.written ?? 0);
+  }
+
+  async run(): Promise<BatchSummary> {
+    const { options } = this;
+    const window = options.window ?? 10_000;
+    const stopped = new Promise<void>((resolve) => {
+      if (options.signal?.aborted) resolve();
+      options.signal?.addEventListener('abort', () => resolve(), { once: true });
+    });
+    let lineNumber = 0;
+    let slot = 0;
+    for await (const text of options.lines) {
+      lineNumber += 1;
+      if (text.trim() === '') continue;
+      if (options.signal?.aborted) break;
+      this.line(text, lineNumber, slot++);
+      if (this.running.size >= window) await Promise.race([this.nextSlot(), stopped]);
+    }
+    while (this.running.size > 0 && !options.signal?.aborted) await Promise.race([this.nextSlot(), stopped]);
+    await this.writer.flushed();
+    this.progress();
+    return summarise(this.engine, {
+      counts: this.counts,
+      resumed: this.resumed,
+      errorsByCode: this.errorsByCode,
+      interrupted: options.signal?.aborted ?? false,
+      statuses: this.statuses,
+      wallMs: this.engine.clock.now() - this.startedAt,
+    });
+  }
+
+  private line(text: string, lineNumber: number, slot: number): void {
+    const resume = this.options.resume;
+    if (resume && slot < resume.written) {
+      this.resumed.written += 1;
+      return;
+    }
+    this.counts.read += 1;
+    const stored = resume?.stored.get(lineNumber);
+    if (stored && (stored.state === 'completed' || stored.state === 'failed')) {
+      this.resumed.stored += 1;
+      this.ended(slot, lineNumber, stored.request.label, statusFromRow(stored));
+      return;
+    }
+    if (stored && this.engine.status(stored.id) && stored.state !== 'cancelled') {
+      this.resumed.running += 1;
+      this.follow(stored.id, slot, lineNumber, stored.request.label);
+      return;
+    }
     let customId: string | undefined;
-    let id: string;
     try {
-      const parsed = parseBatchLine(text, lineNumber, options.parse);
+      const parsed = parseBatchLine(text, lineNumber, this.options.parse);
       customId = parsed.customId;
-      id = engine.submit(parsed.request).id;
+      const batch = resume ? { id: resume.batchId, line: lineNumber } : undefined;
+      this.follow(this.engine.submit(parsed.request, { batch }).id, slot, lineNumber, customId);
     } catch (raw) {
       const error = asFanoutError(raw, 'invalid_request');
       const message = error.message.startsWith('line ') ? error.message : `line ${lineNumber}: ${error.message}`;
-      counts.invalid += 1;
-      counts.failed += 1;
-      countError(error.code);
-      writer.put(slot, failedLine(lineNumber, customId ?? salvageCustomId(text) ?? null, { code: error.code, message, retryable: false }));
-      continue;
-    }
-    running.add(id);
-    const line = lineNumber;
-    const label = customId;
-    const settle = (): void => {
-      running.delete(id);
-      const status = engine.status(id) as TaskStatus;
-      statuses.push(status);
-      if (status.state === 'completed') {
-        counts.completed += 1;
-        writer.put(slot, completedLine(line, label, status));
-      } else {
-        counts.failed += 1;
-        if (status.state === 'cancelled') counts.cancelled += 1;
-        const error = status.error ?? { code: 'cancelled' as const, message: 'cancelled', retryable: false };
-        countError(error.code);
-        writer.put(slot, failedLine(line, label, error, status));
-      }
-      progress();
-      slotFree?.();
-    };
-    engine.result(id).then(settle, settle);
-    if (running.size >= window) {
-      await new Promise<void>((resolve) => {
-        slotFree = resolve;
-      });
-      slotFree = undefined;
+      this.counts.invalid += 1;
+      this.counts.failed += 1;
+      this.countError(error.code);
+      this.writer.put(slot, failedLine(lineNumber, customId ?? salvageCustomId(text) ?? null, { code: error.code, message, retryable: false }));
     }
   }
-  if (options.signal?.aborted) interrupted = true;
-  while (running.size > 0) {
-    await new Promise<void>((resolve) => {
-      slotFree = resolve;
+
+  private follow(id: string, slot: number, lineNumber: number, customId: string | undefined): void {
+    this.running.add(id);
+    const settle = (): void => {
+      this.running.delete(id);
+      const status = this.engine.status(id);
+      if (status) this.ended(slot, lineNumber, customId, status);
+      this.progress();
+      this.slotFree?.();
+    };
+    this.engine.result(id).then(settle, settle);
+  }
+
+  private ended(slot: number, lineNumber: number, customId: string | undefined, status: TaskStatus): void {
+    // A task cancelled by a shutdown is not an answer: a later run does it again.
+    if (status.state === 'cancelled' && this.options.signal?.aborted) return;
+    this.statuses.push(status);
+    if (status.state === 'completed') {
+      this.counts.completed += 1;
+      this.writer.put(slot, completedLine(lineNumber, customId ?? null, status));
+      return;
+    }
+    this.counts.failed += 1;
+    if (status.state === 'cancelled') this.counts.cancelled += 1;
+    const error = status.error ?? { code: 'cancelled' as const, message: 'cancelled', retryable: false };
+    this.countError(error.code);
+    this.writer.put(slot, failedLine(lineNumber, customId ?? null, error, status));
+  }
+
+  private nextSlot(): Promise<void> {
+    return new Promise((resolve) => {
+      this.slotFree = resolve;
     });
   }
-  await writer.flushed();
-  options.signal?.removeEventListener('abort', onAbort);
-  progress();
-  return summarise(engine, { counts, errorsByCode, interrupted, statuses, wallMs: engine.clock.now() - startedAt });
+
+  private countError(code: string): void {
+    this.errorsByCode[code] = (this.errorsByCode[code] ?? 0) + 1;
+  }
+
+  private progress(): void {
+    const { engine, counts } = this;
+    this.options.onProgress?.({
+      read: counts.read,
+      completed: counts.completed,
+      failed: counts.failed,
+      inFlight: engine.inFlight,
+      waiting: engine.pendingCount - engine.inFlight,
+    });
+  }
+}
+
+/** A stored task as the output needs it. */
+function statusFromRow(row: TaskRow): TaskStatus {
+  const end = row.endedAt ?? row.submittedAt;
+  return {
+    id: row.id,
+    label: row.request.label,
+    model: row.request.model,
+    key: row.key,
+    priority: row.request.priority ?? 0,
+    state: row.state,
+    submittedAt: row.submittedAt,
+    endedAt: row.endedAt,
+    attempts: row.attempts,
+    usage: row.result?.usage,
+    timing: { queuedMs: row.queuedMs, rateLimitedMs: row.rateLimitedMs, providerMs: row.providerMs, totalMs: end - row.submittedAt },
+    result: row.result,
+    error: row.error && { ...row.error, retryable: false },
+  };
 }
 
 interface Collected {
   counts: { read: number; completed: number; failed: number; invalid: number; cancelled: number };
+  resumed: BatchSummary['resumed'];
   errorsByCode: Record<string, number>;
   interrupted: boolean;
   statuses: TaskStatus[];
@@ -224,6 +326,7 @@ function summarise(engine: Engine, collected: Collected): BatchSummary {
     cancelled: counts.cancelled,
     cacheHits,
     interrupted: collected.interrupted,
+    resumed: collected.resumed,
     errorsByCode: collected.errorsByCode,
     usage,
     attempts,

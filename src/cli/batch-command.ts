@@ -1,5 +1,3 @@
-import { createReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
@@ -9,9 +7,8 @@ import { runBatch, type BatchProgress, type BatchSummary } from '../batch/run-ba
 import { createEngine } from '../create-engine.js';
 import { FanoutError } from '../core/errors.js';
 import type { LimitSpec } from '../limits/limiter.js';
-import type { CacheStore } from '../cache/cache-store.js';
-import { MemoryCacheStore } from '../store/memory/memory-cache-store.js';
-import { SqliteCacheStore } from '../store/sqlite/sqlite-cache-store.js';
+import { batchIdFor, openInput, openOutput, type OutputFile } from './batch-files.js';
+import { DEFAULT_STORE, openStores } from './stores.js';
 import { loadConfig } from './config-file.js';
 import { EXIT } from './exit-codes.js';
 import { formatCount, formatMs, formatPercent } from './format.js';
@@ -35,6 +32,7 @@ interface BatchFlags {
   progress?: boolean;
   cache?: boolean;
   store?: string;
+  fresh?: boolean;
 }
 
 function positiveNumber(flag: string) {
@@ -64,7 +62,8 @@ export function registerBatchCommand(program: Command, setExitCode: (code: numbe
     .option('--burst-seconds <n>', 'seconds of a per-minute limit that may go at once (default 60)', positiveNumber('--burst-seconds'))
     .option('--max-attempts <n>', 'attempts per line, the first included (default 5)', positiveNumber('--max-attempts'))
     .option('--window <n>', 'lines in flight at once; reading pauses beyond it (default 10000)', positiveNumber('--window'))
-    .option('--store <spec>', 'where cached answers live: sqlite:PATH or memory', 'sqlite:.fanout/fanout.db')
+    .option('--store <spec>', 'where tasks and cached answers live: sqlite:PATH or memory', DEFAULT_STORE)
+    .option('--fresh', 'start the batch over: overwrite the output and forget its stored tasks')
     .option('--no-cache', 'no result cache and no sharing of identical calls in flight')
     .option('--json', 'print the summary as JSON')
     .option('--no-progress', 'no progress output')
@@ -100,23 +99,18 @@ function withFlagLimits(config: FanoutConfig, flags: BatchFlags): FanoutConfig {
 
 async function batchAction(input: string, flags: BatchFlags): Promise<number> {
   const config = withFlagLimits(await loadConfig(flags.config), flags);
-  const cacheStore = flags.cache === false ? undefined : openCacheStore(flags.store ?? 'sqlite:.fanout/fanout.db');
-  const inputStream = input === '-' ? process.stdin : createReadStream(input);
-  const opened = new Promise<void>((resolve, reject) => {
-    if (input === '-') resolve();
-    inputStream.once('ready', () => resolve());
-    inputStream.once('error', (error: NodeJS.ErrnoException) =>
-      reject(new FanoutError('invalid_config', `input file ${input}: ${error.code === 'ENOENT' ? 'no such file' : error.message}`)),
-    );
-  });
-  await opened;
-  let output;
+  const inputStream = await openInput(input);
+  const stores = openStores(flags.store ?? DEFAULT_STORE, flags.cache !== false);
+  const batchId = batchIdFor(input, flags.output);
+  if (flags.fresh && batchId) await stores.tasks.deleteBatch(batchId);
+  let output: OutputFile;
   try {
-    output = await open(flags.output, 'w');
+    output = await openOutput(flags.output, flags.fresh === true || batchId === undefined);
   } catch (error) {
-    throw new FanoutError('invalid_config', `output file ${flags.output}: cannot be written (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    await stores.close();
+    throw error;
   }
-  const out = output.createWriteStream();
+  const out = output.handle.createWriteStream({ start: output.position });
   let writeError: Error | undefined;
   out.on('error', (error) => {
     writeError = error;
@@ -126,17 +120,26 @@ async function batchAction(input: string, flags: BatchFlags): Promise<number> {
     if (!out.write(text)) return new Promise((resolve) => out.once('drain', resolve));
   };
 
-  const engine = createEngine(engineOptionsFromConfig(config, { cache: cacheStore ? { store: cacheStore, ttlMs: config.cacheTtlMs } : false }));
+  const engine = createEngine(
+    engineOptionsFromConfig(config, {
+      store: stores.tasks,
+      cache: stores.cache ? { store: stores.cache, ttlMs: config.cacheTtlMs } : false,
+    }),
+  );
+  const storeErrors: string[] = [];
+  engine.on('store-error', (event) => storeErrors.push(event.error?.message ?? 'the task store failed'));
   const controller = new AbortController();
   const onSigint = (): void => {
     if (controller.signal.aborted) process.exit(EXIT.interrupted);
-    process.stderr.write('\nfanout: stopping: cancelling what has not finished (Ctrl-C again to quit at once)\n');
+    process.stderr.write('\nfanout: stopping: what has finished is kept; run the same command again to resume (Ctrl-C again to quit at once)\n');
     controller.abort();
   };
   process.on('SIGINT', onSigint);
   const reporter = progressReporter(flags.progress !== false, engine.clock.now.bind(engine.clock));
   let summary: BatchSummary;
   try {
+    await engine.recovered;
+    const stored = batchId ? new Map((await stores.tasks.listBatch(batchId)).map((row) => [row.line ?? 0, row])) : new Map();
     summary = await runBatch({
       engine,
       lines: createInterface({ input: inputStream, crlfDelay: Number.POSITIVE_INFINITY }),
@@ -145,26 +148,23 @@ async function batchAction(input: string, flags: BatchFlags): Promise<number> {
       window: flags.window === undefined ? undefined : Math.floor(flags.window),
       signal: controller.signal,
       onProgress: reporter.update,
+      resume: batchId ? { batchId, written: output.written, stored } : undefined,
     });
   } finally {
     reporter.stop();
     process.off('SIGINT', onSigint);
     await engine.close();
-    await cacheStore?.close();
+    await stores.close();
     await new Promise<void>((resolve) => out.end(resolve));
-    await output.close().catch(() => undefined);
+    await output.handle.close().catch(() => undefined);
   }
   if (writeError) throw new FanoutError('io_error', `output file ${flags.output}: ${writeError.message}`);
+  if (storeErrors.length > 0) {
+    throw new FanoutError('io_error', `task store ${stores.where}: ${storeErrors[0]} (the output holds every line finished before that)`);
+  }
   process.stdout.write(flags.json ? `${JSON.stringify(summary, null, 2)}\n` : renderSummary(summary, input, flags.output));
   if (summary.interrupted) return EXIT.interrupted;
   return summary.failed > 0 ? EXIT.someFailed : EXIT.ok;
-}
-
-/** `sqlite:PATH` (the default, `.fanout/fanout.db`) or `memory`. */
-function openCacheStore(spec: string): CacheStore {
-  if (spec === 'memory') return new MemoryCacheStore();
-  if (spec.startsWith('sqlite:') && spec.length > 'sqlite:'.length) return new SqliteCacheStore(spec.slice('sqlite:'.length));
-  throw new FanoutError('invalid_config', `--store: expected "sqlite:PATH" or "memory", received "${spec}"`);
 }
 
 function progressReporter(enabled: boolean, now: () => number): { update: (p: BatchProgress) => void; stop: () => void } {
@@ -213,6 +213,10 @@ export function renderSummary(s: BatchSummary, input: string, output: string): s
     `  lower bound  ${formatMs(s.lowerBound.ms)} (set by ${s.lowerBound.bindingOn})`,
     `  utilisation  ${formatPercent(s.utilisation)} of what these limits allow`,
   ];
-  if (s.interrupted) lines.push(`  stopped by Ctrl-C: ${formatCount(s.completed)} finished, ${formatCount(s.cancelled)} cancelled; lines never read have no output line`);
+  const resumed = s.resumed.written + s.resumed.stored + s.resumed.running;
+  if (resumed > 0) {
+    lines.splice(1, 0, `  resumed      ${formatCount(resumed)} lines answered by an earlier run (${formatCount(s.resumed.written)} already written, ${formatCount(s.resumed.stored)} from the store, ${formatCount(s.resumed.running)} still running)`);
+  }
+  if (s.interrupted) lines.push('  stopped by Ctrl-C: what finished is kept; run the same command again to resume');
   return `${lines.join('\n')}\n`;
 }

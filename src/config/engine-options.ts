@@ -6,6 +6,7 @@ import type { FanoutConfig } from './schema.js';
 export function engineOptionsFromConfig(config: FanoutConfig, extra: EngineOptions = {}): EngineOptions & { mock: MockProvider } {
   const mock = new MockProvider({
     seed: config.providers?.mock?.seed,
+    callLog: config.providers?.mock?.callLog,
     defaults: config.providers?.mock?.defaults,
     models: config.providers?.mock?.models,
   });

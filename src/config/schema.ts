@@ -51,6 +51,7 @@ export const fanoutConfigSchema = z.strictObject({
       mock: z
         .strictObject({
           seed: z.number().int().optional(),
+          callLog: z.string().min(1).optional(),
           defaults: mockModelSchema.optional(),
           models: z.record(z.string(), mockModelSchema).optional(),
         })

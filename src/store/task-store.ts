@@ -54,6 +54,8 @@ export interface TaskStore {
   get(id: string): TaskRow | undefined | Promise<TaskRow | undefined>;
   /** The tasks of a batch, by line. */
   listBatch(batchId: string): TaskRow[] | Promise<TaskRow[]>;
+  /** Forgets every task of a batch (a batch started over); returns how many went. */
+  deleteBatch(batchId: string): number | Promise<number>;
   /**
    * Every task that has not ended, in submission order, after a restart: a
    * task left processing by a process that is gone goes back to queued (its

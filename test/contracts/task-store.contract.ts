@@ -79,6 +79,14 @@ export function taskStoreContract(name: string, makeStore: () => TaskStore | Pro
       expect(await store.listBatch('none')).toEqual([]);
     });
 
+    it('forgets a whole batch and nothing else', async () => {
+      const store = await open();
+      await store.write([taskRow('t1', { batchId: 'b', line: 1 }), taskRow('t2', { batchId: 'b', line: 2, ...completed('t2', 't2:1') }), taskRow('t3', { batchId: 'c', line: 1 })], 1000);
+      expect(await store.deleteBatch('b')).toBe(2);
+      expect(await store.listBatch('b')).toEqual([]);
+      expect((await store.get('t3'))?.batchId).toBe('c');
+    });
+
     it('recovers every task that has not ended, in submission order, putting lost attempts back in the queue', async () => {
       const store = await open();
       await store.write(

@@ -1,3 +1,4 @@
+import { appendFileSync } from 'node:fs';
 import { ProviderError } from '../../core/errors.js';
 import { seededRandom, type Random } from '../../core/random.js';
 import type { ModelResult, RateLimitInfo, Usage } from '../../core/types.js';
@@ -44,6 +45,12 @@ export interface MockProviderOptions {
   defaults?: MockModelOptions;
   /** Seed for latencies and faults. Default 1. */
   seed?: number;
+  /**
+   * A file to which every call the model receives is appended as one JSON line
+   * (`{"model", "attempt"}`), written before the call is answered: a record of
+   * what the upstream was asked, across process restarts.
+   */
+  callLog?: string;
   random?: Random;
 }
 
@@ -166,6 +173,7 @@ export class MockProvider implements Provider {
     const stats = this.statsFor(call.model);
     const now = context.clock.now();
     stats.calls += 1;
+    if (this.options.callLog) appendFileSync(this.options.callLog, `${JSON.stringify({ model: call.model, attempt: context.attempt })}\n`);
     const inputTokens = this.countInputTokens(call);
     const accounting: AccountingOptions = { rule: settings.accounting ?? 'anthropic' };
     const reserved = admissionCost(accounting, { inputTokens, cacheReadTokens: 0, cacheWriteTokens: 0, maxOutputTokens: call.maxTokens });

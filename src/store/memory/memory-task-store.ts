@@ -28,6 +28,17 @@ export class MemoryTaskStore implements TaskStore {
       .map((row) => structuredClone(row));
   }
 
+  deleteBatch(batchId: string): number {
+    let removed = 0;
+    for (const [id, row] of this.rows) {
+      if (row.batchId === batchId) {
+        this.rows.delete(id);
+        removed += 1;
+      }
+    }
+    return removed;
+  }
+
   recover(now: number): TaskRow[] {
     const open = [...this.rows.values()].filter((row) => !isTerminal(row.state)).sort((a, b) => a.seq - b.seq);
     for (const row of open) if (row.state === 'processing') releaseLostAttempt(row, now);

@@ -121,6 +121,10 @@ export class SqliteTaskStore implements TaskStore {
     return this.run(() => this.selectBatch.all(batchId)).map(fromDb);
   }
 
+  deleteBatch(batchId: string): number {
+    return this.run(() => this.db.prepare('DELETE FROM tasks WHERE batch_id = ?').run(batchId).changes);
+  }
+
   recover(now: number): TaskRow[] {
     const open = this.run(() => this.selectOpen.all()).map(fromDb);
     const lost = open.filter((row) => row.state === 'processing');
