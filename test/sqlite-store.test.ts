@@ -98,3 +98,23 @@ describe('SQLite task store', () => {
     store.close();
   });
 });
+
+describe('a full disk', () => {
+  it('fails the write with a message that says what to do, and loses nothing already stored', () => {
+    const path = join(dir(), 'fanout.db');
+    const store = new SqliteTaskStore(path);
+    store.write([taskRow('t1')], 1);
+    // SQLite reports a database that may not grow any more exactly as it reports a full disk (SQLITE_FULL).
+    const pages = store.db.pragma('page_count', { simple: true }) as number;
+    store.db.pragma(`max_page_count = ${pages + 1}`);
+    const big = Array.from({ length: 200 }, (_, i) => taskRow(`t${i + 2}`, { request: { model: 'mock:m', messages: [{ role: 'user', content: 'x'.repeat(2000) }] } }));
+    expect(() => store.write(big, 2)).toThrow(/the disk is full; nothing stored so far was lost\. Free some space and run the same command again/);
+    expect(store.get('t1')?.state).toBe('queued');
+    expect(store.get('t2')).toBeUndefined();
+    store.close();
+    const reopened = new SqliteTaskStore(path);
+    expect(reopened.db.pragma('integrity_check', { simple: true })).toBe('ok');
+    expect(reopened.get('t1')?.state).toBe('queued');
+    reopened.close();
+  });
+});

@@ -126,9 +126,13 @@ async function batchAction(input: string, flags: BatchFlags): Promise<number> {
       cache: stores.cache ? { store: stores.cache, ttlMs: config.cacheTtlMs } : false,
     }),
   );
-  const storeErrors: string[] = [];
-  engine.on('store-error', (event) => storeErrors.push(event.error?.message ?? 'the task store failed'));
   const controller = new AbortController();
+  const storeErrors: string[] = [];
+  // Without a working store nothing more can be kept safe: stop as Ctrl-C would, and say why.
+  engine.on('store-error', (event) => {
+    storeErrors.push(event.error?.message ?? 'the task store failed');
+    controller.abort();
+  });
   const onSigint = (): void => {
     if (controller.signal.aborted) process.exit(EXIT.interrupted);
     process.stderr.write('\nfanout: stopping: what has finished is kept; run the same command again to resume (Ctrl-C again to quit at once)\n');

@@ -1,0 +1,31 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { createEngine } from '../src/create-engine.js';
+import type { EngineEvent } from '../src/core/events.js';
+import { SqliteTaskStore } from '../src/store/sqlite/sqlite-task-store.js';
+import { ManualClock } from '../src/testing/manual-clock.js';
+
+describe('engine on a SQLite task store', () => {
+  it('reports a full disk, keeps running, and writes the tasks once there is room again', async () => {
+    const store = new SqliteTaskStore(join(mkdtempSync(join(tmpdir(), 'fanout-engine-')), 'fanout.db'));
+    const pages = store.db.pragma('page_count', { simple: true }) as number;
+    store.db.pragma(`max_page_count = ${pages + 1}`);
+    const clock = new ManualClock();
+    const engine = createEngine({ clock, store, cache: false });
+    const events: EngineEvent[] = [];
+    engine.on('store-error', (event) => events.push(event));
+    const handles = Array.from({ length: 100 }, (_, i) => engine.submit({ model: 'mock:m', messages: [{ role: 'user', content: `${i} ${'x'.repeat(2000)}` }] }));
+    await clock.runAll();
+    expect(handles.every((h) => h.status().state === 'completed')).toBe(true);
+    expect(events[0]?.error?.message).toMatch(/the disk is full; nothing stored so far was lost/);
+    expect(store.get(handles[0]!.id)).toBeUndefined();
+
+    store.db.pragma('max_page_count = 1073741823');
+    await engine.flush();
+    expect(handles.map((h) => store.get(h.id)?.state)).toEqual(new Array(100).fill('completed'));
+    await engine.close();
+    store.close();
+  });
+});
