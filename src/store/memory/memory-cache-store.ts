@@ -1,4 +1,5 @@
 import type { CacheEntry, CacheStore } from '../../cache/cache-store.js';
+import { deleteWhere } from './delete-where.js';
 
 export interface MemoryCacheStoreOptions {
   /** Most entries kept; the least recently used go first. Default 10,000. */
@@ -41,14 +42,7 @@ export class MemoryCacheStore implements CacheStore {
   }
 
   clearTenant(tenant: string): number {
-    let removed = 0;
-    for (const [key, entry] of this.entries) {
-      if (entry.tenant === tenant) {
-        this.entries.delete(key);
-        removed += 1;
-      }
-    }
-    return removed;
+    return deleteWhere(this.entries, (entry) => entry.tenant === tenant);
   }
 
   close(): void {

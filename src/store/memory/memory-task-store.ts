@@ -1,5 +1,6 @@
 import { isTerminal } from '../../core/task-state.js';
 import type { TaskRow, TaskStore, WriteOutcome } from '../task-store.js';
+import { deleteWhere } from './delete-where.js';
 
 /** Task records in this process's memory: the store's contract without durability, for tests and throwaway runs. */
 export class MemoryTaskStore implements TaskStore {
@@ -29,14 +30,7 @@ export class MemoryTaskStore implements TaskStore {
   }
 
   deleteBatch(batchId: string): number {
-    let removed = 0;
-    for (const [id, row] of this.rows) {
-      if (row.batchId === batchId) {
-        this.rows.delete(id);
-        removed += 1;
-      }
-    }
-    return removed;
+    return deleteWhere(this.rows, (row) => row.batchId === batchId);
   }
 
   recover(now: number): TaskRow[] {
