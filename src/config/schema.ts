@@ -14,6 +14,12 @@ const latencySchema = z.union([
     minMs: z.number().min(0).optional(),
     maxMs: z.number().positive().optional(),
   }),
+  z.strictObject({
+    kind: z.literal('perToken'),
+    baseMs: z.number().min(0).optional(),
+    perInputTokenMs: z.number().min(0).optional(),
+    perOutputTokenMs: z.number().min(0).optional(),
+  }),
 ]);
 
 const share = z.number().min(0).max(1);

@@ -33,3 +33,8 @@ export function estimateInputTokens(request: Pick<ModelRequest, 'messages' | 'sy
   for (const message of request.messages) total += PER_MESSAGE_OVERHEAD + count(message.content);
   return total;
 }
+
+/** Tokens of a piece of text, by the o200k tokenizer. */
+export function countTextTokens(text: string): number {
+  return tokenizer()(text);
+}

@@ -11,7 +11,9 @@ import { hashPrompt, mockWords } from './text.js';
 export type LatencyProfile =
   | number
   | { kind: 'fixed'; ms: number }
-  | { kind: 'lognormal'; medianMs: number; sigma: number; minMs?: number; maxMs?: number };
+  | { kind: 'lognormal'; medianMs: number; sigma: number; minMs?: number; maxMs?: number }
+  /** Time that grows with the call: a base, plus per input token (reading) and per output token (writing). */
+  | { kind: 'perToken'; baseMs?: number; perInputTokenMs?: number; perOutputTokenMs?: number };
 
 export interface MockFaults {
   /** Share of calls answering 500 after their latency. */
@@ -267,7 +269,7 @@ class MockRun {
     const wanted = outputTokensFor(this.settings.outputTokens, hash);
     this.truncated = wanted > call.maxTokens;
     this.words = mockWords(hash, Math.min(wanted, call.maxTokens));
-    this.latencyMs = latencyFor(this.settings, this.words.length, random);
+    this.latencyMs = latencyFor(this.settings, options.inputTokens, this.words.length, random);
     this.fault = drawFault(this.settings.faults, random);
   }
 
@@ -327,13 +329,16 @@ function outputTokensFor(setting: MockModelOptions['outputTokens'], hash: number
   return setting.min + (hash % (setting.max - setting.min + 1));
 }
 
-function latencyFor(settings: MockModelOptions, outputTokens: number, random: Random): number {
+function latencyFor(settings: MockModelOptions, inputTokens: number, outputTokens: number, random: Random): number {
   const profile = settings.latency;
   if (profile === undefined) {
     return (settings.timeToFirstTokenMs ?? 0) + Math.max(0, outputTokens - 1) * (settings.interTokenMs ?? 0);
   }
   if (typeof profile === 'number') return profile;
   if (profile.kind === 'fixed') return profile.ms;
+  if (profile.kind === 'perToken') {
+    return Math.round((profile.baseMs ?? 0) + inputTokens * (profile.perInputTokenMs ?? 0) + outputTokens * (profile.perOutputTokenMs ?? 0));
+  }
   // Box–Muller: a standard normal draw from two uniforms.
   const u = 1 - random.next();
   const v = random.next();

@@ -1,0 +1,305 @@
+import type { Engine, TaskHandle } from '../core/engine.js';
+import { asFanoutError, FanoutError } from '../core/errors.js';
+import type { TaskStatus } from '../core/task.js';
+import { addUsage, ZERO_USAGE, type ModelResult, type TaskRequest, type Usage } from '../core/types.js';
+import { countTextTokens } from '../limits/estimate.js';
+import { splitByTokens } from './chunk.js';
+import { resolveInputs, type CheckedStep, type Pipeline } from './spec.js';
+import { render } from './template.js';
+
+/** A function a `tool` step calls. Its result becomes the step's output (strings as they are, anything else as JSON). */
+export type ToolFunction = (args: Record<string, string>, context: { item?: string; index?: number }) => unknown;
+
+export interface RunPipelineOptions {
+  inputs?: Readonly<Record<string, string>>;
+  tools?: Readonly<Record<string, ToolFunction>>;
+  /**
+   * Expected milliseconds of one call on a model, for critical-path priority.
+   * Default: the step's `expectedMs`, else 1,000.
+   */
+  expectedCallMs?: (model: string) => number | undefined;
+  /** Tool steps do not call their function: they take their `expectedMs` on the clock and output a placeholder. */
+  simulateTools?: boolean;
+}
+
+export type StepState = 'completed' | 'failed' | 'skipped';
+
+export interface StepResult {
+  name: string;
+  state: StepState;
+  /** A list for `split` and `forEach` steps. */
+  output: string | string[];
+  error?: { code: string; message: string };
+  startedAt?: number;
+  endedAt?: number;
+  usage: Usage;
+}
+
+/** One model call of a run, for the timeline. */
+export interface CallSpan {
+  step: string;
+  item?: number;
+  model: string;
+  state: TaskStatus['state'];
+  submittedAt: number;
+  /** When the call that gave the answer started (after any queue, limit or retry wait). */
+  startedAt?: number;
+  endedAt: number;
+  queuedMs: number;
+  rateLimitedMs: number;
+  providerMs: number;
+  attempts: number;
+  cached?: 'stored' | 'in-flight';
+}
+
+/** A span of a tool step, in the same timeline. */
+export interface ToolSpan {
+  step: string;
+  item?: number;
+  startedAt: number;
+  endedAt: number;
+}
+
+export interface PipelineRun {
+  pipeline: string;
+  ok: boolean;
+  startedAt: number;
+  endedAt: number;
+  wallMs: number;
+  steps: Record<string, StepResult>;
+  calls: CallSpan[];
+  tools: ToolSpan[];
+  usage: Usage;
+}
+
+const DEFAULT_CALL_MS = 1000;
+
+function failedText(step: string, error: { code: string; message: string }): string {
+  return `[step ${step} failed: ${error.code}: ${error.message}]`;
+}
+
+/**
+ * Runs a pipeline on an engine, sharing its limits with everything else in
+ * flight. A step starts as soon as the steps it depends on have ended; steps
+ * with no path between them run in parallel. Every call is submitted with
+ * its step's critical-path priority (the expected time from the step's start
+ * to the end of the pipeline), so when limits bind, the calls on the longest
+ * remaining path go first.
+ */
+export async function runPipeline(engine: Engine, pipeline: Pipeline, options: RunPipelineOptions = {}): Promise<PipelineRun> {
+  return new PipelineRunner(engine, pipeline, options).run();
+}
+
+class PipelineRunner {
+  private readonly inputs: Record<string, string>;
+  private readonly results: Record<string, StepResult> = {};
+  private readonly calls: CallSpan[] = [];
+  private readonly tools: ToolSpan[] = [];
+  private readonly priority = new Map<string, number>();
+  private readonly live = new Set<TaskHandle>();
+  private failed?: FanoutError;
+
+  constructor(
+    private readonly engine: Engine,
+    private readonly pipeline: Pipeline,
+    private readonly options: RunPipelineOptions,
+  ) {
+    this.inputs = resolveInputs(pipeline, options.inputs ?? {});
+    for (const [name, step] of pipeline.steps) {
+      if (step.kind === 'tool' && !options.simulateTools && !options.tools?.[step.spec.tool as string]) {
+        throw new FanoutError('invalid_config', `${pipeline.name}: steps.${name}.tool: no tool "${step.spec.tool}" is registered`);
+      }
+    }
+    this.computePriorities();
+  }
+
+  async run(): Promise<PipelineRun> {
+    const startedAt = this.engine.clock.now();
+    const running = new Map<string, Promise<void>>();
+    const start = (name: string): Promise<void> => {
+      let started = running.get(name);
+      if (!started) {
+        const step = this.pipeline.steps.get(name) as CheckedStep;
+        started = Promise.all(step.dependsOn.map(start)).then(() => this.runStep(step));
+        running.set(name, started);
+      }
+      return started;
+    };
+    await Promise.all(this.pipeline.order.map(start));
+    const endedAt = this.engine.clock.now();
+    let usage: Usage = { ...ZERO_USAGE };
+    for (const result of Object.values(this.results)) usage = addUsage(usage, result.usage);
+    return {
+      pipeline: this.pipeline.name,
+      ok: this.failed === undefined,
+      startedAt,
+      endedAt,
+      wallMs: endedAt - startedAt,
+      steps: this.results,
+      calls: this.calls.sort((a, b) => a.submittedAt - b.submittedAt || a.step.localeCompare(b.step) || (a.item ?? 0) - (b.item ?? 0)),
+      tools: this.tools,
+      usage,
+    };
+  }
+
+  /** Expected time from each step's start to the end of the pipeline, along its longest path. */
+  private computePriorities(): void {
+    const successors = new Map<string, string[]>();
+    for (const step of this.pipeline.steps.values()) {
+      for (const dep of step.dependsOn) successors.set(dep, [...(successors.get(dep) ?? []), step.name]);
+    }
+    for (const name of [...this.pipeline.order].reverse()) {
+      const step = this.pipeline.steps.get(name) as CheckedStep;
+      const after = Math.max(0, ...(successors.get(name) ?? []).map((s) => this.priority.get(s) ?? 0));
+      this.priority.set(name, this.expectedMs(step) + after);
+    }
+  }
+
+  private expectedMs(step: CheckedStep): number {
+    if (step.spec.expectedMs !== undefined) return step.spec.expectedMs;
+    if (step.kind !== 'llm') return 0;
+    const models = step.spec.models ?? [step.spec.model as string];
+    return Math.max(...models.map((model) => this.options.expectedCallMs?.(model) ?? DEFAULT_CALL_MS));
+  }
+
+  private async runStep(step: CheckedStep): Promise<void> {
+    const result: StepResult = { name: step.name, state: 'skipped', output: '', usage: { ...ZERO_USAGE } };
+    this.results[step.name] = result;
+    const blocked = step.dependsOn.find((dep) => this.results[dep]?.state === 'skipped' || (this.results[dep]?.state === 'failed' && this.policyOf(dep) === 'fail'));
+    if (this.failed || blocked) {
+      result.output = `[step ${step.name} skipped: ${blocked ? `step ${blocked} did not complete` : 'the pipeline failed'}]`;
+      return;
+    }
+    result.startedAt = this.engine.clock.now();
+    try {
+      if (step.kind === 'split') result.output = this.split(step);
+      else if (step.spec.forEach !== undefined) {
+        const items = this.results[step.spec.forEach]?.output;
+        const list = Array.isArray(items) ? items : [];
+        result.output = await Promise.all(list.map((item, index) => this.once(step, result, { item, index })));
+      } else {
+        result.output = await this.once(step, result, {});
+      }
+      result.state = 'completed';
+    } catch (raw) {
+      const error = asFanoutError(raw);
+      result.state = 'failed';
+      result.error = { code: error.code, message: error.message };
+      result.output = failedText(step.name, result.error);
+      if (this.policyOf(step.name) === 'fail') this.fail(error);
+    }
+    result.endedAt = this.engine.clock.now();
+  }
+
+  private policyOf(name: string): 'fail' | 'continue' | 'fallback' {
+    const onError = this.pipeline.steps.get(name)?.spec.onError ?? 'fail';
+    return typeof onError === 'string' ? onError : 'fallback';
+  }
+
+  /** The first failure that stops the pipeline cancels every call still running. */
+  private fail(error: FanoutError): void {
+    if (this.failed) return;
+    this.failed = error;
+    for (const handle of this.live) handle.cancel();
+  }
+
+  private split(step: CheckedStep): string[] {
+    const { from, maxTokens, overlapTokens, boundary } = step.spec.split as NonNullable<CheckedStep['spec']['split']>;
+    const source = this.results[from]?.output ?? this.inputs[from] ?? '';
+    const text = Array.isArray(source) ? source.join('\n') : source;
+    return splitByTokens(text, { maxTokens, overlapTokens, boundary: boundary === undefined ? undefined : new RegExp(boundary) }, countTextTokens);
+  }
+
+  /** Runs a step once (for one item of a forEach): a tool, a call, or an ensemble of calls. */
+  private async once(step: CheckedStep, result: StepResult, scope: { item?: string; index?: number }): Promise<string> {
+    const values = { inputs: this.inputs, steps: this.stepOutputs(), ...scope };
+    if (step.kind === 'tool') return this.tool(step, values, scope);
+    const spec = step.spec;
+    const models = spec.models ?? [spec.model as string];
+    const texts = await Promise.all(
+      models.map(async (model) => {
+        const request: TaskRequest = {
+          model,
+          messages: [{ role: 'user', content: render(spec.prompt as string, values) }],
+          priority: this.priority.get(step.name) ?? 0,
+          label: scope.index === undefined ? step.name : `${step.name}[${scope.index}]`,
+        };
+        if (spec.system !== undefined) request.system = render(spec.system, values);
+        if (spec.maxTokens !== undefined) request.maxTokens = spec.maxTokens;
+        if (spec.temperature !== undefined) request.temperature = spec.temperature;
+        if (spec.cache !== undefined) request.cache = spec.cache;
+        if (spec.latency === 'optimized') request.providerOptions = { performanceConfig: { latency: 'optimized' } };
+        const fallback = typeof spec.onError === 'object' ? spec.onError.fallback : undefined;
+        const answer = await this.call(step.name, scope.index, request, result).catch((error: unknown) => {
+          if (!fallback || this.failed) throw error;
+          return this.call(step.name, scope.index, { ...request, model: fallback }, result);
+        });
+        return answer.text;
+      }),
+    );
+    return models.length === 1 ? (texts[0] as string) : combine(spec.combine ?? 'concat', models, texts);
+  }
+
+  private async call(step: string, index: number | undefined, request: TaskRequest, result: StepResult): Promise<ModelResult> {
+    const handle = this.engine.submit(request);
+    this.live.add(handle);
+    try {
+      const answer = await handle.result();
+      if (!answer.cache) result.usage = addUsage(result.usage, answer.usage);
+      return answer;
+    } finally {
+      this.live.delete(handle);
+      const status = handle.status();
+      const last = status.attempts.at(-1);
+      this.calls.push({
+        step,
+        item: index,
+        model: request.model,
+        state: status.state,
+        submittedAt: status.submittedAt,
+        startedAt: last?.startedAt,
+        endedAt: status.endedAt ?? this.engine.clock.now(),
+        queuedMs: status.timing.queuedMs,
+        rateLimitedMs: status.timing.rateLimitedMs,
+        providerMs: status.timing.providerMs,
+        attempts: status.attempts.length,
+        cached: status.result?.cache?.source,
+      });
+    }
+  }
+
+  private async tool(step: CheckedStep, values: Parameters<typeof render>[1], scope: { item?: string; index?: number }): Promise<string> {
+    const startedAt = this.engine.clock.now();
+    const args = Object.fromEntries(Object.entries(step.spec.args ?? {}).map(([key, template]) => [key, render(template, values)]));
+    let output: string;
+    if (this.options.simulateTools) {
+      await this.engine.clock.sleep(step.spec.expectedMs ?? 0);
+      output = `[simulated ${step.spec.tool}]`;
+    } else {
+      const fn = this.options.tools?.[step.spec.tool as string] as ToolFunction;
+      const value = await fn(args, scope);
+      output = typeof value === 'string' ? value : JSON.stringify(value);
+    }
+    this.tools.push({ step: step.name, item: scope.index, startedAt, endedAt: this.engine.clock.now() });
+    return output;
+  }
+
+  /** What `{{ steps.x.output }}` reads: a list joined by blank lines, a failure spelled out. */
+  private stepOutputs(): Record<string, string> {
+    const outputs: Record<string, string> = {};
+    for (const [name, result] of Object.entries(this.results)) {
+      outputs[name] = Array.isArray(result.output) ? result.output.join('\n\n') : result.output;
+    }
+    return outputs;
+  }
+}
+
+/** An ensemble's answers as one: all of them (`concat`), or the one most models gave (`vote`; ties go to the earlier model). */
+export function combine(how: 'concat' | 'vote', models: readonly string[], texts: readonly string[]): string {
+  if (how === 'concat') return texts.map((text, i) => `[${models[i]}]\n${text}`).join('\n\n');
+  const counts = new Map<string, number>();
+  for (const text of texts) counts.set(text.trim(), (counts.get(text.trim()) ?? 0) + 1);
+  let best = texts[0]?.trim() ?? '';
+  for (const text of texts) if ((counts.get(text.trim()) ?? 0) > (counts.get(best) ?? 0)) best = text.trim();
+  return best;
+}

@@ -1,0 +1,221 @@
+import { z } from 'zod';
+import { ValidationError } from '../core/errors.js';
+import { describeIssues } from '../core/validate.js';
+import { fanoutConfigSchema } from '../config/schema.js';
+import { templateRefs } from './template.js';
+
+const stepName = z.string().regex(/^[\w-]+$/, 'expected a step name (letters, digits, _ and -)');
+const modelName = z.string().regex(/^[A-Za-z0-9_-]+:.+$/, 'expected "provider:model"');
+
+const onErrorSchema = z.union([z.enum(['fail', 'continue']), z.strictObject({ fallback: modelName })]);
+
+/** One step of a pipeline. Exactly one of `model`/`models` (an LLM call), `split` or `tool` says what it does. */
+export const stepSchema = z.strictObject({
+  /** Steps that must end before this one starts (steps named in its templates are added). */
+  needs: z.array(stepName).optional(),
+  /** Run this step once per item of a list step's output (a `split`, or another `forEach`). */
+  forEach: stepName.optional(),
+  onError: onErrorSchema.optional(),
+  /** Expected duration in ms, for critical-path priority and for simulating tool steps. */
+  expectedMs: z.number().min(0).optional(),
+
+  model: modelName.optional(),
+  /** An ensemble: the same call on each model, combined by `combine`. */
+  models: z.array(modelName).min(2, 'an ensemble needs at least two models').optional(),
+  combine: z.enum(['concat', 'vote']).optional(),
+  system: z.string().optional(),
+  prompt: z.string().optional(),
+  maxTokens: z.number().int().positive().optional(),
+  temperature: z.number().min(0).max(2).optional(),
+  cache: z.union([z.boolean(), z.strictObject({ ttlMs: z.number().positive().optional() })]).optional(),
+  /** `optimized` asks providers that offer it (Bedrock) for latency-optimised inference. */
+  latency: z.enum(['standard', 'optimized']).optional(),
+
+  /** Cut a text into chunks of at most `maxTokens`, on line boundaries where possible. */
+  split: z
+    .strictObject({
+      /** The text: an input name or a step name. */
+      from: z.string().min(1),
+      maxTokens: z.number().int().positive(),
+      overlapTokens: z.number().int().min(0).optional(),
+      /** A regular expression for lines that start a block to keep whole, e.g. "^diff --git". */
+      boundary: z
+        .string()
+        .refine((source) => {
+          try {
+            new RegExp(source);
+            return true;
+          } catch {
+            return false;
+          }
+        }, 'expected a regular expression')
+        .optional(),
+    })
+    .optional(),
+
+  /** Call a function registered with the runner. */
+  tool: z.string().min(1).optional(),
+  /** The tool's arguments; string values are templates. */
+  args: z.record(z.string(), z.string()).optional(),
+});
+
+export type StepSpec = z.infer<typeof stepSchema>;
+
+const inputsSchema = z.union([
+  z.array(z.string().regex(/^[\w-]+$/)),
+  z.record(
+    z.string().regex(/^[\w-]+$/),
+    z.strictObject({
+      description: z.string().optional(),
+      default: z.string().optional(),
+      /** A file (relative to the pipeline file) whose text is the default. */
+      defaultFile: z.string().optional(),
+    }),
+  ),
+]);
+
+export const pipelineSchema = z.strictObject({
+  name: z.string().optional(),
+  description: z.string().optional(),
+  inputs: inputsSchema.optional(),
+  steps: z.record(stepName, stepSchema).refine((steps) => Object.keys(steps).length > 0, 'expected at least one step'),
+});
+
+export type PipelineSpec = z.infer<typeof pipelineSchema>;
+
+/** A pipeline file: one pipeline (`steps`), or several (`pipelines`) to compare, with an optional fanout config. */
+export const pipelineFileSchema = z.union([
+  pipelineSchema.extend({ config: fanoutConfigSchema.optional() }),
+  z.strictObject({ config: fanoutConfigSchema.optional(), description: z.string().optional(), pipelines: z.record(z.string(), pipelineSchema) }),
+]);
+
+export type StepKind = 'llm' | 'split' | 'tool';
+
+/** A checked pipeline: steps with their kind and every dependency, in a runnable order. */
+export interface Pipeline {
+  name: string;
+  inputs: Record<string, { default?: string }>;
+  steps: Map<string, CheckedStep>;
+  /** Step names such that every step comes after the steps it depends on. */
+  order: string[];
+}
+
+export interface CheckedStep {
+  name: string;
+  kind: StepKind;
+  spec: StepSpec;
+  /** `needs`, steps named in templates, and the `forEach` source. */
+  dependsOn: string[];
+  /** True when the step's output is a list (a `split`, or a `forEach`). */
+  isList: boolean;
+}
+
+function kindOf(name: string, step: StepSpec, issues: string[]): StepKind | undefined {
+  const kinds: StepKind[] = [];
+  if (step.model !== undefined || step.models !== undefined) kinds.push('llm');
+  if (step.split !== undefined) kinds.push('split');
+  if (step.tool !== undefined) kinds.push('tool');
+  if (kinds.length !== 1) {
+    issues.push(`steps.${name}: expected exactly one of "model" (or "models"), "split" or "tool", found ${kinds.length === 0 ? 'none' : kinds.join(' and ')}`);
+    return undefined;
+  }
+  const kind = kinds[0] as StepKind;
+  if (kind === 'llm') {
+    if (step.model !== undefined && step.models !== undefined) issues.push(`steps.${name}: expected "model" or "models", not both`);
+    if (step.prompt === undefined) issues.push(`steps.${name}.prompt: an LLM step needs a prompt`);
+  }
+  if (step.combine !== undefined && step.models === undefined) issues.push(`steps.${name}.combine: only an ensemble ("models") is combined`);
+  return kind;
+}
+
+/** The templates of a step, with the field each one sits in. */
+function templatesOf(step: StepSpec): Array<[string, string]> {
+  const found: Array<[string, string]> = [];
+  if (step.prompt !== undefined) found.push(['prompt', step.prompt]);
+  if (step.system !== undefined) found.push(['system', step.system]);
+  for (const [arg, value] of Object.entries(step.args ?? {})) found.push([`args.${arg}`, value]);
+  return found;
+}
+
+/**
+ * Checks a pipeline before anything runs: every step of one kind, every
+ * reference to a known input or step, `item` only in `forEach` steps, no
+ * cycle. Throws a `ValidationError` naming each offending step and field.
+ */
+export function checkPipeline(input: unknown, name = 'pipeline'): Pipeline {
+  const parsed = pipelineSchema.safeParse(input);
+  if (!parsed.success) throw new ValidationError('invalid_config', describeIssues(parsed.error, name));
+  const spec = parsed.data;
+  const issues: string[] = [];
+  const inputs: Record<string, { default?: string }> = Array.isArray(spec.inputs)
+    ? Object.fromEntries(spec.inputs.map((input) => [input, {}]))
+    : { ...(spec.inputs ?? {}) };
+  const names = new Set(Object.keys(spec.steps));
+  const steps = new Map<string, CheckedStep>();
+  for (const [stepName, step] of Object.entries(spec.steps)) {
+    const kind = kindOf(stepName, step, issues);
+    const dependsOn = new Set(step.needs ?? []);
+    for (const need of step.needs ?? []) if (!names.has(need)) issues.push(`steps.${stepName}.needs: unknown step "${need}"`);
+    if (step.forEach !== undefined) {
+      if (!names.has(step.forEach)) issues.push(`steps.${stepName}.forEach: unknown step "${step.forEach}"`);
+      dependsOn.add(step.forEach);
+    }
+    if (step.split) {
+      const from = step.split.from;
+      if (names.has(from)) dependsOn.add(from);
+      else if (!(from in inputs)) issues.push(`steps.${stepName}.split.from: "${from}" is neither an input nor a step`);
+    }
+    for (const [field, template] of templatesOf(step)) {
+      for (const ref of templateRefs(template)) {
+        if (ref.kind === 'unknown') issues.push(`steps.${stepName}.${field}: unknown template variable "{{ ${ref.text} }}"; expected inputs.<name>, steps.<name>.output, item or index`);
+        else if (ref.kind === 'input' && !(ref.name in inputs)) issues.push(`steps.${stepName}.${field}: unknown input "${ref.name}"; declared inputs: ${Object.keys(inputs).join(', ') || '(none)'}`);
+        else if (ref.kind === 'step' && !names.has(ref.name)) issues.push(`steps.${stepName}.${field}: unknown step "${ref.name}"`);
+        else if (ref.kind === 'step' && ref.name === stepName) issues.push(`steps.${stepName}.${field}: a step cannot read its own output`);
+        else if (ref.kind === 'step') dependsOn.add(ref.name);
+        else if ((ref.kind === 'item' || ref.kind === 'index') && step.forEach === undefined) issues.push(`steps.${stepName}.${field}: "{{ ${ref.kind} }}" is only known in a forEach step`);
+      }
+    }
+    if (kind) steps.set(stepName, { name: stepName, kind, spec: step, dependsOn: [...dependsOn], isList: kind === 'split' || step.forEach !== undefined });
+  }
+  for (const step of steps.values()) {
+    const source = step.spec.forEach === undefined ? undefined : steps.get(step.spec.forEach);
+    if (source && !source.isList) issues.push(`steps.${step.name}.forEach: "${source.name}" gives one output, not a list (use a split step or another forEach step)`);
+  }
+  const order = issues.length === 0 ? topologicalOrder(steps, issues) : [];
+  if (issues.length > 0) throw new ValidationError('invalid_config', issues.map((issue) => `${name}: ${issue}`));
+  return { name: spec.name ?? name, inputs, steps, order };
+}
+
+/** Steps in dependency order; a cycle is reported with its path. */
+function topologicalOrder(steps: Map<string, CheckedStep>, issues: string[]): string[] {
+  const order: string[] = [];
+  const state = new Map<string, 'visiting' | 'done'>();
+  const visit = (name: string, path: string[]): void => {
+    if (state.get(name) === 'done') return;
+    if (state.get(name) === 'visiting') {
+      const cycle = [...path.slice(path.indexOf(name)), name];
+      issues.push(`steps.${name}: dependency cycle ${cycle.join(' → ')}`);
+      return;
+    }
+    state.set(name, 'visiting');
+    for (const dep of steps.get(name)?.dependsOn ?? []) visit(dep, [...path, name]);
+    state.set(name, 'done');
+    order.push(name);
+  };
+  for (const name of steps.keys()) visit(name, []);
+  return order;
+}
+
+/** Values for every declared input: given ones, else defaults. Throws naming each input still missing. */
+export function resolveInputs(pipeline: Pipeline, given: Readonly<Record<string, string>>): Record<string, string> {
+  const values: Record<string, string> = {};
+  const missing: string[] = [];
+  for (const [name, input] of Object.entries(pipeline.inputs)) {
+    const value = given[name] ?? input.default;
+    if (value === undefined) missing.push(`inputs.${name}: required (pass --input ${name}=VALUE or --input ${name}=@FILE)`);
+    else values[name] = value;
+  }
+  for (const name of Object.keys(given)) if (!(name in pipeline.inputs)) missing.push(`inputs.${name}: the pipeline declares no such input`);
+  if (missing.length > 0) throw new ValidationError('invalid_request', missing.map((m) => `${pipeline.name}: ${m}`));
+  return values;
+}

@@ -1,0 +1,91 @@
+import { engineOptionsFromConfig } from '../config/engine-options.js';
+import type { FanoutConfig } from '../config/schema.js';
+import { seededRandom } from '../core/random.js';
+import { createEngine } from '../create-engine.js';
+import { runPipeline, type PipelineRun } from '../pipeline/run.js';
+import type { CheckedStep, Pipeline } from '../pipeline/spec.js';
+import type { LatencyProfile } from '../providers/mock/mock-provider.js';
+import { flushMicrotasks, ManualClock } from '../testing/manual-clock.js';
+
+export interface SimulateOptions {
+  /** Models, limits and the mock's latencies. */
+  config?: FanoutConfig;
+  inputs?: Readonly<Record<string, string>>;
+  /** Seed for simulated latencies and faults. Default 1. */
+  seed?: number;
+}
+
+export interface Simulation {
+  run: PipelineRun;
+  /** Every call and tool one after another: the sum of their durations. */
+  sequentialMs: number;
+  /** sequentialMs ÷ the simulated wall time. */
+  speedup: number;
+  /** The chain of steps that set the wall time, first to last. */
+  criticalPath: string[];
+  /** Calls that waited for a rate limit, and how long. */
+  limitWaits: Array<{ step: string; item?: number; model: string; waitMs: number }>;
+}
+
+/** The middle of a mock latency profile: what a call is expected to take. */
+function typicalMs(profile: LatencyProfile | undefined): number | undefined {
+  if (profile === undefined) return undefined;
+  if (typeof profile === 'number') return profile;
+  if (profile.kind === 'fixed') return profile.ms;
+  if (profile.kind === 'lognormal') return profile.medianMs;
+  return undefined;
+}
+
+/**
+ * Runs a pipeline in virtual time: the real engine and scheduler, the mock
+ * provider's latency profiles and limits, a `ManualClock` that jumps from one
+ * event to the next. A pipeline of minutes is simulated in milliseconds, and
+ * nothing is spent. Tool steps take their `expectedMs`.
+ */
+export async function simulate(pipeline: Pipeline, options: SimulateOptions = {}): Promise<Simulation> {
+  const config = options.config ?? {};
+  const clock = new ManualClock(0);
+  const engine = createEngine(engineOptionsFromConfig(config, { clock, random: seededRandom(options.seed ?? 1) }));
+  const mock = config.providers?.mock;
+  const expectedCallMs = (model: string): number | undefined => {
+    if (!model.startsWith('mock:')) return undefined;
+    const settings = mock?.models?.[model.slice(5)] ?? mock?.defaults;
+    return typicalMs(settings?.latency);
+  };
+  let finished = false;
+  const pending = runPipeline(engine, pipeline, { inputs: options.inputs, simulateTools: true, expectedCallMs }).finally(() => {
+    finished = true;
+  });
+  while (!finished) {
+    await clock.runAll();
+    await flushMicrotasks();
+    if (!finished && clock.pendingTimers === 0) {
+      await flushMicrotasks();
+      if (!finished && clock.pendingTimers === 0) throw new Error(`simulation of ${pipeline.name} stalled: nothing left to wait for, but the pipeline has not ended`);
+    }
+  }
+  const run = await pending;
+  await engine.close();
+  const sequentialMs = run.calls.reduce((sum, call) => sum + call.providerMs, 0) + run.tools.reduce((sum, tool) => sum + tool.endedAt - tool.startedAt, 0);
+  return {
+    run,
+    sequentialMs,
+    speedup: run.wallMs > 0 ? sequentialMs / run.wallMs : 1,
+    criticalPath: criticalPath(pipeline, run),
+    limitWaits: run.calls.filter((c) => c.rateLimitedMs > 0).map((c) => ({ step: c.step, item: c.item, model: c.model, waitMs: c.rateLimitedMs })),
+  };
+}
+
+/** From the step that ended last, back through the dependency that ended last each time. */
+export function criticalPath(pipeline: Pipeline, run: PipelineRun): string[] {
+  const endOf = (name: string): number => run.steps[name]?.endedAt ?? Number.NEGATIVE_INFINITY;
+  let current = [...pipeline.steps.keys()].reduce((a, b) => (endOf(b) > endOf(a) ? b : a));
+  const path = [current];
+  for (;;) {
+    const step = pipeline.steps.get(current) as CheckedStep;
+    if (step.dependsOn.length === 0) break;
+    current = step.dependsOn.reduce((a, b) => (endOf(b) > endOf(a) ? b : a));
+    path.unshift(current);
+  }
+  return path;
+}
