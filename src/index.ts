@@ -20,3 +20,13 @@ export type { CallContext, ModelCall, Provider, StreamEvent } from './providers/
 export { parseConfig, fanoutConfigSchema, type FanoutConfig } from './config/schema.js';
 export { engineOptionsFromConfig } from './config/engine-options.js';
 export { runBatch, type BatchOptions, type BatchSummary, type BatchProgress } from './batch/run-batch.js';
+export { FanoutEngine } from './create-engine.js';
+export { checkPipeline, resolveInputs, pipelineSchema, type Pipeline, type PipelineSpec, type StepSpec } from './pipeline/spec.js';
+export { loadPipelineFile, type PipelineFile } from './pipeline/load.js';
+export { runPipeline, combine, type PipelineRun, type RunPipelineOptions, type StepResult, type CallSpan, type ToolFunction } from './pipeline/run.js';
+export { simulate, type Simulation, type SimulateOptions } from './sim/simulate.js';
+export { renderGantt } from './sim/gantt.js';
+export type { TaskStore, TaskRow } from './store/task-store.js';
+export type { CacheStore, CacheEntry } from './cache/cache-store.js';
+export { MemoryCacheStore } from './store/memory/memory-cache-store.js';
+export { MemoryTaskStore } from './store/memory/memory-task-store.js';

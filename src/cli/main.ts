@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { FanoutError } from '../core/errors.js';
 import { registerBatchCommand } from './batch-command.js';
+import { registerPipelineCommands } from './pipeline-commands.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 
 /**
@@ -14,9 +15,11 @@ export async function main(argv: readonly string[]): Promise<number> {
     .description('Run many LLM calls at once, as fast as the providers\' rate limits allow and never faster.')
     .exitOverride()
     .showHelpAfterError();
-  registerBatchCommand(program, (code) => {
+  const setExitCode = (code: number): void => {
     exitCode = code;
-  });
+  };
+  registerBatchCommand(program, setExitCode);
+  registerPipelineCommands(program, setExitCode);
   try {
     await program.parseAsync([...argv]);
   } catch (error) {

@@ -1,0 +1,3 @@
+export { SqliteTaskStore, type SqliteTaskStoreOptions } from './sqlite-task-store.js';
+export { SqliteCacheStore } from './sqlite-cache-store.js';
+export { openDatabase } from './database.js';

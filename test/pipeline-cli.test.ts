@@ -1,0 +1,59 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const root = new URL('..', import.meta.url).pathname;
+const fanout = (args: string[]) => spawnSync(process.execPath, [join(root, 'bin/fanout.js'), ...args], { cwd: root, encoding: 'utf8', env: { ...process.env, FANOUT_CONFIG: '' } });
+
+describe('fanout simulate and fanout run', () => {
+  it('prints the seed’s comparison and a gantt chart for examples/pr-review.yaml', () => {
+    const run = fanout(['simulate', 'examples/pr-review.yaml']);
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    expect(run.stdout).toContain('three-agents: 120 s one after another → 45 s in parallel (2.7×)');
+    expect(run.stdout).toContain('four-chunks: 120 s one after another → 35 s in parallel (3.4×)');
+    expect(run.stdout).toContain('ensemble: 75 s one after another → 45 s in parallel (1.7×)');
+    expect(run.stdout).toContain('single-agent: 30 s one after another → 30 s in parallel (1.0×)');
+    // The 45 s architect call fills the chart; the 30 s code-quality call two thirds of it.
+    expect(run.stdout).toMatch(/architect mock:architect +│█{60}│ 45 s/);
+    expect(run.stdout).toMatch(/code-quality mock:code-quality +│█{40} {20}│ 30 s/);
+  });
+
+  it('runs a pipeline for real on the mock, with inputs from the command line', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fanout-run-'));
+    const file = join(dir, 'p.yaml');
+    writeFileSync(
+      file,
+      [
+        'config:',
+        '  providers: { mock: { models: { fast: { latency: 50 } } } }',
+        'inputs: [topic]',
+        'steps:',
+        '  a: { model: "mock:fast", prompt: "About {{ inputs.topic }}" }',
+        '  b: { model: "mock:fast", prompt: "Also {{ inputs.topic }}" }',
+        '  both: { model: "mock:fast", prompt: "{{ steps.a.output }} / {{ steps.b.output }}" }',
+      ].join('\n'),
+    );
+    const run = fanout(['run', file, '--input', 'topic=caching', '--json']);
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    const result = JSON.parse(run.stdout);
+    expect(result.ok).toBe(true);
+    expect(Object.keys(result.steps)).toEqual(['a', 'b', 'both']);
+    expect(result.calls).toHaveLength(3);
+    const missing = fanout(['run', file]);
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).toContain('inputs.topic: required (pass --input topic=VALUE or --input topic=@FILE)');
+  });
+
+  it('names the step and field of a bad pipeline file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fanout-run-'));
+    const file = join(dir, 'bad.yaml');
+    writeFileSync(file, 'steps:\n  a: { model: "mock:m", prompt: "{{ steps.b.output }}" }\n  b: { model: "mock:m", prompt: "{{ steps.a.output }}" }\n');
+    const run = fanout(['simulate', file]);
+    expect(run.status).toBe(2);
+    expect(run.stderr).toContain('steps.a: dependency cycle a → b → a');
+  });
+});
