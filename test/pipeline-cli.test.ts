@@ -1,7 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { describe, expect, it } from 'vitest';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -55,5 +56,21 @@ describe('fanout simulate and fanout run', () => {
     const run = fanout(['simulate', file]);
     expect(run.status).toBe(2);
     expect(run.stderr).toContain('steps.a: dependency cycle a → b → a');
+  });
+});
+
+describe('charts', () => {
+  it('writes a well-formed SVG with one bar per call and prints a Mermaid gantt', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fanout-svg-'));
+    const svg = join(dir, 'chart.svg');
+    const run = fanout(['simulate', 'examples/pr-review.yaml', '--pipeline', 'four-chunks', '--svg', svg, '--mermaid']);
+    expect(run.status).toBe(0);
+    const text = readFileSync(svg, 'utf8');
+    expect(XMLValidator.validate(text)).toBe(true);
+    const doc = new XMLParser({ ignoreAttributes: false }).parse(text) as { svg: { rect: Array<{ '@_width': string }> } };
+    // Four chunk reviews of 35, 30, 30 and 25 s on a 620-pixel axis of 35 s.
+    expect(doc.svg.rect.map((r) => Math.round(Number(r['@_width'])))).toEqual([620, 531, 531, 443]);
+    expect(run.stdout).toContain('```mermaid\ngantt\n    title four-chunks: 35 s');
+    expect(run.stdout).toContain('review[0] mock chunk-reviewer :b0, 0, 35000');
   });
 });

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { engineOptionsFromConfig } from '../config/engine-options.js';
 import { FanoutError } from '../core/errors.js';
@@ -6,6 +6,7 @@ import { createEngine } from '../create-engine.js';
 import { loadPipelineFile, type PipelineFile } from '../pipeline/load.js';
 import { runPipeline, type PipelineRun } from '../pipeline/run.js';
 import type { Pipeline } from '../pipeline/spec.js';
+import { renderMermaid, renderSvg } from '../sim/charts.js';
 import { renderGantt } from '../sim/gantt.js';
 import { simulate, type Simulation } from '../sim/simulate.js';
 import { loadConfig } from './config-file.js';
@@ -14,6 +15,8 @@ import { formatCount } from './format.js';
 
 interface PipelineFlags {
   pipeline?: string;
+  svg?: string;
+  mermaid?: boolean;
   input: string[];
   json?: boolean;
   width?: string;
@@ -63,16 +66,19 @@ export function registerPipelineCommands(program: Command, setExitCode: (code: n
     .option('--pipeline <name>', 'only this pipeline of the file')
     .option('--input <name=value>', 'an input value, or name=@file for a file (repeatable)', collect, [])
     .option('--width <n>', 'gantt width in characters', '60')
+    .option('--svg <file>', 'also write the gantt chart as SVG (one file per pipeline: NAME inserted before the extension when there are several)')
+    .option('--mermaid', 'print the gantt chart as a Mermaid block instead of text')
     .option('--json', 'print the simulation as JSON')
     .action(async (path: string, flags: PipelineFlags) => {
       const file = loadPipelineFile(path);
       const inputs = parseInputs(flags.input);
       const results: Simulation[] = [];
       for (const pipeline of chosen(file, flags.pipeline)) results.push(await simulate(pipeline, { config: file.config, inputs }));
+      writeCharts(results.map((r) => r.run), flags);
       if (flags.json) {
         process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
       } else {
-        process.stdout.write(renderSimulations(file, results, Number(flags.width) || 60));
+        process.stdout.write(renderSimulations(file, results, Number(flags.width) || 60, flags.mermaid === true));
       }
       setExitCode(results.every((r) => r.run.ok) ? EXIT.ok : EXIT.someFailed);
     });
@@ -85,6 +91,8 @@ export function registerPipelineCommands(program: Command, setExitCode: (code: n
     .option('--input <name=value>', 'an input value, or name=@file for a file (repeatable)', collect, [])
     .option('-c, --config <file>', 'fanout.yaml with models and limits (default: the file\'s own config, else $FANOUT_CONFIG)')
     .option('--width <n>', 'gantt width in characters', '60')
+    .option('--svg <file>', 'also write the gantt chart as SVG')
+    .option('--mermaid', 'print the gantt chart as a Mermaid block instead of text')
     .option('--json', 'print the run as JSON')
     .action(async (path: string, flags: PipelineFlags) => {
       const file = loadPipelineFile(path);
@@ -100,12 +108,29 @@ export function registerPipelineCommands(program: Command, setExitCode: (code: n
       } finally {
         await engine.close();
       }
-      process.stdout.write(flags.json ? `${JSON.stringify(run, null, 2)}\n` : renderRun(run, Number(flags.width) || 60));
+      writeCharts([run], flags);
+      process.stdout.write(flags.json ? `${JSON.stringify(run, null, 2)}\n` : renderRun(run, Number(flags.width) || 60, flags.mermaid === true));
       setExitCode(run.ok ? EXIT.ok : EXIT.someFailed);
     });
 }
 
-function renderSimulations(file: PipelineFile, results: Simulation[], width: number): string {
+function writeCharts(runs: PipelineRun[], flags: PipelineFlags): void {
+  if (!flags.svg) return;
+  for (const run of runs) {
+    const path = runs.length === 1 ? flags.svg : flags.svg.replace(/(\.svg)?$/i, `-${run.pipeline}.svg`);
+    try {
+      writeFileSync(path, renderSvg(run));
+    } catch (error) {
+      throw new FanoutError('io_error', `--svg ${path}: cannot be written (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    }
+  }
+}
+
+function chart(run: PipelineRun, width: number, mermaid: boolean): string {
+  return mermaid ? `\`\`\`mermaid\n${renderMermaid(run)}\`\`\`` : renderGantt(run, { width });
+}
+
+function renderSimulations(file: PipelineFile, results: Simulation[], width: number, mermaid: boolean): string {
   const lines = [`${file.path}: simulated on the mock models' latencies, nothing spent`, ''];
   const header = ['pipeline', 'calls', 'sequential', 'parallel', 'speedup', 'tokens in/out', 'critical path', 'waits for limits'];
   const rows = results.map((r) => [
@@ -123,17 +148,20 @@ function renderSimulations(file: PipelineFile, results: Simulation[], width: num
   lines.push(format(header), format(widths.map((w) => '─'.repeat(w))), ...rows.map(format));
   for (const r of results) {
     lines.push('', `${r.run.pipeline}: ${seconds(r.sequentialMs)} one after another → ${seconds(r.run.wallMs)} in parallel (${r.speedup.toFixed(1)}×)${r.run.ok ? '' : ' — FAILED'}`);
-    lines.push(renderGantt(r.run, { width }));
+    lines.push(chart(r.run, width, mermaid));
+    if (r.limitWaits.length > 0) {
+      lines.push(`  rate limits hold back: ${r.limitWaits.map((w) => `${w.step}${w.item === undefined ? '' : `[${w.item}]`} ${seconds(w.waitMs)}`).join(', ')}`);
+    }
   }
   return `${lines.join('\n')}\n`;
 }
 
-function renderRun(run: PipelineRun, width: number): string {
+function renderRun(run: PipelineRun, width: number, mermaid: boolean): string {
   const lines = [`${run.pipeline}: ${run.ok ? 'completed' : 'FAILED'} in ${seconds(run.wallMs)}, tokens in ${formatCount(run.usage.inputTokens)} / out ${formatCount(run.usage.outputTokens)}`, ''];
   for (const step of Object.values(run.steps)) {
     const output = Array.isArray(step.output) ? `${step.output.length} items` : step.output.replace(/\s+/g, ' ').slice(0, 100);
     lines.push(`  ${step.name.padEnd(16)} ${step.state.padEnd(9)} ${output}`);
   }
-  lines.push('', renderGantt(run, { width }));
+  lines.push('', chart(run, width, mermaid));
   return `${lines.join('\n')}\n`;
 }
