@@ -59,6 +59,21 @@ describe('fanout simulate and fanout run', () => {
   });
 });
 
+describe('tools', () => {
+  it('runs the architecture assistant with its tools from a module', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fanout-tools-'));
+    const fast = join(dir, 'fast.yaml');
+    writeFileSync(fast, 'providers:\n  mock:\n    defaults: { latency: 20 }\n');
+    const run = fanout(['run', 'examples/architecture-assistant.yaml', '--config', fast, '--tools', 'examples/architecture-tools.mjs', '--json']);
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    const result = JSON.parse(run.stdout);
+    expect(result.steps['validate-template'].output).toBe('template: ok');
+    expect(result.steps.diagram.output).toMatch(/^digraph architecture \{/);
+    expect(result.tools.map((t: { step: string }) => t.step).sort()).toEqual(['diagram', 'validate-template']);
+  });
+});
+
 describe('charts', () => {
   it('writes a well-formed SVG with one bar per call and prints a Mermaid gantt', () => {
     const dir = mkdtempSync(join(tmpdir(), 'fanout-svg-'));

@@ -1,10 +1,12 @@
 import { readFileSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import type { Command } from 'commander';
 import { engineOptionsFromConfig } from '../config/engine-options.js';
 import { FanoutError } from '../core/errors.js';
 import { createEngine } from '../create-engine.js';
 import { loadPipelineFile, type PipelineFile } from '../pipeline/load.js';
-import { runPipeline, type PipelineRun } from '../pipeline/run.js';
+import { runPipeline, type PipelineRun, type ToolFunction } from '../pipeline/run.js';
 import type { Pipeline } from '../pipeline/spec.js';
 import { renderMermaid, renderSvg } from '../sim/charts.js';
 import { renderGantt } from '../sim/gantt.js';
@@ -14,6 +16,7 @@ import { EXIT } from './exit-codes.js';
 import { formatCount } from './format.js';
 
 interface PipelineFlags {
+  tools?: string;
   pipeline?: string;
   svg?: string;
   mermaid?: boolean;
@@ -90,6 +93,7 @@ export function registerPipelineCommands(program: Command, setExitCode: (code: n
     .option('--pipeline <name>', 'the pipeline to run, when the file has several')
     .option('--input <name=value>', 'an input value, or name=@file for a file (repeatable)', collect, [])
     .option('-c, --config <file>', 'fanout.yaml with models and limits (default: the file\'s own config, else $FANOUT_CONFIG)')
+    .option('--tools <module>', 'a JavaScript module whose named exports are the tool steps\' functions')
     .option('--width <n>', 'gantt width in characters', '60')
     .option('--svg <file>', 'also write the gantt chart as SVG')
     .option('--mermaid', 'print the gantt chart as a Mermaid block instead of text')
@@ -104,7 +108,7 @@ export function registerPipelineCommands(program: Command, setExitCode: (code: n
       const engine = createEngine(engineOptionsFromConfig(config));
       let run: PipelineRun;
       try {
-        run = await runPipeline(engine, pipelines[0] as Pipeline, { inputs: parseInputs(flags.input) });
+        run = await runPipeline(engine, pipelines[0] as Pipeline, { inputs: parseInputs(flags.input), tools: await loadTools(flags.tools) });
       } finally {
         await engine.close();
       }
@@ -112,6 +116,18 @@ export function registerPipelineCommands(program: Command, setExitCode: (code: n
       process.stdout.write(flags.json ? `${JSON.stringify(run, null, 2)}\n` : renderRun(run, Number(flags.width) || 60, flags.mermaid === true));
       setExitCode(run.ok ? EXIT.ok : EXIT.someFailed);
     });
+}
+
+/** The named exports of a module that are functions, as tools. */
+async function loadTools(module: string | undefined): Promise<Record<string, ToolFunction>> {
+  if (module === undefined) return {};
+  let loaded: Record<string, unknown>;
+  try {
+    loaded = (await import(pathToFileURL(resolve(module)).href)) as Record<string, unknown>;
+  } catch (error) {
+    throw new FanoutError('invalid_config', `--tools ${module}: cannot be loaded (${(error as Error).message.split('\n')[0]})`);
+  }
+  return Object.fromEntries(Object.entries(loaded).filter(([, value]) => typeof value === 'function')) as Record<string, ToolFunction>;
 }
 
 function writeCharts(runs: PipelineRun[], flags: PipelineFlags): void {
@@ -148,6 +164,9 @@ function renderSimulations(file: PipelineFile, results: Simulation[], width: num
   lines.push(format(header), format(widths.map((w) => '─'.repeat(w))), ...rows.map(format));
   for (const r of results) {
     lines.push('', `${r.run.pipeline}: ${seconds(r.sequentialMs)} one after another → ${seconds(r.run.wallMs)} in parallel (${r.speedup.toFixed(1)}×)${r.run.ok ? '' : ' — FAILED'}`);
+    if (r.run.tools.length > 0 && r.calls.wallMs > 0) {
+      lines.push(`  model calls alone: ${seconds(r.calls.sequentialMs)} one after another → ${seconds(r.calls.wallMs)} in parallel (${(r.calls.sequentialMs / r.calls.wallMs).toFixed(1)}×)`);
+    }
     lines.push(chart(r.run, width, mermaid));
     if (r.limitWaits.length > 0) {
       lines.push(`  rate limits hold back: ${r.limitWaits.map((w) => `${w.step}${w.item === undefined ? '' : `[${w.item}]`} ${seconds(w.waitMs)}`).join(', ')}`);

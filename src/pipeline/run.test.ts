@@ -69,6 +69,17 @@ describe('the seed 000 table, through simulate', () => {
   });
 });
 
+describe('the seed 001 comparison, through simulate', () => {
+  it('runs the four LLM tools in 15 s instead of 50 s, and the whole assistant in 18.5 s', async () => {
+    const file = loadPipelineFile(new URL('../../examples/architecture-assistant.yaml', import.meta.url).pathname);
+    const s = await simulate(file.pipelines[0]!, { config: file.config });
+    expect(s.calls).toEqual({ sequentialMs: 50_000, wallMs: 15_000 });
+    expect([s.sequentialMs, s.run.wallMs]).toEqual([55_000, 18_500]);
+    expect(s.criticalPath).toEqual(['overview', 'diagram']);
+    expect(s.run.tools.map((t) => [t.step, t.startedAt, t.endedAt])).toEqual([['validate-template', 10_000, 11_500], ['diagram', 15_000, 18_500]]);
+  });
+});
+
 describe('running a pipeline', () => {
   it('runs independent steps in parallel and a dependent one after them, with the outputs in its prompt', async () => {
     const run = await runOn(

@@ -21,6 +21,8 @@ export interface Simulation {
   sequentialMs: number;
   /** sequentialMs ÷ the simulated wall time. */
   speedup: number;
+  /** The model calls alone: one after another, and from the first call's start to the last call's end. */
+  calls: { sequentialMs: number; wallMs: number };
   /** The chain of steps that set the wall time, first to last. */
   criticalPath: string[];
   /** Calls that waited for a rate limit, and how long. */
@@ -67,9 +69,12 @@ export async function simulate(pipeline: Pipeline, options: SimulateOptions = {}
   const run = await pending;
   await engine.close();
   const sequentialMs = run.calls.reduce((sum, call) => sum + call.providerMs, 0) + run.tools.reduce((sum, tool) => sum + tool.endedAt - tool.startedAt, 0);
+  const callStarts = run.calls.map((c) => c.startedAt ?? c.endedAt);
+  const callsWallMs = run.calls.length === 0 ? 0 : Math.max(...run.calls.map((c) => c.endedAt)) - Math.min(...callStarts);
   return {
     run,
     sequentialMs,
+    calls: { sequentialMs: run.calls.reduce((sum, call) => sum + call.providerMs, 0), wallMs: callsWallMs },
     speedup: run.wallMs > 0 ? sequentialMs / run.wallMs : 1,
     criticalPath: criticalPath(pipeline, run),
     limitWaits: run.calls.filter((c) => c.rateLimitedMs > 0).map((c) => ({ step: c.step, item: c.item, model: c.model, waitMs: c.rateLimitedMs })),
