@@ -5,6 +5,7 @@ import { benchMemory } from './memory.js';
 import { benchOverhead } from './overhead.js';
 import { benchScheduling, type Upstream } from './scheduling.js';
 import { benchSqlite } from './sqlite-store.js';
+import { benchDag, benchInterviews, benchSimulate } from './pipelines.js';
 import { fmt } from './stats.js';
 import { benchKnownLimits, benchTokenRefunds } from './utilisation.js';
 
@@ -56,6 +57,36 @@ const benches = {
       `p50 +${fmt(o.addedP50Us, 1)} µs · p99 +${fmt(o.addedP99Us, 1)} µs`,
       `direct p50 ${fmt(o.directP50Us, 1)} µs · p99 ${fmt(o.directP99Us, 1)} µs`,
       'goal p50 ≤ 25 µs, p99 ≤ 250 µs',
+    ];
+  },
+  dag: async () => {
+    const d = await benchDag();
+    return [
+      'W-dag',
+      `makespan of a ${d.levels}-level DAG of 6 calls (50-200 ms) on the mock, real time, median of 5`,
+      `${fmt(d.makespanMs, 1)} ms; critical path ${d.criticalPathMs} ms (+${fmt(d.makespanMs - d.criticalPathMs, 1)} ms)`,
+      `the same DAG one call at a time: ${fmt(d.sequentialMs, 1)} ms`,
+      `goal ≤ critical path + ${d.levels} ms (1 ms per level)`,
+    ];
+  },
+  interviews: async () => {
+    const i = await benchInterviews();
+    return [
+      'S-interviews',
+      `seed 002: 100 interviews × 10 dependent turns (${fmt(i.calls)} calls), zero-latency models with limits, median of 5`,
+      `${fmt(i.interviewsPerSecond)} interviews/s`,
+      'the seed measured 8.6 interviews/s',
+      'goal ≥ 500 interviews/s',
+    ];
+  },
+  simulate: async () => {
+    const s = await benchSimulate();
+    return [
+      'S-simulate',
+      `fanout simulate of a pipeline of ${fmt(s.calls)} calls (forEach over chunks, lognormal 800 ms, 100 at a time)`,
+      `${fmt(s.ms)} ms of real time for ${fmt(s.simulatedMs / 1000, 1)} s simulated`,
+      '—',
+      'reported, no goal',
     ];
   },
   known: async () => {

@@ -93,6 +93,8 @@ export async function runPipeline(engine: Engine, pipeline: Pipeline, options: R
 class PipelineRunner {
   private readonly inputs: Record<string, string>;
   private readonly results: Record<string, StepResult> = {};
+  /** What `{{ steps.x.output }}` reads, set once when step x ends: a list joined by blank lines, a failure spelled out. */
+  private readonly outputs: Record<string, string> = {};
   private readonly calls: CallSpan[] = [];
   private readonly tools: ToolSpan[] = [];
   private readonly priority = new Map<string, number>();
@@ -168,6 +170,7 @@ class PipelineRunner {
     const blocked = step.dependsOn.find((dep) => this.results[dep]?.state === 'skipped' || (this.results[dep]?.state === 'failed' && this.policyOf(dep) === 'fail'));
     if (this.failed || blocked) {
       result.output = `[step ${step.name} skipped: ${blocked ? `step ${blocked} did not complete` : 'the pipeline failed'}]`;
+      this.outputs[step.name] = result.output;
       return;
     }
     result.startedAt = this.engine.clock.now();
@@ -189,6 +192,7 @@ class PipelineRunner {
       if (this.policyOf(step.name) === 'fail') this.fail(error);
     }
     result.endedAt = this.engine.clock.now();
+    this.outputs[step.name] = Array.isArray(result.output) ? result.output.join('\n\n') : result.output;
   }
 
   private policyOf(name: string): 'fail' | 'continue' | 'fallback' {
@@ -212,7 +216,7 @@ class PipelineRunner {
 
   /** Runs a step once (for one item of a forEach): a tool, a call, or an ensemble of calls. */
   private async once(step: CheckedStep, result: StepResult, scope: { item?: string; index?: number }): Promise<string> {
-    const values = { inputs: this.inputs, steps: this.stepOutputs(), ...scope };
+    const values = { inputs: this.inputs, steps: this.outputs, ...scope };
     if (step.kind === 'tool') return this.tool(step, values, scope);
     const spec = step.spec;
     const models = spec.models ?? [spec.model as string];
@@ -282,15 +286,6 @@ class PipelineRunner {
     }
     this.tools.push({ step: step.name, item: scope.index, startedAt, endedAt: this.engine.clock.now() });
     return output;
-  }
-
-  /** What `{{ steps.x.output }}` reads: a list joined by blank lines, a failure spelled out. */
-  private stepOutputs(): Record<string, string> {
-    const outputs: Record<string, string> = {};
-    for (const [name, result] of Object.entries(this.results)) {
-      outputs[name] = Array.isArray(result.output) ? result.output.join('\n\n') : result.output;
-    }
-    return outputs;
   }
 }
 
