@@ -130,6 +130,12 @@ async function loadTools(module: string | undefined): Promise<Record<string, Too
   return Object.fromEntries(Object.entries(loaded).filter(([, value]) => typeof value === 'function')) as Record<string, ToolFunction>;
 }
 
+/** Dollars, with the models left out named when some had no price. */
+function formatCost(run: PipelineRun): string {
+  const dollars = `$${run.costUsd.toFixed(run.costUsd < 1 ? 4 : 2)}`;
+  return run.unpricedModels.length === 0 ? dollars : `${dollars} (no price: ${run.unpricedModels.join(', ')})`;
+}
+
 function writeCharts(runs: PipelineRun[], flags: PipelineFlags): void {
   if (!flags.svg) return;
   for (const run of runs) {
@@ -148,7 +154,7 @@ function chart(run: PipelineRun, width: number, mermaid: boolean): string {
 
 function renderSimulations(file: PipelineFile, results: Simulation[], width: number, mermaid: boolean): string {
   const lines = [`${file.path}: simulated on the mock models' latencies, nothing spent`, ''];
-  const header = ['pipeline', 'calls', 'sequential', 'parallel', 'speedup', 'tokens in/out', 'critical path', 'waits for limits'];
+  const header = ['pipeline', 'calls', 'sequential', 'parallel', 'speedup', 'tokens in/out', 'cost', 'critical path', 'waits for limits'];
   const rows = results.map((r) => [
     r.run.pipeline,
     String(r.run.calls.length),
@@ -156,6 +162,7 @@ function renderSimulations(file: PipelineFile, results: Simulation[], width: num
     seconds(r.run.wallMs),
     `${r.speedup.toFixed(1)}×`,
     `${formatCount(r.run.usage.inputTokens)}/${formatCount(r.run.usage.outputTokens)}`,
+    formatCost(r.run),
     r.criticalPath.join(' → '),
     r.limitWaits.length === 0 ? 'none' : `${r.limitWaits.length} calls, up to ${seconds(Math.max(...r.limitWaits.map((w) => w.waitMs)))}`,
   ]);
@@ -176,7 +183,7 @@ function renderSimulations(file: PipelineFile, results: Simulation[], width: num
 }
 
 function renderRun(run: PipelineRun, width: number, mermaid: boolean): string {
-  const lines = [`${run.pipeline}: ${run.ok ? 'completed' : 'FAILED'} in ${seconds(run.wallMs)}, tokens in ${formatCount(run.usage.inputTokens)} / out ${formatCount(run.usage.outputTokens)}`, ''];
+  const lines = [`${run.pipeline}: ${run.ok ? 'completed' : 'FAILED'} in ${seconds(run.wallMs)}, tokens in ${formatCount(run.usage.inputTokens)} / out ${formatCount(run.usage.outputTokens)}, cost ${formatCost(run)}`, ''];
   for (const step of Object.values(run.steps)) {
     const output = Array.isArray(step.output) ? `${step.output.length} items` : step.output.replace(/\s+/g, ' ').slice(0, 100);
     lines.push(`  ${step.name.padEnd(16)} ${step.state.padEnd(9)} ${output}`);

@@ -5,14 +5,14 @@ import type { CallContext, ModelCall, Provider } from '../providers/provider.js'
 import { SystemClock, type Clock } from './clock.js';
 import { asFanoutError, FanoutError, ProviderError, RetryError, type AttemptRecord, type ErrorCode } from './errors.js';
 import { EventHub, type EngineEvent, type EngineEventType, type EventListener, type EventStreamOptions } from './events.js';
-import { ModelRegistry, type ModelSettings, type ResolvedModel } from './models.js';
+import { costOf, ModelRegistry, type ModelSettings, type ResolvedModel } from './models.js';
 import { createIdGenerator, systemRandom, type Random } from './random.js';
 import { decideRetry, DEFAULT_RETRY, type RetryOptions } from './retry.js';
 import { Scheduler } from './scheduler.js';
 import { isTerminal } from './task-state.js';
 import { Gather, Outcome, type GatherOptions, type GatherOutcome } from './gather.js';
 import { Attempt, Task, type TaskOutcome, type TaskStatus } from './task.js';
-import type { ModelResult, TaskRequest } from './types.js';
+import type { ModelResult, TaskRequest, Usage } from './types.js';
 import { validateTaskRequest } from './validate.js';
 import type { CacheEntry } from '../cache/cache-store.js';
 import type { TaskStore } from '../store/task-store.js';
@@ -239,6 +239,15 @@ export class Engine {
   /** Engine-wide events from now on, as an async iterator. */
   events(options?: EventStreamOptions): AsyncIterableIterator<EngineEvent> {
     return this.hub.stream(options);
+  }
+
+  /**
+   * What `usage` on `model` cost in US dollars, from the model's `price`;
+   * undefined when no price is configured for it.
+   */
+  priceOf(model: string, usage: Usage): number | undefined {
+    const price = this.models.resolve(model).price;
+    return price === undefined ? undefined : costOf(price, usage);
   }
 
   /** Calls in flight right now. */

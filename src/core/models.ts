@@ -4,6 +4,7 @@ import type { Provider } from '../providers/provider.js';
 import { z } from 'zod';
 import { accountingSchema, limitSpecSchema } from '../limits/limit-spec-schema.js';
 import { ValidationError } from './errors.js';
+import type { Usage } from './types.js';
 import { describeIssues } from './validate.js';
 
 /** How fanout treats one model (`provider:model`), every model of a provider (`provider:*`), or every model (`*`). */
@@ -20,6 +21,27 @@ export interface ModelSettings {
   cacheReadsCount?: boolean;
   /** How long this model's answers stay in the result cache, in ms. Default: the engine's. */
   cacheTtlMs?: number;
+  /** Prices in US dollars per million tokens, for cost reports. */
+  price?: Price;
+}
+
+/** Prices in US dollars per million tokens. Cache reads and writes cost as input unless given. */
+export interface Price {
+  inputPerMillion: number;
+  outputPerMillion: number;
+  cacheReadPerMillion?: number;
+  cacheWritePerMillion?: number;
+}
+
+/** What `usage` cost at `price`, in US dollars. */
+export function costOf(price: Price, usage: Usage): number {
+  return (
+    (usage.inputTokens * price.inputPerMillion +
+      usage.outputTokens * price.outputPerMillion +
+      usage.cacheReadTokens * (price.cacheReadPerMillion ?? price.inputPerMillion) +
+      usage.cacheWriteTokens * (price.cacheWritePerMillion ?? price.inputPerMillion)) /
+    1_000_000
+  );
 }
 
 export const modelSettingsSchema = z.strictObject({
@@ -29,6 +51,14 @@ export const modelSettingsSchema = z.strictObject({
   outputBurndown: z.number().finite().positive().optional(),
   cacheReadsCount: z.boolean().optional(),
   cacheTtlMs: z.number().finite().positive().optional(),
+  price: z
+    .strictObject({
+      inputPerMillion: z.number().min(0),
+      outputPerMillion: z.number().min(0),
+      cacheReadPerMillion: z.number().min(0).optional(),
+      cacheWritePerMillion: z.number().min(0).optional(),
+    })
+    .optional(),
 });
 
 export interface ResolvedModel {
@@ -42,6 +72,7 @@ export interface ResolvedModel {
   accounting: AccountingOptions;
   /** How long answers stay in the result cache, in ms, when the model's settings say. */
   cacheTtlMs?: number;
+  price?: Price;
   /** True when the key limits tokens, so input must be counted before admission. */
   countsTokens: boolean;
   /**
@@ -109,7 +140,7 @@ export class ModelRegistry {
       cacheReadsCount: settings.cacheReadsCount ?? base.cacheReadsCount,
     };
     const countsTokens = limiter.buckets(key).some((b) => !b.name.startsWith('requests'));
-    const entry: ResolvedModel = { model, provider, modelName, key, accounting, countsTokens, fixedCosts: new Map(), cacheTtlMs: settings.cacheTtlMs };
+    const entry: ResolvedModel = { model, provider, modelName, key, accounting, countsTokens, fixedCosts: new Map(), cacheTtlMs: settings.cacheTtlMs, price: settings.price };
     this.resolved.set(model, entry);
     return entry;
   }

@@ -56,10 +56,16 @@ describe('the seed 000 table, through simulate', () => {
   it('reproduces 120 s → 45 s, 120 s → 35 s, 75 s → 45 s and 30 s → 30 s', async () => {
     const file = loadPipelineFile(new URL('../../examples/pr-review.yaml', import.meta.url).pathname);
     const rows: Array<[string, number, number, string]> = [];
+    const costs: number[] = [];
     for (const pipeline of file.pipelines) {
       const s = await simulate(pipeline, { config: file.config });
       rows.push([pipeline.name, s.sequentialMs, s.run.wallMs, s.speedup.toFixed(1)]);
+      const { inputTokens, outputTokens } = s.run.usage;
+      costs.push(s.run.costUsd - (inputTokens * 3 + outputTokens * 15) / 1e6);
+      expect(s.run.unpricedModels).toEqual([]);
     }
+    // Every call priced at $3 in / $15 out per million tokens, from the file's config.
+    for (const difference of costs) expect(Math.abs(difference)).toBeLessThan(1e-12);
     expect(rows).toEqual([
       ['three-agents', 120_000, 45_000, '2.7'],
       ['four-chunks', 120_000, 35_000, '3.4'],

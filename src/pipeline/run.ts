@@ -33,6 +33,8 @@ export interface StepResult {
   startedAt?: number;
   endedAt?: number;
   usage: Usage;
+  /** US dollars, from the models' prices; 0 when none is configured. */
+  costUsd: number;
 }
 
 /** One model call of a run, for the timeline. */
@@ -70,6 +72,10 @@ export interface PipelineRun {
   calls: CallSpan[];
   tools: ToolSpan[];
   usage: Usage;
+  /** US dollars, from the models' prices (models without a price count 0). */
+  costUsd: number;
+  /** Models called that have no price, so the cost leaves them out. */
+  unpricedModels: string[];
 }
 
 const DEFAULT_CALL_MS = 1000;
@@ -99,6 +105,7 @@ class PipelineRunner {
   private readonly tools: ToolSpan[] = [];
   private readonly priority = new Map<string, number>();
   private readonly live = new Set<TaskHandle>();
+  private readonly unpriced = new Set<string>();
   private failed?: FanoutError;
 
   constructor(
@@ -130,7 +137,11 @@ class PipelineRunner {
     await Promise.all(this.pipeline.order.map(start));
     const endedAt = this.engine.clock.now();
     let usage: Usage = { ...ZERO_USAGE };
-    for (const result of Object.values(this.results)) usage = addUsage(usage, result.usage);
+    let costUsd = 0;
+    for (const result of Object.values(this.results)) {
+      usage = addUsage(usage, result.usage);
+      costUsd += result.costUsd;
+    }
     return {
       pipeline: this.pipeline.name,
       ok: this.failed === undefined,
@@ -141,6 +152,8 @@ class PipelineRunner {
       calls: this.calls.sort((a, b) => a.submittedAt - b.submittedAt || a.step.localeCompare(b.step) || (a.item ?? 0) - (b.item ?? 0)),
       tools: this.tools,
       usage,
+      costUsd,
+      unpricedModels: [...this.unpriced].sort(),
     };
   }
 
@@ -165,7 +178,7 @@ class PipelineRunner {
   }
 
   private async runStep(step: CheckedStep): Promise<void> {
-    const result: StepResult = { name: step.name, state: 'skipped', output: '', usage: { ...ZERO_USAGE } };
+    const result: StepResult = { name: step.name, state: 'skipped', output: '', usage: { ...ZERO_USAGE }, costUsd: 0 };
     this.results[step.name] = result;
     const blocked = step.dependsOn.find((dep) => this.results[dep]?.state === 'skipped' || (this.results[dep]?.state === 'failed' && this.policyOf(dep) === 'fail'));
     if (this.failed || blocked) {
@@ -249,7 +262,12 @@ class PipelineRunner {
     this.live.add(handle);
     try {
       const answer = await handle.result();
-      if (!answer.cache) result.usage = addUsage(result.usage, answer.usage);
+      if (!answer.cache) {
+        result.usage = addUsage(result.usage, answer.usage);
+        const cost = this.engine.priceOf(request.model, answer.usage);
+        if (cost === undefined) this.unpriced.add(request.model);
+        else result.costUsd += cost;
+      }
       return answer;
     } finally {
       this.live.delete(handle);
