@@ -122,6 +122,8 @@ export class Engine {
   private idleWaiters: Array<() => void> = [];
   private closed = false;
   private readonly cache?: ResultCache;
+  /** Provider time of completed calls per model: the count and the sum, in ms. */
+  private readonly callTimes = new Map<string, { count: number; totalMs: number }>();
   private readonly journal?: TaskJournal;
   private readonly leaseMs: number;
   /** Resolves once tasks left in the store by an earlier run are back in the queues. */
@@ -248,6 +250,12 @@ export class Engine {
   priceOf(model: string, usage: Usage): number | undefined {
     const price = this.models.resolve(model).price;
     return price === undefined ? undefined : costOf(price, usage);
+  }
+
+  /** The mean provider time of this engine's completed calls on `model`, in ms; undefined before the first. */
+  averageCallMs(model: string): number | undefined {
+    const times = this.callTimes.get(model);
+    return times ? times.totalMs / times.count : undefined;
   }
 
   /** Calls in flight right now. */
@@ -577,6 +585,16 @@ export class Engine {
     const reserved = task.reservation?.cost ?? task.cost;
     // A key that limits no tokens needs no settled token count: its reservation stands.
     const actual = resolved.countsTokens ? settledCost(resolved.accounting, reserved, result.usage) : undefined;
+    const record = task.attempts?.[task.attempts.length - 1];
+    if (record) {
+      const times = this.callTimes.get(task.request.model);
+      if (times) {
+        times.count += 1;
+        times.totalMs += now - record.startedAt;
+      } else {
+        this.callTimes.set(task.request.model, { count: 1, totalMs: now - record.startedAt });
+      }
+    }
     this.endAttempt(task, now, COMPLETED, actual);
     if (result.requestId !== undefined && task.attempts) (task.attempts[task.attempts.length - 1] as AttemptRecord).requestId = result.requestId;
     task.result = result;

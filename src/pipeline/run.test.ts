@@ -52,6 +52,19 @@ describe('engine.run', () => {
   });
 });
 
+describe('expected latencies', () => {
+  it('come from the engine’s calls so far when nothing else is known', async () => {
+    const clock = new ManualClock();
+    const engine = createEngine({ clock, cache: false, providers: [new MockProvider({ models: { slow: { latency: 3000 }, fast: { latency: 100 } } })] });
+    expect(engine.averageCallMs('mock:slow')).toBeUndefined();
+    engine.submit({ model: 'mock:slow', messages: [{ role: 'user', content: 'a' }] });
+    engine.submit({ model: 'mock:slow', messages: [{ role: 'user', content: 'b' }] });
+    engine.submit({ model: 'mock:fast', messages: [{ role: 'user', content: 'c' }] });
+    await clock.runAll();
+    expect([engine.averageCallMs('mock:slow'), engine.averageCallMs('mock:fast')]).toEqual([3000, 100]);
+  });
+});
+
 describe('the seed 000 table, through simulate', () => {
   it('reproduces 120 s → 45 s, 120 s → 35 s, 75 s → 45 s and 30 s → 30 s', async () => {
     const file = loadPipelineFile(new URL('../../examples/pr-review.yaml', import.meta.url).pathname);
@@ -109,6 +122,35 @@ describe('running a pipeline', () => {
     expect(run.steps.each?.output).toEqual(['fake:r: #0: one\n', 'fake:r: #1: two\n', 'fake:r: #2: three\n']);
     expect(run.calls.filter((c) => c.step === 'each').map((c) => [c.item, c.startedAt])).toEqual([[0, 0], [1, 0], [2, 0]]);
     expect(run.steps.all?.output).toBe('fake:j: fake:r: #0: one\n\n\nfake:r: #1: two\n\n\nfake:r: #2: three\n');
+  });
+
+  it('fans out over a list given in the step, and primes the prompt cache with the first item', async () => {
+    const run = await runOn(
+      { steps: { each: { forEach: ['alpha', 'beta', 'gamma'], primeCache: true, model: 'fake:r', system: 'a long shared prefix', prompt: '{{ item }}' } } },
+      { providers: [scripted({})] },
+    );
+    expect(run.steps.each?.output).toEqual(['fake:r: alpha', 'fake:r: beta', 'fake:r: gamma']);
+    // The first call alone; the others once it has ended and written the provider's cache.
+    expect(run.calls.map((c) => [c.item, c.startedAt])).toEqual([[0, 0], [1, 100], [2, 100]]);
+  });
+
+  it('lets a judge step combine an ensemble: later steps read its verdict', async () => {
+    const run = await runOn(
+      {
+        steps: {
+          review: { models: ['fake:a', 'fake:b'], combine: 'judge', prompt: 'x' },
+          judge: { model: 'fake:j', prompt: 'pick one of: {{ steps.review.output }}' },
+          report: { model: 'fake:w', prompt: 'verdict: {{ steps.review.output }}' },
+        },
+      },
+      { providers: [scripted({ 'fake:a': 'approve', 'fake:b': 'reject', 'fake:j': 'reject, because of the retries' })] },
+    );
+    expect(run.steps.judge?.output).toBe('reject, because of the retries');
+    expect(run.steps.report?.output).toBe('fake:w: verdict: reject, because of the retries');
+    expect(run.calls.map((c) => [c.step, c.startedAt])).toEqual([['review', 0], ['review', 0], ['judge', 100], ['report', 200]]);
+    expect(() => checkPipeline({ steps: { r: { models: ['fake:a', 'fake:b'], combine: 'j', prompt: 'x' }, j: { model: 'fake:j', prompt: 'no reference' } } })).toThrow(
+      'steps.r.combine: the judge step "j" must be an LLM step that reads {{ steps.r.output }}',
+    );
   });
 
   it('combines an ensemble by concatenation or by vote', async () => {

@@ -15,7 +15,8 @@ export interface RunPipelineOptions {
   tools?: Readonly<Record<string, ToolFunction>>;
   /**
    * Expected milliseconds of one call on a model, for critical-path priority.
-   * Default: the step's `expectedMs`, else 1,000.
+   * A step's own `expectedMs` comes first; without this function, the mean of
+   * the engine's calls on the model so far, else 1,000.
    */
   expectedCallMs?: (model: string) => number | undefined;
   /** Tool steps do not call their function: they take their `expectedMs` on the clock and output a placeholder. */
@@ -174,7 +175,7 @@ class PipelineRunner {
     if (step.spec.expectedMs !== undefined) return step.spec.expectedMs;
     if (step.kind !== 'llm') return 0;
     const models = step.spec.models ?? [step.spec.model as string];
-    return Math.max(...models.map((model) => this.options.expectedCallMs?.(model) ?? DEFAULT_CALL_MS));
+    return Math.max(...models.map((model) => this.options.expectedCallMs?.(model) ?? this.engine.averageCallMs(model) ?? DEFAULT_CALL_MS));
   }
 
   private async runStep(step: CheckedStep): Promise<void> {
@@ -190,9 +191,12 @@ class PipelineRunner {
     try {
       if (step.kind === 'split') result.output = this.split(step);
       else if (step.spec.forEach !== undefined) {
-        const items = this.results[step.spec.forEach]?.output;
+        const source = step.spec.forEach;
+        const items = typeof source === 'string' ? this.results[source]?.output : source;
         const list = Array.isArray(items) ? items : [];
-        result.output = await Promise.all(list.map((item, index) => this.once(step, result, { item, index })));
+        const first = step.spec.primeCache && list.length > 1 ? [await this.once(step, result, { item: list[0], index: 0 })] : [];
+        const rest = await Promise.all(list.slice(first.length).map((item, i) => this.once(step, result, { item, index: i + first.length })));
+        result.output = [...first, ...rest];
       } else {
         result.output = await this.once(step, result, {});
       }
@@ -206,6 +210,10 @@ class PipelineRunner {
     }
     result.endedAt = this.engine.clock.now();
     this.outputs[step.name] = Array.isArray(result.output) ? result.output.join('\n\n') : result.output;
+    // A judge's verdict becomes the output of the ensemble it judged.
+    for (const other of this.pipeline.steps.values()) {
+      if (other.spec.combine === step.name && result.state === 'completed') this.outputs[other.name] = this.outputs[step.name] as string;
+    }
   }
 
   private policyOf(name: string): 'fail' | 'continue' | 'fallback' {
@@ -254,7 +262,9 @@ class PipelineRunner {
         return answer.text;
       }),
     );
-    return models.length === 1 ? (texts[0] as string) : combine(spec.combine ?? 'concat', models, texts);
+    if (models.length === 1) return texts[0] as string;
+    // A judge step combines later; until then the candidates stand side by side.
+    return combine(spec.combine === 'vote' ? 'vote' : 'concat', models, texts);
   }
 
   private async call(step: string, index: number | undefined, request: TaskRequest, result: StepResult): Promise<ModelResult> {

@@ -13,8 +13,14 @@ const onErrorSchema = z.union([z.enum(['fail', 'continue']), z.strictObject({ fa
 export const stepSchema = z.strictObject({
   /** Steps that must end before this one starts (steps named in its templates are added). */
   needs: z.array(stepName).optional(),
-  /** Run this step once per item of a list step's output (a `split`, or another `forEach`). */
-  forEach: stepName.optional(),
+  /** Run this step once per item: of a list step's output (a `split`, or another `forEach`), or of a list given here. */
+  forEach: z.union([stepName, z.array(z.string()).min(1, 'expected at least one item')]).optional(),
+  /**
+   * In a `forEach` step: send the first item's call alone, and the others once
+   * it has ended, so that they find the provider's prompt cache written for
+   * the prefix they share.
+   */
+  primeCache: z.boolean().optional(),
   onError: onErrorSchema.optional(),
   /** Expected duration in ms, for critical-path priority and for simulating tool steps. */
   expectedMs: z.number().min(0).optional(),
@@ -22,7 +28,8 @@ export const stepSchema = z.strictObject({
   model: modelName.optional(),
   /** An ensemble: the same call on each model, combined by `combine`. */
   models: z.array(modelName).min(2, 'an ensemble needs at least two models').optional(),
-  combine: z.enum(['concat', 'vote']).optional(),
+  /** How an ensemble's answers become one: all side by side, the most common, or a judge step's verdict (a step name). */
+  combine: z.union([z.enum(['concat', 'vote']), stepName]).optional(),
   system: z.string().optional(),
   prompt: z.string().optional(),
   maxTokens: z.number().int().positive().optional(),
@@ -156,10 +163,11 @@ export function checkPipeline(input: unknown, name = 'pipeline'): Pipeline {
     const kind = kindOf(stepName, step, issues);
     const dependsOn = new Set(step.needs ?? []);
     for (const need of step.needs ?? []) if (!names.has(need)) issues.push(`steps.${stepName}.needs: unknown step "${need}"`);
-    if (step.forEach !== undefined) {
+    if (typeof step.forEach === 'string') {
       if (!names.has(step.forEach)) issues.push(`steps.${stepName}.forEach: unknown step "${step.forEach}"`);
       dependsOn.add(step.forEach);
     }
+    if (step.primeCache && step.forEach === undefined) issues.push(`steps.${stepName}.primeCache: only a forEach step sends one call first`);
     if (step.split) {
       const from = step.split.from;
       if (names.has(from)) dependsOn.add(from);
@@ -178,12 +186,37 @@ export function checkPipeline(input: unknown, name = 'pipeline'): Pipeline {
     if (kind) steps.set(stepName, { name: stepName, kind, spec: step, dependsOn: [...dependsOn], isList: kind === 'split' || step.forEach !== undefined });
   }
   for (const step of steps.values()) {
-    const source = step.spec.forEach === undefined ? undefined : steps.get(step.spec.forEach);
+    const source = typeof step.spec.forEach === 'string' ? steps.get(step.spec.forEach) : undefined;
     if (source && !source.isList) issues.push(`steps.${step.name}.forEach: "${source.name}" gives one output, not a list (use a split step or another forEach step)`);
   }
+  addJudges(steps, issues);
   const order = issues.length === 0 ? topologicalOrder(steps, issues) : [];
   if (issues.length > 0) throw new ValidationError('invalid_config', issues.map((issue) => `${name}: ${issue}`));
   return { name: spec.name ?? name, inputs, steps, order };
+}
+
+/**
+ * An ensemble combined by a judge step: the judge reads the ensemble's
+ * candidates (`{{ steps.<ensemble>.output }}`), and every other step that
+ * reads the ensemble waits for the judge and reads its verdict instead.
+ */
+function addJudges(steps: Map<string, CheckedStep>, issues: string[]): void {
+  for (const step of steps.values()) {
+    const how = step.spec.combine;
+    if (how === undefined || how === 'concat' || how === 'vote') continue;
+    const judge = steps.get(how);
+    if (!judge) {
+      issues.push(`steps.${step.name}.combine: expected concat, vote or a step name, found unknown step "${how}"`);
+      continue;
+    }
+    if (judge.kind !== 'llm' || !judge.dependsOn.includes(step.name)) {
+      issues.push(`steps.${step.name}.combine: the judge step "${how}" must be an LLM step that reads {{ steps.${step.name}.output }}`);
+      continue;
+    }
+    for (const other of steps.values()) {
+      if (other !== judge && other.dependsOn.includes(step.name) && !other.dependsOn.includes(how)) other.dependsOn.push(how);
+    }
+  }
 }
 
 /** Steps in dependency order; a cycle is reported with its path. */
