@@ -2,9 +2,11 @@
 // Interviewer and candidate are two models with their own request and token limits; each
 // turn needs the one before it, and the hundred interviews run side by side.
 //
-//   npx tsx examples/interviews.ts            # on mock models with ~300 ms calls, in real time
-//   npx tsx examples/interviews.ts --instant  # on zero-latency mock models (the seed measured 8.6/s)
-import { createEngine, MockProvider, type ChatMessage, type FanoutEngine } from 'fanout';
+//   npx tsx examples/interviews.ts             # on mock models with ~300 ms calls, in real time
+//   npx tsx examples/interviews.ts --simulate  # the same in virtual time: the prediction, in milliseconds
+//   npx tsx examples/interviews.ts --instant   # on zero-latency mock models (the seed measured 8.6/s)
+import { createEngine, MockProvider, type ChatMessage, type Clock, type FanoutEngine, type LatencyProfile } from 'fanout';
+import { ManualClock } from 'fanout/testing';
 
 export interface InterviewOptions {
   interviews: number;
@@ -50,8 +52,8 @@ export async function runInterviews(engine: FanoutEngine, options: InterviewOpti
 }
 
 /** The engine the example runs on: each role a mock model with its own limits. */
-export function interviewEngine(latency: 'instant' | 'realistic'): FanoutEngine {
-  const profile = latency === 'instant' ? 0 : { kind: 'lognormal' as const, medianMs: 300, sigma: 0.3 };
+export function interviewEngine(latency: 'instant' | 'realistic' | LatencyProfile, clock?: Clock): FanoutEngine {
+  const profile: LatencyProfile = latency === 'instant' ? 0 : latency === 'realistic' ? { kind: 'lognormal', medianMs: 300, sigma: 0.3 } : latency;
   const limits = { requestsPerMinute: 6000, tokensPerMinute: 3_000_000 };
   const mock = new MockProvider({
     models: {
@@ -59,16 +61,35 @@ export function interviewEngine(latency: 'instant' | 'realistic'): FanoutEngine 
       candidate: { latency: profile, outputTokens: { min: 40, max: 110 }, limits },
     },
   });
-  return createEngine({ cache: false, providers: [mock], models: { 'mock:interviewer': { limits }, 'mock:candidate': { limits } } });
+  return createEngine({ clock, cache: false, providers: [mock], models: { 'mock:interviewer': { limits }, 'mock:candidate': { limits } } });
+}
+
+/** Runs the interviews on a virtual clock: what a real run would take, computed in milliseconds. */
+export async function simulateInterviews(options: InterviewOptions, latency: LatencyProfile): Promise<InterviewsResult & { wallMs: number }> {
+  const clock = new ManualClock();
+  const engine = interviewEngine(latency, clock);
+  let result: InterviewsResult | undefined;
+  const pending = runInterviews(engine, options).then((r) => (result = r));
+  while (!result) await clock.runAll();
+  await pending;
+  await engine.close();
+  return { ...result, wallMs: clock.now() };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const instant = process.argv.includes('--instant');
-  const engine = interviewEngine(instant ? 'instant' : 'realistic');
-  const started = performance.now();
-  const result = await runInterviews(engine, { interviews: 100, turns: 10 });
-  const seconds = (performance.now() - started) / 1000;
-  await engine.close();
-  console.log(`${result.interviews} interviews, ${result.calls} calls (${result.failed} failed) in ${seconds.toFixed(2)} s: ${(result.interviews / seconds).toFixed(1)} interviews/s`);
-  console.log(`last turn of interview 0: ${result.transcripts[0]?.at(-2)?.content.slice(0, 80)}…`);
+  const options = { interviews: 100, turns: 10 };
+  if (process.argv.includes('--simulate')) {
+    const result = await simulateInterviews(options, { kind: 'lognormal', medianMs: 300, sigma: 0.3 });
+    const sequentialS = (result.calls * 0.3).toFixed(0);
+    console.log(`simulated: ${result.interviews} interviews, ${result.calls} calls in ${(result.wallMs / 1000).toFixed(2)} s (about ${sequentialS} s one call at a time)`);
+  } else {
+    const instant = process.argv.includes('--instant');
+    const engine = interviewEngine(instant ? 'instant' : 'realistic');
+    const started = performance.now();
+    const result = await runInterviews(engine, options);
+    const seconds = (performance.now() - started) / 1000;
+    await engine.close();
+    console.log(`${result.interviews} interviews, ${result.calls} calls (${result.failed} failed) in ${seconds.toFixed(2)} s: ${(result.interviews / seconds).toFixed(1)} interviews/s`);
+    console.log(`last turn of interview 0: ${result.transcripts[0]?.at(-2)?.content.slice(0, 80)}…`);
+  }
 }
