@@ -91,6 +91,10 @@ export interface RateLimitInfo {
   tokensLimit?: number;
   tokensRemaining?: number;
   tokensResetMs?: number;
+  /** Requests per day (Groq sends these under the per-request header names). */
+  requestsPerDayLimit?: number;
+  requestsPerDayRemaining?: number;
+  requestsPerDayResetMs?: number;
   /** The provider's explicit wait, from retry-after-ms or retry-after. */
   retryAfterMs?: number;
 }

@@ -1,0 +1,136 @@
+import OpenAI from 'openai';
+import type { ChatCompletionCreateParamsNonStreaming, ChatCompletionMessageParam } from 'openai/resources/chat/completions';
+import { ProviderError } from '../../core/errors.js';
+import type { FinishReason, ModelResult, Usage } from '../../core/types.js';
+import type { AccountingOptions } from '../../limits/accounting.js';
+import type { CallContext, ModelCall, Provider, StreamEvent } from '../provider.js';
+import { openAiRateLimits } from '../rate-limit-headers.js';
+import { classifyOpenAiError } from './classify.js';
+
+export interface OpenAiCompatibleOptions {
+  /** The prefix of its models: `openai`, `groq`, `vllm`, `ollama`, … */
+  name: string;
+  /** Passed as `Authorization: Bearer`. Local servers often take any value. */
+  apiKey: string;
+  /** Default `https://api.openai.com/v1`. */
+  baseURL?: string;
+  /** What the rate-limit headers mean: Groq's request headers count per day. Default `openai`. */
+  dialect?: 'openai' | 'groq';
+  /** Milliseconds one HTTP request may take. Default 600,000 (the SDK's). */
+  timeoutMs?: number;
+  defaultHeaders?: Record<string, string>;
+}
+
+const FINISH: Record<string, FinishReason> = { stop: 'stop', length: 'length', content_filter: 'content_filter', tool_calls: 'tool_calls', function_call: 'tool_calls' };
+
+function messagesOf(call: ModelCall): ChatCompletionMessageParam[] {
+  const messages: ChatCompletionMessageParam[] = [];
+  if (call.system) messages.push({ role: 'system', content: call.system });
+  for (const message of call.messages) messages.push({ role: message.role, content: message.content });
+  return messages;
+}
+
+function usageOf(usage: OpenAI.CompletionUsage | undefined | null): Usage {
+  const cached = usage?.prompt_tokens_details?.cached_tokens ?? 0;
+  return {
+    inputTokens: Math.max(0, (usage?.prompt_tokens ?? 0) - cached),
+    outputTokens: usage?.completion_tokens ?? 0,
+    cacheReadTokens: cached,
+    cacheWriteTokens: 0,
+  };
+}
+
+/**
+ * Any OpenAI-compatible chat completions API (OpenAI, Groq, vLLM, Ollama,
+ * Together, …) through the official `openai` SDK, with the SDK's own retries
+ * off: fanout retries, so every wait is visible to the shared limiter.
+ */
+export class OpenAiCompatibleProvider implements Provider {
+  readonly name: string;
+  private readonly client: OpenAI;
+  private readonly dialect: 'openai' | 'groq';
+
+  constructor(options: OpenAiCompatibleOptions) {
+    this.name = options.name;
+    this.dialect = options.dialect ?? 'openai';
+    this.client = new OpenAI({
+      apiKey: options.apiKey,
+      baseURL: options.baseURL ?? 'https://api.openai.com/v1',
+      maxRetries: 0,
+      timeout: options.timeoutMs ?? 600_000,
+      defaultHeaders: options.defaultHeaders,
+    });
+  }
+
+  accounting(): AccountingOptions {
+    return { rule: 'openai' };
+  }
+
+  private params(call: ModelCall): ChatCompletionCreateParamsNonStreaming {
+    const params: ChatCompletionCreateParamsNonStreaming = { model: call.model, messages: messagesOf(call), max_tokens: call.maxTokens };
+    if (call.temperature !== undefined) params.temperature = call.temperature;
+    if (call.topP !== undefined) params.top_p = call.topP;
+    if (call.stop !== undefined) params.stop = call.stop;
+    if (call.seed !== undefined) params.seed = call.seed;
+    return { ...params, ...(call.providerOptions as Partial<ChatCompletionCreateParamsNonStreaming> | undefined) };
+  }
+
+  async complete(call: ModelCall, context: CallContext): Promise<ModelResult> {
+    try {
+      const { data, response } = await this.client.chat.completions.create(this.params(call), { signal: context.signal }).withResponse();
+      const choice = data.choices[0];
+      return {
+        text: choice?.message.content ?? '',
+        usage: usageOf(data.usage),
+        finishReason: FINISH[choice?.finish_reason ?? 'stop'] ?? 'other',
+        model: data.model,
+        requestId: response.headers.get('x-request-id') ?? data.id,
+        rateLimit: openAiRateLimits(response.headers, context.clock.now(), this.dialect),
+      };
+    } catch (error) {
+      throw this.classify(error, context);
+    }
+  }
+
+  async *stream(call: ModelCall, context: CallContext): AsyncIterable<StreamEvent> {
+    let text = '';
+    let usage: Usage | undefined;
+    let finish: FinishReason = 'stop';
+    let model = call.model;
+    let requestId: string | undefined;
+    let rateLimit;
+    try {
+      const { data: chunks, response } = await this.client.chat.completions
+        .create({ ...this.params(call), stream: true, stream_options: { include_usage: true } }, { signal: context.signal })
+        .withResponse();
+      requestId = response.headers.get('x-request-id') ?? undefined;
+      rateLimit = openAiRateLimits(response.headers, context.clock.now(), this.dialect);
+      for await (const chunk of chunks) {
+        model = chunk.model || model;
+        requestId ??= chunk.id;
+        if (chunk.usage) usage = usageOf(chunk.usage);
+        const choice = chunk.choices[0];
+        if (choice?.finish_reason) finish = FINISH[choice.finish_reason] ?? 'other';
+        const delta = choice?.delta?.content;
+        if (delta) {
+          text += delta;
+          yield { type: 'delta', text: delta };
+        }
+      }
+    } catch (error) {
+      throw this.classify(error, context);
+    }
+    if (!usage) {
+      throw new ProviderError('server_error', `${this.name}: the stream ended without usage (was it cut short?)`, { provider: this.name, retryable: true });
+    }
+    yield { type: 'done', result: { text, usage, finishReason: finish, model, requestId, rateLimit } };
+  }
+
+  private classify(error: unknown, context: CallContext): unknown {
+    return classifyOpenAiError(error, { provider: this.name, dialect: this.dialect, now: context.clock.now(), signal: context.signal });
+  }
+}
+
+export function createOpenAiCompatibleProvider(options: OpenAiCompatibleOptions): OpenAiCompatibleProvider {
+  return new OpenAiCompatibleProvider(options);
+}
