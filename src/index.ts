@@ -30,3 +30,5 @@ export type { TaskStore, TaskRow } from './store/task-store.js';
 export type { CacheStore, CacheEntry } from './cache/cache-store.js';
 export { MemoryCacheStore } from './store/memory/memory-cache-store.js';
 export { MemoryTaskStore } from './store/memory/memory-task-store.js';
+export { OpenAiCompatibleProvider, createOpenAiCompatibleProvider, type OpenAiCompatibleOptions } from './providers/openai-compatible/openai-provider.js';
+export { providersFromConfig } from './config/providers.js';

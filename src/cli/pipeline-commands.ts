@@ -11,7 +11,7 @@ import type { Pipeline } from '../pipeline/spec.js';
 import { renderMermaid, renderSvg } from '../sim/charts.js';
 import { renderGantt } from '../sim/gantt.js';
 import { simulate, type Simulation } from '../sim/simulate.js';
-import { loadConfig } from './config-file.js';
+import { fromData, loadConfig } from './config-file.js';
 import { EXIT } from './exit-codes.js';
 import { formatCount } from './format.js';
 
@@ -73,7 +73,7 @@ export function registerPipelineCommands(program: Command, setExitCode: (code: n
     .option('--mermaid', 'print the gantt chart as a Mermaid block instead of text')
     .option('--json', 'print the simulation as JSON')
     .action(async (path: string, flags: PipelineFlags) => {
-      const file = loadPipelineFile(path);
+      const file = loadPipelineFile(path, (data, source) => fromData(data, source));
       const inputs = parseInputs(flags.input);
       const results: Simulation[] = [];
       for (const pipeline of chosen(file, flags.pipeline)) results.push(await simulate(pipeline, { config: file.config, inputs }));
@@ -99,7 +99,7 @@ export function registerPipelineCommands(program: Command, setExitCode: (code: n
     .option('--mermaid', 'print the gantt chart as a Mermaid block instead of text')
     .option('--json', 'print the run as JSON')
     .action(async (path: string, flags: PipelineFlags) => {
-      const file = loadPipelineFile(path);
+      const file = loadPipelineFile(path, (data, source) => fromData(data, source));
       const pipelines = chosen(file, flags.pipeline);
       if (pipelines.length !== 1) {
         throw new FanoutError('invalid_config', `--pipeline: ${path} has ${pipelines.length} pipelines (${pipelines.map((p) => p.name).join(', ')}); name the one to run`);

@@ -1,5 +1,6 @@
 import { providerList, type EngineOptions } from '../core/engine.js';
 import { MockProvider } from '../providers/mock/mock-provider.js';
+import { providersFromConfig } from './providers.js';
 import type { FanoutConfig } from './schema.js';
 
 /** The engine options a config describes; `extra` (clock, random, providers) is merged over them. */
@@ -18,7 +19,7 @@ export function engineOptionsFromConfig(config: FanoutConfig, extra: EngineOptio
     models: config.models,
     groups: config.groups,
     ...extra,
-    providers: [mock, ...given],
+    providers: [mock, ...providersFromConfig(config), ...given],
     mock,
   };
 }

@@ -36,6 +36,16 @@ export const mockModelSchema = z.strictObject({
   faults: z.strictObject({ serverError: share.optional(), overloaded: share.optional(), timeout: share.optional() }).optional(),
 });
 
+export const openAiCompatibleSchema = z.strictObject({
+  kind: z.literal('openai-compatible').optional(),
+  /** The key, usually written "${OPENAI_API_KEY}" so that it stays out of the file. */
+  apiKey: z.string().min(1).optional(),
+  baseURL: z.url({ message: 'expected a URL such as http://localhost:8000/v1' }).optional(),
+  /** What the rate-limit headers mean (Groq's request headers count per day). */
+  dialect: z.enum(['openai', 'groq']).optional(),
+  timeoutMs: z.number().int().positive().optional(),
+});
+
 export const fanoutConfigSchema = z.strictObject({
   /** Calls in flight across the engine. */
   concurrency: z.number().int().positive().optional(),
@@ -52,8 +62,13 @@ export const fanoutConfigSchema = z.strictObject({
   /** Per model (`provider:model`), per provider (`provider:*`), or for every model (`*`). */
   models: z.record(z.string(), modelSettingsSchema).optional(),
   groups: z.record(z.string(), limitSpecSchema).optional(),
+  /**
+   * Providers by the name their models use (`openai:gpt-4o` → `openai`). `mock`
+   * is the local model; any other name is an OpenAI-compatible server
+   * (`openai`, `groq` and local vLLM or Ollama servers alike).
+   */
   providers: z
-    .strictObject({
+    .object({
       mock: z
         .strictObject({
           seed: z.number().int().optional(),
@@ -63,14 +78,22 @@ export const fanoutConfigSchema = z.strictObject({
         })
         .optional(),
     })
+    .catchall(openAiCompatibleSchema)
     .optional(),
 });
 
-export type FanoutConfig = z.infer<typeof fanoutConfigSchema>;
+export type OpenAiCompatibleSettings = z.infer<typeof openAiCompatibleSchema>;
+type ParsedConfig = z.infer<typeof fanoutConfigSchema>;
+export type MockProviderConfig = NonNullable<NonNullable<ParsedConfig['providers']>['mock']>;
+
+/** A checked config. `providers.mock` configures the local model; any other name is an OpenAI-compatible server. */
+export type FanoutConfig = Omit<ParsedConfig, 'providers'> & {
+  providers?: { mock?: MockProviderConfig; [name: string]: OpenAiCompatibleSettings | MockProviderConfig | undefined };
+};
 
 /** Validates a parsed config; the error names every bad field with its path, what was expected and what came. */
 export function parseConfig(input: unknown, source = 'config'): FanoutConfig {
   const parsed = fanoutConfigSchema.safeParse(input ?? {});
   if (!parsed.success) throw new ValidationError('invalid_config', describeIssues(parsed.error, source));
-  return parsed.data;
+  return parsed.data as FanoutConfig;
 }

@@ -125,7 +125,7 @@ export class ModelRegistry {
     const provider = this.options.providers.get(providerName);
     if (!provider) {
       throw new ValidationError('unknown_provider', [
-        `model: unknown provider "${providerName}" in "${model}"; known providers: ${[...this.options.providers.keys()].join(', ')}`,
+        `model: unknown provider "${providerName}" in "${model}"; known providers: ${[...this.options.providers.keys()].join(', ')}. Configure it under providers.${providerName} (for OpenAI or Groq, an apiKey such as "\${${providerName.toUpperCase()}_API_KEY}"; for a local server, its baseURL)`,
       ]);
     }
     const exact = this.options.models[model];

@@ -19,7 +19,7 @@ export interface PipelineFile {
  * latencies). Input defaults given as `defaultFile` are read relative to the
  * file. Every pipeline is checked; errors name the pipeline, step and field.
  */
-export function loadPipelineFile(path: string): PipelineFile {
+export function loadPipelineFile(path: string, prepareConfig: (data: unknown, source: string) => FanoutConfig = parseConfig): PipelineFile {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -33,10 +33,12 @@ export function loadPipelineFile(path: string): PipelineFile {
   } catch (error) {
     throw new FanoutError('invalid_config', `pipeline file ${path}: not valid YAML: ${(error as Error).message.split('\n')[0]}`);
   }
-  const parsed = pipelineFileSchema.safeParse(data);
+  // The config is checked by `prepareConfig` (which may first fill in environment variables).
+  const { config: rawConfig, ...rest } = (data ?? {}) as { config?: unknown };
+  const parsed = pipelineFileSchema.safeParse(rest);
   if (!parsed.success) throw new ValidationError('invalid_config', describeIssues(parsed.error, path));
   const file = parsed.data;
-  const config = parseConfig(file.config ?? {}, `${path}.config`);
+  const config = prepareConfig(rawConfig ?? {}, `${path}.config`);
   const specs = 'pipelines' in file ? Object.entries(file.pipelines) : [[(file as { name?: string }).name ?? 'pipeline', file] as const];
   const pipelines = specs.map(([name, spec]) => {
     const { config: _config, ...pipelineSpec } = spec as typeof spec & { config?: unknown };

@@ -1,0 +1,45 @@
+import { ValidationError } from '../core/errors.js';
+import { OpenAiCompatibleProvider } from '../providers/openai-compatible/openai-provider.js';
+import type { Provider } from '../providers/provider.js';
+import type { FanoutConfig, OpenAiCompatibleSettings } from './schema.js';
+
+/** What the well-known OpenAI-compatible services need beyond a key. */
+const KNOWN: Record<string, { baseURL: string; dialect: 'openai' | 'groq'; needsKey: true }> = {
+  openai: { baseURL: 'https://api.openai.com/v1', dialect: 'openai', needsKey: true },
+  groq: { baseURL: 'https://api.groq.com/openai/v1', dialect: 'groq', needsKey: true },
+};
+
+/**
+ * The providers a config names, other than the mock: each an
+ * OpenAI-compatible client. OpenAI and Groq need a key and know their URL;
+ * any other name (a local vLLM or Ollama server) needs a `baseURL`.
+ */
+export function providersFromConfig(config: FanoutConfig): Provider[] {
+  const providers: Provider[] = [];
+  const issues: string[] = [];
+  for (const [name, settings] of Object.entries(config.providers ?? {})) {
+    if (name === 'mock' || settings === undefined) continue;
+    const options = settings as OpenAiCompatibleSettings;
+    const known = KNOWN[name];
+    if (known && !options.apiKey) {
+      issues.push(`providers.${name}.apiKey: ${name} needs an API key (write apiKey: "\${${name.toUpperCase()}_API_KEY}" to take it from the environment)`);
+      continue;
+    }
+    const baseURL = options.baseURL ?? known?.baseURL;
+    if (!baseURL) {
+      issues.push(`providers.${name}.baseURL: expected the server's URL, e.g. http://localhost:11434/v1 for Ollama or http://localhost:8000/v1 for vLLM`);
+      continue;
+    }
+    providers.push(
+      new OpenAiCompatibleProvider({
+        name,
+        apiKey: options.apiKey ?? 'none',
+        baseURL,
+        dialect: options.dialect ?? known?.dialect ?? 'openai',
+        timeoutMs: options.timeoutMs,
+      }),
+    );
+  }
+  if (issues.length > 0) throw new ValidationError('invalid_config', issues);
+  return providers;
+}

@@ -1,0 +1,68 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expandEnvironment, fromData } from '../src/cli/config-file.js';
+import { providersFromConfig } from '../src/config/providers.js';
+import { completion, startOpenAiFake, type OpenAiFake } from './fakes/openai-fake.js';
+
+const root = new URL('..', import.meta.url).pathname;
+
+function fanout(cwd: string, args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [join(root, 'bin/fanout.js'), ...args], { cwd, env: { PATH: process.env.PATH ?? '', ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+let fake: OpenAiFake;
+beforeAll(async () => {
+  fake = await startOpenAiFake();
+});
+afterAll(() => fake.close());
+
+describe('provider configuration', () => {
+  it('takes ${NAME} from the environment, and names a variable that is not set and where it is used', () => {
+    const missing: string[] = [];
+    expect(expandEnvironment({ a: { key: '${K}', list: ['x-${K}-y'] } }, { K: 'v' }, 'cfg', missing)).toEqual({ a: { key: 'v', list: ['x-v-y'] } });
+    expect(() => fromData({ providers: { openai: { apiKey: '${NOT_SET_ANYWHERE}' } } }, 'fanout.yaml', {})).toThrow(
+      'fanout.yaml.providers.openai.apiKey needs the environment variable NOT_SET_ANYWHERE, which is not set',
+    );
+  });
+
+  it('adds OpenAI and Groq when their keys are in the environment', () => {
+    const config = fromData({}, 'none', { OPENAI_API_KEY: 'sk-a', GROQ_API_KEY: 'gsk-b' });
+    expect(providersFromConfig(config).map((p) => p.name)).toEqual(['openai', 'groq']);
+  });
+
+  it('says what a provider is missing', () => {
+    expect(() => providersFromConfig(fromData({ providers: { groq: {} } }, 'c', {}))).toThrow('providers.groq.apiKey: groq needs an API key (write apiKey: "${GROQ_API_KEY}" to take it from the environment)');
+    expect(() => providersFromConfig(fromData({ providers: { ollama: {} } }, 'c', {}))).toThrow('providers.ollama.baseURL: expected the server\'s URL');
+    expect(() => fromData({ providers: { vllm: { baseURL: 'not a url' } } }, 'c', {})).toThrow(/providers\.vllm\.baseURL: expected a URL/);
+  });
+
+  it('runs a batch on openai: and on a local OpenAI-compatible server, keys from the environment', async () => {
+    fake.script({ kind: 'json', body: completion('from the fake') });
+    fake.requests.length = 0;
+    const dir = mkdtempSync(join(tmpdir(), 'fanout-providers-'));
+    writeFileSync(join(dir, 'in.jsonl'), [JSON.stringify({ id: 'a', model: 'openai:gpt-4o-mini', prompt: 'hi' }), JSON.stringify({ id: 'b', model: 'vllm:llama-3.1-8b', prompt: 'hi' })].join('\n'));
+    writeFileSync(join(dir, 'fanout.yaml'), `providers:\n  openai: { apiKey: "\${FAKE_OPENAI_KEY}", baseURL: "${fake.url}" }\n  vllm: { baseURL: "${fake.url}" }\n`);
+    const run = await fanout(dir, ['batch', 'in.jsonl', '-o', 'out.jsonl', '--config', 'fanout.yaml', '--json'], { FAKE_OPENAI_KEY: 'sk-from-env' });
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    const lines = readFileSync(join(dir, 'out.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.map((l) => l.response.body.choices[0].message.content)).toEqual(['from the fake', 'from the fake']);
+    expect(fake.requests.map((r) => [r.body.model, r.headers.authorization]).sort()).toEqual([
+      ['gpt-4o-mini', 'Bearer sk-from-env'],
+      ['llama-3.1-8b', 'Bearer none'],
+    ]);
+    const missing = await fanout(dir, ['batch', 'in.jsonl', '-o', 'out2.jsonl', '--config', 'fanout.yaml'], {});
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('needs the environment variable FAKE_OPENAI_KEY, which is not set');
+  });
+});
