@@ -32,3 +32,4 @@ export { MemoryCacheStore } from './store/memory/memory-cache-store.js';
 export { MemoryTaskStore } from './store/memory/memory-task-store.js';
 export { OpenAiCompatibleProvider, createOpenAiCompatibleProvider, type OpenAiCompatibleOptions } from './providers/openai-compatible/openai-provider.js';
 export { providersFromConfig } from './config/providers.js';
+export { AnthropicProvider, createAnthropicProvider, type AnthropicOptions } from './providers/anthropic/anthropic-provider.js';

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expandEnvironment, fromData } from '../src/cli/config-file.js';
 import { providersFromConfig } from '../src/config/providers.js';
+import { message, startAnthropicFake, type AnthropicFake } from './fakes/anthropic-fake.js';
 import { completion, startOpenAiFake, type OpenAiFake } from './fakes/openai-fake.js';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -21,10 +22,15 @@ function fanout(cwd: string, args: string[], env: Record<string, string>): Promi
 }
 
 let fake: OpenAiFake;
+let anthropic: AnthropicFake;
 beforeAll(async () => {
   fake = await startOpenAiFake();
+  anthropic = await startAnthropicFake();
 });
-afterAll(() => fake.close());
+afterAll(async () => {
+  await fake.close();
+  await anthropic.close();
+});
 
 describe('provider configuration', () => {
   it('takes ${NAME} from the environment, and names a variable that is not set and where it is used', () => {
@@ -36,8 +42,12 @@ describe('provider configuration', () => {
   });
 
   it('adds OpenAI and Groq when their keys are in the environment', () => {
-    const config = fromData({}, 'none', { OPENAI_API_KEY: 'sk-a', GROQ_API_KEY: 'gsk-b' });
-    expect(providersFromConfig(config).map((p) => p.name)).toEqual(['openai', 'groq']);
+    const config = fromData({}, 'none', { OPENAI_API_KEY: 'sk-a', GROQ_API_KEY: 'gsk-b', ANTHROPIC_API_KEY: 'sk-ant' });
+    expect(providersFromConfig(config).map((p) => [p.name, p.constructor.name])).toEqual([
+      ['openai', 'OpenAiCompatibleProvider'],
+      ['groq', 'OpenAiCompatibleProvider'],
+      ['anthropic', 'AnthropicProvider'],
+    ]);
   });
 
   it('says what a provider is missing', () => {
@@ -64,5 +74,20 @@ describe('provider configuration', () => {
     const missing = await fanout(dir, ['batch', 'in.jsonl', '-o', 'out2.jsonl', '--config', 'fanout.yaml'], {});
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('needs the environment variable FAKE_OPENAI_KEY, which is not set');
+  });
+
+  it('runs a batch on anthropic: models', async () => {
+    anthropic.script({ kind: 'json', body: message('from claude', { input_tokens: 9, output_tokens: 3, cache_read_input_tokens: 0, cache_creation_input_tokens: 0 }) });
+    const dir = mkdtempSync(join(tmpdir(), 'fanout-providers-'));
+    writeFileSync(join(dir, 'in.jsonl'), JSON.stringify({ id: 'a', model: 'anthropic:claude-sonnet-5', system: 'Be brief.', prompt: 'hi', max_tokens: 100 }));
+    writeFileSync(join(dir, 'fanout.yaml'), `providers:\n  anthropic: { apiKey: "\${FAKE_ANTHROPIC_KEY}", baseURL: "${anthropic.url}" }\n`);
+    const run = await fanout(dir, ['batch', 'in.jsonl', '-o', 'out.jsonl', '--config', 'fanout.yaml', '--json'], { FAKE_ANTHROPIC_KEY: 'sk-ant-env' });
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    const [line] = readFileSync(join(dir, 'out.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(line.response.body.choices[0].message.content).toBe('from claude');
+    expect(line.fanout.usage).toEqual({ input_tokens: 9, output_tokens: 3, cache_read_tokens: 0, cache_write_tokens: 0 });
+    expect(anthropic.requests[0]?.headers.authorization).toBe('Bearer sk-ant-env');
+    expect(anthropic.requests[0]?.body).toMatchObject({ model: 'claude-sonnet-5', max_tokens: 100, system: [{ type: 'text', text: 'Be brief.' }] });
   });
 });

@@ -22,7 +22,8 @@ export function answerFields(request: TaskRequest, maxTokens: number): AnswerFie
   return {
     model: request.model,
     system: request.system ?? null,
-    messages: request.messages,
+    // Cache marks change what a call costs, not what it answers.
+    messages: request.messages.map(({ role, content }) => ({ role, content })),
     maxTokens,
     temperature: request.temperature ?? null,
     topP: request.topP ?? null,

@@ -4,7 +4,7 @@ import { parseConfig, type FanoutConfig } from '../config/schema.js';
 import { FanoutError } from '../core/errors.js';
 
 /** Environment variables that, when set, make a provider available without a config entry. */
-const KEY_VARIABLES: Record<string, string> = { openai: 'OPENAI_API_KEY', groq: 'GROQ_API_KEY' };
+const KEY_VARIABLES: Record<string, string> = { openai: 'OPENAI_API_KEY', groq: 'GROQ_API_KEY', anthropic: 'ANTHROPIC_API_KEY' };
 
 /**
  * Replaces `${NAME}` in every string of a parsed config with the environment
@@ -29,7 +29,7 @@ export function expandEnvironment(value: unknown, env: NodeJS.ProcessEnv, path: 
   return value;
 }
 
-/** Adds OpenAI and Groq when their key variables are set and the config does not name them. */
+/** Adds OpenAI, Groq and Anthropic when their key variables are set and the config does not name them. */
 export function withProvidersFromEnvironment(config: FanoutConfig, env: NodeJS.ProcessEnv): FanoutConfig {
   const providers: Record<string, unknown> = { ...config.providers };
   for (const [name, variable] of Object.entries(KEY_VARIABLES)) {

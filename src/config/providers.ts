@@ -1,4 +1,5 @@
 import { ValidationError } from '../core/errors.js';
+import { AnthropicProvider } from '../providers/anthropic/anthropic-provider.js';
 import { OpenAiCompatibleProvider } from '../providers/openai-compatible/openai-provider.js';
 import type { Provider } from '../providers/provider.js';
 import type { FanoutConfig, OpenAiCompatibleSettings } from './schema.js';
@@ -7,6 +8,7 @@ import type { FanoutConfig, OpenAiCompatibleSettings } from './schema.js';
 const KNOWN: Record<string, { baseURL: string; dialect: 'openai' | 'groq'; needsKey: true }> = {
   openai: { baseURL: 'https://api.openai.com/v1', dialect: 'openai', needsKey: true },
   groq: { baseURL: 'https://api.groq.com/openai/v1', dialect: 'groq', needsKey: true },
+  anthropic: { baseURL: 'https://api.anthropic.com', dialect: 'openai', needsKey: true },
 };
 
 /**
@@ -28,6 +30,15 @@ export function providersFromConfig(config: FanoutConfig): Provider[] {
     const baseURL = options.baseURL ?? known?.baseURL;
     if (!baseURL) {
       issues.push(`providers.${name}.baseURL: expected the server's URL, e.g. http://localhost:11434/v1 for Ollama or http://localhost:8000/v1 for vLLM`);
+      continue;
+    }
+    const kind = options.kind ?? (name === 'anthropic' ? 'anthropic' : 'openai-compatible');
+    if (kind === 'anthropic') {
+      if (!options.apiKey) {
+        issues.push(`providers.${name}.apiKey: Anthropic needs an API key (write apiKey: "\${ANTHROPIC_API_KEY}" to take it from the environment)`);
+        continue;
+      }
+      providers.push(new AnthropicProvider({ name, apiKey: options.apiKey, baseURL, timeoutMs: options.timeoutMs }));
       continue;
     }
     providers.push(

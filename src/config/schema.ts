@@ -37,7 +37,8 @@ export const mockModelSchema = z.strictObject({
 });
 
 export const openAiCompatibleSchema = z.strictObject({
-  kind: z.literal('openai-compatible').optional(),
+  /** The API the server speaks. Default: `anthropic` for the name anthropic, else `openai-compatible`. */
+  kind: z.enum(['openai-compatible', 'anthropic']).optional(),
   /** The key, usually written "${OPENAI_API_KEY}" so that it stays out of the file. */
   apiKey: z.string().min(1).optional(),
   baseURL: z.url({ message: 'expected a URL such as http://localhost:8000/v1' }).optional(),
@@ -64,8 +65,9 @@ export const fanoutConfigSchema = z.strictObject({
   groups: z.record(z.string(), limitSpecSchema).optional(),
   /**
    * Providers by the name their models use (`openai:gpt-4o` → `openai`). `mock`
-   * is the local model; any other name is an OpenAI-compatible server
-   * (`openai`, `groq` and local vLLM or Ollama servers alike).
+   * is the local model; `anthropic` (or `kind: anthropic`) speaks Anthropic's
+   * Messages API; any other name is an OpenAI-compatible server (`openai`,
+   * `groq` and local vLLM or Ollama servers alike).
    */
   providers: z
     .object({

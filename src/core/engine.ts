@@ -519,6 +519,7 @@ export class Engine {
       model: resolved.modelName,
       messages: request.messages,
       system: request.system,
+      cacheSystem: request.cacheSystem,
       maxTokens: request.maxTokens ?? this.defaultMaxTokens,
       temperature: request.temperature,
       topP: request.topP,

@@ -8,6 +8,12 @@ export type Role = 'system' | 'user' | 'assistant';
 export interface ChatMessage {
   role: Role;
   content: string;
+  /**
+   * Mark the prompt up to and including this message for the provider's
+   * prompt cache (Anthropic `cache_control`, Bedrock `cachePoint`; OpenAI caches
+   * on its own). It changes what a call costs, never what it answers.
+   */
+  cache?: boolean;
 }
 
 /** One model call as a user asks for it. `model` is `provider:model`. */
@@ -17,6 +23,8 @@ export interface ModelRequest {
   messages: ChatMessage[];
   /** A system prompt; sent before `messages`. */
   system?: string;
+  /** Mark the system prompt for the provider's prompt cache (see `ChatMessage.cache`). */
+  cacheSystem?: boolean;
   /** Upper bound on output tokens. Limits reserve this much output at admission. */
   maxTokens?: number;
   temperature?: number;
@@ -91,6 +99,13 @@ export interface RateLimitInfo {
   tokensLimit?: number;
   tokensRemaining?: number;
   tokensResetMs?: number;
+  /** Input and output tokens per minute (Anthropic's ITPM and OTPM). */
+  inputTokensLimit?: number;
+  inputTokensRemaining?: number;
+  inputTokensResetMs?: number;
+  outputTokensLimit?: number;
+  outputTokensRemaining?: number;
+  outputTokensResetMs?: number;
   /** Requests per day (Groq sends these under the per-request header names). */
   requestsPerDayLimit?: number;
   requestsPerDayRemaining?: number;

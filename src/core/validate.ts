@@ -18,6 +18,7 @@ export function describeIssues(error: z.ZodError, prefix = ''): string[] {
 const messageSchema = z.strictObject({
   role: z.enum(['system', 'user', 'assistant']),
   content: z.string(),
+  cache: z.boolean().optional(),
 });
 
 const finitePositive = z.number().finite().positive();
@@ -27,6 +28,7 @@ export const taskRequestSchema = z.strictObject({
   model: z.string().regex(MODEL_NAME, 'expected "provider:model", for example "mock:reviewer"'),
   messages: z.array(messageSchema).min(1, 'expected at least one message'),
   system: z.string().optional(),
+  cacheSystem: z.boolean().optional(),
   maxTokens: z.number().int('expected a whole number').positive('expected a positive number').optional(),
   temperature: z.number().min(0).max(2).optional(),
   topP: z.number().min(0).max(1).optional(),
@@ -70,10 +72,12 @@ export function isPlainValidRequest(input: unknown): input is TaskRequest {
     const message = m as Record<string, unknown>;
     if (typeof message.content !== 'string') return false;
     if (message.role !== 'user' && message.role !== 'assistant' && message.role !== 'system') return false;
-    for (const key in message) if (key !== 'role' && key !== 'content') return false;
+    for (const key in message) if (key !== 'role' && key !== 'content' && key !== 'cache') return false;
+    if (message.cache !== undefined && typeof message.cache !== 'boolean') return false;
   }
   return (
     isOptionalString(r.system) &&
+    (r.cacheSystem === undefined || typeof r.cacheSystem === 'boolean') &&
     isOptionalPositiveInt(r.maxTokens) &&
     isOptionalRange(r.temperature, 0, 2) &&
     isOptionalRange(r.topP, 0, 1) &&

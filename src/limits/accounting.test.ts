@@ -40,6 +40,7 @@ describe('accounting', () => {
     expect(bedrockBurndown('anthropic.claude-sonnet-4-5-20250929-v1:0')).toBe(5);
     expect(bedrockBurndown('us.anthropic.claude-opus-4-1-20250805-v1:0')).toBe(5);
     expect(bedrockBurndown('anthropic.claude-3-7-sonnet-20250219-v1:0')).toBe(5);
+    expect(bedrockBurndown('global.anthropic.claude-sonnet-5-v1:0')).toBe(5);
     expect(bedrockBurndown('anthropic.claude-3-haiku-20240307-v1:0')).toBe(1);
     expect(bedrockBurndown('amazon.nova-pro-v1:0')).toBe(1);
   });

@@ -88,7 +88,7 @@ export function failedCost(reserved: Cost): Cost {
   return cost(1, reserved.inputTokens, 0);
 }
 
-/** Burndown for Bedrock model ids: 5 on Claude 3.7 and every Claude 4 model, else 1. */
+/** Burndown for Bedrock model ids: 5 on Claude 3.7 and every later Claude (4 and up), else 1. */
 export function bedrockBurndown(modelId: string): number {
-  return /claude-3-7|claude-(opus|sonnet|haiku)-4|claude-4/.test(modelId) ? 5 : 1;
+  return /claude-3-7|claude-[a-z]+-[4-9]|claude-[4-9]/.test(modelId) ? 5 : 1;
 }

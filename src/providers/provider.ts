@@ -7,6 +7,7 @@ export interface ModelCall {
   model: string;
   messages: ChatMessage[];
   system?: string;
+  cacheSystem?: boolean;
   /** Always set by the engine (the request's value or the engine default), so limits match what is sent. */
   maxTokens: number;
   temperature?: number;

@@ -86,3 +86,45 @@ export function waitFromMessage(message: string): number | undefined {
   const match = /try again in ((?:\d+(?:\.\d+)?(?:ms|h|m|s))+)/i.exec(message);
   return match ? parseDuration(match[1]) : undefined;
 }
+
+/** Milliseconds from `now` to an RFC 3339 instant (Anthropic's resets), never negative. */
+function untilInstant(text: string | null | undefined, now: number): number | undefined {
+  if (!text) return undefined;
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+/**
+ * Anthropic's `anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-{limit,remaining,reset}`
+ * headers. Resets are absolute instants, so they carry the local clock's skew:
+ * `retry-after` is preferred where both are given.
+ */
+export function anthropicRateLimits(headers: HeaderSource, now: number): RateLimitInfo {
+  const info: RateLimitInfo = {};
+  const read = (kind: string) => ({
+    limit: number(headers.get(`anthropic-ratelimit-${kind}-limit`)),
+    remaining: number(headers.get(`anthropic-ratelimit-${kind}-remaining`)),
+    resetMs: untilInstant(headers.get(`anthropic-ratelimit-${kind}-reset`), now),
+  });
+  const requests = read('requests');
+  const tokens = read('tokens');
+  const input = read('input-tokens');
+  const output = read('output-tokens');
+  const set = <K extends keyof RateLimitInfo>(key: K, value: RateLimitInfo[K] | undefined): void => {
+    if (value !== undefined) info[key] = value;
+  };
+  set('requestsLimit', requests.limit);
+  set('requestsRemaining', requests.remaining);
+  set('requestsResetMs', requests.resetMs);
+  set('tokensLimit', tokens.limit);
+  set('tokensRemaining', tokens.remaining);
+  set('tokensResetMs', tokens.resetMs);
+  set('inputTokensLimit', input.limit);
+  set('inputTokensRemaining', input.remaining);
+  set('inputTokensResetMs', input.resetMs);
+  set('outputTokensLimit', output.limit);
+  set('outputTokensRemaining', output.remaining);
+  set('outputTokensResetMs', output.resetMs);
+  set('retryAfterMs', retryAfterMs(headers, now));
+  return info;
+}

@@ -1,0 +1,160 @@
+import Anthropic, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from '@anthropic-ai/sdk';
+import { FanoutError, ProviderError, type ErrorCode } from '../../core/errors.js';
+import type { FinishReason, ModelResult, RateLimitInfo, Usage } from '../../core/types.js';
+import type { AccountingOptions } from '../../limits/accounting.js';
+import type { CallContext, ModelCall, Provider, StreamEvent } from '../provider.js';
+import { anthropicRateLimits } from '../rate-limit-headers.js';
+
+export interface AnthropicOptions {
+  /** The prefix of its models. Default `anthropic`. */
+  name?: string;
+  apiKey: string;
+  /** Without `/v1`: the SDK adds `/v1/messages`. Default https://api.anthropic.com. */
+  baseURL?: string;
+  /** Milliseconds one HTTP request may take. Default 600,000. Passed on every call, so large `max_tokens` never trips the SDK's non-streaming guard. */
+  timeoutMs?: number;
+}
+
+const FINISH: Record<string, FinishReason> = { end_turn: 'stop', stop_sequence: 'stop', max_tokens: 'length', tool_use: 'tool_calls', refusal: 'content_filter', pause_turn: 'other' };
+
+type TextBlock = { type: 'text'; text: string; cache_control?: { type: 'ephemeral' } };
+
+function block(text: string, cache: boolean | undefined): TextBlock {
+  return cache ? { type: 'text', text, cache_control: { type: 'ephemeral' } } : { type: 'text', text };
+}
+
+function usageOf(usage: { input_tokens?: number | null; output_tokens?: number | null; cache_read_input_tokens?: number | null; cache_creation_input_tokens?: number | null } | undefined): Usage {
+  return {
+    inputTokens: usage?.input_tokens ?? 0,
+    outputTokens: usage?.output_tokens ?? 0,
+    cacheReadTokens: usage?.cache_read_input_tokens ?? 0,
+    cacheWriteTokens: usage?.cache_creation_input_tokens ?? 0,
+  };
+}
+
+/**
+ * Anthropic's Messages API through `@anthropic-ai/sdk`, with the SDK's
+ * retries off. System prompt and messages become text blocks; a message or
+ * system prompt marked `cache` gets a `cache_control` breakpoint. Charged as
+ * Anthropic counts (input: uncached + cache writes; output refunded to actual).
+ */
+export class AnthropicProvider implements Provider {
+  readonly name: string;
+  private readonly client: Anthropic;
+  private readonly timeoutMs: number;
+
+  constructor(options: AnthropicOptions) {
+    this.name = options.name ?? 'anthropic';
+    this.timeoutMs = options.timeoutMs ?? 600_000;
+    this.client = new Anthropic({ apiKey: options.apiKey, baseURL: options.baseURL ?? 'https://api.anthropic.com', maxRetries: 0, timeout: this.timeoutMs });
+  }
+
+  accounting(model: string): AccountingOptions {
+    // Cache reads count against input limits only on these older models.
+    return { rule: 'anthropic', cacheReadsCount: /claude-3-haiku|claude-3-5-haiku|claude-3-opus/.test(model) };
+  }
+
+  private params(call: ModelCall): Anthropic.MessageCreateParamsNonStreaming {
+    const params: Anthropic.MessageCreateParamsNonStreaming = {
+      model: call.model,
+      max_tokens: call.maxTokens,
+      messages: call.messages
+        .filter((m) => m.role !== 'system')
+        .map((m) => ({ role: m.role as 'user' | 'assistant', content: [block(m.content, m.cache)] })),
+    };
+    const systems = [call.system, ...call.messages.filter((m) => m.role === 'system').map((m) => m.content)].filter((s): s is string => s !== undefined);
+    if (systems.length > 0) params.system = systems.map((text, i) => block(text, i === 0 ? call.cacheSystem : undefined));
+    // The Messages API of the SDK fanout uses no longer takes temperature or top_p; they still decide caching in fanout.
+    if (call.stop !== undefined) params.stop_sequences = call.stop;
+    return { ...params, ...(call.providerOptions as Partial<Anthropic.MessageCreateParamsNonStreaming> | undefined) };
+  }
+
+  async complete(call: ModelCall, context: CallContext): Promise<ModelResult> {
+    try {
+      const { data, response } = await this.client.messages.create(this.params(call), { signal: context.signal, timeout: this.timeoutMs }).withResponse();
+      return {
+        text: data.content.map((b) => (b.type === 'text' ? b.text : '')).join(''),
+        usage: usageOf(data.usage),
+        finishReason: FINISH[data.stop_reason ?? 'end_turn'] ?? 'other',
+        model: data.model,
+        requestId: response.headers.get('request-id') ?? data.id,
+        rateLimit: anthropicRateLimits(response.headers, context.clock.now()),
+      };
+    } catch (error) {
+      throw this.classify(error, context);
+    }
+  }
+
+  async *stream(call: ModelCall, context: CallContext): AsyncIterable<StreamEvent> {
+    let text = '';
+    let usage: Usage | undefined;
+    let finish: FinishReason = 'stop';
+    let model = call.model;
+    let requestId: string | undefined;
+    let rateLimit: RateLimitInfo | undefined;
+    let ended = false;
+    try {
+      const { data: events, response } = await this.client.messages
+        .create({ ...this.params(call), stream: true }, { signal: context.signal, timeout: this.timeoutMs })
+        .withResponse();
+      requestId = response.headers.get('request-id') ?? undefined;
+      rateLimit = anthropicRateLimits(response.headers, context.clock.now());
+      for await (const event of events) {
+        if (event.type === 'message_start') {
+          model = event.message.model;
+          usage = usageOf(event.message.usage);
+        } else if (event.type === 'content_block_delta' && event.delta.type === 'text_delta') {
+          text += event.delta.text;
+          yield { type: 'delta', text: event.delta.text };
+        } else if (event.type === 'message_delta') {
+          finish = FINISH[event.delta.stop_reason ?? 'end_turn'] ?? 'other';
+          if (usage) usage = { ...usage, outputTokens: event.usage.output_tokens };
+        } else if (event.type === 'message_stop') {
+          ended = true;
+        }
+      }
+    } catch (error) {
+      throw this.classify(error, context);
+    }
+    if (!ended || !usage) throw new ProviderError('server_error', `${this.name}: the stream ended before message_stop`, { provider: this.name, retryable: true });
+    yield { type: 'done', result: { text, usage, finishReason: finish, model, requestId, rateLimit } };
+  }
+
+  /** Classifies the SDK's errors as PROVIDERS.md describes for Anthropic. */
+  private classify(error: unknown, context: CallContext): unknown {
+    if (context.signal.aborted) return context.signal.reason;
+    const fail = (code: ErrorCode, message: string, retryable: boolean, extra: Partial<ConstructorParameters<typeof ProviderError>[2]> = {}) =>
+      new ProviderError(code, `${this.name}: ${message}`, { provider: this.name, retryable, ...extra });
+    if (error instanceof APIUserAbortError) return new FanoutError('cancelled', `${this.name}: the request was aborted`);
+    if (error instanceof APIConnectionTimeoutError) return fail('timeout', 'the request timed out', true, { cause: error });
+    if (error instanceof APIConnectionError) return fail('network', `connection failed (${error.message})`, true, { cause: error });
+    if (!(error instanceof APIError)) return fail('network', `the response broke off (${error instanceof Error ? error.message : String(error)})`, true, { cause: error });
+    const body = (error.error ?? {}) as { error?: { type?: string; message?: string } };
+    const type = error.type ?? body.error?.type ?? '';
+    const message = body.error?.message ?? error.message;
+    const rateLimit = error.headers ? anthropicRateLimits(error.headers, context.clock.now()) : undefined;
+    const common = { status: error.status, requestId: error.requestID ?? undefined, body: JSON.stringify({ type, message, error_code: error.errorCode }), rateLimit, cause: error };
+    const status = error.status;
+    if (status === 429 || type === 'rate_limit_error') {
+      // A spend-limit 429 has no retry-after and fails until access returns: never retry it.
+      if (error.errorCode === 'enforced_spend_limit_reached' || (status === 429 && rateLimit?.retryAfterMs === undefined)) {
+        return fail('quota_exhausted', `spend or usage limit reached (${message})`, false, common);
+      }
+      return fail('rate_limited', 'rate limited (429)', true, { ...common, retryAfterMs: rateLimit?.retryAfterMs });
+    }
+    if (status === 529 || type === 'overloaded_error') return fail('overloaded', 'overloaded (529)', true, { ...common, retryAfterMs: rateLimit?.retryAfterMs });
+    if (status === 504 || type === 'timeout_error') return fail('timeout', 'the request ran too long (504)', true, common);
+    if (status === 413 || type === 'request_too_large') return fail('request_too_large', 'request too large (413)', false, common);
+    if (status === 401 || status === 403) return fail('auth', `not authorised (${status}): ${message}`, false, common);
+    if (status === 402 || type === 'billing_error') return fail('quota_exhausted', `billing (402): ${message}`, false, common);
+    if (status === 404) return fail('not_found', `not found (404): ${message}`, false, common);
+    if (status === 400) return fail('bad_request', `bad request (400): ${message}`, false, common);
+    if (status === 409) return fail('server_error', 'conflict (409)', true, common);
+    if (status === undefined || status >= 500) return fail('server_error', `server error (${status ?? `${type} inside the stream`})`, true, common);
+    return fail('bad_request', `unexpected status ${status}: ${message}`, false, common);
+  }
+}
+
+export function createAnthropicProvider(options: AnthropicOptions): AnthropicProvider {
+  return new AnthropicProvider(options);
+}

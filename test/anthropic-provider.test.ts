@@ -1,0 +1,104 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { SystemClock } from '../src/core/clock.js';
+import { ProviderError } from '../src/core/errors.js';
+import { AnthropicProvider } from '../src/providers/anthropic/anthropic-provider.js';
+import type { ModelCall } from '../src/providers/provider.js';
+import { anthropicError, message, startAnthropicFake, type AnthropicFake } from './fakes/anthropic-fake.js';
+
+let fake: AnthropicFake;
+beforeAll(async () => {
+  fake = await startAnthropicFake();
+});
+afterAll(() => fake.close());
+beforeEach(() => {
+  fake.requests.length = 0;
+});
+
+const call: ModelCall = {
+  model: 'claude-sonnet-5',
+  system: 'You review code. (a long shared instruction)',
+  cacheSystem: true,
+  messages: [
+    { role: 'user', content: 'The diff: ...', cache: true },
+    { role: 'user', content: 'Review it.' },
+  ],
+  maxTokens: 64_000,
+};
+const provider = () => new AnthropicProvider({ apiKey: 'sk-ant-test', baseURL: fake.url });
+const context = () => ({ clock: new SystemClock(), attempt: 1, signal: new AbortController().signal });
+
+describe('Anthropic provider, through @anthropic-ai/sdk', () => {
+  it('sends cache breakpoints, one request per attempt, and maps usage with cache reads and writes', async () => {
+    const reset = new Date(Date.now() + 30_000).toISOString();
+    fake.script({
+      kind: 'json',
+      headers: { 'anthropic-ratelimit-requests-limit': '50', 'anthropic-ratelimit-requests-remaining': '49', 'anthropic-ratelimit-input-tokens-limit': '30000', 'anthropic-ratelimit-input-tokens-remaining': '29000', 'anthropic-ratelimit-input-tokens-reset': reset, 'anthropic-ratelimit-output-tokens-limit': '8000', 'anthropic-ratelimit-output-tokens-remaining': '8000' },
+      body: message('Looks good.', { input_tokens: 40, output_tokens: 12, cache_read_input_tokens: 2048, cache_creation_input_tokens: 0 }),
+    });
+    const result = await provider().complete(call, context());
+    expect(result).toMatchObject({
+      text: 'Looks good.',
+      finishReason: 'stop',
+      usage: { inputTokens: 40, outputTokens: 12, cacheReadTokens: 2048, cacheWriteTokens: 0 },
+      rateLimit: { requestsLimit: 50, requestsRemaining: 49, inputTokensLimit: 30_000, inputTokensRemaining: 29_000, outputTokensLimit: 8000 },
+    });
+    expect(result.rateLimit?.inputTokensResetMs).toBeGreaterThan(25_000);
+    expect(fake.requests).toHaveLength(1);
+    const [request] = fake.requests;
+    expect(request?.headers.authorization).toBe('Bearer sk-ant-test');
+    expect(request?.headers['x-stainless-retry-count']).toBe('0');
+    expect(request?.body).toEqual({
+      model: 'claude-sonnet-5',
+      max_tokens: 64_000,
+      system: [{ type: 'text', text: 'You review code. (a long shared instruction)', cache_control: { type: 'ephemeral' } }],
+      messages: [
+        { role: 'user', content: [{ type: 'text', text: 'The diff: ...', cache_control: { type: 'ephemeral' } }] },
+        { role: 'user', content: [{ type: 'text', text: 'Review it.' }] },
+      ],
+    });
+  });
+
+  it('streams text deltas and the final usage', async () => {
+    fake.script({ kind: 'stream', deltas: ['Looks', ' good'], usage: { input_tokens: 30, output_tokens: 2, cache_creation_input_tokens: 1500 } });
+    const events = [];
+    for await (const event of provider().stream(call, context())) events.push(event);
+    expect(events.slice(0, 2)).toEqual([{ type: 'delta', text: 'Looks' }, { type: 'delta', text: ' good' }]);
+    expect(events[2]).toMatchObject({ type: 'done', result: { text: 'Looks good', usage: { inputTokens: 30, outputTokens: 2, cacheWriteTokens: 1500 } } });
+  });
+
+  it('fails an attempt whose stream carries an error event after the 200', async () => {
+    fake.script({ kind: 'stream', deltas: ['a', 'b', 'c'], errorAfter: 1 });
+    const error = await (async () => {
+      for await (const _ of provider().stream(call, context()));
+    })().catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'overloaded', retryable: true });
+  });
+
+  it('classifies Anthropic’s errors', async () => {
+    const cases: Array<[Parameters<typeof fake.script>[0], Partial<ProviderError>]> = [
+      [anthropicError(429, 'rate_limit_error', 'Number of request tokens has exceeded your per-minute rate limit', { 'retry-after': '7' }), { code: 'rate_limited', retryable: true, retryAfterMs: 7000 }],
+      [anthropicError(429, 'rate_limit_error', 'You have reached your specified API usage limits.'), { code: 'quota_exhausted', retryable: false }],
+      [anthropicError(429, 'rate_limit_error', 'spend limit', { 'retry-after': '60' }, { error_code: 'enforced_spend_limit_reached' }), { code: 'quota_exhausted', retryable: false }],
+      [anthropicError(529, 'overloaded_error', 'Overloaded'), { code: 'overloaded', retryable: true }],
+      [anthropicError(529, 'overloaded_error', 'Overloaded', { 'retry-after': '3' }), { code: 'overloaded', retryable: true, retryAfterMs: 3000 }],
+      [anthropicError(500, 'api_error', 'Internal server error'), { code: 'server_error', retryable: true }],
+      [anthropicError(504, 'timeout_error', 'Request timed out'), { code: 'timeout', retryable: true }],
+      [anthropicError(413, 'request_too_large', 'Request exceeds the maximum allowed number of bytes.'), { code: 'request_too_large', retryable: false }],
+      [anthropicError(400, 'invalid_request_error', 'max_tokens: too large'), { code: 'bad_request', retryable: false }],
+      [anthropicError(401, 'authentication_error', 'invalid x-api-key'), { code: 'auth', retryable: false }],
+      [anthropicError(402, 'billing_error', 'Your credit balance is too low'), { code: 'quota_exhausted', retryable: false }],
+      [anthropicError(404, 'not_found_error', 'model: claude-9'), { code: 'not_found', retryable: false }],
+    ];
+    for (const [reply, expected] of cases) {
+      fake.script(reply);
+      const error = await provider().complete(call, context()).catch((e: unknown) => e);
+      expect(error, JSON.stringify(reply)).toBeInstanceOf(ProviderError);
+      expect(error).toMatchObject(expected);
+    }
+  });
+
+  it('charges cache reads against input limits only on the older models that count them', () => {
+    expect(provider().accounting('claude-sonnet-5')).toEqual({ rule: 'anthropic', cacheReadsCount: false });
+    expect(provider().accounting('claude-3-5-haiku-20241022')).toEqual({ rule: 'anthropic', cacheReadsCount: true });
+  });
+});

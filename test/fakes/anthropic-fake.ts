@@ -1,0 +1,97 @@
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/**
+ * A local stand-in for Anthropic's Messages API (`POST /v1/messages`) in its
+ * wire format: messages, server-sent event streams (with an `error` event
+ * after a 200 when told), and error bodies with their headers. Accepts both
+ * `Authorization: Bearer` (SDK 1.x) and `x-api-key`. Each request takes the
+ * next scripted reply; the last one repeats.
+ */
+export type AnthropicReply =
+  | { kind: 'json'; status?: number; headers?: Record<string, string>; body: unknown }
+  | { kind: 'stream'; deltas: string[]; usage?: { input_tokens: number; output_tokens: number; cache_read_input_tokens?: number; cache_creation_input_tokens?: number }; errorAfter?: number };
+
+export interface AnthropicRequest {
+  headers: IncomingHttpHeaders;
+  body: Record<string, unknown>;
+}
+
+export function message(text: string, usage = { input_tokens: 25, output_tokens: 12, cache_read_input_tokens: 0, cache_creation_input_tokens: 0 }, model = 'claude-sonnet-4-5-20250929'): unknown {
+  return {
+    id: 'msg_01XFDUDYJgAACzvnptvVoYEL',
+    type: 'message',
+    role: 'assistant',
+    model,
+    content: [{ type: 'text', text }],
+    stop_reason: 'end_turn',
+    stop_sequence: null,
+    usage: { ...usage, service_tier: 'standard' },
+  };
+}
+
+export function anthropicError(status: number, type: string, text: string, headers: Record<string, string> = {}, details?: unknown): AnthropicReply {
+  return { kind: 'json', status, headers, body: { type: 'error', error: { type, message: text, ...(details ? { details } : {}) }, request_id: 'req_011CSHoEeqs5C35K2UUqR7Fy' } };
+}
+
+export interface AnthropicFake {
+  url: string;
+  requests: AnthropicRequest[];
+  script(...replies: AnthropicReply[]): void;
+  close(): Promise<void>;
+}
+
+const sse = (event: string, data: unknown): string => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+
+export async function startAnthropicFake(): Promise<AnthropicFake> {
+  const requests: AnthropicRequest[] = [];
+  let replies: AnthropicReply[] = [{ kind: 'json', body: message('Hello!') }];
+  let served = 0;
+  const server: Server = createServer((req, res) => {
+    let raw = '';
+    req.on('data', (chunk: Buffer) => (raw += chunk.toString()));
+    req.on('end', () => {
+      requests.push({ headers: req.headers, body: raw ? (JSON.parse(raw) as Record<string, unknown>) : {} });
+      const reply = replies[Math.min(served, replies.length - 1)] as AnthropicReply;
+      served += 1;
+      if (!req.headers.authorization?.startsWith('Bearer ') && !req.headers['x-api-key']) {
+        res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ type: 'error', error: { type: 'authentication_error', message: 'invalid x-api-key' } }));
+        return;
+      }
+      if (reply.kind === 'json') {
+        res.writeHead(reply.status ?? 200, { 'content-type': 'application/json', 'request-id': `req_${served}`, ...reply.headers }).end(JSON.stringify(reply.body));
+        return;
+      }
+      const usage = reply.usage ?? { input_tokens: 25, output_tokens: reply.deltas.length };
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'request-id': 'req_stream' });
+      res.write(sse('message_start', { type: 'message_start', message: { id: 'msg_stream', type: 'message', role: 'assistant', model: 'claude-sonnet-4-5-20250929', content: [], stop_reason: null, stop_sequence: null, usage: { ...usage, output_tokens: 1 } } }));
+      res.write(sse('content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }));
+      res.write(sse('ping', { type: 'ping' }));
+      for (const [i, delta] of reply.deltas.entries()) {
+        if (reply.errorAfter === i) {
+          res.end(sse('error', { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } }));
+          return;
+        }
+        res.write(sse('content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: delta } }));
+      }
+      res.write(sse('content_block_stop', { type: 'content_block_stop', index: 0 }));
+      res.write(sse('message_delta', { type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: usage.output_tokens } }));
+      res.end(sse('message_stop', { type: 'message_stop' }));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    script(...next: AnthropicReply[]) {
+      replies = next;
+      served = 0;
+    },
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
