@@ -7,7 +7,7 @@ import { benchScheduling, type Upstream } from './scheduling.js';
 import { benchSqlite } from './sqlite-store.js';
 import { benchDag, benchInterviews, benchSimulate } from './pipelines.js';
 import { fmt } from './stats.js';
-import { benchKnownLimits, benchTokenRefunds } from './utilisation.js';
+import { benchKnownLimits, benchLearnedLimits, benchTokenRefunds } from './utilisation.js';
 
 /**
  * The quick benchmark set: every figure beside an anchor measured in the same
@@ -97,6 +97,17 @@ const benches = {
       `${fmt(k.fanout.utilisation * 100, 1)} % in ${fmt(k.fanout.wallMs / 1000, 2)} s, ${k.fanout.http429} × 429`,
       `naive (${k.naive.concurrency} workers, retry-after) ${fmt(k.naive.utilisation * 100, 1)} % in ${fmt(k.naive.wallMs / 1000, 2)} s, ${k.naive.http429} × 429`,
       'goal ≥ 97 %, 0 × 429',
+    ];
+  },
+  learned: async () => {
+    const l = await benchLearnedLimits();
+    const share = (r: { http429: number; requests: number }) => `${fmt((r.http429 / Math.max(1, r.requests)) * 100, 2)} %`;
+    return [
+      'W-learned',
+      `steady state from ${l.warmupSeconds} s to ${l.seconds} s, ${l.limit}; fanout given no limit`,
+      `${fmt(l.fanout.utilisation * 100, 1)} % of the limit, ${l.fanout.http429} × 429 in ${fmt(l.fanout.requests)} requests (${share(l.fanout)})`,
+      `naive (${l.naive.concurrency} workers, retry-after) ${fmt(l.naive.utilisation * 100, 1)} %, ${l.naive.http429} × 429 in ${fmt(l.naive.requests)} (${share(l.naive)})`,
+      'goal ≥ 95 %, 429s ≤ 0.1 % of requests',
     ];
   },
   tokens: async () => {

@@ -136,3 +136,62 @@ export async function benchTokenRefunds(seconds = 12, warmupSeconds = 2): Promis
     neverRefund: withUtilisation(await steadyRate('openai', seconds, warmupSeconds, limits)),
   };
 }
+
+export interface LearnedLimitsResult {
+  seconds: number;
+  warmupSeconds: number;
+  limit: string;
+  fanout: { utilisation: number; http429: number; requests: number };
+  naive: { utilisation: number; http429: number; requests: number; concurrency: number };
+}
+
+/**
+ * W-learned: the upstream enforces 1,200 requests per minute (1-second burst)
+ * and tells fanout only through its answers' rate-limit headers and its 429s
+ * with retry-after; fanout is given no limit. Requests the upstream completed
+ * between the end of the warm-up and the end of the run, against the limit.
+ */
+export async function benchLearnedLimits(seconds = 20, warmupSeconds = 10): Promise<LearnedLimitsResult> {
+  const limits: LimitSpec = { requestsPerMinute: 1200, burstSeconds: 1 };
+  const perSecond = 1200 / 60;
+  const steady = async (run: (upstream: MockProvider, stop: AbortSignal) => Promise<void>) => {
+    const upstream = new MockProvider({ seed: 3, models: { up: upstreamModel(limits) } });
+    const controller = new AbortController();
+    const running = run(upstream, controller.signal);
+    await clock.sleep(warmupSeconds * 1000);
+    const atWarm = upstream.stats('up').completed;
+    const warmAt = nowMs();
+    await clock.sleep((seconds - warmupSeconds) * 1000);
+    const stats = upstream.stats('up');
+    const elapsed = (nowMs() - warmAt) / 1000;
+    controller.abort();
+    await running;
+    return { utilisation: (stats.completed - atWarm) / (perSecond * elapsed), http429: stats.rateLimited, requests: stats.calls };
+  };
+  const fanout = await steady(async (upstream, stop) => {
+    const engine = createEngine({ providers: [upstream], cache: false });
+    for (let i = 0; i < 2000; i++) engine.submit({ model: 'mock:up', messages: prompt(i), maxTokens: 100 });
+    await new Promise<void>((resolve) => stop.addEventListener('abort', () => resolve(), { once: true }));
+    await engine.close();
+  });
+  const concurrency = 16;
+  const naive = await steady(async (upstream, stop) => {
+    setMaxListeners(concurrency + 1, stop);
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (!stop.aborted) {
+          const i = next++;
+          try {
+            await upstream.complete({ model: 'up', messages: prompt(i), maxTokens: 100 }, { signal: stop, attempt: 1, clock });
+          } catch (error) {
+            if (stop.aborted) return;
+            if (!(error instanceof ProviderError) || error.status !== 429) throw error;
+            await clock.sleep(error.retryAfterMs ?? 1000, stop).catch(() => undefined);
+          }
+        }
+      }),
+    );
+  });
+  return { seconds, warmupSeconds, limit: '1,200 rpm with a 1-second burst, told only by headers and 429s', fanout, naive: { ...naive, concurrency } };
+}

@@ -189,25 +189,33 @@ describe('retries', () => {
 
 describe('cooldowns', () => {
   it('pauses the whole key when the provider says wait, including tasks that never asked', async () => {
-    // The upstream allows 1 request per minute; fanout was told no limit.
-    const { clock, engine, mock, startsOf } = setup({ mock: { models: { m: { limits: { requestsPerMinute: 1, burstSeconds: 60 } } } } });
-    const first = engine.submit(ask('mock:m', 'a'));
-    const second = engine.submit(ask('mock:m', 'b'));
+    // An upstream that says nothing of its limits until it refuses: ok, 429 (wait 60 s), then ok.
+    const fake = scriptedProvider('fake', [0, rateLimited(60_000), 0]);
+    const { clock, engine, startsOf } = setup({ providers: [fake] });
+    const first = engine.submit(ask('fake:m', 'a'));
+    const second = engine.submit(ask('fake:m', 'b'));
     await clock.advance(0);
     expect(first.status().state).toBe('completed');
     expect(second.status()).toMatchObject({ state: 'rate_limited', eta: 60_000 });
     await clock.advanceTo(1000);
-    const late = engine.submit(ask('mock:m', 'c'));
+    const late = engine.submit(ask('fake:m', 'c'));
     await clock.advanceTo(59_999);
     expect(startsOf(late.id)).toEqual([]);
-    expect(mock.stats('m').calls).toBe(2);
+    expect(fake.calls).toEqual([0, 0]);
     await clock.advanceTo(60_000);
     expect(startsOf(second.id)).toEqual([0, 60_000]);
-    expect(second.status().state).toBe('completed');
     expect(startsOf(late.id)).toEqual([60_000]);
     await clock.runAll();
-    expect(startsOf(late.id)).toEqual([60_000, 120_000]);
-    expect(late.status().state).toBe('completed');
+    expect([second.status().state, late.status().state]).toEqual(['completed', 'completed']);
+  });
+
+  it('starts cautiously on a model whose limits it was not told, and learns them from the first answer', async () => {
+    // The upstream allows 1 request per minute and says so in its answers; fanout was told nothing.
+    const { clock, engine, mock, startsOf } = setup({ mock: { models: { m: { limits: { requestsPerMinute: 1, burstSeconds: 60 } } } } });
+    const handles = ['a', 'b', 'c'].map((c) => engine.submit(ask('mock:m', c)));
+    await clock.runAll();
+    expect(handles.map((h) => startsOf(h.id))).toEqual([[0], [60_000], [120_000]]);
+    expect(mock.stats('m')).toMatchObject({ calls: 3, rateLimited: 0 });
   });
 });
 

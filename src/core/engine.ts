@@ -1,5 +1,6 @@
 import { admissionCost, failedCost, settledCost } from '../limits/accounting.js';
 import { estimateInputTokens } from '../limits/estimate.js';
+import { observedLimits } from '../limits/learning.js';
 import { Limiter, type Cost, type LimitSpec, type Reservation, type WaitReason } from '../limits/limiter.js';
 import type { CallContext, ModelCall, Provider } from '../providers/provider.js';
 import { SystemClock, type Clock } from './clock.js';
@@ -584,6 +585,8 @@ export class Engine {
     if (!this.isCurrent(task, attempt)) return;
     const now = this.clock.now();
     const reserved = task.reservation?.cost ?? task.cost;
+    this.limiter.succeeded(task.key);
+    if (result.rateLimit) this.limiter.observe(task.key, observedLimits(result.rateLimit), now);
     // A key that limits no tokens needs no settled token count: its reservation stands.
     const actual = resolved.countsTokens ? settledCost(resolved.accounting, reserved, result.usage) : undefined;
     const record = task.attempts?.[task.attempts.length - 1];
@@ -608,6 +611,11 @@ export class Engine {
     const error = asFanoutError(raw);
     this.endAttempt(task, now, { outcome: 'failed', error }, task.reservation ? failedCost(task.reservation.cost) : undefined);
     if (this.hub.active) this.emitTask('attempt-failed', task, now, { attempt, error: errorSummary(error) });
+    if (error instanceof ProviderError) {
+      // The provider refused what fanout's limits let through: learn from what it said, and send less at once.
+      if (error.rateLimit) this.limiter.observe(task.key, observedLimits(error.rateLimit), now);
+      if (error.code === 'rate_limited') this.limiter.backOff(task.key, now);
+    }
     const maxAttempts = task.request.maxAttempts ?? this.retry.maxAttempts;
     const decision = decideRetry(error, attempt, maxAttempts, this.retry, this.random);
     this.applyCooldown(resolved.key, error, decision.retry ? decision.delayMs : undefined, now);

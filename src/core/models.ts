@@ -140,6 +140,8 @@ export class ModelRegistry {
       cacheReadsCount: settings.cacheReadsCount ?? base.cacheReadsCount,
     };
     const countsTokens = limiter.buckets(key).some((b) => !b.name.startsWith('requests'));
+    // Limits unknown, but the provider will say them: ask once before sending the rest.
+    if (settings.limits === undefined && settings.group === undefined && provider.reportsLimits?.(modelName)) limiter.probe(key, this.options.now());
     const entry: ResolvedModel = { model, provider, modelName, key, accounting, countsTokens, fixedCosts: new Map(), cacheTtlMs: settings.cacheTtlMs, price: settings.price };
     this.resolved.set(model, entry);
     return entry;

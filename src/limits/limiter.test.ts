@@ -110,4 +110,38 @@ describe('Limiter', () => {
     const limiter = new Limiter();
     for (let i = 0; i < 1000; i++) expect(limiter.reserve('free', cost(1e9), 0).granted).toBe(true);
   });
+
+  it('brings a configured bucket down to what the provider says remains, never up', () => {
+    const limiter = new Limiter();
+    limiter.define('k', { requestsPerMinute: 60, transitMs: 0 }, 0);
+    limiter.observe('k', [{ dimension: 'requestsPerMinute', limit: 60, remaining: 2 }], 0);
+    expect(limiter.reserve('k', cost(0), 0).granted).toBe(true);
+    expect(limiter.reserve('k', cost(0), 0).granted).toBe(true);
+    expect(limiter.reserve('k', cost(0), 0)).toMatchObject({ granted: false, waitMs: 1000 });
+    limiter.observe('k', [{ dimension: 'requestsPerMinute', limit: 60, remaining: 50 }], 0);
+    expect(limiter.reserve('k', cost(0), 0).granted).toBe(false);
+  });
+
+  it('learns a limit it was not told: the stated rate, the provider’s burst, starting at what remains', () => {
+    const limiter = new Limiter();
+    // 600 per minute (10 per second); 4 remain and the bucket is full again in 1.6 s: it holds 4 + 16 = 20.
+    limiter.observe('k', [{ dimension: 'requestsPerMinute', limit: 600, remaining: 4, resetMs: 1600 }], 0);
+    expect(limiter.buckets('k')).toEqual([{ name: 'requestsPerMinute', limit: 600, windowMs: 60_000, capacity: 20 }]);
+    for (let i = 0; i < 4; i++) expect(limiter.reserve('k', cost(0), 0).granted).toBe(true);
+    expect(limiter.reserve('k', cost(0), 0)).toMatchObject({ granted: false, reason: 'requestsPerMinute' });
+  });
+
+  it('halves the calls in flight after a refusal and adds one per window of successes', () => {
+    const limiter = new Limiter();
+    const permits = Array.from({ length: 8 }, () => limiter.reserve('k', cost(0), 0));
+    limiter.backOff('k', 0);
+    expect(limiter.adaptiveLimit('k')).toBe(4);
+    for (const permit of permits) if (permit.granted) limiter.settle(permit, 0);
+    for (let i = 0; i < 4; i++) expect(limiter.reserve('k', cost(0), 0).granted).toBe(true);
+    expect(limiter.reserve('k', cost(0), 0)).toMatchObject({ granted: false, reason: 'concurrency' });
+    for (let i = 0; i < 4; i++) limiter.succeeded('k');
+    expect(limiter.adaptiveLimit('k')).toBe(5);
+    limiter.backOff('k', 0);
+    expect(limiter.adaptiveLimit('k')).toBe(2);
+  });
 });

@@ -78,6 +78,23 @@ interface KeyState {
   inFlight: number;
   cooldownUntil: number;
   charged: Cost;
+  /**
+   * Calls in flight allowed after the provider refused one (a 429 fanout's
+   * limits did not foresee): halved at each refusal, raised by one after a
+   * window of successes, like TCP's congestion window. Unset until the first refusal.
+   */
+  adaptive?: { limit: number; successes: number };
+  /** One call at a time until the provider's first answer has said what the limits are. */
+  probing?: boolean;
+}
+
+/** What a provider's headers said of one limit dimension. */
+export interface ObservedLimit {
+  dimension: LimitDimension;
+  limit?: number;
+  remaining?: number;
+  /** Milliseconds until the bucket is full again. */
+  resetMs?: number;
 }
 
 /** A permit held by one call between `reserve` and `settle`. */
@@ -180,7 +197,9 @@ export class Limiter {
     now = Math.floor(now);
     const state = this.ensure(key, now);
     if (state.cooldownUntil > now) return { granted: false, waitMs: state.cooldownUntil - now, reason: 'cooldown' };
-    if (state.inFlight >= state.maxConcurrent) return { granted: false, waitMs: Number.POSITIVE_INFINITY, reason: 'concurrency' };
+    if (state.inFlight >= state.maxConcurrent || (state.adaptive && state.inFlight >= state.adaptive.limit) || (state.probing && state.inFlight >= 1)) {
+      return { granted: false, waitMs: Number.POSITIVE_INFINITY, reason: 'concurrency' };
+    }
     this.checkFits(key, cost);
     let longest = 0;
     let reason: WaitReason = 'requestsPerMinute';
@@ -225,6 +244,71 @@ export class Limiter {
   cooldown(key: string, untilMs: number, now: number): void {
     const state = this.ensure(key, now);
     state.cooldownUntil = Math.max(state.cooldownUntil, untilMs);
+  }
+
+  /**
+   * Takes in what a provider said of its limits. A dimension fanout was told
+   * keeps its configured limit, but its level comes down to the provider's
+   * `remaining` when that is lower (other clients may share the quota; the
+   * level never goes up on a header's word). A dimension fanout was not told
+   * is learned: a bucket of the stated limit, holding what the provider's
+   * holds when full (`remaining` + refill until its reset), starting at
+   * `remaining`.
+   */
+  observe(key: string, observed: readonly ObservedLimit[], now: number): void {
+    now = Math.floor(now);
+    const state = this.ensure(key, now);
+    state.probing = false;
+    for (const seen of observed) {
+      const meta = DIMENSIONS.find((d) => d.name === seen.dimension) as (typeof DIMENSIONS)[number];
+      let bucket = state.buckets.find((b) => b.name === seen.dimension);
+      if (!bucket && seen.limit !== undefined && seen.limit > 0) {
+        const perMs = seen.limit / meta.windowMs;
+        const full = seen.remaining !== undefined && seen.resetMs !== undefined ? seen.remaining + perMs * seen.resetMs : seen.limit;
+        const spec: BucketSpec = { limit: seen.limit, windowMs: meta.windowMs, capacity: Math.max(1, Math.min(seen.limit, full)), transitMs: DEFAULT_TRANSIT_MS };
+        bucket = { name: seen.dimension, field: meta.field, spec, state: fullBucket(spec, now) };
+        state.buckets.push(bucket);
+      }
+      if (bucket && seen.remaining !== undefined) {
+        const current = refill(bucket.spec, bucket.state, now);
+        const level = seen.remaining * bucket.spec.windowMs;
+        if (level < current.level) bucket.state = { level, updatedAt: current.updatedAt };
+      }
+    }
+  }
+
+  /** The provider refused a call fanout admitted: halve the calls in flight allowed on `key`. */
+  backOff(key: string, now: number): void {
+    const state = this.ensure(key, Math.floor(now));
+    const base = state.adaptive?.limit ?? Math.max(1, state.inFlight + 1);
+    state.adaptive = { limit: Math.max(1, Math.floor(base / 2)), successes: 0 };
+  }
+
+  /**
+   * Admits one call at a time on `key` until `observe` or `succeeded` says the
+   * provider has answered: for a key whose limits fanout was not told.
+   */
+  probe(key: string, now: number): void {
+    const state = this.ensure(key, Math.floor(now));
+    if (state.buckets.length === 0 && !Number.isFinite(state.maxConcurrent)) state.probing = true;
+  }
+
+  /** A call on `key` succeeded: after as many successes as calls allowed, allow one more. */
+  succeeded(key: string): void {
+    const state = this.keys.get(key);
+    if (state) state.probing = false;
+    const adaptive = state?.adaptive;
+    if (!adaptive) return;
+    adaptive.successes += 1;
+    if (adaptive.successes >= adaptive.limit) {
+      adaptive.limit += 1;
+      adaptive.successes = 0;
+    }
+  }
+
+  /** Calls in flight allowed on `key` after refusals, when the provider has refused any. */
+  adaptiveLimit(key: string): number | undefined {
+    return this.keys.get(key)?.adaptive?.limit;
   }
 
   stats(key: string): KeyStats | undefined {

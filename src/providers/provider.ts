@@ -48,6 +48,12 @@ export interface Provider {
    * the engine estimates with the o200k tokenizer.
    */
   countInputTokens?(call: Pick<ModelCall, 'model' | 'messages' | 'system'>): number;
+  /**
+   * True when the provider's answers carry its rate limits (headers). For a
+   * model fanout was given no limits for, the engine then starts cautiously:
+   * one call, whose answer says the limits, before the rest.
+   */
+  reportsLimits?(model: string): boolean;
   /** How this provider charges its rate limits for `model`. */
   accounting(model: string): AccountingOptions;
   close?(): Promise<void>;

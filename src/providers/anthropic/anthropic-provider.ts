@@ -49,6 +49,10 @@ export class AnthropicProvider implements Provider {
     this.client = new Anthropic({ apiKey: options.apiKey, baseURL: options.baseURL ?? 'https://api.anthropic.com', maxRetries: 0, timeout: this.timeoutMs });
   }
 
+  reportsLimits(): boolean {
+    return true;
+  }
+
   accounting(model: string): AccountingOptions {
     // Cache reads count against input limits only on these older models.
     return { rule: 'anthropic', cacheReadsCount: /claude-3-haiku|claude-3-5-haiku|claude-3-opus/.test(model) };

@@ -112,6 +112,11 @@ export class MockProvider implements Provider {
     return total;
   }
 
+  /** A mock model with limits of its own sends rate-limit information, as a real provider's headers would. */
+  reportsLimits(model: string): boolean {
+    return this.settingsFor(model).limits !== undefined;
+  }
+
   accounting(): AccountingOptions {
     return { rule: 'anthropic' };
   }

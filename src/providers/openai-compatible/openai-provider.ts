@@ -62,6 +62,10 @@ export class OpenAiCompatibleProvider implements Provider {
     });
   }
 
+  reportsLimits(): boolean {
+    return true;
+  }
+
   accounting(): AccountingOptions {
     return { rule: 'openai' };
   }
