@@ -54,6 +54,8 @@ export interface OpenAiFake {
   url: string;
   requests: RecordedRequest[];
   script(...replies: FakeReply[]): void;
+  /** Decides each reply from the request instead of a script. */
+  respondWith(choose: ((request: RecordedRequest) => FakeReply) | undefined): void;
   close(): Promise<void>;
 }
 
@@ -72,14 +74,13 @@ function chunk(delta: Record<string, unknown>, finish: string | null, usage: unk
 function stream(res: ServerResponse, reply: Extract<FakeReply, { kind: 'stream' }>): void {
   res.writeHead(200, { 'content-type': 'text/event-stream', 'x-request-id': 'req_stream_1', ...reply.headers });
   res.write(chunk({ role: 'assistant', content: '', refusal: null }, null));
-  reply.deltas.forEach((delta, i) => {
+  for (const [i, delta] of reply.deltas.entries()) {
     if (reply.errorAfter === i) {
       res.end(`data: ${JSON.stringify({ error: { message: 'The server had an error while processing your request.', type: 'server_error', param: null, code: null } })}\n\n`);
       return;
     }
     res.write(chunk({ content: delta }, null));
-  });
-  if (reply.errorAfter !== undefined && reply.errorAfter < reply.deltas.length) return;
+  }
   res.write(chunk({}, 'stop'));
   const usage = reply.usage ?? { prompt_tokens: 12, completion_tokens: reply.deltas.length };
   res.write(
@@ -98,6 +99,7 @@ export async function startOpenAiFake(): Promise<OpenAiFake> {
   const requests: RecordedRequest[] = [];
   let replies: FakeReply[] = [{ kind: 'json', body: completion('Hello!') }];
   let served = 0;
+  let chooser: ((request: RecordedRequest) => FakeReply) | undefined;
   const server: Server = createServer((req, res) => {
     let raw = '';
     req.on('data', (chunk: Buffer) => (raw += chunk.toString()));
@@ -107,7 +109,7 @@ export async function startOpenAiFake(): Promise<OpenAiFake> {
       res.on('close', () => {
         if (!res.writableFinished) record.closedEarly = true;
       });
-      const reply = replies[Math.min(served, replies.length - 1)] as FakeReply;
+      const reply = chooser ? chooser(record) : (replies[Math.min(served, replies.length - 1)] as FakeReply);
       served += 1;
       if (req.url !== '/v1/chat/completions' || req.method !== 'POST') {
         res.writeHead(404).end();
@@ -127,6 +129,10 @@ export async function startOpenAiFake(): Promise<OpenAiFake> {
     script(...next: FakeReply[]) {
       replies = next;
       served = 0;
+      chooser = undefined;
+    },
+    respondWith(choose) {
+      chooser = choose;
     },
     close: () =>
       new Promise((resolve) => {
