@@ -33,3 +33,4 @@ export { MemoryTaskStore } from './store/memory/memory-task-store.js';
 export { OpenAiCompatibleProvider, createOpenAiCompatibleProvider, type OpenAiCompatibleOptions } from './providers/openai-compatible/openai-provider.js';
 export { providersFromConfig } from './config/providers.js';
 export { AnthropicProvider, createAnthropicProvider, type AnthropicOptions } from './providers/anthropic/anthropic-provider.js';
+export { BedrockProvider, createBedrockProvider, type BedrockOptions } from './providers/bedrock/bedrock-provider.js';

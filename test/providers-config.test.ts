@@ -50,6 +50,11 @@ describe('provider configuration', () => {
     ]);
   });
 
+  it('makes a Bedrock provider from its region, the credentials left to the AWS SDK', () => {
+    const [bedrock] = providersFromConfig(fromData({ providers: { bedrock: { region: 'us-west-2' } } }, 'c', {}));
+    expect([bedrock?.name, bedrock?.constructor.name, bedrock?.accounting('anthropic.claude-opus-5-v1:0')]).toEqual(['bedrock', 'BedrockProvider', { rule: 'bedrock', outputBurndown: 5 }]);
+  });
+
   it('says what a provider is missing', () => {
     expect(() => providersFromConfig(fromData({ providers: { groq: {} } }, 'c', {}))).toThrow('providers.groq.apiKey: groq needs an API key (write apiKey: "${GROQ_API_KEY}" to take it from the environment)');
     expect(() => providersFromConfig(fromData({ providers: { ollama: {} } }, 'c', {}))).toThrow('providers.ollama.baseURL: expected the server\'s URL');

@@ -1,5 +1,6 @@
 import { ValidationError } from '../core/errors.js';
 import { AnthropicProvider } from '../providers/anthropic/anthropic-provider.js';
+import { BedrockProvider } from '../providers/bedrock/bedrock-provider.js';
 import { OpenAiCompatibleProvider } from '../providers/openai-compatible/openai-provider.js';
 import type { Provider } from '../providers/provider.js';
 import type { FanoutConfig, OpenAiCompatibleSettings } from './schema.js';
@@ -22,6 +23,12 @@ export function providersFromConfig(config: FanoutConfig): Provider[] {
   for (const [name, settings] of Object.entries(config.providers ?? {})) {
     if (name === 'mock' || settings === undefined) continue;
     const options = settings as OpenAiCompatibleSettings;
+    const kind = options.kind ?? (name === 'anthropic' ? 'anthropic' : name === 'bedrock' ? 'bedrock' : 'openai-compatible');
+    if (kind === 'bedrock') {
+      // Credentials come from the AWS SDK's own chain (environment, profile, instance role).
+      providers.push(new BedrockProvider({ name, region: options.region, endpoint: options.endpoint, http1: options.http1 }));
+      continue;
+    }
     const known = KNOWN[name];
     if (known && !options.apiKey) {
       issues.push(`providers.${name}.apiKey: ${name} needs an API key (write apiKey: "\${${name.toUpperCase()}_API_KEY}" to take it from the environment)`);
@@ -32,7 +39,6 @@ export function providersFromConfig(config: FanoutConfig): Provider[] {
       issues.push(`providers.${name}.baseURL: expected the server's URL, e.g. http://localhost:11434/v1 for Ollama or http://localhost:8000/v1 for vLLM`);
       continue;
     }
-    const kind = options.kind ?? (name === 'anthropic' ? 'anthropic' : 'openai-compatible');
     if (kind === 'anthropic') {
       if (!options.apiKey) {
         issues.push(`providers.${name}.apiKey: Anthropic needs an API key (write apiKey: "\${ANTHROPIC_API_KEY}" to take it from the environment)`);

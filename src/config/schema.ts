@@ -37,8 +37,14 @@ export const mockModelSchema = z.strictObject({
 });
 
 export const openAiCompatibleSchema = z.strictObject({
-  /** The API the server speaks. Default: `anthropic` for the name anthropic, else `openai-compatible`. */
-  kind: z.enum(['openai-compatible', 'anthropic']).optional(),
+  /** The API the server speaks. Default: `anthropic` and `bedrock` for those names, else `openai-compatible`. */
+  kind: z.enum(['openai-compatible', 'anthropic', 'bedrock']).optional(),
+  /** Bedrock: the AWS region (default: the AWS SDK's, from AWS_REGION or the profile). */
+  region: z.string().min(1).optional(),
+  /** Bedrock: another endpoint (a VPC endpoint or a gateway). */
+  endpoint: z.url().optional(),
+  /** Bedrock: HTTP/1.1 instead of HTTP/2. */
+  http1: z.boolean().optional(),
   /** The key, usually written "${OPENAI_API_KEY}" so that it stays out of the file. */
   apiKey: z.string().min(1).optional(),
   baseURL: z.url({ message: 'expected a URL such as http://localhost:8000/v1' }).optional(),
