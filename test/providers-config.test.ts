@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expandEnvironment, fromData } from '../src/cli/config-file.js';
 import { providersFromConfig } from '../src/config/providers.js';
 import { message, startAnthropicFake, type AnthropicFake } from './fakes/anthropic-fake.js';
+import { startBedrockFake, type BedrockFake } from './fakes/bedrock-fake.js';
 import { completion, startOpenAiFake, type OpenAiFake } from './fakes/openai-fake.js';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -23,13 +24,16 @@ function fanout(cwd: string, args: string[], env: Record<string, string>): Promi
 
 let fake: OpenAiFake;
 let anthropic: AnthropicFake;
+let bedrock: BedrockFake;
 beforeAll(async () => {
   fake = await startOpenAiFake();
   anthropic = await startAnthropicFake();
+  bedrock = await startBedrockFake();
 });
 afterAll(async () => {
   await fake.close();
   await anthropic.close();
+  await bedrock.close();
 });
 
 describe('provider configuration', () => {
@@ -94,5 +98,36 @@ describe('provider configuration', () => {
     expect(line.fanout.usage).toEqual({ input_tokens: 9, output_tokens: 3, cache_read_tokens: 0, cache_write_tokens: 0 });
     expect(anthropic.requests[0]?.headers.authorization).toBe('Bearer sk-ant-env');
     expect(anthropic.requests[0]?.body).toMatchObject({ model: 'claude-sonnet-5', max_tokens: 100, system: [{ type: 'text', text: 'Be brief.' }] });
+  });
+
+  it('runs a pipeline whose steps call groq: and bedrock: models', async () => {
+    fake.script({ kind: 'json', headers: { 'x-ratelimit-limit-requests': '14400', 'x-ratelimit-remaining-requests': '14399' }, body: completion('groq says hi') });
+    fake.requests.length = 0;
+    bedrock.script({ kind: 'converse', text: 'bedrock says hi' });
+    const dir = mkdtempSync(join(tmpdir(), 'fanout-providers-'));
+    writeFileSync(
+      join(dir, 'p.yaml'),
+      [
+        'config:',
+        '  providers:',
+        `    groq: { apiKey: "\${FAKE_GROQ_KEY}", baseURL: "${fake.url}" }`,
+        `    bedrock: { region: us-east-1, endpoint: "${bedrock.url}", http1: true }`,
+        'steps:',
+        '  fast: { model: "groq:llama-3.1-8b-instant", prompt: "hello" }',
+        '  deep: { model: "bedrock:anthropic.claude-sonnet-5-v1:0", prompt: "and {{ steps.fast.output }}" }',
+      ].join('\n'),
+    );
+    const run = await fanout(dir, ['run', 'p.yaml', '--json'], {
+      FAKE_GROQ_KEY: 'gsk-env',
+      AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE',
+      AWS_SECRET_ACCESS_KEY: 'secret',
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    });
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    const result = JSON.parse(run.stdout);
+    expect([result.steps.fast.output, result.steps.deep.output]).toEqual(['groq says hi', 'bedrock says hi']);
+    expect(bedrock.requests[0]?.body).toMatchObject({ messages: [{ role: 'user', content: [{ text: 'and groq says hi' }] }] });
+    expect(fake.requests[0]?.headers.authorization).toBe('Bearer gsk-env');
   });
 });
