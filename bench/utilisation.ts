@@ -1,5 +1,7 @@
 import { setMaxListeners } from 'node:events';
-import { createEngine, MockProvider, ProviderError, SystemClock, type LimitSpec, type MockModelOptions } from '../dist/index.js';
+import OpenAI from 'openai';
+import { createEngine, MockProvider, OpenAiCompatibleProvider, ProviderError, SystemClock, type LatencyProfile, type LimitSpec, type MockModelOptions } from '../dist/index.js';
+import { startLimitedUpstream } from './openai-upstream.js';
 import { lowerBound } from '../dist/metrics/lower-bound.js';
 import { nowMs } from './stats.js';
 
@@ -146,52 +148,58 @@ export interface LearnedLimitsResult {
 }
 
 /**
- * W-learned: the upstream enforces 1,200 requests per minute (1-second burst)
- * and tells fanout only through its answers' rate-limit headers and its 429s
- * with retry-after; fanout is given no limit. Requests the upstream completed
- * between the end of the warm-up and the end of the run, against the limit.
+ * W-learned: an OpenAI-compatible HTTP upstream enforces 1,200 requests per
+ * minute (1-second burst) and tells its clients only through its answers'
+ * rate-limit headers and its 429s with retry-after; fanout, through the real
+ * `openai` SDK, is given no limit. Requests the upstream completed between the
+ * end of the warm-up and the end of the run, against the limit; 429s over all
+ * requests.
  */
 export async function benchLearnedLimits(seconds = 20, warmupSeconds = 10): Promise<LearnedLimitsResult> {
   const limits: LimitSpec = { requestsPerMinute: 1200, burstSeconds: 1 };
   const perSecond = 1200 / 60;
-  const steady = async (run: (upstream: MockProvider, stop: AbortSignal) => Promise<void>) => {
-    const upstream = new MockProvider({ seed: 3, models: { up: upstreamModel(limits) } });
+  const latency: LatencyProfile = { kind: 'lognormal', medianMs: 150, sigma: 0.3 };
+  const steady = async (run: (url: string, stop: AbortSignal) => Promise<void>) => {
+    const upstream = await startLimitedUpstream(limits, latency);
     const controller = new AbortController();
-    const running = run(upstream, controller.signal);
+    const running = run(upstream.url, controller.signal);
     await clock.sleep(warmupSeconds * 1000);
-    const atWarm = upstream.stats('up').completed;
+    const atWarm = upstream.completed();
     const warmAt = nowMs();
     await clock.sleep((seconds - warmupSeconds) * 1000);
-    const stats = upstream.stats('up');
-    const elapsed = (nowMs() - warmAt) / 1000;
+    const result = { utilisation: (upstream.completed() - atWarm) / (perSecond * ((nowMs() - warmAt) / 1000)), http429: upstream.refused(), requests: upstream.requests() };
     controller.abort();
     await running;
-    return { utilisation: (stats.completed - atWarm) / (perSecond * elapsed), http429: stats.rateLimited, requests: stats.calls };
+    await upstream.close();
+    return result;
   };
-  const fanout = await steady(async (upstream, stop) => {
-    const engine = createEngine({ providers: [upstream], cache: false });
-    for (let i = 0; i < 2000; i++) engine.submit({ model: 'mock:up', messages: prompt(i), maxTokens: 100 });
+  const fanout = await steady(async (url, stop) => {
+    const engine = createEngine({ providers: [new OpenAiCompatibleProvider({ name: 'up', apiKey: 'k', baseURL: url })], cache: false });
+    for (let i = 0; i < 2000; i++) engine.submit({ model: 'up:m', messages: prompt(i), maxTokens: 100 });
     await new Promise<void>((resolve) => stop.addEventListener('abort', () => resolve(), { once: true }));
     await engine.close();
   });
   const concurrency = 16;
-  const naive = await steady(async (upstream, stop) => {
-    setMaxListeners(concurrency + 1, stop);
+  const naive = await steady(async (url, stop) => {
+    const client = new OpenAI({ apiKey: 'k', baseURL: url, maxRetries: 0 });
+    setMaxListeners(4 * concurrency, stop);
     let next = 0;
     await Promise.all(
       Array.from({ length: concurrency }, async () => {
         while (!stop.aborted) {
           const i = next++;
           try {
-            await upstream.complete({ model: 'up', messages: prompt(i), maxTokens: 100 }, { signal: stop, attempt: 1, clock });
+            await client.chat.completions.create({ model: 'm', messages: prompt(i), max_tokens: 100 }, { signal: stop });
           } catch (error) {
             if (stop.aborted) return;
-            if (!(error instanceof ProviderError) || error.status !== 429) throw error;
-            await clock.sleep(error.retryAfterMs ?? 1000, stop).catch(() => undefined);
+            const status = (error as { status?: number }).status;
+            if (status !== 429) throw error;
+            const wait = Number((error as { headers?: Headers }).headers?.get('retry-after-ms') ?? 1000);
+            await clock.sleep(wait, stop).catch(() => undefined);
           }
         }
       }),
     );
   });
-  return { seconds, warmupSeconds, limit: '1,200 rpm with a 1-second burst, told only by headers and 429s', fanout, naive: { ...naive, concurrency } };
+  return { seconds, warmupSeconds, limit: '1,200 rpm with a 1-second burst, told only by headers and 429s (HTTP, openai SDK)', fanout, naive: { ...naive, concurrency } };
 }
