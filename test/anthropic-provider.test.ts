@@ -4,6 +4,7 @@ import { ProviderError } from '../src/core/errors.js';
 import { AnthropicProvider } from '../src/providers/anthropic/anthropic-provider.js';
 import type { ModelCall } from '../src/providers/provider.js';
 import { anthropicError, message, startAnthropicFake, type AnthropicFake } from './fakes/anthropic-fake.js';
+import { expectClassified } from './fakes/classification.js';
 
 let fake: AnthropicFake;
 beforeAll(async () => {
@@ -89,12 +90,7 @@ describe('Anthropic provider, through @anthropic-ai/sdk', () => {
       [anthropicError(402, 'billing_error', 'Your credit balance is too low'), { code: 'quota_exhausted', retryable: false }],
       [anthropicError(404, 'not_found_error', 'model: claude-9'), { code: 'not_found', retryable: false }],
     ];
-    for (const [reply, expected] of cases) {
-      fake.script(reply);
-      const error = await provider().complete(call, context()).catch((e: unknown) => e);
-      expect(error, JSON.stringify(reply)).toBeInstanceOf(ProviderError);
-      expect(error).toMatchObject(expected);
-    }
+    await expectClassified(cases, (reply) => fake.script(reply), () => provider().complete(call, context()));
   });
 
   it('charges cache reads against input limits only on the older models that count them', () => {

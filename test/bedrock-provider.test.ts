@@ -4,6 +4,7 @@ import { ProviderError } from '../src/core/errors.js';
 import { BedrockProvider } from '../src/providers/bedrock/bedrock-provider.js';
 import type { ModelCall } from '../src/providers/provider.js';
 import { startBedrockFake, type BedrockFake } from './fakes/bedrock-fake.js';
+import { expectClassified } from './fakes/classification.js';
 
 let fake: BedrockFake;
 beforeAll(async () => {
@@ -77,12 +78,7 @@ describe('Bedrock provider, through the AWS SDK', () => {
       [{ kind: 'error', status: 404, type: 'ResourceNotFoundException', message: 'no such model' }, { code: 'not_found', retryable: false }],
       [{ kind: 'error', status: 400, type: 'ServiceQuotaExceededException', message: 'quota' }, { code: 'quota_exhausted', retryable: false }],
     ];
-    for (const [reply, expected] of cases) {
-      fake.script(reply);
-      const error = await provider().complete(call, context()).catch((e: unknown) => e);
-      expect(error, JSON.stringify(reply)).toBeInstanceOf(ProviderError);
-      expect(error).toMatchObject(expected);
-    }
+    await expectClassified(cases, (reply) => fake.script(reply), () => provider().complete(call, context()));
     expect(fake.requests).toHaveLength(cases.length);
   });
 

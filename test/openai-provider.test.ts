@@ -7,6 +7,7 @@ import { OpenAiCompatibleProvider } from '../src/providers/openai-compatible/ope
 import type { ModelCall } from '../src/providers/provider.js';
 import { ManualClock } from '../src/testing/manual-clock.js';
 import { completion, openAiError, startOpenAiFake, type OpenAiFake } from './fakes/openai-fake.js';
+import { expectClassified } from './fakes/classification.js';
 
 let fake: OpenAiFake;
 beforeAll(async () => {
@@ -70,12 +71,7 @@ describe('OpenAI-compatible provider, through the openai SDK', () => {
       [openAiError(498, 'Flex tier capacity exceeded. This is a temporary error.', 'capacity_exceeded', 'capacity_exceeded'), { code: 'overloaded', retryable: true }],
       [{ kind: 'reset' }, { code: 'network', retryable: true }],
     ];
-    for (const [reply, expected] of cases) {
-      fake.script(reply);
-      const error = await provider().complete(call, context()).catch((e: unknown) => e);
-      expect(error, JSON.stringify(reply)).toBeInstanceOf(ProviderError);
-      expect(error).toMatchObject(expected);
-    }
+    await expectClassified(cases, (reply) => fake.script(reply), () => provider().complete(call, context()));
     expect(fake.requests).toHaveLength(cases.length);
   });
 

@@ -1,5 +1,5 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { listenOnLoopback } from './listen.js';
 
 /**
  * A local stand-in for Anthropic's Messages API (`POST /v1/messages`) in its
@@ -79,8 +79,7 @@ export async function startAnthropicFake(): Promise<AnthropicFake> {
       res.end(sse('message_stop', { type: 'message_stop' }));
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+  const { port, close } = await listenOnLoopback(server);
   return {
     url: `http://127.0.0.1:${port}`,
     requests,
@@ -88,10 +87,6 @@ export async function startAnthropicFake(): Promise<AnthropicFake> {
       replies = next;
       served = 0;
     },
-    close: () =>
-      new Promise((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close,
   };
 }

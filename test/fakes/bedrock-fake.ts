@@ -1,6 +1,6 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { EventStreamCodec, type MessageHeaders } from '@smithy/core/event-streams';
+import { listenOnLoopback } from './listen.js';
 
 /**
  * A local stand-in for Bedrock Runtime over HTTP/1.1: `POST /model/<id>/converse`
@@ -87,8 +87,7 @@ export async function startBedrockFake(): Promise<BedrockFake> {
       res.end(frame('event', 'metadata', { usage: usageBody(usage), metrics: { latencyMs: 530 } }));
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+  const { port, close } = await listenOnLoopback(server);
   return {
     url: `http://127.0.0.1:${port}`,
     requests,
@@ -96,10 +95,6 @@ export async function startBedrockFake(): Promise<BedrockFake> {
       replies = next;
       served = 0;
     },
-    close: () =>
-      new Promise((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close,
   };
 }

@@ -1,5 +1,5 @@
 import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { listenOnLoopback } from './listen.js';
 
 /**
  * A local stand-in for an OpenAI-compatible server, answering
@@ -121,8 +121,7 @@ export async function startOpenAiFake(): Promise<OpenAiFake> {
       else res.writeHead(reply.status ?? 200, { 'content-type': 'application/json', 'x-request-id': `req_${served}`, ...reply.headers }).end(JSON.stringify(reply.body));
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+  const { port, close } = await listenOnLoopback(server);
   return {
     url: `http://127.0.0.1:${port}/v1`,
     requests,
@@ -134,10 +133,6 @@ export async function startOpenAiFake(): Promise<OpenAiFake> {
     respondWith(choose) {
       chooser = choose;
     },
-    close: () =>
-      new Promise((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close,
   };
 }

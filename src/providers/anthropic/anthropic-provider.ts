@@ -1,9 +1,10 @@
 import Anthropic, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from '@anthropic-ai/sdk';
 import { FanoutError, ProviderError, type ErrorCode } from '../../core/errors.js';
-import type { FinishReason, ModelResult, RateLimitInfo, Usage } from '../../core/types.js';
+import type { FinishReason, ModelResult, Usage } from '../../core/types.js';
 import type { AccountingOptions } from '../../limits/accounting.js';
 import type { CallContext, ModelCall, Provider, StreamEvent } from '../provider.js';
 import { anthropicRateLimits } from '../rate-limit-headers.js';
+import { StreamResult } from '../stream-result.js';
 
 export interface AnthropicOptions {
   /** The prefix of its models. Default `anthropic`. */
@@ -90,38 +91,31 @@ export class AnthropicProvider implements Provider {
   }
 
   async *stream(call: ModelCall, context: CallContext): AsyncIterable<StreamEvent> {
-    let text = '';
-    let usage: Usage | undefined;
-    let finish: FinishReason = 'stop';
-    let model = call.model;
-    let requestId: string | undefined;
-    let rateLimit: RateLimitInfo | undefined;
-    let ended = false;
+    const result = new StreamResult(this.name, call.model);
+    let stopped = false;
     try {
       const { data: events, response } = await this.client.messages
         .create({ ...this.params(call), stream: true }, { signal: context.signal, timeout: this.timeoutMs })
         .withResponse();
-      requestId = response.headers.get('request-id') ?? undefined;
-      rateLimit = anthropicRateLimits(response.headers, context.clock.now());
+      result.requestId = response.headers.get('request-id') ?? undefined;
+      result.rateLimit = anthropicRateLimits(response.headers, context.clock.now());
       for await (const event of events) {
         if (event.type === 'message_start') {
-          model = event.message.model;
-          usage = usageOf(event.message.usage);
+          result.model = event.message.model;
+          result.usage = usageOf(event.message.usage);
         } else if (event.type === 'content_block_delta' && event.delta.type === 'text_delta') {
-          text += event.delta.text;
-          yield { type: 'delta', text: event.delta.text };
+          yield result.delta(event.delta.text);
         } else if (event.type === 'message_delta') {
-          finish = FINISH[event.delta.stop_reason ?? 'end_turn'] ?? 'other';
-          if (usage) usage = { ...usage, outputTokens: event.usage.output_tokens };
+          result.finishReason = FINISH[event.delta.stop_reason ?? 'end_turn'] ?? 'other';
+          if (result.usage) result.usage = { ...result.usage, outputTokens: event.usage.output_tokens };
         } else if (event.type === 'message_stop') {
-          ended = true;
+          stopped = true;
         }
       }
     } catch (error) {
       throw this.classify(error, context);
     }
-    if (!ended || !usage) throw new ProviderError('server_error', `${this.name}: the stream ended before message_stop`, { provider: this.name, retryable: true });
-    yield { type: 'done', result: { text, usage, finishReason: finish, model, requestId, rateLimit } };
+    yield result.done(stopped);
   }
 
   /** Classifies the SDK's errors as PROVIDERS.md describes for Anthropic. */

@@ -13,6 +13,7 @@ import { FanoutError, ProviderError, type ErrorCode } from '../../core/errors.js
 import type { FinishReason, ModelResult, Usage } from '../../core/types.js';
 import { bedrockBurndown, type AccountingOptions } from '../../limits/accounting.js';
 import type { CallContext, ModelCall, Provider, StreamEvent } from '../provider.js';
+import { StreamResult } from '../stream-result.js';
 
 export interface BedrockOptions {
   /** The prefix of its models. Default `bedrock`. */
@@ -116,27 +117,20 @@ export class BedrockProvider implements Provider {
   }
 
   async *stream(call: ModelCall, context: CallContext): AsyncIterable<StreamEvent> {
-    let text = '';
-    let usage: Usage | undefined;
-    let finish: FinishReason = 'stop';
-    let requestId: string | undefined;
+    const result = new StreamResult(this.name, call.model);
     try {
       const output = await this.client.send(new ConverseStreamCommand(this.input(call)), { abortSignal: context.signal });
-      requestId = output.$metadata.requestId;
+      result.requestId = output.$metadata.requestId;
       for await (const event of output.stream ?? []) {
         const delta = event.contentBlockDelta?.delta?.text;
-        if (delta) {
-          text += delta;
-          yield { type: 'delta', text: delta };
-        }
-        if (event.messageStop) finish = FINISH[event.messageStop.stopReason ?? 'end_turn'] ?? 'other';
-        if (event.metadata?.usage) usage = usageOf(event.metadata.usage);
+        if (delta) yield result.delta(delta);
+        if (event.messageStop) result.finishReason = FINISH[event.messageStop.stopReason ?? 'end_turn'] ?? 'other';
+        if (event.metadata?.usage) result.usage = usageOf(event.metadata.usage);
       }
     } catch (error) {
       throw this.classify(error, context);
     }
-    if (!usage) throw new ProviderError('server_error', `${this.name}: the stream ended without usage metadata`, { provider: this.name, retryable: true });
-    yield { type: 'done', result: { text, usage, finishReason: finish, model: call.model, requestId } };
+    yield result.done();
   }
 
   private classify(error: unknown, context: CallContext): unknown {

@@ -1,10 +1,10 @@
 import OpenAI from 'openai';
 import type { ChatCompletionCreateParamsNonStreaming, ChatCompletionMessageParam } from 'openai/resources/chat/completions';
-import { ProviderError } from '../../core/errors.js';
 import type { FinishReason, ModelResult, Usage } from '../../core/types.js';
 import type { AccountingOptions } from '../../limits/accounting.js';
 import type { CallContext, ModelCall, Provider, StreamEvent } from '../provider.js';
 import { openAiRateLimits } from '../rate-limit-headers.js';
+import { StreamResult } from '../stream-result.js';
 import { classifyOpenAiError } from './classify.js';
 
 export interface OpenAiCompatibleOptions {
@@ -97,37 +97,25 @@ export class OpenAiCompatibleProvider implements Provider {
   }
 
   async *stream(call: ModelCall, context: CallContext): AsyncIterable<StreamEvent> {
-    let text = '';
-    let usage: Usage | undefined;
-    let finish: FinishReason = 'stop';
-    let model = call.model;
-    let requestId: string | undefined;
-    let rateLimit;
+    const result = new StreamResult(this.name, call.model);
     try {
       const { data: chunks, response } = await this.client.chat.completions
         .create({ ...this.params(call), stream: true, stream_options: { include_usage: true } }, { signal: context.signal })
         .withResponse();
-      requestId = response.headers.get('x-request-id') ?? undefined;
-      rateLimit = openAiRateLimits(response.headers, context.clock.now(), this.dialect);
+      result.requestId = response.headers.get('x-request-id') ?? undefined;
+      result.rateLimit = openAiRateLimits(response.headers, context.clock.now(), this.dialect);
       for await (const chunk of chunks) {
-        model = chunk.model || model;
-        requestId ??= chunk.id;
-        if (chunk.usage) usage = usageOf(chunk.usage);
+        result.model = chunk.model || result.model;
+        result.requestId ??= chunk.id;
+        if (chunk.usage) result.usage = usageOf(chunk.usage);
         const choice = chunk.choices[0];
-        if (choice?.finish_reason) finish = FINISH[choice.finish_reason] ?? 'other';
-        const delta = choice?.delta?.content;
-        if (delta) {
-          text += delta;
-          yield { type: 'delta', text: delta };
-        }
+        if (choice?.finish_reason) result.finishReason = FINISH[choice.finish_reason] ?? 'other';
+        if (choice?.delta?.content) yield result.delta(choice.delta.content);
       }
     } catch (error) {
       throw this.classify(error, context);
     }
-    if (!usage) {
-      throw new ProviderError('server_error', `${this.name}: the stream ended without usage (was it cut short?)`, { provider: this.name, retryable: true });
-    }
-    yield { type: 'done', result: { text, usage, finishReason: finish, model, requestId, rateLimit } };
+    yield result.done();
   }
 
   private classify(error: unknown, context: CallContext): unknown {
