@@ -1,9 +1,10 @@
-import Anthropic, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from '@anthropic-ai/sdk';
+import type Anthropic from '@anthropic-ai/sdk';
 import { FanoutError, ProviderError, type ErrorCode } from '../../core/errors.js';
 import type { FinishReason, ModelResult, Usage } from '../../core/types.js';
 import type { AccountingOptions } from '../../limits/accounting.js';
 import type { CallContext, ModelCall, Provider, StreamEvent } from '../provider.js';
 import { anthropicRateLimits } from '../rate-limit-headers.js';
+import { anthropicSdk } from '../sdk.js';
 import { StreamResult } from '../stream-result.js';
 
 export interface AnthropicOptions {
@@ -47,7 +48,8 @@ export class AnthropicProvider implements Provider {
   constructor(options: AnthropicOptions) {
     this.name = options.name ?? 'anthropic';
     this.timeoutMs = options.timeoutMs ?? 600_000;
-    this.client = new Anthropic({ apiKey: options.apiKey, baseURL: options.baseURL ?? 'https://api.anthropic.com', maxRetries: 0, timeout: this.timeoutMs });
+    const { Anthropic: Client } = anthropicSdk();
+    this.client = new Client({ apiKey: options.apiKey, baseURL: options.baseURL ?? 'https://api.anthropic.com', maxRetries: 0, timeout: this.timeoutMs });
   }
 
   reportsLimits(): boolean {
@@ -121,6 +123,7 @@ export class AnthropicProvider implements Provider {
   /** Classifies the SDK's errors as PROVIDERS.md describes for Anthropic. */
   private classify(error: unknown, context: CallContext): unknown {
     if (context.signal.aborted) return context.signal.reason;
+    const { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } = anthropicSdk();
     const fail = (code: ErrorCode, message: string, retryable: boolean, extra: Partial<ConstructorParameters<typeof ProviderError>[2]> = {}) =>
       new ProviderError(code, `${this.name}: ${message}`, { provider: this.name, retryable, ...extra });
     if (error instanceof APIUserAbortError) return new FanoutError('cancelled', `${this.name}: the request was aborted`);

@@ -1,18 +1,16 @@
-import {
+import type {
   BedrockRuntimeClient,
-  ConverseCommand,
-  ConverseStreamCommand,
-  type ContentBlock,
-  type ConverseCommandInput,
-  type Message,
-  type SystemContentBlock,
-  type TokenUsage,
+  ContentBlock,
+  ConverseCommandInput,
+  Message,
+  SystemContentBlock,
+  TokenUsage,
 } from '@aws-sdk/client-bedrock-runtime';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { FanoutError, ProviderError, type ErrorCode } from '../../core/errors.js';
 import type { FinishReason, ModelResult, Usage } from '../../core/types.js';
 import { bedrockBurndown, type AccountingOptions } from '../../limits/accounting.js';
 import type { CallContext, ModelCall, Provider, StreamEvent } from '../provider.js';
+import { bedrockSdk, nodeHttpHandlerModule } from '../sdk.js';
 import { StreamResult } from '../stream-result.js';
 
 export interface BedrockOptions {
@@ -67,13 +65,14 @@ export class BedrockProvider implements Provider {
 
   constructor(options: BedrockOptions = {}) {
     this.name = options.name ?? 'bedrock';
-    this.client = new BedrockRuntimeClient({
+    const { BedrockRuntimeClient: Client } = bedrockSdk();
+    this.client = new Client({
       region: options.region,
       credentials: options.credentials,
       endpoint: options.endpoint,
       maxAttempts: 1,
       retryMode: 'standard',
-      requestHandler: options.http1 ? new NodeHttpHandler() : undefined,
+      requestHandler: options.http1 ? new (nodeHttpHandlerModule().NodeHttpHandler)() : undefined,
     });
   }
 
@@ -102,7 +101,7 @@ export class BedrockProvider implements Provider {
 
   async complete(call: ModelCall, context: CallContext): Promise<ModelResult> {
     try {
-      const output = await this.client.send(new ConverseCommand(this.input(call)), { abortSignal: context.signal });
+      const output = await this.client.send(new (bedrockSdk().ConverseCommand)(this.input(call)), { abortSignal: context.signal });
       const blocks = output.output?.message?.content ?? [];
       return {
         text: blocks.map((b) => b.text ?? '').join(''),
@@ -119,7 +118,7 @@ export class BedrockProvider implements Provider {
   async *stream(call: ModelCall, context: CallContext): AsyncIterable<StreamEvent> {
     const result = new StreamResult(this.name, call.model);
     try {
-      const output = await this.client.send(new ConverseStreamCommand(this.input(call)), { abortSignal: context.signal });
+      const output = await this.client.send(new (bedrockSdk().ConverseStreamCommand)(this.input(call)), { abortSignal: context.signal });
       result.requestId = output.$metadata.requestId;
       for await (const event of output.stream ?? []) {
         const delta = event.contentBlockDelta?.delta?.text;

@@ -1,6 +1,6 @@
-import { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
 import { FanoutError, ProviderError, type ErrorCode } from '../../core/errors.js';
 import { openAiRateLimits, waitFromMessage } from '../rate-limit-headers.js';
+import { openAiSdk } from '../sdk.js';
 
 interface ErrorBody {
   message?: string;
@@ -26,6 +26,7 @@ function provider(code: ErrorCode, message: string, retryable: boolean, context:
  */
 export function classifyOpenAiError(error: unknown, context: ClassifyContext): unknown {
   if (context.signal.aborted) return context.signal.reason;
+  const { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } = openAiSdk();
   if (error instanceof APIUserAbortError) return new FanoutError('cancelled', `${context.provider}: the request was aborted`);
   if (error instanceof APIConnectionTimeoutError) return provider('timeout', 'the request timed out', true, context, { cause: error });
   if (error instanceof APIConnectionError) return provider('network', `connection failed (${error.message})`, true, context, { cause: error });

@@ -1,9 +1,10 @@
-import OpenAI from 'openai';
+import type OpenAI from 'openai';
 import type { ChatCompletionCreateParamsNonStreaming, ChatCompletionMessageParam } from 'openai/resources/chat/completions';
 import type { FinishReason, ModelResult, Usage } from '../../core/types.js';
 import type { AccountingOptions } from '../../limits/accounting.js';
 import type { CallContext, ModelCall, Provider, StreamEvent } from '../provider.js';
 import { openAiRateLimits } from '../rate-limit-headers.js';
+import { openAiSdk } from '../sdk.js';
 import { StreamResult } from '../stream-result.js';
 import { classifyOpenAiError } from './classify.js';
 
@@ -53,7 +54,8 @@ export class OpenAiCompatibleProvider implements Provider {
   constructor(options: OpenAiCompatibleOptions) {
     this.name = options.name;
     this.dialect = options.dialect ?? 'openai';
-    this.client = new OpenAI({
+    const { OpenAI: Client } = openAiSdk();
+    this.client = new Client({
       apiKey: options.apiKey,
       baseURL: options.baseURL ?? 'https://api.openai.com/v1',
       maxRetries: 0,
