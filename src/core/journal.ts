@@ -3,6 +3,12 @@ import type { Clock } from './clock.js';
 import { asFanoutError, type FanoutError } from './errors.js';
 import type { Task } from './task.js';
 
+/**
+ * How long changes gather before they are written: one commit (and one fsync)
+ * per few milliseconds, however many tasks changed in them.
+ */
+export const FLUSH_DELAY_MS = 5;
+
 /** Default lease of an attempt on its task: as long as an SDK's default timeout. */
 export const DEFAULT_LEASE_MS = 10 * 60 * 1000;
 
@@ -13,8 +19,8 @@ function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
 /**
  * Writes task changes to a `TaskStore`, grouped: every task that changed is
  * written once per flush, as it stands then, in one transaction. A flush runs
- * on the next clock tick after the first change (so a burst of changes, such
- * as a thousand submissions or completions, costs one commit), when asked
+ * `FLUSH_DELAY_MS` after the first change (so a burst of changes, such as a
+ * thousand submissions or completions, costs one commit), when asked
  * (`flush`), and on `close`.
  *
  * A write that fails (a full disk, a lost connection) keeps its tasks marked
@@ -41,7 +47,7 @@ export class TaskJournal {
   changed(task: Task): void {
     if (this.stopped) return;
     this.dirty.add(task);
-    this.cancelTimer ??= this.clock.setTimer(0, () => {
+    this.cancelTimer ??= this.clock.setTimer(FLUSH_DELAY_MS, () => {
       this.cancelTimer = undefined;
       void this.flush();
     });

@@ -78,6 +78,8 @@ export class SqliteTaskStore implements TaskStore {
   private readonly selectOpen: BetterSqlite3.Statement<[], DbRow>;
   private readonly writeRows: (rows: readonly TaskRow[], now: number) => WriteOutcome;
   private closed = false;
+  /** A task's request never changes: it is turned into JSON once, however often its row is written. */
+  private readonly requestJson = new WeakMap<object, string>();
 
   constructor(path: string, options: SqliteTaskStoreOptions = {}) {
     this.path = path;
@@ -161,7 +163,7 @@ export class SqliteTaskStore implements TaskStore {
         batch_id: row.batchId ?? null,
         line: row.line ?? null,
         limit_key: row.key,
-        request: JSON.stringify(row.request),
+        request: this.jsonOf(row.request),
         state: row.state,
         submitted_at: row.submittedAt,
         ready_at: row.readyAt,
@@ -183,6 +185,15 @@ export class SqliteTaskStore implements TaskStore {
       else outcome.leased.push(row.id);
     }
     return outcome;
+  }
+
+  private jsonOf(request: TaskRow['request']): string {
+    let json = this.requestJson.get(request);
+    if (json === undefined) {
+      json = JSON.stringify(request);
+      this.requestJson.set(request, json);
+    }
+    return json;
   }
 
   /**
