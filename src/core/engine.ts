@@ -43,7 +43,7 @@ export interface EngineOptions {
    * Keeps every task in a store, so that a new engine on the same store
    * carries on after a crash: tasks that were queued, rate-limited or in a
    * call run again (a lost call counts as a failed attempt); ended tasks stay
-   * as they are. Writes are grouped, one transaction per clock tick.
+   * as they are. Writes are grouped: one transaction every 5 ms at most.
    */
   store?: TaskStore;
   /** How long an attempt holds its task in the store, in ms. Default: its attempt timeout, else 10 minutes. */
