@@ -24,7 +24,7 @@ const call: ModelCall = {
   messages: [{ role: 'user', content: 'The diff ...', cache: true }, { role: 'user', content: 'Review it.' }],
   maxTokens: 1000,
   temperature: 0,
-  providerOptions: { performanceConfig: { latency: 'optimized' } },
+  latency: 'optimized',
 };
 const provider = () => new BedrockProvider({ region: 'us-east-1', endpoint: fake.url, http1: true, credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' } });
 const context = () => ({ clock: new SystemClock(), attempt: 1, signal: new AbortController().signal });

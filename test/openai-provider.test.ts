@@ -33,7 +33,7 @@ const rateHeaders = { 'x-ratelimit-limit-requests': '500', 'x-ratelimit-remainin
 describe('OpenAI-compatible provider, through the openai SDK', () => {
   it('sends one request per attempt, with the SDK’s retries off, and maps the answer', async () => {
     fake.script({ kind: 'json', headers: rateHeaders, body: completion('Hello!', { prompt_tokens: 1200, completion_tokens: 10, cached_tokens: 1024 }) });
-    const result = await provider().complete(call, context());
+    const result = await provider().complete({ ...call, latency: 'optimized' }, context());
     expect(result).toMatchObject({
       text: 'Hello!',
       finishReason: 'stop',
@@ -45,7 +45,8 @@ describe('OpenAI-compatible provider, through the openai SDK', () => {
     const [request] = fake.requests;
     expect(request?.headers.authorization).toBe('Bearer sk-test-key');
     expect(request?.headers['x-stainless-retry-count']).toBe('0');
-    expect(request?.body).toMatchObject({ model: 'gpt-4o-mini', max_tokens: 50, temperature: 0, messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Say hello' }] });
+    // Exactly these fields: a latency preference is Bedrock's, never sent here.
+    expect(request?.body).toEqual({ model: 'gpt-4o-mini', max_tokens: 50, temperature: 0, messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Say hello' }] });
   });
 
   it('streams deltas and ends with the usage it asked for', async () => {

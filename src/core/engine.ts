@@ -526,6 +526,7 @@ export class Engine {
       topP: request.topP,
       stop: request.stop,
       seed: request.seed,
+      latency: request.latency,
       providerOptions: request.providerOptions,
     };
     const running = request.stream ? this.consumeStream(task, resolved, call, context) : resolved.provider.complete(call, context);

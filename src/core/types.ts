@@ -33,6 +33,8 @@ export interface ModelRequest {
   seed?: number;
   /** Ask the provider to stream; deltas arrive as `task-delta` events. */
   stream?: boolean;
+  /** `optimized`: latency-optimised inference where the provider offers it (Bedrock); ignored elsewhere. */
+  latency?: 'standard' | 'optimized';
   /** Passed through to the provider untouched. */
   providerOptions?: Record<string, unknown>;
 }

@@ -35,6 +35,7 @@ export const taskRequestSchema = z.strictObject({
   stop: z.array(z.string()).optional(),
   seed: z.number().int().optional(),
   stream: z.boolean().optional(),
+  latency: z.enum(['standard', 'optimized']).optional(),
   providerOptions: z.record(z.string(), z.unknown()).optional(),
   priority: z.number().finite().optional(),
   maxAttempts: z.number().int().min(1).optional(),
@@ -84,6 +85,7 @@ export function isPlainValidRequest(input: unknown): input is TaskRequest {
     (r.stop === undefined || (Array.isArray(r.stop) && r.stop.every((s) => typeof s === 'string'))) &&
     (r.seed === undefined || Number.isInteger(r.seed)) &&
     (r.stream === undefined || typeof r.stream === 'boolean') &&
+    (r.latency === undefined || r.latency === 'standard' || r.latency === 'optimized') &&
     r.providerOptions === undefined &&
     (r.priority === undefined || isNumber(r.priority)) &&
     isOptionalPositiveInt(r.maxAttempts) &&

@@ -253,7 +253,7 @@ class PipelineRunner {
         if (spec.maxTokens !== undefined) request.maxTokens = spec.maxTokens;
         if (spec.temperature !== undefined) request.temperature = spec.temperature;
         if (spec.cache !== undefined) request.cache = spec.cache;
-        if (spec.latency === 'optimized') request.providerOptions = { performanceConfig: { latency: 'optimized' } };
+        if (spec.latency !== undefined) request.latency = spec.latency;
         const fallback = typeof spec.onError === 'object' ? spec.onError.fallback : undefined;
         const answer = await this.call(step.name, scope.index, request, result).catch((error: unknown) => {
           if (!fallback || this.failed) throw error;

@@ -14,6 +14,7 @@ export interface ModelCall {
   topP?: number;
   stop?: string[];
   seed?: number;
+  latency?: 'standard' | 'optimized';
   providerOptions?: Record<string, unknown>;
 }
 

@@ -96,6 +96,7 @@ export class BedrockProvider implements Provider {
       inferenceConfig: { maxTokens: call.maxTokens, temperature: call.temperature, topP: call.topP, stopSequences: call.stop },
     };
     if (system.length > 0) input.system = system;
+    if (call.latency) input.performanceConfig = { latency: call.latency };
     return { ...input, ...(call.providerOptions as Partial<ConverseCommandInput> | undefined) };
   }
 
