@@ -148,6 +148,24 @@ export function parseBatchLine(text: string, lineNumber: number, options: BatchL
   }
 }
 
+/**
+ * An OpenAI chat completions request body as a fanout request (the gateway's
+ * `POST /v1/chat/completions`). Throws a `ValidationError` naming the field.
+ */
+export function requestFromChatBody(body: unknown, options: BatchLineOptions = {}): TaskRequest & { includeUsage: boolean } {
+  const parsed = openAiBody.safeParse(body);
+  if (!parsed.success) throw new ValidationError('invalid_request', describeIssues(parsed.error));
+  const chat = parsed.data;
+  const streamOptions = (chat as { stream_options?: { include_usage?: boolean } }).stream_options;
+  return {
+    model: modelName(chat.model, options),
+    ...toMessages(chat.messages),
+    ...samplingFields(chat as SamplingInput),
+    ...(chat.stream ? { stream: true } : {}),
+    includeUsage: streamOptions?.include_usage === true,
+  };
+}
+
 /** The custom_id of a line that failed to parse, if one can be read from it. */
 export function salvageCustomId(text: string): string | undefined {
   try {

@@ -1,5 +1,6 @@
 import type { FanoutError } from '../core/errors.js';
 import type { TaskStatus } from '../core/task.js';
+import type { Usage } from '../core/types.js';
 
 /**
  * One output line per input line, in OpenAI's batch output shape (`id`,
@@ -26,7 +27,7 @@ export interface OutputLine {
   };
 }
 
-interface ChatCompletion {
+export interface ChatCompletion {
   id: string;
   object: 'chat.completion';
   created: number;
@@ -37,30 +38,41 @@ interface ChatCompletion {
 
 const round = (ms: number): number => Math.round(ms * 1000) / 1000;
 
+/** OpenAI's usage object for fanout's usage: prompt tokens include cached ones. */
+export function openAiUsage(usage: Usage): ChatCompletion['usage'] {
+  const promptTokens = usage.inputTokens + usage.cacheReadTokens + usage.cacheWriteTokens;
+  return {
+    prompt_tokens: promptTokens,
+    completion_tokens: usage.outputTokens,
+    total_tokens: promptTokens + usage.outputTokens,
+    prompt_tokens_details: { cached_tokens: usage.cacheReadTokens },
+  };
+}
+
+/** A completed task as OpenAI's `chat.completion` object. */
+export function chatCompletion(status: TaskStatus): ChatCompletion {
+  const result = status.result;
+  if (!result) throw new Error(`task ${status.id} has no result`);
+  return {
+    id: `chatcmpl-${status.id}`,
+    object: 'chat.completion',
+    created: Math.floor((status.endedAt ?? status.submittedAt) / 1000),
+    model: result.model,
+    choices: [{ index: 0, message: { role: 'assistant', content: result.text }, finish_reason: result.finishReason }],
+    usage: openAiUsage(result.usage),
+  };
+}
+
 export function completedLine(line: number, customId: string | null, status: TaskStatus): OutputLine {
   const result = status.result;
   if (!result) throw new Error(`task ${status.id} has no result`);
-  const usage = result.usage;
-  const promptTokens = usage.inputTokens + usage.cacheReadTokens + usage.cacheWriteTokens;
   return {
     id: status.id,
     custom_id: customId,
     response: {
       status_code: 200,
       request_id: result.requestId ?? null,
-      body: {
-        id: `chatcmpl-${status.id}`,
-        object: 'chat.completion',
-        created: Math.floor((status.endedAt ?? status.submittedAt) / 1000),
-        model: result.model,
-        choices: [{ index: 0, message: { role: 'assistant', content: result.text }, finish_reason: result.finishReason }],
-        usage: {
-          prompt_tokens: promptTokens,
-          completion_tokens: usage.outputTokens,
-          total_tokens: promptTokens + usage.outputTokens,
-          prompt_tokens_details: { cached_tokens: usage.cacheReadTokens },
-        },
-      },
+      body: chatCompletion(status),
     },
     error: null,
     fanout: {

@@ -262,6 +262,7 @@ function statusFromRow(row: TaskRow): TaskStatus {
     id: row.id,
     label: row.request.label,
     model: row.request.model,
+    tenant: row.request.tenant ?? 'default',
     key: row.key,
     priority: row.request.priority ?? 0,
     state: row.state,

@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { FanoutError } from '../core/errors.js';
 import { registerBatchCommand } from './batch-command.js';
 import { registerPipelineCommands } from './pipeline-commands.js';
+import { registerServeCommand } from './serve-command.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 
 /**
@@ -20,6 +21,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   };
   registerBatchCommand(program, setExitCode);
   registerPipelineCommands(program, setExitCode);
+  registerServeCommand(program);
   try {
     await program.parseAsync([...argv]);
   } catch (error) {

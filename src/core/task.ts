@@ -25,6 +25,8 @@ export interface TaskStatus {
   id: string;
   label?: string;
   model: string;
+  /** Whose task it is (the request's tenant, else "default"). */
+  tenant: string;
   /** The limit key the task is charged to. */
   key: string;
   priority: number;
@@ -128,6 +130,7 @@ export class Task {
       id: this.id,
       label: this.request.label,
       model: this.request.model,
+      tenant: this.request.tenant ?? 'default',
       key: this.key,
       priority: this.priority,
       state: this.state,

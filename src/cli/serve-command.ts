@@ -1,0 +1,71 @@
+import type { Command } from 'commander';
+import { engineOptionsFromConfig } from '../config/engine-options.js';
+import { FanoutError } from '../core/errors.js';
+import { createEngine } from '../create-engine.js';
+import { ApiKeys } from '../server/api-keys.js';
+import { createFanoutServer } from '../server/server.js';
+import { loadConfig } from './config-file.js';
+import { DEFAULT_STORE, openStores } from './stores.js';
+
+interface ServeFlags {
+  port: string;
+  host: string;
+  config?: string;
+  store?: string;
+  key: string[];
+  insecureNoAuth?: boolean;
+  defaultProvider?: string;
+}
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
+
+/** `tenant=key` pairs from --key flags and the FANOUT_API_KEYS variable (comma-separated). */
+function keyEntries(flags: readonly string[], env: string | undefined): Array<{ tenant: string; key: string }> {
+  const pairs = [...flags, ...(env ? env.split(',').filter(Boolean) : [])];
+  return pairs.map((pair) => {
+    const eq = pair.indexOf('=');
+    if (eq <= 0 || eq === pair.length - 1) throw new FanoutError('invalid_config', `--key: expected tenant=KEY, received "${pair.slice(0, Math.max(0, eq)) || '(no tenant)'}=…"`);
+    return { tenant: pair.slice(0, eq), key: pair.slice(eq + 1) };
+  });
+}
+
+export function registerServeCommand(program: Command): void {
+  program
+    .command('serve')
+    .description('serve the task API and an OpenAI-compatible gateway over HTTP, on one engine')
+    .option('-p, --port <n>', 'port', '8787')
+    .option('--host <address>', 'address to listen on', '127.0.0.1')
+    .option('-c, --config <file>', 'fanout.yaml with models, limits and providers (default: $FANOUT_CONFIG)')
+    .option('--store <spec>', 'where tasks and cached answers live: sqlite:PATH or memory', DEFAULT_STORE)
+    .option('--key <tenant=KEY>', 'an API key and its tenant (repeatable; also FANOUT_API_KEYS=t1=k1,t2=k2)', (v: string, all: string[]) => [...all, v], [])
+    .option('--insecure-no-auth', 'serve on a non-loopback address without API keys')
+    .option('--default-provider <name>', 'provider for model names without a "provider:" prefix')
+    .action(async (flags: ServeFlags) => {
+      const keys = new ApiKeys(keyEntries(flags.key, process.env.FANOUT_API_KEYS));
+      if (keys.size === 0 && !LOOPBACK.test(flags.host) && !flags.insecureNoAuth) {
+        throw new FanoutError('invalid_config', `refusing to serve on ${flags.host} without API keys: pass --key tenant=KEY (or FANOUT_API_KEYS), or --insecure-no-auth`);
+      }
+      const port = Number(flags.port);
+      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new FanoutError('invalid_config', `--port: expected 0-65535, received "${flags.port}"`);
+      const config = await loadConfig(flags.config);
+      const stores = openStores(flags.store ?? DEFAULT_STORE, true);
+      const engine = createEngine(engineOptionsFromConfig(config, { store: stores.tasks, cache: stores.cache ? { store: stores.cache, ttlMs: config.cacheTtlMs } : false }));
+      await engine.recovered;
+      const models = Object.keys(config.models ?? {}).filter((m) => m !== '*' && !m.endsWith(':*'));
+      const app = createFanoutServer({ engine, keys, models, defaultProvider: flags.defaultProvider });
+      const address = await app.listen({ port, host: flags.host });
+      process.stderr.write(`fanout serve: listening on ${address} (tasks in ${stores.where}${keys.size === 0 ? ', no API keys' : `, ${keys.size} API keys`})\n`);
+      await new Promise<void>((resolve) => {
+        const stop = (): void => {
+          process.stderr.write('fanout serve: stopping; unfinished tasks stay in the store for the next start\n');
+          resolve();
+        };
+        process.once('SIGTERM', stop);
+        process.once('SIGINT', stop);
+      });
+      // Stop taking requests, let the ones in progress finish, keep queued work in the store.
+      await app.close();
+      await engine.close();
+      await stores.close();
+    });
+}

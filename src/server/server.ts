@@ -1,0 +1,162 @@
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import { requestFromChatBody } from '../batch/batch-line.js';
+import { chatCompletion, openAiUsage } from '../batch/output-line.js';
+import type { FanoutEngine } from '../create-engine.js';
+import { FanoutError } from '../core/errors.js';
+import { isTerminal } from '../core/task-state.js';
+import type { TaskStatus } from '../core/task.js';
+import type { TaskRequest } from '../core/types.js';
+import { ApiKeys } from './api-keys.js';
+import { httpError } from './http-errors.js';
+
+export interface FanoutServerOptions {
+  engine: FanoutEngine;
+  /** Keys and their tenants. With none, every request is the tenant "default" (for loopback use). */
+  keys?: ApiKeys;
+  /** Largest request body, in bytes. Default 1 MiB. */
+  bodyLimitBytes?: number;
+  /** Models listed by `GET /v1/models`. */
+  models?: readonly string[];
+  /** Provider for bare model names in the gateway (`gpt-4o-mini` → `openai:gpt-4o-mini`). */
+  defaultProvider?: string;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    tenant: string;
+  }
+}
+
+const OPEN_PATHS = new Set(['/healthz', '/readyz']);
+
+function send(reply: FastifyReply, error: unknown): FastifyReply {
+  const { status, body } = httpError(error);
+  return reply.code(status).send(body);
+}
+
+/** The task of `id` if it belongs to `tenant`; another tenant's task is as unknown as a missing one. */
+function ownTask(engine: FanoutEngine, tenant: string, id: string): TaskStatus | undefined {
+  const status = engine.status(id);
+  return status && status.tenant === tenant ? status : undefined;
+}
+
+const notFound = (id: string) => new FanoutError('unknown_task', `no task with id ${id}`);
+
+/**
+ * fanout over HTTP: the task API (`/v1/tasks`) and an OpenAI-compatible
+ * gateway (`/v1/chat/completions`, `/v1/models`) on one engine, so every
+ * client shares its limits, cache and retries. Every bad request is a 4xx
+ * with a JSON error naming what was wrong; nothing a client sends makes a 5xx.
+ */
+export function createFanoutServer(options: FanoutServerOptions): FastifyInstance {
+  const { engine } = options;
+  const keys = options.keys ?? new ApiKeys();
+  const app = Fastify({ bodyLimit: options.bodyLimitBytes ?? 1024 * 1024, logger: false, return503OnClosing: true });
+  app.decorateRequest('tenant', '');
+
+  app.addHook('onRequest', async (request, reply) => {
+    if (OPEN_PATHS.has(request.url)) return;
+    const tenant = keys.size === 0 ? 'default' : keys.tenantOf(request.headers.authorization);
+    if (tenant === undefined) return send(reply, new FanoutError('auth', 'a valid API key is needed: Authorization: Bearer <key>'));
+    request.tenant = tenant;
+  });
+
+  app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, _request, reply) => {
+    if (error instanceof FanoutError) return send(reply, error);
+    // Fastify's own refusals (bad JSON, too large, wrong content type) are the client's errors.
+    const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
+    const message = status < 500 ? error.message : 'internal error';
+    return reply.code(status).send({ error: { code: status < 500 ? 'invalid_request' : 'internal_error', message, type: status < 500 ? 'invalid_request_error' : 'server_error' } });
+  });
+  app.setNotFoundHandler((request, reply) => reply.code(404).send({ error: { code: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}`, type: 'invalid_request_error' } }));
+
+  app.get('/healthz', async () => ({ ok: true }));
+  app.get('/readyz', async () => ({ ready: true, pending: engine.pendingCount, inFlight: engine.inFlight }));
+
+  app.post('/v1/tasks', async (request, reply) => {
+    const body = request.body;
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) return send(reply, new FanoutError('invalid_request', '(root): expected a JSON object'));
+    const handle = engine.submit({ ...(body as TaskRequest), tenant: request.tenant });
+    const query = request.query as { wait?: string };
+    const wait = query.wait === '1' || query.wait === 'true' || /\bwait\b/i.test(String(request.headers.prefer ?? ''));
+    if (!wait) return reply.code(202).send({ id: handle.id, state: handle.status().state });
+    await handle.result().catch(() => undefined);
+    return reply.code(200).send(handle.status());
+  });
+
+  app.get('/v1/tasks/:id', async (request, reply) => {
+    const { id } = request.params as { id: string };
+    const status = ownTask(engine, request.tenant, id);
+    return status ? reply.send(status) : send(reply, notFound(id));
+  });
+
+  app.delete('/v1/tasks/:id', async (request, reply) => {
+    const { id } = request.params as { id: string };
+    if (!ownTask(engine, request.tenant, id)) return send(reply, notFound(id));
+    engine.cancel(id);
+    return reply.send({ id, state: engine.status(id)?.state });
+  });
+
+  app.get('/v1/models', async () => ({
+    object: 'list',
+    data: (options.models ?? []).map((id) => ({ id, object: 'model', created: 0, owned_by: id.split(':')[0] })),
+  }));
+
+  app.post('/v1/chat/completions', async (request, reply) => {
+    const { includeUsage, ...task } = requestFromChatBody(request.body, { defaultProvider: options.defaultProvider });
+    const handle = engine.submit({ ...task, tenant: request.tenant });
+    if (!task.stream) {
+      try {
+        await handle.result();
+      } catch (error) {
+        return send(reply, error);
+      }
+      return reply.send(chatCompletion(handle.status()));
+    }
+    return streamCompletion(engine, handle.id, reply, includeUsage);
+  });
+
+  return app;
+}
+
+/**
+ * Streams a task's deltas as OpenAI `chat.completion.chunk` events. A failed
+ * attempt before the first delta is retried unseen; once text has gone out,
+ * a failure ends the stream with an error event (the text cannot be taken back).
+ */
+async function streamCompletion(engine: FanoutEngine, id: string, reply: FastifyReply, includeUsage: boolean): Promise<void> {
+  reply.hijack();
+  const out = reply.raw;
+  out.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+  const created = Math.floor(engine.clock.now() / 1000);
+  const model = engine.status(id)?.model ?? '';
+  const chunk = (delta: Record<string, unknown>, finish: string | null, usage?: unknown): string =>
+    `data: ${JSON.stringify({ id: `chatcmpl-${id}`, object: 'chat.completion.chunk', created, model, choices: usage ? [] : [{ index: 0, delta, finish_reason: finish }], ...(usage ? { usage } : {}) })}\n\n`;
+  // The client went away before the end: stop paying for an answer nobody reads.
+  out.on('close', () => {
+    if (!out.writableEnded) engine.cancel(id);
+  });
+  let sent = false;
+  const events = engine.events({ taskIds: [id], until: (e) => e.type === 'task-completed' || e.type === 'task-failed' || e.type === 'task-cancelled' });
+  const current = engine.status(id);
+  if (current && isTerminal(current.state)) await events.return?.();
+  out.write(chunk({ role: 'assistant', content: '' }, null));
+  for await (const event of events) {
+    if (event.type === 'task-delta' && event.delta) {
+      sent = true;
+      out.write(chunk({ content: event.delta }, null));
+    } else if (event.type === 'attempt-failed' && sent) {
+      engine.cancel(id);
+    }
+  }
+  const status = engine.status(id);
+  if (status?.state === 'completed' && status.result) {
+    if (!sent) out.write(chunk({ content: status.result.text }, null));
+    out.write(chunk({}, status.result.finishReason));
+    if (includeUsage) out.write(chunk({}, null, openAiUsage(status.result.usage)));
+  } else {
+    const error = status?.error ?? { code: 'cancelled', message: 'the stream was cut short after text had been sent' };
+    out.write(`data: ${JSON.stringify({ error: { code: error.code, message: error.message, type: 'server_error' } })}\n\n`);
+  }
+  out.end('data: [DONE]\n\n');
+}

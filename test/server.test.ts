@@ -1,0 +1,115 @@
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createEngine, type FanoutEngine } from '../src/create-engine.js';
+import { MockProvider } from '../src/providers/mock/mock-provider.js';
+import { ApiKeys } from '../src/server/api-keys.js';
+import { createFanoutServer } from '../src/server/server.js';
+
+let engine: FanoutEngine;
+let app: ReturnType<typeof createFanoutServer>;
+let baseURL: string;
+
+const keys = new ApiKeys([
+  { tenant: 'acme', key: 'fk-acme-secret' },
+  { tenant: 'globex', key: 'fk-globex-secret' },
+]);
+const as = (key: string) => ({ authorization: `Bearer ${key}` });
+
+beforeAll(async () => {
+  engine = createEngine({
+    cache: false,
+    providers: [new MockProvider({ models: { slow: { latency: 200 }, talk: { timeToFirstTokenMs: 5, interTokenMs: 2, outputTokens: 6 } } })],
+  });
+  app = createFanoutServer({ engine, keys, models: ['mock:talk', 'mock:slow'], bodyLimitBytes: 64 * 1024 });
+  const address = await app.listen({ port: 0, host: '127.0.0.1' });
+  baseURL = `${address}/v1`;
+});
+afterAll(async () => {
+  await app.close();
+  await engine.close();
+});
+
+describe('task API', () => {
+  it('takes a task, answers 202 with its id at once, and reports it as it runs and ends', async () => {
+    const created = await app.inject({ method: 'POST', url: '/v1/tasks', headers: as('fk-acme-secret'), payload: { model: 'mock:slow', messages: [{ role: 'user', content: 'hi' }] } });
+    expect(created.statusCode).toBe(202);
+    const { id, state } = created.json();
+    expect(['queued', 'processing']).toContain(state);
+    const waited = await app.inject({ method: 'POST', url: '/v1/tasks?wait=1', headers: as('fk-acme-secret'), payload: { model: 'mock:talk', messages: [{ role: 'user', content: 'hello' }] } });
+    expect(waited.statusCode).toBe(200);
+    expect(waited.json()).toMatchObject({ state: 'completed', tenant: 'acme', result: { finishReason: 'stop' } });
+    await engine.result(id);
+    const status = await app.inject({ method: 'GET', url: `/v1/tasks/${id}`, headers: as('fk-acme-secret') });
+    expect(status.json()).toMatchObject({ id, state: 'completed', attempts: [{ attempt: 1, outcome: 'completed' }] });
+  });
+
+  it('cancels a task', async () => {
+    const { id } = (await app.inject({ method: 'POST', url: '/v1/tasks', headers: as('fk-acme-secret'), payload: { model: 'mock:slow', messages: [{ role: 'user', content: 'x' }] } })).json();
+    const cancelled = await app.inject({ method: 'DELETE', url: `/v1/tasks/${id}`, headers: as('fk-acme-secret') });
+    expect(cancelled.json()).toEqual({ id, state: 'cancelled' });
+  });
+
+  it('shows a tenant none of another tenant’s tasks: their ids answer exactly like ids that do not exist', async () => {
+    const { id } = (await app.inject({ method: 'POST', url: '/v1/tasks', headers: as('fk-acme-secret'), payload: { model: 'mock:slow', messages: [{ role: 'user', content: 'private' }] } })).json();
+    const foreign = await app.inject({ method: 'GET', url: `/v1/tasks/${id}`, headers: as('fk-globex-secret') });
+    const missing = await app.inject({ method: 'GET', url: '/v1/tasks/t_does_not_exist', headers: as('fk-globex-secret') });
+    expect([foreign.statusCode, missing.statusCode]).toEqual([404, 404]);
+    expect(foreign.json().error.code).toBe(missing.json().error.code);
+    const deleted = await app.inject({ method: 'DELETE', url: `/v1/tasks/${id}`, headers: as('fk-globex-secret') });
+    expect(deleted.statusCode).toBe(404);
+    expect(engine.status(id)?.state).not.toBe('cancelled');
+  });
+
+  it('refuses requests without a valid key, and never takes a key from the URL', async () => {
+    expect((await app.inject({ method: 'GET', url: '/v1/tasks/x' })).statusCode).toBe(401);
+    expect((await app.inject({ method: 'GET', url: '/v1/tasks/x', headers: as('wrong') })).statusCode).toBe(401);
+    expect((await app.inject({ method: 'GET', url: '/v1/tasks/x?api_key=fk-acme-secret' })).statusCode).toBe(401);
+    expect((await app.inject({ method: 'GET', url: '/healthz' })).json()).toEqual({ ok: true });
+  });
+
+  it('answers bad input with a 4xx JSON error naming what was wrong, never a 5xx', async () => {
+    const cases = [
+      { payload: { model: 'mock:m', messages: [], maxTokens: -1 }, status: 400, match: /maxTokens/ },
+      { payload: { model: 'nope:m', messages: [{ role: 'user', content: 'x' }] }, status: 400, match: /unknown provider "nope"/ },
+      { payload: '{not json', status: 400, match: /JSON/i },
+      { payload: 'x'.repeat(100 * 1024), status: 413, match: /too large/i },
+      { payload: [1, 2], status: 400, match: /expected a JSON object/ },
+    ];
+    for (const c of cases) {
+      const response = await app.inject({ method: 'POST', url: '/v1/tasks', headers: { ...as('fk-acme-secret'), 'content-type': 'application/json' }, payload: typeof c.payload === 'string' ? c.payload : JSON.stringify(c.payload) });
+      expect(response.statusCode, String(c.payload).slice(0, 40)).toBe(c.status);
+      expect(response.json().error.message).toMatch(c.match);
+    }
+    expect((await app.inject({ method: 'GET', url: '/v1/nothing', headers: as('fk-acme-secret') })).statusCode).toBe(404);
+  });
+});
+
+describe('OpenAI-compatible gateway, through the official openai SDK', () => {
+  const client = () => new OpenAI({ apiKey: 'fk-acme-secret', baseURL, maxRetries: 0 });
+
+  it('answers chat completions', async () => {
+    const completion = await client().chat.completions.create({ model: 'mock:talk', messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Say hello' }], max_tokens: 20 });
+    expect(completion.object).toBe('chat.completion');
+    expect(completion.choices[0]?.message.content?.split(' ')).toHaveLength(6);
+    expect(completion.usage?.completion_tokens).toBe(6);
+  });
+
+  it('streams chat completions, with usage when asked', async () => {
+    const stream = await client().chat.completions.create({ model: 'mock:talk', messages: [{ role: 'user', content: 'Stream please' }], stream: true, stream_options: { include_usage: true } });
+    let text = '';
+    let usage;
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta?.content ?? '';
+      if (chunk.usage) usage = chunk.usage;
+    }
+    expect(text.split(' ')).toHaveLength(6);
+    expect(usage).toMatchObject({ completion_tokens: 6 });
+  });
+
+  it('lists models and refuses a bad key the way OpenAI does', async () => {
+    const models = await client().models.list();
+    expect(models.data.map((m) => m.id)).toEqual(['mock:talk', 'mock:slow']);
+    const refused = await new OpenAI({ apiKey: 'bad', baseURL, maxRetries: 0 }).chat.completions.create({ model: 'mock:talk', messages: [{ role: 'user', content: 'x' }] }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(OpenAI.AuthenticationError);
+  });
+});
