@@ -18,7 +18,7 @@ const as = (key: string) => ({ authorization: `Bearer ${key}` });
 beforeAll(async () => {
   engine = createEngine({
     cache: false,
-    providers: [new MockProvider({ models: { slow: { latency: 200 }, talk: { timeToFirstTokenMs: 5, interTokenMs: 2, outputTokens: 6 } } })],
+    providers: [new MockProvider({ models: { slow: { latency: 200 }, talk: { timeToFirstTokenMs: 5, interTokenMs: 2, outputTokens: 6 }, drip: { timeToFirstTokenMs: 150, interTokenMs: 20, outputTokens: 5 } } })],
   });
   app = createFanoutServer({ engine, keys, models: ['mock:talk', 'mock:slow'], bodyLimitBytes: 64 * 1024 });
   const address = await app.listen({ port: 0, host: '127.0.0.1' });
@@ -111,5 +111,39 @@ describe('OpenAI-compatible gateway, through the official openai SDK', () => {
     expect(models.data.map((m) => m.id)).toEqual(['mock:talk', 'mock:slow']);
     const refused = await new OpenAI({ apiKey: 'bad', baseURL, maxRetries: 0 }).chat.completions.create({ model: 'mock:talk', messages: [{ role: 'user', content: 'x' }] }).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(OpenAI.AuthenticationError);
+  });
+});
+
+describe('batches and task events over HTTP', () => {
+  it('takes a JSONL batch, counts it per state, and streams its results in input order', async () => {
+    const body = [
+      JSON.stringify({ id: 'a', model: 'mock:talk', prompt: 'one' }),
+      '{broken',
+      JSON.stringify({ custom_id: 'c', body: { model: 'mock:talk', messages: [{ role: 'user', content: 'three' }] } }),
+    ].join('\n');
+    const created = await app.inject({ method: 'POST', url: '/v1/batches', headers: { ...as('fk-acme-secret'), 'content-type': 'application/x-ndjson' }, payload: body });
+    expect(created.statusCode).toBe(202);
+    const { id } = created.json();
+    const results = await app.inject({ method: 'GET', url: `/v1/batches/${id}/results`, headers: as('fk-acme-secret') });
+    const lines = results.body.trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.map((l) => [l.custom_id, l.fanout.line, l.error?.code ?? 'ok'])).toEqual([['a', 1, 'ok'], [null, 2, 'invalid_request'], ['c', 3, 'ok']]);
+    const summary = await app.inject({ method: 'GET', url: `/v1/batches/${id}`, headers: as('fk-acme-secret') });
+    expect(summary.json()).toEqual({ id, lines: 3, counts: { completed: 2, invalid: 1 } });
+    expect((await app.inject({ method: 'GET', url: `/v1/batches/${id}`, headers: as('fk-globex-secret') })).statusCode).toBe(404);
+  });
+
+  it('streams a task’s events as server-sent events, ending with its response', async () => {
+    // The first delta comes 150 ms after the start: the subscription is open long before it.
+    const { id } = (await app.inject({ method: 'POST', url: '/v1/tasks', headers: as('fk-acme-secret'), payload: { model: 'mock:drip', messages: [{ role: 'user', content: 'events' }], stream: true } })).json();
+    const response = await fetch(`${baseURL}/tasks/${id}/events`, { headers: as('fk-acme-secret') });
+    const events = (await response.text())
+      .trim()
+      .split('\n\n')
+      .map((block) => ({ name: /^event: (.+)$/m.exec(block)?.[1], data: JSON.parse(/^data: (.+)$/m.exec(block)?.[1] ?? 'null') }));
+    expect(events[0]?.name).toBe('acknowledged');
+    expect(events.at(-1)?.name).toBe('response');
+    const deltas = events.filter((e) => e.name === 'task-delta').map((e) => e.data.delta).join('');
+    expect(deltas).toBe(events.at(-1)?.data.result.text);
+    expect(deltas.split(' ')).toHaveLength(5);
   });
 });

@@ -7,6 +7,8 @@ import { isTerminal } from '../core/task-state.js';
 import type { TaskStatus } from '../core/task.js';
 import type { TaskRequest } from '../core/types.js';
 import { ApiKeys } from './api-keys.js';
+import { BatchRegistry, batchLines } from './batches.js';
+import { streamTaskEvents } from './task-events.js';
 import { httpError } from './http-errors.js';
 
 export interface FanoutServerOptions {
@@ -19,6 +21,8 @@ export interface FanoutServerOptions {
   models?: readonly string[];
   /** Provider for bare model names in the gateway (`gpt-4o-mini` → `openai:gpt-4o-mini`). */
   defaultProvider?: string;
+  /** Most lines one `POST /v1/batches` may carry. Default 50,000. */
+  maxBatchLines?: number;
 }
 
 declare module 'fastify' {
@@ -52,6 +56,9 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
   const { engine } = options;
   const keys = options.keys ?? new ApiKeys();
   const app = Fastify({ bodyLimit: options.bodyLimitBytes ?? 1024 * 1024, logger: false, return503OnClosing: true });
+  const batches = new BatchRegistry(engine, { defaultProvider: options.defaultProvider, maxLines: options.maxBatchLines ?? 50_000 });
+  // A batch may be sent as JSON Lines as well as a JSON array.
+  app.addContentTypeParser(['application/x-ndjson', 'application/jsonl', 'text/plain'], { parseAs: 'string' }, (_request, body, done) => done(null, body));
   app.decorateRequest('tenant', '');
 
   app.addHook('onRequest', async (request, reply) => {
@@ -95,6 +102,36 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
     if (!ownTask(engine, request.tenant, id)) return send(reply, notFound(id));
     engine.cancel(id);
     return reply.send({ id, state: engine.status(id)?.state });
+  });
+
+  app.get('/v1/tasks/:id/events', async (request, reply) => {
+    const { id } = request.params as { id: string };
+    const status = ownTask(engine, request.tenant, id);
+    if (!status) return send(reply, notFound(id));
+    return streamTaskEvents(engine, status, reply);
+  });
+
+  app.post('/v1/batches', async (request, reply) => {
+    const batch = batches.create(request.tenant, batchLines(request.body));
+    return reply.code(202).send(batches.summary(batch));
+  });
+
+  app.get('/v1/batches/:id', async (request, reply) => {
+    const { id } = request.params as { id: string };
+    const batch = batches.get(request.tenant, id);
+    return batch ? reply.send(batches.summary(batch)) : send(reply, new FanoutError('unknown_task', `no batch with id ${id}`));
+  });
+
+  app.get('/v1/batches/:id/results', async (request, reply) => {
+    const { id } = request.params as { id: string };
+    const batch = batches.get(request.tenant, id);
+    if (!batch) return send(reply, new FanoutError('unknown_task', `no batch with id ${id}`));
+    reply.hijack();
+    reply.raw.writeHead(200, { 'content-type': 'application/x-ndjson' });
+    for await (const line of batches.results(batch)) {
+      if (!reply.raw.write(line)) await new Promise((resolve) => reply.raw.once('drain', resolve));
+    }
+    reply.raw.end();
   });
 
   app.get('/v1/models', async () => ({
