@@ -54,7 +54,7 @@ export function registerServeCommand(program: Command): void {
       const models = Object.keys(config.models ?? {}).filter((m) => m !== '*' && !m.endsWith(':*'));
       const app = createFanoutServer({ engine, keys, models, defaultProvider: flags.defaultProvider });
       const address = await app.listen({ port, host: flags.host });
-      process.stderr.write(`fanout serve: listening on ${address} (tasks in ${stores.where}${keys.size === 0 ? ', no API keys' : `, ${keys.size} API keys`})\n`);
+      process.stderr.write(`fanout serve: listening on ${address} (tasks in ${stores.where}${keys.size === 0 ? ', no API keys' : `, ${keys.size} API key${keys.size === 1 ? '' : 's'}`})\n`);
       await new Promise<void>((resolve) => {
         const stop = (): void => {
           process.stderr.write('fanout serve: stopping; unfinished tasks stay in the store for the next start\n');

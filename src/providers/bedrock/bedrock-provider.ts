@@ -55,8 +55,9 @@ function usageOf(usage: TokenUsage | undefined): Usage {
 /**
  * AWS Bedrock's Converse and ConverseStream APIs through the AWS SDK, with
  * its retries off (`maxAttempts: 1`, never `adaptive`). A message or system
- * prompt marked `cache` is followed by a `cachePoint` block; `performanceConfig`
- * (latency-optimised inference) passes through provider options. Charged as
+ * prompt marked `cache` is followed by a `cachePoint` block; a request's
+ * `latency: 'optimized'` becomes `performanceConfig` (latency-optimised
+ * inference), and provider options pass through as they are. Charged as
  * Bedrock reserves: input + cache + max tokens × burndown, settled to use.
  */
 export class BedrockProvider implements Provider {
