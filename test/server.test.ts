@@ -147,3 +147,19 @@ describe('batches and task events over HTTP', () => {
     expect(deltas.split(' ')).toHaveLength(5);
   });
 });
+
+describe('metrics', () => {
+  it('serves Prometheus text with latency histograms, outcomes, tokens and gauges, behind a key', async () => {
+    await app.inject({ method: 'POST', url: '/v1/tasks?wait=1', headers: as('fk-acme-secret'), payload: { model: 'mock:talk', messages: [{ role: 'user', content: 'count me' }] } });
+    expect((await app.inject({ method: 'GET', url: '/metrics' })).statusCode).toBe(401);
+    const response = await app.inject({ method: 'GET', url: '/metrics', headers: as('fk-acme-secret') });
+    expect(response.headers['content-type']).toMatch(/^text\/plain/);
+    const text = response.body;
+    const value = (pattern: RegExp): number => Number(pattern.exec(text)?.[1]);
+    expect(value(/^fanout_tasks_total\{model="mock:talk",outcome="completed"\} (\d+)$/m)).toBeGreaterThanOrEqual(1);
+    expect(value(/^fanout_task_duration_seconds_count\{model="mock:talk"\} (\d+)$/m)).toBe(value(/^fanout_tasks_total\{model="mock:talk",outcome="completed"\} (\d+)$/m));
+    expect(value(/^fanout_tokens_total\{model="mock:talk",kind="output"\} (\d+)$/m)).toBeGreaterThanOrEqual(6);
+    expect(text).toMatch(/^fanout_provider_duration_seconds_bucket\{le="0\.05",model="mock:talk"\} \d+$/m);
+    expect(text).toMatch(/^fanout_tasks_pending \d+$/m);
+  });
+});

@@ -6,6 +6,7 @@ import { FanoutError } from '../core/errors.js';
 import { isTerminal } from '../core/task-state.js';
 import type { TaskStatus } from '../core/task.js';
 import type { TaskRequest } from '../core/types.js';
+import { engineMetrics } from '../metrics/prometheus.js';
 import { ApiKeys } from './api-keys.js';
 import { BatchRegistry, batchLines } from './batches.js';
 import { streamTaskEvents } from './task-events.js';
@@ -77,6 +78,8 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
   });
   app.setNotFoundHandler((request, reply) => reply.code(404).send({ error: { code: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}`, type: 'invalid_request_error' } }));
 
+  const metrics = engineMetrics(engine);
+  app.get('/metrics', async (_request, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
   app.get('/healthz', async () => ({ ok: true }));
   app.get('/readyz', async () => ({ ready: true, pending: engine.pendingCount, inFlight: engine.inFlight }));
 

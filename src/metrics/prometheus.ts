@@ -1,0 +1,55 @@
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Engine } from '../core/engine.js';
+
+const SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120];
+
+/**
+ * The engine's figures in Prometheus form, on a registry of their own (no
+ * process-wide state): task and provider latency per model (p50/p90/p99 from
+ * the histograms), tasks by outcome, attempts, 429s, retries, tokens and
+ * cost, and, read at each scrape, tasks pending and calls in flight.
+ */
+export function engineMetrics(engine: Engine): Registry {
+  const registry = new Registry();
+  const taskSeconds = new Histogram({ name: 'fanout_task_duration_seconds', help: 'Submission to end of completed tasks', labelNames: ['model'], buckets: SECONDS, registers: [registry] });
+  const providerSeconds = new Histogram({ name: 'fanout_provider_duration_seconds', help: 'Time in provider calls of completed tasks', labelNames: ['model'], buckets: SECONDS, registers: [registry] });
+  const waitSeconds = new Histogram({ name: 'fanout_rate_limited_seconds', help: 'Time completed tasks waited for a rate limit or a retry', labelNames: ['model'], buckets: SECONDS, registers: [registry] });
+  const tasks = new Counter({ name: 'fanout_tasks_total', help: 'Tasks that ended, by outcome', labelNames: ['model', 'outcome'], registers: [registry] });
+  const failures = new Counter({ name: 'fanout_attempt_failures_total', help: 'Failed attempts, by error code', labelNames: ['model', 'code'], registers: [registry] });
+  const refused = new Counter({ name: 'fanout_provider_429_total', help: 'Attempts a provider answered 429', labelNames: ['model'], registers: [registry] });
+  const retries = new Counter({ name: 'fanout_retries_total', help: 'Attempts scheduled again after a failure', labelNames: ['model'], registers: [registry] });
+  const tokens = new Counter({ name: 'fanout_tokens_total', help: 'Tokens of completed calls (cache hits excluded)', labelNames: ['model', 'kind'], registers: [registry] });
+  const cost = new Counter({ name: 'fanout_cost_usd_total', help: 'US dollars of completed calls, from configured prices', labelNames: ['model'], registers: [registry] });
+  new Gauge({ name: 'fanout_tasks_pending', help: 'Tasks not ended', registers: [registry], collect() { this.set(engine.pendingCount); } });
+  new Gauge({ name: 'fanout_calls_in_flight', help: 'Provider calls in flight', registers: [registry], collect() { this.set(engine.inFlight); } });
+
+  const modelOf = (taskId: string | undefined): string => (taskId && engine.status(taskId)?.model) || 'unknown';
+  engine.on('task-completed', (event) => {
+    const status = event.taskId ? engine.status(event.taskId) : undefined;
+    if (!status) return;
+    const model = status.model;
+    tasks.inc({ model, outcome: 'completed' });
+    taskSeconds.observe({ model }, status.timing.totalMs / 1000);
+    if (status.result?.cache) return;
+    providerSeconds.observe({ model }, status.timing.providerMs / 1000);
+    waitSeconds.observe({ model }, status.timing.rateLimitedMs / 1000);
+    const usage = status.result?.usage;
+    if (usage) {
+      tokens.inc({ model, kind: 'input' }, usage.inputTokens);
+      tokens.inc({ model, kind: 'output' }, usage.outputTokens);
+      tokens.inc({ model, kind: 'cache_read' }, usage.cacheReadTokens);
+      tokens.inc({ model, kind: 'cache_write' }, usage.cacheWriteTokens);
+      const dollars = engine.priceOf(model, usage);
+      if (dollars !== undefined) cost.inc({ model }, dollars);
+    }
+  });
+  engine.on('task-failed', (event) => tasks.inc({ model: modelOf(event.taskId), outcome: 'failed' }));
+  engine.on('task-cancelled', (event) => tasks.inc({ model: modelOf(event.taskId), outcome: 'cancelled' }));
+  engine.on('attempt-failed', (event) => {
+    const model = modelOf(event.taskId);
+    failures.inc({ model, code: event.error?.code ?? 'unknown' });
+    if (event.error?.status === 429) refused.inc({ model });
+  });
+  engine.on('task-retrying', (event) => retries.inc({ model: modelOf(event.taskId) }));
+  return registry;
+}
