@@ -1,4 +1,5 @@
 import OpenAI from 'openai';
+import { WebSocket } from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngine, type FanoutEngine } from '../src/create-engine.js';
 import { MockProvider } from '../src/providers/mock/mock-provider.js';
@@ -161,5 +162,58 @@ describe('metrics', () => {
     expect(value(/^fanout_tokens_total\{model="mock:talk",kind="output"\} (\d+)$/m)).toBeGreaterThanOrEqual(6);
     expect(text).toMatch(/^fanout_provider_duration_seconds_bucket\{le="0\.05",model="mock:talk"\} \d+$/m);
     expect(text).toMatch(/^fanout_tasks_pending \d+$/m);
+  });
+});
+
+describe('WebSocket /v1/stream', () => {
+  const open = (key: string | undefined, origin?: string) =>
+    new WebSocket(`${baseURL.replace('http', 'ws')}/stream`, { headers: { ...(key ? as(key) : {}), ...(origin ? { origin } : {}) } });
+  /** The messages a socket receives until `done` says stop. */
+  const collect = (socket: WebSocket, done: (messages: any[]) => boolean) =>
+    new Promise<any[]>((resolve, reject) => {
+      const messages: any[] = [];
+      socket.on('message', (data) => {
+        messages.push(JSON.parse(data.toString()));
+        if (done(messages)) resolve(messages);
+      });
+      socket.on('error', reject);
+    });
+
+  it('submits a task and streams acknowledged, deltas and the response', async () => {
+    const socket = open('fk-acme-secret');
+    await new Promise((resolve) => socket.once('open', resolve));
+    const received = collect(socket, (m) => m.some((x) => x.type === 'response'));
+    socket.send(JSON.stringify({ type: 'submit', request: { model: 'mock:drip', messages: [{ role: 'user', content: 'over the socket' }], stream: true } }));
+    const messages = await received;
+    expect(messages[0]).toMatchObject({ type: 'acknowledged' });
+    const deltas = messages.filter((m) => m.type === 'delta').map((m) => m.text).join('');
+    expect(deltas).toBe(messages.at(-1).result.text);
+    socket.close();
+  });
+
+  it('answers bad messages and foreign tasks with errors and stays open', async () => {
+    const { id } = (await app.inject({ method: 'POST', url: '/v1/tasks', headers: as('fk-globex-secret'), payload: { model: 'mock:slow', messages: [{ role: 'user', content: 'theirs' }] } })).json();
+    const socket = open('fk-acme-secret');
+    await new Promise((resolve) => socket.once('open', resolve));
+    const received = collect(socket, (m) => m.length === 3);
+    socket.send('{not json');
+    socket.send(JSON.stringify({ type: 'subscribe', task: id }));
+    socket.send(JSON.stringify({ type: 'dance' }));
+    const messages = await received;
+    expect(messages.map((m) => m.error.code)).toEqual(['invalid_request', 'unknown_task', 'invalid_request']);
+    expect(socket.readyState).toBe(WebSocket.OPEN);
+    socket.close();
+  });
+
+  it('refuses a socket without a key or from another site, and closes on an oversized frame', async () => {
+    const status = (socket: WebSocket) => new Promise<number>((resolve) => socket.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0)));
+    expect(await status(open(undefined))).toBe(401);
+    expect(await status(open('fk-acme-secret', 'https://evil.example'))).toBe(403);
+    const socket = open('fk-acme-secret');
+    await new Promise((resolve) => socket.once('open', resolve));
+    const closed = new Promise<number>((resolve) => socket.on('close', (code) => resolve(code)));
+    socket.send('x'.repeat(70 * 1024));
+    expect(await closed).toBe(1009);
+    expect((await app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
   });
 });

@@ -1,3 +1,4 @@
+import websocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { requestFromChatBody } from '../batch/batch-line.js';
 import { chatCompletion, openAiUsage } from '../batch/output-line.js';
@@ -9,6 +10,7 @@ import type { TaskRequest } from '../core/types.js';
 import { engineMetrics } from '../metrics/prometheus.js';
 import { ApiKeys } from './api-keys.js';
 import { BatchRegistry, batchLines } from './batches.js';
+import { serveStreamSocket } from './stream-socket.js';
 import { streamTaskEvents } from './task-events.js';
 import { httpError } from './http-errors.js';
 
@@ -24,6 +26,12 @@ export interface FanoutServerOptions {
   defaultProvider?: string;
   /** Most lines one `POST /v1/batches` may carry. Default 50,000. */
   maxBatchLines?: number;
+  /** Browser origins allowed to open the WebSocket (besides the server's own). Default none. */
+  allowedOrigins?: readonly string[];
+  /** Largest WebSocket message, in bytes. Default 64 KiB. */
+  maxFrameBytes?: number;
+  /** Tasks one WebSocket may follow at once. Default 1,000. */
+  maxSubscriptions?: number;
 }
 
 declare module 'fastify' {
@@ -62,8 +70,17 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
   app.addContentTypeParser(['application/x-ndjson', 'application/jsonl', 'text/plain'], { parseAs: 'string' }, (_request, body, done) => done(null, body));
   app.decorateRequest('tenant', '');
 
+  app.register(websocket, { options: { maxPayload: options.maxFrameBytes ?? 64 * 1024 } });
   app.addHook('onRequest', async (request, reply) => {
     if (OPEN_PATHS.has(request.url)) return;
+    // A browser page may open the WebSocket only from this server or an allowed origin.
+    const origin = request.headers.origin;
+    if (origin && request.url.startsWith('/v1/stream')) {
+      const own = [`http://${request.headers.host}`, `https://${request.headers.host}`];
+      if (!own.includes(origin) && !(options.allowedOrigins ?? []).includes(origin)) {
+        return reply.code(403).send({ error: { code: 'auth', message: `origin ${origin} may not open the stream`, type: 'invalid_request_error' } });
+      }
+    }
     const tenant = keys.size === 0 ? 'default' : keys.tenantOf(request.headers.authorization);
     if (tenant === undefined) return send(reply, new FanoutError('auth', 'a valid API key is needed: Authorization: Bearer <key>'));
     request.tenant = tenant;
@@ -135,6 +152,12 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
       if (!reply.raw.write(line)) await new Promise((resolve) => reply.raw.once('drain', resolve));
     }
     reply.raw.end();
+  });
+
+  app.register(async (scope) => {
+    scope.get('/v1/stream', { websocket: true }, (socket, request) =>
+      serveStreamSocket(socket, { engine, batches, tenant: request.tenant, maxSubscriptions: options.maxSubscriptions ?? 1000 }),
+    );
   });
 
   app.get('/v1/models', async () => ({
