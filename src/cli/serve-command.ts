@@ -4,6 +4,7 @@ import { FanoutError } from '../core/errors.js';
 import { createEngine } from '../create-engine.js';
 import { ApiKeys } from '../server/api-keys.js';
 import { createFanoutServer } from '../server/server.js';
+import { pino } from 'pino';
 import { loadConfig } from './config-file.js';
 import { DEFAULT_STORE, openStores } from './stores.js';
 
@@ -15,6 +16,7 @@ interface ServeFlags {
   key: string[];
   insecureNoAuth?: boolean;
   defaultProvider?: string;
+  logLevel: string;
 }
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
@@ -40,6 +42,7 @@ export function registerServeCommand(program: Command): void {
     .option('--key <tenant=KEY>', 'an API key and its tenant (repeatable; also FANOUT_API_KEYS=t1=k1,t2=k2)', (v: string, all: string[]) => [...all, v], [])
     .option('--insecure-no-auth', 'serve on a non-loopback address without API keys')
     .option('--default-provider <name>', 'provider for model names without a "provider:" prefix')
+    .option('--log-level <level>', 'request logs on stderr as JSON lines: trace, debug, info, warn, error or silent', 'info')
     .action(async (flags: ServeFlags) => {
       const keys = new ApiKeys(keyEntries(flags.key, process.env.FANOUT_API_KEYS));
       if (keys.size === 0 && !LOOPBACK.test(flags.host) && !flags.insecureNoAuth) {
@@ -52,7 +55,10 @@ export function registerServeCommand(program: Command): void {
       const engine = createEngine(engineOptionsFromConfig(config, { store: stores.tasks, cache: stores.cache ? { store: stores.cache, ttlMs: config.cacheTtlMs } : false }));
       await engine.recovered;
       const models = Object.keys(config.models ?? {}).filter((m) => m !== '*' && !m.endsWith(':*'));
-      const app = createFanoutServer({ engine, keys, models, defaultProvider: flags.defaultProvider });
+      const levels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+      if (!levels.includes(flags.logLevel)) throw new FanoutError('invalid_config', `--log-level: expected one of ${levels.join(', ')}, received "${flags.logLevel}"`);
+      const logger = pino({ level: flags.logLevel }, pino.destination(2));
+      const app = createFanoutServer({ engine, keys, models, defaultProvider: flags.defaultProvider, logger });
       const address = await app.listen({ port, host: flags.host });
       process.stderr.write(`fanout serve: listening on ${address} (tasks in ${stores.where}${keys.size === 0 ? ', no API keys' : `, ${keys.size} API key${keys.size === 1 ? '' : 's'}`})\n`);
       await new Promise<void>((resolve) => {

@@ -1,5 +1,6 @@
 import websocket from '@fastify/websocket';
-import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
+import type { Logger } from 'pino';
 import { requestFromChatBody } from '../batch/batch-line.js';
 import { chatCompletion, openAiUsage } from '../batch/output-line.js';
 import type { FanoutEngine } from '../create-engine.js';
@@ -32,6 +33,12 @@ export interface FanoutServerOptions {
   maxFrameBytes?: number;
   /** Tasks one WebSocket may follow at once. Default 1,000. */
   maxSubscriptions?: number;
+  /**
+   * Where request logs go (one JSON line per request: method, path, status,
+   * time, tenant). Never bodies, prompts, answers, keys or query strings.
+   * Default: no logs.
+   */
+  logger?: Logger;
 }
 
 declare module 'fastify' {
@@ -41,6 +48,14 @@ declare module 'fastify' {
 }
 
 const OPEN_PATHS = new Set(['/healthz', '/readyz']);
+
+/** What a request log line holds: the path without its query (a key or a prompt could hide there), never headers. */
+const REQUEST_LOG_SERIALIZERS = {
+  req: (request: { method?: string; url?: string; tenant?: string }) => ({ method: request.method, path: request.url?.split('?')[0], tenant: request.tenant || undefined }),
+  res: (reply: { statusCode?: number }) => ({ status: reply.statusCode }),
+};
+/** Belt and braces: fields that must never reach a log, wherever they appear. */
+const REDACT = { paths: ['req.headers.authorization', '*.authorization', '*.apiKey', '*.api_key', '*.messages', '*.prompt', '*.system'], censor: '[redacted]' };
 
 function send(reply: FastifyReply, error: unknown): FastifyReply {
   const { status, body } = httpError(error);
@@ -64,7 +79,11 @@ const notFound = (id: string) => new FanoutError('unknown_task', `no task with i
 export function createFanoutServer(options: FanoutServerOptions): FastifyInstance {
   const { engine } = options;
   const keys = options.keys ?? new ApiKeys();
-  const app = Fastify({ bodyLimit: options.bodyLimitBytes ?? 1024 * 1024, logger: false, return503OnClosing: true });
+  const app = Fastify({
+    bodyLimit: options.bodyLimitBytes ?? 1024 * 1024,
+    return503OnClosing: true,
+    ...(options.logger ? { loggerInstance: options.logger.child({}, { serializers: REQUEST_LOG_SERIALIZERS, redact: REDACT }) as unknown as FastifyBaseLogger } : { logger: false }),
+  });
   const batches = new BatchRegistry(engine, { defaultProvider: options.defaultProvider, maxLines: options.maxBatchLines ?? 50_000 });
   // A batch may be sent as JSON Lines as well as a JSON array.
   app.addContentTypeParser(['application/x-ndjson', 'application/jsonl', 'text/plain'], { parseAs: 'string' }, (_request, body, done) => done(null, body));
