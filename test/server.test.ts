@@ -217,3 +217,31 @@ describe('WebSocket /v1/stream', () => {
     expect((await app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
   });
 });
+
+describe('pipeline runs over HTTP', () => {
+  it('checks a pipeline before it runs, then reports its steps and timeline', async () => {
+    const bad = await app.inject({ method: 'POST', url: '/v1/runs', headers: as('fk-acme-secret'), payload: { pipeline: { steps: { a: { model: 'mock:talk', prompt: '{{ steps.b.output }}' }, b: { model: 'mock:talk', prompt: '{{ steps.a.output }}' } } } } });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().error.message).toContain('dependency cycle');
+    const missing = await app.inject({ method: 'POST', url: '/v1/runs', headers: as('fk-acme-secret'), payload: { pipeline: { inputs: ['topic'], steps: { a: { model: 'mock:talk', prompt: '{{ inputs.topic }}' } } } } });
+    expect(missing.json().error.message).toContain('inputs.topic: required');
+    const started = await app.inject({
+      method: 'POST',
+      url: '/v1/runs',
+      headers: as('fk-acme-secret'),
+      payload: { pipeline: { inputs: ['topic'], steps: { a: { model: 'mock:talk', prompt: 'about {{ inputs.topic }}' }, b: { model: 'mock:talk', prompt: 'then {{ steps.a.output }}' } } }, inputs: { topic: 'caches' } },
+    });
+    expect(started.statusCode).toBe(202);
+    const { id } = started.json();
+    let view = started.json();
+    for (let i = 0; i < 100 && view.state === 'running'; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      view = (await app.inject({ method: 'GET', url: `/v1/runs/${id}`, headers: as('fk-acme-secret') })).json();
+    }
+    expect(view).toMatchObject({ state: 'completed', steps: { a: { state: 'completed' }, b: { state: 'completed' } } });
+    expect(view.timeline.map((c: { step: string }) => c.step)).toEqual(['a', 'b']);
+    expect((await app.inject({ method: 'GET', url: `/v1/runs/${id}`, headers: as('fk-globex-secret') })).statusCode).toBe(404);
+    // The run's calls are the tenant's own tasks.
+    expect(engine.status(view.timeline[0].taskId)?.tenant).toBe('acme');
+  });
+});

@@ -21,6 +21,8 @@ export interface RunPipelineOptions {
   expectedCallMs?: (model: string) => number | undefined;
   /** Tool steps do not call their function: they take their `expectedMs` on the clock and output a placeholder. */
   simulateTools?: boolean;
+  /** The tenant the run's calls belong to (their cache entries and visibility). */
+  tenant?: string;
 }
 
 export type StepState = 'completed' | 'failed' | 'skipped';
@@ -40,6 +42,8 @@ export interface StepResult {
 
 /** One model call of a run, for the timeline. */
 export interface CallSpan {
+  /** The engine task that made the call. */
+  taskId: string;
   step: string;
   item?: number;
   model: string;
@@ -249,6 +253,7 @@ class PipelineRunner {
           priority: this.priority.get(step.name) ?? 0,
           label: scope.index === undefined ? step.name : `${step.name}[${scope.index}]`,
         };
+        if (this.options.tenant !== undefined) request.tenant = this.options.tenant;
         if (spec.system !== undefined) request.system = render(spec.system, values);
         if (spec.maxTokens !== undefined) request.maxTokens = spec.maxTokens;
         if (spec.temperature !== undefined) request.temperature = spec.temperature;
@@ -284,6 +289,7 @@ class PipelineRunner {
       const status = handle.status();
       const last = status.attempts.at(-1);
       this.calls.push({
+        taskId: handle.id,
         step,
         item: index,
         model: request.model,

@@ -11,6 +11,7 @@ import type { TaskRequest } from '../core/types.js';
 import { engineMetrics } from '../metrics/prometheus.js';
 import { ApiKeys } from './api-keys.js';
 import { BatchRegistry, batchLines } from './batches.js';
+import { RunRegistry } from './runs.js';
 import { serveStreamSocket } from './stream-socket.js';
 import { streamTaskEvents } from './task-events.js';
 import { httpError } from './http-errors.js';
@@ -85,6 +86,7 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
     ...(options.logger ? { loggerInstance: options.logger.child({}, { serializers: REQUEST_LOG_SERIALIZERS, redact: REDACT }) as unknown as FastifyBaseLogger } : { logger: false }),
   });
   const batches = new BatchRegistry(engine, { defaultProvider: options.defaultProvider, maxLines: options.maxBatchLines ?? 50_000 });
+  const runs = new RunRegistry(engine);
   // A batch may be sent as JSON Lines as well as a JSON array.
   app.addContentTypeParser(['application/x-ndjson', 'application/jsonl', 'text/plain'], { parseAs: 'string' }, (_request, body, done) => done(null, body));
   app.decorateRequest('tenant', '');
@@ -153,6 +155,14 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
   app.post('/v1/batches', async (request, reply) => {
     const batch = batches.create(request.tenant, batchLines(request.body));
     return reply.code(202).send(batches.summary(batch));
+  });
+
+  app.post('/v1/runs', async (request, reply) => reply.code(202).send(runs.view(runs.start(request.tenant, request.body))));
+
+  app.get('/v1/runs/:id', async (request, reply) => {
+    const { id } = request.params as { id: string };
+    const run = runs.get(request.tenant, id);
+    return run ? reply.send(runs.view(run)) : send(reply, new FanoutError('unknown_task', `no run with id ${id}`));
   });
 
   app.get('/v1/batches/:id', async (request, reply) => {

@@ -1,0 +1,67 @@
+import type { FanoutEngine } from '../create-engine.js';
+import { asFanoutError, FanoutError } from '../core/errors.js';
+import type { PipelineRun } from '../pipeline/run.js';
+import { checkPipeline, resolveInputs } from '../pipeline/spec.js';
+
+interface ServerRun {
+  id: string;
+  tenant: string;
+  pipeline: string;
+  state: 'running' | 'completed' | 'failed';
+  steps: string[];
+  result?: PipelineRun;
+  error?: { code: string; message: string };
+}
+
+/**
+ * Pipeline runs started over HTTP: the pipeline is checked and its inputs
+ * resolved before the run starts (a bad pipeline is a 400, nothing runs),
+ * then it runs on the server's engine under the tenant's name.
+ */
+export class RunRegistry {
+  private readonly runs = new Map<string, ServerRun>();
+  private counter = 0;
+
+  constructor(private readonly engine: FanoutEngine) {}
+
+  start(tenant: string, body: unknown): ServerRun {
+    if (typeof body !== 'object' || body === null) throw new FanoutError('invalid_request', '(root): expected {"pipeline": {...}, "inputs": {...}}');
+    const { pipeline: spec, inputs } = body as { pipeline?: unknown; inputs?: unknown };
+    const pipeline = checkPipeline(spec, 'pipeline');
+    if (inputs !== undefined && (typeof inputs !== 'object' || inputs === null || Object.values(inputs).some((v) => typeof v !== 'string'))) {
+      throw new FanoutError('invalid_request', 'inputs: expected an object of strings');
+    }
+    resolveInputs(pipeline, (inputs ?? {}) as Record<string, string>);
+    const id = `run_${Math.floor(this.engine.clock.now()).toString(36)}${(this.counter++).toString(36)}`;
+    const run: ServerRun = { id, tenant, pipeline: pipeline.name, state: 'running', steps: pipeline.order };
+    this.runs.set(id, run);
+    this.engine.run(pipeline, (inputs ?? {}) as Record<string, string>, { tenant }).then(
+      (result) => {
+        run.result = result;
+        run.state = result.ok ? 'completed' : 'failed';
+      },
+      (error: unknown) => {
+        const e = asFanoutError(error);
+        run.state = 'failed';
+        run.error = { code: e.code, message: e.message };
+      },
+    );
+    return run;
+  }
+
+  /** A tenant's run; another tenant's is as unknown as a missing one. */
+  get(tenant: string, id: string): ServerRun | undefined {
+    const run = this.runs.get(id);
+    return run && run.tenant === tenant ? run : undefined;
+  }
+
+  view(run: ServerRun): Record<string, unknown> {
+    const steps = Object.fromEntries(
+      run.steps.map((name) => {
+        const step = run.result?.steps[name];
+        return [name, step ? { state: step.state, output: step.output, error: step.error, usage: step.usage, costUsd: step.costUsd } : { state: 'pending' }];
+      }),
+    );
+    return { id: run.id, pipeline: run.pipeline, state: run.state, steps, error: run.error, wallMs: run.result?.wallMs, costUsd: run.result?.costUsd, timeline: run.result?.calls, tools: run.result?.tools };
+  }
+}
