@@ -245,3 +245,28 @@ describe('pipeline runs over HTTP', () => {
     expect(engine.status(view.timeline[0].taskId)?.tenant).toBe('acme');
   });
 });
+
+describe('OpenAPI', () => {
+  it('describes every route the server answers, with the validator’s own request schema', async () => {
+    const doc = (await app.inject({ method: 'GET', url: '/openapi.json' })).json();
+    expect(doc.openapi).toBe('3.1.0');
+    const described = Object.entries(doc.paths as Record<string, Record<string, unknown>>).flatMap(([path, methods]) => Object.keys(methods).map((m) => `${m.toUpperCase()} ${path.replace(/\{(\w+)\}/g, ':$1')}`));
+    // Fastify prints its routes as a tree: a child's path continues its parent's, four columns deeper.
+    const stack: string[] = [];
+    const served = app
+      .printRoutes({ commonPrefix: false })
+      .split('\n')
+      .flatMap((line) => {
+        const match = /^(.*?)(\/\S*) \(([A-Z, ]+)\)/.exec(line);
+        if (!match) return [];
+        const depth = Math.floor(match[1]!.length / 4);
+        stack.length = depth;
+        stack.push(match[2]!);
+        const path = stack.join('');
+        return match[3]!.split(', ').filter((m) => m !== 'HEAD').map((m) => `${m} ${path}`);
+      });
+    expect(served.length).toBeGreaterThan(10);
+    for (const route of served) expect(described, route).toContain(route);
+    expect(doc.components.schemas.TaskRequest.properties.maxTokens.type).toBe('integer');
+  });
+});

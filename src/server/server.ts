@@ -11,6 +11,7 @@ import type { TaskRequest } from '../core/types.js';
 import { engineMetrics } from '../metrics/prometheus.js';
 import { ApiKeys } from './api-keys.js';
 import { BatchRegistry, batchLines } from './batches.js';
+import { openApiDocument } from './openapi.js';
 import { RunRegistry } from './runs.js';
 import { serveStreamSocket } from './stream-socket.js';
 import { streamTaskEvents } from './task-events.js';
@@ -48,7 +49,7 @@ declare module 'fastify' {
   }
 }
 
-const OPEN_PATHS = new Set(['/healthz', '/readyz']);
+const OPEN_PATHS = new Set(['/healthz', '/readyz', '/openapi.json']);
 
 /** What a request log line holds: the path without its query (a key or a prompt could hide there), never headers. */
 const REQUEST_LOG_SERIALIZERS = {
@@ -118,6 +119,8 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
 
   const metrics = engineMetrics(engine);
   app.get('/metrics', async (_request, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
+  const openapi = openApiDocument();
+  app.get('/openapi.json', async () => openapi);
   app.get('/healthz', async () => ({ ok: true }));
   app.get('/readyz', async () => ({ ready: true, pending: engine.pendingCount, inFlight: engine.inFlight }));
 
