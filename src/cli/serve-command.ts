@@ -17,6 +17,8 @@ interface ServeFlags {
   insecureNoAuth?: boolean;
   defaultProvider?: string;
   logLevel: string;
+  tenantRpm?: string;
+  tenantMaxWaitMs?: string;
 }
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
@@ -42,6 +44,8 @@ export function registerServeCommand(program: Command): void {
     .option('--key <tenant=KEY>', 'an API key and its tenant (repeatable; also FANOUT_API_KEYS=t1=k1,t2=k2)', (v: string, all: string[]) => [...all, v], [])
     .option('--insecure-no-auth', 'serve on a non-loopback address without API keys')
     .option('--default-provider <name>', 'provider for model names without a "provider:" prefix')
+    .option('--tenant-rpm <n>', 'each tenant\'s own gateway requests per minute; beyond it, 429 with retry-after')
+    .option('--tenant-max-wait-ms <n>', 'wait up to this long for a tenant\'s next permit before answering 429', '0')
     .option('--log-level <level>', 'request logs on stderr as JSON lines: trace, debug, info, warn, error or silent', 'info')
     .action(async (flags: ServeFlags) => {
       const keys = new ApiKeys(keyEntries(flags.key, process.env.FANOUT_API_KEYS));
@@ -58,7 +62,10 @@ export function registerServeCommand(program: Command): void {
       const levels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
       if (!levels.includes(flags.logLevel)) throw new FanoutError('invalid_config', `--log-level: expected one of ${levels.join(', ')}, received "${flags.logLevel}"`);
       const logger = pino({ level: flags.logLevel }, pino.destination(2));
-      const app = createFanoutServer({ engine, keys, models, defaultProvider: flags.defaultProvider, logger });
+      const tenantRpm = flags.tenantRpm === undefined ? undefined : Number(flags.tenantRpm);
+      if (tenantRpm !== undefined && !(tenantRpm > 0)) throw new FanoutError('invalid_config', `--tenant-rpm: expected a positive number, received "${flags.tenantRpm}"`);
+      const tenantQuota = tenantRpm === undefined ? undefined : { limits: { requestsPerMinute: tenantRpm }, maxWaitMs: Number(flags.tenantMaxWaitMs) || 0 };
+      const app = createFanoutServer({ engine, keys, models, defaultProvider: flags.defaultProvider, logger, tenantQuota });
       const address = await app.listen({ port, host: flags.host });
       process.stderr.write(`fanout serve: listening on ${address} (tasks in ${stores.where}${keys.size === 0 ? ', no API keys' : `, ${keys.size} API key${keys.size === 1 ? '' : 's'}`})\n`);
       await new Promise<void>((resolve) => {

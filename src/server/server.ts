@@ -13,6 +13,7 @@ import { ApiKeys } from './api-keys.js';
 import { BatchRegistry, batchLines } from './batches.js';
 import { openApiDocument } from './openapi.js';
 import { RunRegistry } from './runs.js';
+import { TenantQuota, type TenantQuotaOptions } from './tenant-quota.js';
 import { serveStreamSocket } from './stream-socket.js';
 import { streamTaskEvents } from './task-events.js';
 import { httpError } from './http-errors.js';
@@ -35,6 +36,8 @@ export interface FanoutServerOptions {
   maxFrameBytes?: number;
   /** Tasks one WebSocket may follow at once. Default 1,000. */
   maxSubscriptions?: number;
+  /** Each tenant's own request quota at the gateway (`/v1/chat/completions`). Default: none. */
+  tenantQuota?: TenantQuotaOptions;
   /**
    * Where request logs go (one JSON line per request: method, path, status,
    * time, tenant). Never bodies, prompts, answers, keys or query strings.
@@ -88,6 +91,7 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
   });
   const batches = new BatchRegistry(engine, { defaultProvider: options.defaultProvider, maxLines: options.maxBatchLines ?? 50_000 });
   const runs = new RunRegistry(engine);
+  const quota = options.tenantQuota ? new TenantQuota(engine.clock, options.tenantQuota) : undefined;
   // A batch may be sent as JSON Lines as well as a JSON array.
   app.addContentTypeParser(['application/x-ndjson', 'application/jsonl', 'text/plain'], { parseAs: 'string' }, (_request, body, done) => done(null, body));
   app.decorateRequest('tenant', '');
@@ -199,6 +203,21 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
 
   app.post('/v1/chat/completions', async (request, reply) => {
     const { includeUsage, ...task } = requestFromChatBody(request.body, { defaultProvider: options.defaultProvider });
+    if (quota) {
+      const decision = await quota.admit(request.tenant);
+      if (!decision.allowed) {
+        return reply
+          .code(429)
+          .headers({
+            'retry-after': String(Math.ceil(decision.retryAfterMs / 1000)),
+            'retry-after-ms': String(decision.retryAfterMs),
+            'x-ratelimit-limit-requests': String(decision.limit),
+            'x-ratelimit-remaining-requests': String(decision.remaining),
+            'x-ratelimit-reset-requests': `${(decision.resetMs / 1000).toFixed(3)}s`,
+          })
+          .send({ error: { code: 'rate_limit_exceeded', message: `rate limit reached for tenant ${request.tenant}; try again in ${(decision.retryAfterMs / 1000).toFixed(3)}s`, type: 'requests' } });
+      }
+    }
     const handle = engine.submit({ ...task, tenant: request.tenant });
     if (!task.stream) {
       try {
