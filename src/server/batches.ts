@@ -23,6 +23,17 @@ export interface ServerBatch {
   entries: Entry[];
 }
 
+/** Batches (and runs) kept for status and results; the oldest beyond this are forgotten. */
+export const MAX_KEPT = 10_000;
+
+/** Drops the oldest entries of an insertion-ordered map beyond `max`. */
+export function forgetOldest<K, V>(map: Map<K, V>, max: number): void {
+  for (const key of map.keys()) {
+    if (map.size <= max) return;
+    map.delete(key);
+  }
+}
+
 /** The lines of a batch body: JSON Lines text, or a JSON array of line objects. */
 export function batchLines(body: unknown): string[] {
   if (typeof body === 'string') return body.split('\n');
@@ -65,6 +76,7 @@ export class BatchRegistry {
       }
     });
     this.batches.set(id, batch);
+    forgetOldest(this.batches, MAX_KEPT);
     return batch;
   }
 

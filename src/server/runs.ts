@@ -2,6 +2,7 @@ import type { FanoutEngine } from '../create-engine.js';
 import { asFanoutError, FanoutError } from '../core/errors.js';
 import type { PipelineRun } from '../pipeline/run.js';
 import { checkPipeline, resolveInputs } from '../pipeline/spec.js';
+import { forgetOldest, MAX_KEPT } from './batches.js';
 
 interface ServerRun {
   id: string;
@@ -35,6 +36,7 @@ export class RunRegistry {
     const id = `run_${Math.floor(this.engine.clock.now()).toString(36)}${(this.counter++).toString(36)}`;
     const run: ServerRun = { id, tenant, pipeline: pipeline.name, state: 'running', steps: pipeline.order };
     this.runs.set(id, run);
+    forgetOldest(this.runs, MAX_KEPT);
     this.engine.run(pipeline, (inputs ?? {}) as Record<string, string>, { tenant }).then(
       (result) => {
         run.result = result;
