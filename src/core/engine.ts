@@ -14,6 +14,7 @@ import { isTerminal } from './task-state.js';
 import { Gather, Outcome, type GatherOptions, type GatherOutcome } from './gather.js';
 import { Attempt, Task, type TaskOutcome, type TaskStatus } from './task.js';
 import type { ModelResult, TaskRequest, Usage } from './types.js';
+import { nonNegative, positiveInteger } from './option-checks.js';
 import { validateTaskRequest } from './validate.js';
 import type { CacheEntry } from '../cache/cache-store.js';
 import type { TaskStore } from '../store/task-store.js';
@@ -79,22 +80,6 @@ export interface TaskHandle {
 }
 
 const TERMINAL_EVENTS: ReadonlySet<EngineEventType> = new Set(['task-completed', 'task-failed', 'task-cancelled']);
-
-function positiveInteger(name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (!Number.isInteger(value) || value < 1) {
-    throw new FanoutError('invalid_config', `${name}: expected a whole number ≥ 1, received ${String(value)}`);
-  }
-  return value;
-}
-
-function nonNegative(name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (!Number.isFinite(value) || value < 0) {
-    throw new FanoutError('invalid_config', `${name}: expected a number ≥ 0, received ${String(value)}`);
-  }
-  return value;
-}
 
 /**
  * The one front door: submit calls, follow them, gather their results. Calls
@@ -395,15 +380,8 @@ export class Engine {
     const rows = await store.recover(this.clock.now());
     const now = this.clock.now();
     for (const row of rows) {
-      const task = new Task(row.id, row.seq, row.request, row.key, row.submittedAt);
+      const task = Task.fromRow(row);
       this.seq = Math.max(this.seq, row.seq + 1);
-      task.attempts = row.attempts;
-      task.queuedMs = row.queuedMs;
-      task.rateLimitedMs = row.rateLimitedMs;
-      task.providerMs = row.providerMs;
-      task.readyAt = row.readyAt;
-      if (row.batchId !== undefined && row.line !== undefined) task.batch = { id: row.batchId, line: row.line };
-      if (row.leaseAttempt !== undefined) task.lease = { attempt: row.leaseAttempt, until: row.leaseUntil ?? 0 };
       task.journal = this.journal;
       this.tasks.set(task.id, task);
       this.pending += 1;

@@ -1,6 +1,7 @@
 import type { Cost, Reservation } from '../limits/limiter.js';
 import type { CallContext } from '../providers/provider.js';
 import type { CachePolicy } from '../cache/result-cache.js';
+import type { TaskRow } from '../store/task-store.js';
 import type { Clock } from './clock.js';
 import type { TaskJournal } from './journal.js';
 import type { ResolvedModel } from './models.js';
@@ -100,6 +101,19 @@ export class Task {
     this.deadlineAt = request.deadlineMs === undefined ? Number.POSITIVE_INFINITY : submittedAt + request.deadlineMs;
   }
 
+
+  /** A task as a store kept it, back in memory after a restart: its ids, order, attempts, time split and retry wait. */
+  static fromRow(row: TaskRow): Task {
+    const task = new Task(row.id, row.seq, row.request, row.key, row.submittedAt);
+    task.attempts = row.attempts;
+    task.queuedMs = row.queuedMs;
+    task.rateLimitedMs = row.rateLimitedMs;
+    task.providerMs = row.providerMs;
+    task.readyAt = row.readyAt;
+    if (row.batchId !== undefined && row.line !== undefined) task.batch = { id: row.batchId, line: row.line };
+    if (row.leaseAttempt !== undefined) task.lease = { attempt: row.leaseAttempt, until: row.leaseUntil ?? 0 };
+    return task;
+  }
 
   /** Moves to `to`, adding the time spent in the state it leaves to its bucket. Throws on an illegal move. */
   moveTo(to: TaskState, now: number): void {

@@ -1,0 +1,19 @@
+import { FanoutError } from './errors.js';
+
+/** `value` if it is a whole number ≥ 1, `fallback` if unset; otherwise an error naming the option and what came. */
+export function positiveInteger(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value < 1) {
+    throw new FanoutError('invalid_config', `${name}: expected a whole number ≥ 1, received ${String(value)}`);
+  }
+  return value;
+}
+
+/** `value` if it is a finite number ≥ 0, `fallback` if unset; otherwise an error naming the option and what came. */
+export function nonNegative(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isFinite(value) || value < 0) {
+    throw new FanoutError('invalid_config', `${name}: expected a number ≥ 0, received ${String(value)}`);
+  }
+  return value;
+}
