@@ -1,36 +1,61 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const bin = join(new URL('..', import.meta.url).pathname, 'bin/fanout.js');
 
+/** Starts `fanout serve` in a fresh directory and resolves once it listens. */
+async function startServe(args: string[], files: Record<string, string> = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'fanout-serve-'));
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
+  const child = spawn(process.execPath, [bin, 'serve', '--port', '0', '--key', 'acme=fk-test', ...args], { cwd: dir, env: { PATH: process.env.PATH ?? '' } });
+  const out = { stderr: '' };
+  const address = await new Promise<string>((resolve, reject) => {
+    child.stderr.on('data', (chunk: Buffer) => {
+      out.stderr += chunk.toString();
+      const match = /listening on (http:\/\/\S+) /.exec(out.stderr);
+      if (match) resolve(match[1] as string);
+    });
+    child.on('exit', () => reject(new Error(out.stderr)));
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+  return { child, out, address, exited };
+}
+
+const askAndWait = (address: string, model: string) =>
+  fetch(`${address}/v1/tasks?wait=1`, {
+    method: 'POST',
+    headers: { authorization: 'Bearer fk-test', 'content-type': 'application/json' },
+    body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hello over http' }] }),
+  });
+
 describe('fanout serve', () => {
   it('starts on the embedded store with no setup, answers, and stops cleanly on SIGTERM', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'fanout-serve-'));
-    const child = spawn(process.execPath, [bin, 'serve', '--port', '0', '--key', 'acme=fk-test'], { cwd: dir, env: { PATH: process.env.PATH ?? '' } });
-    let stderr = '';
-    const address = await new Promise<string>((resolve, reject) => {
-      child.stderr.on('data', (chunk: Buffer) => {
-        stderr += chunk.toString();
-        const match = /listening on (http:\/\/\S+) /.exec(stderr);
-        if (match) resolve(match[1] as string);
-      });
-      child.on('exit', () => reject(new Error(stderr)));
-    });
-    expect(stderr).toContain('tasks in .fanout/fanout.db');
-    const response = await fetch(`${address}/v1/tasks?wait=1`, {
-      method: 'POST',
-      headers: { authorization: 'Bearer fk-test', 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'mock:m', messages: [{ role: 'user', content: 'hello over http' }] }),
-    });
+    const { child, out, address, exited } = await startServe([]);
+    expect(out.stderr).toContain('tasks in .fanout/fanout.db');
+    const response = await askAndWait(address, 'mock:m');
     expect(response.status).toBe(200);
     expect(await response.json()).toMatchObject({ state: 'completed', tenant: 'acme' });
-    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
-    expect(stderr).toContain('unfinished tasks stay in the store');
+    expect(out.stderr).toContain('unfinished tasks stay in the store');
+  });
+
+  it('closes a request still waiting when the shutdown grace period ends', async () => {
+    const config = 'providers:\n  mock:\n    models:\n      slow: { latency: 600000 }\n';
+    const { child, out, address, exited } = await startServe(['--config', 'fanout.yaml', '--shutdown-grace-ms', '300'], { 'fanout.yaml': config });
+    const waiting = askAndWait(address, 'mock:slow').then((r) => r.status, (e: unknown) => e);
+    for (;;) {
+      const ready = (await (await fetch(`${address}/readyz`)).json()) as { pending: number };
+      if (ready.pending === 1) break;
+    }
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(await waiting).toBeInstanceOf(Error);
+    expect(out.stderr).toContain('requests in progress have 300 ms to finish');
+    expect(out.stderr).toContain('closed the connections still open');
   });
 
   it('refuses to serve beyond loopback without keys', () => {

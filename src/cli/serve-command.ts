@@ -4,6 +4,7 @@ import { FanoutError } from '../core/errors.js';
 import { createEngine } from '../create-engine.js';
 import { ApiKeys } from '../server/api-keys.js';
 import { createFanoutServer } from '../server/server.js';
+import { shutDownServer } from '../server/shutdown.js';
 import { pino } from 'pino';
 import { loadConfig } from './config-file.js';
 import { DEFAULT_STORE, openStores } from './stores.js';
@@ -19,6 +20,7 @@ interface ServeFlags {
   logLevel: string;
   tenantRpm?: string;
   tenantMaxWaitMs?: string;
+  shutdownGraceMs: string;
 }
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
@@ -46,6 +48,7 @@ export function registerServeCommand(program: Command): void {
     .option('--default-provider <name>', 'provider for model names without a "provider:" prefix')
     .option('--tenant-rpm <n>', 'each tenant\'s own gateway requests per minute; beyond it, 429 with retry-after')
     .option('--tenant-max-wait-ms <n>', 'wait up to this long for a tenant\'s next permit before answering 429', '0')
+    .option('--shutdown-grace-ms <n>', 'on SIGTERM or Ctrl-C, how long requests in progress may take to finish before their connections close (a second signal: at once)', '30000')
     .option('--log-level <level>', 'request logs on stderr as JSON lines: trace, debug, info, warn, error or silent', 'info')
     .action(async (flags: ServeFlags) => {
       const keys = new ApiKeys(keyEntries(flags.key, process.env.FANOUT_API_KEYS));
@@ -62,6 +65,8 @@ export function registerServeCommand(program: Command): void {
       const levels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
       if (!levels.includes(flags.logLevel)) throw new FanoutError('invalid_config', `--log-level: expected one of ${levels.join(', ')}, received "${flags.logLevel}"`);
       const logger = pino({ level: flags.logLevel }, pino.destination(2));
+      const graceMs = Number(flags.shutdownGraceMs);
+      if (!Number.isInteger(graceMs) || graceMs < 0) throw new FanoutError('invalid_config', `--shutdown-grace-ms: expected a whole number of milliseconds, received "${flags.shutdownGraceMs}"`);
       const tenantRpm = flags.tenantRpm === undefined ? undefined : Number(flags.tenantRpm);
       if (tenantRpm !== undefined && !(tenantRpm > 0)) throw new FanoutError('invalid_config', `--tenant-rpm: expected a positive number, received "${flags.tenantRpm}"`);
       const tenantQuota = tenantRpm === undefined ? undefined : { limits: { requestsPerMinute: tenantRpm }, maxWaitMs: Number(flags.tenantMaxWaitMs) || 0 };
@@ -69,16 +74,16 @@ export function registerServeCommand(program: Command): void {
       const address = await app.listen({ port, host: flags.host });
       process.stderr.write(`fanout serve: listening on ${address} (tasks in ${stores.where}${keys.size === 0 ? ', no API keys' : `, ${keys.size} API key${keys.size === 1 ? '' : 's'}`})\n`);
       await new Promise<void>((resolve) => {
-        const stop = (): void => {
-          process.stderr.write('fanout serve: stopping; unfinished tasks stay in the store for the next start\n');
-          resolve();
-        };
-        process.once('SIGTERM', stop);
-        process.once('SIGINT', stop);
+        process.once('SIGTERM', resolve);
+        process.once('SIGINT', resolve);
       });
-      // Stop taking requests, let the ones in progress finish, keep queued work in the store.
-      await app.close();
-      await engine.close();
+      process.stderr.write(`fanout serve: stopping; requests in progress have ${graceMs} ms to finish (signal again to stop now), unfinished tasks stay in the store for the next start\n`);
+      const now = new Promise<void>((resolve) => {
+        process.once('SIGTERM', resolve);
+        process.once('SIGINT', resolve);
+      });
+      const { forced } = await shutDownServer(app, engine, { graceMs, clock: engine.clock, now });
+      if (forced) process.stderr.write('fanout serve: closed the connections still open\n');
       await stores.close();
     });
 }

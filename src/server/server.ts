@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import websocket from '@fastify/websocket';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
@@ -95,6 +96,19 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
   // A batch may be sent as JSON Lines as well as a JSON array.
   app.addContentTypeParser(['application/x-ndjson', 'application/jsonl', 'text/plain'], { parseAs: 'string' }, (_request, body, done) => done(null, body));
   app.decorateRequest('tenant', '');
+
+  // While the server closes, a connection whose request has ended is closed at once
+  // rather than idling until its keep-alive timeout holds the shutdown up.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  // On the raw server so that streams (hijacked replies) count too.
+  app.server.on('request', (_request, response: ServerResponse) => {
+    response.once('finish', () => {
+      if (closing) app.server.closeIdleConnections();
+    });
+  });
 
   app.register(websocket, { options: { maxPayload: options.maxFrameBytes ?? 64 * 1024 } });
   app.addHook('onRequest', async (request, reply) => {

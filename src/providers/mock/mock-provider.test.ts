@@ -44,6 +44,19 @@ describe('mock provider', () => {
     expect(done).toBe(true);
   });
 
+  it('streams its first token after the whole latency when no per-token timing is set', async () => {
+    const mock = new MockProvider({ defaults: { latency: 250 } });
+    const clock = new ManualClock();
+    const texts: string[] = [];
+    void (async () => {
+      for await (const event of mock.stream(call('x'), context(clock))) if (event.type === 'delta') texts.push(event.text);
+    })();
+    await clock.advance(249);
+    expect(texts).toEqual([]);
+    await clock.advance(1);
+    expect(texts.length).toBeGreaterThan(0);
+  });
+
   it('draws lognormal latencies that repeat for a seed and centre on the median', async () => {
     const draw = async (seed: number) => {
       const mock = new MockProvider({ seed, defaults: { latency: { kind: 'lognormal', medianMs: 1000, sigma: 0.5 } } });

@@ -25,7 +25,7 @@ export interface MockFaults {
 }
 
 export interface MockModelOptions {
-  /** Whole-call latency of `complete`. Default 0, or time to first token + output × inter-token when those are set. */
+  /** Whole-call latency of `complete` (and a stream's wait for its first token when neither per-token timing is set). Default 0, or time to first token + output × inter-token when those are set. */
   latency?: LatencyProfile;
   /** Streams: milliseconds before the first delta. Default 0. */
   timeToFirstTokenMs?: number;
@@ -147,8 +147,10 @@ export class MockProvider implements Provider {
     const run = this.begin(call, context);
     try {
       if (run.fault === 'timeout') await hang(context.signal);
-      const ttft = run.settings.timeToFirstTokenMs ?? 0;
-      const inter = run.settings.interTokenMs ?? 0;
+      const { timeToFirstTokenMs, interTokenMs } = run.settings;
+      // Without per-token timings, a stream takes the call's whole latency before its first token.
+      const ttft = timeToFirstTokenMs ?? (interTokenMs === undefined ? run.latencyMs : 0);
+      const inter = interTokenMs ?? 0;
       if (ttft > 0) await context.clock.sleep(ttft, context.signal);
       for (let i = 0; i < run.words.length; i++) {
         if (i > 0 && inter > 0) await context.clock.sleep(inter, context.signal);
