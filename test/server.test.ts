@@ -243,6 +243,9 @@ describe('pipeline runs over HTTP', () => {
     expect((await app.inject({ method: 'GET', url: `/v1/runs/${id}`, headers: as('fk-globex-secret') })).statusCode).toBe(404);
     // The run's calls are the tenant's own tasks.
     expect(engine.status(view.timeline[0].taskId)?.tenant).toBe('acme');
+    // Its steps are timed in /metrics.
+    const metrics = (await app.inject({ method: 'GET', url: '/metrics', headers: as('fk-acme-secret') })).body;
+    expect(metrics).toMatch(/^fanout_step_duration_seconds_count\{pipeline="[^"]+",step="b",state="completed"\} 1$/m);
   });
 });
 

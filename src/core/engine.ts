@@ -254,6 +254,13 @@ export class Engine {
     return this.pending;
   }
 
+  /** How many tasks not ended are in each state (queued, rate_limited, processing, ...). */
+  pendingByState(): Record<string, number> {
+    const counts: Record<string, number> = {};
+    for (const task of this.tasks.values()) if (!isTerminal(task.state)) counts[task.state] = (counts[task.state] ?? 0) + 1;
+    return counts;
+  }
+
   /** Resolves when no task is pending. */
   idle(): Promise<void> {
     if (this.pending === 0) return Promise.resolve();

@@ -318,6 +318,11 @@ export class Limiter {
   }
 
   /** The limits of `key` as buckets see them (limit per window and capacity), for reports. */
+  /** The keys that have limits or have been used. */
+  keyNames(): string[] {
+    return [...this.keys.keys()];
+  }
+
   buckets(key: string): ReadonlyArray<{ name: LimitDimension; limit: number; windowMs: number; capacity: number }> {
     const state = this.keys.get(key);
     if (!state) return [];

@@ -1,15 +1,27 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Engine } from '../core/engine.js';
+import type { PipelineRun } from '../pipeline/run.js';
 
 const SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120];
+
+/** Distinct pipeline/step label pairs kept; runs beyond them count under `step="(other)"`. */
+const MAX_STEP_SERIES = 1000;
+
+export interface FanoutMetrics {
+  registry: Registry;
+  /** Records a finished pipeline run: each step's duration and each tool call's. */
+  observeRun(run: PipelineRun): void;
+}
 
 /**
  * The engine's figures in Prometheus form, on a registry of their own (no
  * process-wide state): task and provider latency per model (p50/p90/p99 from
  * the histograms), tasks by outcome, attempts, 429s, retries, tokens and
- * cost, and, read at each scrape, tasks pending and calls in flight.
+ * cost, pipeline step and tool latency, and, read at each scrape, tasks by
+ * state (queue depth, rate-limited), calls in flight and each limit bucket's
+ * fill.
  */
-export function engineMetrics(engine: Engine): Registry {
+export function engineMetrics(engine: Engine): FanoutMetrics {
   const registry = new Registry();
   const taskSeconds = new Histogram({ name: 'fanout_task_duration_seconds', help: 'Submission to end of completed tasks', labelNames: ['model'], buckets: SECONDS, registers: [registry] });
   const providerSeconds = new Histogram({ name: 'fanout_provider_duration_seconds', help: 'Time in provider calls of completed tasks', labelNames: ['model'], buckets: SECONDS, registers: [registry] });
@@ -22,6 +34,43 @@ export function engineMetrics(engine: Engine): Registry {
   const cost = new Counter({ name: 'fanout_cost_usd_total', help: 'US dollars of completed calls, from configured prices', labelNames: ['model'], registers: [registry] });
   new Gauge({ name: 'fanout_tasks_pending', help: 'Tasks not ended', registers: [registry], collect() { this.set(engine.pendingCount); } });
   new Gauge({ name: 'fanout_calls_in_flight', help: 'Provider calls in flight', registers: [registry], collect() { this.set(engine.inFlight); } });
+  new Gauge({
+    name: 'fanout_tasks_waiting',
+    help: 'Tasks not ended, by state (queued: waiting their turn; rate_limited: waiting for a limit or a retry; processing: in a call)',
+    labelNames: ['state'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [state, count] of Object.entries(engine.pendingByState())) this.set({ state }, count);
+    },
+  });
+  new Gauge({
+    name: 'fanout_limiter_fill_ratio',
+    help: 'Share of each limit bucket available now (1: full, a burst may go at once; 0: empty, calls wait for refill)',
+    labelNames: ['key', 'limit'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const now = engine.clock.now();
+      for (const key of engine.limiter.keyNames()) {
+        const capacities = engine.limiter.buckets(key);
+        engine.limiter.levels(key, now).forEach((level, i) => {
+          const capacity = capacities[i]?.capacity ?? 0;
+          if (capacity > 0) this.set({ key, limit: level.name }, Math.min(1, level.remaining / capacity));
+        });
+      }
+    },
+  });
+  const stepSeconds = new Histogram({ name: 'fanout_step_duration_seconds', help: 'Pipeline steps from start to end, by pipeline and step', labelNames: ['pipeline', 'step', 'state'], buckets: SECONDS, registers: [registry] });
+  const toolSeconds = new Histogram({ name: 'fanout_tool_duration_seconds', help: 'Calls of tool steps, by pipeline and step', labelNames: ['pipeline', 'step'], buckets: SECONDS, registers: [registry] });
+  const stepSeries = new Set<string>();
+  const stepLabel = (pipeline: string, step: string): { pipeline: string; step: string } => {
+    const id = JSON.stringify([pipeline, step]);
+    if (stepSeries.has(id)) return { pipeline, step };
+    if (stepSeries.size >= MAX_STEP_SERIES) return { pipeline: '(other)', step: '(other)' };
+    stepSeries.add(id);
+    return { pipeline, step };
+  };
 
   const modelOf = (taskId: string | undefined): string => (taskId && engine.status(taskId)?.model) || 'unknown';
   engine.on('task-completed', (event) => {
@@ -51,5 +100,13 @@ export function engineMetrics(engine: Engine): Registry {
     if (event.error?.status === 429) refused.inc({ model });
   });
   engine.on('task-retrying', (event) => retries.inc({ model: modelOf(event.taskId) }));
-  return registry;
+
+  const observeRun = (run: PipelineRun): void => {
+    for (const step of Object.values(run.steps)) {
+      if (step.startedAt === undefined || step.endedAt === undefined) continue;
+      stepSeconds.observe({ ...stepLabel(run.pipeline, step.name), state: step.state }, (step.endedAt - step.startedAt) / 1000);
+    }
+    for (const tool of run.tools) toolSeconds.observe(stepLabel(run.pipeline, tool.step), (tool.endedAt - tool.startedAt) / 1000);
+  };
+  return { registry, observeRun };
 }

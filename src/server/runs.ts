@@ -23,7 +23,11 @@ export class RunRegistry {
   private readonly runs = new Map<string, ServerRun>();
   private counter = 0;
 
-  constructor(private readonly engine: FanoutEngine) {}
+  constructor(
+    private readonly engine: FanoutEngine,
+    /** Told of each run that finished, for metrics. */
+    private readonly onFinished: (result: PipelineRun) => void = () => {},
+  ) {}
 
   start(tenant: string, body: unknown): ServerRun {
     if (typeof body !== 'object' || body === null) throw new FanoutError('invalid_request', '(root): expected {"pipeline": {...}, "inputs": {...}}');
@@ -41,6 +45,7 @@ export class RunRegistry {
       (result) => {
         run.result = result;
         run.state = result.ok ? 'completed' : 'failed';
+        this.onFinished(result);
       },
       (error: unknown) => {
         const e = asFanoutError(error);

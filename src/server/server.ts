@@ -91,7 +91,8 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
     ...(options.logger ? { loggerInstance: options.logger.child({}, { serializers: REQUEST_LOG_SERIALIZERS, redact: REDACT }) as unknown as FastifyBaseLogger } : { logger: false }),
   });
   const batches = new BatchRegistry(engine, { defaultProvider: options.defaultProvider, maxLines: options.maxBatchLines ?? 50_000 });
-  const runs = new RunRegistry(engine);
+  const metrics = engineMetrics(engine);
+  const runs = new RunRegistry(engine, (run) => metrics.observeRun(run));
   const quota = options.tenantQuota ? new TenantQuota(engine.clock, options.tenantQuota) : undefined;
   // A batch may be sent as JSON Lines as well as a JSON array.
   app.addContentTypeParser(['application/x-ndjson', 'application/jsonl', 'text/plain'], { parseAs: 'string' }, (_request, body, done) => done(null, body));
@@ -135,8 +136,7 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
   });
   app.setNotFoundHandler((request, reply) => reply.code(404).send({ error: { code: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}`, type: 'invalid_request_error' } }));
 
-  const metrics = engineMetrics(engine);
-  app.get('/metrics', async (_request, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
+  app.get('/metrics', async (_request, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
   const openapi = openApiDocument();
   app.get('/openapi.json', async () => openapi);
   app.get('/healthz', async () => ({ ok: true }));
