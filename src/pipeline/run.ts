@@ -23,6 +23,8 @@ export interface RunPipelineOptions {
   simulateTools?: boolean;
   /** The tenant the run's calls belong to (their cache entries and visibility). */
   tenant?: string;
+  /** Told of each step as it ends (completed, failed or skipped), before the run ends. */
+  onStepEnd?: (step: StepResult) => void;
 }
 
 export type StepState = 'completed' | 'failed' | 'skipped';
@@ -189,6 +191,7 @@ class PipelineRunner {
     if (this.failed || blocked) {
       result.output = `[step ${step.name} skipped: ${blocked ? `step ${blocked} did not complete` : 'the pipeline failed'}]`;
       this.outputs[step.name] = result.output;
+      this.options.onStepEnd?.(result);
       return;
     }
     result.startedAt = this.engine.clock.now();
@@ -218,6 +221,7 @@ class PipelineRunner {
     for (const other of this.pipeline.steps.values()) {
       if (other.spec.combine === step.name && result.state === 'completed') this.outputs[other.name] = this.outputs[step.name] as string;
     }
+    this.options.onStepEnd?.(result);
   }
 
   private policyOf(name: string): 'fail' | 'continue' | 'fallback' {

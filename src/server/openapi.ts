@@ -32,7 +32,7 @@ export function openApiDocument(): Record<string, unknown> {
       '/v1/batches/{id}/results': { get: { summary: 'Results as JSON Lines in input order, each as soon as it has ended', parameters: id, responses: { 200: { description: 'application/x-ndjson' }, 404: error } } },
       '/v1/runs': { post: { summary: 'Start a pipeline run: { pipeline, inputs }', responses: { 202: { description: 'the run' }, 400: error } } },
       '/v1/runs/{id}': { get: { summary: 'A run: state, steps, timeline', parameters: id, responses: { 200: { description: 'the run' }, 404: error } } },
-      '/v1/stream': { get: { summary: 'WebSocket: submit, subscribe (task or batch), unsubscribe; receives acknowledged, state, delta, response, error', responses: { 101: { description: 'switching protocols' }, 401: error, 403: error } } },
+      '/v1/stream': { get: { summary: 'WebSocket: submit; subscribe or unsubscribe (task, batch or run); receives acknowledged, state, delta, response, error', responses: { 101: { description: 'switching protocols' }, 401: error, 403: error } } },
       '/v1/chat/completions': { post: { summary: 'OpenAI-compatible chat completions (stream and non-stream)', responses: { 200: { description: 'chat.completion, or text/event-stream of chunks' }, 400: error, 401: error } } },
       '/v1/models': { get: { summary: 'The configured models, in OpenAI\'s list shape', responses: { 200: { description: '{ object: list, data }' } } } },
       '/metrics': { get: { summary: 'Prometheus text', responses: { 200: { description: 'text/plain' } } } },

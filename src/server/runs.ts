@@ -1,15 +1,21 @@
 import type { FanoutEngine } from '../create-engine.js';
 import { asFanoutError, FanoutError } from '../core/errors.js';
-import type { PipelineRun } from '../pipeline/run.js';
+import type { PipelineRun, StepResult } from '../pipeline/run.js';
 import { checkPipeline, resolveInputs } from '../pipeline/spec.js';
 import { forgetOldest, MAX_KEPT } from './batches.js';
 
-interface ServerRun {
+/** What a run's watchers hear: a step that ended, then the run's end. */
+export type RunChange = { type: 'step'; step: StepResult } | { type: 'end' };
+
+export interface ServerRun {
   id: string;
   tenant: string;
   pipeline: string;
   state: 'running' | 'completed' | 'failed';
   steps: string[];
+  /** Steps that have ended so far, while the run goes on. */
+  ended: Record<string, StepResult>;
+  watchers: Set<(change: RunChange) => void>;
   result?: PipelineRun;
   error?: { code: string; message: string };
 }
@@ -38,19 +44,28 @@ export class RunRegistry {
     }
     resolveInputs(pipeline, (inputs ?? {}) as Record<string, string>);
     const id = `run_${Math.floor(this.engine.clock.now()).toString(36)}${(this.counter++).toString(36)}`;
-    const run: ServerRun = { id, tenant, pipeline: pipeline.name, state: 'running', steps: pipeline.order };
+    const run: ServerRun = { id, tenant, pipeline: pipeline.name, state: 'running', steps: pipeline.order, ended: {}, watchers: new Set() };
     this.runs.set(id, run);
     forgetOldest(this.runs, MAX_KEPT);
-    this.engine.run(pipeline, (inputs ?? {}) as Record<string, string>, { tenant }).then(
+    const tell = (change: RunChange): void => {
+      for (const watcher of run.watchers) watcher(change);
+    };
+    const onStepEnd = (step: StepResult): void => {
+      run.ended[step.name] = step;
+      tell({ type: 'step', step });
+    };
+    this.engine.run(pipeline, (inputs ?? {}) as Record<string, string>, { tenant, onStepEnd }).then(
       (result) => {
         run.result = result;
         run.state = result.ok ? 'completed' : 'failed';
         this.onFinished(result);
+        tell({ type: 'end' });
       },
       (error: unknown) => {
         const e = asFanoutError(error);
         run.state = 'failed';
         run.error = { code: e.code, message: e.message };
+        tell({ type: 'end' });
       },
     );
     return run;
@@ -65,7 +80,7 @@ export class RunRegistry {
   view(run: ServerRun): Record<string, unknown> {
     const steps = Object.fromEntries(
       run.steps.map((name) => {
-        const step = run.result?.steps[name];
+        const step = run.result?.steps[name] ?? run.ended[name];
         return [name, step ? { state: step.state, output: step.output, error: step.error, usage: step.usage, costUsd: step.costUsd } : { state: 'pending' }];
       }),
     );

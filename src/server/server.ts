@@ -206,7 +206,7 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
 
   app.register(async (scope) => {
     scope.get('/v1/stream', { websocket: true }, (socket, request) =>
-      serveStreamSocket(socket, { engine, batches, tenant: request.tenant, maxSubscriptions: options.maxSubscriptions ?? 1000 }),
+      serveStreamSocket(socket, { engine, batches, runs, tenant: request.tenant, maxSubscriptions: options.maxSubscriptions ?? 1000 }),
     );
   });
 

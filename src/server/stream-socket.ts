@@ -5,26 +5,33 @@ import type { EngineEvent } from '../core/events.js';
 import { isTerminal } from '../core/task-state.js';
 import type { TaskRequest } from '../core/types.js';
 import type { BatchRegistry } from './batches.js';
+import type { RunChange, RunRegistry } from './runs.js';
 
 export interface StreamSocketOptions {
   engine: FanoutEngine;
   batches: BatchRegistry;
+  runs: RunRegistry;
   tenant: string;
-  /** Most tasks one socket may follow at once. */
+  /** Most tasks, batches and runs one socket may follow at once (a batch or a run counts once). */
   maxSubscriptions: number;
 }
 
 type ClientMessage =
   | { type: 'submit'; request: TaskRequest }
-  | { type: 'subscribe'; task?: string; batch?: string }
-  | { type: 'unsubscribe'; task: string };
+  | { type: 'subscribe'; task?: string; batch?: string; run?: string }
+  | { type: 'unsubscribe'; task?: string; batch?: string; run?: string };
 
 /**
  * One WebSocket at `/v1/stream`. A client submits tasks or subscribes to its
- * own tasks and batches, and receives `acknowledged`, `state` changes, stream
- * `delta`s, then `response` or `error` for each. A bad message gets an
- * `error` message; the socket stays open. Another tenant's task or batch is
- * as unknown as one that does not exist.
+ * own tasks, batches and pipeline runs, and receives `acknowledged`, then:
+ * - a task: `state` changes, stream `delta`s, then `response` or `error`;
+ * - a batch: `response` or `error` for each line as its task ends (with `batch`,
+ *   `line` and `custom_id`; lines that were invalid at once come first), then a
+ *   `response` with the batch's counts;
+ * - a run: `state` as each step ends, then `response` with the run's steps,
+ *   outputs and timeline, or `error`.
+ * A bad message gets an `error` message; the socket stays open. Another
+ * tenant's task, batch or run is as unknown as one that does not exist.
  */
 export function serveStreamSocket(socket: WebSocket, options: StreamSocketOptions): void {
   const { engine, tenant } = options;
@@ -42,13 +49,72 @@ export function serveStreamSocket(socket: WebSocket, options: StreamSocketOption
     if (status?.state === 'completed') send({ type: 'response', task: id, result: status.result, usage: status.usage, timing: status.timing });
     else send({ type: 'error', task: id, state: status?.state, error: status?.error });
   };
+  /** Each followed batch's subscription; a batch followed again gets a new one, and the old one goes quiet. */
+  const batches = new Map<string, object>();
+  const runs = new Map<string, () => void>();
+  const checkRoom = (): void => {
+    if (following.size + batches.size + runs.size >= options.maxSubscriptions) {
+      throw new FanoutError('invalid_request', `this socket already follows ${options.maxSubscriptions} tasks, batches and runs; unsubscribe or open another`);
+    }
+  };
   const follow = (id: string): void => {
     const status = engine.status(id);
     if (!status || status.tenant !== tenant) throw new FanoutError('unknown_task', `no task with id ${id}`);
-    if (following.size >= options.maxSubscriptions) throw new FanoutError('invalid_request', `this socket already follows ${options.maxSubscriptions} tasks; unsubscribe or open another`);
+    checkRoom();
     send({ type: 'acknowledged', task: id, state: status.state });
     if (isTerminal(status.state)) finish(id);
     else following.add(id);
+  };
+  const followBatch = (id: string): void => {
+    const batch = options.batches.get(tenant, id);
+    if (!batch) throw new FanoutError('unknown_task', `no batch with id ${id}`);
+    if (batches.has(id)) return;
+    checkRoom();
+    const subscription = {};
+    batches.set(id, subscription);
+    const live = (): boolean => batches.get(id) === subscription;
+    send({ type: 'acknowledged', batch: id, ...options.batches.summary(batch) });
+    const ends = batch.entries.map(async (entry) => {
+      const about = { batch: id, line: entry.line, custom_id: entry.customId };
+      if (!entry.taskId) {
+        const error = asFanoutError(entry.error, 'invalid_request');
+        if (live()) send({ type: 'error', ...about, error: { code: error.code, message: error.message } });
+        return;
+      }
+      const status = await entry.ended;
+      if (!live()) return;
+      if (status?.state === 'completed') send({ type: 'response', ...about, task: entry.taskId, result: status.result, usage: status.usage, timing: status.timing });
+      else send({ type: 'error', ...about, task: entry.taskId, state: status?.state, error: status?.error });
+    });
+    void Promise.all(ends).then(() => {
+      if (!live()) return;
+      batches.delete(id);
+      const { counts, lines } = options.batches.summary(batch);
+      send({ type: 'response', batch: id, lines, counts });
+    });
+  };
+  const followRun = (id: string): void => {
+    const run = options.runs.get(tenant, id);
+    if (!run) throw new FanoutError('unknown_task', `no run with id ${id}`);
+    if (runs.has(id)) return;
+    checkRoom();
+    const view = options.runs.view(run);
+    send({ type: 'acknowledged', run: id, state: run.state, steps: Object.fromEntries(Object.entries(view.steps as Record<string, { state: string }>).map(([name, step]) => [name, step.state])) });
+    const ended = (): void => {
+      runs.delete(id);
+      if (run.state === 'completed') send({ type: 'response', ...options.runs.view(run), run: id });
+      else send({ type: 'error', run: id, state: run.state, error: run.error ?? { code: 'step_failed', message: 'a step failed; see steps' }, steps: options.runs.view(run).steps });
+    };
+    if (run.state !== 'running') return ended();
+    const watcher = (change: RunChange): void => {
+      if (change.type === 'step') send({ type: 'state', run: id, step: change.step.name, state: change.step.state, ...(change.step.error ? { error: change.step.error } : {}) });
+      else {
+        run.watchers.delete(watcher);
+        ended();
+      }
+    };
+    run.watchers.add(watcher);
+    runs.set(id, () => run.watchers.delete(watcher));
   };
   const stop = engine.on('*', (event: EngineEvent) => {
     const id = event.taskId;
@@ -57,7 +123,12 @@ export function serveStreamSocket(socket: WebSocket, options: StreamSocketOption
     else if (event.type === 'task-completed' || event.type === 'task-failed' || event.type === 'task-cancelled') finish(id);
     else if (event.state) send({ type: 'state', task: id, state: event.state, at: event.at, ...(event.eta ? { eta: event.eta } : {}) });
   });
-  socket.on('close', () => stop());
+  socket.on('close', () => {
+    stop();
+    batches.clear();
+    for (const forget of runs.values()) forget();
+    runs.clear();
+  });
   socket.on('message', (data, isBinary) => {
     let message: ClientMessage;
     try {
@@ -76,13 +147,18 @@ export function serveStreamSocket(socket: WebSocket, options: StreamSocketOption
       } else if (message.type === 'subscribe' && typeof message.task === 'string') {
         follow(message.task);
       } else if (message.type === 'subscribe' && typeof message.batch === 'string') {
-        const batch = options.batches.get(tenant, message.batch);
-        if (!batch) throw new FanoutError('unknown_task', `no batch with id ${message.batch}`);
-        for (const entry of batch.entries) if (entry.taskId) follow(entry.taskId);
+        followBatch(message.batch);
+      } else if (message.type === 'subscribe' && typeof message.run === 'string') {
+        followRun(message.run);
       } else if (message.type === 'unsubscribe' && typeof message.task === 'string') {
         following.delete(message.task);
+      } else if (message.type === 'unsubscribe' && typeof message.batch === 'string') {
+        batches.delete(message.batch);
+      } else if (message.type === 'unsubscribe' && typeof message.run === 'string') {
+        runs.get(message.run)?.();
+        runs.delete(message.run);
       } else {
-        throw new FanoutError('invalid_request', 'type: expected "submit" (with request), "subscribe" (with task or batch) or "unsubscribe" (with task)');
+        throw new FanoutError('invalid_request', 'type: expected "submit" (with request), "subscribe" or "unsubscribe" (with task, batch or run)');
       }
     } catch (error) {
       fail(error);
