@@ -10,12 +10,26 @@ describe('tenant quota', () => {
   it('admits a tenant’s requests at its rate, exactly, and says how long to wait', async () => {
     const clock = new ManualClock();
     const quota = new TenantQuota(clock, { limits: { requestsPerMinute: 60, burstSeconds: 2 } });
-    expect(await quota.admit('a')).toEqual({ allowed: true });
-    expect(await quota.admit('a')).toEqual({ allowed: true });
-    expect(await quota.admit('a')).toEqual({ allowed: false, retryAfterMs: 1000, limit: 60, remaining: 0, resetMs: 2000 });
-    expect(await quota.admit('b')).toEqual({ allowed: true });
+    expect(await quota.admit('a')).toMatchObject({ allowed: true });
+    expect(await quota.admit('a')).toMatchObject({ allowed: true });
+    expect(await quota.admit('a')).toEqual({ allowed: false, retryAfterMs: 1000, dimension: 'requests', limit: 60, remaining: 0, resetMs: 2000 });
+    expect(await quota.admit('b')).toMatchObject({ allowed: true });
     await clock.advance(1000);
-    expect(await quota.admit('a')).toEqual({ allowed: true });
+    expect(await quota.admit('a')).toMatchObject({ allowed: true });
+  });
+
+  it('reserves a request’s estimated tokens and charges what it really used', async () => {
+    const clock = new ManualClock();
+    // 600 tokens a minute, 10 seconds' worth at once: 100 tokens, 10 back each second.
+    const quota = new TenantQuota(clock, { limits: { tokensPerMinute: 600, burstSeconds: 10 } });
+    const first = await quota.admit('a', { inputTokens: 60, outputTokens: 0 });
+    if (!first.allowed) throw new Error('the first request fits');
+    first.settle({ inputTokens: 60, outputTokens: 30, cacheReadTokens: 0, cacheWriteTokens: 0 });
+    // 100 − 90 = 10 left; 60 more need 5 seconds of refill.
+    expect(await quota.admit('a', { inputTokens: 60, outputTokens: 0 })).toEqual({ allowed: false, retryAfterMs: 5000, dimension: 'tokens', limit: 600, remaining: 10, resetMs: 9000 });
+    await clock.advance(5000);
+    expect(await quota.admit('a', { inputTokens: 60, outputTokens: 0 })).toMatchObject({ allowed: true });
+    await expect(quota.admit('a', { inputTokens: 500, outputTokens: 200 })).rejects.toMatchObject({ code: 'request_too_large' });
   });
 
   it('waits for a permit when told it may, up to maxWaitMs', async () => {
@@ -43,6 +57,28 @@ describe('the gateway over a tenant’s quota', () => {
   afterAll(async () => {
     await app.close();
     await engine.close();
+  });
+
+  it('answers 429 with token headers once a tenant has used its tokens', async () => {
+    const tokenApp = createFanoutServer({ engine, keys: new ApiKeys([{ tenant: 'thrifty', key: 'k-thrifty' }]), tenantQuota: { limits: { tokensPerMinute: 100, burstSeconds: 60 } } });
+    const url = `${await tokenApp.listen({ port: 0, host: '127.0.0.1' })}/v1`;
+    const client = new OpenAI({ apiKey: 'k-thrifty', baseURL: url, maxRetries: 0 });
+    let used = 0;
+    let refused: InstanceType<typeof OpenAI.RateLimitError> | undefined;
+    for (let i = 0; i < 20 && !refused; i++) {
+      const answer = await client.chat.completions.create({ model: 'mock:m', messages: [{ role: 'user', content: `question ${i}` }] }).catch((e: unknown) => e);
+      if (answer instanceof OpenAI.RateLimitError) refused = answer;
+      else used += (answer as OpenAI.ChatCompletion).usage?.total_tokens ?? 0;
+    }
+    await tokenApp.close();
+    expect(refused).toBeInstanceOf(OpenAI.RateLimitError);
+    // Refused only once the real usage so far left too little for the next request.
+    expect(used).toBeGreaterThan(90);
+    expect(refused?.headers.get('x-ratelimit-limit-tokens')).toBe('100');
+    // What is left is at least what real usage left (refill only adds), and less than a short prompt needs.
+    const remaining = Number(refused?.headers.get('x-ratelimit-remaining-tokens'));
+    expect(remaining).toBeGreaterThanOrEqual(Math.max(0, 100 - used));
+    expect(remaining).toBeLessThan(10);
   });
 
   it('answers 429 with retry-after and OpenAI rate-limit headers, which the openai SDK reads', async () => {

@@ -19,6 +19,7 @@ interface ServeFlags {
   defaultProvider?: string;
   logLevel: string;
   tenantRpm?: string;
+  tenantTpm?: string;
   tenantMaxWaitMs?: string;
   shutdownGraceMs: string;
 }
@@ -47,6 +48,7 @@ export function registerServeCommand(program: Command): void {
     .option('--insecure-no-auth', 'serve on a non-loopback address without API keys')
     .option('--default-provider <name>', 'provider for model names without a "provider:" prefix')
     .option('--tenant-rpm <n>', 'each tenant\'s own gateway requests per minute; beyond it, 429 with retry-after')
+    .option('--tenant-tpm <n>', 'each tenant\'s own gateway tokens per minute (estimated before a call, charged as used after); beyond it, 429')
     .option('--tenant-max-wait-ms <n>', 'wait up to this long for a tenant\'s next permit before answering 429', '0')
     .option('--shutdown-grace-ms <n>', 'on SIGTERM or Ctrl-C, how long requests in progress may take to finish before their connections close (a second signal: at once)', '30000')
     .option('--log-level <level>', 'request logs on stderr as JSON lines: trace, debug, info, warn, error or silent', 'info')
@@ -67,9 +69,18 @@ export function registerServeCommand(program: Command): void {
       const logger = pino({ level: flags.logLevel }, pino.destination(2));
       const graceMs = Number(flags.shutdownGraceMs);
       if (!Number.isInteger(graceMs) || graceMs < 0) throw new FanoutError('invalid_config', `--shutdown-grace-ms: expected a whole number of milliseconds, received "${flags.shutdownGraceMs}"`);
-      const tenantRpm = flags.tenantRpm === undefined ? undefined : Number(flags.tenantRpm);
-      if (tenantRpm !== undefined && !(tenantRpm > 0)) throw new FanoutError('invalid_config', `--tenant-rpm: expected a positive number, received "${flags.tenantRpm}"`);
-      const tenantQuota = tenantRpm === undefined ? undefined : { limits: { requestsPerMinute: tenantRpm }, maxWaitMs: Number(flags.tenantMaxWaitMs) || 0 };
+      const perTenant = (flag: string, value: string | undefined): number | undefined => {
+        if (value === undefined) return undefined;
+        const n = Number(value);
+        if (!(n > 0)) throw new FanoutError('invalid_config', `${flag}: expected a positive number, received "${value}"`);
+        return n;
+      };
+      const tenantRpm = perTenant('--tenant-rpm', flags.tenantRpm);
+      const tenantTpm = perTenant('--tenant-tpm', flags.tenantTpm);
+      const tenantQuota =
+        tenantRpm === undefined && tenantTpm === undefined
+          ? undefined
+          : { limits: { ...(tenantRpm ? { requestsPerMinute: tenantRpm } : {}), ...(tenantTpm ? { tokensPerMinute: tenantTpm } : {}) }, maxWaitMs: Number(flags.tenantMaxWaitMs) || 0 };
       const app = createFanoutServer({ engine, keys, models, defaultProvider: flags.defaultProvider, logger, tenantQuota });
       const address = await app.listen({ port, host: flags.host });
       process.stderr.write(`fanout serve: listening on ${address} (tasks in ${stores.where}${keys.size === 0 ? ', no API keys' : `, ${keys.size} API key${keys.size === 1 ? '' : 's'}`})\n`);

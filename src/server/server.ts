@@ -8,13 +8,14 @@ import type { FanoutEngine } from '../create-engine.js';
 import { FanoutError } from '../core/errors.js';
 import { isTerminal } from '../core/task-state.js';
 import type { TaskStatus } from '../core/task.js';
-import type { TaskRequest } from '../core/types.js';
+import { ZERO_USAGE, type TaskRequest, type Usage } from '../core/types.js';
 import { engineMetrics } from '../metrics/prometheus.js';
 import { ApiKeys } from './api-keys.js';
 import { BatchRegistry, batchLines } from './batches.js';
 import { openApiDocument } from './openapi.js';
 import { RunRegistry } from './runs.js';
-import { TenantQuota, type TenantQuotaOptions } from './tenant-quota.js';
+import { TenantQuota, type QuotaDecision, type TenantQuotaOptions } from './tenant-quota.js';
+import { estimateInputTokens } from '../limits/estimate.js';
 import { serveStreamSocket } from './stream-socket.js';
 import { streamTaskEvents } from './task-events.js';
 import { httpError } from './http-errors.js';
@@ -217,22 +218,32 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
 
   app.post('/v1/chat/completions', async (request, reply) => {
     const { includeUsage, ...task } = requestFromChatBody(request.body, { defaultProvider: options.defaultProvider });
+    let settle: ((usage?: Usage) => void) | undefined;
     if (quota) {
-      const decision = await quota.admit(request.tenant);
+      let decision: QuotaDecision;
+      try {
+        decision = await quota.admit(request.tenant, { inputTokens: estimateInputTokens(task), outputTokens: task.maxTokens ?? 0 });
+      } catch (error) {
+        return send(reply, error);
+      }
       if (!decision.allowed) {
+        const kind = decision.dimension;
         return reply
           .code(429)
           .headers({
             'retry-after': String(Math.ceil(decision.retryAfterMs / 1000)),
             'retry-after-ms': String(decision.retryAfterMs),
-            'x-ratelimit-limit-requests': String(decision.limit),
-            'x-ratelimit-remaining-requests': String(decision.remaining),
-            'x-ratelimit-reset-requests': `${(decision.resetMs / 1000).toFixed(3)}s`,
+            [`x-ratelimit-limit-${kind}`]: String(decision.limit),
+            [`x-ratelimit-remaining-${kind}`]: String(decision.remaining),
+            [`x-ratelimit-reset-${kind}`]: `${(decision.resetMs / 1000).toFixed(3)}s`,
           })
-          .send({ error: { code: 'rate_limit_exceeded', message: `rate limit reached for tenant ${request.tenant}; try again in ${(decision.retryAfterMs / 1000).toFixed(3)}s`, type: 'requests' } });
+          .send({ error: { code: 'rate_limit_exceeded', message: `${kind} rate limit reached for tenant ${request.tenant}; try again in ${(decision.retryAfterMs / 1000).toFixed(3)}s`, type: kind } });
       }
+      settle = decision.settle;
     }
     const handle = engine.submit({ ...task, tenant: request.tenant });
+    // The tenant is charged what the call really used, once it has ended; an answer from the cache costs no tokens.
+    if (settle) void handle.result().then((result) => settle(result.cache ? ZERO_USAGE : result.usage), () => settle(handle.status().usage));
     if (!task.stream) {
       try {
         await handle.result();
