@@ -58,6 +58,15 @@ describe('fanout serve', () => {
     expect(out.stderr).toContain('closed the connections still open');
   });
 
+  it('names a bad quota or grace period flag', () => {
+    for (const [flag, value] of [['--tenant-tpm', 'lots'], ['--tenant-rpm', '-1'], ['--shutdown-grace-ms', '1.5']]) {
+      const run = spawnSync(process.execPath, [bin, 'serve', '--port', '0', '--store', 'memory', flag as string, value as string], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
+      expect(run.status).toBe(2);
+      expect(run.stderr).toContain(`${flag}: expected`);
+      expect(run.stderr).toContain(`"${value}"`);
+    }
+  });
+
   it('refuses to serve beyond loopback without keys', () => {
     const run = spawnSync(process.execPath, [bin, 'serve', '--host', '0.0.0.0', '--port', '0', '--store', 'memory'], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
     expect(run.status).toBe(2);
