@@ -35,7 +35,7 @@ export function engineMetrics(engine: Engine): FanoutMetrics {
   new Gauge({ name: 'fanout_tasks_pending', help: 'Tasks not ended', registers: [registry], collect() { this.set(engine.pendingCount); } });
   new Gauge({ name: 'fanout_calls_in_flight', help: 'Provider calls in flight', registers: [registry], collect() { this.set(engine.inFlight); } });
   new Gauge({
-    name: 'fanout_tasks_waiting',
+    name: 'fanout_tasks_by_state',
     help: 'Tasks not ended, by state (queued: waiting their turn; rate_limited: waiting for a limit or a retry; processing: in a call)',
     labelNames: ['state'],
     registers: [registry],
