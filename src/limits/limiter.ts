@@ -330,7 +330,7 @@ export class Limiter {
   }
 
   /** Each bucket's level at `now`: what a provider's rate-limit headers would report. */
-  levels(key: string, now: number): ReadonlyArray<{ name: LimitDimension; limit: number; remaining: number; resetMs: number }> {
+  levels(key: string, now: number): ReadonlyArray<{ name: LimitDimension; limit: number; capacity: number; remaining: number; resetMs: number }> {
     const state = this.keys.get(key);
     if (!state) return [];
     return state.buckets.map((b) => {
@@ -340,6 +340,7 @@ export class Limiter {
       return {
         name: b.name,
         limit: b.spec.limit,
+        capacity: b.spec.capacity,
         remaining: Math.max(0, Math.floor(tokens)),
         resetMs: Math.ceil((missing * b.spec.windowMs) / b.spec.limit),
       };

@@ -53,11 +53,9 @@ export function engineMetrics(engine: Engine): FanoutMetrics {
       this.reset();
       const now = engine.clock.now();
       for (const key of engine.limiter.keyNames()) {
-        const capacities = engine.limiter.buckets(key);
-        engine.limiter.levels(key, now).forEach((level, i) => {
-          const capacity = capacities[i]?.capacity ?? 0;
-          if (capacity > 0) this.set({ key, limit: level.name }, Math.min(1, level.remaining / capacity));
-        });
+        for (const level of engine.limiter.levels(key, now)) {
+          if (level.capacity > 0) this.set({ key, limit: level.name }, Math.min(1, level.remaining / level.capacity));
+        }
       }
     },
   });

@@ -77,10 +77,19 @@ export class RunRegistry {
     return run && run.tenant === tenant ? run : undefined;
   }
 
+  /** Each step's state so far: `pending` until it ends. */
+  stepStates(run: ServerRun): Record<string, string> {
+    return Object.fromEntries(run.steps.map((name) => [name, this.stepOf(run, name)?.state ?? 'pending']));
+  }
+
+  private stepOf(run: ServerRun, name: string): StepResult | undefined {
+    return run.result?.steps[name] ?? run.ended[name];
+  }
+
   view(run: ServerRun): Record<string, unknown> {
     const steps = Object.fromEntries(
       run.steps.map((name) => {
-        const step = run.result?.steps[name] ?? run.ended[name];
+        const step = this.stepOf(run, name);
         return [name, step ? { state: step.state, output: step.output, error: step.error, usage: step.usage, costUsd: step.costUsd } : { state: 'pending' }];
       }),
     );

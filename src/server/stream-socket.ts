@@ -3,6 +3,7 @@ import type { FanoutEngine } from '../create-engine.js';
 import { asFanoutError, FanoutError } from '../core/errors.js';
 import type { EngineEvent } from '../core/events.js';
 import { isTerminal } from '../core/task-state.js';
+import type { TaskStatus } from '../core/task.js';
 import type { TaskRequest } from '../core/types.js';
 import type { BatchRegistry } from './batches.js';
 import type { RunChange, RunRegistry } from './runs.js';
@@ -43,11 +44,14 @@ export function serveStreamSocket(socket: WebSocket, options: StreamSocketOption
     const e = asFanoutError(error, 'invalid_request');
     send({ type: 'error', ...(task ? { task } : {}), error: { code: e.code, message: e.message } });
   };
+  /** The last message about a task: its response, or the error it ended with. */
+  const ending = (id: string, status: TaskStatus | undefined, about: Record<string, unknown> = {}): Record<string, unknown> =>
+    status?.state === 'completed'
+      ? { type: 'response', ...about, task: id, result: status.result, usage: status.usage, timing: status.timing }
+      : { type: 'error', ...about, task: id, state: status?.state, error: status?.error };
   const finish = (id: string): void => {
     following.delete(id);
-    const status = engine.status(id);
-    if (status?.state === 'completed') send({ type: 'response', task: id, result: status.result, usage: status.usage, timing: status.timing });
-    else send({ type: 'error', task: id, state: status?.state, error: status?.error });
+    send(ending(id, engine.status(id)));
   };
   /** Each followed batch's subscription; a batch followed again gets a new one, and the old one goes quiet. */
   const batches = new Map<string, object>();
@@ -82,9 +86,7 @@ export function serveStreamSocket(socket: WebSocket, options: StreamSocketOption
         return;
       }
       const status = await entry.ended;
-      if (!live()) return;
-      if (status?.state === 'completed') send({ type: 'response', ...about, task: entry.taskId, result: status.result, usage: status.usage, timing: status.timing });
-      else send({ type: 'error', ...about, task: entry.taskId, state: status?.state, error: status?.error });
+      if (live()) send(ending(entry.taskId, status, about));
     });
     void Promise.all(ends).then(() => {
       if (!live()) return;
@@ -98,8 +100,7 @@ export function serveStreamSocket(socket: WebSocket, options: StreamSocketOption
     if (!run) throw new FanoutError('unknown_task', `no run with id ${id}`);
     if (runs.has(id)) return;
     checkRoom();
-    const view = options.runs.view(run);
-    send({ type: 'acknowledged', run: id, state: run.state, steps: Object.fromEntries(Object.entries(view.steps as Record<string, { state: string }>).map(([name, step]) => [name, step.state])) });
+    send({ type: 'acknowledged', run: id, state: run.state, steps: options.runs.stepStates(run) });
     const ended = (): void => {
       runs.delete(id);
       if (run.state === 'completed') send({ type: 'response', ...options.runs.view(run), run: id });

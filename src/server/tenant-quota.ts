@@ -62,7 +62,8 @@ export class TenantQuota {
         await this.clock.sleep(permit.waitMs);
         continue;
       }
-      const level = this.limiter.levels(tenant, now).find((l) => l.name === permit.reason) ?? this.limiter.levels(tenant, now)[0];
+      const levels = this.limiter.levels(tenant, now);
+      const level = levels.find((l) => l.name === permit.reason) ?? levels[0];
       return {
         allowed: false,
         retryAfterMs: permit.waitMs,
