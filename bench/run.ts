@@ -5,6 +5,7 @@ import { benchMemory } from './memory.js';
 import { benchOverhead } from './overhead.js';
 import { benchScheduling, type Upstream } from './scheduling.js';
 import { benchSqlite } from './sqlite-store.js';
+import { benchGateway } from './gateway.js';
 import { benchDag, benchInterviews, benchSimulate } from './pipelines.js';
 import { fmt } from './stats.js';
 import { benchKnownLimits, benchLearnedLimits, benchTokenRefunds } from './utilisation.js';
@@ -122,18 +123,34 @@ const benches = {
   },
 } satisfies Record<string, () => Promise<string[]>>;
 
-const only = process.argv[2] as keyof typeof benches | undefined;
-if (only) {
-  process.stdout.write(JSON.stringify(await benches[only]()));
+/** Heavier sets, run by name only (`npm run bench -- gateway`); each gives several rows. */
+const suites = {
+  gateway: benchGateway,
+} satisfies Record<string, () => Promise<string[][]>>;
+
+type Name = keyof typeof benches | keyof typeof suites;
+const isName = (name: string): name is Name => name in benches || name in suites;
+
+async function rowsOf(name: Name): Promise<string[][]> {
+  return name in suites ? suites[name as keyof typeof suites]() : [await benches[name as keyof typeof benches]()];
+}
+
+const args = process.argv.slice(2);
+if (args[0] === '--child') {
+  process.stdout.write(JSON.stringify(await rowsOf(args[1] as Name)));
 } else {
+  const unknown = args.filter((name) => !isName(name));
+  if (unknown.length > 0) throw new Error(`unknown benchmark ${unknown.join(', ')}: expected ${[...Object.keys(benches), ...Object.keys(suites)].join(', ')}`);
+  const names: Name[] = args.length > 0 ? (args as Name[]) : (Object.keys(benches) as Name[]);
   process.stderr.write(`fanout benchmarks on node ${process.version}, ${cpus().length} cores\n`);
   const rows: string[][] = [];
-  for (const name of Object.keys(benches)) {
-    const child = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  for (const name of names) {
+    const child = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--child', name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 16 * 1024 * 1024 });
     if (child.status !== 0) throw new Error(`benchmark ${name} failed (exit ${child.status})`);
-    const row = JSON.parse(child.stdout) as string[];
-    process.stderr.write(`  ${row[0]}: ${row[2]}\n`);
-    rows.push(row);
+    for (const row of JSON.parse(child.stdout) as string[][]) {
+      process.stderr.write(`  ${row[0]}: ${row[2]}\n`);
+      rows.push(row);
+    }
   }
   const header = ['id', 'what', 'fanout', 'anchor (same run)', 'ratio / goal'];
   const lines = [header, header.map(() => '---'), ...rows].map((cells) => `| ${cells.join(' | ')} |`);

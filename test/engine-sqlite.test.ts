@@ -28,4 +28,21 @@ describe('engine on a SQLite task store', () => {
     await engine.close();
     store.close();
   });
+
+  it('keeps a task out of the store when it is submitted with durable: false, and runs it the same', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'fanout-engine-')), 'fanout.db');
+    const store = new SqliteTaskStore(path);
+    const clock = new ManualClock();
+    const engine = createEngine({ clock, store, cache: false });
+    const kept = engine.submit({ model: 'mock:m', messages: [{ role: 'user', content: 'kept' }] });
+    const passing = engine.submit({ model: 'mock:m', messages: [{ role: 'user', content: 'passing' }] }, { durable: false });
+    await clock.runAll();
+    await engine.flush();
+    expect([kept.status().state, passing.status().state]).toEqual(['completed', 'completed']);
+    expect((await passing.result()).text).not.toBe('');
+    expect(store.get(kept.id)?.state).toBe('completed');
+    expect(store.get(passing.id)).toBeUndefined();
+    await engine.close();
+    store.close();
+  });
 });

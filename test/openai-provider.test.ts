@@ -30,8 +30,8 @@ async function until(condition: () => boolean): Promise<void> {
 
 const rateHeaders = { 'x-ratelimit-limit-requests': '500', 'x-ratelimit-remaining-requests': '499', 'x-ratelimit-reset-requests': '120ms', 'x-ratelimit-limit-tokens': '200000', 'x-ratelimit-remaining-tokens': '199950', 'x-ratelimit-reset-tokens': '15ms' };
 
-describe('OpenAI-compatible provider, through the openai SDK', () => {
-  it('sends one request per attempt, with the SDK’s retries off, and maps the answer', async () => {
+describe('OpenAI-compatible provider (a plain request per call, the openai SDK for streams)', () => {
+  it('sends one request per attempt and maps the answer', async () => {
     fake.script({ kind: 'json', headers: rateHeaders, body: completion('Hello!', { prompt_tokens: 1200, completion_tokens: 10, cached_tokens: 1024 }) });
     const result = await provider().complete({ ...call, latency: 'optimized' }, context());
     expect(result).toMatchObject({
@@ -44,7 +44,7 @@ describe('OpenAI-compatible provider, through the openai SDK', () => {
     expect(fake.requests).toHaveLength(1);
     const [request] = fake.requests;
     expect(request?.headers.authorization).toBe('Bearer sk-test-key');
-    expect(request?.headers['x-stainless-retry-count']).toBe('0');
+    expect(request?.headers['content-type']).toBe('application/json');
     // Exactly these fields: a latency preference is Bedrock's, never sent here.
     expect(request?.body).toEqual({ model: 'gpt-4o-mini', max_tokens: 50, temperature: 0, messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Say hello' }] });
   });
@@ -56,6 +56,8 @@ describe('OpenAI-compatible provider, through the openai SDK', () => {
     expect(events.slice(0, 3)).toEqual([{ type: 'delta', text: 'Hel' }, { type: 'delta', text: 'lo' }, { type: 'delta', text: '!' }]);
     expect(events[3]).toMatchObject({ type: 'done', result: { text: 'Hello!', usage: { inputTokens: 12, outputTokens: 3 } } });
     expect(fake.requests[0]?.body).toMatchObject({ stream: true, stream_options: { include_usage: true } });
+    expect(fake.requests).toHaveLength(1);
+    expect(fake.requests[0]?.headers['x-stainless-retry-count']).toBe('0');
   });
 
   it('classifies every error shape fanout maps', async () => {
@@ -71,6 +73,10 @@ describe('OpenAI-compatible provider, through the openai SDK', () => {
       [openAiError(503, 'The engine is currently overloaded, please try again later.', 'server_error', 'server_is_overloaded'), { code: 'overloaded', retryable: true }],
       [openAiError(498, 'Flex tier capacity exceeded. This is a temporary error.', 'capacity_exceeded', 'capacity_exceeded'), { code: 'overloaded', retryable: true }],
       [{ kind: 'reset' }, { code: 'network', retryable: true }],
+      // What proxies in front of a provider answer: an HTML error page, or a 200 whose body is not a completion.
+      [{ kind: 'text', status: 502, contentType: 'text/html', body: '<html><body>Bad Gateway</body></html>' }, { code: 'server_error', retryable: true, status: 502 }],
+      [{ kind: 'text', status: 200, contentType: 'text/html', body: '<html>maintenance</html>' }, { code: 'network', retryable: true }],
+      [{ kind: 'json', body: { object: 'list', data: [] } }, { code: 'network', retryable: true }],
     ];
     await expectClassified(cases, (reply) => fake.script(reply), () => provider().complete(call, context()));
     expect(fake.requests).toHaveLength(cases.length);
@@ -119,7 +125,6 @@ describe('the engine over the OpenAI-compatible provider', () => {
     await clock.advanceTo(1234);
     await until(() => task.status().state === 'completed');
     expect(fake.requests).toHaveLength(2);
-    expect(fake.requests.map((r) => r.headers['x-stainless-retry-count'])).toEqual(['0', '0']);
     expect((await task.result()).text).toBe('finally');
     await engine.close();
   });

@@ -66,6 +66,13 @@ export interface EngineOptions {
 export interface SubmitOptions {
   /** The batch and input line the task answers, kept with it in the store so a batch can resume. */
   batch?: { id: string; line: number };
+  /**
+   * Keep the task in the engine's store (default: true when it has one). A
+   * call whose caller holds the connection open for the answer, as the
+   * gateway's are, is better left out: after a restart nobody would read it,
+   * so running it again would only cost.
+   */
+  durable?: boolean;
 }
 
 /** A submitted task: its id and the ways to follow it. */
@@ -293,7 +300,7 @@ export class Engine {
     const task = new Task(this.nextId(), this.seq++, request, resolved.key, now);
     task.model = resolved;
     if (options.batch) task.batch = options.batch;
-    task.journal = this.journal;
+    if (options.durable !== false) task.journal = this.journal;
     task.cost = this.costOf(resolved, request);
     this.tasks.set(task.id, task);
     this.pending += 1;
@@ -487,7 +494,7 @@ export class Engine {
     const attempts = (task.attempts ??= []);
     const attempt = attempts.length + 1;
     attempts.push({ attempt, startedAt: now });
-    if (this.journal) task.lease = { attempt: `${task.id}:${attempt}`, until: now + (request.attemptTimeoutMs ?? this.leaseMs) };
+    if (task.journal) task.lease = { attempt: `${task.id}:${attempt}`, until: now + (request.attemptTimeoutMs ?? this.leaseMs) };
     task.moveTo('processing', now);
     task.reservation = reservation;
     const context = new Attempt(attempt, this.clock);

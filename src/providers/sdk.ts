@@ -11,6 +11,7 @@ const load = createRequire(import.meta.url);
 let openai: typeof import('openai') | undefined;
 let anthropic: typeof import('@anthropic-ai/sdk') | undefined;
 let bedrock: typeof import('@aws-sdk/client-bedrock-runtime') | undefined;
+let undici: typeof import('undici') | undefined;
 let httpHandler: typeof import('@smithy/node-http-handler') | undefined;
 
 export function openAiSdk(): typeof import('openai') {
@@ -27,4 +28,9 @@ export function bedrockSdk(): typeof import('@aws-sdk/client-bedrock-runtime') {
 
 export function nodeHttpHandlerModule(): typeof import('@smithy/node-http-handler') {
   return (httpHandler ??= load('@smithy/node-http-handler') as typeof import('@smithy/node-http-handler'));
+}
+
+/** undici, for the non-streamed OpenAI-compatible calls (see chat-http.ts). */
+export function undiciModule(): typeof import('undici') {
+  return (undici ??= load('undici') as typeof import('undici'));
 }

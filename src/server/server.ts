@@ -90,7 +90,14 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
     bodyLimit: options.bodyLimitBytes ?? 1024 * 1024,
     return503OnClosing: true,
     ...(options.logger ? { loggerInstance: options.logger.child({}, { serializers: REQUEST_LOG_SERIALIZERS, redact: REDACT }) as unknown as FastifyBaseLogger } : { logger: false }),
+    // One line per request, written once it has been answered (below), rather than Fastify's two.
+    disableRequestLogging: true,
   });
+  if (options.logger) {
+    app.addHook('onResponse', async (request, reply) => {
+      request.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed');
+    });
+  }
   const batches = new BatchRegistry(engine, { defaultProvider: options.defaultProvider, maxLines: options.maxBatchLines ?? 50_000 });
   const metrics = engineMetrics(engine);
   const runs = new RunRegistry(engine, (run) => metrics.observeRun(run));
@@ -241,7 +248,8 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
       }
       settle = decision.settle;
     }
-    const handle = engine.submit({ ...task, tenant: request.tenant });
+    // Not kept in the store: the client waits on this connection, and after a restart nobody would.
+    const handle = engine.submit({ ...task, tenant: request.tenant }, { durable: false });
     // The tenant is charged what the call really used, once it has ended; an answer from the cache costs no tokens.
     if (settle) void handle.result().then((result) => settle(result.cache ? ZERO_USAGE : result.usage), () => settle(handle.status().usage));
     if (!task.stream) {

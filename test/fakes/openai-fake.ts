@@ -11,6 +11,7 @@ import { listenOnLoopback } from './listen.js';
 export type FakeReply =
   | { kind: 'json'; status?: number; headers?: Record<string, string>; body: unknown }
   | { kind: 'stream'; headers?: Record<string, string>; deltas: string[]; usage?: Usage; errorAfter?: number }
+  | { kind: 'text'; status: number; contentType: string; body: string }
   | { kind: 'reset' }
   | { kind: 'hang' };
 
@@ -118,6 +119,7 @@ export async function startOpenAiFake(): Promise<OpenAiFake> {
       if (reply.kind === 'reset') req.socket.destroy();
       else if (reply.kind === 'hang') return;
       else if (reply.kind === 'stream') stream(res, reply);
+      else if (reply.kind === 'text') res.writeHead(reply.status, { 'content-type': reply.contentType }).end(reply.body);
       else res.writeHead(reply.status ?? 200, { 'content-type': 'application/json', 'x-request-id': `req_${served}`, ...reply.headers }).end(JSON.stringify(reply.body));
     });
   });

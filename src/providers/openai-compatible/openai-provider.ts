@@ -6,6 +6,7 @@ import type { CallContext, ModelCall, Provider, StreamEvent } from '../provider.
 import { openAiRateLimits } from '../rate-limit-headers.js';
 import { openAiSdk } from '../sdk.js';
 import { StreamResult } from '../stream-result.js';
+import { ChatHttp } from './chat-http.js';
 import { classifyOpenAiError } from './classify.js';
 
 export interface OpenAiCompatibleOptions {
@@ -43,25 +44,26 @@ function usageOf(usage: OpenAI.CompletionUsage | undefined | null): Usage {
 
 /**
  * Any OpenAI-compatible chat completions API (OpenAI, Groq, vLLM, Ollama,
- * Together, …) through the official `openai` SDK, with the SDK's own retries
- * off: fanout retries, so every wait is visible to the shared limiter.
+ * Together, …). Streams go through the official `openai` SDK with its own
+ * retries off (fanout retries, so every wait is visible to the shared
+ * limiter); non-streamed calls, the bulk of a batch or a gateway's traffic,
+ * are one undici request each (`ChatHttp`), failing with the SDK's error
+ * classes. Neither path ever retries on its own.
  */
 export class OpenAiCompatibleProvider implements Provider {
   readonly name: string;
   private readonly client: OpenAI;
+  private readonly http: ChatHttp;
   private readonly dialect: 'openai' | 'groq';
 
   constructor(options: OpenAiCompatibleOptions) {
     this.name = options.name;
     this.dialect = options.dialect ?? 'openai';
+    const baseURL = options.baseURL ?? 'https://api.openai.com/v1';
+    const timeoutMs = options.timeoutMs ?? 600_000;
     const { OpenAI: Client } = openAiSdk();
-    this.client = new Client({
-      apiKey: options.apiKey,
-      baseURL: options.baseURL ?? 'https://api.openai.com/v1',
-      maxRetries: 0,
-      timeout: options.timeoutMs ?? 600_000,
-      defaultHeaders: options.defaultHeaders,
-    });
+    this.client = new Client({ apiKey: options.apiKey, baseURL, maxRetries: 0, timeout: timeoutMs, defaultHeaders: options.defaultHeaders });
+    this.http = new ChatHttp({ baseURL, apiKey: options.apiKey, timeoutMs, defaultHeaders: options.defaultHeaders });
   }
 
   reportsLimits(): boolean {
@@ -83,15 +85,15 @@ export class OpenAiCompatibleProvider implements Provider {
 
   async complete(call: ModelCall, context: CallContext): Promise<ModelResult> {
     try {
-      const { data, response } = await this.client.chat.completions.create(this.params(call), { signal: context.signal }).withResponse();
+      const { data, headers } = await this.http.create(this.params(call), context.signal);
       const choice = data.choices[0];
       return {
         text: choice?.message.content ?? '',
         usage: usageOf(data.usage),
         finishReason: FINISH[choice?.finish_reason ?? 'stop'] ?? 'other',
         model: data.model,
-        requestId: response.headers.get('x-request-id') ?? data.id,
-        rateLimit: openAiRateLimits(response.headers, context.clock.now(), this.dialect),
+        requestId: headers.get('x-request-id') ?? data.id,
+        rateLimit: openAiRateLimits(headers, context.clock.now(), this.dialect),
       };
     } catch (error) {
       throw this.classify(error, context);
