@@ -7,11 +7,16 @@
 //     → {name: [latency in µs, ...]}
 //   {"kind":"throughput","target":{...},"connections":n,"seconds":s}
 //     autocannon, closed loop with n connections → {rps, p50, p99, errors, non2xx}
+//   {"kind":"events","url":"ws://…","key":k,"request":{…},"inFlight":n,"seconds":s}
+//     a WebSocket that keeps n streamed tasks going for s seconds and measures,
+//     for every message stamped with the server's time (`at`), how long after
+//     that time it arrived → {events, seconds, p50, p99} (ms)
 //   {"kind":"hold","target":{...},"requests":n}
 //     n requests at once, each on its own connection; prints "sent" once all are
 //     under way, then waits for their answers → {ok, failed}
 import autocannon from 'autocannon';
 import { Client, Pool } from 'undici';
+import { WebSocket } from 'ws';
 
 const job = JSON.parse(process.argv[2]);
 
@@ -69,6 +74,41 @@ async function hold() {
   return { ok, failed: results.length - ok };
 }
 
-const kinds = { latency, throughput, hold };
+const now = () => performance.timeOrigin + performance.now();
+
+async function events() {
+  const socket = new WebSocket(job.url, { headers: { authorization: `Bearer ${job.key}` } });
+  await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
+  const delays = [];
+  const started = now();
+  const until = started + job.seconds * 1000;
+  let open = 0;
+  let failures = 0;
+  const submit = () => {
+    open += 1;
+    socket.send(JSON.stringify({ type: 'submit', request: job.request }));
+  };
+  await new Promise((resolve) => {
+    socket.on('message', (data) => {
+      const arrived = now();
+      const message = JSON.parse(String(data));
+      if (typeof message.at === 'number' && message.at >= started) delays.push(arrived - message.at);
+      if (message.type === 'response' || message.type === 'error') {
+        if (message.type === 'error') failures += 1;
+        open -= 1;
+        if (arrived < until) submit();
+        else if (open === 0) resolve();
+      }
+    });
+    for (let i = 0; i < job.inFlight; i++) submit();
+  });
+  const seconds = (now() - started) / 1000;
+  socket.close();
+  delays.sort((a, b) => a - b);
+  const at = (q) => delays[Math.min(delays.length - 1, Math.floor((q / 100) * delays.length))];
+  return { events: delays.length, seconds, perSecond: delays.length / seconds, min: delays[0], p50: at(50), p99: at(99), failures };
+}
+
+const kinds = { latency, throughput, hold, events };
 const result = await kinds[job.kind]();
 process.stdout.write(`${JSON.stringify(result)}\n`);

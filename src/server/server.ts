@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import websocket from '@fastify/websocket';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { requestFromChatBody } from '../batch/batch-line.js';
 import { chatCompletion, openAiUsage } from '../batch/output-line.js';
@@ -64,6 +64,16 @@ const REQUEST_LOG_SERIALIZERS = {
 /** Belt and braces: fields that must never reach a log, wherever they appear. */
 const REDACT = { paths: ['req.headers.authorization', '*.authorization', '*.apiKey', '*.api_key', '*.messages', '*.prompt', '*.system'], censor: '[redacted]' };
 
+/** One log line per request, once it has been answered, with what was asked; rather than Fastify's two. */
+class CompletedRequestsOnly extends LogController {
+  override incomingRequest(): void {}
+
+  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    if (error) reply.log.error({ req: request, res: reply, err: error, responseTime: reply.elapsedTime }, 'request errored');
+    else reply.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed');
+  }
+}
+
 function send(reply: FastifyReply, error: unknown): FastifyReply {
   const { status, body } = httpError(error);
   return reply.code(status).send(body);
@@ -90,14 +100,8 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
     bodyLimit: options.bodyLimitBytes ?? 1024 * 1024,
     return503OnClosing: true,
     ...(options.logger ? { loggerInstance: options.logger.child({}, { serializers: REQUEST_LOG_SERIALIZERS, redact: REDACT }) as unknown as FastifyBaseLogger } : { logger: false }),
-    // One line per request, written once it has been answered (below), rather than Fastify's two.
-    disableRequestLogging: true,
+    logController: new CompletedRequestsOnly(),
   });
-  if (options.logger) {
-    app.addHook('onResponse', async (request, reply) => {
-      request.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed');
-    });
-  }
   const batches = new BatchRegistry(engine, { defaultProvider: options.defaultProvider, maxLines: options.maxBatchLines ?? 50_000 });
   const metrics = engineMetrics(engine);
   const runs = new RunRegistry(engine, (run) => metrics.observeRun(run));

@@ -120,7 +120,7 @@ export function serveStreamSocket(socket: WebSocket, options: StreamSocketOption
   const stop = engine.on('*', (event: EngineEvent) => {
     const id = event.taskId;
     if (!id || !following.has(id)) return;
-    if (event.type === 'task-delta') send({ type: 'delta', task: id, text: event.delta });
+    if (event.type === 'task-delta') send({ type: 'delta', task: id, text: event.delta, at: event.at });
     else if (event.type === 'task-completed' || event.type === 'task-failed' || event.type === 'task-cancelled') finish(id);
     else if (event.state) send({ type: 'state', task: id, state: event.state, at: event.at, ...(event.eta ? { eta: event.eta } : {}) });
   });
