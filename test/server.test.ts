@@ -186,8 +186,12 @@ describe('WebSocket /v1/stream', () => {
     socket.send(JSON.stringify({ type: 'submit', request: { model: 'mock:drip', messages: [{ role: 'user', content: 'over the socket' }], stream: true } }));
     const messages = await received;
     expect(messages[0]).toMatchObject({ type: 'acknowledged' });
-    const deltas = messages.filter((m) => m.type === 'delta').map((m) => m.text).join('');
-    expect(deltas).toBe(messages.at(-1).result.text);
+    const deltas = messages.filter((m) => m.type === 'delta');
+    expect(deltas.map((m) => m.text).join('')).toBe(messages.at(-1).result.text);
+    // Each delta carries the server's time, in order.
+    const times = deltas.map((m) => m.at as number);
+    expect(times.every((t) => typeof t === 'number' && Number.isFinite(t))).toBe(true);
+    expect(times).toEqual([...times].sort((a, b) => a - b));
     socket.close();
   });
 

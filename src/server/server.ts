@@ -56,13 +56,24 @@ declare module 'fastify' {
 
 const OPEN_PATHS = new Set(['/healthz', '/readyz', '/openapi.json']);
 
-/** What a request log line holds: the path without its query (a key or a prompt could hide there), never headers. */
+/**
+ * What a request log line holds, field by field: the path without its query
+ * (a key or a prompt could hide there), never headers or bodies; of an error,
+ * its kind, code and message (fanout's errors never carry a prompt or a key),
+ * never its other fields. Listing what may be logged, rather than redacting
+ * what may not, also keeps a line cheap: wildcard redaction cost a loaded
+ * server a third of its requests.
+ */
 const REQUEST_LOG_SERIALIZERS = {
   req: (request: { method?: string; url?: string; tenant?: string }) => ({ method: request.method, path: request.url?.split('?')[0], tenant: request.tenant || undefined }),
   res: (reply: { statusCode?: number }) => ({ status: reply.statusCode }),
+  err: (error: Error & { code?: unknown; statusCode?: unknown }) => ({
+    type: error.name,
+    code: typeof error.code === 'string' ? error.code : undefined,
+    message: error.message,
+    ...(typeof error.statusCode === 'number' && error.statusCode < 500 ? {} : { stack: error.stack }),
+  }),
 };
-/** Belt and braces: fields that must never reach a log, wherever they appear. */
-const REDACT = { paths: ['req.headers.authorization', '*.authorization', '*.apiKey', '*.api_key', '*.messages', '*.prompt', '*.system'], censor: '[redacted]' };
 
 /** One log line per request, once it has been answered, with what was asked; rather than Fastify's two. */
 class CompletedRequestsOnly extends LogController {
@@ -99,7 +110,7 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
   const app = Fastify({
     bodyLimit: options.bodyLimitBytes ?? 1024 * 1024,
     return503OnClosing: true,
-    ...(options.logger ? { loggerInstance: options.logger.child({}, { serializers: REQUEST_LOG_SERIALIZERS, redact: REDACT }) as unknown as FastifyBaseLogger } : { logger: false }),
+    ...(options.logger ? { loggerInstance: options.logger.child({}, { serializers: REQUEST_LOG_SERIALIZERS }) as unknown as FastifyBaseLogger } : { logger: false }),
     logController: new CompletedRequestsOnly(),
   });
   const batches = new BatchRegistry(engine, { defaultProvider: options.defaultProvider, maxLines: options.maxBatchLines ?? 50_000 });
