@@ -52,7 +52,9 @@ function usageOf(usage: OpenAI.CompletionUsage | undefined | null): Usage {
  */
 export class OpenAiCompatibleProvider implements Provider {
   readonly name: string;
-  private readonly client: OpenAI;
+  private readonly options: ConstructorParameters<typeof OpenAI>[0];
+  /** The SDK client, made on the first stream: a program that never streams never loads the SDK. */
+  private sdkClient?: OpenAI;
   private readonly http: ChatHttp;
   private readonly dialect: 'openai' | 'groq';
 
@@ -61,8 +63,7 @@ export class OpenAiCompatibleProvider implements Provider {
     this.dialect = options.dialect ?? 'openai';
     const baseURL = options.baseURL ?? 'https://api.openai.com/v1';
     const timeoutMs = options.timeoutMs ?? 600_000;
-    const { OpenAI: Client } = openAiSdk();
-    this.client = new Client({ apiKey: options.apiKey, baseURL, maxRetries: 0, timeout: timeoutMs, defaultHeaders: options.defaultHeaders });
+    this.options = { apiKey: options.apiKey, baseURL, maxRetries: 0, timeout: timeoutMs, defaultHeaders: options.defaultHeaders };
     this.http = new ChatHttp({ baseURL, apiKey: options.apiKey, timeoutMs, defaultHeaders: options.defaultHeaders });
   }
 
@@ -103,7 +104,8 @@ export class OpenAiCompatibleProvider implements Provider {
   async *stream(call: ModelCall, context: CallContext): AsyncIterable<StreamEvent> {
     const result = new StreamResult(this.name, call.model);
     try {
-      const { data: chunks, response } = await this.client.chat.completions
+      this.sdkClient ??= new (openAiSdk().OpenAI)(this.options);
+      const { data: chunks, response } = await this.sdkClient.chat.completions
         .create({ ...this.params(call), stream: true, stream_options: { include_usage: true } }, { signal: context.signal })
         .withResponse();
       result.requestId = response.headers.get('x-request-id') ?? undefined;
