@@ -1,3 +1,4 @@
+import { createServer } from 'node:http';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createEngine } from '../src/create-engine.js';
 import { ProviderError } from '../src/core/errors.js';
@@ -8,6 +9,7 @@ import type { ModelCall } from '../src/providers/provider.js';
 import { ManualClock } from '../src/testing/manual-clock.js';
 import { completion, openAiError, startOpenAiFake, type OpenAiFake } from './fakes/openai-fake.js';
 import { expectClassified } from './fakes/classification.js';
+import { listenOnLoopback } from './fakes/listen.js';
 
 let fake: OpenAiFake;
 beforeAll(async () => {
@@ -80,6 +82,25 @@ describe('OpenAI-compatible provider (a plain request per call, the openai SDK f
     ];
     await expectClassified(cases, (reply) => fake.script(reply), () => provider().complete(call, context()));
     expect(fake.requests).toHaveLength(cases.length);
+  });
+
+  it('follows a redirect to where the API now lives, sending the same request there', async () => {
+    fake.script({ kind: 'json', body: completion('Hello!') });
+    const moved = createServer((req, res) => {
+      req.resume();
+      res.writeHead(308, { location: `${fake.url}/chat/completions` }).end();
+    });
+    const { port, close } = await listenOnLoopback(moved);
+    try {
+      const result = await new OpenAiCompatibleProvider({ name: 'openai', apiKey: 'sk-test-key', baseURL: `http://127.0.0.1:${port}/v1` }).complete(call, context());
+      expect(result.text).toBe('Hello!');
+      expect(fake.requests).toHaveLength(1);
+      expect(fake.requests[0]?.body).toMatchObject({ model: 'gpt-4o-mini', max_tokens: 50 });
+      // The fake listens on another port, so another origin: the key stays behind, as fetch would leave it.
+      expect(fake.requests[0]?.headers.authorization).toBeUndefined();
+    } finally {
+      await close();
+    }
   });
 
   it('never puts the prompt or the key in an error', async () => {

@@ -1,5 +1,5 @@
 import type { ChatCompletion, ChatCompletionCreateParamsNonStreaming } from 'openai/resources/chat/completions';
-import type { Agent, Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import type { HeaderSource } from '../rate-limit-headers.js';
 import { openAiSdk, undiciModule } from '../sdk.js';
 
@@ -15,7 +15,7 @@ export class ChatHttp {
   private readonly origin: string;
   private readonly path: string;
   private readonly headers: Record<string, string>;
-  private readonly agent: Agent;
+  private readonly agent: Dispatcher;
   private readonly timeoutMs: number;
 
   constructor(options: { baseURL: string; apiKey: string; timeoutMs: number; defaultHeaders?: Record<string, string> }) {
@@ -28,22 +28,26 @@ export class ChatHttp {
   }
 
   async create(params: ChatCompletionCreateParamsNonStreaming, signal: AbortSignal): Promise<{ data: ChatCompletion; headers: HeaderSource }> {
-    const sdk = openAiSdk();
+    const body = JSON.stringify(params);
+    let url = { origin: this.origin, path: this.path };
+    let headers = this.headers;
     let answer: Dispatcher.ResponseData;
     let text: string;
     try {
-      answer = await this.agent.request({
-        origin: this.origin,
-        path: this.path,
-        method: 'POST',
-        headers: this.headers,
-        body: JSON.stringify(params),
-        signal,
-        headersTimeout: this.timeoutMs,
-        bodyTimeout: this.timeoutMs,
-      });
+      // Redirects are followed, as the SDK's fetch follows them: the same request goes to the new
+      // place, without the key if that is another origin (as fetch does).
+      for (let hops = 0; ; hops++) {
+        answer = await this.agent.request({ ...url, method: 'POST', headers, body, signal, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs });
+        const location = single(answer.headers.location);
+        if (!REDIRECTS.has(answer.statusCode) || !location || hops === MAX_REDIRECTS) break;
+        await answer.body.dump();
+        const next = new URL(location, `${url.origin}${url.path}`);
+        if (next.origin !== url.origin) headers = Object.fromEntries(Object.entries(headers).filter(([name]) => name.toLowerCase() !== 'authorization'));
+        url = { origin: next.origin, path: `${next.pathname}${next.search}` };
+      }
       text = await answer.body.text();
     } catch (error) {
+      const sdk = openAiSdk();
       if (signal.aborted) throw new sdk.APIUserAbortError();
       const { HeadersTimeoutError, BodyTimeoutError, ConnectTimeoutError } = undiciModule().errors;
       if (error instanceof HeadersTimeoutError || error instanceof BodyTimeoutError || error instanceof ConnectTimeoutError) {
@@ -52,23 +56,26 @@ export class ChatHttp {
       throw new sdk.APIConnectionError({ message: (error as Error).message, cause: error as Error });
     }
     const raw = answer.headers;
-    const headers: HeaderSource = { get: (name) => single(raw[name]) };
+    const answerHeaders: HeaderSource = { get: (name) => single(raw[name]) };
     if (answer.statusCode >= 300) {
-      const body = parse(text);
-      throw sdk.APIError.generate(answer.statusCode, body as object | undefined, body === undefined ? text.slice(0, 500) : undefined, headersOf(raw));
+      const error = parse(text);
+      throw openAiSdk().APIError.generate(answer.statusCode, error as object | undefined, error === undefined ? text.slice(0, 500) : undefined, headersOf(raw));
     }
     const data = parse(text) as ChatCompletion | undefined;
     if (!data || typeof data !== 'object' || !Array.isArray(data.choices)) {
       // Classified like a response that broke off: the provider's fault, worth another attempt.
       throw new Error(`the provider answered ${answer.statusCode} with a body that is not a chat completion`);
     }
-    return { data, headers };
+    return { data, headers: answerHeaders };
   }
 
   close(): Promise<void> {
     return this.agent.close();
   }
 }
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+const MAX_REDIRECTS = 5;
 
 function single(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value.join(', ') : value;
