@@ -68,10 +68,6 @@ export class ChatHttp {
     }
     return { data, headers: answerHeaders };
   }
-
-  close(): Promise<void> {
-    return this.agent.close();
-  }
 }
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
