@@ -107,7 +107,7 @@ const benches = {
       'W-learned',
       `steady state from ${l.warmupSeconds} s to ${l.seconds} s, ${l.limit}; fanout given no limit`,
       `${fmt(l.fanout.utilisation * 100, 1)} % of the limit, ${l.fanout.http429} × 429 in ${fmt(l.fanout.requests)} requests (${share(l.fanout)})`,
-      `naive (${l.naive.concurrency} workers, retry-after) ${fmt(l.naive.utilisation * 100, 1)} %, ${l.naive.http429} × 429 in ${fmt(l.naive.requests)} (${share(l.naive)})`,
+      `naive (${l.naive.concurrency} workers on the openai SDK, retry-after) ${fmt(l.naive.utilisation * 100, 1)} %, ${l.naive.http429} × 429 in ${fmt(l.naive.requests)} (${share(l.naive)})`,
       'goal ≥ 95 %, 429s ≤ 0.1 % of requests',
     ];
   },

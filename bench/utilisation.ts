@@ -150,8 +150,9 @@ export interface LearnedLimitsResult {
 /**
  * W-learned: an OpenAI-compatible HTTP upstream enforces 1,200 requests per
  * minute (1-second burst) and tells its clients only through its answers'
- * rate-limit headers and its 429s with retry-after; fanout, through the real
- * `openai` SDK, is given no limit. Requests the upstream completed between the
+ * rate-limit headers and its 429s with retry-after; fanout, through its
+ * OpenAI-compatible provider, is given no limit (the naive client uses the
+ * real `openai` SDK). Requests the upstream completed between the
  * end of the warm-up and the end of the run, against the limit; 429s over all
  * requests.
  */
@@ -201,5 +202,5 @@ export async function benchLearnedLimits(seconds = 20, warmupSeconds = 10): Prom
       }),
     );
   });
-  return { seconds, warmupSeconds, limit: '1,200 rpm with a 1-second burst, told only by headers and 429s (HTTP, openai SDK)', fanout, naive: { ...naive, concurrency } };
+  return { seconds, warmupSeconds, limit: '1,200 rpm with a 1-second burst, told only by headers and 429s, over HTTP', fanout, naive: { ...naive, concurrency } };
 }
