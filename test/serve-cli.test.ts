@@ -43,6 +43,17 @@ describe('fanout serve', () => {
     expect(out.stderr).toContain('unfinished tasks stay in the store');
   });
 
+  it('writes a request\'s log line while it keeps serving, not only when it stops', async () => {
+    const { child, out, address, exited } = await startServe([]);
+    expect((await askAndWait(address, 'mock:m')).status).toBe(200);
+    // Lines are written in blocks, but a lone line still goes out within the flush interval.
+    for (let i = 0; i < 200 && !out.stderr.includes('"msg":"request completed"'); i++) await new Promise((resolve) => setTimeout(resolve, 25));
+    const line = out.stderr.split('\n').find((l) => l.includes('"msg":"request completed"'));
+    expect(line && JSON.parse(line)).toMatchObject({ req: { method: 'POST', path: '/v1/tasks', tenant: 'acme' }, res: { status: 200 } });
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+  });
+
   it('closes a request still waiting when the shutdown grace period ends', async () => {
     const config = 'providers:\n  mock:\n    models:\n      slow: { latency: 600000 }\n';
     const { child, out, address, exited } = await startServe(['--config', 'fanout.yaml', '--shutdown-grace-ms', '300'], { 'fanout.yaml': config });

@@ -103,10 +103,14 @@ export function registerServeCommand(program: Command): void {
         process.once('SIGTERM', resolve);
         process.once('SIGINT', resolve);
       });
-      const { forced } = await shutDownServer(app, engine, { graceMs, clock: engine.clock, now });
-      if (forced) process.stderr.write('fanout serve: closed the connections still open\n');
-      await stores.close();
-      stopFlushing();
-      await new Promise<void>((resolve) => logger.flush(() => resolve()));
+      try {
+        const { forced } = await shutDownServer(app, engine, { graceMs, clock: engine.clock, now });
+        if (forced) process.stderr.write('fanout serve: closed the connections still open\n');
+        await stores.close();
+      } finally {
+        // Whatever happened, the last lines reach the log and nothing keeps the process alive.
+        stopFlushing();
+        await new Promise<void>((resolve) => logger.flush(() => resolve()));
+      }
     });
 }
