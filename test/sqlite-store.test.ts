@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openDatabase } from '../src/store/sqlite/database.js';
-import { SqliteCacheStore } from '../src/store/sqlite/sqlite-cache-store.js';
+import { SWEEP_EVERY_MS, SqliteCacheStore } from '../src/store/sqlite/sqlite-cache-store.js';
 import { SqliteTaskStore } from '../src/store/sqlite/sqlite-task-store.js';
 import { taskRow, taskStoreContract } from './contracts/task-store.contract.js';
 import { cacheStoreContract } from './contracts/cache-store.contract.js';
@@ -28,6 +28,29 @@ describe('SQLite database file', () => {
     expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
     db.close();
     second.close();
+  });
+
+  it('deletes cached answers past their expiry as new ones are stored, at most once a sweep interval', () => {
+    const path = join(dir(), 'fanout.db');
+    const store = new SqliteCacheStore(path);
+    const result = { text: 'a', usage: { inputTokens: 1, outputTokens: 1, cacheReadTokens: 0, cacheWriteTokens: 0 }, finishReason: 'stop' as const, model: 'm' };
+    const keys = () => {
+      const reader = new Database(path, { readonly: true });
+      try {
+        return (reader.prepare('SELECT key FROM cache ORDER BY key').all() as Array<{ key: string }>).map((row) => row.key);
+      } finally {
+        reader.close();
+      }
+    };
+    store.set('a-short', { tenant: 't', storedAt: 0, expiresAt: 1_000, result });
+    store.set('b-long', { tenant: 't', storedAt: 0, expiresAt: 10 * SWEEP_EVERY_MS, result });
+    // Past a-short's expiry, but within the interval of the first sweep (at 0): nothing is deleted yet.
+    store.set('c-new', { tenant: 't', storedAt: SWEEP_EVERY_MS - 1, expiresAt: 10 * SWEEP_EVERY_MS, result });
+    expect(keys()).toEqual(['a-short', 'b-long', 'c-new']);
+    // One interval on, the expired row goes and the live ones stay.
+    store.set('d-new', { tenant: 't', storedAt: SWEEP_EVERY_MS, expiresAt: 10 * SWEEP_EVERY_MS, result });
+    expect(keys()).toEqual(['b-long', 'c-new', 'd-new']);
+    store.close();
   });
 
   it('refuses a file that is not a database, and leaves it as it was', () => {

@@ -10,7 +10,16 @@ interface Row {
   result: string;
 }
 
-/** The result cache in a SQLite file (the same file as the task store, by default). */
+/** How often, in the engine's time, storing an answer also deletes the rows past their expiry. */
+export const SWEEP_EVERY_MS = 60_000;
+
+/**
+ * The result cache in a SQLite file (the same file as the task store, by
+ * default). Lookups ignore rows past their expiry; storing an answer also
+ * deletes them, at most once every `SWEEP_EVERY_MS` of the entries' own time
+ * (an index on `expires_at` keeps that cheap), so a long-running server's file
+ * holds what is live rather than every answer it ever gave.
+ */
 export class SqliteCacheStore implements CacheStore {
   private readonly db: BetterSqlite3.Database;
   private readonly ownsDb: boolean;
@@ -18,6 +27,8 @@ export class SqliteCacheStore implements CacheStore {
   private readonly upsert: BetterSqlite3.Statement<[string, string, number, number, string]>;
   private readonly deleteOne: BetterSqlite3.Statement<[string]>;
   private readonly deleteTenant: BetterSqlite3.Statement<[string]>;
+  private readonly deleteExpired: BetterSqlite3.Statement<[number]>;
+  private sweptAt = Number.NEGATIVE_INFINITY;
   private closed = false;
 
   /** Opens `path` (created if missing), or shares an already open fanout database. */
@@ -34,6 +45,7 @@ export class SqliteCacheStore implements CacheStore {
     );
     this.deleteOne = this.db.prepare('DELETE FROM cache WHERE key = ?');
     this.deleteTenant = this.db.prepare('DELETE FROM cache WHERE tenant = ?');
+    this.deleteExpired = this.db.prepare('DELETE FROM cache WHERE expires_at <= ?');
   }
 
   get(key: string, now: number): CacheEntry | undefined {
@@ -45,6 +57,10 @@ export class SqliteCacheStore implements CacheStore {
   set(key: string, entry: CacheEntry): void {
     const { rateLimit: _dropped, ...result } = entry.result;
     this.run(() => this.upsert.run(key, entry.tenant, Math.floor(entry.storedAt), Math.ceil(entry.expiresAt), JSON.stringify(result)));
+    if (entry.storedAt - this.sweptAt >= SWEEP_EVERY_MS) {
+      this.sweptAt = entry.storedAt;
+      this.run(() => this.deleteExpired.run(Math.floor(entry.storedAt)));
+    }
   }
 
   delete(key: string): void {
