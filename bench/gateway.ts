@@ -310,7 +310,7 @@ export async function benchGateway(): Promise<string[][]> {
     const t = chatTargets({ upstream: up0.port, bare: bare.port, portkey: portkey.port, fanout: fanout.port });
     await sleep(1000);
     const started = { bare: rssOf(bare.pid), portkey: rssOf(portkey.pid), fanout: rssOf(fanout.pid) };
-    say('warming up (1,000 requests each)');
+    say('warming up (1,200 requests each)');
     await load({ kind: 'latency', targets: [t.direct, t.bare, t.portkey, t.fanout], samples: 1000, round: 250 });
     await sleep(1000);
     const idle = { bare: rssOf(bare.pid), portkey: rssOf(portkey.pid), fanout: rssOf(fanout.pid) };
@@ -334,7 +334,7 @@ export async function benchGateway(): Promise<string[][]> {
     ]);
     rows.push([
       'G-memory',
-      `RSS at start, idle after 1,000 requests, and per request in flight (${fmt(held)} held at the upstream at once)`,
+      `RSS at start, idle after 1,200 requests, and per request in flight (${fmt(held)} held at the upstream at once)`,
       `${mb(started.fanout)} at start · idle ${mb(idle.fanout)} · ${kb(perRequest.fanout)} per request`,
       `bare proxy ${mb(started.bare)} · ${mb(idle.bare)} · ${kb(perRequest.bare)}; Portkey ${mb(started.portkey)} · ${mb(idle.portkey)} · ${kb(perRequest.portkey)}`,
       'goal idle ≤ 60 MB, ≤ 60 KB per request',
