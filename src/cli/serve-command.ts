@@ -66,9 +66,9 @@ export function registerServeCommand(program: Command): void {
       const models = Object.keys(config.models ?? {}).filter((m) => m !== '*' && !m.endsWith(':*'));
       const levels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
       if (!levels.includes(flags.logLevel)) throw new FanoutError('invalid_config', `--log-level: expected one of ${levels.join(', ')}, received "${flags.logLevel}"`);
-      // Lines go out in blocks of 4 KiB, and at least every 100 ms: one write per line would cost a
+      // Lines go out in blocks of 32 KiB, and at least every 100 ms: one write per line would cost a
       // loaded server a fifth of its time.
-      const logger = pino({ level: flags.logLevel }, pino.destination({ dest: 2, sync: false, minLength: 4096 }));
+      const logger = pino({ level: flags.logLevel }, pino.destination({ dest: 2, sync: false, minLength: 32 * 1024, maxWrite: 64 * 1024, periodicFlush: 100 }));
       const graceMs = Number(flags.shutdownGraceMs);
       if (!Number.isInteger(graceMs) || graceMs < 0) throw new FanoutError('invalid_config', `--shutdown-grace-ms: expected a whole number of milliseconds, received "${flags.shutdownGraceMs}"`);
       const perTenant = (flag: string, value: string | undefined): number | undefined => {
@@ -85,14 +85,6 @@ export function registerServeCommand(program: Command): void {
           : { limits: { ...(tenantRpm ? { requestsPerMinute: tenantRpm } : {}), ...(tenantTpm ? { tokensPerMinute: tenantTpm } : {}) }, maxWaitMs: Number(flags.tenantMaxWaitMs) || 0 };
       const app = createFanoutServer({ engine, keys, models, defaultProvider: flags.defaultProvider, logger, tenantQuota });
       const address = await app.listen({ port, host: flags.host });
-      let stopFlushing = (): void => {};
-      const flushLogsSoon = (): void => {
-        stopFlushing = engine.clock.setTimer(100, () => {
-          logger.flush();
-          flushLogsSoon();
-        });
-      };
-      flushLogsSoon();
       process.stderr.write(`fanout serve: listening on ${address} (tasks in ${stores.where}${keys.size === 0 ? ', no API keys' : `, ${keys.size} API key${keys.size === 1 ? '' : 's'}`})\n`);
       await new Promise<void>((resolve) => {
         process.once('SIGTERM', resolve);
@@ -108,8 +100,7 @@ export function registerServeCommand(program: Command): void {
         if (forced) process.stderr.write('fanout serve: closed the connections still open\n');
         await stores.close();
       } finally {
-        // Whatever happened, the last lines reach the log and nothing keeps the process alive.
-        stopFlushing();
+        // However the shutdown went, the last lines reach the log.
         await new Promise<void>((resolve) => logger.flush(() => resolve()));
       }
     });
