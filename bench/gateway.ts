@@ -19,7 +19,7 @@ const ROOT = join(HERE, '..');
 const LOAD_CORE = '0';
 const SERVER_CORE = '1';
 
-export interface Target {
+interface Target {
   name: string;
   url: string;
   path: string;
@@ -83,15 +83,15 @@ async function waitForHttp(url: string, ms: number): Promise<void> {
   }
 }
 
-export async function startUpstream(delayMs: number): Promise<Process> {
+async function startUpstream(delayMs: number): Promise<Process> {
   return startPrintingPort(LOAD_CORE, [join(HERE, 'gateway/upstream.mjs'), '--delay-ms', String(delayMs)]);
 }
 
-export async function startBareProxy(upstreamPort: number): Promise<Process> {
+async function startBareProxy(upstreamPort: number): Promise<Process> {
   return startPrintingPort(SERVER_CORE, [join(HERE, 'gateway/bare-proxy.mjs'), '--upstream', `http://127.0.0.1:${upstreamPort}`]);
 }
 
-export async function startPortkey(): Promise<Process> {
+async function startPortkey(): Promise<Process> {
   const port = await freePort();
   const script = join(ROOT, 'node_modules/@portkey-ai/gateway/build/start-server.js');
   const child = spawn('taskset', ['-c', SERVER_CORE, process.execPath, script, `--port=${port}`, '--headless'], { stdio: 'ignore', env: { ...process.env, NODE_ENV: 'production' } });
@@ -100,7 +100,7 @@ export async function startPortkey(): Promise<Process> {
 }
 
 /** fanout serve as a user would run it: the default SQLite store, an API key, request logs (to a file). */
-export async function startFanout(upstreamPort: number, dir: string): Promise<Process> {
+async function startFanout(upstreamPort: number, dir: string): Promise<Process> {
   mkdirSync(dir, { recursive: true });
   const config = join(dir, 'fanout.yaml');
   writeFileSync(
@@ -132,14 +132,14 @@ export async function startFanout(upstreamPort: number, dir: string): Promise<Pr
 }
 
 /** Resident set size of a process, in bytes (Linux). */
-export function rssOf(pid: number): number {
+function rssOf(pid: number): number {
   const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   if (!match) throw new Error(`no VmRSS for process ${pid}`);
   return Number(match[1]) * 1024;
 }
 
 /** Runs one load job pinned to the load core; resolves its JSON result. `onLine` sees its other output lines. */
-export function load<T>(job: object, onLine?: (line: string) => void): Promise<T> {
+function load<T>(job: object, onLine?: (line: string) => void): Promise<T> {
   return new Promise((resolve, reject) => {
     const child = spawn('taskset', ['-c', LOAD_CORE, process.execPath, join(HERE, 'gateway/load.mjs'), JSON.stringify(job)], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
@@ -157,7 +157,7 @@ export function load<T>(job: object, onLine?: (line: string) => void): Promise<T
 
 const CHAT_BODY = (model: string) => JSON.stringify({ model, messages: [{ role: 'user', content: 'Say something short about rate limits.' }], max_tokens: 64 });
 
-export function chatTargets(ports: { upstream: number; bare: number; portkey: number; fanout: number }): Record<'direct' | 'bare' | 'portkey' | 'fanout', Target> {
+function chatTargets(ports: { upstream: number; bare: number; portkey: number; fanout: number }): Record<'direct' | 'bare' | 'portkey' | 'fanout', Target> {
   const post = (name: string, port: number, headers: Record<string, string>, model: string): Target => ({
     name,
     url: `http://127.0.0.1:${port}`,
@@ -174,7 +174,7 @@ export function chatTargets(ports: { upstream: number; bare: number; portkey: nu
   };
 }
 
-export interface Latency {
+interface Latency {
   p50: number;
   p99: number;
 }
@@ -184,7 +184,7 @@ export interface Latency {
  * rounds (each target `round` requests in turn) until each has `samples`;
  * the median of each run's p50 and p99. `added` subtracts the direct call's.
  */
-export async function latencies(targets: Target[], samples: number, round: number, repeats: number): Promise<Record<string, Latency & { added50: number; added99: number }>> {
+async function latencies(targets: Target[], samples: number, round: number, repeats: number): Promise<Record<string, Latency & { added50: number; added99: number }>> {
   const runs: Array<Record<string, number[]>> = [];
   for (let r = 0; r < repeats; r++) runs.push(await load<Record<string, number[]>>({ kind: 'latency', targets, samples, round }));
   const out: Record<string, Latency & { added50: number; added99: number }> = {};
@@ -202,7 +202,7 @@ export async function latencies(targets: Target[], samples: number, round: numbe
   return out;
 }
 
-export interface Throughput {
+interface Throughput {
   rps: number;
   connections: number;
   p99: number;
@@ -214,7 +214,7 @@ export interface Throughput {
  * closed-loop load with 1, 2, 4 … connections, `seconds` each, until p99 passes
  * the bound (or an error comes back).
  */
-export async function throughputUnder(target: Target, p99BoundMs: number, seconds: number, maxConnections: number): Promise<Throughput> {
+async function throughputUnder(target: Target, p99BoundMs: number, seconds: number, maxConnections: number): Promise<Throughput> {
   const steps: Throughput['steps'] = [];
   let best = { rps: 0, connections: 0, p99: Number.NaN };
   for (let connections = 1; connections <= maxConnections; connections *= 2) {
@@ -232,32 +232,37 @@ export async function throughputUnder(target: Target, p99BoundMs: number, second
  * while the upstream holds every answer; RSS once all are at the upstream,
  * minus RSS just before. Bytes per request.
  */
-export async function bytesPerInFlight(target: Target, pid: number, upstreamPort: number, requests: number): Promise<number> {
+async function bytesPerInFlight(target: Target, pid: number, upstreamPort: number, requests: number): Promise<number> {
   const control = (path: string, method = 'POST') => fetch(`http://127.0.0.1:${upstreamPort}/control${path}`, { method }).then((r) => r.json() as Promise<{ held: number; answered: number }>);
   await control('/hold');
   const before = rssOf(pid);
-  let after = 0;
-  const done = load<{ ok: number; failed: number }>({ kind: 'hold', target, requests }, async () => {
-    const until = Date.now() + 60_000;
-    while ((await control('', 'GET')).held < requests) {
-      if (Date.now() > until) break;
-      await sleep(50);
-    }
-    await sleep(200);
-    after = rssOf(pid);
-    await control('/release');
+  let measured: Promise<{ held: number; rss: number }> | undefined;
+  const done = load<{ ok: number; failed: number }>({ kind: 'hold', target, requests }, () => {
+    measured ??= (async () => {
+      try {
+        const until = Date.now() + 60_000;
+        let held = 0;
+        while ((held = (await control('', 'GET')).held) < requests && Date.now() < until) await sleep(50);
+        await sleep(200);
+        return { held, rss: rssOf(pid) };
+      } finally {
+        await control('/release');
+      }
+    })();
   });
   const result = await done;
+  const after = await measured;
+  if (!after || after.held !== requests) throw new Error(`${target.name}: only ${after?.held ?? 0} of ${requests} requests reached the upstream; no memory figure`);
   if (result.ok !== requests) throw new Error(`${target.name}: ${result.failed} of ${requests} held requests failed`);
-  return (after - before) / requests;
+  return (after.rss - before) / requests;
 }
 
-export function tempDir(): { dir: string; remove(): void } {
+function tempDir(): { dir: string; remove(): void } {
   const dir = mkdtempSync(join(tmpdir(), 'fanout-gateway-bench-'));
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-export async function startFramework(framework: 'fastify' | 'hono', upstreamPort: number): Promise<Process> {
+async function startFramework(framework: 'fastify' | 'hono', upstreamPort: number): Promise<Process> {
   return startPrintingPort(SERVER_CORE, [join(HERE, 'gateway/framework-server.mjs'), framework, '--upstream', `http://127.0.0.1:${upstreamPort}`]);
 }
 
