@@ -88,7 +88,11 @@ async function events() {
     open += 1;
     socket.send(JSON.stringify({ type: 'submit', request: job.request }));
   };
-  await new Promise((resolve) => {
+  await new Promise((resolve, reject) => {
+    // Bounded: a socket that closes or goes quiet ends the run with an error, never a hang.
+    const giveUp = setTimeout(() => reject(new Error('events: no end within 30 s of the run')), job.seconds * 1000 + 30_000);
+    socket.on('close', () => reject(new Error('events: the socket closed before the run ended')));
+    socket.on('error', reject);
     socket.on('message', (data) => {
       const arrived = now();
       const message = JSON.parse(String(data));
@@ -97,7 +101,10 @@ async function events() {
         if (message.type === 'error') failures += 1;
         open -= 1;
         if (arrived < until) submit();
-        else if (open === 0) resolve();
+        else if (open === 0) {
+          clearTimeout(giveUp);
+          resolve();
+        }
       }
     });
     for (let i = 0; i < job.inFlight; i++) submit();
