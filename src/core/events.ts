@@ -63,6 +63,8 @@ export interface EventStreamOptions {
 export class EventHub {
   private readonly byType = new Map<EngineEventType, Set<EventListener>>();
   private readonly any = new Set<EventListener>();
+  /** Listeners of one task's events, by task id: an event reaches only those of its own task. */
+  private readonly byTask = new Map<string, Set<EventListener>>();
   private readonly enders = new Set<() => void>();
   private listenerCount = 0;
 
@@ -71,7 +73,7 @@ export class EventHub {
   }
 
   wants(type: EngineEventType): boolean {
-    return this.any.size > 0 || (this.byType.get(type)?.size ?? 0) > 0;
+    return this.any.size > 0 || this.byTask.size > 0 || (this.byType.get(type)?.size ?? 0) > 0;
   }
 
   on(type: EngineEventType | '*', listener: EventListener): () => void {
@@ -88,10 +90,39 @@ export class EventHub {
     };
   }
 
+  /**
+   * Listens to one task's events only. However many tasks are followed this
+   * way (a socket per task, thousands of sockets), an event costs one map
+   * look-up plus its own task's listeners, not a call to every listener.
+   */
+  onTask(taskId: string, listener: EventListener): () => void {
+    let set = this.byTask.get(taskId);
+    if (!set) {
+      set = new Set();
+      this.byTask.set(taskId, set);
+    }
+    if (set.has(listener)) return () => undefined;
+    set.add(listener);
+    this.listenerCount += 1;
+    let removed = false;
+    return () => {
+      if (removed) return;
+      removed = true;
+      const current = this.byTask.get(taskId);
+      if (!current?.delete(listener)) return;
+      this.listenerCount -= 1;
+      if (current.size === 0) this.byTask.delete(taskId);
+    };
+  }
+
   emit(event: EngineEvent): void {
     const typed = this.byType.get(event.type);
     if (typed) for (const listener of typed) listener(event);
     for (const listener of this.any) listener(event);
+    if (event.taskId !== undefined && this.byTask.size > 0) {
+      const own = this.byTask.get(event.taskId);
+      if (own) for (const listener of [...own]) listener(event);
+    }
   }
 
   /** An async iterator of events from now on. It ends on `until`, on abort, or when the hub closes. */
@@ -99,24 +130,24 @@ export class EventHub {
     const buffer: EngineEvent[] = [];
     let wake: (() => void) | undefined;
     let done = false;
-    const taskIds = options.taskIds ? new Set(options.taskIds) : undefined;
     const types = options.types ? new Set(options.types) : undefined;
     const finish = (): void => {
       if (done) return;
       done = true;
-      unsubscribe();
+      for (const unsubscribe of unsubscribes) unsubscribe();
       this.enders.delete(finish);
       options.signal?.removeEventListener('abort', finish);
       wake?.();
     };
-    const unsubscribe = this.on('*', (event) => {
+    const listener = (event: EngineEvent): void => {
       if (done) return;
-      if (taskIds && (event.taskId === undefined || !taskIds.has(event.taskId))) return;
       if (types && !types.has(event.type)) return;
       buffer.push(event);
       if (options.until?.(event)) finish();
       wake?.();
-    });
+    };
+    // A stream of some tasks listens to those tasks only, never to every event.
+    const unsubscribes = options.taskIds ? [...new Set(options.taskIds)].map((id) => this.onTask(id, listener)) : [this.on('*', listener)];
     this.enders.add(finish);
     if (options.signal?.aborted) finish();
     else options.signal?.addEventListener('abort', finish, { once: true });
@@ -149,6 +180,7 @@ export class EventHub {
     for (const end of [...this.enders]) end();
     this.byType.clear();
     this.any.clear();
+    this.byTask.clear();
     this.listenerCount = 0;
   }
 

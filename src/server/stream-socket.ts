@@ -2,6 +2,7 @@ import type { WebSocket } from 'ws';
 import type { FanoutEngine } from '../create-engine.js';
 import { asFanoutError, FanoutError } from '../core/errors.js';
 import type { EngineEvent } from '../core/events.js';
+import { assertJsonBounds } from '../core/json-bounds.js';
 import { isTerminal } from '../core/task-state.js';
 import type { TaskStatus } from '../core/task.js';
 import type { TaskRequest } from '../core/types.js';
@@ -36,7 +37,8 @@ type ClientMessage =
  */
 export function serveStreamSocket(socket: WebSocket, options: StreamSocketOptions): void {
   const { engine, tenant } = options;
-  const following = new Set<string>();
+  /** Each followed task and the function that stops its events. */
+  const following = new Map<string, () => void>();
   const send = (message: Record<string, unknown>): void => {
     if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(message));
   };
@@ -49,9 +51,20 @@ export function serveStreamSocket(socket: WebSocket, options: StreamSocketOption
     status?.state === 'completed'
       ? { type: 'response', ...about, task: id, result: status.result, usage: status.usage, timing: status.timing }
       : { type: 'error', ...about, task: id, state: status?.state, error: status?.error };
-  const finish = (id: string): void => {
+  const unfollow = (id: string): void => {
+    following.get(id)?.();
     following.delete(id);
+  };
+  const finish = (id: string): void => {
+    unfollow(id);
     send(ending(id, engine.status(id)));
+  };
+  /** Only the events of followed tasks reach this socket: each task is listened to on its own. */
+  const onEvent = (event: EngineEvent): void => {
+    const id = event.taskId as string;
+    if (event.type === 'task-delta') send({ type: 'delta', task: id, text: event.delta, at: event.at });
+    else if (event.type === 'task-completed' || event.type === 'task-failed' || event.type === 'task-cancelled') finish(id);
+    else if (event.state) send({ type: 'state', task: id, state: event.state, at: event.at, ...(event.eta ? { eta: event.eta } : {}) });
   };
   /** Each followed batch's subscription; a batch followed again gets a new one, and the old one goes quiet. */
   const batches = new Map<string, object>();
@@ -67,7 +80,7 @@ export function serveStreamSocket(socket: WebSocket, options: StreamSocketOption
     checkRoom();
     send({ type: 'acknowledged', task: id, state: status.state });
     if (isTerminal(status.state)) finish(id);
-    else following.add(id);
+    else if (!following.has(id)) following.set(id, engine.onTask(id, onEvent));
   };
   const followBatch = (id: string): void => {
     const batch = options.batches.get(tenant, id);
@@ -117,15 +130,9 @@ export function serveStreamSocket(socket: WebSocket, options: StreamSocketOption
     run.watchers.add(watcher);
     runs.set(id, () => run.watchers.delete(watcher));
   };
-  const stop = engine.on('*', (event: EngineEvent) => {
-    const id = event.taskId;
-    if (!id || !following.has(id)) return;
-    if (event.type === 'task-delta') send({ type: 'delta', task: id, text: event.delta, at: event.at });
-    else if (event.type === 'task-completed' || event.type === 'task-failed' || event.type === 'task-cancelled') finish(id);
-    else if (event.state) send({ type: 'state', task: id, state: event.state, at: event.at, ...(event.eta ? { eta: event.eta } : {}) });
-  });
   socket.on('close', () => {
-    stop();
+    for (const stop of following.values()) stop();
+    following.clear();
     batches.clear();
     for (const forget of runs.values()) forget();
     runs.clear();
@@ -136,6 +143,7 @@ export function serveStreamSocket(socket: WebSocket, options: StreamSocketOption
       if (isBinary) throw new FanoutError('invalid_request', 'expected a text frame with a JSON message');
       message = JSON.parse(data.toString()) as ClientMessage;
       if (typeof message !== 'object' || message === null) throw new FanoutError('invalid_request', 'expected a JSON object');
+      assertJsonBounds(message, '(root)');
     } catch (error) {
       fail(error instanceof SyntaxError ? new FanoutError('invalid_request', `not JSON (${error.message})`) : error);
       return;
@@ -152,7 +160,7 @@ export function serveStreamSocket(socket: WebSocket, options: StreamSocketOption
       } else if (message.type === 'subscribe' && typeof message.run === 'string') {
         followRun(message.run);
       } else if (message.type === 'unsubscribe' && typeof message.task === 'string') {
-        following.delete(message.task);
+        unfollow(message.task);
       } else if (message.type === 'unsubscribe' && typeof message.batch === 'string') {
         batches.delete(message.batch);
       } else if (message.type === 'unsubscribe' && typeof message.run === 'string') {
