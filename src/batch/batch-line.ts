@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { FanoutError, ValidationError } from '../core/errors.js';
 import type { ChatMessage, TaskRequest } from '../core/types.js';
+import { assertJsonBounds } from '../core/json-bounds.js';
 import { describeIssues } from '../core/validate.js';
 
 /**
@@ -123,6 +124,7 @@ export function parseBatchLine(text: string, lineNumber: number, options: BatchL
     throw new FanoutError('invalid_request', `line ${lineNumber}: not JSON (${(error as Error).message})`);
   }
   try {
+    assertJsonBounds(json, '(root)');
     if (typeof json === 'object' && json !== null && 'custom_id' in json) {
       const parsed = openAiLine.safeParse(json);
       if (!parsed.success) throw new ValidationError('invalid_request', describeIssues(parsed.error));

@@ -18,7 +18,7 @@ import { nonNegative, positiveInteger } from './option-checks.js';
 import { validateTaskRequest } from './validate.js';
 import type { CacheEntry } from '../cache/cache-store.js';
 import type { TaskStore } from '../store/task-store.js';
-import { DEFAULT_LEASE_MS, TaskJournal } from './journal.js';
+import { DEFAULT_LEASE_MS, TaskJournal, type StoreHealth } from './journal.js';
 import { DEFAULT_CACHE_TTL_MS, ResultCache, type CacheOptions, type CachePolicy } from '../cache/result-cache.js';
 import { MemoryCacheStore } from '../store/memory/memory-cache-store.js';
 
@@ -159,12 +159,13 @@ export class Engine {
       reject: (task, error) => this.fail(task, error),
     }, concurrency);
     if (options.store) {
-      this.journal = new TaskJournal(
-        options.store,
-        this.clock,
-        (error) => this.storeEvent('store-error', error.code, error.message),
-        (outcome) => this.storeEvent('store-conflict', 'illegal_transition', `the store kept its own record of ${[...outcome.ended, ...outcome.leased].join(', ')}`),
-      );
+      this.journal = new TaskJournal({
+        store: options.store,
+        clock: this.clock,
+        onError: (error) => this.storeEvent('store-error', error.code, error.message),
+        onConflict: (outcome) => this.storeEvent('store-conflict', 'illegal_transition', `the store kept its own record of ${[...outcome.ended, ...outcome.leased].join(', ')}`),
+        onUnwritable: (tasks) => this.unwritable(tasks),
+      });
       this.recovered = this.recover(options.store);
     } else {
       this.recovered = Promise.resolve(0);
@@ -204,14 +205,13 @@ export class Engine {
   cancel(id: string): boolean {
     const task = this.tasks.get(id);
     if (!task || isTerminal(task.state)) return false;
-    const now = this.clock.now();
-    const error = new FanoutError('cancelled', `task ${id} was cancelled`);
-    const signal = task.current;
-    if (task.state === 'processing') this.endAttempt(task, now, { outcome: 'cancelled', error }, task.reservation ? failedCost(task.reservation.cost) : undefined);
-    signal?.abort(error);
-    task.error = error;
-    this.finish(task, 'cancelled', now);
+    this.cancelWith(task, new FanoutError('cancelled', `task ${id} was cancelled`), 'cancelled');
     return true;
+  }
+
+  /** How the store's writes are going; always `ok` without a store. */
+  storeHealth(): StoreHealth {
+    return this.journal?.health ?? { ok: true };
   }
 
   /**
@@ -229,6 +229,11 @@ export class Engine {
 
   on(type: EngineEventType | '*', listener: EventListener): () => void {
     return this.hub.on(type, listener);
+  }
+
+  /** One task's events from now on, to `listener`; returns the function that stops them. */
+  onTask(taskId: string, listener: EventListener): () => void {
+    return this.hub.onTask(taskId, listener);
   }
 
   /** Engine-wide events from now on, as an async iterator. */
@@ -302,9 +307,10 @@ export class Engine {
     if (options.batch) task.batch = options.batch;
     if (options.durable !== false) task.journal = this.journal;
     task.cost = this.costOf(resolved, request);
+    // Whatever can throw comes before the task is kept: a request refused here leaves nothing behind.
+    task.cache = this.cache?.policy(request, resolved, request.maxTokens ?? this.defaultMaxTokens);
     this.tasks.set(task.id, task);
     this.pending += 1;
-    task.cache = this.cache?.policy(request, resolved, request.maxTokens ?? this.defaultMaxTokens);
     if (!task.cache) {
       this.admit(task, now);
       return task;
@@ -379,6 +385,14 @@ export class Engine {
         cache.lead(policy.key, follower);
         this.admit(follower, now);
       }
+    }
+  }
+
+  /** Tasks the store could not hold fail on their own; every other task's writes go on. */
+  private unwritable(tasks: readonly Task[]): void {
+    for (const task of tasks) {
+      this.storeEvent('store-error', 'invalid_request', `task ${task.id} could not be stored (its request or result cannot be serialised) and has failed`);
+      if (!isTerminal(task.state)) this.cancelWith(task, new FanoutError('invalid_request', `task ${task.id} could not be stored: its request cannot be serialised`), 'failed');
     }
   }
 
@@ -661,16 +675,19 @@ export class Engine {
     if (this.hub.active) this.emitTask('task-queued', task, now);
   }
 
+  /** Ends a task that has not ended: its call (if any) is aborted and its permit settled. */
+  private cancelWith(task: Task, error: FanoutError, state: 'cancelled' | 'failed'): void {
+    const now = this.clock.now();
+    const signal = task.current;
+    if (task.state === 'processing') this.endAttempt(task, now, { outcome: state === 'cancelled' ? 'cancelled' : 'failed', error }, task.reservation ? failedCost(task.reservation.cost) : undefined);
+    signal?.abort(error);
+    task.error = error;
+    this.finish(task, state, now);
+  }
+
   private expire(task: Task): void {
     if (isTerminal(task.state)) return;
-    const now = this.clock.now();
-    const error = new FanoutError('deadline_exceeded', `task ${task.id} passed its deadline of ${task.request.deadlineMs} ms`);
-    if (task.state === 'processing') {
-      const signal = task.current;
-      this.endAttempt(task, now, { outcome: 'failed', error }, task.reservation ? failedCost(task.reservation.cost) : undefined);
-      signal?.abort(error);
-    }
-    this.fail(task, error);
+    this.cancelWith(task, new FanoutError('deadline_exceeded', `task ${task.id} passed its deadline of ${task.request.deadlineMs} ms`), 'failed');
   }
 
   private fail(task: Task, error: FanoutError): void {

@@ -16,6 +16,27 @@ function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
   return typeof (value as { then?: unknown } | undefined)?.then === 'function';
 }
 
+/** What the journal tells its engine. */
+export interface TaskJournalOptions {
+  store: TaskStore;
+  clock: Clock;
+  /** A write failed as a whole (a full disk, a lost connection); its tasks wait for the next flush. */
+  onError: (error: FanoutError) => void;
+  /** The store kept its own record of some rows (an ended task, another attempt's lease). */
+  onConflict: (outcome: WriteOutcome) => void;
+  /** These tasks could not be serialised: they were not written and will not be. */
+  onUnwritable: (tasks: Task[]) => void;
+}
+
+/** How the store's writes are going: `ok` until a write fails, and again after one succeeds. */
+export interface StoreHealth {
+  ok: boolean;
+  /** The last failure, while writes are failing. */
+  error?: { code: string; message: string };
+  /** When writes started failing (engine clock, epoch ms). */
+  failingSince?: number;
+}
+
 /**
  * Writes task changes to a `TaskStore`, grouped: every task that changed is
  * written once per flush, as it stands then, in one transaction. A flush runs
@@ -24,21 +45,28 @@ function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
  * (`flush`), and on `close`.
  *
  * A write that fails (a full disk, a lost connection) keeps its tasks marked
- * for the next flush and is reported through `onError`; nothing already
- * stored is touched.
+ * for the next flush, is reported through `onError` and shows in `health`
+ * until a write succeeds; nothing already stored is touched. A row that
+ * cannot be serialised fails only its own task (`onUnwritable`), which is
+ * then left out of every later write.
  */
 export class TaskJournal {
+  readonly store: TaskStore;
   private dirty = new Set<Task>();
   private cancelTimer?: () => void;
   private writing?: Promise<void>;
   private stopped = false;
+  private failing?: { error: FanoutError; since: number };
 
-  constructor(
-    readonly store: TaskStore,
-    private readonly clock: Clock,
-    private readonly onError: (error: FanoutError) => void,
-    private readonly onConflict: (outcome: WriteOutcome) => void,
-  ) {}
+  constructor(private readonly options: TaskJournalOptions) {
+    this.store = options.store;
+  }
+
+  get health(): StoreHealth {
+    if (!this.failing) return { ok: true };
+    const { error, since } = this.failing;
+    return { ok: false, error: { code: error.code, message: error.message }, failingSince: since };
+  }
 
   /**
    * Marks a task for the next flush. Never writes at once: the engine is in
@@ -47,7 +75,7 @@ export class TaskJournal {
   changed(task: Task): void {
     if (this.stopped) return;
     this.dirty.add(task);
-    this.cancelTimer ??= this.clock.setTimer(FLUSH_DELAY_MS, () => {
+    this.cancelTimer ??= this.options.clock.setTimer(FLUSH_DELAY_MS, () => {
       this.cancelTimer = undefined;
       void this.flush();
     });
@@ -63,16 +91,18 @@ export class TaskJournal {
     const rows = [...tasks].map(toRow);
     const retry = (error: unknown): void => {
       for (const task of tasks) this.dirty.add(task);
-      this.onError(asFanoutError(error, 'io_error'));
+      const failure = asFanoutError(error, 'io_error');
+      this.failing = { error: failure, since: this.failing?.since ?? this.options.clock.now() };
+      this.options.onError(failure);
     };
     try {
-      const written = this.store.write(rows, this.clock.now());
+      const written = this.store.write(rows, this.options.clock.now());
       if (isPromise(written)) {
-        const pending = written.then((outcome) => this.report(outcome), retry);
+        const pending = written.then((outcome) => this.report(outcome, tasks), retry);
         this.writing = pending;
         return pending;
       }
-      this.report(written);
+      this.report(written, tasks);
     } catch (error) {
       retry(error);
     }
@@ -90,8 +120,14 @@ export class TaskJournal {
     this.stopped = true;
   }
 
-  private report(outcome: WriteOutcome): void {
-    if (outcome.ended.length > 0 || outcome.leased.length > 0) this.onConflict(outcome);
+  private report(outcome: WriteOutcome, tasks: ReadonlySet<Task>): void {
+    this.failing = undefined;
+    if (outcome.ended.length > 0 || outcome.leased.length > 0) this.options.onConflict(outcome);
+    if (!outcome.unwritable?.length) return;
+    const ids = new Set(outcome.unwritable);
+    const lost = [...tasks].filter((task) => ids.has(task.id));
+    for (const task of lost) task.journal = undefined;
+    this.options.onUnwritable(lost);
   }
 }
 

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { ValidationError } from './errors.js';
+import { FanoutError, ValidationError } from './errors.js';
+import { assertJsonBounds } from './json-bounds.js';
 import type { TaskRequest } from './types.js';
 
 /** Turns zod's issues into messages that name the field, what was expected and what came. */
@@ -98,6 +99,39 @@ export function isPlainValidRequest(input: unknown): input is TaskRequest {
 }
 
 /**
+ * Fields `providerOptions` may not carry, because each changes what the
+ * limiter charged for (the model, the messages counted, the output ceiling
+ * reserved, the number of answers) or how the answer is read: in any
+ * provider's spelling (OpenAI, Anthropic, Bedrock Converse).
+ */
+export const RESERVED_PROVIDER_OPTIONS: readonly string[] = [
+  'model',
+  'modelId',
+  'messages',
+  'system',
+  'max_tokens',
+  'max_completion_tokens',
+  'max_output_tokens',
+  'maxTokens',
+  'inferenceConfig',
+  'n',
+  'stream',
+];
+const RESERVED = new Set(RESERVED_PROVIDER_OPTIONS);
+
+/** The fields of `providerOptions` are passed to the provider as they are: only those that cannot undo fanout's accounting. */
+function checkProviderOptions(options: Record<string, unknown>): void {
+  const refused = Object.keys(options).filter((key) => RESERVED.has(key));
+  if (refused.length > 0) {
+    throw new ValidationError(
+      'invalid_request',
+      refused.map((key) => `providerOptions.${key}: may not be set here, since it changes what the limits were charged for; use the request's own fields`),
+    );
+  }
+  assertJsonBounds(options, 'providerOptions');
+}
+
+/**
  * Checks a request from outside; throws a `ValidationError` naming every bad
  * field. The returned request is the caller's object when it was already
  * plainly valid (fanout does not change it; the caller should not either
@@ -107,5 +141,13 @@ export function validateTaskRequest(input: unknown): TaskRequest {
   if (isPlainValidRequest(input)) return input;
   const parsed = taskRequestSchema.safeParse(input);
   if (!parsed.success) throw new ValidationError('invalid_request', describeIssues(parsed.error));
-  return parsed.data as TaskRequest;
+  const request = parsed.data as TaskRequest;
+  if (request.providerOptions) {
+    try {
+      checkProviderOptions(request.providerOptions);
+    } catch (error) {
+      throw error instanceof ValidationError ? error : new ValidationError('invalid_request', [(error as FanoutError).message]);
+    }
+  }
+  return request;
 }

@@ -98,6 +98,9 @@ export function engineMetrics(engine: Engine): FanoutMetrics {
     if (event.error?.status === 429) refused.inc({ model });
   });
   engine.on('task-retrying', (event) => retries.inc({ model: modelOf(event.taskId) }));
+  const storeErrors = new Counter({ name: 'fanout_store_errors_total', help: 'Failed writes to the task store, and tasks it could not hold, by code', labelNames: ['code'], registers: [registry] });
+  engine.on('store-error', (event) => storeErrors.inc({ code: event.error?.code ?? 'unknown' }));
+  new Gauge({ name: 'fanout_store_ok', help: '1 while the task store takes writes, 0 while they fail', registers: [registry], collect() { this.set(engine.storeHealth().ok ? 1 : 0); } });
 
   const observeRun = (run: PipelineRun): void => {
     for (const step of Object.values(run.steps)) {

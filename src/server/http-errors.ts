@@ -1,4 +1,4 @@
-import { FanoutError, ProviderError, type ErrorCode } from '../core/errors.js';
+import { FanoutError, type ErrorCode } from '../core/errors.js';
 
 /** HTTP status for each error code, in one place. */
 const STATUS: Partial<Record<ErrorCode, number>> = {
@@ -31,8 +31,7 @@ export interface HttpError {
 export function httpError(error: unknown): HttpError {
   if (error instanceof FanoutError) {
     const status = STATUS[error.code] ?? 500;
-    const message = error instanceof ProviderError ? error.message : error.message;
-    return { status, body: { error: { code: error.code, message, type: status < 500 ? 'invalid_request_error' : 'server_error' } } };
+    return { status, body: { error: { code: error.code, message: error.message, type: status < 500 ? 'invalid_request_error' : 'server_error' } } };
   }
   return { status: 500, body: { error: { code: 'internal_error', message: 'internal error', type: 'server_error' } } };
 }

@@ -6,6 +6,7 @@ import { requestFromChatBody } from '../batch/batch-line.js';
 import { chatCompletion, openAiUsage } from '../batch/output-line.js';
 import type { FanoutEngine } from '../create-engine.js';
 import { FanoutError } from '../core/errors.js';
+import { assertJsonBounds } from '../core/json-bounds.js';
 import { isTerminal } from '../core/task-state.js';
 import type { TaskStatus } from '../core/task.js';
 import { ZERO_USAGE, type TaskRequest, type Usage } from '../core/types.js';
@@ -150,10 +151,18 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
     request.tenant = tenant;
   });
 
-  app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, _request, reply) => {
+  // Every JSON body is bounded once, here, before any route reads it: a value nested thousands deep
+  // would overflow whatever walks it later (the store's serialiser, the cache key).
+  app.addHook('preValidation', async (request) => {
+    if (typeof request.body === 'object' && request.body !== null) assertJsonBounds(request.body, 'body');
+  });
+
+  app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, request, reply) => {
     if (error instanceof FanoutError) return send(reply, error);
     // Fastify's own refusals (bad JSON, too large, wrong content type) are the client's errors.
     const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
+    // A fault of fanout's own: the client learns nothing of it, the log learns its cause.
+    if (status >= 500) request.log.error({ err: error }, 'request failed');
     const message = status < 500 ? error.message : 'internal error';
     return reply.code(status).send({ error: { code: status < 500 ? 'invalid_request' : 'internal_error', message, type: status < 500 ? 'invalid_request_error' : 'server_error' } });
   });
@@ -163,7 +172,22 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
   const openapi = openApiDocument();
   app.get('/openapi.json', async () => openapi);
   app.get('/healthz', async () => ({ ok: true }));
-  app.get('/readyz', async () => ({ ready: true, pending: engine.pendingCount, inFlight: engine.inFlight }));
+  // Not ready while the store refuses writes: what is accepted now could not be kept.
+  app.get('/readyz', async (_request, reply) => {
+    const store = engine.storeHealth();
+    return reply.code(store.ok ? 200 : 503).send({ ready: store.ok, pending: engine.pendingCount, inFlight: engine.inFlight, ...(store.ok ? {} : { store }) });
+  });
+  if (options.logger) {
+    const log = options.logger;
+    let loggedSince: number | undefined;
+    engine.on('store-error', (event) => {
+      // One line when writes start failing (not one per retried flush), and one per task the store could not hold.
+      const since = engine.storeHealth().failingSince;
+      if (event.error?.code !== 'invalid_request' && since === loggedSince) return;
+      loggedSince = since;
+      log.error({ store: event.error }, 'task store write failed');
+    });
+  }
 
   app.post('/v1/tasks', async (request, reply) => {
     const body = request.body;

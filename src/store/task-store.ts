@@ -37,6 +37,12 @@ export interface WriteOutcome {
   ended: string[];
   /** Rows refused because another attempt holds the task's lease. */
   leased: string[];
+  /**
+   * Rows that could not be turned into what the store keeps (JSON nested too
+   * deep for the serializer, a value JSON cannot hold). They are not written;
+   * every other row of the same write is. Absent when there were none.
+   */
+  unwritable?: string[];
 }
 
 /**

@@ -72,6 +72,17 @@ export function taskStoreContract(name: string, makeStore: () => TaskStore | Pro
       expect((await store.get('t1'))?.result?.text).toBe('holder');
     });
 
+    it('leaves out a row it cannot serialise, reports it, and stores the rest of the same write', async () => {
+      const store = await open();
+      const deep: Record<string, unknown> = {};
+      let level = deep;
+      for (let i = 0; i < 20_000; i++) level = level.a = {};
+      const poison = taskRow('t2', { request: { model: 'mock:m', messages: [{ role: 'user', content: 'x' }], providerOptions: { budget: 10n as unknown as number } } });
+      const tooDeep = taskRow('t3', { request: { model: 'mock:m', messages: [{ role: 'user', content: 'x' }], providerOptions: deep } });
+      expect(await store.write([taskRow('t1'), poison, tooDeep, taskRow('t4')], 1000)).toEqual({ ended: [], leased: [], unwritable: ['t2', 't3'] });
+      expect([(await store.get('t1'))?.state, await store.get('t2'), await store.get('t3'), (await store.get('t4'))?.state]).toEqual(['queued', undefined, undefined, 'queued']);
+    });
+
     it('lists a batch by line', async () => {
       const store = await open();
       await store.write([taskRow('t1', { batchId: 'b', line: 9 }), taskRow('t2', { batchId: 'b', line: 2 }), taskRow('t3', { batchId: 'c', line: 1 }), taskRow('t4')], 1000);

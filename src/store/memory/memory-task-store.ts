@@ -12,7 +12,17 @@ export class MemoryTaskStore implements TaskStore {
       const stored = this.rows.get(row.id);
       if (stored && isTerminal(stored.state)) outcome.ended.push(row.id);
       else if (stored && heldByAnother(stored, row, now)) outcome.leased.push(row.id);
-      else this.rows.set(row.id, structuredClone(row));
+      else {
+        // Kept as a durable store keeps it: as JSON, so a row one store cannot hold is refused by all.
+        let copy: TaskRow;
+        try {
+          copy = JSON.parse(JSON.stringify(row)) as TaskRow;
+        } catch {
+          (outcome.unwritable ??= []).push(row.id);
+          continue;
+        }
+        this.rows.set(row.id, copy);
+      }
     }
     return outcome;
   }

@@ -157,34 +157,47 @@ export class SqliteTaskStore implements TaskStore {
   private applyRows(rows: readonly TaskRow[], now: number): WriteOutcome {
     const outcome: WriteOutcome = { ended: [], leased: [] };
     for (const row of rows) {
-      const changes = this.upsert.run({
-        id: row.id,
-        seq: row.seq,
-        batch_id: row.batchId ?? null,
-        line: row.line ?? null,
-        limit_key: row.key,
-        request: this.jsonOf(row.request),
-        state: row.state,
-        submitted_at: row.submittedAt,
-        ready_at: row.readyAt,
-        ended_at: row.endedAt ?? null,
-        attempts: JSON.stringify(row.attempts),
-        queued_ms: row.queuedMs,
-        rate_limited_ms: row.rateLimitedMs,
-        provider_ms: row.providerMs,
-        lease_attempt: row.leaseAttempt ?? null,
-        lease_until: row.leaseUntil ?? null,
-        result: row.result === undefined ? null : JSON.stringify(row.result),
-        error: row.error === undefined ? null : JSON.stringify(row.error),
-        completions: row.state === 'completed' ? 1 : 0,
-        now,
-      }).changes;
+      let values: Record<string, unknown>;
+      try {
+        values = this.valuesOf(row, now);
+      } catch {
+        // One row that cannot be serialised fails alone; the rest of the write goes on.
+        (outcome.unwritable ??= []).push(row.id);
+        continue;
+      }
+      const changes = this.upsert.run(values).changes;
       if (changes === 1) continue;
       const stored = this.selectStored.get(row.id);
       if (stored && ['completed', 'failed', 'cancelled'].includes(stored.state)) outcome.ended.push(row.id);
       else outcome.leased.push(row.id);
     }
     return outcome;
+  }
+
+  /** A row as the upsert's parameters: every JSON column serialised. */
+  private valuesOf(row: TaskRow, now: number): Record<string, unknown> {
+    return {
+      id: row.id,
+      seq: row.seq,
+      batch_id: row.batchId ?? null,
+      line: row.line ?? null,
+      limit_key: row.key,
+      request: this.jsonOf(row.request),
+      state: row.state,
+      submitted_at: row.submittedAt,
+      ready_at: row.readyAt,
+      ended_at: row.endedAt ?? null,
+      attempts: JSON.stringify(row.attempts),
+      queued_ms: row.queuedMs,
+      rate_limited_ms: row.rateLimitedMs,
+      provider_ms: row.providerMs,
+      lease_attempt: row.leaseAttempt ?? null,
+      lease_until: row.leaseUntil ?? null,
+      result: row.result === undefined ? null : JSON.stringify(row.result),
+      error: row.error === undefined ? null : JSON.stringify(row.error),
+      completions: row.state === 'completed' ? 1 : 0,
+      now,
+    };
   }
 
   private jsonOf(request: TaskRow['request']): string {
