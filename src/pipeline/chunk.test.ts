@@ -19,6 +19,6 @@ describe('splitByTokens', () => {
 
   it('keeps blocks whole when they fit, cutting only a block larger than a chunk', () => {
     const text = 'diff a\n1\n2\ndiff b\n3\ndiff c\n44444\n55555\n';
-    expect(splitByTokens(text, { maxTokens: 14, boundary: /^diff / }, count)).toEqual(['diff a\n1\n2\n', 'diff b\n3\n', 'diff c\n44444\n', '55555\n']);
+    expect(splitByTokens(text, { maxTokens: 14, boundary: 'diff ' }, count)).toEqual(['diff a\n1\n2\n', 'diff b\n3\n', 'diff c\n44444\n', '55555\n']);
   });
 });

@@ -3,11 +3,11 @@ export interface SplitOptions {
   /** Tokens of whole lines from the end of a chunk repeated at the start of the next. Default 0. */
   overlapTokens?: number;
   /**
-   * A pattern for lines that start a block (for a diff, `^diff --git`): blocks
-   * are kept whole in one chunk when they fit, and only a block larger than a
-   * chunk is cut between its lines.
+   * The text that starts a block (for a diff, `diff --git`), matched as a
+   * literal line prefix: blocks are kept whole in one chunk when they fit, and
+   * only a block larger than a chunk is cut between its lines.
    */
-  boundary?: RegExp;
+  boundary?: string;
 }
 
 /**
@@ -53,13 +53,13 @@ function overlapOf(lines: Array<{ text: string; tokens: number }>, budget: numbe
   return kept;
 }
 
-/** The text cut before every line matching `boundary` (the whole text when there is none). */
-function blocksOf(text: string, boundary: RegExp | undefined): string[] {
+/** The text cut before every line that starts with `boundary` (the whole text when there is none). */
+function blocksOf(text: string, boundary: string | undefined): string[] {
   if (!boundary) return [text];
   const blocks: string[] = [];
   let current = '';
   for (const line of text.match(/[^\n]*\n|[^\n]+$/g) ?? []) {
-    if (current !== '' && boundary.test(line.replace(/\n$/, ''))) {
+    if (current !== '' && line.startsWith(boundary)) {
       blocks.push(current);
       current = '';
     }

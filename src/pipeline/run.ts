@@ -25,7 +25,14 @@ export interface RunPipelineOptions {
   tenant?: string;
   /** Told of each step as it ends (completed, failed or skipped), before the run ends. */
   onStepEnd?: (step: StepResult) => void;
+  /** Longest prompt, system prompt or tool argument a template may render to, in characters. Default 1,000,000. */
+  maxRenderedChars?: number;
+  /** Most items one `forEach` step may fan out over (the step fails beyond it). Default 10,000. */
+  maxForEachItems?: number;
 }
+
+/** Default bound on the items of one `forEach` step. */
+export const DEFAULT_MAX_FOREACH_ITEMS = 10_000;
 
 export type StepState = 'completed' | 'failed' | 'skipped';
 
@@ -201,6 +208,8 @@ class PipelineRunner {
         const source = step.spec.forEach;
         const items = typeof source === 'string' ? this.results[source]?.output : source;
         const list = Array.isArray(items) ? items : [];
+        const maxItems = this.options.maxForEachItems ?? DEFAULT_MAX_FOREACH_ITEMS;
+        if (list.length > maxItems) throw new FanoutError('invalid_request', `steps.${step.name}.forEach: ${list.length.toLocaleString('en-US')} items; a step may fan out over at most ${maxItems.toLocaleString('en-US')}`);
         const first = step.spec.primeCache && list.length > 1 ? [await this.once(step, result, { item: list[0], index: 0 })] : [];
         const rest = await Promise.all(list.slice(first.length).map((item, i) => this.once(step, result, { item, index: i + first.length })));
         result.output = [...first, ...rest];
@@ -240,7 +249,17 @@ class PipelineRunner {
     const { from, maxTokens, overlapTokens, boundary } = step.spec.split as NonNullable<CheckedStep['spec']['split']>;
     const source = this.results[from]?.output ?? this.inputs[from] ?? '';
     const text = Array.isArray(source) ? source.join('\n') : source;
-    return splitByTokens(text, { maxTokens, overlapTokens, boundary: boundary === undefined ? undefined : new RegExp(boundary) }, countTextTokens);
+    return splitByTokens(text, { maxTokens, overlapTokens, boundary }, countTextTokens);
+  }
+
+  /** A template of a step filled in, within the run's bound; an error names the step and field. */
+  private render(step: CheckedStep, field: string, template: string, values: Parameters<typeof render>[1]): string {
+    try {
+      return render(template, values, this.options.maxRenderedChars);
+    } catch (error) {
+      const e = asFanoutError(error);
+      throw new FanoutError(e.code, `steps.${step.name}.${field}: ${e.message}`);
+    }
   }
 
   /** Runs a step once (for one item of a forEach): a tool, a call, or an ensemble of calls. */
@@ -253,12 +272,12 @@ class PipelineRunner {
       models.map(async (model) => {
         const request: TaskRequest = {
           model,
-          messages: [{ role: 'user', content: render(spec.prompt as string, values) }],
+          messages: [{ role: 'user', content: this.render(step, 'prompt', spec.prompt as string, values) }],
           priority: this.priority.get(step.name) ?? 0,
           label: scope.index === undefined ? step.name : `${step.name}[${scope.index}]`,
         };
         if (this.options.tenant !== undefined) request.tenant = this.options.tenant;
-        if (spec.system !== undefined) request.system = render(spec.system, values);
+        if (spec.system !== undefined) request.system = this.render(step, 'system', spec.system, values);
         if (spec.maxTokens !== undefined) request.maxTokens = spec.maxTokens;
         if (spec.temperature !== undefined) request.temperature = spec.temperature;
         if (spec.cache !== undefined) request.cache = spec.cache;
@@ -312,7 +331,7 @@ class PipelineRunner {
 
   private async tool(step: CheckedStep, values: Parameters<typeof render>[1], scope: { item?: string; index?: number }): Promise<string> {
     const startedAt = this.engine.clock.now();
-    const args = Object.fromEntries(Object.entries(step.spec.args ?? {}).map(([key, template]) => [key, render(template, values)]));
+    const args = Object.fromEntries(Object.entries(step.spec.args ?? {}).map(([key, template]) => [key, this.render(step, `args.${key}`, template, values)]));
     let output: string;
     if (this.options.simulateTools) {
       await this.engine.clock.sleep(step.spec.expectedMs ?? 0);

@@ -45,17 +45,15 @@ export const stepSchema = z.strictObject({
       from: z.string().min(1),
       maxTokens: z.number().int().positive(),
       overlapTokens: z.number().int().min(0).optional(),
-      /** A regular expression for lines that start a block to keep whole, e.g. "^diff --git". */
+      /**
+       * Lines that start with this text start a block to keep whole, e.g. "diff --git".
+       * A literal prefix, never a regular expression: no pattern from a request is ever compiled.
+       */
       boundary: z
         .string()
-        .refine((source) => {
-          try {
-            new RegExp(source);
-            return true;
-          } catch {
-            return false;
-          }
-        }, 'expected a regular expression')
+        .min(1, 'expected the text that starts a block, e.g. "diff --git"')
+        .max(200, 'expected at most 200 characters')
+        .refine((prefix) => !prefix.startsWith('^'), 'expected the literal text that starts a block, e.g. "diff --git" (not a regular expression: no "^")')
         .optional(),
     })
     .optional(),

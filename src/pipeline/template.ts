@@ -4,6 +4,8 @@
  * a template is text with holes, checked before anything runs.
  */
 
+import { FanoutError } from '../core/errors.js';
+
 const HOLE = /\{\{\s*([^{}]*?)\s*\}\}/g;
 
 export type TemplateRef =
@@ -36,21 +38,37 @@ export interface TemplateValues {
   index?: number;
 }
 
-/** Fills every hole. Validation has made sure each one has a value. */
-export function render(template: string, values: TemplateValues): string {
-  return template.replace(HOLE, (_, raw: string) => {
-    const ref = parseRef(raw.trim());
-    switch (ref.kind) {
-      case 'input':
-        return values.inputs[ref.name] ?? '';
-      case 'step':
-        return values.steps[ref.name] ?? '';
-      case 'item':
-        return values.item ?? '';
-      case 'index':
-        return String(values.index ?? '');
-      default:
-        return '';
-    }
+/** Longest text `render` makes by default: 1,000,000 characters (about 250,000 tokens, past any model's context). */
+export const DEFAULT_MAX_RENDERED_CHARS = 1_000_000;
+
+/**
+ * Fills every hole. Validation has made sure each one has a value. Throws an
+ * `invalid_request` error as soon as the text would pass `maxChars`, before it
+ * is built: a template that names a large input many times cannot make the
+ * process build a text of hundreds of megabytes.
+ */
+export function render(template: string, values: TemplateValues, maxChars = DEFAULT_MAX_RENDERED_CHARS): string {
+  let length = template.length;
+  const text = template.replace(HOLE, (hole: string, raw: string) => {
+    const value = valueOf(parseRef(raw.trim()), values);
+    length += value.length - hole.length;
+    if (length > maxChars) throw new FanoutError('invalid_request', `the rendered template is over ${maxChars.toLocaleString('en-US')} characters`);
+    return value;
   });
+  return text;
+}
+
+function valueOf(ref: TemplateRef | { kind: 'unknown'; text: string }, values: TemplateValues): string {
+  switch (ref.kind) {
+    case 'input':
+      return values.inputs[ref.name] ?? '';
+    case 'step':
+      return values.steps[ref.name] ?? '';
+    case 'item':
+      return values.item ?? '';
+    case 'index':
+      return String(values.index ?? '');
+    default:
+      return '';
+  }
 }

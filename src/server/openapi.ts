@@ -4,6 +4,10 @@ import { taskRequestSchema } from '../core/validate.js';
 const json = (schema: object) => ({ content: { 'application/json': { schema } } });
 const error = { description: 'An error: { error: { code, message, type } }' };
 const id = [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }];
+const page = [
+  { name: 'offset', in: 'query', schema: { type: 'integer', minimum: 0, default: 0 } },
+  { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 1000 } },
+];
 
 /** The OpenAPI 3.1 description of the server's routes, with the task request schema taken from the validator itself. */
 export function openApiDocument(): Record<string, unknown> {
@@ -31,7 +35,11 @@ export function openApiDocument(): Record<string, unknown> {
       '/v1/batches/{id}': { get: { summary: 'Counts per state', parameters: id, responses: { 200: { description: '{ id, lines, counts }' }, 404: error } } },
       '/v1/batches/{id}/results': { get: { summary: 'Results as JSON Lines in input order, each as soon as it has ended', parameters: id, responses: { 200: { description: 'application/x-ndjson' }, 404: error } } },
       '/v1/runs': { post: { summary: 'Start a pipeline run: { pipeline, inputs }', responses: { 202: { description: 'the run' }, 400: error } } },
-      '/v1/runs/{id}': { get: { summary: 'A run: state, steps, timeline', parameters: id, responses: { 200: { description: 'the run' }, 404: error } } },
+      '/v1/runs/{id}': { get: { summary: 'A run: state, steps (list outputs cut to their first 100 items), the first 1,000 calls of its timeline', parameters: id, responses: { 200: { description: 'the run' }, 404: error } } },
+      '/v1/runs/{id}/steps/{step}/items': {
+        get: { summary: 'One page of a list step\'s output items', parameters: [...id, { name: 'step', in: 'path', required: true, schema: { type: 'string' } }, ...page], responses: { 200: { description: '{ step, total, offset, items }' }, 400: error, 404: error } },
+      },
+      '/v1/runs/{id}/calls': { get: { summary: 'One page of the run\'s timeline of calls', parameters: [...id, ...page], responses: { 200: { description: '{ total, offset, calls }' }, 400: error, 404: error } } },
       '/v1/stream': { get: { summary: 'WebSocket: submit; subscribe or unsubscribe (task, batch or run); receives acknowledged, state, delta, response, error', responses: { 101: { description: 'switching protocols' }, 401: error, 403: error } } },
       '/v1/chat/completions': { post: { summary: 'OpenAI-compatible chat completions (stream and non-stream)', responses: { 200: { description: 'chat.completion, or text/event-stream of chunks' }, 400: error, 401: error } } },
       '/v1/models': { get: { summary: 'The configured models, in OpenAI\'s list shape', responses: { 200: { description: '{ object: list, data }' } } } },

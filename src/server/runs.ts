@@ -86,13 +86,69 @@ export class RunRegistry {
     return run.result?.steps[name] ?? run.ended[name];
   }
 
+  /**
+   * A run as `GET /v1/runs/:id` shows it: each step's state and output, with
+   * list outputs (split, forEach) cut to their first `VIEW_ITEMS` items and the
+   * timeline to its first `VIEW_CALLS` calls; the rest are read a page at a
+   * time (`items`, `calls`), so no answer grows with the size of a run.
+   */
   view(run: ServerRun): Record<string, unknown> {
     const steps = Object.fromEntries(
       run.steps.map((name) => {
         const step = this.stepOf(run, name);
-        return [name, step ? { state: step.state, output: step.output, error: step.error, usage: step.usage, costUsd: step.costUsd } : { state: 'pending' }];
+        if (!step) return [name, { state: 'pending' }];
+        const output = Array.isArray(step.output) ? step.output.slice(0, VIEW_ITEMS) : step.output;
+        const items = Array.isArray(step.output) ? { outputItems: step.output.length } : {};
+        return [name, { state: step.state, output, ...items, error: step.error, usage: step.usage, costUsd: step.costUsd }];
       }),
     );
-    return { id: run.id, pipeline: run.pipeline, state: run.state, steps, error: run.error, wallMs: run.result?.wallMs, costUsd: run.result?.costUsd, timeline: run.result?.calls, tools: run.result?.tools };
+    const calls = run.result?.calls;
+    return {
+      id: run.id,
+      pipeline: run.pipeline,
+      state: run.state,
+      steps,
+      error: run.error,
+      wallMs: run.result?.wallMs,
+      costUsd: run.result?.costUsd,
+      timeline: calls?.slice(0, VIEW_CALLS),
+      timelineCalls: calls?.length,
+      tools: run.result?.tools.slice(0, VIEW_CALLS),
+    };
   }
+
+  /** One page of a list step's output items. */
+  items(run: ServerRun, stepName: string, page: Page): { step: string; total: number; offset: number; items: string[] } {
+    const step = this.stepOf(run, stepName);
+    if (!run.steps.includes(stepName)) throw new FanoutError('unknown_task', `run ${run.id} has no step ${stepName}`);
+    const all = step && Array.isArray(step.output) ? step.output : [];
+    return { step: stepName, total: all.length, offset: page.offset, items: all.slice(page.offset, page.offset + page.limit) };
+  }
+
+  /** One page of the run's timeline of calls (complete once the run has ended). */
+  calls(run: ServerRun, page: Page): { total: number; offset: number; calls: unknown[] } {
+    const all = run.result?.calls ?? [];
+    return { total: all.length, offset: page.offset, calls: all.slice(page.offset, page.offset + page.limit) };
+  }
+}
+
+/** List items and calls shown in a run's view; the rest are paged. */
+export const VIEW_ITEMS = 100;
+export const VIEW_CALLS = 1000;
+/** Largest page of items or calls. */
+export const MAX_PAGE = 1000;
+
+export interface Page {
+  offset: number;
+  limit: number;
+}
+
+/** `?offset=&limit=` read and checked: whole numbers, a limit of 1 to `MAX_PAGE` (default `MAX_PAGE`). */
+export function pageOf(query: unknown): Page {
+  const { offset = '0', limit = String(MAX_PAGE) } = (query ?? {}) as { offset?: string; limit?: string };
+  const o = Number(offset);
+  const l = Number(limit);
+  if (!Number.isInteger(o) || o < 0) throw new FanoutError('invalid_request', `offset: expected a whole number ≥ 0, got ${JSON.stringify(offset).slice(0, 40)}`);
+  if (!Number.isInteger(l) || l < 1 || l > MAX_PAGE) throw new FanoutError('invalid_request', `limit: expected a whole number from 1 to ${MAX_PAGE}, got ${JSON.stringify(limit).slice(0, 40)}`);
+  return { offset: o, limit: l };
 }

@@ -14,7 +14,7 @@ import { engineMetrics } from '../metrics/prometheus.js';
 import { ApiKeys } from './api-keys.js';
 import { BatchRegistry, batchLines } from './batches.js';
 import { openApiDocument } from './openapi.js';
-import { RunRegistry } from './runs.js';
+import { pageOf, RunRegistry, type ServerRun } from './runs.js';
 import { TenantQuota, type QuotaDecision, type TenantQuotaOptions } from './tenant-quota.js';
 import { estimateInputTokens } from '../limits/estimate.js';
 import { serveStreamSocket } from './stream-socket.js';
@@ -232,6 +232,15 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
     const run = runs.get(request.tenant, id);
     return run ? reply.send(runs.view(run)) : send(reply, new FanoutError('unknown_task', `no run with id ${id}`));
   });
+
+  const ownRun = (request: FastifyRequest): ServerRun => {
+    const { id } = request.params as { id: string };
+    const run = runs.get(request.tenant, id);
+    if (!run) throw new FanoutError('unknown_task', `no run with id ${id}`);
+    return run;
+  };
+  app.get('/v1/runs/:id/steps/:step/items', async (request) => runs.items(ownRun(request), (request.params as { step: string }).step, pageOf(request.query)));
+  app.get('/v1/runs/:id/calls', async (request) => runs.calls(ownRun(request), pageOf(request.query)));
 
   app.get('/v1/batches/:id', async (request, reply) => {
     const { id } = request.params as { id: string };
