@@ -33,7 +33,7 @@ const askAndWait = (address: string, model: string) =>
 
 describe('fanout serve', () => {
   it('starts on the embedded store with no setup, answers, and stops cleanly on SIGTERM', async () => {
-    const { child, out, address, exited } = await startServe([]);
+    const { child, out, address, exited } = await startServe(['--allow-mock']);
     expect(out.stderr).toContain('tasks in .fanout/fanout.db');
     const response = await askAndWait(address, 'mock:m');
     expect(response.status).toBe(200);
@@ -43,8 +43,22 @@ describe('fanout serve', () => {
     expect(out.stderr).toContain('unfinished tasks stay in the store');
   });
 
+  it('serves only the mock models its config defines, unless given --allow-mock, and lists them', async () => {
+    const config = 'models:\n  "mock:reviewer": { limits: { requestsPerMinute: 600 } }\nproviders:\n  mock:\n    models:\n      summarizer: { latency: 0 }\n';
+    const { child, address, exited } = await startServe(['--config', 'fanout.yaml', '--store', 'memory'], { 'fanout.yaml': config });
+    const invented = await askAndWait(address, 'mock:reviwer');
+    expect(invented.status).toBe(400);
+    expect((await invented.json()).error.message).toBe('model: mock does not serve "mock:reviwer"; it serves mock:reviewer, mock:summarizer');
+    expect((await askAndWait(address, 'mock:reviewer')).status).toBe(200);
+    expect((await askAndWait(address, 'mock:summarizer')).status).toBe(200);
+    const models = await (await fetch(`${address}/v1/models`, { headers: { authorization: 'Bearer fk-test' } })).json();
+    expect(models.data.map((m: { id: string }) => m.id).sort()).toEqual(['mock:reviewer', 'mock:summarizer']);
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+  });
+
   it('writes a request\'s log line while it keeps serving, not only when it stops', async () => {
-    const { child, out, address, exited } = await startServe([]);
+    const { child, out, address, exited } = await startServe(['--allow-mock']);
     expect((await askAndWait(address, 'mock:m')).status).toBe(200);
     // Lines are written in blocks, but a lone line still goes out within the flush interval.
     for (let i = 0; i < 200 && !out.stderr.includes('"msg":"request completed"'); i++) await new Promise((resolve) => setTimeout(resolve, 25));

@@ -10,7 +10,7 @@ const auth = { authorization: 'Bearer fk-acme' };
 
 beforeAll(async () => {
   engine = createEngine({ cache: false, providers: [new MockProvider({ models: { m: { latency: 0, outputTokens: 2 } } })] });
-  app = createFanoutServer({ engine, keys: new ApiKeys([{ tenant: 'acme', key: 'fk-acme' }]), bodyLimitBytes: 4 * 1024 * 1024 });
+  app = createFanoutServer({ engine, keys: new ApiKeys([{ tenant: 'acme', key: 'fk-acme' }]), metricsKeys: new ApiKeys([{ tenant: 'operator', key: 'fk-op' }]), bodyLimitBytes: 4 * 1024 * 1024 });
   await app.ready();
 });
 afterAll(async () => {
@@ -81,5 +81,18 @@ describe('no request makes the server do unbounded work', () => {
     expect([bad.statusCode, bad.json().error.message]).toEqual([400, 'limit: expected a whole number from 1 to 1000, got "5000"']);
     const foreign = await app.inject({ method: 'GET', url: `/v1/runs/${view.id}/steps/nope/items`, headers: auth });
     expect(foreign.statusCode).toBe(404);
+  });
+
+  it('metric labels stay within 100 models however many a batch invents', async () => {
+    const lines = Array.from({ length: 2_000 }, (_, i) => JSON.stringify({ model: `mock:invented-${i}`, prompt: 'x' })).join('\n');
+    const batch = (await app.inject({ method: 'POST', url: '/v1/batches', headers: { ...auth, 'content-type': 'application/x-ndjson' }, payload: lines })).json();
+    await app.inject({ method: 'GET', url: `/v1/batches/${batch.id}/results`, headers: auth });
+    const text = (await app.inject({ method: 'GET', url: '/metrics', headers: { authorization: 'Bearer fk-op' } })).body;
+    const models = new Set([...text.matchAll(/^fanout_tasks_total\{model="([^"]+)"/gm)].map((m) => m[1]));
+    const keys = new Set([...text.matchAll(/^fanout_limiter_fill_ratio\{key="([^"]+)"/gm)].map((m) => m[1]));
+    expect(models.size).toBeLessThanOrEqual(101);
+    expect(models.has('(other)')).toBe(true);
+    expect(keys.size).toBeLessThanOrEqual(100);
+    expect(text.length).toBeLessThan(1_000_000);
   });
 });

@@ -55,7 +55,7 @@ afterEach(async () => {
 
 function serve(store: TaskStore, logger?: pino.Logger): { engine: FanoutEngine; app: ReturnType<typeof createFanoutServer> } {
   const engine = createEngine({ store, cache: { ttlMs: 60_000 }, providers: [new MockProvider({ models: { m: { latency: 0 } } })] });
-  const app = createFanoutServer({ engine, keys, ...(logger ? { logger } : {}) });
+  const app = createFanoutServer({ engine, keys, metricsKeys: new ApiKeys([{ tenant: 'operator', key: 'fk-operator' }]), ...(logger ? { logger } : {}) });
   opened.push(store, engine, app);
   return { engine, app };
 }
@@ -170,7 +170,7 @@ describe('a failing store', () => {
     const ready = await app.inject({ method: 'GET', url: '/readyz' });
     expect(ready.statusCode).toBe(503);
     expect(ready.json()).toMatchObject({ ready: false, store: { ok: false, error: { code: 'io_error', message: expect.stringMatching(/disk is full/) } } });
-    const metrics = (await app.inject({ method: 'GET', url: '/metrics', headers: auth })).body;
+    const metrics = (await app.inject({ method: 'GET', url: '/metrics', headers: { authorization: 'Bearer fk-operator' } })).body;
     expect(metrics).toMatch(/fanout_store_errors_total\{code="io_error"\} [1-9]/);
     expect(metrics).toMatch(/fanout_store_ok 0/);
     sink.logger.flush();

@@ -14,6 +14,7 @@ const keys = new ApiKeys([
   { tenant: 'acme', key: 'fk-acme-secret' },
   { tenant: 'globex', key: 'fk-globex-secret' },
 ]);
+const metricsKeys = new ApiKeys([{ tenant: 'operator', key: 'fk-operator' }]);
 const as = (key: string) => ({ authorization: `Bearer ${key}` });
 
 beforeAll(async () => {
@@ -21,7 +22,7 @@ beforeAll(async () => {
     cache: false,
     providers: [new MockProvider({ models: { slow: { latency: 200 }, talk: { timeToFirstTokenMs: 5, interTokenMs: 2, outputTokens: 6 }, drip: { timeToFirstTokenMs: 150, interTokenMs: 20, outputTokens: 5 } } })],
   });
-  app = createFanoutServer({ engine, keys, models: ['mock:talk', 'mock:slow'], bodyLimitBytes: 64 * 1024 });
+  app = createFanoutServer({ engine, keys, metricsKeys, models: ['mock:talk', 'mock:slow'], bodyLimitBytes: 64 * 1024 });
   const address = await app.listen({ port: 0, host: '127.0.0.1' });
   baseURL = `${address}/v1`;
 });
@@ -150,10 +151,12 @@ describe('batches and task events over HTTP', () => {
 });
 
 describe('metrics', () => {
-  it('serves Prometheus text with latency histograms, outcomes, tokens and gauges, behind a key', async () => {
+  it('serves Prometheus text with latency histograms, outcomes, tokens and gauges, to the operator\'s key only', async () => {
     await app.inject({ method: 'POST', url: '/v1/tasks?wait=1', headers: as('fk-acme-secret'), payload: { model: 'mock:talk', messages: [{ role: 'user', content: 'count me' }] } });
-    expect((await app.inject({ method: 'GET', url: '/metrics' })).statusCode).toBe(401);
-    const response = await app.inject({ method: 'GET', url: '/metrics', headers: as('fk-acme-secret') });
+    expect((await app.inject({ method: 'GET', url: '/metrics' })).statusCode).toBe(403);
+    // A tenant's key does not show every tenant's models and pipelines.
+    expect((await app.inject({ method: 'GET', url: '/metrics', headers: as('fk-acme-secret') })).statusCode).toBe(403);
+    const response = await app.inject({ method: 'GET', url: '/metrics', headers: as('fk-operator') });
     expect(response.headers['content-type']).toMatch(/^text\/plain/);
     const text = response.body;
     const value = (pattern: RegExp): number => Number(pattern.exec(text)?.[1]);
@@ -296,14 +299,15 @@ describe('pipeline runs over HTTP', () => {
     // The run's calls are the tenant's own tasks.
     expect(engine.status(view.timeline[0].taskId)?.tenant).toBe('acme');
     // Its steps are timed in /metrics.
-    const metrics = (await app.inject({ method: 'GET', url: '/metrics', headers: as('fk-acme-secret') })).body;
+    const metrics = (await app.inject({ method: 'GET', url: '/metrics', headers: as('fk-operator') })).body;
     expect(Number(/^fanout_step_duration_seconds_count\{pipeline="[^"]+",step="b",state="completed"\} (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(1);
   });
 });
 
 describe('OpenAPI', () => {
   it('describes every route the server answers, with the validator’s own request schema', async () => {
-    const doc = (await app.inject({ method: 'GET', url: '/openapi.json' })).json();
+    expect((await app.inject({ method: 'GET', url: '/openapi.json' })).statusCode).toBe(401);
+    const doc = (await app.inject({ method: 'GET', url: '/openapi.json', headers: as('fk-acme-secret') })).json();
     expect(doc.openapi).toBe('3.1.0');
     const described = Object.entries(doc.paths as Record<string, Record<string, unknown>>).flatMap(([path, methods]) => Object.keys(methods).map((m) => `${m.toUpperCase()} ${path.replace(/\{(\w+)\}/g, ':$1')}`));
     // Fastify prints its routes as a tree: a child's path continues its parent's, four columns deeper.

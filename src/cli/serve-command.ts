@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { engineOptionsFromConfig } from '../config/engine-options.js';
+import { configuredMockModels, engineOptionsFromConfig } from '../config/engine-options.js';
 import { FanoutError } from '../core/errors.js';
 import { createEngine } from '../create-engine.js';
 import { ApiKeys } from '../server/api-keys.js';
@@ -22,6 +22,8 @@ interface ServeFlags {
   tenantTpm?: string;
   tenantMaxWaitMs?: string;
   shutdownGraceMs: string;
+  metricsKey?: string;
+  allowMock?: boolean;
 }
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
@@ -46,6 +48,8 @@ export function registerServeCommand(program: Command): void {
     .option('--store <spec>', 'where tasks and cached answers live: sqlite:PATH or memory', DEFAULT_STORE)
     .option('--key <tenant=KEY>', 'an API key and its tenant (repeatable; also FANOUT_API_KEYS=t1=k1,t2=k2)', (v: string, all: string[]) => [...all, v], [])
     .option('--insecure-no-auth', 'serve on a non-loopback address without API keys')
+    .option('--metrics-key <KEY>', 'the operator\'s key for GET /metrics (also FANOUT_METRICS_KEY); with tenant keys and none of these, /metrics is refused')
+    .option('--allow-mock', 'serve any mock:<name> model, not only those the config defines')
     .option('--default-provider <name>', 'provider for model names without a "provider:" prefix')
     .option('--tenant-rpm <n>', 'each tenant\'s own gateway requests per minute; beyond it, 429 with retry-after')
     .option('--tenant-tpm <n>', 'each tenant\'s own gateway tokens per minute (estimated before a call, charged as used after); beyond it, 429')
@@ -61,9 +65,13 @@ export function registerServeCommand(program: Command): void {
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new FanoutError('invalid_config', `--port: expected 0-65535, received "${flags.port}"`);
       const config = await loadConfig(flags.config);
       const stores = openStores(flags.store ?? DEFAULT_STORE, true);
-      const engine = createEngine(engineOptionsFromConfig(config, { store: stores.tasks, cache: stores.cache ? { store: stores.cache, ttlMs: config.cacheTtlMs } : false }));
+      const options = engineOptionsFromConfig(config, { store: stores.tasks, cache: stores.cache ? { store: stores.cache, ttlMs: config.cacheTtlMs } : false });
+      // Any client could name a new mock:<name> in every request; only those the config defines are served unless told.
+      if (!flags.allowMock) options.mock.serveOnly(configuredMockModels(config));
+      const engine = createEngine(options);
       await engine.recovered;
-      const models = Object.keys(config.models ?? {}).filter((m) => m !== '*' && !m.endsWith(':*'));
+      const configured = Object.keys(config.models ?? {}).filter((m) => m !== '*' && !m.endsWith(':*'));
+      const models = [...new Set([...configured, ...configuredMockModels(config).map((name) => `mock:${name}`)])];
       const levels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
       if (!levels.includes(flags.logLevel)) throw new FanoutError('invalid_config', `--log-level: expected one of ${levels.join(', ')}, received "${flags.logLevel}"`);
       // Lines go out in blocks of 32 KiB, and at least every 100 ms: one write per line would cost a
@@ -83,7 +91,9 @@ export function registerServeCommand(program: Command): void {
         tenantRpm === undefined && tenantTpm === undefined
           ? undefined
           : { limits: { ...(tenantRpm ? { requestsPerMinute: tenantRpm } : {}), ...(tenantTpm ? { tokensPerMinute: tenantTpm } : {}) }, maxWaitMs: Number(flags.tenantMaxWaitMs) || 0 };
-      const app = createFanoutServer({ engine, keys, models, defaultProvider: flags.defaultProvider, logger, tenantQuota });
+      const metricsKey = flags.metricsKey ?? process.env.FANOUT_METRICS_KEY;
+      const metricsKeys = new ApiKeys(metricsKey ? [{ tenant: 'operator', key: metricsKey }] : []);
+      const app = createFanoutServer({ engine, keys, metricsKeys, models, defaultProvider: flags.defaultProvider, logger, tenantQuota });
       const address = await app.listen({ port, host: flags.host });
       process.stderr.write(`fanout serve: listening on ${address} (tasks in ${stores.where}${keys.size === 0 ? ', no API keys' : `, ${keys.size} API key${keys.size === 1 ? '' : 's'}`})\n`);
       await new Promise<void>((resolve) => {

@@ -23,3 +23,11 @@ export function engineOptionsFromConfig(config: FanoutConfig, extra: EngineOptio
     mock,
   };
 }
+
+/** The mock models a config defines: under `providers.mock.models`, or as `mock:<name>` in `models`. */
+export function configuredMockModels(config: FanoutConfig): string[] {
+  const named = Object.keys(config.models ?? {})
+    .filter((model) => model.startsWith('mock:') && model !== 'mock:*')
+    .map((model) => model.slice('mock:'.length));
+  return [...new Set([...Object.keys(config.providers?.mock?.models ?? {}), ...named])];
+}

@@ -128,6 +128,11 @@ export class ModelRegistry {
         `model: unknown provider "${providerName}" in "${model}"; known providers: ${[...this.options.providers.keys()].join(', ')}. Configure it under providers.${providerName} (for OpenAI or Groq, an apiKey such as "\${${providerName.toUpperCase()}_API_KEY}"; for a local server, its baseURL)`,
       ]);
     }
+    if (provider.serves && !provider.serves(modelName)) {
+      const served = provider.servedModels?.() ?? [];
+      const list = served.length > 0 ? `; it serves ${served.map((name) => `${providerName}:${name}`).join(', ')}` : '';
+      throw new ValidationError('unknown_provider', [`model: ${providerName} does not serve "${model.slice(0, 200)}"${list}`]);
+    }
     const exact = this.options.models[model];
     const settings = exact ?? this.options.models[`${providerName}:*`] ?? this.options.models['*'] ?? {};
     const key = settings.group ?? model;

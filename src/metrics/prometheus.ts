@@ -6,6 +6,12 @@ const SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30
 
 /** Distinct pipeline/step label pairs kept; runs beyond them count under `step="(other)"`. */
 const MAX_STEP_SERIES = 1000;
+/**
+ * Distinct model names (and limit keys) given series of their own; any beyond
+ * count under `model="(other)"`. Clients name models, so without a cap one
+ * batch of invented names would make every scrape megabytes long.
+ */
+export const MAX_MODEL_SERIES = 100;
 
 export interface FanoutMetrics {
   registry: Registry;
@@ -52,7 +58,9 @@ export function engineMetrics(engine: Engine): FanoutMetrics {
     collect() {
       this.reset();
       const now = engine.clock.now();
+      let shown = 0;
       for (const key of engine.limiter.keyNames()) {
+        if (shown++ >= MAX_MODEL_SERIES) break;
         for (const level of engine.limiter.levels(key, now)) {
           if (level.capacity > 0) this.set({ key, limit: level.name }, Math.min(1, level.remaining / level.capacity));
         }
@@ -70,11 +78,18 @@ export function engineMetrics(engine: Engine): FanoutMetrics {
     return { pipeline, step };
   };
 
-  const modelOf = (taskId: string | undefined): string => (taskId && engine.status(taskId)?.model) || 'unknown';
+  const models = new Set<string>();
+  const modelLabel = (model: string): string => {
+    if (models.has(model)) return model;
+    if (models.size >= MAX_MODEL_SERIES) return '(other)';
+    models.add(model);
+    return model;
+  };
+  const modelOf = (taskId: string | undefined): string => modelLabel((taskId && engine.status(taskId)?.model) || 'unknown');
   engine.on('task-completed', (event) => {
     const status = event.taskId ? engine.status(event.taskId) : undefined;
     if (!status) return;
-    const model = status.model;
+    const model = modelLabel(status.model);
     tasks.inc({ model, outcome: 'completed' });
     taskSeconds.observe({ model }, status.timing.totalMs / 1000);
     if (status.result?.cache) return;
@@ -86,7 +101,7 @@ export function engineMetrics(engine: Engine): FanoutMetrics {
       tokens.inc({ model, kind: 'output' }, usage.outputTokens);
       tokens.inc({ model, kind: 'cache_read' }, usage.cacheReadTokens);
       tokens.inc({ model, kind: 'cache_write' }, usage.cacheWriteTokens);
-      const dollars = engine.priceOf(model, usage);
+      const dollars = engine.priceOf(status.model, usage);
       if (dollars !== undefined) cost.inc({ model }, dollars);
     }
   });

@@ -55,6 +55,14 @@ export interface Provider {
    * one call, whose answer says the limits, before the rest.
    */
   reportsLimits?(model: string): boolean;
+  /**
+   * False for a model this provider will not serve: the engine refuses a
+   * request for it at submit, naming the models it does serve. Optional:
+   * without it, every model name goes to the provider.
+   */
+  serves?(model: string): boolean;
+  /** The models `serves` accepts, when it accepts only a known list (for error messages and model lists). */
+  servedModels?(): readonly string[] | undefined;
   /** How this provider charges its rate limits for `model`. */
   accounting(model: string): AccountingOptions;
   close?(): Promise<void>;

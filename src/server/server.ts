@@ -39,6 +39,12 @@ export interface FanoutServerOptions {
   maxFrameBytes?: number;
   /** Tasks one WebSocket may follow at once. Default 1,000. */
   maxSubscriptions?: number;
+  /**
+   * The operator's keys for `GET /metrics`, which names every tenant's models,
+   * pipelines and steps. With tenant keys and no operator key, `/metrics` is
+   * refused. Without any keys (loopback use) it is open like every route.
+   */
+  metricsKeys?: ApiKeys;
   /** Each tenant's own request quota at the gateway (`/v1/chat/completions`). Default: none. */
   tenantQuota?: TenantQuotaOptions;
   /**
@@ -55,7 +61,10 @@ declare module 'fastify' {
   }
 }
 
-const OPEN_PATHS = new Set(['/healthz', '/readyz', '/openapi.json']);
+const OPEN_PATHS = new Set(['/healthz', '/readyz']);
+const LOOPBACK_HOST = /^(localhost|127\.\d{1,3}\.\d{1,3}\.\d{1,3}|\[::1\])(:\d+)?$/i;
+/** Bodies a server without keys takes: ones a browser cannot send from another site without asking first (CORS preflight). */
+const PREFLIGHTED_TYPES = /^application\/(json|x-ndjson|jsonl)\s*(;|$)/i;
 
 /**
  * What a request log line holds, field by field: the path without its query
@@ -91,6 +100,29 @@ function send(reply: FastifyReply, error: unknown): FastifyReply {
   return reply.code(status).send(body);
 }
 
+/**
+ * Why a request that a web page could have made must be refused, if it must.
+ * Any request naming a foreign `Origin` is (fanout sends no CORS headers, so
+ * no other site's page may use it). Without keys, every request must also
+ * name a loopback `Host` (a page on a rebound DNS name reaches the loopback
+ * address under its own host name) and carry a body only as JSON, which a
+ * page cannot send to another site without a preflight that fanout never
+ * answers.
+ */
+function browserRefusal(request: FastifyRequest, hasKeys: boolean, allowedOrigins: readonly string[]): string | undefined {
+  const host = request.headers.host ?? '';
+  if (!hasKeys && !LOOPBACK_HOST.test(host)) return `Host ${JSON.stringify(host.slice(0, 100))} is not a loopback name; a server without API keys answers only to localhost, 127.0.0.1 and [::1]`;
+  const origin = request.headers.origin;
+  if (origin !== undefined && origin !== `http://${host}` && origin !== `https://${host}` && !allowedOrigins.includes(origin)) {
+    return `origin ${origin.slice(0, 200)} may not use this server (list it in allowedOrigins to let its pages in)`;
+  }
+  const type = request.headers['content-type'];
+  if (!hasKeys && type !== undefined && request.method !== 'GET' && !PREFLIGHTED_TYPES.test(type)) {
+    return `content-type ${type.slice(0, 100)}: a server without API keys takes only application/json or application/x-ndjson bodies`;
+  }
+  return undefined;
+}
+
 /** The task of `id` if it belongs to `tenant`; another tenant's task is as unknown as a missing one. */
 function ownTask(engine: FanoutEngine, tenant: string, id: string): TaskStatus | undefined {
   const status = engine.status(id);
@@ -118,8 +150,11 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
   const metrics = engineMetrics(engine);
   const runs = new RunRegistry(engine, (run) => metrics.observeRun(run));
   const quota = options.tenantQuota ? new TenantQuota(engine.clock, options.tenantQuota) : undefined;
-  // A batch may be sent as JSON Lines as well as a JSON array.
-  app.addContentTypeParser(['application/x-ndjson', 'application/jsonl', 'text/plain'], { parseAs: 'string' }, (_request, body, done) => done(null, body));
+  // A batch may be sent as JSON Lines as well as a JSON array; as text/plain only to a server with keys
+  // (a web page can post text/plain to any address without asking first).
+  const lineTypes = keys.size > 0 ? ['application/x-ndjson', 'application/jsonl', 'text/plain'] : ['application/x-ndjson', 'application/jsonl'];
+  app.addContentTypeParser(lineTypes, { parseAs: 'string' }, (_request, body, done) => done(null, body));
+  const metricsKeys = options.metricsKeys ?? new ApiKeys();
   app.decorateRequest('tenant', '');
 
   // While the server closes, a connection whose request has ended is closed at once
@@ -137,14 +172,14 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
 
   app.register(websocket, { options: { maxPayload: options.maxFrameBytes ?? 64 * 1024 } });
   app.addHook('onRequest', async (request, reply) => {
-    if (OPEN_PATHS.has(request.url)) return;
-    // A browser page may open the WebSocket only from this server or an allowed origin.
-    const origin = request.headers.origin;
-    if (origin && request.url.startsWith('/v1/stream')) {
-      const own = [`http://${request.headers.host}`, `https://${request.headers.host}`];
-      if (!own.includes(origin) && !(options.allowedOrigins ?? []).includes(origin)) {
-        return reply.code(403).send({ error: { code: 'auth', message: `origin ${origin} may not open the stream`, type: 'invalid_request_error' } });
-      }
+    const path = request.url.split('?')[0] as string;
+    if (OPEN_PATHS.has(path)) return;
+    const refusal = browserRefusal(request, keys.size > 0, options.allowedOrigins ?? []);
+    if (refusal) return reply.code(403).send({ error: { code: 'forbidden', message: refusal, type: 'invalid_request_error' } });
+    if (path === '/metrics' && keys.size > 0) {
+      if (metricsKeys.tenantOf(request.headers.authorization) !== undefined) return;
+      const message = metricsKeys.size > 0 ? 'GET /metrics needs an operator key (--metrics-key)' : 'GET /metrics names every tenant\'s models and pipelines: start the server with an operator key (--metrics-key) to read it';
+      return reply.code(403).send({ error: { code: 'forbidden', message, type: 'invalid_request_error' } });
     }
     const tenant = keys.size === 0 ? 'default' : keys.tenantOf(request.headers.authorization);
     if (tenant === undefined) return send(reply, new FanoutError('auth', 'a valid API key is needed: Authorization: Bearer <key>'));

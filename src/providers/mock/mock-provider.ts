@@ -94,6 +94,7 @@ export class MockProvider implements Provider {
   private readonly random: Random;
   private readonly limiter = new Limiter();
   private readonly perModel = new Map<string, MockModelStats>();
+  private only?: Set<string>;
 
   constructor(options: MockProviderOptions = {}) {
     this.options = options;
@@ -110,6 +111,22 @@ export class MockProvider implements Provider {
     if (call.system) total += 4 + Math.ceil(call.system.length / 4);
     for (const message of call.messages) total += 4 + Math.ceil(message.content.length / 4);
     return total;
+  }
+
+  /**
+   * Serves only these models (and those with settings under `models`); any
+   * other `mock:<name>` is refused at submit. Default: every name is served.
+   */
+  serveOnly(models: readonly string[]): void {
+    this.only = new Set([...models, ...Object.keys(this.options.models ?? {})]);
+  }
+
+  serves(model: string): boolean {
+    return this.only === undefined || this.only.has(model);
+  }
+
+  servedModels(): readonly string[] | undefined {
+    return this.only && [...this.only].sort();
   }
 
   /** A mock model with limits of its own sends rate-limit information, as a real provider's headers would. */
