@@ -48,10 +48,10 @@ describe('fanout serve', () => {
     const { child, address, exited } = await startServe(['--config', 'fanout.yaml', '--store', 'memory'], { 'fanout.yaml': config });
     const invented = await askAndWait(address, 'mock:reviwer');
     expect(invented.status).toBe(400);
-    expect((await invented.json()).error.message).toBe('model: mock does not serve "mock:reviwer"; it serves mock:reviewer, mock:summarizer');
+    expect(((await invented.json()) as { error: { message: string } }).error.message).toBe('model: mock does not serve "mock:reviwer"; it serves mock:reviewer, mock:summarizer');
     expect((await askAndWait(address, 'mock:reviewer')).status).toBe(200);
     expect((await askAndWait(address, 'mock:summarizer')).status).toBe(200);
-    const models = await (await fetch(`${address}/v1/models`, { headers: { authorization: 'Bearer fk-test' } })).json();
+    const models = (await (await fetch(`${address}/v1/models`, { headers: { authorization: 'Bearer fk-test' } })).json()) as { data: Array<{ id: string }> };
     expect(models.data.map((m: { id: string }) => m.id).sort()).toEqual(['mock:reviewer', 'mock:summarizer']);
     child.kill('SIGTERM');
     expect(await exited).toBe(0);

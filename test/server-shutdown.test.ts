@@ -1,3 +1,4 @@
+import { WebSocket } from 'ws';
 import { describe, expect, it } from 'vitest';
 import { createEngine } from '../src/create-engine.js';
 import { MockProvider } from '../src/providers/mock/mock-provider.js';
@@ -63,10 +64,55 @@ describe('server shutdown', () => {
     expect(done).toBe(false);
     await clock.advance(1);
     expect(await stopped).toEqual({ forced: true });
-    await expect(response).rejects.toThrow();
+    // The waiting client is told to come back for the task, not cut off.
+    expect((await response).status).toBe(503);
     // What the next start on this store finds: the call cut off, to be run again.
     const found = await store.recover(clock.now());
     expect(found.map((row) => row.request.model)).toEqual(['mock:slow']);
+  });
+
+  it('ends every stream still open at the end of the grace period with a final message', async () => {
+    const { clock, engine, app, address, response } = await serverWithSlowModel();
+    const post = (path: string, body: unknown) => fetch(`${address}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const ask = { model: 'mock:slow', messages: [{ role: 'user', content: 'still going' }] };
+    const gateway = post('/v1/chat/completions', { ...ask, stream: true });
+    const plainGateway = post('/v1/chat/completions', ask);
+    const { id } = (await (await post('/v1/tasks', ask)).json()) as { id: string };
+    const sse = fetch(`${address}/v1/tasks/${id}/events`);
+    const socket = new WebSocket(`${address.replace('http', 'ws')}/v1/stream`);
+    const messages: Array<Record<string, unknown>> = [];
+    socket.on('message', (data) => messages.push(JSON.parse(String(data))));
+    const closed = new Promise<[number, string]>((resolve) => socket.on('close', (code, reason) => resolve([code, String(reason)])));
+    await new Promise((resolve) => socket.once('open', resolve));
+    socket.send(JSON.stringify({ type: 'subscribe', task: id }));
+    while (messages.length === 0 || engine.pendingCount < 4) await new Promise((resolve) => setImmediate(resolve));
+    const sseResponse = await sse;
+    const stopped = shutDownServer(app, engine, { graceMs: 5_000, clock });
+    await clock.advance(5_000);
+    expect(await stopped).toEqual({ forced: true });
+
+    const waited = await response;
+    expect(waited.status).toBe(503);
+    expect(await waited.json()).toMatchObject({ id: expect.any(String), state: 'processing', error: { code: 'server_shutting_down' } });
+    const plain = await plainGateway;
+    expect([plain.status, ((await plain.json()) as { error: { code: string } }).error.code]).toEqual([503, 'server_shutting_down']);
+    const chunks = await (await gateway).text();
+    expect(chunks).toMatch(/data: \{"error":\{"code":"server_shutting_down"/);
+    expect(chunks.trimEnd().endsWith('data: [DONE]')).toBe(true);
+    const events = await sseResponse.text();
+    expect(events).toMatch(/event: error\ndata: \{"id":"[^"]+","state":"processing","error":\{"code":"server_shutting_down"/);
+    expect(await closed).toEqual([1001, 'server shutting down']);
+  });
+
+  it('closes an idle WebSocket (1001) as soon as the shutdown starts', async () => {
+    const { clock, engine, app, address } = await serverWithSlowModel();
+    const socket = new WebSocket(`${address.replace('http', 'ws')}/v1/stream`);
+    await new Promise((resolve) => socket.once('open', resolve));
+    const closed = new Promise<[number, string]>((resolve) => socket.on('close', (code, reason) => resolve([code, String(reason)])));
+    const stopped = shutDownServer(app, engine, { graceMs: 30_000, clock });
+    expect(await closed).toEqual([1001, 'server shutting down']);
+    await clock.advance(10_000);
+    expect(await stopped).toEqual({ forced: false });
   });
 
   it('skips the rest of the grace period when told to stop now', async () => {
@@ -75,7 +121,7 @@ describe('server shutdown', () => {
     const stopped = shutDownServer(app, engine, { graceMs: 60_000, clock, now: new Promise((resolve) => (now = resolve)) });
     now();
     expect(await stopped).toEqual({ forced: true });
-    await expect(response).rejects.toThrow();
+    expect((await response).status).toBe(503);
     expect(clock.now()).toBe(0);
   });
 });

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import websocket from '@fastify/websocket';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -19,6 +20,7 @@ import { TenantQuota, type QuotaDecision, type TenantQuotaOptions } from './tena
 import { estimateInputTokens } from '../limits/estimate.js';
 import { serveStreamSocket } from './stream-socket.js';
 import { streamTaskEvents } from './task-events.js';
+import { SHUTTING_DOWN } from './shutting-down.js';
 import { httpError } from './http-errors.js';
 
 export interface FanoutServerOptions {
@@ -100,6 +102,23 @@ function send(reply: FastifyReply, error: unknown): FastifyReply {
   return reply.code(status).send(body);
 }
 
+/** Each server's signal that its grace period is over: open streams end with a final message. */
+const endings = new WeakMap<FastifyInstance, AbortController>();
+
+
+/**
+ * Ends every stream and wait still open on `app` with a final message: SSE an
+ * `error` event, gateway streams an error chunk and `[DONE]`, `?wait=1` a 503
+ * with the task id, WebSockets close 1001. Called at the end of a shutdown's
+ * grace period, before the connections close.
+ */
+export async function endOpenStreams(app: FastifyInstance): Promise<void> {
+  endings.get(app)?.abort();
+  // The final messages reach the sockets before anything is cut.
+  for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));
+  for (const client of app.websocketServer?.clients ?? []) client.terminate();
+}
+
 /**
  * Why a request that a web page could have made must be refused, if it must.
  * Any request naming a foreign `Origin` is (fanout sends no CORS headers, so
@@ -155,13 +174,31 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
   const lineTypes = keys.size > 0 ? ['application/x-ndjson', 'application/jsonl', 'text/plain'] : ['application/x-ndjson', 'application/jsonl'];
   app.addContentTypeParser(lineTypes, { parseAs: 'string' }, (_request, body, done) => done(null, body));
   const metricsKeys = options.metricsKeys ?? new ApiKeys();
+  const ending = new AbortController();
+  endings.set(app, ending);
+  // One listener per open stream or wait, by design: no leak to warn about.
+  setMaxListeners(0, ending.signal);
+  /** Resolves when the task ends, or with 'ending' when the server's grace period is over first. */
+  const untilEnd = (handle: { result(): Promise<unknown> }): Promise<'ended' | 'ending'> =>
+    new Promise((resolve) => {
+      if (ending.signal.aborted) return resolve('ending');
+      const stop = (): void => resolve('ending');
+      ending.signal.addEventListener('abort', stop, { once: true });
+      void handle.result().then(
+        () => resolve('ended'),
+        () => resolve('ended'),
+      ).finally(() => ending.signal.removeEventListener('abort', stop));
+    });
   app.decorateRequest('tenant', '');
 
   // While the server closes, a connection whose request has ended is closed at once
   // rather than idling until its keep-alive timeout holds the shutdown up.
   let closing = false;
+  const stopping = new AbortController();
+  setMaxListeners(0, stopping.signal);
   app.addHook('preClose', async () => {
     closing = true;
+    stopping.abort();
   });
   // On the raw server so that streams (hijacked replies) count too.
   app.server.on('request', (_request, response: ServerResponse) => {
@@ -170,7 +207,8 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
     });
   });
 
-  app.register(websocket, { options: { maxPayload: options.maxFrameBytes ?? 64 * 1024 } });
+  // Sockets are not closed when the shutdown starts: each closes (1001) once it follows nothing, or when the grace period ends.
+  app.register(websocket, { options: { maxPayload: options.maxFrameBytes ?? 64 * 1024 }, preClose: (done) => done() });
   app.addHook('onRequest', async (request, reply) => {
     const path = request.url.split('?')[0] as string;
     if (OPEN_PATHS.has(path)) return;
@@ -231,7 +269,7 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
     const query = request.query as { wait?: string };
     const wait = query.wait === '1' || query.wait === 'true' || /\bwait\b/i.test(String(request.headers.prefer ?? ''));
     if (!wait) return reply.code(202).send({ id: handle.id, state: handle.status().state });
-    await handle.result().catch(() => undefined);
+    if ((await untilEnd(handle)) === 'ending') return reply.code(503).header('retry-after', '5').send({ id: handle.id, state: handle.status().state, error: { ...SHUTTING_DOWN, type: 'server_error' } });
     return reply.code(200).send(handle.status());
   });
 
@@ -252,7 +290,7 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
     const { id } = request.params as { id: string };
     const status = ownTask(engine, request.tenant, id);
     if (!status) return send(reply, notFound(id));
-    return streamTaskEvents(engine, status, reply);
+    return streamTaskEvents(engine, status, reply, ending.signal);
   });
 
   app.post('/v1/batches', async (request, reply) => {
@@ -297,7 +335,7 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
 
   app.register(async (scope) => {
     scope.get('/v1/stream', { websocket: true }, (socket, request) =>
-      serveStreamSocket(socket, { engine, batches, runs, tenant: request.tenant, maxSubscriptions: options.maxSubscriptions ?? 1000 }),
+      serveStreamSocket(socket, { engine, batches, runs, tenant: request.tenant, maxSubscriptions: options.maxSubscriptions ?? 1000, stopping: stopping.signal, ending: ending.signal }),
     );
   });
 
@@ -336,6 +374,7 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
     // The tenant is charged what the call really used, once it has ended; an answer from the cache costs no tokens.
     if (settle) void handle.result().then((result) => settle(result.cache ? ZERO_USAGE : result.usage), () => settle(handle.status().usage));
     if (!task.stream) {
+      if ((await untilEnd(handle)) === 'ending') return reply.code(503).header('retry-after', '5').send({ error: { ...SHUTTING_DOWN, type: 'server_error' } });
       try {
         await handle.result();
       } catch (error) {
@@ -343,7 +382,7 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
       }
       return reply.send(chatCompletion(handle.status()));
     }
-    return streamCompletion(engine, handle.id, reply, includeUsage);
+    return streamCompletion(engine, handle.id, reply, { includeUsage, signal: ending.signal });
   });
 
   return app;
@@ -354,7 +393,8 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
  * attempt before the first delta is retried unseen; once text has gone out,
  * a failure ends the stream with an error event (the text cannot be taken back).
  */
-async function streamCompletion(engine: FanoutEngine, id: string, reply: FastifyReply, includeUsage: boolean): Promise<void> {
+async function streamCompletion(engine: FanoutEngine, id: string, reply: FastifyReply, options: { includeUsage: boolean; signal: AbortSignal }): Promise<void> {
+  const { includeUsage, signal } = options;
   reply.hijack();
   const out = reply.raw;
   out.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
@@ -367,7 +407,7 @@ async function streamCompletion(engine: FanoutEngine, id: string, reply: Fastify
     if (!out.writableEnded) engine.cancel(id);
   });
   let sent = false;
-  const events = engine.events({ taskIds: [id], until: (e) => e.type === 'task-completed' || e.type === 'task-failed' || e.type === 'task-cancelled' });
+  const events = engine.events({ taskIds: [id], until: (e) => e.type === 'task-completed' || e.type === 'task-failed' || e.type === 'task-cancelled', signal });
   const current = engine.status(id);
   if (current && isTerminal(current.state)) await events.return?.();
   out.write(chunk({ role: 'assistant', content: '' }, null));
@@ -385,7 +425,7 @@ async function streamCompletion(engine: FanoutEngine, id: string, reply: Fastify
     out.write(chunk({}, status.result.finishReason));
     if (includeUsage) out.write(chunk({}, null, openAiUsage(status.result.usage)));
   } else {
-    const error = status?.error ?? { code: 'cancelled', message: 'the stream was cut short after text had been sent' };
+    const error = signal.aborted && status && !isTerminal(status.state) ? SHUTTING_DOWN : (status?.error ?? { code: 'cancelled', message: 'the stream was cut short after text had been sent' });
     out.write(`data: ${JSON.stringify({ error: { code: error.code, message: error.message, type: 'server_error' } })}\n\n`);
   }
   out.end('data: [DONE]\n\n');

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Clock } from '../core/clock.js';
 import type { FanoutEngine } from '../create-engine.js';
+import { endOpenStreams } from './server.js';
 
 export interface ShutdownOptions {
   /** How long requests in progress (waits, streams, event feeds) may take to finish. */
@@ -32,6 +33,8 @@ export async function shutDownServer(app: FastifyInstance, engine: FanoutEngine,
   const first = await Promise.race([closed.then(() => 'closed' as const), deadline, cutShort]);
   cancelTimer();
   if (first === 'deadline') {
+    // Streams and waits still open get their final message first: `[DONE]`, an SSE error event, a 503, a 1001 close.
+    await endOpenStreams(app);
     app.server.closeAllConnections();
     await closed;
   }

@@ -16,6 +16,10 @@ export interface StreamSocketOptions {
   tenant: string;
   /** Most tasks, batches and runs one socket may follow at once (a batch or a run counts once). */
   maxSubscriptions: number;
+  /** Aborts when the server starts to shut down: the socket closes (1001) once it follows nothing. */
+  stopping?: AbortSignal;
+  /** Aborts when the shutdown's grace period is over: the socket closes (1001) at once. */
+  ending?: AbortSignal;
 }
 
 type ClientMessage =
@@ -40,7 +44,9 @@ export function serveStreamSocket(socket: WebSocket, options: StreamSocketOption
   /** Each followed task and the function that stops its events. */
   const following = new Map<string, () => void>();
   const send = (message: Record<string, unknown>): void => {
-    if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(message));
+    if (socket.readyState !== socket.OPEN) return;
+    socket.send(JSON.stringify(message));
+    if (message.type === 'response' || message.type === 'error') afterMessage();
   };
   const fail = (error: unknown, task?: string): void => {
     const e = asFanoutError(error, 'invalid_request');
@@ -130,7 +136,23 @@ export function serveStreamSocket(socket: WebSocket, options: StreamSocketOption
     run.watchers.add(watcher);
     runs.set(id, () => run.watchers.delete(watcher));
   };
+  const idle = (): boolean => following.size + batches.size + runs.size === 0;
+  const goodbye = (): void => {
+    if (socket.readyState === socket.OPEN) socket.close(1001, 'server shutting down');
+  };
+  const closeIfIdle = (): void => {
+    if (idle()) goodbye();
+  };
+  options.stopping?.addEventListener('abort', closeIfIdle, { once: true });
+  options.ending?.addEventListener('abort', goodbye, { once: true });
+  if (options.stopping?.aborted) closeIfIdle();
+  // While the server stops, a socket closes as soon as what it follows has ended.
+  const afterMessage = (): void => {
+    if (options.stopping?.aborted) queueMicrotask(closeIfIdle);
+  };
   socket.on('close', () => {
+    options.stopping?.removeEventListener('abort', closeIfIdle);
+    options.ending?.removeEventListener('abort', goodbye);
     for (const stop of following.values()) stop();
     following.clear();
     batches.clear();

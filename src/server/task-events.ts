@@ -1,6 +1,7 @@
 import type { FastifyReply } from 'fastify';
 import type { FanoutEngine } from '../create-engine.js';
 import { isTerminal } from '../core/task-state.js';
+import { SHUTTING_DOWN } from './shutting-down.js';
 import type { TaskStatus } from '../core/task.js';
 
 /**
@@ -8,7 +9,7 @@ import type { TaskStatus } from '../core/task.js';
  * then every state change and stream delta as it happens, and `response` (its
  * result) or `error` at the end, after which the stream closes.
  */
-export async function streamTaskEvents(engine: FanoutEngine, status: TaskStatus, reply: FastifyReply): Promise<void> {
+export async function streamTaskEvents(engine: FanoutEngine, status: TaskStatus, reply: FastifyReply, signal?: AbortSignal): Promise<void> {
   reply.hijack();
   const out = reply.raw;
   out.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
@@ -16,7 +17,8 @@ export async function streamTaskEvents(engine: FanoutEngine, status: TaskStatus,
     out.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
   };
   const terminal = (type: string): boolean => type === 'task-completed' || type === 'task-failed' || type === 'task-cancelled';
-  const events = engine.events({ taskIds: [status.id], until: (e) => terminal(e.type) });
+  // The server's grace period ending stops the stream too, with an `error` event saying so.
+  const events = engine.events({ taskIds: [status.id], until: (e) => terminal(e.type), ...(signal ? { signal } : {}) });
   out.on('close', () => void events.return?.());
   send('acknowledged', { id: status.id, state: status.state });
   if (!isTerminal(status.state)) {
@@ -29,6 +31,7 @@ export async function streamTaskEvents(engine: FanoutEngine, status: TaskStatus,
   }
   const end = engine.status(status.id);
   if (end?.state === 'completed') send('response', { id: end.id, result: end.result, usage: end.usage, timing: end.timing });
+  else if (end && !isTerminal(end.state)) send('error', { id: status.id, state: end.state, error: SHUTTING_DOWN });
   else send('error', { id: status.id, state: end?.state, error: end?.error });
   out.end();
 }
