@@ -24,6 +24,9 @@ interface ServeFlags {
   shutdownGraceMs: string;
   metricsKey?: string;
   allowMock?: boolean;
+  requestTimeoutMs?: string;
+  maxConnections?: string;
+  maxStreamsPerTenant?: string;
 }
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
@@ -50,6 +53,9 @@ export function registerServeCommand(program: Command): void {
     .option('--insecure-no-auth', 'serve on a non-loopback address without API keys')
     .option('--metrics-key <KEY>', 'the operator\'s key for GET /metrics (also FANOUT_METRICS_KEY); with tenant keys and none of these, /metrics is refused')
     .option('--allow-mock', 'serve any mock:<name> model, not only those the config defines')
+    .option('--request-timeout-ms <n>', 'time for a whole request (headers and body) to arrive before it is answered 408 (default 30000)')
+    .option('--max-connections <n>', 'open connections at once; past it, 503 (default 10000; keep it below the open-file limit)')
+    .option('--max-streams-per-tenant <n>', 'streams, event feeds, WebSockets and waits one tenant may hold open; past it, 429 (default 1000)')
     .option('--default-provider <name>', 'provider for model names without a "provider:" prefix')
     .option('--tenant-rpm <n>', 'each tenant\'s own gateway requests per minute; beyond it, 429 with retry-after')
     .option('--tenant-tpm <n>', 'each tenant\'s own gateway tokens per minute (estimated before a call, charged as used after); beyond it, 429')
@@ -85,6 +91,17 @@ export function registerServeCommand(program: Command): void {
         if (!(n > 0)) throw new FanoutError('invalid_config', `${flag}: expected a positive number, received "${value}"`);
         return n;
       };
+      const wholeNumber = (flag: string, value: string | undefined): number | undefined => {
+        if (value === undefined) return undefined;
+        const n = Number(value);
+        if (!Number.isInteger(n) || n < 1) throw new FanoutError('invalid_config', `${flag}: expected a whole number ≥ 1, received "${value}"`);
+        return n;
+      };
+      const connections = {
+        requestTimeoutMs: wholeNumber('--request-timeout-ms', flags.requestTimeoutMs),
+        maxConnections: wholeNumber('--max-connections', flags.maxConnections),
+        maxStreamsPerTenant: wholeNumber('--max-streams-per-tenant', flags.maxStreamsPerTenant),
+      };
       const tenantRpm = perTenant('--tenant-rpm', flags.tenantRpm);
       const tenantTpm = perTenant('--tenant-tpm', flags.tenantTpm);
       const tenantQuota =
@@ -93,7 +110,7 @@ export function registerServeCommand(program: Command): void {
           : { limits: { ...(tenantRpm ? { requestsPerMinute: tenantRpm } : {}), ...(tenantTpm ? { tokensPerMinute: tenantTpm } : {}) }, maxWaitMs: Number(flags.tenantMaxWaitMs) || 0 };
       const metricsKey = flags.metricsKey ?? process.env.FANOUT_METRICS_KEY;
       const metricsKeys = new ApiKeys(metricsKey ? [{ tenant: 'operator', key: metricsKey }] : []);
-      const app = createFanoutServer({ engine, keys, metricsKeys, models, defaultProvider: flags.defaultProvider, logger, tenantQuota });
+      const app = createFanoutServer({ engine, keys, metricsKeys, models, defaultProvider: flags.defaultProvider, logger, tenantQuota, connections });
       const address = await app.listen({ port, host: flags.host });
       process.stderr.write(`fanout serve: listening on ${address} (tasks in ${stores.where}${keys.size === 0 ? ', no API keys' : `, ${keys.size} API key${keys.size === 1 ? '' : 's'}`})\n`);
       await new Promise<void>((resolve) => {
@@ -115,3 +132,4 @@ export function registerServeCommand(program: Command): void {
       }
     });
 }
+

@@ -21,6 +21,7 @@ import { estimateInputTokens } from '../limits/estimate.js';
 import { serveStreamSocket } from './stream-socket.js';
 import { streamTaskEvents } from './task-events.js';
 import { SHUTTING_DOWN } from './shutting-down.js';
+import { capConnections, DEFAULT_CONNECTION_LIMITS, TenantStreams, timeoutOptions, type ConnectionLimits } from './connections.js';
 import { httpError } from './http-errors.js';
 
 export interface FanoutServerOptions {
@@ -49,6 +50,8 @@ export interface FanoutServerOptions {
   metricsKeys?: ApiKeys;
   /** Each tenant's own request quota at the gateway (`/v1/chat/completions`). Default: none. */
   tenantQuota?: TenantQuotaOptions;
+  /** Request timeouts and connection caps; each field has its default. */
+  connections?: ConnectionLimits;
   /**
    * Where request logs go (one JSON line per request: method, path, status,
    * time, tenant). Never bodies, prompts, answers, keys or query strings.
@@ -159,12 +162,22 @@ const notFound = (id: string) => new FanoutError('unknown_task', `no task with i
 export function createFanoutServer(options: FanoutServerOptions): FastifyInstance {
   const { engine } = options;
   const keys = options.keys ?? new ApiKeys();
+  const given = Object.entries(options.connections ?? {}).filter(([, value]) => value !== undefined);
+  const limits: Required<ConnectionLimits> = { ...DEFAULT_CONNECTION_LIMITS, ...Object.fromEntries(given) };
   const app = Fastify({
     bodyLimit: options.bodyLimitBytes ?? 1024 * 1024,
     return503OnClosing: true,
+    ...timeoutOptions(limits),
     ...(options.logger ? { loggerInstance: options.logger.child({}, { serializers: REQUEST_LOG_SERIALIZERS }) as unknown as FastifyBaseLogger } : { logger: false }),
     logController: new CompletedRequestsOnly(),
   });
+  capConnections(app.server, limits.maxConnections);
+  const streams = new TenantStreams(limits.maxStreamsPerTenant);
+  /** Counts a request that holds its connection open against its tenant, until the response closes. */
+  const holdOpen = (request: FastifyRequest, reply: FastifyReply): void => {
+    const release = streams.take(request.tenant);
+    reply.raw.once('close', release);
+  };
   const batches = new BatchRegistry(engine, { defaultProvider: options.defaultProvider, maxLines: options.maxBatchLines ?? 50_000 });
   const metrics = engineMetrics(engine);
   const runs = new RunRegistry(engine, (run) => metrics.observeRun(run));
@@ -269,6 +282,7 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
     const query = request.query as { wait?: string };
     const wait = query.wait === '1' || query.wait === 'true' || /\bwait\b/i.test(String(request.headers.prefer ?? ''));
     if (!wait) return reply.code(202).send({ id: handle.id, state: handle.status().state });
+    holdOpen(request, reply);
     if ((await untilEnd(handle)) === 'ending') return reply.code(503).header('retry-after', '5').send({ id: handle.id, state: handle.status().state, error: { ...SHUTTING_DOWN, type: 'server_error' } });
     return reply.code(200).send(handle.status());
   });
@@ -290,6 +304,7 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
     const { id } = request.params as { id: string };
     const status = ownTask(engine, request.tenant, id);
     if (!status) return send(reply, notFound(id));
+    holdOpen(request, reply);
     return streamTaskEvents(engine, status, reply, ending.signal);
   });
 
@@ -325,6 +340,7 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
     const { id } = request.params as { id: string };
     const batch = batches.get(request.tenant, id);
     if (!batch) return send(reply, new FanoutError('unknown_task', `no batch with id ${id}`));
+    holdOpen(request, reply);
     reply.hijack();
     reply.raw.writeHead(200, { 'content-type': 'application/x-ndjson' });
     for await (const line of batches.results(batch)) {
@@ -334,9 +350,17 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
   });
 
   app.register(async (scope) => {
-    scope.get('/v1/stream', { websocket: true }, (socket, request) =>
-      serveStreamSocket(socket, { engine, batches, runs, tenant: request.tenant, maxSubscriptions: options.maxSubscriptions ?? 1000, stopping: stopping.signal, ending: ending.signal }),
-    );
+    scope.get('/v1/stream', { websocket: true }, (socket, request) => {
+      let release: () => void;
+      try {
+        release = streams.take(request.tenant);
+      } catch (error) {
+        socket.close(1013, (error as Error).message.slice(0, 120));
+        return;
+      }
+      socket.once('close', release);
+      serveStreamSocket(socket, { engine, batches, runs, tenant: request.tenant, maxSubscriptions: options.maxSubscriptions ?? 1000, stopping: stopping.signal, ending: ending.signal });
+    });
   });
 
   app.get('/v1/models', async () => ({
@@ -346,6 +370,7 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
 
   app.post('/v1/chat/completions', async (request, reply) => {
     const { includeUsage, ...task } = requestFromChatBody(request.body, { defaultProvider: options.defaultProvider });
+    holdOpen(request, reply);
     let settle: ((usage?: Usage) => void) | undefined;
     if (quota) {
       let decision: QuotaDecision;
