@@ -14,7 +14,7 @@ import { isTerminal } from './task-state.js';
 import { Gather, Outcome, type GatherOptions, type GatherOutcome } from './gather.js';
 import { Attempt, Task, type TaskOutcome, type TaskStatus } from './task.js';
 import type { ModelResult, TaskRequest, Usage } from './types.js';
-import { nonNegative, positiveInteger } from './option-checks.js';
+import { nonNegative, positiveInteger, positiveNumber } from './option-checks.js';
 import { validateTaskRequest } from './validate.js';
 import type { CacheEntry } from '../cache/cache-store.js';
 import type { TaskStore } from '../store/task-store.js';
@@ -56,11 +56,31 @@ export interface EngineOptions {
    */
   cache?: false | CacheOptions;
   /**
+   * How tenants share the engine: every limit key and the worker pool by
+   * weighted fair queuing (one tenant's flood delays another's call by at most
+   * one call per key), each tenant's own limits and cap of calls in flight.
+   */
+  tenants?: TenantOptions;
+  /**
    * Ended tasks whose status stays available through `status(id)`; beyond
    * this, the oldest ended ones are forgotten (their results are still with
    * whoever awaited them). Default 50,000.
    */
   maxEndedTasks?: number;
+}
+
+/** How tenants (the requests' `tenant`) share one engine. */
+export interface TenantOptions {
+  /** Each tenant's share of every limit key and of the worker pool, relative to others; default 1. */
+  weights?: Record<string, number>;
+  /** Calls in flight one tenant may have at once, across all models. Default: no cap but the pool's. */
+  maxInFlight?: number;
+  /**
+   * Each tenant's own limits (requests, tokens per minute...), on top of the
+   * models' limits, for every way of submitting. A tenant past them waits
+   * (`rate_limited`) without holding back the others.
+   */
+  limits?: LimitSpec;
 }
 
 export interface SubmitOptions {
@@ -73,6 +93,8 @@ export interface SubmitOptions {
    * so running it again would only cost.
    */
   durable?: boolean;
+  /** Already charged to its tenant's limits (`tenantLimiter`) by the caller: not charged again. */
+  tenantCharged?: boolean;
 }
 
 /** A submitted task: its id and the ways to follow it. */
@@ -96,6 +118,8 @@ const TERMINAL_EVENTS: ReadonlySet<EngineEventType> = new Set(['task-completed',
 export class Engine {
   readonly clock: Clock;
   readonly limiter = new Limiter();
+  /** Each tenant's own limits, keyed by tenant name; present when `tenants.limits` is set. */
+  readonly tenantLimiter?: Limiter;
   private readonly random: Random;
   private readonly nextId: () => string;
   private readonly models: ModelRegistry;
@@ -152,12 +176,20 @@ export class Engine {
       limiter: this.limiter,
       now: () => this.clock.now(),
     });
+    const tenants = options.tenants ?? {};
+    const weights = new Map(Object.entries(tenants.weights ?? {}).map(([tenant, weight]) => [tenant, positiveNumber(`tenants.weights.${tenant}`, weight)]));
+    if (tenants.limits) this.tenantLimiter = new Limiter();
     this.scheduler = new Scheduler(this.clock, this.limiter, {
       start: (task, reservation) => this.startAttempt(task, reservation),
       holdBack: (task, eta, reason) => this.holdBack(task, eta, reason),
       requeue: (task) => this.requeue(task),
       reject: (task, error) => this.fail(task, error),
-    }, concurrency);
+    }, concurrency, {
+      weightOf: (tenant) => weights.get(tenant) ?? 1,
+      maxInFlight: positiveInteger('tenants.maxInFlight', tenants.maxInFlight, Number.POSITIVE_INFINITY),
+      limits: tenants.limits,
+      limiter: this.tenantLimiter,
+    });
     if (options.store) {
       this.journal = new TaskJournal({
         store: options.store,
@@ -306,6 +338,7 @@ export class Engine {
     task.model = resolved;
     if (options.batch) task.batch = options.batch;
     if (options.durable !== false) task.journal = this.journal;
+    if (options.tenantCharged) task.tenantCharged = true;
     task.cost = this.costOf(resolved, request);
     // Whatever can throw comes before the task is kept: a request refused here leaves nothing behind.
     task.cache = this.cache?.policy(request, resolved, request.maxTokens ?? this.defaultMaxTokens);
@@ -583,7 +616,11 @@ export class Engine {
     if (task.reservation) {
       this.limiter.settle(task.reservation, now, actual);
       task.reservation = undefined;
-      this.scheduler.released(task.key);
+      if (task.tenantReservation) {
+        this.tenantLimiter?.settle(task.tenantReservation, now, actual);
+        task.tenantReservation = undefined;
+      }
+      this.scheduler.released(task);
     }
     task.current = undefined;
   }

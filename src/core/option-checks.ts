@@ -17,3 +17,11 @@ export function nonNegative(name: string, value: number | undefined, fallback: n
   }
   return value;
 }
+
+/** `value` if it is a finite number > 0; otherwise an error naming the option and what came. */
+export function positiveNumber(name: string, value: number): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new FanoutError('invalid_config', `${name}: expected a number > 0, received ${String(value)}`);
+  }
+  return value;
+}

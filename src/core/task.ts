@@ -88,6 +88,12 @@ export class Task {
   cancelDeadline?: () => void;
   /** Higher runs first; copied from the request so the scheduler's comparisons stay cheap. */
   readonly priority: number;
+  /** Whose task it is: the request's tenant, else "default". Tenants share limit keys and the worker pool fairly. */
+  readonly tenant: string;
+  /** The tenant's own permit, while a call holds one (see `EngineOptions.tenants.limits`). */
+  tenantReservation?: Reservation;
+  /** Charged to the tenant's limits before it was submitted (the gateway's own check): the scheduler charges it no more. */
+  tenantCharged?: boolean;
 
   constructor(
     readonly id: string,
@@ -98,6 +104,7 @@ export class Task {
   ) {
     this.enteredAt = submittedAt;
     this.priority = request.priority ?? 0;
+    this.tenant = request.tenant ?? 'default';
     this.deadlineAt = request.deadlineMs === undefined ? Number.POSITIVE_INFINITY : submittedAt + request.deadlineMs;
   }
 
@@ -144,7 +151,7 @@ export class Task {
       id: this.id,
       label: this.request.label,
       model: this.request.model,
-      tenant: this.request.tenant ?? 'default',
+      tenant: this.tenant,
       key: this.key,
       priority: this.priority,
       state: this.state,

@@ -23,6 +23,8 @@ const messageSchema = z.strictObject({
 });
 
 const finitePositive = z.number().finite().positive();
+/** Priorities lie within ±1e9 (critical-path priorities are milliseconds: about eleven days). They order a tenant's own work only. */
+export const MAX_PRIORITY = 1e9;
 const MODEL_NAME = /^[A-Za-z0-9_-]+:.+$/;
 
 export const taskRequestSchema = z.strictObject({
@@ -38,7 +40,7 @@ export const taskRequestSchema = z.strictObject({
   stream: z.boolean().optional(),
   latency: z.enum(['standard', 'optimized']).optional(),
   providerOptions: z.record(z.string(), z.unknown()).optional(),
-  priority: z.number().finite().optional(),
+  priority: z.number().min(-MAX_PRIORITY).max(MAX_PRIORITY).optional(),
   maxAttempts: z.number().int().min(1).optional(),
   attemptTimeoutMs: finitePositive.optional(),
   deadlineMs: finitePositive.optional(),
@@ -88,7 +90,7 @@ export function isPlainValidRequest(input: unknown): input is TaskRequest {
     (r.stream === undefined || typeof r.stream === 'boolean') &&
     (r.latency === undefined || r.latency === 'standard' || r.latency === 'optimized') &&
     r.providerOptions === undefined &&
-    (r.priority === undefined || isNumber(r.priority)) &&
+    (r.priority === undefined || (isNumber(r.priority) && Math.abs(r.priority) <= MAX_PRIORITY)) &&
     isOptionalPositiveInt(r.maxAttempts) &&
     isOptionalPositive(r.attemptTimeoutMs) &&
     isOptionalPositive(r.deadlineMs) &&

@@ -5,6 +5,7 @@ import { addUsage, ZERO_USAGE, type ModelResult, type TaskRequest, type Usage } 
 import { countTextTokens } from '../limits/estimate.js';
 import { splitByTokens } from './chunk.js';
 import { resolveInputs, type CheckedStep, type Pipeline } from './spec.js';
+import { MAX_PRIORITY } from '../core/validate.js';
 import { render } from './template.js';
 
 /** A function a `tool` step calls. Its result becomes the step's output (strings as they are, anything else as JSON). */
@@ -273,7 +274,7 @@ class PipelineRunner {
         const request: TaskRequest = {
           model,
           messages: [{ role: 'user', content: this.render(step, 'prompt', spec.prompt as string, values) }],
-          priority: this.priority.get(step.name) ?? 0,
+          priority: Math.min(MAX_PRIORITY, this.priority.get(step.name) ?? 0),
           label: scope.index === undefined ? step.name : `${step.name}[${scope.index}]`,
         };
         if (this.options.tenant !== undefined) request.tenant = this.options.tenant;
