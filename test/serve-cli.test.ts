@@ -84,7 +84,7 @@ describe('fanout serve', () => {
   });
 
   it('names a bad quota or grace period flag', () => {
-    for (const [flag, value] of [['--tenant-tpm', 'lots'], ['--tenant-rpm', '-1'], ['--shutdown-grace-ms', '1.5'], ['--max-connections', '0'], ['--request-timeout-ms', 'soon']]) {
+    for (const [flag, value] of [['--tenant-tpm', 'lots'], ['--tenant-rpm', '-1'], ['--shutdown-grace-ms', '1.5'], ['--max-connections', '0'], ['--request-timeout-ms', 'soon'], ['--tenant-weight', 'acme'], ['--tenant-concurrency', '0']]) {
       const run = spawnSync(process.execPath, [bin, 'serve', '--port', '0', '--store', 'memory', flag as string, value as string], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
       expect(run.status).toBe(2);
       expect(run.stderr).toContain(`${flag}: expected`);

@@ -94,3 +94,34 @@ describe('the gateway over a tenant’s quota', () => {
     expect(Number(refused.headers.get('retry-after-ms'))).toBeGreaterThan(29_000);
   });
 });
+
+describe('a tenant’s quota on every way of submitting', () => {
+  it('paces tasks, batches and runs from the same buckets the gateway answers 429 from', async () => {
+    const clock = new ManualClock();
+    const limits = { requestsPerMinute: 5, burstSeconds: 60 };
+    const engine = createEngine({ clock, cache: false, tenants: { limits } });
+    const app = createFanoutServer({ engine, keys: new ApiKeys([{ tenant: 'small', key: 'k-small' }, { tenant: 'other', key: 'k-other' }]), tenantQuota: { limits } });
+    const as = (key: string) => ({ authorization: `Bearer ${key}` });
+    const ask = { model: 'mock:m', messages: [{ role: 'user', content: 'hi' }] };
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await app.inject({ method: 'POST', url: '/v1/tasks', headers: as('k-small'), payload: ask })).json().id);
+    const batch = (await app.inject({ method: 'POST', url: '/v1/batches', headers: { ...as('k-small'), 'content-type': 'application/x-ndjson' }, payload: Array.from({ length: 4 }, (_, i) => JSON.stringify({ model: 'mock:m', prompt: `line ${i}` })).join('\n') })).json();
+    const run = (await app.inject({ method: 'POST', url: '/v1/runs', headers: as('k-small'), payload: { pipeline: { steps: { a: { model: 'mock:m', prompt: 'step' } } } } })).json();
+    await clock.advance(0);
+    // 5 a minute, all at once: 3 tasks and 2 batch lines ran; the rest wait their turn, 12 s apart.
+    const states = await app.inject({ method: 'GET', url: `/v1/batches/${batch.id}`, headers: as('k-small') });
+    expect(states.json().counts).toEqual({ completed: 2, queued: 1, rate_limited: 1 });
+    expect((await app.inject({ method: 'GET', url: `/v1/runs/${run.id}`, headers: as('k-small') })).json().state).toBe('running');
+    const refused = await app.inject({ method: 'POST', url: '/v1/chat/completions', headers: as('k-small'), payload: ask });
+    expect(refused.statusCode).toBe(429);
+    // Another tenant is not held back by it.
+    const other = await app.inject({ method: 'POST', url: '/v1/tasks?wait=1', headers: as('k-other'), payload: ask });
+    expect(other.json().state).toBe('completed');
+    await clock.advance(12_000);
+    expect((await app.inject({ method: 'GET', url: `/v1/batches/${batch.id}`, headers: as('k-small') })).json().counts).toEqual({ completed: 3, rate_limited: 1 });
+    await clock.advance(24_000);
+    expect((await app.inject({ method: 'GET', url: `/v1/runs/${run.id}`, headers: as('k-small') })).json().state).toBe('completed');
+    await app.close();
+    await engine.close();
+  });
+});

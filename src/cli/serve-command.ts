@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { configuredMockModels, engineOptionsFromConfig } from '../config/engine-options.js';
 import { FanoutError } from '../core/errors.js';
 import { createEngine } from '../create-engine.js';
+import type { TenantOptions } from '../core/engine.js';
 import { ApiKeys } from '../server/api-keys.js';
 import { createFanoutServer } from '../server/server.js';
 import { shutDownServer } from '../server/shutdown.js';
@@ -27,6 +28,8 @@ interface ServeFlags {
   requestTimeoutMs?: string;
   maxConnections?: string;
   maxStreamsPerTenant?: string;
+  tenantConcurrency: string;
+  tenantWeight: string[];
 }
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
@@ -57,8 +60,10 @@ export function registerServeCommand(program: Command): void {
     .option('--max-connections <n>', 'open connections at once; past it, 503 (default 10000; keep it below the open-file limit)')
     .option('--max-streams-per-tenant <n>', 'streams, event feeds, WebSockets and waits one tenant may hold open; past it, 429 (default 1000)')
     .option('--default-provider <name>', 'provider for model names without a "provider:" prefix')
-    .option('--tenant-rpm <n>', 'each tenant\'s own gateway requests per minute; beyond it, 429 with retry-after')
-    .option('--tenant-tpm <n>', 'each tenant\'s own gateway tokens per minute (estimated before a call, charged as used after); beyond it, 429')
+    .option('--tenant-rpm <n>', 'each tenant\'s own requests per minute, every route: tasks, batches and runs wait for it, the gateway answers 429 with retry-after')
+    .option('--tenant-tpm <n>', 'each tenant\'s own tokens per minute (estimated before a call, charged as used after), every route as --tenant-rpm')
+    .option('--tenant-concurrency <n>', 'calls in flight one tenant may have at once', '64')
+    .option('--tenant-weight <tenant=W>', 'a tenant\'s share of each model and of the worker pool, relative to the default 1 (repeatable)', (v: string, all: string[]) => [...all, v], [])
     .option('--tenant-max-wait-ms <n>', 'wait up to this long for a tenant\'s next permit before answering 429', '0')
     .option('--shutdown-grace-ms <n>', 'on SIGTERM or Ctrl-C, how long requests in progress may take to finish before their connections close (a second signal: at once)', '30000')
     .option('--log-level <level>', 'request logs on stderr as JSON lines: trace, debug, info, warn, error or silent', 'info')
@@ -71,7 +76,8 @@ export function registerServeCommand(program: Command): void {
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new FanoutError('invalid_config', `--port: expected 0-65535, received "${flags.port}"`);
       const config = await loadConfig(flags.config);
       const stores = openStores(flags.store ?? DEFAULT_STORE, true);
-      const options = engineOptionsFromConfig(config, { store: stores.tasks, cache: stores.cache ? { store: stores.cache, ttlMs: config.cacheTtlMs } : false });
+      const tenants = tenantOptions(flags);
+      const options = engineOptionsFromConfig(config, { store: stores.tasks, cache: stores.cache ? { store: stores.cache, ttlMs: config.cacheTtlMs } : false, tenants });
       // Any client could name a new mock:<name> in every request; only those the config defines are served unless told.
       if (!flags.allowMock) options.mock.serveOnly(configuredMockModels(config));
       const engine = createEngine(options);
@@ -85,12 +91,6 @@ export function registerServeCommand(program: Command): void {
       const logger = pino({ level: flags.logLevel }, pino.destination({ dest: 2, sync: false, minLength: 32 * 1024, maxWrite: 64 * 1024, periodicFlush: 100 }));
       const graceMs = Number(flags.shutdownGraceMs);
       if (!Number.isInteger(graceMs) || graceMs < 0) throw new FanoutError('invalid_config', `--shutdown-grace-ms: expected a whole number of milliseconds, received "${flags.shutdownGraceMs}"`);
-      const perTenant = (flag: string, value: string | undefined): number | undefined => {
-        if (value === undefined) return undefined;
-        const n = Number(value);
-        if (!(n > 0)) throw new FanoutError('invalid_config', `${flag}: expected a positive number, received "${value}"`);
-        return n;
-      };
       const wholeNumber = (flag: string, value: string | undefined): number | undefined => {
         if (value === undefined) return undefined;
         const n = Number(value);
@@ -102,12 +102,7 @@ export function registerServeCommand(program: Command): void {
         maxConnections: wholeNumber('--max-connections', flags.maxConnections),
         maxStreamsPerTenant: wholeNumber('--max-streams-per-tenant', flags.maxStreamsPerTenant),
       };
-      const tenantRpm = perTenant('--tenant-rpm', flags.tenantRpm);
-      const tenantTpm = perTenant('--tenant-tpm', flags.tenantTpm);
-      const tenantQuota =
-        tenantRpm === undefined && tenantTpm === undefined
-          ? undefined
-          : { limits: { ...(tenantRpm ? { requestsPerMinute: tenantRpm } : {}), ...(tenantTpm ? { tokensPerMinute: tenantTpm } : {}) }, maxWaitMs: Number(flags.tenantMaxWaitMs) || 0 };
+      const tenantQuota = tenants.limits ? { limits: tenants.limits, maxWaitMs: Number(flags.tenantMaxWaitMs) || 0 } : undefined;
       const metricsKey = flags.metricsKey ?? process.env.FANOUT_METRICS_KEY;
       const metricsKeys = new ApiKeys(metricsKey ? [{ tenant: 'operator', key: metricsKey }] : []);
       const app = createFanoutServer({ engine, keys, metricsKeys, models, defaultProvider: flags.defaultProvider, logger, tenantQuota, connections });
@@ -133,3 +128,26 @@ export function registerServeCommand(program: Command): void {
     });
 }
 
+
+const positive = (flag: string, value: string | undefined): number | undefined => {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!(n > 0) || !Number.isFinite(n)) throw new FanoutError('invalid_config', `${flag}: expected a positive number, received "${value}"`);
+  return n;
+};
+
+/** How tenants share the server's engine, from the flags. */
+function tenantOptions(flags: ServeFlags): TenantOptions {
+  const tenantRpm = positive('--tenant-rpm', flags.tenantRpm);
+  const tenantTpm = positive('--tenant-tpm', flags.tenantTpm);
+  const maxInFlight = Number(flags.tenantConcurrency);
+  if (!Number.isInteger(maxInFlight) || maxInFlight < 1) throw new FanoutError('invalid_config', `--tenant-concurrency: expected a whole number ≥ 1, received "${flags.tenantConcurrency}"`);
+  const weights: Record<string, number> = {};
+  for (const pair of flags.tenantWeight) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new FanoutError('invalid_config', `--tenant-weight: expected tenant=WEIGHT, received "${pair}"`);
+    weights[pair.slice(0, eq)] = positive('--tenant-weight', pair.slice(eq + 1)) as number;
+  }
+  const limits = tenantRpm === undefined && tenantTpm === undefined ? undefined : { ...(tenantRpm ? { requestsPerMinute: tenantRpm } : {}), ...(tenantTpm ? { tokensPerMinute: tenantTpm } : {}) };
+  return { maxInFlight, weights, ...(limits ? { limits } : {}) };
+}

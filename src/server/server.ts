@@ -181,7 +181,8 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
   const batches = new BatchRegistry(engine, { defaultProvider: options.defaultProvider, maxLines: options.maxBatchLines ?? 50_000 });
   const metrics = engineMetrics(engine);
   const runs = new RunRegistry(engine, (run) => metrics.observeRun(run));
-  const quota = options.tenantQuota ? new TenantQuota(engine.clock, options.tenantQuota) : undefined;
+  // The gateway answers 429 at once from the same buckets that pace the tenant's tasks, batches and runs in the engine.
+  const quota = options.tenantQuota ? new TenantQuota(engine.clock, { ...options.tenantQuota, ...(engine.tenantLimiter ? { limiter: engine.tenantLimiter } : {}) }) : undefined;
   // A batch may be sent as JSON Lines as well as a JSON array; as text/plain only to a server with keys
   // (a web page can post text/plain to any address without asking first).
   const lineTypes = keys.size > 0 ? ['application/x-ndjson', 'application/jsonl', 'text/plain'] : ['application/x-ndjson', 'application/jsonl'];
@@ -395,7 +396,7 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
       settle = decision.settle;
     }
     // Not kept in the store: the client waits on this connection, and after a restart nobody would.
-    const handle = engine.submit({ ...task, tenant: request.tenant }, { durable: false });
+    const handle = engine.submit({ ...task, tenant: request.tenant }, { durable: false, tenantCharged: quota?.sharesEngineLimits === true });
     // The tenant is charged what the call really used, once it has ended; an answer from the cache costs no tokens.
     if (settle) void handle.result().then((result) => settle(result.cache ? ZERO_USAGE : result.usage), () => settle(handle.status().usage));
     if (!task.stream) {

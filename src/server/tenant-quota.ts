@@ -7,6 +7,12 @@ export interface TenantQuotaOptions {
   limits: Pick<LimitSpec, 'requestsPerMinute' | 'requestsPerDay' | 'tokensPerMinute' | 'inputTokensPerMinute' | 'outputTokensPerMinute' | 'burstSeconds'>;
   /** Wait up to this long for the tenant's next permit before answering 429. Default 0: answer 429 at once. */
   maxWaitMs?: number;
+  /**
+   * Where the tenants' buckets live. Pass the engine's `tenantLimiter` so the
+   * gateway charges the same buckets as every other way of submitting (its
+   * tasks are then submitted as already charged). Default: a limiter of its own.
+   */
+  limiter?: Limiter;
 }
 
 /** What one request is expected to use, before it runs. */
@@ -35,12 +41,19 @@ const TOKEN_DIMENSIONS: ReadonlySet<LimitDimension> = new Set(['tokensPerMinute'
  * queueing without end behind the shared model limits.
  */
 export class TenantQuota {
-  private readonly limiter = new Limiter();
+  private readonly limiter: Limiter;
 
   constructor(
     private readonly clock: Clock,
     private readonly options: TenantQuotaOptions,
-  ) {}
+  ) {
+    this.limiter = options.limiter ?? new Limiter();
+  }
+
+  /** True when the buckets are shared with the engine (`options.limiter`), so a task admitted here is already charged. */
+  get sharesEngineLimits(): boolean {
+    return this.options.limiter !== undefined;
+  }
 
   /** Throws `request_too_large` for a request bigger than the tenant's whole token limit. */
   async admit(tenant: string, estimate: RequestEstimate = { inputTokens: 0, outputTokens: 0 }): Promise<QuotaDecision> {
