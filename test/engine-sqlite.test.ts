@@ -17,14 +17,18 @@ describe('engine on a SQLite task store', () => {
     const events: EngineEvent[] = [];
     engine.on('store-error', (event) => events.push(event));
     const handles = Array.from({ length: 100 }, (_, i) => engine.submit({ model: 'mock:m', messages: [{ role: 'user', content: `${i} ${'x'.repeat(2000)}` }] }));
-    await clock.runAll();
+    await clock.advance(10);
     expect(handles.every((h) => h.status().state === 'completed')).toBe(true);
     expect(events[0]?.error?.message).toMatch(/the disk is full; nothing stored so far was lost/);
     expect(store.get(handles[0]!.id)).toBeUndefined();
+    // It tries again by itself every second, with nothing else changing.
+    await clock.advance(1000);
+    expect(events.length).toBe(2);
 
     store.db.pragma('max_page_count = 1073741823');
-    await engine.flush();
+    await clock.advance(1000);
     expect(handles.map((h) => store.get(h.id)?.state)).toEqual(new Array(100).fill('completed'));
+    expect(engine.storeHealth()).toEqual({ ok: true });
     await engine.close();
     store.close();
   });

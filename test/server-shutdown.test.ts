@@ -77,7 +77,15 @@ describe('server shutdown', () => {
     const ask = { model: 'mock:slow', messages: [{ role: 'user', content: 'still going' }] };
     const gateway = post('/v1/chat/completions', { ...ask, stream: true });
     const plainGateway = post('/v1/chat/completions', ask);
-    const { id } = (await (await post('/v1/tasks', ask)).json()) as { id: string };
+    // The task is acknowledged once stored, by the next group write on the (manual) clock.
+    const posting = post('/v1/tasks', ask);
+    let posted = false;
+    void posting.then(() => (posted = true));
+    while (!posted) {
+      await clock.advance(1);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const { id } = (await (await posting).json()) as { id: string };
     const sse = fetch(`${address}/v1/tasks/${id}/events`);
     const socket = new WebSocket(`${address.replace('http', 'ws')}/v1/stream`);
     const messages: Array<Record<string, unknown>> = [];

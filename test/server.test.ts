@@ -130,7 +130,7 @@ describe('batches and task events over HTTP', () => {
     const lines = results.body.trim().split('\n').map((l) => JSON.parse(l));
     expect(lines.map((l) => [l.custom_id, l.fanout.line, l.error?.code ?? 'ok'])).toEqual([['a', 1, 'ok'], [null, 2, 'invalid_request'], ['c', 3, 'ok']]);
     const summary = await app.inject({ method: 'GET', url: `/v1/batches/${id}`, headers: as('fk-acme-secret') });
-    expect(summary.json()).toEqual({ id, lines: 3, counts: { completed: 2, invalid: 1 } });
+    expect(summary.json()).toEqual({ id, state: 'completed', lines: 3, counts: { completed: 2, invalid: 1 } });
     expect((await app.inject({ method: 'GET', url: `/v1/batches/${id}`, headers: as('fk-globex-secret') })).statusCode).toBe(404);
   });
 

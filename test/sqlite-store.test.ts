@@ -78,7 +78,7 @@ describe('SQLite database file', () => {
     raw.pragma('user_version = 999');
     raw.close();
     const before = readFileSync(path);
-    expect(() => openDatabase(path)).toThrow(/written by a newer fanout \(schema 999; this fanout knows up to 2\)/);
+    expect(() => openDatabase(path)).toThrow(/written by a newer fanout \(schema 999; this fanout knows up to 3\)/);
     expect(readFileSync(path).equals(before)).toBe(true);
   });
 

@@ -1,6 +1,6 @@
 import type { Engine } from '../core/engine.js';
 import { asFanoutError } from '../core/errors.js';
-import type { TaskStatus } from '../core/task.js';
+import { statusFromRow, type TaskStatus } from '../core/task.js';
 import { addUsage, ZERO_USAGE, type Usage } from '../core/types.js';
 import { lowerBound, type KeyWork, type LowerBound } from '../metrics/lower-bound.js';
 import { percentiles } from '../metrics/percentiles.js';
@@ -256,26 +256,6 @@ class BatchRun {
 }
 
 /** A stored task as the output needs it. */
-function statusFromRow(row: TaskRow): TaskStatus {
-  const end = row.endedAt ?? row.submittedAt;
-  return {
-    id: row.id,
-    label: row.request.label,
-    model: row.request.model,
-    tenant: row.request.tenant ?? 'default',
-    key: row.key,
-    priority: row.request.priority ?? 0,
-    state: row.state,
-    submittedAt: row.submittedAt,
-    endedAt: row.endedAt,
-    attempts: row.attempts,
-    usage: row.result?.usage,
-    timing: { queuedMs: row.queuedMs, rateLimitedMs: row.rateLimitedMs, providerMs: row.providerMs, totalMs: end - row.submittedAt },
-    result: row.result,
-    error: row.error && { ...row.error, retryable: false },
-  };
-}
-
 interface Collected {
   counts: { read: number; completed: number; failed: number; invalid: number; cancelled: number };
   resumed: BatchSummary['resumed'];

@@ -30,6 +30,7 @@ interface ServeFlags {
   maxStreamsPerTenant?: string;
   tenantConcurrency: string;
   tenantWeight: string[];
+  retentionHours: string;
 }
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
@@ -62,6 +63,7 @@ export function registerServeCommand(program: Command): void {
     .option('--default-provider <name>', 'provider for model names without a "provider:" prefix')
     .option('--tenant-rpm <n>', 'each tenant\'s own requests per minute, every route: tasks, batches and runs wait for it, the gateway answers 429 with retry-after')
     .option('--tenant-tpm <n>', 'each tenant\'s own tokens per minute (estimated before a call, charged as used after), every route as --tenant-rpm')
+    .option('--retention-hours <n>', 'how long ended tasks, batches and runs stay in the store (0: for ever)', '168')
     .option('--tenant-concurrency <n>', 'calls in flight one tenant may have at once', '64')
     .option('--tenant-weight <tenant=W>', 'a tenant\'s share of each model and of the worker pool, relative to the default 1 (repeatable)', (v: string, all: string[]) => [...all, v], [])
     .option('--tenant-max-wait-ms <n>', 'wait up to this long for a tenant\'s next permit before answering 429', '0')
@@ -102,10 +104,12 @@ export function registerServeCommand(program: Command): void {
         maxConnections: wholeNumber('--max-connections', flags.maxConnections),
         maxStreamsPerTenant: wholeNumber('--max-streams-per-tenant', flags.maxStreamsPerTenant),
       };
+      const retentionHours = Number(flags.retentionHours);
+      if (!(retentionHours >= 0) || !Number.isFinite(retentionHours)) throw new FanoutError('invalid_config', `--retention-hours: expected a number ≥ 0, received "${flags.retentionHours}"`);
       const tenantQuota = tenants.limits ? { limits: tenants.limits, maxWaitMs: Number(flags.tenantMaxWaitMs) || 0 } : undefined;
       const metricsKey = flags.metricsKey ?? process.env.FANOUT_METRICS_KEY;
       const metricsKeys = new ApiKeys(metricsKey ? [{ tenant: 'operator', key: metricsKey }] : []);
-      const app = createFanoutServer({ engine, keys, metricsKeys, models, defaultProvider: flags.defaultProvider, logger, tenantQuota, connections });
+      const app = createFanoutServer({ engine, keys, metricsKeys, models, defaultProvider: flags.defaultProvider, logger, tenantQuota, connections, retentionMs: retentionHours * 3_600_000 });
       const address = await app.listen({ port, host: flags.host });
       process.stderr.write(`fanout serve: listening on ${address} (tasks in ${stores.where}${keys.size === 0 ? ', no API keys' : `, ${keys.size} API key${keys.size === 1 ? '' : 's'}`})\n`);
       await new Promise<void>((resolve) => {

@@ -12,7 +12,7 @@ import { decideRetry, DEFAULT_RETRY, type RetryOptions } from './retry.js';
 import { Scheduler } from './scheduler.js';
 import { isTerminal } from './task-state.js';
 import { Gather, Outcome, type GatherOptions, type GatherOutcome } from './gather.js';
-import { Attempt, Task, type TaskOutcome, type TaskStatus } from './task.js';
+import { Attempt, statusFromRow, Task, type TaskOutcome, type TaskStatus } from './task.js';
 import type { ModelResult, TaskRequest, Usage } from './types.js';
 import { nonNegative, positiveInteger, positiveNumber } from './option-checks.js';
 import { validateTaskRequest } from './validate.js';
@@ -214,14 +214,40 @@ export class Engine {
     return this.handleFor(task);
   }
 
+  /**
+   * Resolves once every change so far is stored, by the next group write (at
+   * most 5 ms away; no commit of its own): true, false if that write failed,
+   * true at once without a store.
+   */
+  written(): Promise<boolean> {
+    return this.journal?.written() ?? Promise.resolve(true);
+  }
+
   /** Writes every change so far to the store; resolves when it is there. Without a store, resolves at once. */
   flush(): Promise<void> {
     return this.journal?.flush() ?? Promise.resolve();
   }
 
-  /** A copy of the task's state, or undefined for an unknown id. */
+  /** A copy of the task's state, or undefined for an id not in memory (see `find` for every stored task). */
   status(id: string): TaskStatus | undefined {
     return this.tasks.get(id)?.status(this.clock.now());
+  }
+
+  /**
+   * The task's state, from memory or, for a task this engine no longer holds
+   * (ended long ago, or before a restart), from the store; undefined when
+   * neither knows it.
+   */
+  async find(id: string): Promise<TaskStatus | undefined> {
+    const here = this.status(id);
+    if (here || !this.journal) return here;
+    const row = await this.journal.store.get(id);
+    return row && statusFromRow(row);
+  }
+
+  /** The store tasks are kept in, when the engine has one. */
+  get store(): TaskStore | undefined {
+    return this.journal?.store;
   }
 
   /** Resolves with the task's result; rejects with its error (or `unknown_task`). */

@@ -9,6 +9,9 @@ import type { Task } from './task.js';
  */
 export const FLUSH_DELAY_MS = 5;
 
+/** How long after a failed write the journal tries again by itself. */
+export const RETRY_DELAY_MS = 1000;
+
 /** Default lease of an attempt on its task: as long as an SDK's default timeout. */
 export const DEFAULT_LEASE_MS = 10 * 60 * 1000;
 
@@ -57,6 +60,7 @@ export class TaskJournal {
   private writing?: Promise<void>;
   private stopped = false;
   private failing?: { error: FanoutError; since: number };
+  private writeWaiters: Array<(ok: boolean) => void> = [];
 
   constructor(private readonly options: TaskJournalOptions) {
     this.store = options.store;
@@ -81,6 +85,16 @@ export class TaskJournal {
     });
   }
 
+  /**
+   * Resolves once every change so far is in the store, with the group write
+   * that takes it (no commit of its own): true, or false if that write failed.
+   */
+  written(): Promise<boolean> {
+    if (this.stopped) return Promise.resolve(false);
+    if (this.dirty.size === 0) return this.writing ? this.writing.then(() => this.failing === undefined) : Promise.resolve(this.failing === undefined);
+    return new Promise((resolve) => this.writeWaiters.push(resolve));
+  }
+
   /** Writes what changed. Resolves once the store has it. */
   flush(): Promise<void> {
     this.cancelTimer?.();
@@ -88,21 +102,35 @@ export class TaskJournal {
     if (this.dirty.size === 0) return this.writing ?? Promise.resolve();
     const tasks = this.dirty;
     this.dirty = new Set();
+    const waiters = this.writeWaiters;
+    this.writeWaiters = [];
     const rows = [...tasks].map(toRow);
     const retry = (error: unknown): void => {
       for (const task of tasks) this.dirty.add(task);
       const failure = asFanoutError(error, 'io_error');
       this.failing = { error: failure, since: this.failing?.since ?? this.options.clock.now() };
       this.options.onError(failure);
+      for (const resolve of waiters) resolve(false);
+      // Try again even if nothing else changes: a disk that had no room may have some now.
+      if (!this.stopped) {
+        this.cancelTimer ??= this.options.clock.setTimer(RETRY_DELAY_MS, () => {
+          this.cancelTimer = undefined;
+          void this.flush();
+        });
+      }
+    };
+    const done = (outcome: WriteOutcome): void => {
+      this.report(outcome, tasks);
+      for (const resolve of waiters) resolve(true);
     };
     try {
       const written = this.store.write(rows, this.options.clock.now());
       if (isPromise(written)) {
-        const pending = written.then((outcome) => this.report(outcome, tasks), retry);
+        const pending = written.then(done, retry);
         this.writing = pending;
         return pending;
       }
-      this.report(written, tasks);
+      done(written);
     } catch (error) {
       retry(error);
     }
@@ -157,8 +185,8 @@ export function toRow(task: Task): TaskRow {
   }
   if (task.result) row.result = task.result;
   if (task.error) {
-    const { code, message } = task.error;
-    row.error = { code, message };
+    const { code, message, retryable } = task.error;
+    row.error = { code, message, retryable };
     const status = (task.error as { status?: number }).status;
     if (status !== undefined) row.error.status = status;
   }

@@ -203,6 +203,31 @@ export interface TaskObserver {
   taskEnded(task: Task, slot: number): void;
 }
 
+/**
+ * The status of a task as a store kept it: what `Task.status` shows of a task
+ * in memory, read back from its row (its time split as last written).
+ */
+export function statusFromRow(row: TaskRow): TaskStatus {
+  const end = row.endedAt ?? row.submittedAt;
+  return {
+    id: row.id,
+    label: row.request.label,
+    model: row.request.model,
+    tenant: row.request.tenant ?? 'default',
+    key: row.key,
+    priority: row.request.priority ?? 0,
+    state: row.state,
+    submittedAt: row.submittedAt,
+    endedAt: row.endedAt,
+    eta: row.state === 'rate_limited' && row.readyAt > 0 ? row.readyAt : undefined,
+    attempts: row.attempts,
+    usage: row.result?.usage,
+    timing: { queuedMs: row.queuedMs, rateLimitedMs: row.rateLimitedMs, providerMs: row.providerMs, totalMs: end - row.submittedAt },
+    result: row.result,
+    error: row.error && { code: row.error.code, message: row.error.message, retryable: row.error.retryable ?? false },
+  };
+}
+
 /** Most urgent first: higher priority, then earlier submission. */
 export function runsBefore(a: Task, b: Task): boolean {
   const pa = a.priority;

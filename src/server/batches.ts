@@ -1,17 +1,18 @@
 import { parseBatchLine, salvageCustomId } from '../batch/batch-line.js';
 import { completedLine, failedLine } from '../batch/output-line.js';
 import type { FanoutEngine } from '../create-engine.js';
-import { asFanoutError, FanoutError } from '../core/errors.js';
-import type { TaskState } from '../core/task-state.js';
-import type { TaskStatus } from '../core/task.js';
+import { asFanoutError, FanoutError, type ErrorCode } from '../core/errors.js';
+import { isTerminal, type TaskState } from '../core/task-state.js';
+import { statusFromRow, type TaskStatus } from '../core/task.js';
+import type { StoredRecord, TaskRow } from '../store/task-store.js';
 
 interface Entry {
   line: number;
   customId: string | null;
   /** The task, or the error that kept the line from becoming one. */
   taskId?: string;
-  error?: FanoutError;
-  /** The task's status when it ended (kept here: the engine forgets old ended tasks). */
+  error?: { code: ErrorCode; message: string };
+  /** Resolves with the task's status once it has ended. */
   ended?: Promise<TaskStatus | undefined>;
   final?: TaskStatus;
 }
@@ -20,11 +21,18 @@ export interface ServerBatch {
   id: string;
   tenant: string;
   createdAt: number;
+  state: 'running' | 'completed' | 'cancelled';
   entries: Entry[];
 }
 
-/** Batches (and runs) kept for status and results; the oldest beyond this are forgotten. */
-export const MAX_KEPT = 10_000;
+/** What a batch's record keeps beside its tasks: the lines that never became one. */
+interface BatchData {
+  lines: number;
+  invalid: Array<{ line: number; customId: string | null; error: { code: ErrorCode; message: string } }>;
+}
+
+/** Batches (and runs) kept in memory for quick answers; older ones are read from the store. */
+export const MAX_KEPT = 1_000;
 
 /** Drops the oldest entries of an insertion-ordered map beyond `max`. */
 export function forgetOldest<K, V>(map: Map<K, V>, max: number): void {
@@ -44,10 +52,13 @@ export function batchLines(body: unknown): string[] {
 /**
  * Batches sent over HTTP: each line becomes a task (a bad line an error line,
  * the rest goes on), counts per state, and results as JSON Lines in input
- * order, in the same shape as `fanout batch` writes.
+ * order, in the same shape as `fanout batch` writes. With a store, a batch is
+ * a record beside its tasks (each task knows its batch and line), written
+ * before the batch is acknowledged: its id answers after a restart, and its
+ * unfinished tasks carry on where they were, so no line is paid for twice.
  */
 export class BatchRegistry {
-  private readonly batches = new Map<string, ServerBatch>();
+  private readonly recent = new Map<string, ServerBatch>();
   private counter = 0;
 
   constructor(
@@ -55,51 +66,67 @@ export class BatchRegistry {
     private readonly options: { defaultProvider?: string; maxLines: number },
   ) {}
 
-  create(tenant: string, lines: readonly string[]): ServerBatch {
+  async create(tenant: string, lines: readonly string[]): Promise<ServerBatch> {
     const nonBlank = lines.filter((l) => l.trim() !== '').length;
     if (nonBlank === 0) throw new FanoutError('invalid_request', '(root): the batch has no lines');
     if (nonBlank > this.options.maxLines) throw new FanoutError('invalid_request', `(root): ${nonBlank} lines; a batch may have at most ${this.options.maxLines}`);
     const id = `batch_${Math.floor(this.engine.clock.now()).toString(36)}${(this.counter++).toString(36)}`;
-    const batch: ServerBatch = { id, tenant, createdAt: this.engine.clock.now(), entries: [] };
+    const batch: ServerBatch = { id, tenant, createdAt: this.engine.clock.now(), state: 'running', entries: [] };
     lines.forEach((text, index) => {
       if (text.trim() === '') return;
       const line = index + 1;
       try {
         const parsed = parseBatchLine(text, line, { defaultProvider: this.options.defaultProvider });
-        const taskId = this.engine.submit({ ...parsed.request, tenant }).id;
-        const entry: Entry = { line, customId: parsed.customId, taskId };
-        const keep = (): TaskStatus | undefined => (entry.final = this.engine.status(taskId));
-        entry.ended = this.engine.result(taskId).then(keep, keep);
-        batch.entries.push(entry);
+        const taskId = this.engine.submit({ ...parsed.request, tenant }, { batch: { id, line } }).id;
+        batch.entries.push(this.follow({ line, customId: parsed.customId, taskId }));
       } catch (error) {
-        batch.entries.push({ line, customId: salvageCustomId(text) ?? null, error: asFanoutError(error, 'invalid_request') });
+        const e = asFanoutError(error, 'invalid_request');
+        batch.entries.push({ line, customId: salvageCustomId(text) ?? null, error: { code: e.code, message: e.message } });
       }
     });
-    this.batches.set(id, batch);
-    forgetOldest(this.batches, MAX_KEPT);
+    await this.save(batch);
+    // Acknowledged once stored: a crash after the answer loses nothing of it.
+    await this.engine.written();
+    this.keep(batch);
     return batch;
   }
 
-  /** A tenant's batch; another tenant's is as unknown as a missing one. */
-  get(tenant: string, id: string): ServerBatch | undefined {
-    const batch = this.batches.get(id);
+  /** A tenant's batch, from memory or the store; another tenant's is as unknown as a missing one. */
+  async get(tenant: string, id: string): Promise<ServerBatch | undefined> {
+    const batch = this.recent.get(id) ?? (await this.load(id));
     return batch && batch.tenant === tenant ? batch : undefined;
   }
 
-  summary(batch: ServerBatch): { id: string; lines: number; counts: Partial<Record<TaskState | 'invalid', number>> } {
+  /** Picks up the batches a crash cut short: their tasks are back in the engine; watch them to the end. */
+  async resume(): Promise<number> {
+    const store = this.engine.store;
+    if (!store) return 0;
+    const open = await store.openRecords('batch');
+    for (const record of open) await this.load(record.id);
+    return open.length;
+  }
+
+  /** Cancels every line not yet ended; the batch ends `cancelled`. */
+  async cancel(batch: ServerBatch): Promise<void> {
+    batch.state = 'cancelled';
+    for (const entry of batch.entries) if (entry.taskId && !entry.final) this.engine.cancel(entry.taskId);
+    await this.save(batch);
+  }
+
+  summary(batch: ServerBatch): { id: string; state: ServerBatch['state']; lines: number; counts: Partial<Record<TaskState | 'invalid', number>> } {
     const counts: Partial<Record<TaskState | 'invalid', number>> = {};
     for (const entry of batch.entries) {
       const state = entry.taskId ? (entry.final?.state ?? this.engine.status(entry.taskId)?.state ?? 'queued') : 'invalid';
       counts[state] = (counts[state] ?? 0) + 1;
     }
-    return { id: batch.id, lines: batch.entries.length, counts };
+    return { id: batch.id, state: batch.state, lines: batch.entries.length, counts };
   }
 
   /** Output lines in input order, each as soon as its task has ended. */
   async *results(batch: ServerBatch): AsyncGenerator<string> {
     for (const entry of batch.entries) {
       if (!entry.taskId) {
-        const error = entry.error as FanoutError;
+        const error = entry.error as { code: ErrorCode; message: string };
         yield `${JSON.stringify(failedLine(entry.line, entry.customId, { code: error.code, message: error.message, retryable: false }))}\n`;
         continue;
       }
@@ -108,5 +135,57 @@ export class BatchRegistry {
       const line = status.state === 'completed' ? completedLine(entry.line, entry.customId, status) : failedLine(entry.line, entry.customId, status.error ?? { code: 'cancelled', message: 'cancelled', retryable: false }, status);
       yield `${JSON.stringify(line)}\n`;
     }
+  }
+
+  /** An entry whose `ended` resolves with its task's final status, kept on the entry (the engine forgets old tasks). */
+  private follow(entry: Entry): Entry {
+    const taskId = entry.taskId as string;
+    const keep = async (): Promise<TaskStatus | undefined> => (entry.final = await this.engine.find(taskId));
+    // A task left unfinished by a crash is back in the engine once recovery is done.
+    entry.ended = this.engine.recovered.then(() => this.engine.result(taskId)).then(keep, keep);
+    return entry;
+  }
+
+  private keep(batch: ServerBatch): void {
+    this.recent.set(batch.id, batch);
+    forgetOldest(this.recent, MAX_KEPT);
+    if (batch.state !== 'running') return;
+    void Promise.all(batch.entries.map((entry) => entry.ended)).then(async () => {
+      if (batch.state !== 'running') return;
+      batch.state = 'completed';
+      await this.save(batch);
+    });
+  }
+
+  private async save(batch: ServerBatch): Promise<void> {
+    const data: BatchData = {
+      lines: batch.entries.length,
+      invalid: batch.entries.filter((entry) => !entry.taskId).map((entry) => ({ line: entry.line, customId: entry.customId, error: entry.error as { code: ErrorCode; message: string } })),
+    };
+    const record: StoredRecord = { id: batch.id, kind: 'batch', tenant: batch.tenant, createdAt: batch.createdAt, state: batch.state, data };
+    await this.engine.store?.putRecord(record);
+  }
+
+  /** A batch back from its record and its tasks' rows. */
+  private async load(id: string): Promise<ServerBatch | undefined> {
+    const store = this.engine.store;
+    if (!id.startsWith('batch_') || !store) return undefined;
+    const record = await store.getRecord(id);
+    if (!record || record.kind !== 'batch') return undefined;
+    const data = record.data as BatchData;
+    const rows = await store.listBatch(id);
+    const entries: Entry[] = [
+      ...data.invalid.map((invalid) => ({ ...invalid })),
+      ...rows.map((row: TaskRow) => {
+        const entry: Entry = { line: row.line as number, customId: row.request.label ?? null, taskId: row.id };
+        if (!isTerminal(row.state)) return this.follow(entry);
+        entry.final = statusFromRow(row);
+        entry.ended = Promise.resolve(entry.final);
+        return entry;
+      }),
+    ].sort((a, b) => a.line - b.line);
+    const batch: ServerBatch = { id, tenant: record.tenant, createdAt: record.createdAt, state: record.state as ServerBatch['state'], entries };
+    this.keep(batch);
+    return batch;
   }
 }

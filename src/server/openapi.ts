@@ -32,7 +32,10 @@ export function openApiDocument(): Record<string, unknown> {
       },
       '/v1/tasks/{id}/events': { get: { summary: 'A task\'s events as server-sent events: acknowledged, state changes, deltas, response or error', parameters: id, responses: { 200: { description: 'text/event-stream' }, 404: error } } },
       '/v1/batches': { post: { summary: 'Submit a batch (JSON Lines, or a JSON array of lines, as fanout batch reads them)', responses: { 202: { description: '{ id, lines, counts }' }, 400: error } } },
-      '/v1/batches/{id}': { get: { summary: 'Counts per state', parameters: id, responses: { 200: { description: '{ id, lines, counts }' }, 404: error } } },
+      '/v1/batches/{id}': {
+        get: { summary: 'State and counts per task state', parameters: id, responses: { 200: { description: '{ id, state, lines, counts }' }, 404: error } },
+        delete: { summary: 'Cancel every line not yet ended', parameters: id, responses: { 200: { description: '{ id, state: cancelled, lines, counts }' }, 404: error } },
+      },
       '/v1/batches/{id}/results': { get: { summary: 'Results as JSON Lines in input order, each as soon as it has ended', parameters: id, responses: { 200: { description: 'application/x-ndjson' }, 404: error } } },
       '/v1/runs': { post: { summary: 'Start a pipeline run: { pipeline, inputs }', responses: { 202: { description: 'the run' }, 400: error } } },
       '/v1/runs/{id}': { get: { summary: 'A run: state, steps (list outputs cut to their first 100 items), the first 1,000 calls of its timeline', parameters: id, responses: { 200: { description: 'the run' }, 404: error } } },

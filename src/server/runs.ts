@@ -2,7 +2,10 @@ import type { FanoutEngine } from '../create-engine.js';
 import { asFanoutError, FanoutError } from '../core/errors.js';
 import type { PipelineRun, StepResult } from '../pipeline/run.js';
 import { checkPipeline, resolveInputs } from '../pipeline/spec.js';
-import { forgetOldest, MAX_KEPT } from './batches.js';
+import { forgetOldest } from './batches.js';
+
+/** Runs kept for status; the oldest beyond this are forgotten. */
+const MAX_KEPT = 10_000;
 
 /** What a run's watchers hear: a step that ended, then the run's end. */
 export type RunChange = { type: 'step'; step: StepResult } | { type: 'end' };

@@ -53,6 +53,12 @@ export interface FanoutServerOptions {
   /** Request timeouts and connection caps; each field has its default. */
   connections?: ConnectionLimits;
   /**
+   * How long ended tasks, batches and runs are kept in the store, in ms: a
+   * sweep every minute removes what ended longer ago (nothing unfinished, and
+   * no task of a batch still running). Default 7 days; 0 keeps everything.
+   */
+  retentionMs?: number;
+  /**
    * Where request logs go (one JSON line per request: method, path, status,
    * time, tenant). Never bodies, prompts, answers, keys or query strings.
    * Default: no logs.
@@ -105,6 +111,33 @@ function send(reply: FastifyReply, error: unknown): FastifyReply {
   return reply.code(status).send(body);
 }
 
+/** How long ended work stays in the store by default: 7 days. */
+export const DEFAULT_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
+/** How often the store is swept for ended work older than the retention. */
+export const SWEEP_INTERVAL_MS = 60_000;
+
+/** Removes ended work older than `retentionMs` from the engine's store now and every minute after; returns the stop. */
+function sweepOldRecords(engine: FanoutEngine, retentionMs: number, logger?: Logger): () => void {
+  const store = engine.store;
+  if (!store || retentionMs <= 0) return () => {};
+  let cancel: (() => void) | undefined;
+  let stopped = false;
+  const sweep = async (): Promise<void> => {
+    try {
+      const gone = await store.prune(engine.clock.now() - retentionMs);
+      if (gone.tasks + gone.records > 0) logger?.info({ pruned: gone }, 'removed ended work past its retention');
+    } catch (error) {
+      logger?.error({ err: error }, 'retention sweep failed');
+    }
+    if (!stopped) cancel = engine.clock.setTimer(SWEEP_INTERVAL_MS, () => void sweep());
+  };
+  void sweep();
+  return () => {
+    stopped = true;
+    cancel?.();
+  };
+}
+
 /** Each server's signal that its grace period is over: open streams end with a final message. */
 const endings = new WeakMap<FastifyInstance, AbortController>();
 
@@ -145,9 +178,9 @@ function browserRefusal(request: FastifyRequest, hasKeys: boolean, allowedOrigin
   return undefined;
 }
 
-/** The task of `id` if it belongs to `tenant`; another tenant's task is as unknown as a missing one. */
-function ownTask(engine: FanoutEngine, tenant: string, id: string): TaskStatus | undefined {
-  const status = engine.status(id);
+/** The task of `id` if it belongs to `tenant`, from memory or the store; another tenant's task is as unknown as a missing one. */
+async function ownTask(engine: FanoutEngine, tenant: string, id: string): Promise<TaskStatus | undefined> {
+  const status = engine.status(id) ?? (await engine.find(id));
   return status && status.tenant === tenant ? status : undefined;
 }
 
@@ -179,6 +212,14 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
     reply.raw.once('close', release);
   };
   const batches = new BatchRegistry(engine, { defaultProvider: options.defaultProvider, maxLines: options.maxBatchLines ?? 50_000 });
+  // Batches a crash cut short are watched to their end again (their tasks are already back in the engine).
+  let stopSweeps = (): void => {};
+  app.addHook('onReady', async () => {
+    await engine.recovered;
+    await batches.resume();
+    stopSweeps = sweepOldRecords(engine, options.retentionMs ?? DEFAULT_RETENTION_MS, options.logger);
+  });
+  app.addHook('onClose', async () => stopSweeps());
   const metrics = engineMetrics(engine);
   const runs = new RunRegistry(engine, (run) => metrics.observeRun(run));
   // The gateway answers 429 at once from the same buckets that pace the tenant's tasks, batches and runs in the engine.
@@ -282,7 +323,11 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
     const handle = engine.submit({ ...(body as TaskRequest), tenant: request.tenant });
     const query = request.query as { wait?: string };
     const wait = query.wait === '1' || query.wait === 'true' || /\bwait\b/i.test(String(request.headers.prefer ?? ''));
-    if (!wait) return reply.code(202).send({ id: handle.id, state: handle.status().state });
+    // Acknowledged once stored (by the next group write, a few ms away): a crash after the answer loses nothing.
+    if (!wait) {
+      await engine.written();
+      return reply.code(202).send({ id: handle.id, state: handle.status().state });
+    }
     holdOpen(request, reply);
     if ((await untilEnd(handle)) === 'ending') return reply.code(503).header('retry-after', '5').send({ id: handle.id, state: handle.status().state, error: { ...SHUTTING_DOWN, type: 'server_error' } });
     return reply.code(200).send(handle.status());
@@ -290,28 +335,40 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
 
   app.get('/v1/tasks/:id', async (request, reply) => {
     const { id } = request.params as { id: string };
-    const status = ownTask(engine, request.tenant, id);
+    const status = await ownTask(engine, request.tenant, id);
     return status ? reply.send(status) : send(reply, notFound(id));
   });
 
   app.delete('/v1/tasks/:id', async (request, reply) => {
     const { id } = request.params as { id: string };
-    if (!ownTask(engine, request.tenant, id)) return send(reply, notFound(id));
+    if (!(await ownTask(engine, request.tenant, id))) return send(reply, notFound(id));
     engine.cancel(id);
-    return reply.send({ id, state: engine.status(id)?.state });
+    return reply.send({ id, state: (await engine.find(id))?.state });
   });
 
   app.get('/v1/tasks/:id/events', async (request, reply) => {
     const { id } = request.params as { id: string };
-    const status = ownTask(engine, request.tenant, id);
+    const status = await ownTask(engine, request.tenant, id);
     if (!status) return send(reply, notFound(id));
     holdOpen(request, reply);
     return streamTaskEvents(engine, status, reply, ending.signal);
   });
 
   app.post('/v1/batches', async (request, reply) => {
-    const batch = batches.create(request.tenant, batchLines(request.body));
+    const batch = await batches.create(request.tenant, batchLines(request.body));
     return reply.code(202).send(batches.summary(batch));
+  });
+
+  const ownBatch = async (request: FastifyRequest) => {
+    const { id } = request.params as { id: string };
+    const batch = await batches.get(request.tenant, id);
+    if (!batch) throw new FanoutError('unknown_task', `no batch with id ${id}`);
+    return batch;
+  };
+  app.delete('/v1/batches/:id', async (request) => {
+    const batch = await ownBatch(request);
+    await batches.cancel(batch);
+    return batches.summary(batch);
   });
 
   app.post('/v1/runs', async (request, reply) => reply.code(202).send(runs.view(runs.start(request.tenant, request.body))));
@@ -331,16 +388,10 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
   app.get('/v1/runs/:id/steps/:step/items', async (request) => runs.items(ownRun(request), (request.params as { step: string }).step, pageOf(request.query)));
   app.get('/v1/runs/:id/calls', async (request) => runs.calls(ownRun(request), pageOf(request.query)));
 
-  app.get('/v1/batches/:id', async (request, reply) => {
-    const { id } = request.params as { id: string };
-    const batch = batches.get(request.tenant, id);
-    return batch ? reply.send(batches.summary(batch)) : send(reply, new FanoutError('unknown_task', `no batch with id ${id}`));
-  });
+  app.get('/v1/batches/:id', async (request) => batches.summary(await ownBatch(request)));
 
   app.get('/v1/batches/:id/results', async (request, reply) => {
-    const { id } = request.params as { id: string };
-    const batch = batches.get(request.tenant, id);
-    if (!batch) return send(reply, new FanoutError('unknown_task', `no batch with id ${id}`));
+    const batch = await ownBatch(request);
     holdOpen(request, reply);
     reply.hijack();
     reply.raw.writeHead(200, { 'content-type': 'application/x-ndjson' });

@@ -88,8 +88,8 @@ export function serveStreamSocket(socket: WebSocket, options: StreamSocketOption
     if (isTerminal(status.state)) finish(id);
     else if (!following.has(id)) following.set(id, engine.onTask(id, onEvent));
   };
-  const followBatch = (id: string): void => {
-    const batch = options.batches.get(tenant, id);
+  const followBatch = async (id: string): Promise<void> => {
+    const batch = await options.batches.get(tenant, id);
     if (!batch) throw new FanoutError('unknown_task', `no batch with id ${id}`);
     if (batches.has(id)) return;
     checkRoom();
@@ -178,7 +178,7 @@ export function serveStreamSocket(socket: WebSocket, options: StreamSocketOption
       } else if (message.type === 'subscribe' && typeof message.task === 'string') {
         follow(message.task);
       } else if (message.type === 'subscribe' && typeof message.batch === 'string') {
-        followBatch(message.batch);
+        followBatch(message.batch).catch(fail);
       } else if (message.type === 'subscribe' && typeof message.run === 'string') {
         followRun(message.run);
       } else if (message.type === 'unsubscribe' && typeof message.task === 'string') {

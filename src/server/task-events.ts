@@ -29,7 +29,8 @@ export async function streamTaskEvents(engine: FanoutEngine, status: TaskStatus,
   } else {
     await events.return?.();
   }
-  const end = engine.status(status.id);
+  // A task read from the store (ended before this engine's time) is not in memory: its stored status is its end.
+  const end = engine.status(status.id) ?? (isTerminal(status.state) ? status : undefined);
   if (end?.state === 'completed') send('response', { id: end.id, result: end.result, usage: end.usage, timing: end.timing });
   else if (end && !isTerminal(end.state)) send('error', { id: status.id, state: end.state, error: SHUTTING_DOWN });
   else send('error', { id: status.id, state: end?.state, error: end?.error });

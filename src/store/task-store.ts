@@ -26,7 +26,22 @@ export interface TaskRow {
   leaseAttempt?: string;
   leaseUntil?: number;
   result?: ModelResult;
-  error?: { code: ErrorCode; message: string; status?: number };
+  error?: { code: ErrorCode; message: string; status?: number; retryable?: boolean };
+}
+
+/**
+ * A batch or pipeline run sent to the server, kept beside its tasks so that
+ * its id answers after a restart and an unfinished one can resume.
+ */
+export interface StoredRecord {
+  id: string;
+  kind: 'batch' | 'run';
+  tenant: string;
+  createdAt: number;
+  /** `running` until it has ended (`completed`, `failed`, `cancelled`). */
+  state: string;
+  /** The record's own details (a batch's invalid lines, a run's pipeline, inputs and finished steps). */
+  data: unknown;
 }
 
 export const TERMINAL_STATES: readonly TaskState[] = ['completed', 'failed', 'cancelled'];
@@ -68,6 +83,17 @@ export interface TaskStore {
    * attempt is recorded as lost), and rate-limited ones keep their `readyAt`.
    */
   recover(now: number): TaskRow[] | Promise<TaskRow[]>;
+  /** Inserts or replaces a batch or run record. */
+  putRecord(record: StoredRecord): void | Promise<void>;
+  getRecord(id: string): StoredRecord | undefined | Promise<StoredRecord | undefined>;
+  /** Records of `kind` still `running`, oldest first: what a restart resumes. */
+  openRecords(kind: StoredRecord['kind']): StoredRecord[] | Promise<StoredRecord[]>;
+  /**
+   * Forgets what ended before `before` (epoch ms): ended tasks, and records
+   * that are no longer running together with their batches' tasks. Nothing
+   * unfinished is touched. Returns how many tasks and records went.
+   */
+  prune(before: number): { tasks: number; records: number } | Promise<{ tasks: number; records: number }>;
   /** Releases what the store holds open. Safe to call twice. */
   close(): void | Promise<void>;
 }

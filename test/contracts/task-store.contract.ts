@@ -116,6 +116,31 @@ export function taskStoreContract(name: string, makeStore: () => TaskStore | Pro
       expect((await store.get('t1'))?.state).toBe('queued');
     });
 
+    it('keeps batch and run records, and lists those still running, oldest first', async () => {
+      const store = await open();
+      await store.putRecord({ id: 'b2', kind: 'batch', tenant: 'acme', createdAt: 2000, state: 'running', data: { invalid: [] } });
+      await store.putRecord({ id: 'b1', kind: 'batch', tenant: 'acme', createdAt: 1000, state: 'running', data: { invalid: [{ line: 3 }] } });
+      await store.putRecord({ id: 'r1', kind: 'run', tenant: 'globex', createdAt: 500, state: 'running', data: { steps: {} } });
+      await store.putRecord({ id: 'b2', kind: 'batch', tenant: 'acme', createdAt: 2000, state: 'completed', data: { invalid: [], done: true } });
+      expect(await store.getRecord('b2')).toEqual({ id: 'b2', kind: 'batch', tenant: 'acme', createdAt: 2000, state: 'completed', data: { invalid: [], done: true } });
+      expect((await store.openRecords('batch')).map((r) => r.id)).toEqual(['b1']);
+      expect((await store.openRecords('run')).map((r) => r.id)).toEqual(['r1']);
+      expect(await store.getRecord('none')).toBeUndefined();
+    });
+
+    it('prunes what ended before a time: old ended tasks and records with their tasks, never anything unfinished or a running batch’s tasks', async () => {
+      const store = await open();
+      const ended = (id: string, endedAt: number, extra: Partial<TaskRow> = {}) => taskRow(id, { ...completed(id, `${id}:1`), endedAt, ...extra });
+      await store.write([ended('old', 1000), ended('new', 9000), taskRow('open'), ended('ofDone', 8000, { batchId: 'done', line: 1 }), ended('ofRunning', 1000, { batchId: 'going', line: 1 })], 500);
+      await store.putRecord({ id: 'done', kind: 'batch', tenant: 't', createdAt: 1000, state: 'completed', data: {} });
+      await store.putRecord({ id: 'going', kind: 'batch', tenant: 't', createdAt: 1000, state: 'running', data: {} });
+      expect(await store.prune(5000)).toEqual({ tasks: 2, records: 1 });
+      const left = await Promise.all(['old', 'new', 'open', 'ofDone', 'ofRunning'].map(async (id) => (await store.get(id))?.id));
+      expect(left).toEqual([undefined, 'new', 'open', undefined, 'ofRunning']);
+      expect(await store.getRecord('done')).toBeUndefined();
+      expect((await store.getRecord('going'))?.state).toBe('running');
+    });
+
     it('can be closed twice', async () => {
       const store = await makeStore();
       await store.close();

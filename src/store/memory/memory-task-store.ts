@@ -1,10 +1,11 @@
 import { isTerminal } from '../../core/task-state.js';
-import type { TaskRow, TaskStore, WriteOutcome } from '../task-store.js';
+import type { StoredRecord, TaskRow, TaskStore, WriteOutcome } from '../task-store.js';
 import { deleteWhere } from './delete-where.js';
 
 /** Task records in this process's memory: the store's contract without durability, for tests and throwaway runs. */
 export class MemoryTaskStore implements TaskStore {
   private readonly rows = new Map<string, TaskRow>();
+  private readonly records = new Map<string, StoredRecord>();
 
   write(rows: readonly TaskRow[], now: number): WriteOutcome {
     const outcome: WriteOutcome = { ended: [], leased: [] };
@@ -47,6 +48,38 @@ export class MemoryTaskStore implements TaskStore {
     const open = [...this.rows.values()].filter((row) => !isTerminal(row.state)).sort((a, b) => a.seq - b.seq);
     for (const row of open) if (row.state === 'processing') releaseLostAttempt(row, now);
     return open.map((row) => structuredClone(row));
+  }
+
+  putRecord(record: StoredRecord): void {
+    this.records.set(record.id, JSON.parse(JSON.stringify(record)) as StoredRecord);
+  }
+
+  getRecord(id: string): StoredRecord | undefined {
+    const record = this.records.get(id);
+    return record && structuredClone(record);
+  }
+
+  openRecords(kind: StoredRecord['kind']): StoredRecord[] {
+    return [...this.records.values()]
+      .filter((record) => record.kind === kind && record.state === 'running')
+      .sort((a, b) => a.createdAt - b.createdAt)
+      .map((record) => structuredClone(record));
+  }
+
+  prune(before: number): { tasks: number; records: number } {
+    const gone = new Set<string>();
+    const records = deleteWhere(this.records, (record) => {
+      const old = record.state !== 'running' && record.createdAt < before;
+      if (old) gone.add(record.id);
+      return old;
+    });
+    const running = new Set([...this.records.values()].filter((record) => record.state === 'running').map((record) => record.id));
+    const tasks = deleteWhere(this.rows, (row) => {
+      if (!isTerminal(row.state)) return false;
+      if (row.batchId !== undefined && gone.has(row.batchId)) return true;
+      return row.endedAt !== undefined && row.endedAt < before && !(row.batchId !== undefined && running.has(row.batchId));
+    });
+    return { tasks, records };
   }
 
   close(): void {

@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import type BetterSqlite3 from 'better-sqlite3';
 import { FanoutError } from '../../core/errors.js';
 import { releaseLostAttempt } from '../memory/memory-task-store.js';
-import type { TaskRow, TaskStore, WriteOutcome } from '../task-store.js';
+import type { StoredRecord, TaskRow, TaskStore, WriteOutcome } from '../task-store.js';
 import { describeSqliteError, openDatabase } from './database.js';
 
 interface DbRow {
@@ -28,6 +28,19 @@ interface DbRow {
 
 const COLUMNS =
   'id, seq, batch_id, line, limit_key, request, state, submitted_at, ready_at, ended_at, attempts, queued_ms, rate_limited_ms, provider_ms, lease_attempt, lease_until, result, error';
+
+interface RecordRow {
+  id: string;
+  kind: string;
+  tenant: string;
+  created_at: number;
+  state: string;
+  data: string;
+}
+
+function recordFromDb(row: RecordRow): StoredRecord {
+  return { id: row.id, kind: row.kind as StoredRecord['kind'], tenant: row.tenant, createdAt: row.created_at, state: row.state, data: JSON.parse(row.data) };
+}
 
 function fromDb(row: DbRow): TaskRow {
   const task: TaskRow = {
@@ -141,6 +154,41 @@ export class SqliteTaskStore implements TaskStore {
       );
     }
     return open;
+  }
+
+  putRecord(record: StoredRecord): void {
+    this.run(() =>
+      this.db
+        .prepare('INSERT INTO records (id, kind, tenant, created_at, state, data) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET state = excluded.state, data = excluded.data')
+        .run(record.id, record.kind, record.tenant, record.createdAt, record.state, JSON.stringify(record.data)),
+    );
+  }
+
+  getRecord(id: string): StoredRecord | undefined {
+    const row = this.run(() => this.db.prepare('SELECT id, kind, tenant, created_at, state, data FROM records WHERE id = ?').get(id)) as RecordRow | undefined;
+    return row && recordFromDb(row);
+  }
+
+  openRecords(kind: StoredRecord['kind']): StoredRecord[] {
+    const rows = this.run(() => this.db.prepare("SELECT id, kind, tenant, created_at, state, data FROM records WHERE kind = ? AND state = 'running' ORDER BY created_at").all(kind)) as RecordRow[];
+    return rows.map(recordFromDb);
+  }
+
+  prune(before: number): { tasks: number; records: number } {
+    return this.run(() =>
+      this.db.transaction(() => {
+        const ended = "state IN ('completed', 'failed', 'cancelled')";
+        const old = this.db.prepare(`SELECT id FROM records WHERE state != 'running' AND created_at < ?`).all(before) as Array<{ id: string }>;
+        let tasks = 0;
+        const ofRecord = this.db.prepare(`DELETE FROM tasks WHERE batch_id = ? AND ${ended}`);
+        for (const { id } of old) tasks += ofRecord.run(id).changes;
+        const records = this.db.prepare(`DELETE FROM records WHERE state != 'running' AND created_at < ?`).run(before).changes;
+        tasks += this.db
+          .prepare(`DELETE FROM tasks WHERE ended_at < ? AND ${ended} AND (batch_id IS NULL OR batch_id NOT IN (SELECT id FROM records WHERE state = 'running'))`)
+          .run(before).changes;
+        return { tasks, records };
+      })(),
+    );
   }
 
   close(): void {
