@@ -22,7 +22,7 @@ async function serverWithSlowModel() {
     body: JSON.stringify({ model: 'mock:slow', messages: [{ role: 'user', content: 'hi' }] }),
   });
   void response.catch(() => {});
-  while (clock.nextTimerAt() === undefined) await new Promise((resolve) => setImmediate(resolve));
+  while (engine.inFlight === 0) await new Promise((resolve) => setImmediate(resolve));
   return { clock, store, engine, app, address, response };
 }
 
