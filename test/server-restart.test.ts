@@ -22,7 +22,8 @@ const ndjson = { ...auth, 'content-type': 'application/x-ndjson' };
  */
 async function life(path: string, options: { latencyMs?: number; maxEndedTasks?: number; retentionMs?: number; clock?: ManualClock } = {}) {
   const clock = options.clock ?? new ManualClock(1_000_000);
-  const mock = new MockProvider({ models: { m: { latency: options.latencyMs ?? 0 } } });
+  // `m` answers after latencyMs; `sized` after 100 ms per input token, so longer prompts take longer.
+  const mock = new MockProvider({ models: { m: { latency: options.latencyMs ?? 0 }, sized: { latency: { kind: 'perToken', perInputTokenMs: 100 }, outputTokens: 3 } } });
   const engine: FanoutEngine = createEngine({ clock, store: new SqliteTaskStore(path), cache: false, providers: [mock], ...(options.maxEndedTasks ? { maxEndedTasks: options.maxEndedTasks } : {}) });
   await engine.recovered;
   const app = createFanoutServer({ engine, keys, ...(options.retentionMs !== undefined ? { retentionMs: options.retentionMs } : {}) });
@@ -131,5 +132,53 @@ describe('after a crash and a restart', () => {
     const reader = new SqliteTaskStore(path, { exclusive: false });
     expect([reader.get(done.json().id), reader.getRecord(batch.id)]).toEqual([undefined, undefined]);
     reader.close();
+  });
+
+  it('a pipeline run cut short goes on from the steps and calls that had ended, paying for none of them again', async () => {
+    const path = file();
+    const first = await life(path);
+    const short = 'x';
+    const long = 'y'.repeat(40);
+    const pipeline = {
+      inputs: ['topic'],
+      steps: {
+        plan: { model: 'mock:m', prompt: 'Plan {{ inputs.topic }}' },
+        review: { forEach: [short, long, short, long], model: 'mock:sized', prompt: '{{ item }}', needs: ['plan'] },
+        sum: { model: 'mock:m', prompt: '{{ steps.review.output }} {{ steps.plan.output }}' },
+      },
+    };
+    const started = await settle(first.clock, first.app.inject({ method: 'POST', url: '/v1/runs', headers: auth, payload: { pipeline, inputs: { topic: 'caches' } } }), 1);
+    expect(started.statusCode).toBe(202);
+    const { id } = started.json();
+    // plan ends at once; the short reviews take 800 ms, the long ones 1,700 ms: cut at 1,000 ms.
+    await first.clock.advance(1000);
+    expect(first.mock.stats().calls).toBe(5);
+
+    const second = await life(path);
+    const during = (await second.app.inject({ method: 'GET', url: `/v1/runs/${id}`, headers: auth })).json();
+    expect(during.state).toBe('running');
+    expect(during.steps.plan.state).toBe('completed');
+    await second.clock.advance(5000);
+    const view = (await second.app.inject({ method: 'GET', url: `/v1/runs/${id}`, headers: auth })).json();
+    expect(view.state).toBe('completed');
+    expect(view.steps.review.output).toHaveLength(4);
+    // Only the two long reviews (cut mid-call) and the last step were called again.
+    expect(second.mock.stats().calls).toBe(3);
+    expect(second.mock.stats('sized').calls).toBe(2);
+    const third = await life(path);
+    expect((await third.app.inject({ method: 'GET', url: `/v1/runs/${id}`, headers: auth })).json()).toMatchObject({ id, state: 'completed', steps: { sum: { state: 'completed' } } });
+    expect(third.mock.stats().calls).toBe(0);
+  });
+
+  it('DELETE /v1/runs/:id cancels a run: calls in flight stop, later steps are skipped', async () => {
+    const first = await life(file(), { latencyMs: 60_000 });
+    const started = await settle(first.clock, first.app.inject({ method: 'POST', url: '/v1/runs', headers: auth, payload: { pipeline: { steps: { a: { model: 'mock:m', prompt: 'slow' }, b: { model: 'mock:m', prompt: '{{ steps.a.output }}' } } } } }), 1);
+    const { id } = started.json();
+    await first.clock.advance(10);
+    await first.app.inject({ method: 'DELETE', url: `/v1/runs/${id}`, headers: auth });
+    await first.clock.advance(10);
+    const view = (await first.app.inject({ method: 'GET', url: `/v1/runs/${id}`, headers: auth })).json();
+    expect(view).toMatchObject({ state: 'cancelled', steps: { a: { state: 'failed', error: { code: 'cancelled' } }, b: { state: 'skipped' } } });
+    expect(first.engine.inFlight).toBe(0);
   });
 });

@@ -17,7 +17,7 @@ import type { ModelResult, TaskRequest, Usage } from './types.js';
 import { nonNegative, positiveInteger, positiveNumber } from './option-checks.js';
 import { validateTaskRequest } from './validate.js';
 import type { CacheEntry } from '../cache/cache-store.js';
-import type { TaskStore } from '../store/task-store.js';
+import type { TaskRow, TaskStore } from '../store/task-store.js';
 import { DEFAULT_LEASE_MS, TaskJournal, type StoreHealth } from './journal.js';
 import { DEFAULT_CACHE_TTL_MS, ResultCache, type CacheOptions, type CachePolicy } from '../cache/result-cache.js';
 import { MemoryCacheStore } from '../store/memory/memory-cache-store.js';
@@ -95,6 +95,8 @@ export interface SubmitOptions {
   durable?: boolean;
   /** Already charged to its tenant's limits (`tenantLimiter`) by the caller: not charged again. */
   tenantCharged?: boolean;
+  /** The task's id, instead of a generated one. `submit` refuses an id already in use; `submitOnce` returns that task. */
+  id?: string;
 }
 
 /** A submitted task: its id and the ways to follow it. */
@@ -221,6 +223,23 @@ export class Engine {
    */
   written(): Promise<boolean> {
     return this.journal?.written() ?? Promise.resolve(true);
+  }
+
+  /**
+   * Submits a request under `options.id` unless a task with that id exists
+   * (in memory, or ended in the store, as after a restart): then its handle,
+   * and nothing is sent again. What resumes a pipeline run without paying
+   * twice for a call that was answered.
+   */
+  async submitOnce(input: TaskRequest, options: SubmitOptions & { id: string }): Promise<TaskHandle> {
+    await this.recovered;
+    const known = this.tasks.get(options.id);
+    if (known) return this.handleFor(known);
+    const row = await this.journal?.store.get(options.id);
+    const again = this.tasks.get(options.id);
+    if (again) return this.handleFor(again);
+    if (row && isTerminal(row.state)) return storedHandle(row);
+    return this.submit(input, options);
   }
 
   /** Writes every change so far to the store; resolves when it is there. Without a store, resolves at once. */
@@ -360,7 +379,8 @@ export class Engine {
     const request = validateTaskRequest(input);
     const resolved = this.models.resolve(request.model);
     const now = this.clock.now();
-    const task = new Task(this.nextId(), this.seq++, request, resolved.key, now);
+    if (options.id !== undefined && this.tasks.has(options.id)) throw new FanoutError('invalid_request', `id: a task with id ${options.id} exists`);
+    const task = new Task(options.id ?? this.nextId(), this.seq++, request, resolved.key, now);
     task.model = resolved;
     if (options.batch) task.batch = options.batch;
     if (options.durable !== false) task.journal = this.journal;
@@ -800,6 +820,19 @@ export class Engine {
 }
 
 const identity = <T>(value: T): T => value;
+
+/** The handle of a task that ended before this engine's time, as its store kept it. */
+function storedHandle(row: TaskRow): TaskHandle {
+  const status = statusFromRow(row);
+  const error = new FanoutError(row.error?.code ?? 'cancelled', row.error?.message ?? `task ${row.id} was cancelled`);
+  return {
+    id: row.id,
+    result: () => (row.state === 'completed' && row.result ? Promise.resolve(row.result) : Promise.reject(error)),
+    status: () => status,
+    cancel: () => false,
+    events: () => new EventHub().stream({ until: () => true, signal: AbortSignal.abort() }),
+  };
+}
 
 /** How an attempt ended; `COMPLETED` is shared so the common case allocates nothing. */
 interface AttemptEnd {

@@ -30,6 +30,19 @@ export interface RunPipelineOptions {
   maxRenderedChars?: number;
   /** Most items one `forEach` step may fan out over (the step fails beyond it). Default 10,000. */
   maxForEachItems?: number;
+  /**
+   * Steps that ended in an earlier run of the same pipeline and inputs (a run
+   * cut by a crash): they are not run again, their outputs are read as they were.
+   */
+  resumeSteps?: Readonly<Record<string, StepResult>>;
+  /**
+   * A stable id for each call (step, forEach index, model, whether it is the
+   * fallback). With it, a call already made under that id, answered or still
+   * going, is joined instead of made again (`Engine.submitOnce`).
+   */
+  callId?: (call: { step: string; index?: number; model: string; fallback: boolean }) => string;
+  /** Aborting stops the run: calls in flight are cancelled, later steps skipped, and the run fails `cancelled`. */
+  signal?: AbortSignal;
 }
 
 /** Default bound on the items of one `forEach` step. */
@@ -139,6 +152,10 @@ class PipelineRunner {
 
   async run(): Promise<PipelineRun> {
     const startedAt = this.engine.clock.now();
+    const { signal } = this.options;
+    const stop = (): void => this.fail(new FanoutError('cancelled', `the run of ${this.pipeline.name} was cancelled`));
+    if (signal?.aborted) stop();
+    else signal?.addEventListener('abort', stop, { once: true });
     const running = new Map<string, Promise<void>>();
     const start = (name: string): Promise<void> => {
       let started = running.get(name);
@@ -150,6 +167,7 @@ class PipelineRunner {
       return started;
     };
     await Promise.all(this.pipeline.order.map(start));
+    signal?.removeEventListener('abort', stop);
     const endedAt = this.engine.clock.now();
     let usage: Usage = { ...ZERO_USAGE };
     let costUsd = 0;
@@ -193,6 +211,13 @@ class PipelineRunner {
   }
 
   private async runStep(step: CheckedStep): Promise<void> {
+    const earlier = this.options.resumeSteps?.[step.name];
+    if (earlier && earlier.state !== 'skipped') {
+      this.results[step.name] = earlier;
+      if (earlier.state === 'failed' && this.policyOf(step.name) === 'fail') this.fail(new FanoutError((earlier.error?.code ?? 'server_error') as FanoutError['code'], earlier.error?.message ?? 'failed'));
+      this.publish(step, earlier);
+      return;
+    }
     const result: StepResult = { name: step.name, state: 'skipped', output: '', usage: { ...ZERO_USAGE }, costUsd: 0 };
     this.results[step.name] = result;
     const blocked = step.dependsOn.find((dep) => this.results[dep]?.state === 'skipped' || (this.results[dep]?.state === 'failed' && this.policyOf(dep) === 'fail'));
@@ -226,12 +251,17 @@ class PipelineRunner {
       if (this.policyOf(step.name) === 'fail') this.fail(error);
     }
     result.endedAt = this.engine.clock.now();
+    this.publish(step, result);
+    this.options.onStepEnd?.(result);
+  }
+
+  /** Makes an ended step's output what later templates read. */
+  private publish(step: CheckedStep, result: StepResult): void {
     this.outputs[step.name] = Array.isArray(result.output) ? result.output.join('\n\n') : result.output;
     // A judge's verdict becomes the output of the ensemble it judged.
     for (const other of this.pipeline.steps.values()) {
       if (other.spec.combine === step.name && result.state === 'completed') this.outputs[other.name] = this.outputs[step.name] as string;
     }
-    this.options.onStepEnd?.(result);
   }
 
   private policyOf(name: string): 'fail' | 'continue' | 'fallback' {
@@ -284,9 +314,9 @@ class PipelineRunner {
         if (spec.cache !== undefined) request.cache = spec.cache;
         if (spec.latency !== undefined) request.latency = spec.latency;
         const fallback = typeof spec.onError === 'object' ? spec.onError.fallback : undefined;
-        const answer = await this.call(step.name, scope.index, request, result).catch((error: unknown) => {
+        const answer = await this.call(step.name, scope.index, request, result, false).catch((error: unknown) => {
           if (!fallback || this.failed) throw error;
-          return this.call(step.name, scope.index, { ...request, model: fallback }, result);
+          return this.call(step.name, scope.index, { ...request, model: fallback }, result, true);
         });
         return answer.text;
       }),
@@ -296,8 +326,10 @@ class PipelineRunner {
     return combine(spec.combine === 'vote' ? 'vote' : 'concat', models, texts);
   }
 
-  private async call(step: string, index: number | undefined, request: TaskRequest, result: StepResult): Promise<ModelResult> {
-    const handle = this.engine.submit(request);
+  private async call(step: string, index: number | undefined, request: TaskRequest, result: StepResult, fallback: boolean): Promise<ModelResult> {
+    const { callId } = this.options;
+    const handle = callId ? await this.engine.submitOnce(request, { id: callId({ step, index, model: request.model, fallback }) }) : this.engine.submit(request);
+    if (this.failed) handle.cancel();
     this.live.add(handle);
     try {
       const answer = await handle.result();

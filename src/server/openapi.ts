@@ -38,7 +38,10 @@ export function openApiDocument(): Record<string, unknown> {
       },
       '/v1/batches/{id}/results': { get: { summary: 'Results as JSON Lines in input order, each as soon as it has ended', parameters: id, responses: { 200: { description: 'application/x-ndjson' }, 404: error } } },
       '/v1/runs': { post: { summary: 'Start a pipeline run: { pipeline, inputs }', responses: { 202: { description: 'the run' }, 400: error } } },
-      '/v1/runs/{id}': { get: { summary: 'A run: state, steps (list outputs cut to their first 100 items), the first 1,000 calls of its timeline', parameters: id, responses: { 200: { description: 'the run' }, 404: error } } },
+      '/v1/runs/{id}': {
+        get: { summary: 'A run: state, steps (list outputs cut to their first 100 items), the first 1,000 calls of its timeline', parameters: id, responses: { 200: { description: 'the run' }, 404: error } },
+        delete: { summary: 'Cancel a run: calls in flight cancelled, later steps skipped', parameters: id, responses: { 200: { description: 'the run' }, 404: error } },
+      },
       '/v1/runs/{id}/steps/{step}/items': {
         get: { summary: 'One page of a list step\'s output items', parameters: [...id, { name: 'step', in: 'path', required: true, schema: { type: 'string' } }, ...page], responses: { 200: { description: '{ step, total, offset, items }' }, 400: error, 404: error } },
       },

@@ -1,11 +1,9 @@
 import type { FanoutEngine } from '../create-engine.js';
 import { asFanoutError, FanoutError } from '../core/errors.js';
 import type { PipelineRun, StepResult } from '../pipeline/run.js';
-import { checkPipeline, resolveInputs } from '../pipeline/spec.js';
-import { forgetOldest } from './batches.js';
-
-/** Runs kept for status; the oldest beyond this are forgotten. */
-const MAX_KEPT = 10_000;
+import { checkPipeline, resolveInputs, type Pipeline } from '../pipeline/spec.js';
+import type { StoredRecord } from '../store/task-store.js';
+import { forgetOldest, MAX_KEPT } from './batches.js';
 
 /** What a run's watchers hear: a step that ended, then the run's end. */
 export type RunChange = { type: 'step'; step: StepResult } | { type: 'end' };
@@ -14,11 +12,23 @@ export interface ServerRun {
   id: string;
   tenant: string;
   pipeline: string;
-  state: 'running' | 'completed' | 'failed';
+  state: 'running' | 'completed' | 'failed' | 'cancelled';
   steps: string[];
   /** Steps that have ended so far, while the run goes on. */
   ended: Record<string, StepResult>;
   watchers: Set<(change: RunChange) => void>;
+  result?: PipelineRun;
+  error?: { code: string; message: string };
+  /** Cancels the run while it goes on. */
+  stop?: AbortController;
+  createdAt: number;
+}
+
+/** What a run's record keeps: enough to answer for it, and to run it on after a crash. */
+interface RunData {
+  spec: unknown;
+  inputs: Record<string, string>;
+  steps: Record<string, StepResult>;
   result?: PipelineRun;
   error?: { code: string; message: string };
 }
@@ -26,10 +36,16 @@ export interface ServerRun {
 /**
  * Pipeline runs started over HTTP: the pipeline is checked and its inputs
  * resolved before the run starts (a bad pipeline is a 400, nothing runs),
- * then it runs on the server's engine under the tenant's name.
+ * then it runs on the server's engine under the tenant's name. With a store,
+ * a run is a record (its pipeline, inputs and each step as it ends) written
+ * before it is acknowledged: its id answers after a restart, and a run cut
+ * short goes on from the steps that had ended, each call under a stable id so
+ * that one already answered is not paid for again.
  */
 export class RunRegistry {
-  private readonly runs = new Map<string, ServerRun>();
+  private readonly recent = new Map<string, ServerRun>();
+  /** Runs going on in this process, never forgotten while they go. */
+  private readonly live = new Map<string, ServerRun>();
   private counter = 0;
 
   constructor(
@@ -38,7 +54,7 @@ export class RunRegistry {
     private readonly onFinished: (result: PipelineRun) => void = () => {},
   ) {}
 
-  start(tenant: string, body: unknown): ServerRun {
+  async start(tenant: string, body: unknown): Promise<ServerRun> {
     if (typeof body !== 'object' || body === null) throw new FanoutError('invalid_request', '(root): expected {"pipeline": {...}, "inputs": {...}}');
     const { pipeline: spec, inputs } = body as { pipeline?: unknown; inputs?: unknown };
     const pipeline = checkPipeline(spec, 'pipeline');
@@ -47,37 +63,119 @@ export class RunRegistry {
     }
     resolveInputs(pipeline, (inputs ?? {}) as Record<string, string>);
     const id = `run_${Math.floor(this.engine.clock.now()).toString(36)}${(this.counter++).toString(36)}`;
-    const run: ServerRun = { id, tenant, pipeline: pipeline.name, state: 'running', steps: pipeline.order, ended: {}, watchers: new Set() };
-    this.runs.set(id, run);
-    forgetOldest(this.runs, MAX_KEPT);
+    const run: ServerRun = { id, tenant, pipeline: pipeline.name, state: 'running', steps: pipeline.order, ended: {}, watchers: new Set(), createdAt: this.engine.clock.now() };
+    const data: RunData = { spec, inputs: (inputs ?? {}) as Record<string, string>, steps: {} };
+    await this.save(run, data);
+    this.keep(run);
+    this.execute(run, pipeline, data);
+    return run;
+  }
+
+  /** A tenant's run, from memory or the store; another tenant's is as unknown as a missing one. */
+  async get(tenant: string, id: string): Promise<ServerRun | undefined> {
+    const run = this.live.get(id) ?? this.recent.get(id) ?? (await this.load(id));
+    return run && run.tenant === tenant ? run : undefined;
+  }
+
+  /** Runs a crash cut short go on from the steps that had ended. */
+  async resume(): Promise<number> {
+    const store = this.engine.store;
+    if (!store) return 0;
+    const open = await store.openRecords('run');
+    for (const record of open) {
+      const run = this.fromRecord(record);
+      const data = record.data as RunData;
+      this.keep(run);
+      try {
+        this.execute(run, checkPipeline(data.spec, 'pipeline'), data);
+      } catch (error) {
+        const e = asFanoutError(error);
+        await this.end(run, data, { state: 'failed', error: { code: e.code, message: e.message } });
+      }
+    }
+    return open.length;
+  }
+
+  /** Cancels a run that goes on: its calls in flight are cancelled and its later steps skipped. */
+  cancel(run: ServerRun): void {
+    run.stop?.abort();
+  }
+
+  private execute(run: ServerRun, pipeline: Pipeline, data: RunData): void {
     const tell = (change: RunChange): void => {
       for (const watcher of run.watchers) watcher(change);
     };
     const onStepEnd = (step: StepResult): void => {
       run.ended[step.name] = step;
+      data.steps[step.name] = step;
+      void this.save(run, data);
       tell({ type: 'step', step });
     };
-    this.engine.run(pipeline, (inputs ?? {}) as Record<string, string>, { tenant, onStepEnd }).then(
-      (result) => {
+    run.stop = new AbortController();
+    this.live.set(run.id, run);
+    const callId = ({ step, index, model, fallback }: { step: string; index?: number; model: string; fallback: boolean }) =>
+      `${run.id}:${step}${index === undefined ? '' : `[${index}]`}:${model}${fallback ? ':fallback' : ''}`;
+    this.engine.run(pipeline, data.inputs, { tenant: run.tenant, onStepEnd, resumeSteps: data.steps, callId, signal: run.stop.signal }).then(
+      async (result) => {
         run.result = result;
-        run.state = result.ok ? 'completed' : 'failed';
+        const cancelled = run.stop?.signal.aborted === true;
         this.onFinished(result);
+        await this.end(run, data, { state: result.ok ? 'completed' : cancelled ? 'cancelled' : 'failed' });
         tell({ type: 'end' });
       },
-      (error: unknown) => {
+      async (error: unknown) => {
         const e = asFanoutError(error);
-        run.state = 'failed';
-        run.error = { code: e.code, message: e.message };
+        await this.end(run, data, { state: 'failed', error: { code: e.code, message: e.message } });
         tell({ type: 'end' });
       },
     );
+  }
+
+  private async end(run: ServerRun, data: RunData, end: { state: ServerRun['state']; error?: { code: string; message: string } }): Promise<void> {
+    run.state = end.state;
+    if (end.error) run.error = end.error;
+    run.stop = undefined;
+    this.live.delete(run.id);
+    data.result = run.result;
+    if (end.error) data.error = end.error;
+    await this.save(run, data);
+  }
+
+  private keep(run: ServerRun): void {
+    this.recent.set(run.id, run);
+    forgetOldest(this.recent, MAX_KEPT);
+  }
+
+  private async save(run: ServerRun, data: RunData): Promise<void> {
+    const record: StoredRecord = { id: run.id, kind: 'run', tenant: run.tenant, createdAt: run.createdAt, state: run.state, data };
+    await this.engine.store?.putRecord(record);
+  }
+
+  private async load(id: string): Promise<ServerRun | undefined> {
+    const store = this.engine.store;
+    if (!id.startsWith('run_') || !store) return undefined;
+    const record = await store.getRecord(id);
+    if (!record || record.kind !== 'run') return undefined;
+    const run = this.fromRecord(record);
+    this.keep(run);
     return run;
   }
 
-  /** A tenant's run; another tenant's is as unknown as a missing one. */
-  get(tenant: string, id: string): ServerRun | undefined {
-    const run = this.runs.get(id);
-    return run && run.tenant === tenant ? run : undefined;
+  private fromRecord(record: StoredRecord): ServerRun {
+    const data = record.data as RunData;
+    const steps = data.result ? Object.keys(data.result.steps) : Object.keys((data.spec as { steps?: object } | undefined)?.steps ?? {});
+    return {
+      id: record.id,
+      tenant: record.tenant,
+      pipeline: data.result?.pipeline ?? 'pipeline',
+      state: record.state as ServerRun['state'],
+      steps,
+      ended: { ...data.steps },
+      watchers: new Set(),
+      ...(data.result ? { result: data.result } : {}),
+      ...(data.error ? { error: data.error } : {}),
+      createdAt: record.createdAt,
+    };
   }
 
   /** Each step's state so far: `pending` until it ends. */

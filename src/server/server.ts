@@ -217,6 +217,7 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
   app.addHook('onReady', async () => {
     await engine.recovered;
     await batches.resume();
+    await runs.resume();
     stopSweeps = sweepOldRecords(engine, options.retentionMs ?? DEFAULT_RETENTION_MS, options.logger);
   });
   app.addHook('onClose', async () => stopSweeps());
@@ -371,22 +372,27 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
     return batches.summary(batch);
   });
 
-  app.post('/v1/runs', async (request, reply) => reply.code(202).send(runs.view(runs.start(request.tenant, request.body))));
-
-  app.get('/v1/runs/:id', async (request, reply) => {
-    const { id } = request.params as { id: string };
-    const run = runs.get(request.tenant, id);
-    return run ? reply.send(runs.view(run)) : send(reply, new FanoutError('unknown_task', `no run with id ${id}`));
+  app.post('/v1/runs', async (request, reply) => {
+    const run = await runs.start(request.tenant, request.body);
+    // Acknowledged once stored: a crash after the answer finds the run and its first calls.
+    await engine.written();
+    return reply.code(202).send(runs.view(run));
   });
 
-  const ownRun = (request: FastifyRequest): ServerRun => {
+  const ownRun = async (request: FastifyRequest): Promise<ServerRun> => {
     const { id } = request.params as { id: string };
-    const run = runs.get(request.tenant, id);
+    const run = await runs.get(request.tenant, id);
     if (!run) throw new FanoutError('unknown_task', `no run with id ${id}`);
     return run;
   };
-  app.get('/v1/runs/:id/steps/:step/items', async (request) => runs.items(ownRun(request), (request.params as { step: string }).step, pageOf(request.query)));
-  app.get('/v1/runs/:id/calls', async (request) => runs.calls(ownRun(request), pageOf(request.query)));
+  app.get('/v1/runs/:id', async (request) => runs.view(await ownRun(request)));
+  app.delete('/v1/runs/:id', async (request) => {
+    const run = await ownRun(request);
+    runs.cancel(run);
+    return runs.view(run);
+  });
+  app.get('/v1/runs/:id/steps/:step/items', async (request) => runs.items(await ownRun(request), (request.params as { step: string }).step, pageOf(request.query)));
+  app.get('/v1/runs/:id/calls', async (request) => runs.calls(await ownRun(request), pageOf(request.query)));
 
   app.get('/v1/batches/:id', async (request) => batches.summary(await ownBatch(request)));
 

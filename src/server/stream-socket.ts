@@ -114,8 +114,8 @@ export function serveStreamSocket(socket: WebSocket, options: StreamSocketOption
       send({ type: 'response', batch: id, lines, counts });
     });
   };
-  const followRun = (id: string): void => {
-    const run = options.runs.get(tenant, id);
+  const followRun = async (id: string): Promise<void> => {
+    const run = await options.runs.get(tenant, id);
     if (!run) throw new FanoutError('unknown_task', `no run with id ${id}`);
     if (runs.has(id)) return;
     checkRoom();
@@ -180,7 +180,7 @@ export function serveStreamSocket(socket: WebSocket, options: StreamSocketOption
       } else if (message.type === 'subscribe' && typeof message.batch === 'string') {
         followBatch(message.batch).catch(fail);
       } else if (message.type === 'subscribe' && typeof message.run === 'string') {
-        followRun(message.run);
+        followRun(message.run).catch(fail);
       } else if (message.type === 'unsubscribe' && typeof message.task === 'string') {
         unfollow(message.task);
       } else if (message.type === 'unsubscribe' && typeof message.batch === 'string') {
