@@ -68,7 +68,7 @@ describe('no request makes the server do unbounded work', () => {
     expect(view.steps.each.error.message).toBe('steps.each.forEach: 10,001 items; a step may fan out over at most 10,000');
   });
 
-  it('a run answers with the first 100 items of a list output and 1,000 calls; the rest are paged', async () => {
+  it('a run answers with the first 100 items of a list output and 1,000 calls; the rest are paged, and so are batch results', async () => {
     const items = Array.from({ length: 1_200 }, (_, i) => `item ${i}`);
     const view = await runToEnd({ pipeline: { steps: { each: { forEach: items, model: 'mock:m', prompt: '{{ item }}' } } } });
     expect(view.state).toBe('completed');
@@ -79,6 +79,9 @@ describe('no request makes the server do unbounded work', () => {
     expect([calls.total, calls.calls.length, calls.calls[0].item]).toEqual([1200, 200, expect.any(Number)]);
     const bad = await app.inject({ method: 'GET', url: `/v1/runs/${view.id}/calls?limit=5000`, headers: auth });
     expect([bad.statusCode, bad.json().error.message]).toEqual([400, 'limit: expected a whole number from 1 to 1000, got "5000"']);
+    const batch = (await app.inject({ method: 'POST', url: '/v1/batches', headers: { ...auth, 'content-type': 'application/x-ndjson' }, payload: items.map((item) => JSON.stringify({ id: item, model: 'mock:m', prompt: item })).join('\n') })).json();
+    const lines = (await app.inject({ method: 'GET', url: `/v1/batches/${batch.id}/results?offset=1195&limit=10`, headers: auth })).body.trim().split('\n');
+    expect(lines.map((line) => JSON.parse(line).custom_id)).toEqual(['item 1195', 'item 1196', 'item 1197', 'item 1198', 'item 1199']);
     const foreign = await app.inject({ method: 'GET', url: `/v1/runs/${view.id}/steps/nope/items`, headers: auth });
     expect(foreign.statusCode).toBe(404);
   });

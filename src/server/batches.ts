@@ -122,9 +122,10 @@ export class BatchRegistry {
     return { id: batch.id, state: batch.state, lines: batch.entries.length, counts };
   }
 
-  /** Output lines in input order, each as soon as its task has ended. */
-  async *results(batch: ServerBatch): AsyncGenerator<string> {
-    for (const entry of batch.entries) {
+  /** Output lines in input order, each as soon as its task has ended; `page` picks lines by position. */
+  async *results(batch: ServerBatch, page?: { offset: number; limit: number }): AsyncGenerator<string> {
+    const entries = page ? batch.entries.slice(page.offset, page.offset + page.limit) : batch.entries;
+    for (const entry of entries) {
       if (!entry.taskId) {
         const error = entry.error as { code: ErrorCode; message: string };
         yield `${JSON.stringify(failedLine(entry.line, entry.customId, { code: error.code, message: error.message, retryable: false }))}\n`;

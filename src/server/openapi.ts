@@ -36,7 +36,7 @@ export function openApiDocument(): Record<string, unknown> {
         get: { summary: 'State and counts per task state', parameters: id, responses: { 200: { description: '{ id, state, lines, counts }' }, 404: error } },
         delete: { summary: 'Cancel every line not yet ended', parameters: id, responses: { 200: { description: '{ id, state: cancelled, lines, counts }' }, 404: error } },
       },
-      '/v1/batches/{id}/results': { get: { summary: 'Results as JSON Lines in input order, each as soon as it has ended', parameters: id, responses: { 200: { description: 'application/x-ndjson' }, 404: error } } },
+      '/v1/batches/{id}/results': { get: { summary: 'Results as JSON Lines in input order, each as soon as it has ended; offset and limit pick lines by position', parameters: [...id, ...page], responses: { 200: { description: 'application/x-ndjson' }, 400: error, 404: error } } },
       '/v1/runs': { post: { summary: 'Start a pipeline run: { pipeline, inputs }', responses: { 202: { description: 'the run' }, 400: error } } },
       '/v1/runs/{id}': {
         get: { summary: 'A run: state, steps (list outputs cut to their first 100 items), the first 1,000 calls of its timeline', parameters: id, responses: { 200: { description: 'the run' }, 404: error } },

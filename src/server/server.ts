@@ -398,10 +398,12 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
 
   app.get('/v1/batches/:id/results', async (request, reply) => {
     const batch = await ownBatch(request);
+    const query = request.query as { offset?: string; limit?: string };
+    const page = query.offset !== undefined || query.limit !== undefined ? pageOf(query) : undefined;
     holdOpen(request, reply);
     reply.hijack();
     reply.raw.writeHead(200, { 'content-type': 'application/x-ndjson' });
-    for await (const line of batches.results(batch)) {
+    for await (const line of batches.results(batch, page)) {
       if (!reply.raw.write(line)) await new Promise((resolve) => reply.raw.once('drain', resolve));
     }
     reply.raw.end();
