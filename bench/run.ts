@@ -8,6 +8,7 @@ import { benchSqlite } from './sqlite-store.js';
 import { benchGateway } from './gateway.js';
 import { benchDag, benchInterviews, benchSimulate } from './pipelines.js';
 import { fmt } from './stats.js';
+import { benchSoak } from './soak.js';
 import { benchKnownLimits, benchLearnedLimits, benchTokenRefunds } from './utilisation.js';
 
 /**
@@ -119,6 +120,17 @@ const benches = {
       `${fmt(t.refunding.utilisation * 100, 1)} % of the limit (${fmt(t.refunding.outputTokensPerMinute)}/min), ${t.refunding.http429} × 429`,
       `reserve-never-refund (cookbook) ${fmt(t.neverRefund.utilisation * 100, 1)} %, ${t.neverRefund.http429} × 429`,
       'goal ≥ 95 %',
+    ];
+  },
+  soak: async () => {
+    const s = await benchSoak();
+    const ms = (n: number) => `${fmt(n, 1)} ms`;
+    return [
+      'F-soak',
+      `fanout serve, one model at 8 calls × ${s.callMs} ms; the interactive tenant alone (${s.idle.calls} calls), then beside a tenant flooding it for 60 s (${fmt(s.floodCalls)} lines); wait per call = queued + rate-limited`,
+      `flood: p50 ${ms(s.flood.p50)} · p99 ${ms(s.flood.p99)} (${s.flood.calls} calls); RSS ${fmt(s.rssStartMb)} MB → peak ${fmt(s.rssPeakMb)} MB → ${fmt(s.rssAfterMb)} MB 30 s after (every 5 s: ${s.rssSettlingMb.map((mb) => fmt(mb)).join(', ')})`,
+      `idle server: p50 ${ms(s.idle.p50)} · p99 ${ms(s.idle.p99)}`,
+      `p99 +${ms(s.flood.p99 - s.idle.p99)} over idle (goal ≤ one call, ${s.callMs} ms); RSS after ${fmt(s.rssAfterMb / s.rssStartMb, 2)} × start (goal ≤ 1.10)`,
     ];
   },
 } satisfies Record<string, () => Promise<string[]>>;

@@ -79,7 +79,8 @@ export function registerServeCommand(program: Command): void {
       const config = await loadConfig(flags.config);
       const stores = openStores(flags.store ?? DEFAULT_STORE, true);
       const tenants = tenantOptions(flags);
-      const options = engineOptionsFromConfig(config, { store: stores.tasks, cache: stores.cache ? { store: stores.cache, ttlMs: config.cacheTtlMs } : false, tenants });
+      // Ended tasks answer from the store: memory keeps only the newest thousand of them.
+      const options = engineOptionsFromConfig(config, { store: stores.tasks, cache: stores.cache ? { store: stores.cache, ttlMs: config.cacheTtlMs } : false, tenants, maxEndedTasks: 1_000 });
       // Any client could name a new mock:<name> in every request; only those the config defines are served unless told.
       if (!flags.allowMock) options.mock.serveOnly(configuredMockModels(config));
       const engine = createEngine(options);

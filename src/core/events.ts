@@ -77,17 +77,7 @@ export class EventHub {
   }
 
   on(type: EngineEventType | '*', listener: EventListener): () => void {
-    const set = type === '*' ? this.any : this.setFor(type);
-    if (set.has(listener)) return () => undefined;
-    set.add(listener);
-    this.listenerCount += 1;
-    let removed = false;
-    return () => {
-      if (removed) return;
-      removed = true;
-      set.delete(listener);
-      this.listenerCount -= 1;
-    };
+    return this.add(type === '*' ? this.any : this.setFor(type), listener, () => undefined);
   }
 
   /**
@@ -101,6 +91,14 @@ export class EventHub {
       set = new Set();
       this.byTask.set(taskId, set);
     }
+    const own = set;
+    return this.add(own, listener, () => {
+      if (own.size === 0 && this.byTask.get(taskId) === own) this.byTask.delete(taskId);
+    });
+  }
+
+  /** Adds `listener` to `set`; returns the removal, which runs `emptied` after it and is safe to call twice. */
+  private add(set: Set<EventListener>, listener: EventListener, emptied: () => void): () => void {
     if (set.has(listener)) return () => undefined;
     set.add(listener);
     this.listenerCount += 1;
@@ -108,10 +106,8 @@ export class EventHub {
     return () => {
       if (removed) return;
       removed = true;
-      const current = this.byTask.get(taskId);
-      if (!current?.delete(listener)) return;
-      this.listenerCount -= 1;
-      if (current.size === 0) this.byTask.delete(taskId);
+      if (set.delete(listener)) this.listenerCount -= 1;
+      emptied();
     };
   }
 

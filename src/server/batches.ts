@@ -3,7 +3,7 @@ import { completedLine, failedLine } from '../batch/output-line.js';
 import type { FanoutEngine } from '../create-engine.js';
 import { asFanoutError, FanoutError, type ErrorCode } from '../core/errors.js';
 import { isTerminal, type TaskState } from '../core/task-state.js';
-import { statusFromRow, type TaskStatus } from '../core/task.js';
+import type { TaskStatus } from '../core/task.js';
 import type { StoredRecord, TaskRow } from '../store/task-store.js';
 
 interface Entry {
@@ -12,8 +12,11 @@ interface Entry {
   /** The task, or the error that kept the line from becoming one. */
   taskId?: string;
   error?: { code: ErrorCode; message: string };
-  /** Resolves with the task's status once it has ended. */
-  ended?: Promise<TaskStatus | undefined>;
+  /** Resolves once the task has ended. */
+  ended?: Promise<void>;
+  /** The state it ended in. */
+  endState?: TaskState;
+  /** Its final status, kept only when the engine has no store to read it back from (the engine forgets old tasks). */
   final?: TaskStatus;
 }
 
@@ -31,8 +34,12 @@ interface BatchData {
   invalid: Array<{ line: number; customId: string | null; error: { code: ErrorCode; message: string } }>;
 }
 
-/** Batches (and runs) kept in memory for quick answers; older ones are read from the store. */
+const ENDED: Promise<void> = Promise.resolve();
+
+/** Runs kept in memory for quick answers; older ones are read from the store. */
 export const MAX_KEPT = 1_000;
+/** Lines of ended batches kept in memory by a server without a store; the oldest batches beyond it are forgotten. */
+export const MAX_KEPT_LINES = 200_000;
 
 /** Drops the oldest entries of an insertion-ordered map beyond `max`. */
 export function forgetOldest<K, V>(map: Map<K, V>, max: number): void {
@@ -58,7 +65,11 @@ export function batchLines(body: unknown): string[] {
  * unfinished tasks carry on where they were, so no line is paid for twice.
  */
 export class BatchRegistry {
+  /** Batches going on: each line's task is followed to its end. */
+  private readonly live = new Map<string, ServerBatch>();
+  /** Ended batches, kept only without a store (with one, they are read back from it when asked for), up to `MAX_KEPT_LINES` lines. */
   private readonly recent = new Map<string, ServerBatch>();
+  private recentLines = 0;
   private counter = 0;
 
   constructor(
@@ -93,7 +104,7 @@ export class BatchRegistry {
 
   /** A tenant's batch, from memory or the store; another tenant's is as unknown as a missing one. */
   async get(tenant: string, id: string): Promise<ServerBatch | undefined> {
-    const batch = this.recent.get(id) ?? (await this.load(id));
+    const batch = this.live.get(id) ?? this.recent.get(id) ?? (await this.load(id));
     return batch && batch.tenant === tenant ? batch : undefined;
   }
 
@@ -109,14 +120,14 @@ export class BatchRegistry {
   /** Cancels every line not yet ended; the batch ends `cancelled`. */
   async cancel(batch: ServerBatch): Promise<void> {
     batch.state = 'cancelled';
-    for (const entry of batch.entries) if (entry.taskId && !entry.final) this.engine.cancel(entry.taskId);
+    for (const entry of batch.entries) if (entry.taskId && !entry.endState) this.engine.cancel(entry.taskId);
     await this.save(batch);
   }
 
   summary(batch: ServerBatch): { id: string; state: ServerBatch['state']; lines: number; counts: Partial<Record<TaskState | 'invalid', number>> } {
     const counts: Partial<Record<TaskState | 'invalid', number>> = {};
     for (const entry of batch.entries) {
-      const state = entry.taskId ? (entry.final?.state ?? this.engine.status(entry.taskId)?.state ?? 'queued') : 'invalid';
+      const state = entry.taskId ? (entry.endState ?? this.engine.status(entry.taskId)?.state ?? 'queued') : 'invalid';
       counts[state] = (counts[state] ?? 0) + 1;
     }
     return { id: batch.id, state: batch.state, lines: batch.entries.length, counts };
@@ -131,31 +142,58 @@ export class BatchRegistry {
         yield `${JSON.stringify(failedLine(entry.line, entry.customId, { code: error.code, message: error.message, retryable: false }))}\n`;
         continue;
       }
-      const status = await entry.ended;
+      const status = await this.endOf(entry);
       if (!status) continue;
       const line = status.state === 'completed' ? completedLine(entry.line, entry.customId, status) : failedLine(entry.line, entry.customId, status.error ?? { code: 'cancelled', message: 'cancelled', retryable: false }, status);
       yield `${JSON.stringify(line)}\n`;
     }
   }
 
-  /** An entry whose `ended` resolves with its task's final status, kept on the entry (the engine forgets old tasks). */
+  /** The status a line's task ended with, once it has. */
+  async endOf(entry: Entry): Promise<TaskStatus | undefined> {
+    await entry.ended;
+    return entry.final ?? (entry.taskId ? await this.engine.find(entry.taskId) : undefined);
+  }
+
+  /**
+   * An entry whose `ended` resolves once its task has ended, with the state it
+   * ended in. Its status is read back from the store when asked for, so a
+   * batch in memory holds a few fields per line, not every answer.
+   */
   private follow(entry: Entry): Entry {
     const taskId = entry.taskId as string;
-    const keep = async (): Promise<TaskStatus | undefined> => (entry.final = await this.engine.find(taskId));
+    const keep = async (): Promise<void> => {
+      const status = this.engine.status(taskId) ?? (await this.engine.find(taskId));
+      entry.endState = status?.state;
+      if (!this.engine.store) entry.final = status;
+    };
     // A task left unfinished by a crash is back in the engine once recovery is done.
     entry.ended = this.engine.recovered.then(() => this.engine.result(taskId)).then(keep, keep);
     return entry;
   }
 
   private keep(batch: ServerBatch): void {
-    this.recent.set(batch.id, batch);
-    forgetOldest(this.recent, MAX_KEPT);
-    if (batch.state !== 'running') return;
+    if (batch.state !== 'running') return this.remember(batch);
+    this.live.set(batch.id, batch);
     void Promise.all(batch.entries.map((entry) => entry.ended)).then(async () => {
-      if (batch.state !== 'running') return;
-      batch.state = 'completed';
+      this.live.delete(batch.id);
+      for (const entry of batch.entries) entry.ended = ENDED;
+      if (batch.state === 'running') batch.state = 'completed';
       await this.save(batch);
+      this.remember(batch);
     });
+  }
+
+  /** An ended batch stays in memory only when there is no store to read it back from, within a bound on lines. */
+  private remember(batch: ServerBatch): void {
+    if (this.engine.store) return;
+    this.recent.set(batch.id, batch);
+    this.recentLines += batch.entries.length;
+    for (const [id, old] of this.recent) {
+      if (this.recentLines <= MAX_KEPT_LINES || this.recent.size === 1) break;
+      this.recent.delete(id);
+      this.recentLines -= old.entries.length;
+    }
   }
 
   private async save(batch: ServerBatch): Promise<void> {
@@ -180,8 +218,8 @@ export class BatchRegistry {
       ...rows.map((row: TaskRow) => {
         const entry: Entry = { line: row.line as number, customId: row.request.label ?? null, taskId: row.id };
         if (!isTerminal(row.state)) return this.follow(entry);
-        entry.final = statusFromRow(row);
-        entry.ended = Promise.resolve(entry.final);
+        entry.endState = row.state;
+        entry.ended = ENDED;
         return entry;
       }),
     ].sort((a, b) => a.line - b.line);

@@ -100,11 +100,10 @@ export function serveStreamSocket(socket: WebSocket, options: StreamSocketOption
     const ends = batch.entries.map(async (entry) => {
       const about = { batch: id, line: entry.line, custom_id: entry.customId };
       if (!entry.taskId) {
-        const error = asFanoutError(entry.error, 'invalid_request');
-        if (live()) send({ type: 'error', ...about, error: { code: error.code, message: error.message } });
+        if (live()) send({ type: 'error', ...about, error: entry.error });
         return;
       }
-      const status = await entry.ended;
+      const status = await options.batches.endOf(entry);
       if (live()) send(ending(entry.taskId, status, about));
     });
     void Promise.all(ends).then(() => {
