@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -7,8 +7,8 @@ import { describe, expect, it } from 'vitest';
 const bin = join(new URL('..', import.meta.url).pathname, 'bin/fanout.js');
 
 /** Starts `fanout serve` in a fresh directory and resolves once it listens. */
-async function startServe(args: string[], files: Record<string, string> = {}) {
-  const dir = mkdtempSync(join(tmpdir(), 'fanout-serve-'));
+async function startServe(args: string[], files: Record<string, string> = {}, inDir?: string) {
+  const dir = inDir ?? mkdtempSync(join(tmpdir(), 'fanout-serve-'));
   for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
   const child = spawn(process.execPath, [bin, 'serve', '--port', '0', '--key', 'acme=fk-test', ...args], { cwd: dir, env: { PATH: process.env.PATH ?? '' } });
   const out = { stderr: '' };
@@ -21,7 +21,7 @@ async function startServe(args: string[], files: Record<string, string> = {}) {
     child.on('exit', () => reject(new Error(out.stderr)));
   });
   const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
-  return { child, out, address, exited };
+  return { child, out, address, exited, dir };
 }
 
 const askAndWait = (address: string, model: string) =>
@@ -55,6 +55,41 @@ describe('fanout serve', () => {
     expect(models.data.map((m: { id: string }) => m.id).sort()).toEqual(['mock:reviewer', 'mock:summarizer']);
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
+  });
+
+  it('after kill -9, a batch and a run answer by id and finish, and no call answered before is made again', async () => {
+    const config = 'models:\n  "mock:slow": { limits: { maxConcurrent: 5 } }\nproviders:\n  mock:\n    callLog: calls.jsonl\n    models:\n      slow: { latency: 300 }\n';
+    const first = await startServe(['--config', 'fanout.yaml'], { 'fanout.yaml': config });
+    const headers = { authorization: 'Bearer fk-test' };
+    const lines = Array.from({ length: 20 }, (_, i) => JSON.stringify({ id: `q${i}`, model: 'mock:slow', prompt: `question ${i}` })).join('\n');
+    const batch = (await (await fetch(`${first.address}/v1/batches`, { method: 'POST', headers: { ...headers, 'content-type': 'application/x-ndjson' }, body: lines })).json()) as { id: string };
+    const run = (await (await fetch(`${first.address}/v1/runs`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify({ pipeline: { steps: { a: { model: 'mock:slow', prompt: 'first' }, b: { model: 'mock:slow', prompt: '{{ steps.a.output }}' } } } }) })).json()) as { id: string };
+    for (;;) {
+      const counts = ((await (await fetch(`${first.address}/v1/batches/${batch.id}`, { headers })).json()) as { counts: Record<string, number> }).counts;
+      if ((counts.completed ?? 0) >= 5) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    first.child.kill('SIGKILL');
+    await first.exited;
+    const callsBefore = readFileSync(join(first.dir, 'calls.jsonl'), 'utf8').trim().split('\n').length;
+
+    const second = await startServe(['--config', 'fanout.yaml'], {}, first.dir);
+    const results = await (await fetch(`${second.address}/v1/batches/${batch.id}/results`, { headers })).text();
+    const out = results.trim().split('\n').map((line) => JSON.parse(line) as { custom_id: string; fanout: { state: string } });
+    expect(out.map((line) => `${line.custom_id}:${line.fanout.state}`)).toEqual(Array.from({ length: 20 }, (_, i) => `q${i}:completed`));
+    let view: { state: string } = { state: 'running' };
+    while (view.state === 'running') {
+      view = (await (await fetch(`${second.address}/v1/runs/${run.id}`, { headers })).json()) as { state: string };
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(view.state).toBe('completed');
+    // 22 calls needed; only those in flight at the kill (at most 5 on the model) are made twice.
+    const calls = readFileSync(join(first.dir, 'calls.jsonl'), 'utf8').trim().split('\n').length;
+    expect(callsBefore).toBeGreaterThanOrEqual(5);
+    expect(calls).toBeGreaterThanOrEqual(22);
+    expect(calls).toBeLessThanOrEqual(22 + 5);
+    second.child.kill('SIGTERM');
+    expect(await second.exited).toBe(0);
   });
 
   it('writes a request\'s log line while it keeps serving, not only when it stops', async () => {

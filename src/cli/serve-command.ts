@@ -28,7 +28,7 @@ interface ServeFlags {
   requestTimeoutMs?: string;
   maxConnections?: string;
   maxStreamsPerTenant?: string;
-  tenantConcurrency: string;
+  tenantConcurrency?: string;
   tenantWeight: string[];
   retentionHours: string;
 }
@@ -64,7 +64,7 @@ export function registerServeCommand(program: Command): void {
     .option('--tenant-rpm <n>', 'each tenant\'s own requests per minute, every route: tasks, batches and runs wait for it, the gateway answers 429 with retry-after')
     .option('--tenant-tpm <n>', 'each tenant\'s own tokens per minute (estimated before a call, charged as used after), every route as --tenant-rpm')
     .option('--retention-hours <n>', 'how long ended tasks, batches and runs stay in the store (0: for ever)', '168')
-    .option('--tenant-concurrency <n>', 'calls in flight one tenant may have at once', '64')
+    .option('--tenant-concurrency <n>', 'calls in flight one tenant may have at once (default: half the engine\'s concurrency)')
     .option('--tenant-weight <tenant=W>', 'a tenant\'s share of each model and of the worker pool, relative to the default 1 (repeatable)', (v: string, all: string[]) => [...all, v], [])
     .option('--tenant-max-wait-ms <n>', 'wait up to this long for a tenant\'s next permit before answering 429', '0')
     .option('--shutdown-grace-ms <n>', 'on SIGTERM or Ctrl-C, how long requests in progress may take to finish before their connections close (a second signal: at once)', '30000')
@@ -78,7 +78,7 @@ export function registerServeCommand(program: Command): void {
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new FanoutError('invalid_config', `--port: expected 0-65535, received "${flags.port}"`);
       const config = await loadConfig(flags.config);
       const stores = openStores(flags.store ?? DEFAULT_STORE, true);
-      const tenants = tenantOptions(flags);
+      const tenants = tenantOptions(flags, config.concurrency ?? 256);
       // Ended tasks answer from the store: memory keeps only the newest thousand of them.
       const options = engineOptionsFromConfig(config, { store: stores.tasks, cache: stores.cache ? { store: stores.cache, ttlMs: config.cacheTtlMs } : false, tenants, maxEndedTasks: 1_000 });
       // Any client could name a new mock:<name> in every request; only those the config defines are served unless told.
@@ -142,10 +142,11 @@ const positive = (flag: string, value: string | undefined): number | undefined =
 };
 
 /** How tenants share the server's engine, from the flags. */
-function tenantOptions(flags: ServeFlags): TenantOptions {
+function tenantOptions(flags: ServeFlags, poolSize: number): TenantOptions {
   const tenantRpm = positive('--tenant-rpm', flags.tenantRpm);
   const tenantTpm = positive('--tenant-tpm', flags.tenantTpm);
-  const maxInFlight = Number(flags.tenantConcurrency);
+  // By default one tenant may hold half the pool: slow calls of one tenant never take every worker.
+  const maxInFlight = flags.tenantConcurrency === undefined ? Math.max(1, Math.floor(poolSize / 2)) : Number(flags.tenantConcurrency);
   if (!Number.isInteger(maxInFlight) || maxInFlight < 1) throw new FanoutError('invalid_config', `--tenant-concurrency: expected a whole number ≥ 1, received "${flags.tenantConcurrency}"`);
   const weights: Record<string, number> = {};
   for (const pair of flags.tenantWeight) {
