@@ -138,8 +138,11 @@ function sweepOldRecords(engine: FanoutEngine, retentionMs: number, logger?: Log
   };
 }
 
-/** Each server's signal that its grace period is over: open streams end with a final message. */
-const endings = new WeakMap<FastifyInstance, AbortController>();
+/** Each server's signal that its grace period is over (open streams end with a final message), and what is still open. */
+const endings = new WeakMap<FastifyInstance, { controller: AbortController; open: Set<ServerResponse>; clock: FanoutEngine['clock'] }>();
+
+/** How long final messages get to reach their clients before the connections are cut. */
+const LAST_WORD_MS = 1000;
 
 
 /**
@@ -149,9 +152,13 @@ const endings = new WeakMap<FastifyInstance, AbortController>();
  * grace period, before the connections close.
  */
 export async function endOpenStreams(app: FastifyInstance): Promise<void> {
-  endings.get(app)?.abort();
-  // The final messages reach the sockets before anything is cut.
-  for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));
+  const ending = endings.get(app);
+  if (!ending) return;
+  ending.controller.abort();
+  // The final messages reach their clients (each response finishes, each socket's close is answered) before anything is cut.
+  const finished = [...ending.open].map((response) => new Promise<void>((resolve) => (response.writableFinished || response.destroyed ? resolve() : response.once('close', () => resolve()).once('finish', () => resolve()))));
+  const sockets = [...(app.websocketServer?.clients ?? [])].map((client) => new Promise<void>((resolve) => (client.readyState === client.CLOSED ? resolve() : client.once('close', () => resolve()))));
+  await Promise.race([Promise.all([...finished, ...sockets]), ending.clock.sleep(LAST_WORD_MS)]);
   for (const client of app.websocketServer?.clients ?? []) client.terminate();
 }
 
@@ -209,7 +216,11 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
   /** Counts a request that holds its connection open against its tenant, until the response closes. */
   const holdOpen = (request: FastifyRequest, reply: FastifyReply): void => {
     const release = streams.take(request.tenant);
-    reply.raw.once('close', release);
+    openResponses.add(reply.raw);
+    reply.raw.once('close', () => {
+      release();
+      openResponses.delete(reply.raw);
+    });
   };
   const batches = new BatchRegistry(engine, { defaultProvider: options.defaultProvider, maxLines: options.maxBatchLines ?? 50_000 });
   // Batches a crash cut short are watched to their end again (their tasks are already back in the engine).
@@ -231,7 +242,8 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
   app.addContentTypeParser(lineTypes, { parseAs: 'string' }, (_request, body, done) => done(null, body));
   const metricsKeys = options.metricsKeys ?? new ApiKeys();
   const ending = new AbortController();
-  endings.set(app, ending);
+  const openResponses = new Set<ServerResponse>();
+  endings.set(app, { controller: ending, open: openResponses, clock: engine.clock });
   // One listener per open stream or wait, by design: no leak to warn about.
   setMaxListeners(0, ending.signal);
   /** Resolves when the task ends, or with 'ending' when the server's grace period is over first. */
