@@ -220,3 +220,18 @@ describe('fanout batch', () => {
     expect(readFileSync(notOurs, 'utf8')).toBe('{"my":"data"}\n');
   });
 });
+
+describe('fanout batch never destroys its input', () => {
+  it('refuses its input file as the output, --fresh or not, however the path is spelt, and leaves it as it was', async () => {
+    const dir = workdir();
+    const input = join(dir, 'in.jsonl');
+    const text = `${JSON.stringify({ model: 'mock:m', prompt: 'keep me' })}\n`;
+    writeFileSync(input, text);
+    for (const args of [['in.jsonl', '-o', 'in.jsonl'], ['in.jsonl', '-o', 'in.jsonl', '--fresh'], ['in.jsonl', '-o', `../${dir.split('/').pop()}/in.jsonl`, '--fresh', '--store', 'memory']]) {
+      const run = await fanout(['batch', ...args], { cwd: dir });
+      expect(run.code).toBe(2);
+      expect(run.stderr).toContain('that is the input file; fanout never writes over its input');
+      expect(readFileSync(input, 'utf8')).toBe(text);
+    }
+  });
+});

@@ -7,7 +7,7 @@ import { runBatch, type BatchProgress, type BatchSummary } from '../batch/run-ba
 import { createEngine } from '../create-engine.js';
 import { FanoutError } from '../core/errors.js';
 import type { LimitSpec } from '../limits/limiter.js';
-import { batchIdFor, openInput, openOutput, type OutputFile } from './batch-files.js';
+import { batchIdFor, refuseInputAsOutput, openInput, openOutput, type OutputFile } from './batch-files.js';
 import { DEFAULT_STORE, openStores } from './stores.js';
 import { loadConfig } from './config-file.js';
 import { EXIT } from './exit-codes.js';
@@ -99,6 +99,7 @@ function withFlagLimits(config: FanoutConfig, flags: BatchFlags): FanoutConfig {
 
 async function batchAction(input: string, flags: BatchFlags): Promise<number> {
   const config = withFlagLimits(await loadConfig(flags.config), flags);
+  refuseInputAsOutput(input, flags.output);
   const inputStream = await openInput(input);
   const stores = openStores(flags.store ?? DEFAULT_STORE, flags.cache !== false);
   const batchId = batchIdFor(input, flags.output);

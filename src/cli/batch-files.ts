@@ -17,6 +17,23 @@ export async function openInput(input: string): Promise<NodeJS.ReadableStream> {
   return stream;
 }
 
+/**
+ * Refuses an output that is the input file itself (however it is spelt: a
+ * relative path, a link): writing it would destroy the input, and `--fresh`
+ * does not change that.
+ */
+export function refuseInputAsOutput(input: string, output: string): void {
+  if (input === '-' || output === '-') return;
+  let same: boolean;
+  try {
+    same = realpathSync(input) === realpathSync(output);
+  } catch {
+    // The output does not exist yet (or the input cannot be read, which openInput reports): they differ.
+    same = false;
+  }
+  if (same) throw new FanoutError('invalid_config', `-o ${output}: that is the input file; fanout never writes over its input, so choose another output file`);
+}
+
 /** The same input file and output file always name the same batch in the task store. */
 export function batchIdFor(input: string, output: string): string | undefined {
   if (input === '-') return undefined;
