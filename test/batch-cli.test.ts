@@ -234,4 +234,35 @@ describe('fanout batch never destroys its input', () => {
       expect(readFileSync(input, 'utf8')).toBe(text);
     }
   });
+
+  it('says up front, and when stopped, that a batch from standard input or in memory cannot fully resume', async () => {
+    const dir = workdir();
+    const input = join(dir, 'in.jsonl');
+    writeFileSync(input, Array.from({ length: 30 }, (_, i) => JSON.stringify({ id: `c${i}`, model: 'mock:slow', prompt: `p${i}` })).join('\n'));
+    const config = join(dir, 'fanout.yaml');
+    writeFileSync(config, 'models:\n  "mock:slow": { limits: { requestsPerMinute: 600, burstSeconds: 1 } }\nproviders:\n  mock:\n    models:\n      slow: { latency: 200 }\n');
+    let sent = false;
+    const run = await fanout(['batch', input, '-o', join(dir, 'out.jsonl'), '--config', config, '--store', 'memory'], {
+      cwd: dir,
+      onStderr: (text, child) => {
+        if (!sent && /\d+\/30 done/.test(text)) {
+          sent = true;
+          child.kill('SIGINT');
+        }
+      },
+    });
+    expect(run.code).toBe(130);
+    expect(run.stderr).toMatch(/^fanout batch: this batch cannot fully resume after an interruption: its tasks are kept in memory/);
+    expect(run.stderr).not.toContain('run the same command again to resume');
+    expect(run.stdout).toContain('stopped by Ctrl-C: what finished is kept; this batch cannot fully resume');
+    const fromStdin = await new Promise<Run>((resolve) => {
+      const child = spawn(process.execPath, [bin, 'batch', '-', '-o', join(dir, 'stdin.jsonl')], { cwd: dir, env: { ...process.env, FANOUT_CONFIG: '' } });
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      child.on('close', (code) => resolve({ code, stdout: '', stderr }));
+      child.stdin.end(`${JSON.stringify({ model: 'mock:m', prompt: 'x' })}\n`);
+    });
+    expect(fromStdin.code).toBe(0);
+    expect(fromStdin.stderr).toContain('this batch cannot fully resume after an interruption: it reads standard input');
+  });
 });

@@ -103,6 +103,14 @@ async function batchAction(input: string, flags: BatchFlags): Promise<number> {
   const inputStream = await openInput(input);
   const stores = openStores(flags.store ?? DEFAULT_STORE, flags.cache !== false);
   const batchId = batchIdFor(input, flags.output);
+  // Resuming needs the input read again from the top and the tasks kept on disk.
+  const notResumable =
+    input === '-'
+      ? 'it reads standard input, so a new run sends every line again'
+      : stores.where === 'memory'
+        ? 'its tasks are kept in memory (--store memory), so a new run keeps the lines already written and sends every other line again, even those that had finished'
+        : undefined;
+  if (notResumable && flags.progress !== false) process.stderr.write(`fanout batch: this batch cannot fully resume after an interruption: ${notResumable}\n`);
   if (flags.fresh && batchId) await stores.tasks.deleteBatch(batchId);
   let output: OutputFile;
   try {
@@ -136,7 +144,8 @@ async function batchAction(input: string, flags: BatchFlags): Promise<number> {
   });
   const onSigint = (): void => {
     if (controller.signal.aborted) process.exit(EXIT.interrupted);
-    process.stderr.write('\nfanout: stopping: what has finished is kept; run the same command again to resume (Ctrl-C again to quit at once)\n');
+    const after = notResumable ? `this batch cannot fully resume: ${notResumable}` : 'run the same command again to resume';
+    process.stderr.write(`\nfanout: stopping: what has finished is kept; ${after} (Ctrl-C again to quit at once)\n`);
     controller.abort();
   };
   process.on('SIGINT', onSigint);
@@ -167,7 +176,7 @@ async function batchAction(input: string, flags: BatchFlags): Promise<number> {
   if (storeErrors.length > 0) {
     throw new FanoutError('io_error', `task store ${stores.where}: ${storeErrors[0]} (the output holds every line finished before that)`);
   }
-  process.stdout.write(flags.json ? `${JSON.stringify(summary, null, 2)}\n` : renderSummary(summary, input, flags.output));
+  process.stdout.write(flags.json ? `${JSON.stringify(summary, null, 2)}\n` : renderSummary(summary, { input, output: flags.output, notResumable }));
   if (summary.interrupted) return EXIT.interrupted;
   return summary.failed > 0 ? EXIT.someFailed : EXIT.ok;
 }
@@ -205,7 +214,8 @@ function progressReporter(enabled: boolean, now: () => number): { update: (p: Ba
   };
 }
 
-export function renderSummary(s: BatchSummary, input: string, output: string): string {
+export function renderSummary(s: BatchSummary, where: { input: string; output: string; notResumable?: string }): string {
+  const { input, output } = where;
   const errors = Object.entries(s.errorsByCode).map(([code, n]) => `${code} ${formatCount(n)}`).join(', ');
   const lines = [
     `fanout batch: ${formatCount(s.lines)} lines from ${input} → ${output}${s.interrupted ? ' (interrupted)' : ''}`,
@@ -222,6 +232,8 @@ export function renderSummary(s: BatchSummary, input: string, output: string): s
   if (resumed > 0) {
     lines.splice(1, 0, `  resumed      ${formatCount(resumed)} lines answered by an earlier run (${formatCount(s.resumed.written)} already written, ${formatCount(s.resumed.stored)} from the store, ${formatCount(s.resumed.running)} still running)`);
   }
-  if (s.interrupted) lines.push('  stopped by Ctrl-C: what finished is kept; run the same command again to resume');
+  if (s.interrupted) {
+    lines.push(`  stopped by Ctrl-C: what finished is kept; ${where.notResumable ? `this batch cannot fully resume: ${where.notResumable}` : 'run the same command again to resume'}`);
+  }
   return `${lines.join('\n')}\n`;
 }
