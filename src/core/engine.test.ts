@@ -377,6 +377,16 @@ describe('events', () => {
     expect(seen).toEqual(['task-rate-limited@0', 'task-started@60000', 'task-completed@60000']);
   });
 
+  it('the events of a task that has already ended end at once, so a loop over them finishes', async () => {
+    const { clock, engine } = setup();
+    const task = engine.submit(ask('mock:m', 'quick'));
+    await clock.advance(0);
+    await task.result();
+    const seen: string[] = [];
+    for await (const event of task.events()) seen.push(event.type);
+    expect(seen).toEqual([]);
+  });
+
   it('streams deltas, and an error inside the stream fails the attempt with no partial result', async () => {
     const { clock, engine, events } = setup({
       mock: {

@@ -106,7 +106,7 @@ export interface TaskHandle {
   result(): Promise<ModelResult>;
   status(): TaskStatus;
   cancel(): boolean;
-  /** This task's events from now on, ending with its final event. */
+  /** This task's events from now on, ending with its final event; for a task that has ended, an iterator that ends at once. */
   events(): AsyncIterableIterator<EngineEvent>;
 }
 
@@ -546,7 +546,8 @@ export class Engine {
       result: () => this.result(task.id),
       status: () => task.status(this.clock.now()),
       cancel: () => this.cancel(task.id),
-      events: () => this.hub.stream({ taskIds: [task.id], until: (event) => TERMINAL_EVENTS.has(event.type) }),
+      // A task that has ended has no events left: its iterator ends at once rather than waiting for ever.
+      events: () => (isTerminal(task.state) ? EventHub.ended() : this.hub.stream({ taskIds: [task.id], until: (event) => TERMINAL_EVENTS.has(event.type) })),
     };
   }
 
@@ -830,7 +831,7 @@ function storedHandle(row: TaskRow): TaskHandle {
     result: () => (row.state === 'completed' && row.result ? Promise.resolve(row.result) : Promise.reject(error)),
     status: () => status,
     cancel: () => false,
-    events: () => new EventHub().stream({ until: () => true, signal: AbortSignal.abort() }),
+    events: () => EventHub.ended(),
   };
 }
 

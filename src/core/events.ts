@@ -171,6 +171,16 @@ export class EventHub {
     return iterator;
   }
 
+  /** An iterator that has already ended: the events of something that is over. */
+  static ended(): AsyncIterableIterator<EngineEvent> {
+    const iterator: AsyncIterableIterator<EngineEvent> = {
+      next: async () => ({ value: undefined, done: true }),
+      return: async () => ({ value: undefined, done: true }),
+      [Symbol.asyncIterator]: () => iterator,
+    };
+    return iterator;
+  }
+
   /** Ends every open stream and drops every listener. */
   close(): void {
     for (const end of [...this.enders]) end();
