@@ -265,4 +265,16 @@ describe('fanout batch never destroys its input', () => {
     expect(fromStdin.code).toBe(0);
     expect(fromStdin.stderr).toContain('this batch cannot fully resume after an interruption: it reads standard input');
   });
+
+  it('writes its lines to standard output for -o -, and the summary to standard error', async () => {
+    const dir = workdir();
+    const input = join(dir, 'in.jsonl');
+    writeFileSync(input, `${JSON.stringify({ id: 'a', model: 'mock:m', prompt: 'x' })}\n${JSON.stringify({ id: 'b', model: 'mock:m', prompt: 'y' })}\n`);
+    const run = await fanout(['batch', input, '-o', '-', '--store', 'memory'], { cwd: dir });
+    expect(run.code).toBe(0);
+    expect(run.stdout.trim().split('\n').map((line) => JSON.parse(line).custom_id)).toEqual(['a', 'b']);
+    expect(run.stderr).toContain('2 lines from');
+    expect(run.stderr).toContain('→ standard output');
+    expect(() => readFileSync(join(dir, '-'))).toThrow();
+  });
 });

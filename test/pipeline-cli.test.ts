@@ -88,4 +88,18 @@ describe('charts', () => {
     expect(run.stdout).toContain('```mermaid\ngantt\n    title four-chunks: 35 s');
     expect(run.stdout).toContain('review[0] mock chunk-reviewer :b0, 0, 35000');
   });
+
+  it('names an unknown input in one line and exits 2, in simulate as in run', () => {
+    for (const command of ['simulate', 'run']) {
+      const run = fanout([command, 'examples/pr-review.yaml', '--pipeline', 'three-agents', '--input', 'nosuch=x']);
+      expect([command, run.status]).toEqual([command, 2]);
+      expect(run.stderr).toBe('fanout: three-agents: inputs.nosuch: the pipeline declares no such input\n');
+    }
+  });
+
+  it('prints its version', () => {
+    const run = fanout(['--version']);
+    expect(run.status).toBe(0);
+    expect(run.stdout.trim()).toBe((JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version);
+  });
 });

@@ -48,7 +48,7 @@ export function registerBatchCommand(program: Command, setExitCode: (code: numbe
     .command('batch')
     .description('run every line of a JSONL file (OpenAI batch format or {"model","prompt"}) and write one result line per input line, in order')
     .argument('<input>', 'input JSONL file, or - for standard input')
-    .requiredOption('-o, --output <file>', 'output JSONL file (overwritten)')
+    .requiredOption('-o, --output <file>', 'output JSONL file, continued on a rerun (- for standard output; the summary then goes to standard error)')
     .option('-c, --config <file>', 'fanout.yaml with models, limits and providers (default: $FANOUT_CONFIG)')
     .option('--model <provider:model>', 'run every line on this model instead of the one it names')
     .option('--default-provider <name>', 'provider for model names without a "provider:" prefix')
@@ -102,24 +102,25 @@ async function batchAction(input: string, flags: BatchFlags): Promise<number> {
   refuseInputAsOutput(input, flags.output);
   const inputStream = await openInput(input);
   const stores = openStores(flags.store ?? DEFAULT_STORE, flags.cache !== false);
-  const batchId = batchIdFor(input, flags.output);
+  const toStdout = flags.output === '-';
+  const batchId = toStdout ? undefined : batchIdFor(input, flags.output);
   // Resuming needs the input read again from the top and the tasks kept on disk.
   const notResumable =
-    input === '-'
-      ? 'it reads standard input, so a new run sends every line again'
+    input === '-' || toStdout
+      ? `it ${input === '-' ? 'reads standard input' : 'writes to standard output'}, so a new run sends every line again`
       : stores.where === 'memory'
         ? 'its tasks are kept in memory (--store memory), so a new run keeps the lines already written and sends every other line again, even those that had finished'
         : undefined;
   if (notResumable && flags.progress !== false) process.stderr.write(`fanout batch: this batch cannot fully resume after an interruption: ${notResumable}\n`);
   if (flags.fresh && batchId) await stores.tasks.deleteBatch(batchId);
-  let output: OutputFile;
+  let output: OutputFile | undefined;
   try {
-    output = await openOutput(flags.output, flags.fresh === true || batchId === undefined);
+    if (!toStdout) output = await openOutput(flags.output, flags.fresh === true || batchId === undefined);
   } catch (error) {
     await stores.close();
     throw error;
   }
-  const out = output.handle.createWriteStream({ start: output.position });
+  const out = output ? output.handle.createWriteStream({ start: output.position }) : process.stdout;
   let writeError: Error | undefined;
   out.on('error', (error) => {
     writeError = error;
@@ -162,21 +163,26 @@ async function batchAction(input: string, flags: BatchFlags): Promise<number> {
       window: flags.window === undefined ? undefined : Math.floor(flags.window),
       signal: controller.signal,
       onProgress: reporter.update,
-      resume: batchId ? { batchId, written: output.written, stored } : undefined,
+      resume: batchId && output ? { batchId, written: output.written, stored } : undefined,
     });
   } finally {
     reporter.stop();
     process.off('SIGINT', onSigint);
     await engine.close();
     await stores.close();
-    await new Promise<void>((resolve) => out.end(resolve));
-    await output.handle.close().catch(() => undefined);
+    if (output) {
+      await new Promise<void>((resolve) => out.end(resolve));
+      await output.handle.close().catch(() => undefined);
+    } else {
+      await new Promise<void>((resolve) => out.write('', () => resolve()));
+    }
   }
   if (writeError) throw new FanoutError('io_error', `output file ${flags.output}: ${writeError.message}`);
   if (storeErrors.length > 0) {
     throw new FanoutError('io_error', `task store ${stores.where}: ${storeErrors[0]} (the output holds every line finished before that)`);
   }
-  process.stdout.write(flags.json ? `${JSON.stringify(summary, null, 2)}\n` : renderSummary(summary, { input, output: flags.output, notResumable }));
+  const report = flags.json ? `${JSON.stringify(summary, null, 2)}\n` : renderSummary(summary, { input, output: toStdout ? 'standard output' : flags.output, notResumable });
+  (toStdout ? process.stderr : process.stdout).write(report);
   if (summary.interrupted) return EXIT.interrupted;
   return summary.failed > 0 ? EXIT.someFailed : EXIT.ok;
 }

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { FanoutError } from '../core/errors.js';
 import { registerBatchCommand } from './batch-command.js';
@@ -14,6 +15,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   const program = new Command()
     .name('fanout')
     .description('Run many LLM calls at once, as fast as the providers\' rate limits allow and never faster.')
+    .version(packageVersion(), '-V, --version', 'print fanout\'s version')
     .exitOverride()
     .showHelpAfterError();
   const setExitCode = (code: number): void => {
@@ -33,4 +35,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     throw error;
   }
   return exitCode;
+}
+
+/** The version in fanout's own package.json. */
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 }

@@ -3,7 +3,7 @@ import type { FanoutConfig } from '../config/schema.js';
 import { seededRandom } from '../core/random.js';
 import { createEngine } from '../create-engine.js';
 import { runPipeline, type PipelineRun } from '../pipeline/run.js';
-import type { CheckedStep, Pipeline } from '../pipeline/spec.js';
+import { resolveInputs, type CheckedStep, type Pipeline } from '../pipeline/spec.js';
 import type { LatencyProfile } from '../providers/mock/mock-provider.js';
 import { flushMicrotasks, ManualClock } from '../testing/manual-clock.js';
 
@@ -45,6 +45,8 @@ function typicalMs(profile: LatencyProfile | undefined): number | undefined {
  * nothing is spent. Tool steps take their `expectedMs`.
  */
 export async function simulate(pipeline: Pipeline, options: SimulateOptions = {}): Promise<Simulation> {
+  // Bad inputs are refused before anything is made, as `fanout run` refuses them.
+  resolveInputs(pipeline, options.inputs ?? {});
   const config = options.config ?? {};
   const clock = new ManualClock(0);
   const engine = createEngine(engineOptionsFromConfig(config, { clock, random: seededRandom(options.seed ?? 1) }));
@@ -58,6 +60,8 @@ export async function simulate(pipeline: Pipeline, options: SimulateOptions = {}
   const pending = runPipeline(engine, pipeline, { inputs: options.inputs, simulateTools: true, expectedCallMs }).finally(() => {
     finished = true;
   });
+  // A failure is read below, once the clock has run; until then it must not count as unhandled.
+  pending.catch(() => undefined);
   while (!finished) {
     await clock.runAll();
     await flushMicrotasks();
