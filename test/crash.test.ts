@@ -9,17 +9,30 @@ import { seededRandom } from '../src/core/random.js';
 const Database = createRequire(import.meta.url)('better-sqlite3') as typeof import('better-sqlite3');
 const bin = join(new URL('..', import.meta.url).pathname, 'bin/fanout.js');
 
-/** Runs fanout; with `killAfterMs`, sends SIGKILL then. Resolves with the exit code (null when killed) and stdout. */
-function fanout(cwd: string, args: string[], killAfterMs?: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
+/**
+ * Runs fanout; with `kill`, sends SIGKILL `afterMs` after the run's first call
+ * reaches the call log (so a slow start on a loaded machine cannot make every
+ * kill land before any work). Resolves with the exit code (null when killed) and output.
+ */
+function fanout(cwd: string, args: string[], kill?: { callLog: string; afterMs: number }): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
+    const callsBefore = kill ? countLines(kill.callLog) : 0;
     const child = spawn(process.execPath, [bin, ...args], { cwd, env: { ...process.env, FANOUT_CONFIG: '' } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = killAfterMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+    let timer: NodeJS.Timeout | undefined;
+    const watch = kill
+      ? setInterval(() => {
+          if (countLines(kill.callLog) === callsBefore) return;
+          clearInterval(watch);
+          timer = setTimeout(() => child.kill('SIGKILL'), kill.afterMs);
+        }, 5)
+      : undefined;
     child.on('error', reject);
     child.on('close', (code) => {
+      clearInterval(watch);
       if (timer) clearTimeout(timer);
       resolve({ code, stdout, stderr });
     });
@@ -59,7 +72,7 @@ describe('fanout batch survives kill -9', () => {
     for (let kill = 0; kill < 5; kill++) {
       const callsBefore = countLines(callLog);
       const completedBefore = completedInStore(db);
-      await fanout(dir, args, 150 + Math.floor(random.next() * 500));
+      await fanout(dir, args, { callLog, afterMs: Math.floor(random.next() * 400) });
       const calls = countLines(callLog) - callsBefore;
       const committed = completedInStore(db) - completedBefore;
       inFlightAtKills += calls - committed;

@@ -1,5 +1,11 @@
 import type { PipelineRun } from '../pipeline/run.js';
 
+/** Milliseconds as seconds for people: whole when whole, else two decimals below 10 s and one above. */
+export function seconds(ms: number): string {
+  const s = ms / 1000;
+  return `${Number.isInteger(s) ? s : s.toFixed(s < 10 ? 2 : 1)} s`;
+}
+
 interface Bar {
   label: string;
   /** ms from the run's start */
@@ -29,7 +35,7 @@ export function barsOf(run: PipelineRun): Bar[] {
 
 /** A Mermaid gantt block of the run, with times in milliseconds from its start. */
 export function renderMermaid(run: PipelineRun): string {
-  const lines = ['gantt', `    title ${run.pipeline}: ${run.wallMs / 1000} s`, '    dateFormat x', '    axisFormat %S.%L s'];
+  const lines = ['gantt', `    title ${run.pipeline}: ${seconds(run.wallMs)}`, '    dateFormat x', '    axisFormat %S.%L s'];
   barsOf(run).forEach((bar, i) => {
     const label = bar.label.replace(/[:#;]/g, ' ');
     if (bar.started > bar.submitted) lines.push(`    ${label} (waiting) :done, w${i}, ${Math.round(bar.submitted)}, ${Math.round(bar.started)}`);
@@ -53,15 +59,15 @@ export function renderSvg(run: PipelineRun, options: { width?: number } = {}): s
   const height = top + bars.length * rowHeight + 40;
   const parts = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
-    `<text x="10" y="18" font-weight="bold">${escapeXml(`${run.pipeline}: ${run.wallMs / 1000} s`)}</text>`,
+    `<text x="10" y="18" font-weight="bold">${escapeXml(`${run.pipeline}: ${seconds(run.wallMs)}`)}</text>`,
   ];
   bars.forEach((bar, i) => {
     const y = top + i * rowHeight;
     parts.push(`<text x="10" y="${y + 15}">${escapeXml(bar.label)}</text>`);
     if (bar.started > bar.submitted) {
-      parts.push(`<rect x="${x(bar.submitted).toFixed(1)}" y="${y + 4}" width="${(x(bar.started) - x(bar.submitted)).toFixed(1)}" height="14" fill="#cccccc"><title>waiting ${(bar.started - bar.submitted) / 1000} s</title></rect>`);
+      parts.push(`<rect x="${x(bar.submitted).toFixed(1)}" y="${y + 4}" width="${(x(bar.started) - x(bar.submitted)).toFixed(1)}" height="14" fill="#cccccc"><title>waiting ${seconds(bar.started - bar.submitted)}</title></rect>`);
     }
-    parts.push(`<rect x="${x(bar.started).toFixed(1)}" y="${y + 4}" width="${Math.max(1, x(bar.ended) - x(bar.started)).toFixed(1)}" height="14" fill="#3b82f6"><title>${escapeXml(`${bar.label}: ${(bar.ended - bar.started) / 1000} s`)}</title></rect>`);
+    parts.push(`<rect x="${x(bar.started).toFixed(1)}" y="${y + 4}" width="${Math.max(1, x(bar.ended) - x(bar.started)).toFixed(1)}" height="14" fill="#3b82f6"><title>${escapeXml(`${bar.label}: ${seconds(bar.ended - bar.started)}`)}</title></rect>`);
   });
   const axisY = top + bars.length * rowHeight + 10;
   parts.push(`<line x1="${labelWidth}" y1="${axisY}" x2="${labelWidth + chartWidth}" y2="${axisY}" stroke="#333"/>`);

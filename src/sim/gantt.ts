@@ -1,15 +1,11 @@
 import type { PipelineRun } from '../pipeline/run.js';
-import { barsOf } from './charts.js';
+import { barsOf, seconds } from './charts.js';
 
 export interface GanttOptions {
   /** Characters for the whole run. Default 60. */
   width?: number;
 }
 
-function seconds(ms: number): string {
-  const s = ms / 1000;
-  return `${Number.isInteger(s) ? s : s.toFixed(s < 10 ? 2 : 1)} s`;
-}
 
 /**
  * The timeline of a run as text: one row per call or tool, `·` while it

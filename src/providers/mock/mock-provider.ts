@@ -317,7 +317,8 @@ class MockRun {
       text: this.words.join(' '),
       usage,
       finishReason: this.truncated ? 'length' : 'stop',
-      model: call.model,
+      // The mock names its models as fanout does: what answered is what was asked for.
+      model: `mock:${call.model}`,
       requestId: `mock-${stats.calls}`,
       rateLimit: provider.rateLimitInfo(call.model, clock.now()),
     };
