@@ -277,4 +277,24 @@ describe('fanout batch never destroys its input', () => {
     expect(run.stderr).toContain('→ standard output');
     expect(() => readFileSync(join(dir, '-'))).toThrow();
   });
+
+  it('asks "did you mean" for a model one typo away from a configured one, and names the key a missing provider needs', async () => {
+    const dir = workdir();
+    const input = join(dir, 'in.jsonl');
+    writeFileSync(input, Array.from({ length: 3 }, (_, i) => JSON.stringify({ model: 'mock:reviwer', prompt: `p${i}` })).join('\n'));
+    const config = join(dir, 'fanout.yaml');
+    writeFileSync(config, 'models:\n  "mock:reviewer": { limits: { requestsPerMinute: 60 } }\n');
+    const run = await fanout(['batch', input, '-o', join(dir, 'out.jsonl'), '--config', config, '--no-progress'], { cwd: dir });
+    expect(run.code).toBe(0);
+    expect(run.stderr).toBe('fanout: mock:reviwer has no limits configured; did you mean mock:reviewer?\n');
+    writeFileSync(input, JSON.stringify({ model: 'openai:gpt-4o-mini', prompt: 'x' }));
+    const keyless = await new Promise<Run>((resolve) => {
+      const child = spawn(process.execPath, [bin, 'batch', input, '-o', join(dir, 'out2.jsonl'), '--no-progress'], { cwd: dir, env: { PATH: process.env.PATH ?? '', FANOUT_CONFIG: '' } });
+      let stdout = '';
+      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      child.on('close', (code) => resolve({ code, stdout, stderr: '' }));
+    });
+    expect(readJsonl(join(dir, 'out2.jsonl'))[0]?.error.message).toContain('To use openai, set OPENAI_API_KEY in the environment');
+    expect(keyless.code).toBe(1);
+  });
 });

@@ -72,7 +72,8 @@ describe('provider configuration', () => {
     writeFileSync(join(dir, 'in.jsonl'), [JSON.stringify({ id: 'a', model: 'openai:gpt-4o-mini', prompt: 'hi' }), JSON.stringify({ id: 'b', model: 'vllm:llama-3.1-8b', prompt: 'hi' })].join('\n'));
     writeFileSync(join(dir, 'fanout.yaml'), `providers:\n  openai: { apiKey: "\${FAKE_OPENAI_KEY}", baseURL: "${fake.url}" }\n  vllm: { baseURL: "${fake.url}" }\n`);
     const run = await fanout(dir, ['batch', 'in.jsonl', '-o', 'out.jsonl', '--config', 'fanout.yaml', '--json'], { FAKE_OPENAI_KEY: 'sk-from-env' });
-    expect(run.stderr).toBe('');
+    // One notice per model used without limits, nothing else.
+    expect(run.stderr.trim().split('\n').map((line) => line.slice(0, line.indexOf(' has no limits configured')))).toEqual(['fanout: openai:gpt-4o-mini', 'fanout: vllm:llama-3.1-8b']);
     expect(run.code).toBe(0);
     const lines = readFileSync(join(dir, 'out.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(lines.map((l) => l.response.body.choices[0].message.content)).toEqual(['from the fake', 'from the fake']);
@@ -91,7 +92,7 @@ describe('provider configuration', () => {
     writeFileSync(join(dir, 'in.jsonl'), JSON.stringify({ id: 'a', model: 'anthropic:claude-sonnet-5', system: 'Be brief.', prompt: 'hi', max_tokens: 100 }));
     writeFileSync(join(dir, 'fanout.yaml'), `providers:\n  anthropic: { apiKey: "\${FAKE_ANTHROPIC_KEY}", baseURL: "${anthropic.url}" }\n`);
     const run = await fanout(dir, ['batch', 'in.jsonl', '-o', 'out.jsonl', '--config', 'fanout.yaml', '--json'], { FAKE_ANTHROPIC_KEY: 'sk-ant-env' });
-    expect(run.stderr).toBe('');
+    expect(run.stderr).toBe('fanout: anthropic:claude-sonnet-5 has no limits configured; fanout sends one call first and learns them from the provider\'s answers (set models["anthropic:claude-sonnet-5"].limits to start at full speed)\n');
     expect(run.code).toBe(0);
     const [line] = readFileSync(join(dir, 'out.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(line.response.body.choices[0].message.content).toBe('from claude');
@@ -123,7 +124,9 @@ describe('provider configuration', () => {
       AWS_SECRET_ACCESS_KEY: 'secret',
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     });
-    expect(run.stderr).toBe('');
+    expect(run.stderr).toContain('fanout: groq:llama-3.1-8b-instant has no limits configured; fanout sends one call first');
+    expect(run.stderr).toContain('fanout: bedrock:anthropic.claude-sonnet-5-v1:0 has no limits configured and its provider reports none');
+    expect(run.stderr.trim().split('\n')).toHaveLength(2);
     expect(run.code).toBe(0);
     const result = JSON.parse(run.stdout);
     expect([result.steps.fast.output, result.steps.deep.output]).toEqual(['groq says hi', 'bedrock says hi']);

@@ -11,7 +11,7 @@ import { batchIdFor, refuseInputAsOutput, openInput, openOutput, type OutputFile
 import { DEFAULT_STORE, openStores } from './stores.js';
 import { loadConfig } from './config-file.js';
 import { EXIT } from './exit-codes.js';
-import { formatCount, formatMs, formatPercent } from './format.js';
+import { formatCount, formatMs, formatPercent, unconfiguredNotice } from './format.js';
 
 interface BatchFlags {
   output: string;
@@ -139,6 +139,7 @@ async function batchAction(input: string, flags: BatchFlags): Promise<number> {
   const controller = new AbortController();
   const storeErrors: string[] = [];
   // Without a working store nothing more can be kept safe: stop as Ctrl-C would, and say why.
+  engine.on('model-unconfigured', (event) => process.stderr.write(unconfiguredNotice(event.key as string, event)));
   engine.on('store-error', (event) => {
     storeErrors.push(event.error?.message ?? 'the task store failed');
     controller.abort();

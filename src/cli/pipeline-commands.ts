@@ -13,7 +13,7 @@ import { renderGantt } from '../sim/gantt.js';
 import { simulate, type Simulation } from '../sim/simulate.js';
 import { fromData, loadConfig } from './config-file.js';
 import { EXIT } from './exit-codes.js';
-import { formatCount } from './format.js';
+import { formatCount, unconfiguredNotice } from './format.js';
 
 interface PipelineFlags {
   tools?: string;
@@ -106,6 +106,7 @@ export function registerPipelineCommands(program: Command, setExitCode: (code: n
       }
       const config = flags.config !== undefined || process.env.FANOUT_CONFIG ? await loadConfig(flags.config) : file.config;
       const engine = createEngine(engineOptionsFromConfig(config));
+      engine.on('model-unconfigured', (event) => process.stderr.write(unconfiguredNotice(event.key as string, event)));
       let run: PipelineRun;
       try {
         run = await runPipeline(engine, pipelines[0] as Pipeline, { inputs: parseInputs(flags.input), tools: await loadTools(flags.tools) });

@@ -177,6 +177,9 @@ export class Engine {
       groups: options.groups ?? {},
       limiter: this.limiter,
       now: () => this.clock.now(),
+      onUnconfigured: (model, notice) => {
+        if (this.hub.active) this.hub.emit({ type: 'model-unconfigured', at: this.clock.now(), key: model, ...notice });
+      },
     });
     const tenants = options.tenants ?? {};
     const weights = new Map(Object.entries(tenants.weights ?? {}).map(([tenant, weight]) => [tenant, positiveNumber(`tenants.weights.${tenant}`, weight)]));

@@ -15,7 +15,8 @@ export type EngineEventType =
   | 'limit-wait'
   | 'cache-error'
   | 'store-error'
-  | 'store-conflict';
+  | 'store-conflict'
+  | 'model-unconfigured';
 
 /** One thing that happened in the engine. Fields beyond `type` and `at` depend on the type. */
 export interface EngineEvent {
@@ -40,6 +41,10 @@ export interface EngineEvent {
   error?: { code: ErrorCode; message: string; status?: number };
   /** `task-completed`. */
   result?: ModelResult;
+  /** `model-unconfigured` (the model in `key`): the configured model a typo most likely meant. */
+  suggestion?: string;
+  /** `model-unconfigured`: true when the provider reports its limits, so fanout learns them from its answers. */
+  learnsLimits?: boolean;
 }
 
 export type EventListener = (event: EngineEvent) => void;

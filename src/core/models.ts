@@ -88,6 +88,42 @@ export interface ModelRegistryOptions {
   groups: Readonly<Record<string, LimitSpec>>;
   limiter: Limiter;
   now: () => number;
+  /**
+   * Told once of each model used with no limits of its own (nor a provider's
+   * or `*` entry), with the configured model whose name is closest, when one
+   * is a likely misspelling.
+   */
+  onUnconfigured?: (model: string, notice: { suggestion?: string; learnsLimits: boolean }) => void;
+}
+
+/** How a provider's key is usually given: named in the error for a provider that is not configured. */
+const KEY_VARIABLES: Readonly<Record<string, string>> = { openai: 'OPENAI_API_KEY', groq: 'GROQ_API_KEY', anthropic: 'ANTHROPIC_API_KEY' };
+
+/** Edit distance between two short strings (insertions, deletions, substitutions). */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min((previous[j] as number) + 1, (current[j - 1] as number) + 1, (previous[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length] as number;
+}
+
+/** The name in `names` a typo of `name` most likely meant: within 2 edits (1 for short names), else none. */
+export function closestName(name: string, names: Iterable<string>): string | undefined {
+  let best: string | undefined;
+  let bestDistance = name.length <= 6 ? 2 : 3;
+  for (const candidate of names) {
+    const distance = editDistance(name, candidate);
+    if (distance > 0 && distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  return best;
 }
 
 /** Maps `provider:model` names to providers, limit keys and accounting; remembers each answer. */
@@ -115,6 +151,19 @@ export class ModelRegistry {
     for (const [group, spec] of Object.entries(options.groups)) options.limiter.define(group, spec, options.now());
   }
 
+  /**
+   * A model with no limits: told when its name is close to a configured one
+   * (a likely typo), or when its provider is a real one (its limits will be
+   * learned from its answers; a local mock's are simply none).
+   */
+  private tellUnconfigured(model: string, provider: Provider, modelName: string): void {
+    if (!this.options.onUnconfigured) return;
+    const configured = Object.keys(this.options.models).filter((name) => !name.endsWith('*'));
+    const suggestion = closestName(model, configured);
+    if (suggestion === undefined && provider.name === 'mock') return;
+    this.options.onUnconfigured(model, { ...(suggestion ? { suggestion } : {}), learnsLimits: provider.reportsLimits?.(modelName) === true });
+  }
+
   /** Throws `unknown_provider` when the prefix names no registered provider. */
   resolve(model: string): ResolvedModel {
     const known = this.resolved.get(model);
@@ -124,8 +173,13 @@ export class ModelRegistry {
     const modelName = model.slice(colon + 1);
     const provider = this.options.providers.get(providerName);
     if (!provider) {
+      const variable = KEY_VARIABLES[providerName];
+      const how = variable
+        ? `set ${variable} in the environment, or configure providers.${providerName} with apiKey: "\${${variable}}"`
+        : `configure it under providers.${providerName} (a local OpenAI-compatible server: its baseURL)`;
+      const typo = closestName(providerName, this.options.providers.keys());
       throw new ValidationError('unknown_provider', [
-        `model: unknown provider "${providerName}" in "${model}"; known providers: ${[...this.options.providers.keys()].join(', ')}. Configure it under providers.${providerName} (for OpenAI or Groq, an apiKey such as "\${${providerName.toUpperCase()}_API_KEY}"; for a local server, its baseURL)`,
+        `model: unknown provider "${providerName}" in "${model.slice(0, 200)}"${typo ? ` (did you mean ${typo}?)` : ''}; known providers: ${[...this.options.providers.keys()].join(', ')}. To use ${providerName}, ${how}`,
       ]);
     }
     if (provider.serves && !provider.serves(modelName)) {
@@ -135,6 +189,7 @@ export class ModelRegistry {
     }
     const exact = this.options.models[model];
     const settings = exact ?? this.options.models[`${providerName}:*`] ?? this.options.models['*'] ?? {};
+    if (settings.limits === undefined && settings.group === undefined) this.tellUnconfigured(model, provider, modelName);
     const key = settings.group ?? model;
     const { limiter } = this.options;
     if (settings.group === undefined && !limiter.has(key)) limiter.define(key, settings.limits ?? {}, this.options.now());
