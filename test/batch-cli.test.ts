@@ -297,4 +297,25 @@ describe('fanout batch never destroys its input', () => {
     expect(readJsonl(join(dir, 'out2.jsonl'))[0]?.error.message).toContain('To use openai, set OPENAI_API_KEY in the environment');
     expect(keyless.code).toBe(1);
   });
+
+  it('ends with its summary on SIGTERM too, and exits 143', async () => {
+    const dir = workdir();
+    const input = join(dir, 'in.jsonl');
+    writeFileSync(input, Array.from({ length: 30 }, (_, i) => JSON.stringify({ id: `c${i}`, model: 'mock:slow', prompt: `p${i}` })).join('\n'));
+    const config = join(dir, 'fanout.yaml');
+    writeFileSync(config, 'models:\n  "mock:slow": { limits: { requestsPerMinute: 600, burstSeconds: 1 } }\nproviders:\n  mock:\n    models:\n      slow: { latency: 200 }\n');
+    let sent = false;
+    const run = await fanout(['batch', input, '-o', join(dir, 'out.jsonl'), '--config', config], {
+      cwd: dir,
+      onStderr: (text, child) => {
+        if (!sent && /\d+\/30 done/.test(text)) {
+          sent = true;
+          child.kill('SIGTERM');
+        }
+      },
+    });
+    expect(run.code).toBe(143);
+    expect(run.stdout).toMatch(/^fanout batch: 30 lines from .* \(interrupted\)\n/);
+    expect(run.stdout).toContain('stopped by SIGTERM: what finished is kept; run the same command again to resume');
+  });
 });

@@ -144,13 +144,17 @@ async function batchAction(input: string, flags: BatchFlags): Promise<number> {
     storeErrors.push(event.error?.message ?? 'the task store failed');
     controller.abort();
   });
-  const onSigint = (): void => {
-    if (controller.signal.aborted) process.exit(EXIT.interrupted);
+  // Ctrl-C and SIGTERM both stop the batch the same way and end with its summary; a second one quits at once.
+  let stoppedBy: NodeJS.Signals | undefined;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (controller.signal.aborted) process.exit(signal === 'SIGTERM' ? EXIT.terminated : EXIT.interrupted);
+    stoppedBy = signal;
     const after = notResumable ? `this batch cannot fully resume: ${notResumable}` : 'run the same command again to resume';
-    process.stderr.write(`\nfanout: stopping: what has finished is kept; ${after} (Ctrl-C again to quit at once)\n`);
+    process.stderr.write(`\nfanout: stopping: what has finished is kept; ${after} (${signal === 'SIGINT' ? 'Ctrl-C' : 'the signal'} again to quit at once)\n`);
     controller.abort();
   };
-  process.on('SIGINT', onSigint);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   const reporter = progressReporter(flags.progress !== false, engine.clock.now.bind(engine.clock));
   let summary: BatchSummary;
   try {
@@ -168,7 +172,8 @@ async function batchAction(input: string, flags: BatchFlags): Promise<number> {
     });
   } finally {
     reporter.stop();
-    process.off('SIGINT', onSigint);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     await engine.close();
     await stores.close();
     if (output) {
@@ -182,9 +187,9 @@ async function batchAction(input: string, flags: BatchFlags): Promise<number> {
   if (storeErrors.length > 0) {
     throw new FanoutError('io_error', `task store ${stores.where}: ${storeErrors[0]} (the output holds every line finished before that)`);
   }
-  const report = flags.json ? `${JSON.stringify(summary, null, 2)}\n` : renderSummary(summary, { input, output: toStdout ? 'standard output' : flags.output, notResumable });
+  const report = flags.json ? `${JSON.stringify(summary, null, 2)}\n` : renderSummary(summary, { input, output: toStdout ? 'standard output' : flags.output, notResumable, stoppedBy });
   (toStdout ? process.stderr : process.stdout).write(report);
-  if (summary.interrupted) return EXIT.interrupted;
+  if (summary.interrupted) return stoppedBy === 'SIGTERM' ? EXIT.terminated : EXIT.interrupted;
   return summary.failed > 0 ? EXIT.someFailed : EXIT.ok;
 }
 
@@ -221,7 +226,7 @@ function progressReporter(enabled: boolean, now: () => number): { update: (p: Ba
   };
 }
 
-export function renderSummary(s: BatchSummary, where: { input: string; output: string; notResumable?: string }): string {
+export function renderSummary(s: BatchSummary, where: { input: string; output: string; notResumable?: string; stoppedBy?: NodeJS.Signals }): string {
   const { input, output } = where;
   const errors = Object.entries(s.errorsByCode).map(([code, n]) => `${code} ${formatCount(n)}`).join(', ');
   const lines = [
@@ -240,7 +245,7 @@ export function renderSummary(s: BatchSummary, where: { input: string; output: s
     lines.splice(1, 0, `  resumed      ${formatCount(resumed)} lines answered by an earlier run (${formatCount(s.resumed.written)} already written, ${formatCount(s.resumed.stored)} from the store, ${formatCount(s.resumed.running)} still running)`);
   }
   if (s.interrupted) {
-    lines.push(`  stopped by Ctrl-C: what finished is kept; ${where.notResumable ? `this batch cannot fully resume: ${where.notResumable}` : 'run the same command again to resume'}`);
+    lines.push(`  stopped by ${where.stoppedBy === 'SIGTERM' ? 'SIGTERM' : 'Ctrl-C'}: what finished is kept; ${where.notResumable ? `this batch cannot fully resume: ${where.notResumable}` : 'run the same command again to resume'}`);
   }
   return `${lines.join('\n')}\n`;
 }

@@ -9,6 +9,8 @@ export const EXIT = {
   usage: 2,
   /** Stopped by Ctrl-C (128 + SIGINT). */
   interrupted: 130,
+  /** Stopped by SIGTERM (128 + SIGTERM), after writing what finished and the summary. */
+  terminated: 143,
   /** A file could not be read or written (EX_IOERR). */
   io: 74,
   /** A bug or an unexpected failure. */
