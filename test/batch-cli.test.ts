@@ -181,6 +181,8 @@ describe('fanout batch', () => {
     expect(sent).toBe(true);
     expect(run.code).toBe(130);
     expect(run.stderr).toContain('run the same command again to resume');
+    // The progress line: done of read, rate, time left, and the call in flight longest.
+    expect(run.stderr).toMatch(/fanout: \d+\/50 done \(0 failed\), [\d,]+\/s, [\d.]+ (ms|s) left, \d+ in flight, \d+ waiting, [\d.]+ s, oldest call [\d.]+ ms/);
     const summary = JSON.parse(run.stdout);
     expect(summary.interrupted).toBe(true);
     expect(summary.completed).toBeGreaterThan(0);

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { engineOptionsFromConfig } from '../config/engine-options.js';
 import type { FanoutConfig } from '../config/schema.js';
 import { runBatch, type BatchProgress, type BatchSummary } from '../batch/run-batch.js';
-import { createEngine } from '../create-engine.js';
+import { createEngine, type FanoutEngine } from '../create-engine.js';
 import { FanoutError } from '../core/errors.js';
 import type { LimitSpec } from '../limits/limiter.js';
 import { batchIdFor, refuseInputAsOutput, openInput, openOutput, type OutputFile } from './batch-files.js';
@@ -155,7 +155,7 @@ async function batchAction(input: string, flags: BatchFlags): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  const reporter = progressReporter(flags.progress !== false, engine.clock.now.bind(engine.clock));
+  const reporter = progressReporter(flags.progress !== false, engine);
   let summary: BatchSummary;
   try {
     await engine.recovered;
@@ -193,36 +193,91 @@ async function batchAction(input: string, flags: BatchFlags): Promise<number> {
   return summary.failed > 0 ? EXIT.someFailed : EXIT.ok;
 }
 
-function progressReporter(enabled: boolean, now: () => number): { update: (p: BatchProgress) => void; stop: () => void } {
+/** After this long with calls in flight and none finished, progress says so. */
+const STALL_WARNING_MS = 30_000;
+
+/**
+ * Progress on stderr: on a terminal, a bar with the total read so far, the
+ * rate and the time left; elsewhere, the same figures in a line every 2 s.
+ * Both name the call in flight longest and warn when nothing has finished
+ * for 30 s, so a provider that never answers does not look like progress.
+ */
+function progressReporter(enabled: boolean, engine: FanoutEngine): { update: (p: BatchProgress) => void; stop: () => void } {
   if (!enabled) return { update: () => undefined, stop: () => undefined };
+  const clock = engine.clock;
+  const start = clock.now();
+  let latest: BatchProgress = { read: 0, completed: 0, failed: 0, inFlight: 0, waiting: 0 };
+  let lastDone = 0;
+  let lastDoneAt = start;
+  const figures = () => {
+    const now = clock.now();
+    const done = latest.completed + latest.failed;
+    if (done !== lastDone) {
+      lastDone = done;
+      lastDoneAt = now;
+    }
+    const rate = done / Math.max(0.001, (now - start) / 1000);
+    const left = latest.read - done;
+    const eta = rate > 0 ? formatMs((left / rate) * 1000) : '-';
+    const oldestAt = engine.oldestCallStartedAt();
+    const oldest = oldestAt === undefined ? '' : ` · oldest call ${formatMs(now - oldestAt)}`;
+    const stalled = latest.inFlight > 0 && now - lastDoneAt >= STALL_WARNING_MS ? ` · nothing finished for ${formatMs(now - lastDoneAt)}` : '';
+    return { now, done, rate: `${formatCount(rate)}/s`, eta, extra: `${oldest}${stalled}` };
+  };
   if (process.stderr.isTTY) {
     const bar = new SingleBar({
       stream: process.stderr,
-      format: 'fanout {bar} {value} done ({failed} failed) · {inFlight} in flight · {waiting} waiting · {duration_formatted}',
+      format: 'fanout {bar} {value}/{total} done ({failed} failed) · {rate} · {eta_text} left · {inFlight} in flight · {waiting} waiting{extra}',
       hideCursor: true,
       fps: 10,
     });
-    bar.start(0, 0, { failed: 0, inFlight: 0, waiting: 0 });
+    bar.start(0, 0, { failed: 0, inFlight: 0, waiting: 0, rate: '0/s', eta_text: '-', extra: '' });
+    const draw = (): void => {
+      const f = figures();
+      bar.setTotal(latest.read);
+      bar.update(f.done, { failed: latest.failed, inFlight: latest.inFlight, waiting: latest.waiting, rate: f.rate, eta_text: f.eta, extra: f.extra });
+    };
+    const stopTicking = every(clock, 1000, draw);
     return {
       update: (p) => {
-        bar.setTotal(p.read);
-        bar.update(p.completed + p.failed, { failed: p.failed, inFlight: p.inFlight, waiting: p.waiting });
+        latest = p;
+        draw();
       },
-      stop: () => bar.stop(),
+      stop: () => {
+        stopTicking();
+        bar.stop();
+      },
     };
   }
-  const start = now();
-  let last = start;
+  const stopTicking = every(clock, 2000, () => {
+    const f = figures();
+    process.stderr.write(
+      `fanout: ${formatCount(f.done)}/${formatCount(latest.read)} done (${formatCount(latest.failed)} failed), ${f.rate}, ${f.eta} left, ${latest.inFlight} in flight, ${latest.waiting} waiting, ${formatMs(f.now - start)}${f.extra.replaceAll(' · ', ', ')}\n`,
+    );
+  });
   return {
     update: (p) => {
-      const t = now();
-      if (t - last < 2000) return;
-      last = t;
-      process.stderr.write(
-        `fanout: ${formatCount(p.completed + p.failed)}/${formatCount(p.read)} done (${formatCount(p.failed)} failed), ${p.inFlight} in flight, ${p.waiting} waiting, ${formatMs(t - start)}\n`,
-      );
+      latest = p;
     },
-    stop: () => undefined,
+    stop: stopTicking,
+  };
+}
+
+/** Calls `tick` every `ms` on the clock until the returned function is called. */
+function every(clock: FanoutEngine['clock'], ms: number, tick: () => void): () => void {
+  let cancel: () => void = () => undefined;
+  let stopped = false;
+  const arm = (): void => {
+    cancel = clock.setTimer(ms, () => {
+      if (stopped) return;
+      tick();
+      arm();
+    });
+  };
+  arm();
+  return () => {
+    stopped = true;
+    cancel();
   };
 }
 

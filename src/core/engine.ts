@@ -346,6 +346,18 @@ export class Engine {
     return this.pending;
   }
 
+  /** When the call in flight longest started (engine clock), or undefined when none is in flight. */
+  oldestCallStartedAt(): number | undefined {
+    if (this.scheduler.inFlight === 0) return undefined;
+    let oldest: number | undefined;
+    for (const task of this.tasks.values()) {
+      if (task.state !== 'processing') continue;
+      const started = task.attempts?.at(-1)?.startedAt;
+      if (started !== undefined && (oldest === undefined || started < oldest)) oldest = started;
+    }
+    return oldest;
+  }
+
   /** How many tasks not ended are in each state (queued, rate_limited, processing, ...). */
   pendingByState(): Record<string, number> {
     const counts: Record<string, number> = {};
