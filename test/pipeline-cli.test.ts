@@ -38,7 +38,11 @@ describe('fanout simulate and fanout run', () => {
       ].join('\n'),
     );
     const run = fanout(['run', file, '--input', 'topic=caching', '--json']);
-    expect(run.stderr).toBe('');
+    // Each step as it starts and ends, in order: a and b at once, both after them.
+    const progress = run.stderr.trim().split('\n').map((line) => line.replace(/^fanout run: [\d.]+ s /, '').replace(/ after [\d.]+ s$/, ''));
+    expect(progress.slice(0, 2).sort()).toEqual(['a started', 'b started']);
+    expect(progress.slice(-2)).toEqual(['both started', 'both completed']);
+    expect(progress.sort()).toEqual(['a completed', 'a started', 'b completed', 'b started', 'both completed', 'both started']);
     expect(run.status).toBe(0);
     const result = JSON.parse(run.stdout);
     expect(result.ok).toBe(true);
@@ -64,7 +68,7 @@ describe('tools', () => {
     const dir = mkdtempSync(join(tmpdir(), 'fanout-tools-'));
     const fast = join(dir, 'fast.yaml');
     writeFileSync(fast, 'providers:\n  mock:\n    defaults: { latency: 20 }\n');
-    const run = fanout(['run', 'examples/architecture-assistant.yaml', '--config', fast, '--tools', 'examples/architecture-tools.mjs', '--json']);
+    const run = fanout(['run', 'examples/architecture-assistant.yaml', '--config', fast, '--tools', 'examples/architecture-tools.mjs', '--json', '--no-progress']);
     expect(run.stderr).toBe('');
     expect(run.status).toBe(0);
     const result = JSON.parse(run.stdout);

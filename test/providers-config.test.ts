@@ -118,7 +118,7 @@ describe('provider configuration', () => {
         '  deep: { model: "bedrock:anthropic.claude-sonnet-5-v1:0", prompt: "and {{ steps.fast.output }}" }',
       ].join('\n'),
     );
-    const run = await fanout(dir, ['run', 'p.yaml', '--json'], {
+    const run = await fanout(dir, ['run', 'p.yaml', '--json', '--no-progress'], {
       FAKE_GROQ_KEY: 'gsk-env',
       AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE',
       AWS_SECRET_ACCESS_KEY: 'secret',

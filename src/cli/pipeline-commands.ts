@@ -6,9 +6,9 @@ import { engineOptionsFromConfig } from '../config/engine-options.js';
 import { FanoutError } from '../core/errors.js';
 import { createEngine } from '../create-engine.js';
 import { loadPipelineFile, type PipelineFile } from '../pipeline/load.js';
-import { runPipeline, type PipelineRun, type ToolFunction } from '../pipeline/run.js';
+import { runPipeline, type PipelineRun, type StepResult, type ToolFunction } from '../pipeline/run.js';
 import type { Pipeline } from '../pipeline/spec.js';
-import { renderMermaid, renderSvg } from '../sim/charts.js';
+import { renderMermaid, renderSvg, seconds as formatSeconds } from '../sim/charts.js';
 import { renderGantt } from '../sim/gantt.js';
 import { simulate, type Simulation } from '../sim/simulate.js';
 import { fromData, loadConfig } from './config-file.js';
@@ -24,6 +24,7 @@ interface PipelineFlags {
   json?: boolean;
   width?: string;
   config?: string;
+  progress?: boolean;
 }
 
 /** `name=value`, or `name=@file` for a file's text. */
@@ -98,6 +99,7 @@ export function registerPipelineCommands(program: Command, setExitCode: (code: n
     .option('--svg <file>', 'also write the gantt chart as SVG')
     .option('--mermaid', 'print the gantt chart as a Mermaid block instead of text')
     .option('--json', 'print the run as JSON')
+    .option('--no-progress', 'no line on stderr as each step starts and ends')
     .action(async (path: string, flags: PipelineFlags) => {
       const file = loadPipelineFile(path, (data, source) => fromData(data, source));
       const pipelines = chosen(file, flags.pipeline);
@@ -109,7 +111,13 @@ export function registerPipelineCommands(program: Command, setExitCode: (code: n
       engine.on('model-unconfigured', (event) => process.stderr.write(unconfiguredNotice(event.key as string, event)));
       let run: PipelineRun;
       try {
-        run = await runPipeline(engine, pipelines[0] as Pipeline, { inputs: parseInputs(flags.input), tools: await loadTools(flags.tools) });
+        const startedAt = engine.clock.now();
+        const since = (): string => formatSeconds(engine.clock.now() - startedAt);
+        const progress = flags.progress === false ? {} : {
+          onStepStart: (step: string) => process.stderr.write(`fanout run: ${since()} ${step} started\n`),
+          onStepEnd: (step: StepResult) => process.stderr.write(`fanout run: ${since()} ${step.name} ${step.state}${step.startedAt === undefined ? '' : ` after ${formatSeconds((step.endedAt ?? step.startedAt) - step.startedAt)}`}${step.error ? ` (${step.error.code}: ${step.error.message})` : ''}\n`),
+        };
+        run = await runPipeline(engine, pipelines[0] as Pipeline, { inputs: parseInputs(flags.input), tools: await loadTools(flags.tools), ...progress });
       } finally {
         await engine.close();
       }

@@ -24,6 +24,8 @@ export interface RunPipelineOptions {
   simulateTools?: boolean;
   /** The tenant the run's calls belong to (their cache entries and visibility). */
   tenant?: string;
+  /** Told of each step as it starts (after the steps it needs have ended). */
+  onStepStart?: (step: string) => void;
   /** Told of each step as it ends (completed, failed or skipped), before the run ends. */
   onStepEnd?: (step: StepResult) => void;
   /** Longest prompt, system prompt or tool argument a template may render to, in characters. Default 1,000,000. */
@@ -228,6 +230,7 @@ class PipelineRunner {
       return;
     }
     result.startedAt = this.engine.clock.now();
+    this.options.onStepStart?.(step.name);
     try {
       if (step.kind === 'split') result.output = this.split(step);
       else if (step.spec.forEach !== undefined) {
