@@ -37,6 +37,26 @@ function readJsonl(path: string): Array<Record<string, any>> {
   return readFileSync(path, 'utf8').trim().split('\n').map((line) => JSON.parse(line));
 }
 
+/** A batch of 30 lines paced at 10 a second, sent `signal` once its first progress line is out. */
+async function slowBatchStoppedBy(signal: NodeJS.Signals, extra: string[] = []): Promise<{ dir: string; run: Run }> {
+  const dir = workdir();
+  const input = join(dir, 'in.jsonl');
+  writeFileSync(input, Array.from({ length: 30 }, (_, i) => JSON.stringify({ id: `c${i}`, model: 'mock:slow', prompt: `p${i}` })).join('\n'));
+  const config = join(dir, 'fanout.yaml');
+  writeFileSync(config, 'models:\n  "mock:slow": { limits: { requestsPerMinute: 600, burstSeconds: 1 } }\nproviders:\n  mock:\n    models:\n      slow: { latency: 200 }\n');
+  let sent = false;
+  const run = await fanout(['batch', input, '-o', join(dir, 'out.jsonl'), '--config', config, ...extra], {
+    cwd: dir,
+    onStderr: (text, child) => {
+      if (!sent && /\d+\/30 done/.test(text)) {
+        sent = true;
+        child.kill(signal);
+      }
+    },
+  });
+  return { dir, run };
+}
+
 describe('fanout batch', () => {
   it('answers 10,000 lines in input order under a configured limit, with a computed utilisation and no 429', async () => {
     const dir = workdir();
@@ -238,21 +258,7 @@ describe('fanout batch never destroys its input', () => {
   });
 
   it('says up front, and when stopped, that a batch from standard input or in memory cannot fully resume', async () => {
-    const dir = workdir();
-    const input = join(dir, 'in.jsonl');
-    writeFileSync(input, Array.from({ length: 30 }, (_, i) => JSON.stringify({ id: `c${i}`, model: 'mock:slow', prompt: `p${i}` })).join('\n'));
-    const config = join(dir, 'fanout.yaml');
-    writeFileSync(config, 'models:\n  "mock:slow": { limits: { requestsPerMinute: 600, burstSeconds: 1 } }\nproviders:\n  mock:\n    models:\n      slow: { latency: 200 }\n');
-    let sent = false;
-    const run = await fanout(['batch', input, '-o', join(dir, 'out.jsonl'), '--config', config, '--store', 'memory'], {
-      cwd: dir,
-      onStderr: (text, child) => {
-        if (!sent && /\d+\/30 done/.test(text)) {
-          sent = true;
-          child.kill('SIGINT');
-        }
-      },
-    });
+    const { dir, run } = await slowBatchStoppedBy('SIGINT', ['--store', 'memory']);
     expect(run.code).toBe(130);
     expect(run.stderr).toMatch(/^fanout batch: this batch cannot fully resume after an interruption: its tasks are kept in memory/);
     expect(run.stderr).not.toContain('run the same command again to resume');
@@ -301,21 +307,7 @@ describe('fanout batch never destroys its input', () => {
   });
 
   it('ends with its summary on SIGTERM too, and exits 143', async () => {
-    const dir = workdir();
-    const input = join(dir, 'in.jsonl');
-    writeFileSync(input, Array.from({ length: 30 }, (_, i) => JSON.stringify({ id: `c${i}`, model: 'mock:slow', prompt: `p${i}` })).join('\n'));
-    const config = join(dir, 'fanout.yaml');
-    writeFileSync(config, 'models:\n  "mock:slow": { limits: { requestsPerMinute: 600, burstSeconds: 1 } }\nproviders:\n  mock:\n    models:\n      slow: { latency: 200 }\n');
-    let sent = false;
-    const run = await fanout(['batch', input, '-o', join(dir, 'out.jsonl'), '--config', config], {
-      cwd: dir,
-      onStderr: (text, child) => {
-        if (!sent && /\d+\/30 done/.test(text)) {
-          sent = true;
-          child.kill('SIGTERM');
-        }
-      },
-    });
+    const { run } = await slowBatchStoppedBy('SIGTERM');
     expect(run.code).toBe(143);
     expect(run.stdout).toMatch(/^fanout batch: 30 lines from .* \(interrupted\)\n/);
     expect(run.stdout).toContain('stopped by SIGTERM: what finished is kept; run the same command again to resume');
