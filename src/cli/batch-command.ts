@@ -281,6 +281,19 @@ function every(clock: FanoutEngine['clock'], ms: number, tick: () => void): () =
   };
 }
 
+/**
+ * The lower bound and utilisation, where they mean something: not for a run
+ * that sent nothing (every line was answered before), and not as a share of
+ * "what the limits allow" when no limit bound the run (the longest call did).
+ */
+function boundLines(s: BatchSummary): string[] {
+  if (s.attempts === 0) return ['  lower bound  - (this run sent no call)', '  utilisation  -'];
+  if (s.lowerBound.bindingOn === 'longest call') {
+    return [`  lower bound  ${formatMs(s.lowerBound.ms)} (the longest call: no limit bound this run)`, '  utilisation  - (no limit bound this run)'];
+  }
+  return [`  lower bound  ${formatMs(s.lowerBound.ms)} (set by ${s.lowerBound.bindingOn})`, `  utilisation  ${formatPercent(s.utilisation)} of what these limits allow`];
+}
+
 export function renderSummary(s: BatchSummary, where: { input: string; output: string; notResumable?: string; stoppedBy?: NodeJS.Signals }): string {
   const { input, output } = where;
   const errors = Object.entries(s.errorsByCode).map(([code, n]) => `${code} ${formatCount(n)}`).join(', ');
@@ -292,8 +305,7 @@ export function renderSummary(s: BatchSummary, where: { input: string; output: s
     `  attempts     ${formatCount(s.attempts)} (${formatCount(s.retries)} retries, ${formatCount(s.http429)} answered 429)`,
     `  wall time    ${formatMs(s.wallMs)}`,
     `  latency      p50 ${formatMs(s.latencyMs.p50)} · p90 ${formatMs(s.latencyMs.p90)} · p99 ${formatMs(s.latencyMs.p99)}`,
-    `  lower bound  ${formatMs(s.lowerBound.ms)} (set by ${s.lowerBound.bindingOn})`,
-    `  utilisation  ${formatPercent(s.utilisation)} of what these limits allow`,
+    ...boundLines(s),
   ];
   const resumed = s.resumed.written + s.resumed.stored + s.resumed.running;
   if (resumed > 0) {
