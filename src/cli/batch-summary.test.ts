@@ -6,6 +6,8 @@ const summary = (extra: Partial<BatchSummary>): BatchSummary => ({
   lines: 10,
   completed: 10,
   failed: 0,
+  invalid: 0,
+  cancelled: 0,
   cacheHits: 0,
   interrupted: false,
   resumed: { written: 0, stored: 0, running: 0 },
