@@ -106,4 +106,13 @@ describe('charts', () => {
     expect(run.status).toBe(0);
     expect(run.stdout.trim()).toBe((JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version);
   });
+
+  it('answers a misspelt option or command with the error, a "did you mean" and one hint, exit 2', () => {
+    const option = fanout(['batch', 'in.jsonl', '-o', 'out.jsonl', '--frsh']);
+    expect(option.status).toBe(2);
+    expect(option.stderr).toBe("error: unknown option '--frsh'\n(Did you mean --fresh?)\n(fanout <command> --help lists the options)\n");
+    const command = fanout(['bach']);
+    expect(command.status).toBe(2);
+    expect(command.stderr).toBe("error: unknown command 'bach'\n(Did you mean batch?)\n(fanout <command> --help lists the options)\n");
+  });
 });

@@ -17,7 +17,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     .description('Run many LLM calls at once, as fast as the providers\' rate limits allow and never faster.')
     .version(packageVersion(), '-V, --version', 'print fanout\'s version')
     .exitOverride()
-    .showHelpAfterError();
+    // A usage error is the error and commander's "did you mean", then one hint: not the whole help.
+    .showHelpAfterError('(fanout <command> --help lists the options)');
   const setExitCode = (code: number): void => {
     exitCode = code;
   };
