@@ -17,6 +17,7 @@ export type ErrorCode =
   | 'network'
   | 'bad_request'
   | 'auth'
+  | 'forbidden'
   | 'quota_exhausted'
   | 'not_found'
   | 'cancelled'

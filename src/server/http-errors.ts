@@ -8,6 +8,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   request_too_large: 400,
   bad_request: 400,
   auth: 401,
+  forbidden: 403,
   not_found: 404,
   unknown_task: 404,
   cancelled: 409,

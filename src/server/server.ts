@@ -187,7 +187,7 @@ function browserRefusal(request: FastifyRequest, hasKeys: boolean, allowedOrigin
 
 /** The task of `id` if it belongs to `tenant`, from memory or the store; another tenant's task is as unknown as a missing one. */
 async function ownTask(engine: FanoutEngine, tenant: string, id: string): Promise<TaskStatus | undefined> {
-  const status = engine.status(id) ?? (await engine.find(id));
+  const status = await engine.find(id);
   return status && status.tenant === tenant ? status : undefined;
 }
 
@@ -281,11 +281,11 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
     const path = request.url.split('?')[0] as string;
     if (OPEN_PATHS.has(path)) return;
     const refusal = browserRefusal(request, keys.size > 0, options.allowedOrigins ?? []);
-    if (refusal) return reply.code(403).send({ error: { code: 'forbidden', message: refusal, type: 'invalid_request_error' } });
+    if (refusal) return send(reply, new FanoutError('forbidden', refusal));
     if (path === '/metrics' && keys.size > 0) {
       if (metricsKeys.tenantOf(request.headers.authorization) !== undefined) return;
       const message = metricsKeys.size > 0 ? 'GET /metrics needs an operator key (--metrics-key)' : 'GET /metrics names every tenant\'s models and pipelines: start the server with an operator key (--metrics-key) to read it';
-      return reply.code(403).send({ error: { code: 'forbidden', message, type: 'invalid_request_error' } });
+      return send(reply, new FanoutError('forbidden', message));
     }
     const tenant = keys.size === 0 ? 'default' : keys.tenantOf(request.headers.authorization);
     if (tenant === undefined) return send(reply, new FanoutError('auth', 'a valid API key is needed: Authorization: Bearer <key>'));
