@@ -4,7 +4,8 @@ import type { FanoutEngine } from '../create-engine.js';
 import { asFanoutError, FanoutError, type ErrorCode } from '../core/errors.js';
 import { isTerminal, type TaskState } from '../core/task-state.js';
 import type { TaskStatus } from '../core/task.js';
-import type { StoredRecord, TaskRow } from '../store/task-store.js';
+import type { TaskRow, TaskStore } from '../store/task-store.js';
+import { readRecord, writeRecord } from './records.js';
 
 interface Entry {
   line: number;
@@ -201,18 +202,15 @@ export class BatchRegistry {
       lines: batch.entries.length,
       invalid: batch.entries.filter((entry) => !entry.taskId).map((entry) => ({ line: entry.line, customId: entry.customId, error: entry.error as { code: ErrorCode; message: string } })),
     };
-    const record: StoredRecord = { id: batch.id, kind: 'batch', tenant: batch.tenant, createdAt: batch.createdAt, state: batch.state, data };
-    await this.engine.store?.putRecord(record);
+    await writeRecord(this.engine, 'batch', batch, data);
   }
 
   /** A batch back from its record and its tasks' rows. */
   private async load(id: string): Promise<ServerBatch | undefined> {
-    const store = this.engine.store;
-    if (!id.startsWith('batch_') || !store) return undefined;
-    const record = await store.getRecord(id);
-    if (!record || record.kind !== 'batch') return undefined;
+    const record = await readRecord(this.engine, 'batch', id);
+    if (!record) return undefined;
     const data = record.data as BatchData;
-    const rows = await store.listBatch(id);
+    const rows = await (this.engine.store as TaskStore).listBatch(id);
     const entries: Entry[] = [
       ...data.invalid.map((invalid) => ({ ...invalid })),
       ...rows.map((row: TaskRow) => {

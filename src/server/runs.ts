@@ -4,6 +4,7 @@ import type { PipelineRun, StepResult } from '../pipeline/run.js';
 import { checkPipeline, resolveInputs, type Pipeline } from '../pipeline/spec.js';
 import type { StoredRecord } from '../store/task-store.js';
 import { forgetOldest, MAX_KEPT } from './batches.js';
+import { readRecord, writeRecord } from './records.js';
 
 /** What a run's watchers hear: a step that ended, then the run's end. */
 export type RunChange = { type: 'step'; step: StepResult } | { type: 'end' };
@@ -147,15 +148,12 @@ export class RunRegistry {
   }
 
   private async save(run: ServerRun, data: RunData): Promise<void> {
-    const record: StoredRecord = { id: run.id, kind: 'run', tenant: run.tenant, createdAt: run.createdAt, state: run.state, data };
-    await this.engine.store?.putRecord(record);
+    await writeRecord(this.engine, 'run', run, data);
   }
 
   private async load(id: string): Promise<ServerRun | undefined> {
-    const store = this.engine.store;
-    if (!id.startsWith('run_') || !store) return undefined;
-    const record = await store.getRecord(id);
-    if (!record || record.kind !== 'run') return undefined;
+    const record = await readRecord(this.engine, 'run', id);
+    if (!record) return undefined;
     const run = this.fromRecord(record);
     this.keep(run);
     return run;
