@@ -9,6 +9,7 @@ export type { AttemptRecord, ErrorCode } from './core/errors.js';
 export type { EngineEvent, EngineEventType, EventListener, EventStreamOptions } from './core/events.js';
 export type { ModelSettings } from './core/models.js';
 export type { RetryOptions } from './core/retry.js';
+export type { CallTimeouts } from './core/watchdog.js';
 export { TASK_STATES, isTerminal, type TaskState } from './core/task-state.js';
 export type { TaskOutcome, TaskStatus, TimeSplit } from './core/task.js';
 export type { ChatMessage, ModelRequest, ModelResult, RateLimitInfo, TaskRequest, Usage } from './core/types.js';

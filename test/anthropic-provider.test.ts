@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { SystemClock } from '../src/core/clock.js';
+import { createEngine } from '../src/create-engine.js';
 import { ProviderError } from '../src/core/errors.js';
 import { AnthropicProvider } from '../src/providers/anthropic/anthropic-provider.js';
 import type { ModelCall } from '../src/providers/provider.js';
@@ -96,5 +97,26 @@ describe('Anthropic provider, through @anthropic-ai/sdk', () => {
   it('charges cache reads against input limits only on the older models that count them', () => {
     expect(provider().accounting('claude-sonnet-5')).toEqual({ rule: 'anthropic', cacheReadsCount: false });
     expect(provider().accounting('claude-3-5-haiku-20241022')).toEqual({ rule: 'anthropic', cacheReadsCount: true });
+  });
+});
+
+describe('Anthropic calls that stop answering', () => {
+  const timeouts = { firstByteMs: 300, idleMs: 300, perOutputTokenMs: 0 };
+  const engine = () => createEngine({ providers: [new AnthropicProvider({ apiKey: 'sk-ant-test', baseURL: fake.url, timeouts })], cache: false });
+
+  it('ends a call whose server accepted it and never answered at the first-byte limit', async () => {
+    fake.script({ kind: 'hang' });
+    const fanout = engine();
+    const handle = fanout.submit({ model: 'anthropic:claude-sonnet-5', messages: [{ role: 'user', content: 'hi' }], maxAttempts: 1 });
+    await expect(handle.result()).rejects.toMatchObject({ code: 'timeout', message: 'no answer began within 0.3 s of sending the call (first-byte limit)' });
+    await fanout.close();
+  });
+
+  it('ends a stream that stopped halfway at the idle-stream limit', async () => {
+    fake.script({ kind: 'stream', deltas: ['Hel', 'lo', '!'], stallAfter: 2 });
+    const fanout = engine();
+    const handle = fanout.submit({ model: 'anthropic:claude-sonnet-5', messages: [{ role: 'user', content: 'hi' }], maxAttempts: 1, stream: true });
+    await expect(handle.result()).rejects.toMatchObject({ code: 'timeout', message: 'the answer stopped for 0.3 s (idle-stream limit)' });
+    await fanout.close();
   });
 });

@@ -159,3 +159,24 @@ describe('the engine over the OpenAI-compatible provider', () => {
     await engine.close();
   });
 });
+
+describe('OpenAI-compatible calls that stop answering', () => {
+  const timeouts = { firstByteMs: 300, idleMs: 300, perOutputTokenMs: 0 };
+  const engine = () => createEngine({ providers: [new OpenAiCompatibleProvider({ name: 'openai', apiKey: 'sk-test-key', baseURL: fake.url, timeouts })], cache: false });
+
+  it('ends a call whose server accepted it and never answered at the first-byte limit', async () => {
+    fake.script({ kind: 'hang' });
+    const fanout = engine();
+    const handle = fanout.submit({ model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], maxAttempts: 1 });
+    await expect(handle.result()).rejects.toMatchObject({ code: 'timeout', message: 'no answer began within 0.3 s of sending the call (first-byte limit)' });
+    await fanout.close();
+  });
+
+  it('ends a stream that stopped halfway at the idle-stream limit', async () => {
+    fake.script({ kind: 'stream', deltas: ['Hel', 'lo', '!'], stallAfter: 2 });
+    const fanout = engine();
+    const handle = fanout.submit({ model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], maxAttempts: 1, stream: true });
+    await expect(handle.result()).rejects.toMatchObject({ code: 'timeout', message: 'the answer stopped for 0.3 s (idle-stream limit)' });
+    await fanout.close();
+  });
+});

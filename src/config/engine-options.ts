@@ -18,6 +18,7 @@ export function engineOptionsFromConfig(config: FanoutConfig, extra: EngineOptio
     retry: config.retry,
     models: config.models,
     groups: config.groups,
+    callTimeouts: config.timeouts,
     ...extra,
     providers: [mock, ...providersFromConfig(config), ...given],
     mock,

@@ -26,7 +26,7 @@ export function providersFromConfig(config: FanoutConfig): Provider[] {
     const kind = options.kind ?? (name === 'anthropic' ? 'anthropic' : name === 'bedrock' ? 'bedrock' : 'openai-compatible');
     if (kind === 'bedrock') {
       // Credentials come from the AWS SDK's own chain (environment, profile, instance role).
-      providers.push(new BedrockProvider({ name, region: options.region, endpoint: options.endpoint, http1: options.http1 }));
+      providers.push(new BedrockProvider({ name, region: options.region, endpoint: options.endpoint, http1: options.http1, timeouts: options.timeouts }));
       continue;
     }
     const known = KNOWN[name];
@@ -44,7 +44,7 @@ export function providersFromConfig(config: FanoutConfig): Provider[] {
         issues.push(`providers.${name}.apiKey: Anthropic needs an API key (write apiKey: "\${ANTHROPIC_API_KEY}" to take it from the environment)`);
         continue;
       }
-      providers.push(new AnthropicProvider({ name, apiKey: options.apiKey, baseURL, timeoutMs: options.timeoutMs }));
+      providers.push(new AnthropicProvider({ name, apiKey: options.apiKey, baseURL, timeoutMs: options.timeoutMs, timeouts: options.timeouts }));
       continue;
     }
     providers.push(
@@ -54,6 +54,7 @@ export function providersFromConfig(config: FanoutConfig): Provider[] {
         baseURL,
         dialect: options.dialect ?? known?.dialect ?? 'openai',
         timeoutMs: options.timeoutMs,
+        timeouts: options.timeouts,
       }),
     );
   }

@@ -36,6 +36,13 @@ export const mockModelSchema = z.strictObject({
   faults: z.strictObject({ serverError: share.optional(), overloaded: share.optional(), timeout: share.optional() }).optional(),
 });
 
+/** How long a call may go without a sign of its answer (see `CallTimeouts`). */
+const callTimeoutsSchema = z.strictObject({
+  firstByteMs: z.number().int().positive().optional(),
+  idleMs: z.number().int().positive().optional(),
+  perOutputTokenMs: z.number().min(0).optional(),
+});
+
 export const openAiCompatibleSchema = z.strictObject({
   /** The API the server speaks. Default: `anthropic` and `bedrock` for those names, else `openai-compatible`. */
   kind: z.enum(['openai-compatible', 'anthropic', 'bedrock']).optional(),
@@ -50,12 +57,16 @@ export const openAiCompatibleSchema = z.strictObject({
   baseURL: z.url({ message: 'expected a URL such as http://localhost:8000/v1' }).optional(),
   /** What the rate-limit headers mean (Groq's request headers count per day). */
   dialect: z.enum(['openai', 'groq']).optional(),
+  /** The most one HTTP request may take, as the vendor SDK counts it: a last resort behind `timeouts`. */
   timeoutMs: z.number().int().positive().optional(),
+  timeouts: callTimeoutsSchema.optional(),
 });
 
 export const fanoutConfigSchema = z.strictObject({
   /** Calls in flight across the engine. */
   concurrency: z.number().int().positive().optional(),
+  /** Every provider's call timeouts, unless its own `providers.<name>.timeouts` says otherwise. */
+  timeouts: callTimeoutsSchema.optional(),
   defaultMaxTokens: z.number().int().positive().optional(),
   /** How long cached answers are kept, in ms (default 24 hours); per model: models[...].cacheTtlMs. */
   cacheTtlMs: z.number().int().positive().optional(),

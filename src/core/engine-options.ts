@@ -8,6 +8,7 @@ import type { ModelSettings } from './models.js';
 import type { Random } from './random.js';
 import type { RetryOptions } from './retry.js';
 import type { TaskStatus } from './task.js';
+import type { CallTimeouts } from './watchdog.js';
 import type { ModelResult } from './types.js';
 
 export interface EngineOptions {
@@ -26,6 +27,13 @@ export interface EngineOptions {
   retry?: RetryOptions;
   /** Max output tokens sent and reserved when a request names none. Default 1,024. */
   defaultMaxTokens?: number;
+  /**
+   * How long a call may go without a sign of its answer (see `CallTimeouts`),
+   * for every provider that sets none of its own (`Provider.timeouts`).
+   * Default: 60 s to the first byte, 60 s of silence in a stream, and a
+   * non-streamed answer 50 ms more per token of its max tokens.
+   */
+  callTimeouts?: CallTimeouts;
   /** Task id generator. Default: random prefix plus counter. */
   ids?: () => string;
   /**

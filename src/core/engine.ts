@@ -15,7 +15,8 @@ import { isTerminal } from './task-state.js';
 import { Gather, Outcome, type GatherOptions, type GatherOutcome } from './gather.js';
 import { Attempt, statusFromRow, Task, type TaskOutcome, type TaskStatus } from './task.js';
 import type { ModelResult, TaskRequest, Usage } from './types.js';
-import { nonNegative, positiveInteger, positiveNumber } from './option-checks.js';
+import { callTimeouts, nonNegative, positiveInteger, positiveNumber } from './option-checks.js';
+import { CallWatchdog, DEFAULT_CALL_TIMEOUTS, type CallTimeouts } from './watchdog.js';
 import { validateTaskRequest } from './validate.js';
 import type { CacheEntry } from '../cache/cache-store.js';
 import type { TaskRow, TaskStore } from '../store/task-store.js';
@@ -24,6 +25,11 @@ import { DEFAULT_CACHE_TTL_MS, ResultCache, type CachePolicy } from '../cache/re
 import { MemoryCacheStore } from '../store/memory/memory-cache-store.js';
 
 export type { EngineOptions, SubmitOptions, TaskHandle, TenantOptions } from './engine-options.js';
+
+/** How long the first call on a key of unknown limits holds back the rest before they go a few at a time. */
+const PROBE_PATIENCE_MS = 15_000;
+/** Calls in flight at once on a key of unknown limits whose first call failed or hung. */
+const MODEST_CONCURRENCY = 4;
 
 const TERMINAL_EVENTS: ReadonlySet<EngineEventType> = new Set(['task-completed', 'task-failed', 'task-cancelled']);
 
@@ -63,6 +69,12 @@ export class Engine {
   /** Resolves once tasks left in the store by an earlier run are back in the queues. */
   readonly recovered: Promise<number>;
   private readonly ownsCacheStore: boolean;
+  /** Each provider's call timeouts: its own over the engine's over the defaults. */
+  private readonly timeouts = new Map<string, Required<CallTimeouts>>();
+  /** Every call in flight, watched for a provider that has stopped answering. */
+  private readonly watchdog: CallWatchdog<Attempt>;
+  /** The call sent first on a key whose limits are not known yet, while it is the only one allowed. */
+  private readonly probes = new Map<string, Attempt>();
 
   constructor(options: EngineOptions = {}) {
     this.clock = options.clock ?? new SystemClock();
@@ -85,7 +97,12 @@ export class Engine {
     this.concurrency = concurrency;
     this.leaseMs = positiveInteger('leaseMs', options.leaseMs, DEFAULT_LEASE_MS);
     const providers = new Map<string, Provider>();
-    for (const provider of providerList(options.providers)) providers.set(provider.name, provider);
+    const engineTimeouts = callTimeouts('callTimeouts', options.callTimeouts, DEFAULT_CALL_TIMEOUTS);
+    for (const provider of providerList(options.providers)) {
+      providers.set(provider.name, provider);
+      this.timeouts.set(provider.name, callTimeouts(`providers.${provider.name}.timeouts`, provider.timeouts, engineTimeouts));
+    }
+    this.watchdog = new CallWatchdog(this.clock, (_, now) => this.openStalledProbes(now));
     this.models = new ModelRegistry({
       providers,
       models: options.models ?? {},
@@ -263,14 +280,7 @@ export class Engine {
 
   /** When the call in flight longest started (engine clock), or undefined when none is in flight. */
   oldestCallStartedAt(): number | undefined {
-    if (this.scheduler.inFlight === 0) return undefined;
-    let oldest: number | undefined;
-    for (const task of this.tasks.values()) {
-      if (task.state !== 'processing') continue;
-      const started = task.attempts?.at(-1)?.startedAt;
-      if (started !== undefined && (oldest === undefined || started < oldest)) oldest = started;
-    }
-    return oldest;
+    return this.watchdog.oldestStartedAt();
   }
 
   /** How many tasks not ended are in each state (queued, rate_limited, processing, ...). */
@@ -298,6 +308,7 @@ export class Engine {
     }
     for (const task of this.tasks.values()) if (!isTerminal(task.state)) this.cancel(task.id);
     this.scheduler.close();
+    this.watchdog.stop();
     this.hub.close();
     if (this.cache && this.ownsCacheStore) await this.cache.close();
   }
@@ -521,8 +532,14 @@ export class Engine {
     if (task.journal) task.lease = { attempt: `${task.id}:${attempt}`, until: now + (request.attemptTimeoutMs ?? this.leaseMs) };
     task.moveTo('processing', now);
     task.reservation = reservation;
-    const context = new Attempt(attempt, this.clock);
+    const resolved = task.model as ResolvedModel;
+    const maxTokens = request.maxTokens ?? this.defaultMaxTokens;
+    const limits = this.timeouts.get(resolved.provider.name) as Required<CallTimeouts>;
+    const firstByteMs = request.stream ? limits.firstByteMs : limits.firstByteMs + Math.ceil(maxTokens * limits.perOutputTokenMs);
+    const context = new Attempt(attempt, this.clock, now, firstByteMs, limits.idleMs);
     task.current = context;
+    this.watchdog.add(context);
+    if (this.limiter.isProbing(task.key)) this.probes.set(task.key, context);
     let cancelTimeout: (() => void) | undefined;
     if (request.attemptTimeoutMs !== undefined) {
       const ms = request.attemptTimeoutMs;
@@ -531,13 +548,12 @@ export class Engine {
       );
     }
     if (this.hub.active) this.emitTask('task-started', task, now, { attempt });
-    const resolved = task.model as ResolvedModel;
     const call: ModelCall = {
       model: resolved.modelName,
       messages: request.messages,
       system: request.system,
       cacheSystem: request.cacheSystem,
-      maxTokens: request.maxTokens ?? this.defaultMaxTokens,
+      maxTokens,
       temperature: request.temperature,
       topP: request.topP,
       stop: request.stop,
@@ -558,9 +574,10 @@ export class Engine {
     );
   }
 
-  private async consumeStream(task: Task, resolved: ResolvedModel, call: ModelCall, context: CallContext): Promise<ModelResult> {
+  private async consumeStream(task: Task, resolved: ResolvedModel, call: ModelCall, context: Attempt): Promise<ModelResult> {
     let result: ModelResult | undefined;
     for await (const event of resolved.provider.stream(call, context)) {
+      context.alive();
       if (event.type === 'done') result = event.result;
       else if (this.hub.wants('task-delta') && task.attempts?.length === context.attempt && task.state === 'processing') {
         this.emitTask('task-delta', task, this.clock.now(), { attempt: context.attempt, delta: event.text });
@@ -599,7 +616,29 @@ export class Engine {
       }
       this.scheduler.released(task);
     }
+    if (task.current) {
+      this.watchdog.delete(task.current);
+      if (this.probes.get(task.key) === task.current) this.probes.delete(task.key);
+    }
     task.current = undefined;
+  }
+
+  /**
+   * The first call on a key of unknown limits is sent alone, for its answer to
+   * say the limits. When it fails, or has had no answer for
+   * `PROBE_PATIENCE_MS`, the key's other calls stop waiting for it and go a
+   * few at a time (`MODEST_CONCURRENCY`, growing with successes, as after a 429).
+   */
+  private openStalledProbes(now: number): void {
+    for (const [key, probe] of this.probes) {
+      if (now - probe.startedAt < PROBE_PATIENCE_MS) continue;
+      this.openProbe(key);
+    }
+  }
+
+  private openProbe(key: string): void {
+    this.probes.delete(key);
+    if (this.limiter.stopProbing(key, MODEST_CONCURRENCY)) this.scheduler.unblock(key);
   }
 
   private succeeded(task: Task, attempt: number, resolved: ResolvedModel, result: ModelResult): void {
@@ -637,6 +676,7 @@ export class Engine {
       if (error.rateLimit) this.limiter.observe(task.key, observedLimits(error.rateLimit), now);
       if (error.code === 'rate_limited') this.limiter.backOff(task.key, now);
     }
+    if (this.limiter.isProbing(task.key)) this.openProbe(task.key);
     const maxAttempts = task.request.maxAttempts ?? this.retry.maxAttempts;
     const decision = decideRetry(error, attempt, maxAttempts, this.retry, this.random);
     this.applyCooldown(resolved.key, error, decision.retry ? decision.delayMs : undefined, now);

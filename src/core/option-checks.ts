@@ -1,4 +1,5 @@
 import { FanoutError } from './errors.js';
+import type { CallTimeouts } from './watchdog.js';
 
 /** `value` if it is a whole number ≥ 1, `fallback` if unset; otherwise an error naming the option and what came. */
 export function positiveInteger(name: string, value: number | undefined, fallback: number): number {
@@ -24,4 +25,13 @@ export function positiveNumber(name: string, value: number): number {
     throw new FanoutError('invalid_config', `${name}: expected a number > 0, received ${String(value)}`);
   }
   return value;
+}
+
+/** Call timeouts checked field by field (each a whole number of ms ≥ 1; `perOutputTokenMs` ≥ 0), over `fallback`. */
+export function callTimeouts(name: string, value: CallTimeouts | undefined, fallback: Readonly<Required<CallTimeouts>>): Required<CallTimeouts> {
+  return {
+    firstByteMs: positiveInteger(`${name}.firstByteMs`, value?.firstByteMs, fallback.firstByteMs),
+    idleMs: positiveInteger(`${name}.idleMs`, value?.idleMs, fallback.idleMs),
+    perOutputTokenMs: nonNegative(`${name}.perOutputTokenMs`, value?.perOutputTokenMs, fallback.perOutputTokenMs),
+  };
 }

@@ -166,10 +166,13 @@ export class Scheduler {
     queueMicrotask(() => this.pump());
   }
 
-  /** Re-checks the blocked keys after their limits changed (a cooldown, learned limits). */
+  /** Re-checks a blocked key after its limits changed (a cooldown, learned limits, more calls allowed at once). */
   unblock(key: string): void {
     const queue = this.queues.get(key);
-    if (queue) queue.blockedUntil = 0;
+    if (queue) {
+      queue.blockedUntil = 0;
+      queue.waitingForSlot = false;
+    }
     this.wake();
   }
 

@@ -8,6 +8,7 @@ import type { ResolvedModel } from './models.js';
 import type { AttemptRecord, FanoutError } from './errors.js';
 import { assertTransition, type TaskState } from './task-state.js';
 import type { ModelResult, TaskRequest, Usage } from './types.js';
+import type { WatchedCall } from './watchdog.js';
 
 /** Time a task spent in each waiting or working state, in milliseconds. */
 export interface TimeSplit {
@@ -174,14 +175,22 @@ export class Task {
  * the engine's own cost. Aborting before the signal exists records the
  * reason, and a signal made later starts aborted.
  */
-export class Attempt implements CallContext {
+export class Attempt implements CallContext, WatchedCall {
   private controller?: AbortController;
   reason?: unknown;
+  seenAt: number | undefined = undefined;
 
   constructor(
     readonly attempt: number,
     readonly clock: Clock,
+    readonly startedAt: number,
+    readonly firstByteLimitMs: number,
+    readonly idleLimitMs: number,
   ) {}
+
+  alive(): void {
+    this.seenAt = this.clock.now();
+  }
 
   get signal(): AbortSignal {
     if (!this.controller) {

@@ -293,6 +293,24 @@ export class Limiter {
     if (state.buckets.length === 0 && !Number.isFinite(state.maxConcurrent)) state.probing = true;
   }
 
+  /** True while `key` admits one call at a time for want of known limits. */
+  isProbing(key: string): boolean {
+    return this.keys.get(key)?.probing === true;
+  }
+
+  /**
+   * Stops admitting one call at a time on `key` without having learned its
+   * limits (the first call failed or hangs): `concurrent` calls at once from
+   * now on, one more after each window of successes. False when `key` was not probing.
+   */
+  stopProbing(key: string, concurrent: number): boolean {
+    const state = this.keys.get(key);
+    if (!state?.probing) return false;
+    state.probing = false;
+    state.adaptive ??= { limit: concurrent, successes: 0 };
+    return true;
+  }
+
   /** A call on `key` succeeded: after as many successes as calls allowed, allow one more. */
   succeeded(key: string): void {
     const state = this.keys.get(key);

@@ -1,5 +1,6 @@
 import type { Clock } from '../core/clock.js';
 import type { ChatMessage, ModelResult } from '../core/types.js';
+import type { CallTimeouts } from '../core/watchdog.js';
 import type { AccountingOptions } from '../limits/accounting.js';
 
 /** One call as a provider receives it: the model name without its `provider:` prefix. */
@@ -25,6 +26,13 @@ export interface CallContext {
   attempt: number;
   /** The engine's clock; a provider that waits uses it. */
   clock: Clock;
+  /**
+   * The provider has heard from the answer: its response headers, or any
+   * event of a stream, pings and reasoning included. A provider calls it on
+   * each, so that the engine's first-byte and idle-stream limits see a call
+   * that is slow but alive. Optional for callers outside the engine.
+   */
+  alive?(): void;
 }
 
 export type StreamEvent = { type: 'delta'; text: string } | { type: 'done'; result: ModelResult };
@@ -63,6 +71,8 @@ export interface Provider {
   serves?(model: string): boolean;
   /** The models `serves` accepts, when it accepts only a known list (for error messages and model lists). */
   servedModels?(): readonly string[] | undefined;
+  /** This provider's call timeouts, over the engine's `callTimeouts`. */
+  readonly timeouts?: CallTimeouts;
   /** How this provider charges its rate limits for `model`. */
   accounting(model: string): AccountingOptions;
   close?(): Promise<void>;

@@ -10,7 +10,8 @@ import { listenOnLoopback } from './listen.js';
  */
 export type AnthropicReply =
   | { kind: 'json'; status?: number; headers?: Record<string, string>; body: unknown }
-  | { kind: 'stream'; deltas: string[]; usage?: { input_tokens: number; output_tokens: number; cache_read_input_tokens?: number; cache_creation_input_tokens?: number }; errorAfter?: number };
+  | { kind: 'stream'; deltas: string[]; usage?: { input_tokens: number; output_tokens: number; cache_read_input_tokens?: number; cache_creation_input_tokens?: number }; errorAfter?: number; stallAfter?: number }
+  | { kind: 'hang' };
 
 export interface AnthropicRequest {
   headers: IncomingHttpHeaders;
@@ -58,6 +59,7 @@ export async function startAnthropicFake(): Promise<AnthropicFake> {
         res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ type: 'error', error: { type: 'authentication_error', message: 'invalid x-api-key' } }));
         return;
       }
+      if (reply.kind === 'hang') return;
       if (reply.kind === 'json') {
         res.writeHead(reply.status ?? 200, { 'content-type': 'application/json', 'request-id': `req_${served}`, ...reply.headers }).end(JSON.stringify(reply.body));
         return;
@@ -68,6 +70,7 @@ export async function startAnthropicFake(): Promise<AnthropicFake> {
       res.write(sse('content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }));
       res.write(sse('ping', { type: 'ping' }));
       for (const [i, delta] of reply.deltas.entries()) {
+        if (reply.stallAfter === i) return;
         if (reply.errorAfter === i) {
           res.end(sse('error', { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } }));
           return;

@@ -10,7 +10,7 @@ import { listenOnLoopback } from './listen.js';
  */
 export type FakeReply =
   | { kind: 'json'; status?: number; headers?: Record<string, string>; body: unknown }
-  | { kind: 'stream'; headers?: Record<string, string>; deltas: string[]; usage?: Usage; errorAfter?: number }
+  | { kind: 'stream'; headers?: Record<string, string>; deltas: string[]; usage?: Usage; errorAfter?: number; stallAfter?: number }
   | { kind: 'text'; status: number; contentType: string; body: string }
   | { kind: 'reset' }
   | { kind: 'hang' };
@@ -76,6 +76,7 @@ function stream(res: ServerResponse, reply: Extract<FakeReply, { kind: 'stream' 
   res.writeHead(200, { 'content-type': 'text/event-stream', 'x-request-id': 'req_stream_1', ...reply.headers });
   res.write(chunk({ role: 'assistant', content: '', refusal: null }, null));
   for (const [i, delta] of reply.deltas.entries()) {
+    if (reply.stallAfter === i) return;
     if (reply.errorAfter === i) {
       res.end(`data: ${JSON.stringify({ error: { message: 'The server had an error while processing your request.', type: 'server_error', param: null, code: null } })}\n\n`);
       return;

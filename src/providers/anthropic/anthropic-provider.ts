@@ -6,6 +6,7 @@ import type { CallContext, ModelCall, Provider, StreamEvent } from '../provider.
 import { anthropicRateLimits } from '../rate-limit-headers.js';
 import { anthropicSdk } from '../sdk.js';
 import { StreamResult } from '../stream-result.js';
+import type { CallTimeouts } from '../../core/watchdog.js';
 
 export interface AnthropicOptions {
   /** The prefix of its models. Default `anthropic`. */
@@ -15,6 +16,8 @@ export interface AnthropicOptions {
   baseURL?: string;
   /** Milliseconds one HTTP request may take. Default 600,000. Passed on every call, so large `max_tokens` never trips the SDK's non-streaming guard. */
   timeoutMs?: number;
+  /** How long a call may go without a sign of its answer; over the engine's `callTimeouts`. */
+  timeouts?: CallTimeouts;
 }
 
 const FINISH: Record<string, FinishReason> = { end_turn: 'stop', stop_sequence: 'stop', max_tokens: 'length', tool_use: 'tool_calls', refusal: 'content_filter', pause_turn: 'other' };
@@ -44,10 +47,12 @@ export class AnthropicProvider implements Provider {
   readonly name: string;
   private readonly client: Anthropic;
   private readonly timeoutMs: number;
+  readonly timeouts?: CallTimeouts;
 
   constructor(options: AnthropicOptions) {
     this.name = options.name ?? 'anthropic';
     this.timeoutMs = options.timeoutMs ?? 600_000;
+    this.timeouts = options.timeouts;
     const { Anthropic: Client } = anthropicSdk();
     this.client = new Client({ apiKey: options.apiKey, baseURL: options.baseURL ?? 'https://api.anthropic.com', maxRetries: 0, timeout: this.timeoutMs });
   }
@@ -101,7 +106,9 @@ export class AnthropicProvider implements Provider {
         .withResponse();
       result.requestId = response.headers.get('request-id') ?? undefined;
       result.rateLimit = anthropicRateLimits(response.headers, context.clock.now());
+      context.alive?.();
       for await (const event of events) {
+        context.alive?.();
         if (event.type === 'message_start') {
           result.model = event.message.model;
           result.usage = usageOf(event.message.usage);

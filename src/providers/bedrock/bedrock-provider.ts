@@ -12,6 +12,7 @@ import { bedrockBurndown, type AccountingOptions } from '../../limits/accounting
 import type { CallContext, ModelCall, Provider, StreamEvent } from '../provider.js';
 import { bedrockSdk, nodeHttpHandlerModule } from '../sdk.js';
 import { StreamResult } from '../stream-result.js';
+import type { CallTimeouts } from '../../core/watchdog.js';
 
 export interface BedrockOptions {
   /** The prefix of its models. Default `bedrock`. */
@@ -24,6 +25,8 @@ export interface BedrockOptions {
   endpoint?: string;
   /** Speak HTTP/1.1 instead of the SDK's default HTTP/2 (gateways and local fakes often need it). */
   http1?: boolean;
+  /** How long a call may go without a sign of its answer; over the engine's `callTimeouts`. */
+  timeouts?: CallTimeouts;
 }
 
 const FINISH: Record<string, FinishReason> = { end_turn: 'stop', stop_sequence: 'stop', max_tokens: 'length', tool_use: 'tool_calls', content_filtered: 'content_filter', guardrail_intervened: 'content_filter' };
@@ -63,9 +66,11 @@ function usageOf(usage: TokenUsage | undefined): Usage {
 export class BedrockProvider implements Provider {
   readonly name: string;
   private readonly client: BedrockRuntimeClient;
+  readonly timeouts?: CallTimeouts;
 
   constructor(options: BedrockOptions = {}) {
     this.name = options.name ?? 'bedrock';
+    this.timeouts = options.timeouts;
     const { BedrockRuntimeClient: Client } = bedrockSdk();
     this.client = new Client({
       region: options.region,
@@ -122,7 +127,9 @@ export class BedrockProvider implements Provider {
     try {
       const output = await this.client.send(new (bedrockSdk().ConverseStreamCommand)(this.input(call)), { abortSignal: context.signal });
       result.requestId = output.$metadata.requestId;
+      context.alive?.();
       for await (const event of output.stream ?? []) {
+        context.alive?.();
         const delta = event.contentBlockDelta?.delta?.text;
         if (delta) yield result.delta(delta);
         if (event.messageStop) result.finishReason = FINISH[event.messageStop.stopReason ?? 'end_turn'] ?? 'other';

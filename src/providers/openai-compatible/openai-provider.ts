@@ -6,6 +6,7 @@ import type { CallContext, ModelCall, Provider, StreamEvent } from '../provider.
 import { openAiRateLimits } from '../rate-limit-headers.js';
 import { openAiSdk } from '../sdk.js';
 import { StreamResult } from '../stream-result.js';
+import type { CallTimeouts } from '../../core/watchdog.js';
 import { ChatHttp } from './chat-http.js';
 import { classifyOpenAiError } from './classify.js';
 
@@ -21,6 +22,8 @@ export interface OpenAiCompatibleOptions {
   /** Milliseconds one HTTP request may take. Default 600,000 (the SDK's). */
   timeoutMs?: number;
   defaultHeaders?: Record<string, string>;
+  /** How long a call may go without a sign of its answer; over the engine's `callTimeouts`. */
+  timeouts?: CallTimeouts;
 }
 
 const FINISH: Record<string, FinishReason> = { stop: 'stop', length: 'length', content_filter: 'content_filter', tool_calls: 'tool_calls', function_call: 'tool_calls' };
@@ -57,10 +60,12 @@ export class OpenAiCompatibleProvider implements Provider {
   private sdkClient?: OpenAI;
   private readonly http: ChatHttp;
   private readonly dialect: 'openai' | 'groq';
+  readonly timeouts?: CallTimeouts;
 
   constructor(options: OpenAiCompatibleOptions) {
     this.name = options.name;
     this.dialect = options.dialect ?? 'openai';
+    this.timeouts = options.timeouts;
     const baseURL = options.baseURL ?? 'https://api.openai.com/v1';
     const timeoutMs = options.timeoutMs ?? 600_000;
     this.options = { apiKey: options.apiKey, baseURL, maxRetries: 0, timeout: timeoutMs, defaultHeaders: options.defaultHeaders };
@@ -110,7 +115,9 @@ export class OpenAiCompatibleProvider implements Provider {
         .withResponse();
       result.requestId = response.headers.get('x-request-id') ?? undefined;
       result.rateLimit = openAiRateLimits(response.headers, context.clock.now(), this.dialect);
+      context.alive?.();
       for await (const chunk of chunks) {
+        context.alive?.();
         result.model = chunk.model || result.model;
         result.requestId ??= chunk.id;
         if (chunk.usage) result.usage = usageOf(chunk.usage);
