@@ -65,6 +65,25 @@ describe('provider configuration', () => {
     expect(() => fromData({ providers: { vllm: { baseURL: 'not a url' } } }, 'c', {})).toThrow(/providers\.vllm\.baseURL: expected a URL/);
   });
 
+  it('gives each provider its own call timeouts, over those of the whole config', () => {
+    const config = fromData({ timeouts: { idleMs: 5000 }, providers: { vllm: { baseURL: 'http://localhost:8000/v1', timeouts: { perOutputTokenMs: 500 } } } }, 'c', {});
+    expect(providersFromConfig(config).map((p) => p.timeouts)).toEqual([{ perOutputTokenMs: 500 }]);
+    expect(() => fromData({ timeouts: { firstByteMs: 0 } }, 'c', {})).toThrow(/timeouts\.firstByteMs/);
+  });
+
+  it('ends a batch on a server that accepts calls and never answers, each line failed with the limit it passed', async () => {
+    fake.script({ kind: 'hang' });
+    const dir = mkdtempSync(join(tmpdir(), 'fanout-providers-'));
+    writeFileSync(join(dir, 'in.jsonl'), ['a', 'b', 'c'].map((id) => JSON.stringify({ id, model: 'vllm:llama-3.1-8b', prompt: 'hi' })).join('\n'));
+    writeFileSync(join(dir, 'fanout.yaml'), `retry: { maxAttempts: 1 }\nproviders:\n  vllm: { baseURL: "${fake.url}", timeouts: { firstByteMs: 300, perOutputTokenMs: 0 } }\n`);
+    const run = await fanout(dir, ['batch', 'in.jsonl', '-o', 'out.jsonl', '--config', 'fanout.yaml', '--json'], {});
+    const lines = readFileSync(join(dir, 'out.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.map((l) => [l.custom_id, l.error?.code, l.error?.message])).toEqual(
+      ['a', 'b', 'c'].map((id) => [id, 'timeout', 'no answer began within 0.3 s of sending the call (first-byte limit)']),
+    );
+    expect(run.code).not.toBe(0);
+  });
+
   it('runs a batch on openai: and on a local OpenAI-compatible server, keys from the environment', async () => {
     fake.script({ kind: 'json', body: completion('from the fake') });
     fake.requests.length = 0;
