@@ -209,6 +209,10 @@ describe('fanout batch', () => {
     expect(summary.completed).toBeLessThan(50);
     const partial = readJsonl(output);
     expect(partial.length).toBeLessThanOrEqual(summary.completed);
+    // The summary says how many lines reached the file, and its bound counts the calls the stop left in flight.
+    expect(summary.written).toBe(partial.length);
+    expect(summary.attempts).toBeGreaterThanOrEqual(summary.completed);
+    expect(summary.utilisation).toBeLessThanOrEqual(1);
     expect(partial.map((r) => r.custom_id)).toEqual(Array.from({ length: partial.length }, (_, i) => `c${i}`));
     expect(partial.every((r) => r.error === null)).toBe(true);
 
@@ -217,6 +221,8 @@ describe('fanout batch', () => {
     const rest = JSON.parse(again.stdout);
     expect(rest.resumed.written).toBe(partial.length);
     expect(rest.resumed.written + rest.completed).toBe(50);
+    expect(rest.utilisation).toBeLessThanOrEqual(1);
+    expect(again.stderr).not.toContain('still running');
     const results = readJsonl(output);
     expect(results.map((r) => r.custom_id)).toEqual(Array.from({ length: 50 }, (_, i) => `c${i}`));
     expect(results.every((r) => r.error === null)).toBe(true);

@@ -2,6 +2,7 @@ import type { Engine } from '../core/engine.js';
 import { asFanoutError } from '../core/errors.js';
 import { statusFromRow, type TaskStatus } from '../core/task.js';
 import { addUsage, ZERO_USAGE, type Usage } from '../core/types.js';
+import { ZERO_COST, type Cost } from '../limits/limiter.js';
 import { lowerBound, type KeyWork, type LowerBound } from '../metrics/lower-bound.js';
 import { percentiles } from '../metrics/percentiles.js';
 import { parseBatchLine, salvageCustomId, type BatchLineOptions } from './batch-line.js';
@@ -10,6 +11,13 @@ import { completedLine, failedLine, type OutputLine } from './output-line.js';
 
 export interface BatchOptions {
   engine: Engine;
+  /**
+   * The engine was made for this batch: the run counts from the engine's
+   * start, so calls of tasks it took up again from its store before the
+   * batch began are this run's (wall time, attempts and the lower bound).
+   * Default: the run counts from `runBatch`.
+   */
+  ownsEngine?: boolean;
   /** Input lines, without their line ends. Blank lines are skipped and get no output line. */
   lines: AsyncIterable<string>;
   /** Receives output text (whole lines, each ending in "\n") in input order. May return a promise to apply backpressure. */
@@ -59,8 +67,14 @@ export interface BatchSummary {
   cacheHits: number;
   /** True when the signal stopped the batch before every line was read and run. */
   interrupted: boolean;
-  /** Lines an earlier run had already answered: in the output (`written`), or in the store (`stored`), or still running (`running`). */
+  /**
+   * What an earlier run left: lines it had written (`written`), lines whose
+   * answer its store held (`stored`, written now without a call), and
+   * unfinished tasks the engine took up again (`running`).
+   */
   resumed: { written: number; stored: number; running: number };
+  /** Lines this run wrote to the output. Short of the lines that ended when a stop came before an earlier line was done: those stay in the store for the next run. */
+  written: number;
   errorsByCode: Record<string, number>;
   usage: Usage;
   attempts: number;
@@ -86,7 +100,16 @@ class OrderedWriter {
   constructor(
     private readonly write: (text: string) => void | Promise<void>,
     private next = 0,
-  ) {}
+  ) {
+    this.first = next;
+  }
+
+  /** Lines written (or queued for writing) by this writer. */
+  get count(): number {
+    return this.next - this.first;
+  }
+
+  private readonly first: number;
 
   put(index: number, line: OutputLine): void {
     this.done.set(index, `${JSON.stringify(line)}\n`);
@@ -126,6 +149,10 @@ class BatchRun {
   private readonly writer: OrderedWriter;
   private readonly startedAt: number;
   private readonly statuses: TaskStatus[] = [];
+  /** Tasks a stop cancelled: no answer, but their calls were made and count in the run's bound. */
+  private readonly stopped: TaskStatus[] = [];
+  /** What the limiter had charged on each key before this run: the run's figures count only what it adds. */
+  private readonly chargedBefore: ReadonlyMap<string, Cost> = new Map();
   private readonly running = new Set<string>();
   private readonly counts = { read: 0, completed: 0, failed: 0, invalid: 0, cancelled: 0 };
   private readonly resumed = { written: 0, stored: 0, running: 0 };
@@ -134,8 +161,9 @@ class BatchRun {
 
   constructor(private readonly options: BatchOptions) {
     this.engine = options.engine;
-    this.startedAt = this.engine.clock.now();
     const engine = this.engine;
+    this.startedAt = options.ownsEngine ? engine.startedAt : engine.clock.now();
+    if (!options.ownsEngine) this.chargedBefore = chargesOf(engine);
     this.writer = new OrderedWriter(async (text) => {
       await engine.flush();
       await options.write(text);
@@ -164,9 +192,14 @@ class BatchRun {
     return summarise(this.engine, {
       counts: this.counts,
       resumed: this.resumed,
+      written: this.writer.count,
       errorsByCode: this.errorsByCode,
       interrupted: options.signal?.aborted ?? false,
       statuses: this.statuses,
+      // A stop leaves calls in flight (the engine cancels them when it closes): they were made all the same.
+      stopped: [...this.stopped, ...[...this.running].flatMap((id) => this.engine.status(id) ?? [])],
+      startedAt: this.startedAt,
+      chargedBefore: this.chargedBefore,
       wallMs: this.engine.clock.now() - this.startedAt,
     });
   }
@@ -219,7 +252,10 @@ class BatchRun {
 
   private ended(slot: number, lineNumber: number, customId: string | undefined, status: TaskStatus): void {
     // A task cancelled by a shutdown is not an answer: a later run does it again.
-    if (status.state === 'cancelled' && this.options.signal?.aborted) return;
+    if (status.state === 'cancelled' && this.options.signal?.aborted) {
+      this.stopped.push(status);
+      return;
+    }
     this.statuses.push(status);
     if (status.state === 'completed') {
       this.counts.completed += 1;
@@ -259,34 +295,56 @@ class BatchRun {
 interface Collected {
   counts: { read: number; completed: number; failed: number; invalid: number; cancelled: number };
   resumed: BatchSummary['resumed'];
+  written: number;
   errorsByCode: Record<string, number>;
   interrupted: boolean;
+  /** Every line that ended, answered now or from the store. */
   statuses: TaskStatus[];
+  stopped: TaskStatus[];
+  /** When this run began: attempts before it were an earlier run's. */
+  startedAt: number;
+  chargedBefore: ReadonlyMap<string, Cost>;
   wallMs: number;
 }
 
+/**
+ * The run's figures, over what this run did: its attempts (an earlier run's,
+ * kept in the store with a task, are left out), the tokens of the answers its
+ * calls brought, and what it added to each limit key's charges. So the lower
+ * bound is of this run's work under the limits that applied to it, and never
+ * above its wall time.
+ */
 function summarise(engine: Engine, collected: Collected): BatchSummary {
-  const { statuses, counts, wallMs } = collected;
+  const { statuses, counts, wallMs, startedAt } = collected;
   let usage: Usage = { ...ZERO_USAGE };
   let cacheHits = 0;
   let attempts = 0;
+  let retries = 0;
   let http429 = 0;
   let longestCallMs = 0;
   const providerMsByKey = new Map<string, number>();
   const shortestByKey = new Map<string, number>();
   const latencies: number[] = [];
-  for (const status of statuses) {
-    // An answer handed over from the cache spent nothing now: its tokens were counted when it was made.
-    if (status.result?.cache) cacheHits += 1;
-    else if (status.usage) usage = addUsage(usage, status.usage);
-    attempts += status.attempts.length;
+  const now = engine.clock.now();
+  for (const status of [...statuses, ...collected.stopped]) {
+    const answered = status.state !== 'cancelled';
+    let sentNow = false;
     for (const attempt of status.attempts) {
+      if (attempt.startedAt < startedAt) continue;
+      sentNow = true;
+      attempts += 1;
+      if (attempt.attempt > 1) retries += 1;
       if (attempt.error?.status === 429) http429 += 1;
-      const ms = (attempt.endedAt ?? attempt.startedAt) - attempt.startedAt;
+      const ms = (attempt.endedAt ?? now) - attempt.startedAt;
       longestCallMs = Math.max(longestCallMs, ms);
       shortestByKey.set(status.key, Math.min(shortestByKey.get(status.key) ?? ms, ms));
+      providerMsByKey.set(status.key, (providerMsByKey.get(status.key) ?? 0) + ms);
     }
-    providerMsByKey.set(status.key, (providerMsByKey.get(status.key) ?? 0) + status.timing.providerMs);
+    // A line answered from an earlier run's store ended before this run began.
+    if (!answered || (status.endedAt ?? now) < startedAt) continue;
+    // An answer handed over from the cache spent nothing now: its tokens were counted when it was made.
+    if (status.result?.cache) cacheHits += 1;
+    else if (sentNow && status.usage) usage = addUsage(usage, status.usage);
     if (status.state === 'completed') latencies.push(status.timing.totalMs);
   }
   const keys: KeyWork[] = [...providerMsByKey].map(([key, providerMs]) => ({
@@ -294,7 +352,7 @@ function summarise(engine: Engine, collected: Collected): BatchSummary {
     providerMs,
     shortestCallMs: shortestByKey.get(key) ?? 0,
     buckets: engine.limiter.buckets(key),
-    charged: engine.limiter.stats(key)?.charged ?? { requests: 0, tokens: 0, inputTokens: 0, outputTokens: 0 },
+    charged: chargedSince(engine.limiter.stats(key)?.charged, collected.chargedBefore.get(key)),
     maxConcurrent: engine.limiter.maxConcurrent(key),
   }));
   const bound = lowerBound(keys, engine.concurrency, longestCallMs);
@@ -308,14 +366,31 @@ function summarise(engine: Engine, collected: Collected): BatchSummary {
     cacheHits,
     interrupted: collected.interrupted,
     resumed: collected.resumed,
+    written: collected.written,
     errorsByCode: collected.errorsByCode,
     usage,
     attempts,
-    retries: Math.max(0, attempts - statuses.filter((s) => s.attempts.length > 0).length),
+    retries,
     http429,
     wallMs,
     latencyMs: { p50, p90, p99 },
     lowerBound: bound,
     utilisation: wallMs > 0 ? bound.ms / wallMs : 1,
   };
+}
+
+function chargedSince(now: Cost | undefined, before: Cost | undefined): Cost {
+  const a = now ?? ZERO_COST;
+  const b = before ?? ZERO_COST;
+  return { requests: a.requests - b.requests, tokens: a.tokens - b.tokens, inputTokens: a.inputTokens - b.inputTokens, outputTokens: a.outputTokens - b.outputTokens };
+}
+
+/** What the engine's limiter has charged on each key so far. */
+function chargesOf(engine: Engine): Map<string, Cost> {
+  const charges = new Map<string, Cost>();
+  for (const key of engine.limiter.keyNames()) {
+    const charged = engine.limiter.stats(key)?.charged;
+    if (charged) charges.set(key, charged);
+  }
+  return charges;
 }

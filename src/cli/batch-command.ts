@@ -162,6 +162,7 @@ async function batchAction(input: string, flags: BatchFlags): Promise<number> {
     const stored = batchId ? new Map((await stores.tasks.listBatch(batchId)).map((row) => [row.line ?? 0, row])) : new Map();
     summary = await runBatch({
       engine,
+      ownsEngine: true,
       lines: createInterface({ input: inputStream, crlfDelay: Number.POSITIVE_INFINITY }),
       write,
       parse: { modelOverride: flags.model, defaultProvider: flags.defaultProvider },
@@ -307,11 +308,17 @@ export function renderSummary(s: BatchSummary, where: { input: string; output: s
     `  latency      p50 ${formatMs(s.latencyMs.p50)} · p90 ${formatMs(s.latencyMs.p90)} · p99 ${formatMs(s.latencyMs.p99)}`,
     ...boundLines(s),
   ];
-  const resumed = s.resumed.written + s.resumed.stored + s.resumed.running;
-  if (resumed > 0) {
-    lines.splice(1, 0, `  resumed      ${formatCount(resumed)} lines answered by an earlier run (${formatCount(s.resumed.written)} already written, ${formatCount(s.resumed.stored)} from the store, ${formatCount(s.resumed.running)} still running)`);
+  if (s.resumed.written + s.resumed.stored + s.resumed.running > 0) {
+    const answered = s.resumed.written + s.resumed.stored;
+    const parts = [`${formatCount(answered)} lines answered by an earlier run (${formatCount(s.resumed.written)} already written, ${formatCount(s.resumed.stored)} written now from its store)`];
+    if (s.resumed.running > 0) parts.push(`${formatCount(s.resumed.running)} it left unfinished, taken up again`);
+    lines.splice(1, 0, `  resumed      ${parts.join('; ')}`);
   }
   if (s.interrupted) {
+    const ended = s.completed + s.failed;
+    if (s.written < ended) {
+      lines.splice(lines.findIndex((line) => line.startsWith('  failed')) + 1, 0, `  written      ${formatCount(s.written)} lines to ${output}; ${formatCount(ended - s.written)} more ended after a line still running, kept in the store for the next run`);
+    }
     lines.push(`  stopped by ${where.stoppedBy === 'SIGTERM' ? 'SIGTERM' : 'Ctrl-C'}: what finished is kept; ${where.notResumable ? `this batch cannot fully resume: ${where.notResumable}` : 'run the same command again to resume'}`);
   }
   return `${lines.join('\n')}\n`;

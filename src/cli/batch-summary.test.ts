@@ -11,6 +11,7 @@ const summary = (extra: Partial<BatchSummary>): BatchSummary => ({
   cacheHits: 0,
   interrupted: false,
   resumed: { written: 0, stored: 0, running: 0 },
+  written: 10,
   errorsByCode: {},
   usage: { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0 },
   attempts: 10,

@@ -40,6 +40,8 @@ const TERMINAL_EVENTS: ReadonlySet<EngineEventType> = new Set(['task-completed',
  */
 export class Engine {
   readonly clock: Clock;
+  /** When the engine was made, on its clock. */
+  readonly startedAt: number;
   readonly limiter = new Limiter();
   /** Each tenant's own limits, keyed by tenant name; present when `tenants.limits` is set. */
   readonly tenantLimiter?: Limiter;
@@ -78,6 +80,7 @@ export class Engine {
 
   constructor(options: EngineOptions = {}) {
     this.clock = options.clock ?? new SystemClock();
+    this.startedAt = this.clock.now();
     this.random = options.random ?? systemRandom;
     this.nextId = options.ids ?? createIdGenerator(options.random);
     this.retry = {

@@ -99,6 +99,23 @@ describe('the seed 001 comparison, through simulate', () => {
   });
 });
 
+describe('simulate under binding limits', () => {
+  it('waits for the limits in the one-after-another run too, so parallel is never slower than it', async () => {
+    // Eleven 1 s calls (ten items, then their sum) on a model allowed 6 a minute, a burst of 1: one each 10 s however they are sent.
+    const pipeline = checkPipeline({
+      steps: {
+        each: { forEach: Array.from({ length: 10 }, (_, i) => `part ${i}`), model: 'mock:slow', prompt: 'Summarise {{ item }}' },
+        total: { model: 'mock:slow', prompt: 'Sum up {{ steps.each.output }}' },
+      },
+    }, 'limited');
+    const config = { models: { 'mock:slow': { limits: { requestsPerMinute: 6, burstSeconds: 10, transitMs: 0 } } }, providers: { mock: { models: { slow: { latency: 1_000 } } } } };
+    const s = await simulate(pipeline, { config });
+    // In parallel: calls at 0, 10, …, 100 s, the last ending at 101 s. One after another: the same waits, each call after the last.
+    expect([s.run.wallMs, s.sequentialMs, s.calls.sequentialMs]).toEqual([101_000, 101_000, 101_000]);
+    expect(s.speedup).toBe(1);
+  });
+});
+
 describe('running a pipeline', () => {
   it('runs independent steps in parallel and a dependent one after them, with the outputs in its prompt', async () => {
     const run = await runOn(

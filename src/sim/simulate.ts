@@ -17,11 +17,14 @@ export interface SimulateOptions {
 
 export interface Simulation {
   run: PipelineRun;
-  /** Every call and tool one after another: the sum of their durations. */
+  /**
+   * Every call and tool one after another, under the same limits: the wall
+   * time of a second simulation with one step, and one call, at a time.
+   */
   sequentialMs: number;
   /** sequentialMs ÷ the simulated wall time. */
   speedup: number;
-  /** The model calls alone: one after another, and from the first call's start to the last call's end. */
+  /** The model calls alone: one after another (under the same limits), and from the first call's start to the last call's end. */
   calls: { sequentialMs: number; wallMs: number };
   /** The chain of steps that set the wall time, first to last. */
   criticalPath: string[];
@@ -48,6 +51,23 @@ export async function simulate(pipeline: Pipeline, options: SimulateOptions = {}
   // Bad inputs are refused before anything is made, as `fanout run` refuses them.
   resolveInputs(pipeline, options.inputs ?? {});
   const config = options.config ?? {};
+  const run = await runVirtually(pipeline, config, options);
+  // One after another is simulated too, not summed: a call that waits for a limit waits there as well.
+  const sequential = await runVirtually(oneAtATime(pipeline), { ...config, concurrency: 1 }, options);
+  const callStarts = run.calls.map((c) => c.startedAt ?? c.endedAt);
+  const callsWallMs = run.calls.length === 0 ? 0 : Math.max(...run.calls.map((c) => c.endedAt)) - Math.min(...callStarts);
+  return {
+    run,
+    sequentialMs: sequential.wallMs,
+    calls: { sequentialMs: sequential.calls.reduce((sum, call) => sum + call.rateLimitedMs + call.providerMs, 0), wallMs: callsWallMs },
+    speedup: run.wallMs > 0 ? sequential.wallMs / run.wallMs : 1,
+    criticalPath: criticalPath(pipeline, run),
+    limitWaits: run.calls.filter((c) => c.rateLimitedMs > 0).map((c) => ({ step: c.step, item: c.item, model: c.model, waitMs: c.rateLimitedMs })),
+  };
+}
+
+/** Runs `pipeline` on a fresh engine in virtual time until it ends. */
+async function runVirtually(pipeline: Pipeline, config: FanoutConfig, options: SimulateOptions): Promise<PipelineRun> {
   const clock = new ManualClock(0);
   const engine = createEngine(engineOptionsFromConfig(config, { clock, random: seededRandom(options.seed ?? 1) }));
   const mock = config.providers?.mock;
@@ -72,17 +92,18 @@ export async function simulate(pipeline: Pipeline, options: SimulateOptions = {}
   }
   const run = await pending;
   await engine.close();
-  const sequentialMs = run.calls.reduce((sum, call) => sum + call.providerMs, 0) + run.tools.reduce((sum, tool) => sum + tool.endedAt - tool.startedAt, 0);
-  const callStarts = run.calls.map((c) => c.startedAt ?? c.endedAt);
-  const callsWallMs = run.calls.length === 0 ? 0 : Math.max(...run.calls.map((c) => c.endedAt)) - Math.min(...callStarts);
-  return {
-    run,
-    sequentialMs,
-    calls: { sequentialMs: run.calls.reduce((sum, call) => sum + call.providerMs, 0), wallMs: callsWallMs },
-    speedup: run.wallMs > 0 ? sequentialMs / run.wallMs : 1,
-    criticalPath: criticalPath(pipeline, run),
-    limitWaits: run.calls.filter((c) => c.rateLimitedMs > 0).map((c) => ({ step: c.step, item: c.item, model: c.model, waitMs: c.rateLimitedMs })),
-  };
+  return run;
+}
+
+/** The same pipeline with each step waiting for the one before it (in dependency order): with one call at a time, nothing overlaps. */
+function oneAtATime(pipeline: Pipeline): Pipeline {
+  const steps = new Map<string, CheckedStep>();
+  pipeline.order.forEach((name, i) => {
+    const step = pipeline.steps.get(name) as CheckedStep;
+    const previous = pipeline.order[i - 1];
+    steps.set(name, previous === undefined || step.dependsOn.includes(previous) ? step : { ...step, dependsOn: [...step.dependsOn, previous] });
+  });
+  return { ...pipeline, steps };
 }
 
 /** From the step that ended last, back through the dependency that ended last each time. */
