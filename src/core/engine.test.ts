@@ -217,6 +217,19 @@ describe('cooldowns', () => {
     expect(handles.map((h) => startsOf(h.id))).toEqual([[0], [60_000], [120_000]]);
     expect(mock.stats('m')).toMatchObject({ calls: 3, rateLimited: 0 });
   });
+
+  it('charges and settles every later call by its tokens once the first answer says there is a token limit', async () => {
+    // 1,000 tokens a minute, said only in the answers; each call reserves up to 200 output tokens and uses far fewer.
+    const { clock, engine, mock, startsOf } = setup({ mock: { models: { m: { latency: 100, outputTokens: 10, limits: { tokensPerMinute: 1_000 } } } } });
+    const handles = Array.from({ length: 20 }, (_, i) => engine.submit(ask('mock:m', `q${i}`, { maxTokens: 200 })));
+    await clock.runAll();
+    expect(handles.every((h) => h.status().state === 'completed')).toBe(true);
+    expect(mock.stats('m')).toMatchObject({ calls: 20, rateLimited: 0 });
+    // Four reservations of ~208 tokens fit at once; each answer gives back what it did not use, so four more go 100 ms later.
+    // Had each reservation stood (as it did before a token limit was known), the last call would start at 169 s.
+    expect(handles.map((h) => startsOf(h.id)[0])).toEqual([0, 100, 100, 100, 100, 200, 200, 200, 200, 300, 300, 300, 300, 400, 400, 400, 500, 500, 500, 600]);
+    expect(engine.limiter.buckets('mock:m').map((b) => b.name)).toEqual(['tokensPerMinute']);
+  });
 });
 
 describe('workers and rate limits', () => {

@@ -14,7 +14,7 @@ import { Scheduler } from './scheduler.js';
 import { isTerminal } from './task-state.js';
 import { Gather, Outcome, type GatherOptions, type GatherOutcome } from './gather.js';
 import { Attempt, statusFromRow, Task, type TaskOutcome, type TaskStatus } from './task.js';
-import type { ModelResult, TaskRequest, Usage } from './types.js';
+import type { ModelResult, RateLimitInfo, TaskRequest, Usage } from './types.js';
 import { callTimeouts, nonNegative, positiveInteger, positiveNumber } from './option-checks.js';
 import { CallWatchdog, DEFAULT_CALL_TIMEOUTS, type CallTimeouts } from './watchdog.js';
 import { validateTaskRequest } from './validate.js';
@@ -649,7 +649,7 @@ export class Engine {
     const now = this.clock.now();
     const reserved = task.reservation?.cost ?? task.cost;
     this.limiter.succeeded(task.key);
-    if (result.rateLimit) this.limiter.observe(task.key, observedLimits(result.rateLimit), now);
+    if (result.rateLimit) this.learn(task.key, result.rateLimit, now);
     // A key that limits no tokens needs no settled token count: its reservation stands.
     const actual = resolved.countsTokens ? settledCost(resolved.accounting, reserved, result.usage) : undefined;
     const record = task.attempts?.[task.attempts.length - 1];
@@ -676,7 +676,7 @@ export class Engine {
     if (this.hub.active) this.emitTask('attempt-failed', task, now, { attempt, error: errorSummary(error) });
     if (error instanceof ProviderError) {
       // The provider refused what fanout's limits let through: learn from what it said, and send less at once.
-      if (error.rateLimit) this.limiter.observe(task.key, observedLimits(error.rateLimit), now);
+      if (error.rateLimit) this.learn(task.key, error.rateLimit, now);
       if (error.code === 'rate_limited') this.limiter.backOff(task.key, now);
     }
     if (this.limiter.isProbing(task.key)) this.openProbe(task.key);
@@ -700,6 +700,20 @@ export class Engine {
     task.eta = readyAt;
     if (this.hub.active) this.emitTask('task-retrying', task, now, { attempt, eta: readyAt, waitMs: decision.delayMs, reason: 'retry' });
     this.scheduler.delay(task);
+  }
+
+  /**
+   * Takes in what a provider's headers said of `key`'s limits. When they
+   * bring a token limit fanout did not know, the key's calls are from then on
+   * charged their input and settled to their use, and the tasks waiting on it
+   * are charged again so (their charge was their max tokens alone).
+   */
+  private learn(key: string, info: RateLimitInfo, now: number): void {
+    if (!this.limiter.observe(key, observedLimits(info), now)) return;
+    if (!this.models.countTokensOn(key)) return;
+    for (const task of this.tasks.values()) {
+      if (task.key === key && (task.state === 'queued' || task.state === 'rate_limited') && !task.reservation) task.cost = this.costOf(task.model as ResolvedModel, task.request);
+    }
   }
 
   /**

@@ -164,6 +164,21 @@ export class ModelRegistry {
     this.options.onUnconfigured(model, { ...(suggestion ? { suggestion } : {}), learnsLimits: provider.reportsLimits?.(modelName) === true });
   }
 
+  /**
+   * The models charged to `key` count input tokens from now on (the key has
+   * learned a token limit). False when they already did.
+   */
+  countTokensOn(key: string): boolean {
+    let changed = false;
+    for (const entry of this.resolved.values()) {
+      if (entry.key !== key || entry.countsTokens) continue;
+      entry.countsTokens = true;
+      entry.fixedCosts.clear();
+      changed = true;
+    }
+    return changed;
+  }
+
   /** Throws `unknown_provider` when the prefix names no registered provider. */
   resolve(model: string): ResolvedModel {
     const known = this.resolved.get(model);

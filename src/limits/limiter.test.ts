@@ -126,9 +126,23 @@ describe('Limiter', () => {
     const limiter = new Limiter();
     // 600 per minute (10 per second); 4 remain and the bucket is full again in 1.6 s: it holds 4 + 16 = 20.
     limiter.observe('k', [{ dimension: 'requestsPerMinute', limit: 600, remaining: 4, resetMs: 1600 }], 0);
-    expect(limiter.buckets('k')).toEqual([{ name: 'requestsPerMinute', limit: 600, windowMs: 60_000, capacity: 20 }]);
+    expect(limiter.buckets('k')).toEqual([{ name: 'requestsPerMinute', limit: 600, windowMs: 60_000, capacity: 20, charged: 0 }]);
     for (let i = 0; i < 4; i++) expect(limiter.reserve('k', cost(0), 0).granted).toBe(true);
     expect(limiter.reserve('k', cost(0), 0)).toMatchObject({ granted: false, reason: 'requestsPerMinute' });
+    expect(limiter.buckets('k')[0]?.charged).toBe(4);
+  });
+
+  it('never refunds into a learned bucket what a call admitted before it took from elsewhere', () => {
+    const limiter = new Limiter();
+    const early = limiter.reserve('k', { requests: 1, tokens: 500, inputTokens: 0, outputTokens: 500 }, 0);
+    if (!early.granted) throw new Error('expected a permit');
+    // The answer says 1,000 tokens a minute, 400 left (the provider counted this call at its use): a bucket at 400.
+    expect(limiter.observe('k', [{ dimension: 'tokensPerMinute', limit: 1_000, remaining: 400, resetMs: 36_000 }], 0)).toBe(true);
+    limiter.settle(early, 0, { requests: 1, tokens: 20, inputTokens: 0, outputTokens: 20 });
+    expect(limiter.levels('k', 0)).toMatchObject([{ name: 'tokensPerMinute', remaining: 400 }]);
+    expect(limiter.buckets('k')[0]?.charged).toBe(0);
+    // A second answer saying the same of a known dimension teaches nothing new.
+    expect(limiter.observe('k', [{ dimension: 'tokensPerMinute', limit: 1_000, remaining: 400, resetMs: 36_000 }], 0)).toBe(false);
   });
 
   it('halves the calls in flight after a refusal and adds one per window of successes', () => {

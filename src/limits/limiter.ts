@@ -69,6 +69,10 @@ interface Bucket {
   field: keyof Cost;
   spec: BucketSpec;
   state: BucketState;
+  /** Which buckets a reservation took from: those of a generation no later than its own. */
+  generation: number;
+  /** Charged on this bucket since it was made, after settlement. */
+  charged: number;
 }
 
 interface KeyState {
@@ -102,6 +106,8 @@ export interface Reservation {
   readonly granted: true;
   readonly key: string;
   readonly cost: Readonly<Cost>;
+  /** The limiter's bucket generation when it was granted: a bucket made later never took from it, so never refunds it. */
+  readonly generation: number;
   settled: boolean;
 }
 
@@ -125,7 +131,7 @@ export interface KeyStats {
   cooldownUntil: number;
 }
 
-function bucketsFor(spec: LimitSpec, now: number): Bucket[] {
+function bucketsFor(spec: LimitSpec, now: number, generation: number): Bucket[] {
   const burstMs = (spec.burstSeconds ?? 60) * 1000;
   const buckets: Bucket[] = [];
   for (const dimension of DIMENSIONS) {
@@ -138,7 +144,7 @@ function bucketsFor(spec: LimitSpec, now: number): Bucket[] {
       capacity: Math.max(share, Math.min(1, limit)),
       transitMs: spec.transitMs ?? DEFAULT_TRANSIT_MS,
     };
-    buckets.push({ name: dimension.name, field: dimension.field, spec: bucketSpec, state: fullBucket(bucketSpec, now) });
+    buckets.push({ name: dimension.name, field: dimension.field, spec: bucketSpec, state: fullBucket(bucketSpec, now), generation, charged: 0 });
   }
   return buckets;
 }
@@ -155,6 +161,8 @@ function bucketsFor(spec: LimitSpec, now: number): Bucket[] {
  */
 export class Limiter {
   private readonly keys = new Map<string, KeyState>();
+  /** Raised each time buckets are made. */
+  private generation = 0;
 
   /** Sets (or replaces) the limits of `key`. Buckets start full. */
   define(key: string, spec: LimitSpec, now: number): void {
@@ -162,7 +170,7 @@ export class Limiter {
     const previous = this.keys.get(key);
     this.keys.set(key, {
       key,
-      buckets: bucketsFor(spec, now),
+      buckets: bucketsFor(spec, now, ++this.generation),
       maxConcurrent: spec.maxConcurrent ?? Number.POSITIVE_INFINITY,
       inFlight: previous?.inFlight ?? 0,
       cooldownUntil: previous?.cooldownUntil ?? 0,
@@ -213,10 +221,11 @@ export class Limiter {
     if (longest > 0) return { granted: false, waitMs: longest, reason };
     for (const bucket of state.buckets) {
       bucket.state = take(bucket.spec, bucket.state, now, cost[bucket.field]).state;
+      bucket.charged += cost[bucket.field];
     }
     state.inFlight += 1;
     addInto(state.charged, cost, 1);
-    return { granted: true, key, cost, settled: false };
+    return { granted: true, key, cost, generation: this.generation, settled: false };
   }
 
   /**
@@ -233,8 +242,11 @@ export class Limiter {
     state.inFlight = Math.max(0, state.inFlight - 1);
     if (!actual) return;
     for (const bucket of state.buckets) {
+      if (bucket.generation > reservation.generation) continue;
       const refund = reservation.cost[bucket.field] - actual[bucket.field];
-      if (refund !== 0) bucket.state = give(bucket.spec, bucket.state, now, refund);
+      if (refund === 0) continue;
+      bucket.state = give(bucket.spec, bucket.state, now, refund);
+      bucket.charged -= refund;
     }
     addInto(state.charged, reservation.cost, -1);
     addInto(state.charged, actual, 1);
@@ -253,12 +265,14 @@ export class Limiter {
    * level never goes up on a header's word). A dimension fanout was not told
    * is learned: a bucket of the stated limit, holding what the provider's
    * holds when full (`remaining` + refill until its reset), starting at
-   * `remaining`.
+   * `remaining`. Returns true when it made a bucket that limits tokens:
+   * calls on `key` must from then on be charged their input and settled.
    */
-  observe(key: string, observed: readonly ObservedLimit[], now: number): void {
+  observe(key: string, observed: readonly ObservedLimit[], now: number): boolean {
     now = Math.floor(now);
     const state = this.ensure(key, now);
     state.probing = false;
+    let learnedTokens = false;
     for (const seen of observed) {
       const meta = DIMENSIONS.find((d) => d.name === seen.dimension) as (typeof DIMENSIONS)[number];
       let bucket = state.buckets.find((b) => b.name === seen.dimension);
@@ -266,8 +280,9 @@ export class Limiter {
         const perMs = seen.limit / meta.windowMs;
         const full = seen.remaining !== undefined && seen.resetMs !== undefined ? seen.remaining + perMs * seen.resetMs : seen.limit;
         const spec: BucketSpec = { limit: seen.limit, windowMs: meta.windowMs, capacity: Math.max(1, Math.min(seen.limit, full)), transitMs: DEFAULT_TRANSIT_MS };
-        bucket = { name: seen.dimension, field: meta.field, spec, state: fullBucket(spec, now) };
+        bucket = { name: seen.dimension, field: meta.field, spec, state: fullBucket(spec, now), generation: ++this.generation, charged: 0 };
         state.buckets.push(bucket);
+        if (meta.field !== 'requests') learnedTokens = true;
       }
       if (bucket && seen.remaining !== undefined) {
         const current = refill(bucket.spec, bucket.state, now);
@@ -275,6 +290,7 @@ export class Limiter {
         if (level < current.level) bucket.state = { level, updatedAt: current.updatedAt };
       }
     }
+    return learnedTokens;
   }
 
   /** The provider refused a call fanout admitted: halve the calls in flight allowed on `key`. */
@@ -335,16 +351,16 @@ export class Limiter {
     return { charged: { ...state.charged }, inFlight: state.inFlight, cooldownUntil: state.cooldownUntil };
   }
 
-  /** The limits of `key` as buckets see them (limit per window and capacity), for reports. */
   /** The keys that have limits or have been used. */
   keyNames(): string[] {
     return [...this.keys.keys()];
   }
 
-  buckets(key: string): ReadonlyArray<{ name: LimitDimension; limit: number; windowMs: number; capacity: number }> {
+  /** The limits of `key` as buckets see them (limit per window, capacity, and what was charged on each since it was made), for reports. */
+  buckets(key: string): ReadonlyArray<{ name: LimitDimension; limit: number; windowMs: number; capacity: number; charged: number }> {
     const state = this.keys.get(key);
     if (!state) return [];
-    return state.buckets.map((b) => ({ name: b.name, limit: b.spec.limit, windowMs: b.spec.windowMs, capacity: b.spec.capacity }));
+    return state.buckets.map((b) => ({ name: b.name, limit: b.spec.limit, windowMs: b.spec.windowMs, capacity: b.spec.capacity, charged: b.charged }));
   }
 
   /** Each bucket's level at `now`: what a provider's rate-limit headers would report. */

@@ -3,7 +3,8 @@ import type { Cost, LimitDimension } from '../limits/limiter.js';
 /** What one limit key did during a run, and the limits it ran under. */
 export interface KeyWork {
   key: string;
-  buckets: ReadonlyArray<{ name: LimitDimension; limit: number; windowMs: number; capacity: number }>;
+  /** `charged`: what the bucket took since it was made (a bucket learned mid-run never held the calls before it). */
+  buckets: ReadonlyArray<{ name: LimitDimension; limit: number; windowMs: number; capacity: number; charged?: number }>;
   /** Charged on the key after settlement. */
   charged: Cost;
   /** Sum of provider time of every attempt on the key, in ms. */
@@ -45,7 +46,7 @@ export function lowerBound(keys: readonly KeyWork[], engineConcurrency: number, 
   for (const key of keys) {
     totalProviderMs += key.providerMs;
     for (const bucket of key.buckets) {
-      const beyondBurst = key.charged[FIELD[bucket.name]] - bucket.capacity;
+      const beyondBurst = Math.min(key.charged[FIELD[bucket.name]], bucket.charged ?? Number.POSITIVE_INFINITY) - bucket.capacity;
       if (beyondBurst > 0) consider((beyondBurst * bucket.windowMs) / bucket.limit + key.shortestCallMs, `${key.key} ${bucket.name}`);
     }
     if (Number.isFinite(key.maxConcurrent)) consider(key.providerMs / key.maxConcurrent, `${key.key} concurrency`);
