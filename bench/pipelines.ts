@@ -71,7 +71,7 @@ export async function benchSimulate(calls = 10_000): Promise<{ calls: number; ms
     inputs: ['text'],
     steps: {
       // Each line starts a block of its own and two never fit one chunk: one call per line.
-      parts: { split: { from: 'text', maxTokens: 12, boundary: '^item' } },
+      parts: { split: { from: 'text', maxTokens: 12, boundary: 'item' } },
       review: { forEach: 'parts', model: 'mock:reviewer', prompt: 'review {{ item }}' },
     },
   }, 'ten-thousand');

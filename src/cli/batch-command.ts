@@ -46,6 +46,7 @@ function positiveNumber(flag: string) {
 export function registerBatchCommand(program: Command, setExitCode: (code: number) => void): void {
   program
     .command('batch')
+    .usage('<input.jsonl | -> -o <output.jsonl> [--config fanout.yaml] [flags]')
     .description('run every line of a JSONL file (OpenAI batch format or {"model","prompt"}) and write one result line per input line, in order')
     .argument('<input>', 'input JSONL file, or - for standard input')
     .requiredOption('-o, --output <file>', 'output JSONL file, continued on a rerun (- for standard output; the summary then goes to standard error)')
