@@ -23,3 +23,10 @@ export interface CacheStore {
   /** Releases what the store holds open. Safe to call twice. */
   close(): void | Promise<void>;
 }
+
+/** Where a request stands with the cache: its key and how long its answer may be kept. */
+export interface CachePolicy {
+  key: string;
+  tenant: string;
+  ttlMs: number;
+}

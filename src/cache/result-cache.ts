@@ -2,7 +2,7 @@ import type { ResolvedModel } from '../core/models.js';
 import type { Task } from '../core/task.js';
 import type { TaskRequest } from '../core/types.js';
 import { cacheKey } from './cache-key.js';
-import type { CacheEntry, CacheStore } from './cache-store.js';
+import type { CacheEntry, CachePolicy, CacheStore } from './cache-store.js';
 
 export interface CacheOptions {
   /** Where answers are kept. Default: a `MemoryCacheStore` the engine owns. */
@@ -13,13 +13,6 @@ export interface CacheOptions {
 
 export const DEFAULT_CACHE_TTL_MS = 24 * 60 * 60 * 1000;
 export const DEFAULT_TENANT = 'default';
-
-/** Where a request stands with the cache: its key and how long its answer may be kept. */
-export interface CachePolicy {
-  key: string;
-  tenant: string;
-  ttlMs: number;
-}
 
 function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
   return typeof (value as { then?: unknown } | undefined)?.then === 'function';

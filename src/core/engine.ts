@@ -21,7 +21,8 @@ import { validateTaskRequest } from './validate.js';
 import type { CacheEntry } from '../cache/cache-store.js';
 import type { TaskRow, TaskStore } from '../store/task-store.js';
 import { DEFAULT_LEASE_MS, TaskJournal, type StoreHealth } from './journal.js';
-import { DEFAULT_CACHE_TTL_MS, ResultCache, type CachePolicy } from '../cache/result-cache.js';
+import { DEFAULT_CACHE_TTL_MS, ResultCache } from '../cache/result-cache.js';
+import type { CachePolicy } from '../cache/cache-store.js';
 import { MemoryCacheStore } from '../store/memory/memory-cache-store.js';
 
 export type { EngineOptions, SubmitOptions, TaskHandle, TenantOptions } from './engine-options.js';

@@ -1,4 +1,3 @@
-import type { Engine } from './engine.js';
 import type { FanoutError } from './errors.js';
 import { isTerminal } from './task-state.js';
 import type { Task, TaskObserver, TaskOutcome, TaskStatus } from './task.js';
@@ -39,6 +38,12 @@ export class Outcome {
   }
 }
 
+/** What a gather needs of the engine whose tasks it follows. */
+export interface GatherHost {
+  outcomeOf(task: Task): TaskOutcome;
+  cancel(id: string): boolean;
+}
+
 /** Follows the tasks of one `gather` and settles its promise. */
 export class Gather implements TaskObserver {
   private readonly outcomes: GatherOutcome[];
@@ -48,7 +53,7 @@ export class Gather implements TaskObserver {
   private allSubmitted = false;
 
   constructor(
-    private readonly engine: Engine,
+    private readonly engine: GatherHost,
     count: number,
     private readonly options: GatherOptions,
     private readonly resolve: (outcomes: GatherOutcome[]) => void,

@@ -1,14 +1,18 @@
 import type { Cost, Reservation } from '../limits/limiter.js';
 import type { CallContext } from '../providers/provider.js';
-import type { CachePolicy } from '../cache/result-cache.js';
+import type { CachePolicy } from '../cache/cache-store.js';
 import type { TaskRow } from '../store/task-store.js';
 import type { Clock } from './clock.js';
-import type { TaskJournal } from './journal.js';
 import type { ResolvedModel } from './models.js';
 import type { AttemptRecord, FanoutError } from './errors.js';
 import { assertTransition, type TaskState } from './task-state.js';
 import type { ModelResult, TaskRequest, Usage } from './types.js';
 import type { WatchedCall } from './watchdog.js';
+
+/** Told of every change of a task, to keep it (the engine's journal, when it has a store). */
+export interface TaskChanges {
+  changed(task: Task): void;
+}
 
 /** Time a task spent in each waiting or working state, in milliseconds. */
 export interface TimeSplit {
@@ -68,7 +72,7 @@ export class Task {
   /** The attempt holding the task in the store while it is processing. */
   lease?: { attempt: string; until: number };
   /** Told of every state change, when the engine keeps tasks in a store. */
-  journal?: TaskJournal;
+  journal?: TaskChanges;
   /** Set when the task may use the result cache and single-flight. */
   cache?: CachePolicy;
   /** The model's provider, limit key and accounting, resolved once at submission. */
