@@ -1,7 +1,7 @@
 import Bottleneck from 'bottleneck';
 import PQueue from 'p-queue';
 import { createEngine, MockProvider, SystemClock, type Provider, type TaskRequest } from '../dist/index.js';
-import type { ModelCall } from '../dist/providers/provider.js';
+import type { ModelCall } from '../dist/contracts/provider.js';
 import { median, nowMs } from './stats.js';
 
 /**

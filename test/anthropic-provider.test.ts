@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { SystemClock } from '../src/core/clock.js';
+import { SystemClock } from '../src/contracts/clock.js';
 import { createEngine } from '../src/create-engine.js';
-import { ProviderError } from '../src/core/errors.js';
+import { ProviderError } from '../src/contracts/errors.js';
 import { AnthropicProvider } from '../src/providers/anthropic/anthropic-provider.js';
-import type { ModelCall } from '../src/providers/provider.js';
+import type { ModelCall } from '../src/contracts/provider.js';
 import { anthropicError, message, startAnthropicFake, type AnthropicFake } from './fakes/anthropic-fake.js';
 import { expectClassified } from './fakes/classification.js';
 

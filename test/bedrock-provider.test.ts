@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { SystemClock } from '../src/core/clock.js';
-import { ProviderError } from '../src/core/errors.js';
+import { SystemClock } from '../src/contracts/clock.js';
+import { ProviderError } from '../src/contracts/errors.js';
 import { BedrockProvider } from '../src/providers/bedrock/bedrock-provider.js';
-import type { ModelCall } from '../src/providers/provider.js';
+import type { ModelCall } from '../src/contracts/provider.js';
 import { startBedrockFake, type BedrockFake } from './fakes/bedrock-fake.js';
 import { expectClassified } from './fakes/classification.js';
 

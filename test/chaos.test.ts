@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngine } from '../src/create-engine.js';
-import { seededRandom } from '../src/core/random.js';
+import { seededRandom } from '../src/contracts/random.js';
 import { OpenAiCompatibleProvider } from '../src/providers/openai-compatible/openai-provider.js';
 import { openAiError, startOpenAiFake, type FakeReply, type OpenAiFake } from './fakes/openai-fake.js';
 

@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { seededRandom } from '../src/core/random.js';
+import { seededRandom } from '../src/contracts/random.js';
 
 const Database = createRequire(import.meta.url)('better-sqlite3') as typeof import('better-sqlite3');
 const bin = join(new URL('..', import.meta.url).pathname, 'bin/fanout.js');

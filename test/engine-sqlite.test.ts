@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { createEngine } from '../src/create-engine.js';
 import type { EngineEvent } from '../src/core/events.js';
 import { SqliteTaskStore } from '../src/store/sqlite/sqlite-task-store.js';
-import { ManualClock } from '../src/testing/manual-clock.js';
+import { ManualClock } from '../src/contracts/manual-clock.js';
 
 describe('engine on a SQLite task store', () => {
   it('reports a full disk, keeps running, and writes the tasks once there is room again', async () => {

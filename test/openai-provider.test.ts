@@ -1,12 +1,12 @@
 import { createServer } from 'node:http';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createEngine } from '../src/create-engine.js';
-import { ProviderError } from '../src/core/errors.js';
-import type { Clock } from '../src/core/clock.js';
-import { SystemClock } from '../src/core/clock.js';
+import { ProviderError } from '../src/contracts/errors.js';
+import type { Clock } from '../src/contracts/clock.js';
+import { SystemClock } from '../src/contracts/clock.js';
 import { OpenAiCompatibleProvider } from '../src/providers/openai-compatible/openai-provider.js';
-import type { ModelCall } from '../src/providers/provider.js';
-import { ManualClock } from '../src/testing/manual-clock.js';
+import type { ModelCall } from '../src/contracts/provider.js';
+import { ManualClock } from '../src/contracts/manual-clock.js';
 import { completion, openAiError, startOpenAiFake, type OpenAiFake } from './fakes/openai-fake.js';
 import { expectClassified } from './fakes/classification.js';
 import { listenOnLoopback } from './fakes/listen.js';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngine, type FanoutEngine } from '../src/create-engine.js';
-import { seededRandom } from '../src/core/random.js';
+import { seededRandom } from '../src/contracts/random.js';
 import { ApiKeys } from '../src/server/api-keys.js';
 import { createFanoutServer } from '../src/server/server.js';
 

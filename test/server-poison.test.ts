@@ -6,13 +6,13 @@ import pino from 'pino';
 import { WebSocket } from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createEngine, type FanoutEngine } from '../src/create-engine.js';
-import { ValidationError } from '../src/core/errors.js';
+import { ValidationError } from '../src/contracts/errors.js';
 import { MockProvider } from '../src/providers/mock/mock-provider.js';
 import { ApiKeys } from '../src/server/api-keys.js';
 import { createFanoutServer } from '../src/server/server.js';
 import { MemoryTaskStore } from '../src/store/memory/memory-task-store.js';
 import { SqliteTaskStore } from '../src/store/sqlite/sqlite-task-store.js';
-import type { TaskRow, TaskStore, WriteOutcome } from '../src/store/task-store.js';
+import type { TaskRow, TaskStore, WriteOutcome } from '../src/contracts/task-store.js';
 
 const keys = new ApiKeys([{ tenant: 'acme', key: 'fk-acme' }]);
 const auth = { authorization: 'Bearer fk-acme' };

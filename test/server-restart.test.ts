@@ -7,7 +7,7 @@ import { MockProvider } from '../src/providers/mock/mock-provider.js';
 import { ApiKeys } from '../src/server/api-keys.js';
 import { createFanoutServer } from '../src/server/server.js';
 import { SqliteTaskStore } from '../src/store/sqlite/sqlite-task-store.js';
-import { ManualClock } from '../src/testing/manual-clock.js';
+import { ManualClock } from '../src/contracts/manual-clock.js';
 
 const keys = new ApiKeys([
   { tenant: 'acme', key: 'fk-acme' },

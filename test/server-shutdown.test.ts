@@ -6,7 +6,7 @@ import { ApiKeys } from '../src/server/api-keys.js';
 import { createFanoutServer } from '../src/server/server.js';
 import { shutDownServer } from '../src/server/shutdown.js';
 import { MemoryTaskStore } from '../src/store/memory/memory-task-store.js';
-import { ManualClock } from '../src/testing/manual-clock.js';
+import { ManualClock } from '../src/contracts/manual-clock.js';
 
 /** A server whose one mock model answers 10 s after it is called, on a manual clock. */
 async function serverWithSlowModel() {

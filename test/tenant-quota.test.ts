@@ -4,7 +4,7 @@ import { createEngine, type FanoutEngine } from '../src/create-engine.js';
 import { ApiKeys } from '../src/server/api-keys.js';
 import { createFanoutServer } from '../src/server/server.js';
 import { TenantQuota } from '../src/server/tenant-quota.js';
-import { ManualClock } from '../src/testing/manual-clock.js';
+import { ManualClock } from '../src/contracts/manual-clock.js';
 
 describe('tenant quota', () => {
   it('admits a tenant’s requests at its rate, exactly, and says how long to wait', async () => {

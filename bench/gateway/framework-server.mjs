@@ -10,7 +10,7 @@ import Fastify from 'fastify';
 import { Hono } from 'hono';
 import { requestFromChatBody } from '../../dist/batch/batch-line.js';
 import { chatCompletion } from '../../dist/batch/output-line.js';
-import { FanoutError } from '../../dist/core/errors.js';
+import { FanoutError } from '../../dist/contracts/errors.js';
 import { createEngine } from '../../dist/create-engine.js';
 import { OpenAiCompatibleProvider } from '../../dist/providers/openai-compatible/openai-provider.js';
 import { ApiKeys } from '../../dist/server/api-keys.js';

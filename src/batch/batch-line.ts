@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { FanoutError, ValidationError } from '../core/errors.js';
-import type { ChatMessage, TaskRequest } from '../core/types.js';
+import { FanoutError, ValidationError } from '../contracts/errors.js';
+import type { ChatMessage, TaskRequest } from '../contracts/types.js';
 import { assertJsonBounds } from '../core/json-bounds.js';
 import { describeIssues } from '../core/validate.js';
 

@@ -1,6 +1,6 @@
-import type { FanoutError } from '../core/errors.js';
+import type { FanoutError } from '../contracts/errors.js';
 import type { TaskStatus } from '../core/task.js';
-import type { Usage } from '../core/types.js';
+import type { Usage } from '../contracts/types.js';
 
 /**
  * One output line per input line, in OpenAI's batch output shape (`id`,

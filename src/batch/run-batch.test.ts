@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createEngine } from '../create-engine.js';
 import { MockProvider } from '../providers/mock/mock-provider.js';
-import { ManualClock } from '../testing/manual-clock.js';
+import { ManualClock } from '../contracts/manual-clock.js';
 import { runBatch, type BatchSummary } from './run-batch.js';
 
 /** 600 requests a minute with a one-second burst (10 calls), every call 500 ms: a new call each 100 ms once the burst is spent. */

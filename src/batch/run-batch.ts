@@ -1,12 +1,12 @@
 import type { Engine } from '../core/engine.js';
-import { asFanoutError } from '../core/errors.js';
+import { asFanoutError } from '../contracts/errors.js';
 import { statusFromRow, type TaskStatus } from '../core/task.js';
-import { addUsage, ZERO_USAGE, type Usage } from '../core/types.js';
+import { addUsage, ZERO_USAGE, type Usage } from '../contracts/types.js';
 import { ZERO_COST, type Cost } from '../limits/limiter.js';
 import { lowerBound, type KeyWork, type LowerBound } from '../metrics/lower-bound.js';
 import { percentiles } from '../metrics/percentiles.js';
 import { parseBatchLine, salvageCustomId, type BatchLineOptions } from './batch-line.js';
-import type { TaskRow } from '../store/task-store.js';
+import type { TaskRow } from '../contracts/task-store.js';
 import { completedLine, failedLine, type OutputLine } from './output-line.js';
 
 export interface BatchOptions {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { TaskRequest } from '../core/types.js';
+import type { TaskRequest } from '../contracts/types.js';
 import { cacheKey, canonicalJson } from './cache-key.js';
 
 const base: TaskRequest = {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { TaskRequest } from '../core/types.js';
+import type { TaskRequest } from '../contracts/types.js';
 
 /**
  * The fields of a request that can change its answer. Everything else

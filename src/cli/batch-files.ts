@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, realpathSync, type ReadStream } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { FanoutError } from '../core/errors.js';
+import { FanoutError } from '../contracts/errors.js';
 
 /** Opens the input (a file, or standard input for `-`), failing early with the file named. */
 export async function openInput(input: string): Promise<NodeJS.ReadableStream> {

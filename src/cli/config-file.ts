@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { parseConfig, type FanoutConfig } from '../config/schema.js';
-import { FanoutError } from '../core/errors.js';
+import { FanoutError } from '../contracts/errors.js';
 
 /** Environment variables that, when set, make a provider available without a config entry. */
 const KEY_VARIABLES: Record<string, string> = { openai: 'OPENAI_API_KEY', groq: 'GROQ_API_KEY', anthropic: 'ANTHROPIC_API_KEY' };

@@ -1,4 +1,4 @@
-import { FanoutError } from '../core/errors.js';
+import { FanoutError } from '../contracts/errors.js';
 
 /** Exit codes of the `fanout` command, in one place. */
 export const EXIT = {

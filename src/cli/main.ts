@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { FanoutError } from '../core/errors.js';
+import { FanoutError } from '../contracts/errors.js';
 import { registerBatchCommand } from './batch-command.js';
 import { registerPipelineCommands } from './pipeline-commands.js';
 import { registerServeCommand } from './serve-command.js';

@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Command } from 'commander';
 import { engineOptionsFromConfig } from '../config/engine-options.js';
-import { FanoutError } from '../core/errors.js';
+import { FanoutError } from '../contracts/errors.js';
 import { createEngine } from '../create-engine.js';
 import { loadPipelineFile, type PipelineFile } from '../pipeline/load.js';
 import { runPipeline, type PipelineRun, type StepResult, type ToolFunction } from '../pipeline/run.js';

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { configuredMockModels, engineOptionsFromConfig } from '../config/engine-options.js';
-import { FanoutError } from '../core/errors.js';
+import { FanoutError } from '../contracts/errors.js';
 import { createEngine } from '../create-engine.js';
 import type { TenantOptions } from '../core/engine.js';
 import { ApiKeys } from '../server/api-keys.js';

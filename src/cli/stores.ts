@@ -1,10 +1,10 @@
-import type { CacheStore } from '../cache/cache-store.js';
-import { FanoutError } from '../core/errors.js';
+import type { CacheStore } from '../contracts/cache-store.js';
+import { FanoutError } from '../contracts/errors.js';
 import { MemoryCacheStore } from '../store/memory/memory-cache-store.js';
 import { MemoryTaskStore } from '../store/memory/memory-task-store.js';
 import { SqliteCacheStore } from '../store/sqlite/sqlite-cache-store.js';
 import { SqliteTaskStore } from '../store/sqlite/sqlite-task-store.js';
-import type { TaskStore } from '../store/task-store.js';
+import type { TaskStore } from '../contracts/task-store.js';
 
 export const DEFAULT_STORE = 'sqlite:.fanout/fanout.db';
 

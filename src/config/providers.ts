@@ -1,8 +1,8 @@
-import { ValidationError } from '../core/errors.js';
+import { ValidationError } from '../contracts/errors.js';
 import { AnthropicProvider } from '../providers/anthropic/anthropic-provider.js';
 import { BedrockProvider } from '../providers/bedrock/bedrock-provider.js';
 import { OpenAiCompatibleProvider } from '../providers/openai-compatible/openai-provider.js';
-import type { Provider } from '../providers/provider.js';
+import type { Provider } from '../contracts/provider.js';
 import type { FanoutConfig, OpenAiCompatibleSettings } from './schema.js';
 
 /** What the well-known OpenAI-compatible services need beyond a key. */

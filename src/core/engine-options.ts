@@ -1,15 +1,26 @@
-import type { CacheOptions } from '../cache/result-cache.js';
+import type { CallTimeouts } from '../contracts/provider.js';
+import type { CacheOptions } from './result-cache.js';
+
 import type { LimitSpec } from '../limits/limiter.js';
-import type { Provider } from '../providers/provider.js';
-import type { TaskStore } from '../store/task-store.js';
-import type { Clock } from './clock.js';
+
+import type { Provider } from '../contracts/provider.js';
+
+import type { TaskStore } from '../contracts/task-store.js';
+
+import type { Clock } from '../contracts/clock.js';
+
 import type { EngineEvent } from './events.js';
+
 import type { ModelSettings } from './models.js';
-import type { Random } from './random.js';
+
+import type { Random } from '../contracts/random.js';
+
 import type { RetryOptions } from './retry.js';
+
 import type { TaskStatus } from './task.js';
-import type { CallTimeouts } from './watchdog.js';
-import type { ModelResult } from './types.js';
+
+import type { ModelResult } from '../contracts/types.js';
+
 
 export interface EngineOptions {
   /** Time source. Default: the system clock. Tests pass `ManualClock`. */

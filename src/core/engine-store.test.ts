@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { createEngine } from '../create-engine.js';
 import { MockProvider } from '../providers/mock/mock-provider.js';
-import type { Provider } from '../providers/provider.js';
+import type { Provider } from '../contracts/provider.js';
 import { MemoryTaskStore } from '../store/memory/memory-task-store.js';
-import { ManualClock } from '../testing/manual-clock.js';
-import { ProviderError } from './errors.js';
+import { ManualClock } from '../contracts/manual-clock.js';
+import { ProviderError } from '../contracts/errors.js';
 import type { EngineEvent } from './events.js';
-import type { TaskRequest } from './types.js';
+import type { TaskRequest } from '../contracts/types.js';
 
 const ask = (content: string, extra: Partial<TaskRequest> = {}): TaskRequest => ({ model: 'mock:m', messages: [{ role: 'user', content }], ...extra });
 

@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { ManualClock } from '../testing/manual-clock.js';
+import { ManualClock } from '../contracts/manual-clock.js';
 import { MockProvider, type MockProviderOptions } from '../providers/mock/mock-provider.js';
-import type { Provider } from '../providers/provider.js';
+import type { Provider } from '../contracts/provider.js';
 import { createEngine } from '../create-engine.js';
 import type { EngineOptions } from './engine.js';
-import { FanoutError, ProviderError, RetryError } from './errors.js';
+import { FanoutError, ProviderError, RetryError } from '../contracts/errors.js';
 import type { EngineEvent } from './events.js';
-import type { Random } from './random.js';
-import type { TaskRequest } from './types.js';
+import type { Random } from '../contracts/random.js';
+import type { TaskRequest } from '../contracts/types.js';
 
 const fixedRandom = (value: number): Random => ({ next: () => value });
 

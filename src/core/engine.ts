@@ -1,29 +1,53 @@
+import type { CallTimeouts } from '../contracts/provider.js';
 import { admissionCost, failedCost, settledCost } from '../limits/accounting.js';
 import { estimateInputTokens } from '../limits/estimate.js';
+
 import { observedLimits } from '../limits/learning.js';
+
 import { Limiter, type Cost, type Reservation, type WaitReason } from '../limits/limiter.js';
-import type { CallContext, ModelCall, Provider } from '../providers/provider.js';
-import { SystemClock, type Clock } from './clock.js';
+
+import type { CallContext, ModelCall, Provider } from '../contracts/provider.js';
+
+import { SystemClock, type Clock } from '../contracts/clock.js';
+
 import type { EngineOptions, SubmitOptions, TaskHandle } from './engine-options.js';
-import { asFanoutError, FanoutError, ProviderError, RetryError, type AttemptRecord, type ErrorCode } from './errors.js';
+
+import { asFanoutError, FanoutError, ProviderError, RetryError, type AttemptRecord, type ErrorCode } from '../contracts/errors.js';
+
 import { EventHub, type EngineEvent, type EngineEventType, type EventListener, type EventStreamOptions } from './events.js';
+
 import { costOf, ModelRegistry, type ResolvedModel } from './models.js';
-import { createIdGenerator, systemRandom, type Random } from './random.js';
+
+import { createIdGenerator, systemRandom, type Random } from '../contracts/random.js';
+
 import { decideRetry, DEFAULT_RETRY, type RetryOptions } from './retry.js';
+
 import { Scheduler } from './scheduler.js';
-import { isTerminal } from './task-state.js';
+
+import { isTerminal } from '../contracts/task-state.js';
+
 import { Gather, Outcome, type GatherOptions, type GatherOutcome } from './gather.js';
+
 import { Attempt, statusFromRow, Task, type TaskOutcome, type TaskStatus } from './task.js';
-import type { ModelResult, RateLimitInfo, TaskRequest, Usage } from './types.js';
+
+import type { ModelResult, RateLimitInfo, TaskRequest, Usage } from '../contracts/types.js';
+
 import { callTimeouts, nonNegative, positiveInteger, positiveNumber } from './option-checks.js';
-import { CallWatchdog, DEFAULT_CALL_TIMEOUTS, type CallTimeouts } from './watchdog.js';
+
+import { CallWatchdog, DEFAULT_CALL_TIMEOUTS } from './watchdog.js';
 import { validateTaskRequest } from './validate.js';
-import type { CacheEntry } from '../cache/cache-store.js';
-import type { TaskRow, TaskStore } from '../store/task-store.js';
+
+import type { CacheEntry } from '../contracts/cache-store.js';
+
+import type { TaskRow, TaskStore } from '../contracts/task-store.js';
+
 import { DEFAULT_LEASE_MS, TaskJournal, type StoreHealth } from './journal.js';
-import { DEFAULT_CACHE_TTL_MS, ResultCache } from '../cache/result-cache.js';
-import type { CachePolicy } from '../cache/cache-store.js';
-import { MemoryCacheStore } from '../store/memory/memory-cache-store.js';
+
+import { DEFAULT_CACHE_TTL_MS, ResultCache } from './result-cache.js';
+
+import type { CachePolicy } from '../contracts/cache-store.js';
+
+
 
 export type { EngineOptions, SubmitOptions, TaskHandle, TenantOptions } from './engine-options.js';
 
@@ -71,7 +95,6 @@ export class Engine {
   private readonly leaseMs: number;
   /** Resolves once tasks left in the store by an earlier run are back in the queues. */
   readonly recovered: Promise<number>;
-  private readonly ownsCacheStore: boolean;
   /** Each provider's call timeouts: its own over the engine's over the defaults. */
   private readonly timeouts = new Map<string, Required<CallTimeouts>>();
   /** Every call in flight, watched for a provider that has stopped answering. */
@@ -92,10 +115,11 @@ export class Engine {
     this.defaultMaxTokens = positiveInteger('defaultMaxTokens', options.defaultMaxTokens, 1024);
     this.maxEndedTasks = positiveInteger('maxEndedTasks', options.maxEndedTasks, 50_000);
     const cacheOptions = options.cache === false ? undefined : (options.cache ?? {});
-    this.ownsCacheStore = cacheOptions !== undefined && cacheOptions.store === undefined;
     if (cacheOptions) {
+      // createEngine gives an engine its default store (in memory); an engine made directly names its own.
+      if (!cacheOptions.store) throw new FanoutError('invalid_config', 'cache.store: an engine made with new Engine() needs a CacheStore for its result cache, or cache: false (createEngine gives it one in memory)');
       const ttlMs = positiveInteger('cache.ttlMs', cacheOptions.ttlMs, DEFAULT_CACHE_TTL_MS);
-      this.cache = new ResultCache(cacheOptions.store ?? new MemoryCacheStore(), ttlMs, (error) => this.cacheError(error));
+      this.cache = new ResultCache(cacheOptions.store, ttlMs, (error) => this.cacheError(error));
     }
     const concurrency = positiveInteger('concurrency', options.concurrency, 256);
     this.concurrency = concurrency;
@@ -314,7 +338,6 @@ export class Engine {
     this.scheduler.close();
     this.watchdog.stop();
     this.hub.close();
-    if (this.cache && this.ownsCacheStore) await this.cache.close();
   }
 
   // ── submission ────────────────────────────────────────────────────────────

@@ -1,6 +1,6 @@
-import type { ErrorCode } from './errors.js';
-import type { TaskState } from './task-state.js';
-import type { ModelResult } from './types.js';
+import type { ErrorCode } from '../contracts/errors.js';
+import type { TaskState } from '../contracts/task-state.js';
+import type { ModelResult } from '../contracts/types.js';
 
 export type EngineEventType =
   | 'task-queued'

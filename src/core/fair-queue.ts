@@ -1,4 +1,4 @@
-import { isTerminal } from './task-state.js';
+import { isTerminal } from '../contracts/task-state.js';
 import { TaskQueue } from './task-queue.js';
 import type { Task } from './task.js';
 

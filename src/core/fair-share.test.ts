@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { createEngine } from '../create-engine.js';
 import { MockProvider } from '../providers/mock/mock-provider.js';
-import { ManualClock } from '../testing/manual-clock.js';
+import { ManualClock } from '../contracts/manual-clock.js';
 import type { EngineOptions } from './engine.js';
 import type { EngineEvent } from './events.js';
-import type { TaskRequest } from './types.js';
+import type { TaskRequest } from '../contracts/types.js';
 
 /** An engine on a manual clock whose mock model `m` answers in 100 ms, one call at a time unless told otherwise. */
 function setup(options: Omit<EngineOptions, 'clock' | 'providers'> = {}) {

@@ -1,7 +1,7 @@
-import type { FanoutError } from './errors.js';
-import { isTerminal } from './task-state.js';
+import type { FanoutError } from '../contracts/errors.js';
+import { isTerminal } from '../contracts/task-state.js';
 import type { Task, TaskObserver, TaskOutcome, TaskStatus } from './task.js';
-import type { ModelResult } from './types.js';
+import type { ModelResult } from '../contracts/types.js';
 
 export interface GatherOptions {
   /** Reject at the first failure and cancel the rest. Default false: failures are values. */

@@ -1,6 +1,6 @@
-import type { TaskRow, TaskStore, WriteOutcome } from '../store/task-store.js';
-import type { Clock } from './clock.js';
-import { asFanoutError, type FanoutError } from './errors.js';
+import type { TaskRow, TaskStore, WriteOutcome } from '../contracts/task-store.js';
+import type { Clock } from '../contracts/clock.js';
+import { asFanoutError, type FanoutError } from '../contracts/errors.js';
 import type { Task } from './task.js';
 
 /**

@@ -1,4 +1,4 @@
-import { FanoutError } from './errors.js';
+import { FanoutError } from '../contracts/errors.js';
 
 /** How deep and how large a JSON value from outside may be. */
 export interface JsonBounds {

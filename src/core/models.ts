@@ -1,11 +1,18 @@
-import type { AccountingOptions, AccountingRule } from '../limits/accounting.js';
+import type { AccountingOptions, AccountingRule } from '../contracts/provider.js';
 import type { Cost, Limiter, LimitSpec } from '../limits/limiter.js';
-import type { Provider } from '../providers/provider.js';
+
+import type { Provider } from '../contracts/provider.js';
+
 import { z } from 'zod';
+
 import { accountingSchema, limitSpecSchema } from '../limits/limit-spec-schema.js';
-import { ValidationError } from './errors.js';
-import type { Usage } from './types.js';
+
+import { ValidationError } from '../contracts/errors.js';
+
+import type { Usage } from '../contracts/types.js';
+
 import { describeIssues } from './validate.js';
+
 
 /** How fanout treats one model (`provider:model`), every model of a provider (`provider:*`), or every model (`*`). */
 export interface ModelSettings {

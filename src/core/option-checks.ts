@@ -1,5 +1,6 @@
-import { FanoutError } from './errors.js';
-import type { CallTimeouts } from './watchdog.js';
+import type { CallTimeouts } from '../contracts/provider.js';
+import { FanoutError } from '../contracts/errors.js';
+
 
 /** `value` if it is a whole number ≥ 1, `fallback` if unset; otherwise an error naming the option and what came. */
 export function positiveInteger(name: string, value: number | undefined, fallback: number): number {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FanoutError, ProviderError } from './errors.js';
+import { FanoutError, ProviderError } from '../contracts/errors.js';
 import { backoffDelay, decideRetry, DEFAULT_RETRY } from './retry.js';
 
 const half = { next: () => 0.5 };

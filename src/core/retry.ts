@@ -1,6 +1,6 @@
-import type { FanoutError } from './errors.js';
-import { ProviderError } from './errors.js';
-import type { Random } from './random.js';
+import type { FanoutError } from '../contracts/errors.js';
+import { ProviderError } from '../contracts/errors.js';
+import type { Random } from '../contracts/random.js';
 
 export interface RetryOptions {
   /** Attempts per task, the first included. Default 5. */

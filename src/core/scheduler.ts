@@ -1,8 +1,8 @@
 import { ZERO_COST, type Limiter, type LimitSpec, type Reservation, type WaitReason } from '../limits/limiter.js';
-import type { Clock } from './clock.js';
-import { asFanoutError, FanoutError } from './errors.js';
+import type { Clock } from '../contracts/clock.js';
+import { asFanoutError, FanoutError } from '../contracts/errors.js';
 import { Heap } from './heap.js';
-import { isTerminal } from './task-state.js';
+import { isTerminal } from '../contracts/task-state.js';
 import { FairQueue } from './fair-queue.js';
 import { runsBefore, type Task } from './task.js';
 

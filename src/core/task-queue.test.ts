@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { seededRandom } from './random.js';
+import { seededRandom } from '../contracts/random.js';
 import { Task, runsBefore } from './task.js';
 import { TaskQueue } from './task-queue.js';
 

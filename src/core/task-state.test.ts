@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { FanoutError } from './errors.js';
+import { FanoutError } from '../contracts/errors.js';
 import { Task } from './task.js';
-import { assertTransition, isTerminal, TASK_STATES, transitionAllowed, type TaskState } from './task-state.js';
+import { assertTransition, isTerminal, TASK_STATES, transitionAllowed, type TaskState } from '../contracts/task-state.js';
 
 describe('task states', () => {
   it('allows exactly the documented moves', () => {

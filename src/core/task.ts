@@ -1,12 +1,12 @@
 import type { Cost, Reservation } from '../limits/limiter.js';
-import type { CallContext } from '../providers/provider.js';
-import type { CachePolicy } from '../cache/cache-store.js';
-import type { TaskRow } from '../store/task-store.js';
-import type { Clock } from './clock.js';
+import type { CallContext } from '../contracts/provider.js';
+import type { CachePolicy } from '../contracts/cache-store.js';
+import type { TaskRow } from '../contracts/task-store.js';
+import type { Clock } from '../contracts/clock.js';
 import type { ResolvedModel } from './models.js';
-import type { AttemptRecord, FanoutError } from './errors.js';
-import { assertTransition, type TaskState } from './task-state.js';
-import type { ModelResult, TaskRequest, Usage } from './types.js';
+import type { AttemptRecord, FanoutError } from '../contracts/errors.js';
+import { assertTransition, type TaskState } from '../contracts/task-state.js';
+import type { ModelResult, TaskRequest, Usage } from '../contracts/types.js';
 import type { WatchedCall } from './watchdog.js';
 
 /** Told of every change of a task, to keep it (the engine's journal, when it has a store). */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { seededRandom } from './random.js';
+import { seededRandom } from '../contracts/random.js';
 import { isPlainValidRequest, taskRequestSchema, validateTaskRequest } from './validate.js';
 
 const base = { model: 'mock:m', messages: [{ role: 'user', content: 'hi' }] };

@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { FanoutError, ValidationError } from './errors.js';
+import { FanoutError, ValidationError } from '../contracts/errors.js';
 import { assertJsonBounds } from './json-bounds.js';
-import type { TaskRequest } from './types.js';
+import type { TaskRequest } from '../contracts/types.js';
 
 /** Turns zod's issues into messages that name the field, what was expected and what came. */
 export function describeIssues(error: z.ZodError, prefix = ''): string[] {

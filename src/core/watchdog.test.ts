@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { createEngine } from '../create-engine.js';
 import { MockProvider } from '../providers/mock/mock-provider.js';
-import type { CallContext, ModelCall, Provider, StreamEvent } from '../providers/provider.js';
-import { ManualClock } from '../testing/manual-clock.js';
+import type { CallContext, ModelCall, Provider, StreamEvent } from '../contracts/provider.js';
+import { ManualClock } from '../contracts/manual-clock.js';
 import type { EngineOptions } from './engine.js';
-import type { RetryError } from './errors.js';
-import type { ModelResult } from './types.js';
+import type { RetryError } from '../contracts/errors.js';
+import type { ModelResult } from '../contracts/types.js';
 
 const USAGE = { inputTokens: 1, outputTokens: 1, cacheReadTokens: 0, cacheWriteTokens: 0 };
 

@@ -1,27 +1,7 @@
-import type { Clock } from './clock.js';
-import { FanoutError } from './errors.js';
+import type { Clock } from '../contracts/clock.js';
+import type { CallTimeouts } from '../contracts/provider.js';
+import { FanoutError } from '../contracts/errors.js';
 
-/**
- * How long a call may go without a sign of its answer before fanout gives up
- * on the attempt (and retries it, as any timeout). These catch a provider that
- * accepts the connection and then says nothing, which a single long total
- * limit would let hold a worker for many minutes.
- */
-export interface CallTimeouts {
-  /**
-   * From sending a call to the provider's first sign of an answer: a stream's
-   * response headers, or any event of it. Default 60,000.
-   */
-  firstByteMs?: number;
-  /** The longest a stream that has begun may go without an event (a token, a ping). Default 60,000. */
-  idleMs?: number;
-  /**
-   * A non-streamed answer arrives all at once, so its first byte is the whole
-   * answer: it is given `firstByteMs` plus this many ms per token of its max
-   * tokens (50: as slow as 20 tokens a second). Default 50.
-   */
-  perOutputTokenMs?: number;
-}
 
 export const DEFAULT_CALL_TIMEOUTS: Readonly<Required<CallTimeouts>> = Object.freeze({ firstByteMs: 60_000, idleMs: 60_000, perOutputTokenMs: 50 });
 

@@ -1,22 +1,7 @@
-import type { Usage } from '../core/types.js';
+import type { AccountingOptions } from '../contracts/provider.js';
+import type { Usage } from '../contracts/types.js';
 import type { Cost } from './limiter.js';
 
-/**
- * How a provider charges its rate limits, so fanout charges its own buckets
- * the same way (see PROVIDERS.md):
- *
- * - `openai`: tokens are charged at admission as prompt + max_tokens and are
- *   not refunded when the reply is shorter (OpenAI, Groq and most
- *   OpenAI-compatible servers). Usage above the charge is debited.
- * - `anthropic`: input tokens per minute count uncached input + cache writes
- *   (cache reads are free, except on Haiku 3, Haiku 3.5 and Opus 3); output
- *   tokens per minute are charged max_tokens at admission and refunded down to
- *   the real output at the end.
- * - `bedrock`: input + cache reads + cache writes + max_tokens × burndown are
- *   reserved at the start and settled to input + cache writes + output ×
- *   burndown (burndown 5 on Claude 3.7 and later, 1 otherwise).
- */
-export type AccountingRule = 'openai' | 'anthropic' | 'bedrock';
 
 export interface CallEstimate {
   /** Uncached input tokens, estimated before the call. */
@@ -27,13 +12,6 @@ export interface CallEstimate {
   maxOutputTokens: number;
 }
 
-export interface AccountingOptions {
-  rule: AccountingRule;
-  /** Quota tokens one output token uses (Bedrock). Default 1. */
-  outputBurndown?: number;
-  /** Whether cache reads count against input limits (Anthropic's older models). Default false. */
-  cacheReadsCount?: boolean;
-}
 
 function cost(requests: number, inputTokens: number, outputTokens: number, tokens = inputTokens + outputTokens): Cost {
   return { requests, tokens, inputTokens, outputTokens };

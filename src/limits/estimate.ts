@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import type { ModelRequest } from '../core/types.js';
+import type { ModelRequest } from '../contracts/types.js';
 
 /** Tokens a chat format adds per message (role markers) and per reply (priming). */
 const PER_MESSAGE_OVERHEAD = 4;

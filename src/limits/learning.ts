@@ -1,4 +1,4 @@
-import type { RateLimitInfo } from '../core/types.js';
+import type { RateLimitInfo } from '../contracts/types.js';
 import type { ObservedLimit } from './limiter.js';
 
 /** A provider's rate-limit information as observations of the limiter's dimensions. */

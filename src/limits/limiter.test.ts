@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FanoutError } from '../core/errors.js';
+import { FanoutError } from '../contracts/errors.js';
 import { Limiter, type Cost } from './limiter.js';
 
 const cost = (tokens: number, outputTokens = 0, inputTokens = tokens - outputTokens): Cost => ({ requests: 1, tokens, inputTokens, outputTokens });

@@ -1,4 +1,4 @@
-import { FanoutError } from '../core/errors.js';
+import { FanoutError } from '../contracts/errors.js';
 import { exceedsLimit, fullBucket, give, refill, take, tokensIn, waitTime, type BucketSpec, type BucketState } from './token-bucket.js';
 
 /**

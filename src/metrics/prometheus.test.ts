@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createEngine } from '../create-engine.js';
 import { MockProvider } from '../providers/mock/mock-provider.js';
-import { ManualClock } from '../testing/manual-clock.js';
+import { ManualClock } from '../contracts/manual-clock.js';
 import { engineMetrics } from './prometheus.js';
 
 const ask = (content: string) => ({ model: 'mock:m', messages: [{ role: 'user' as const, content }] });

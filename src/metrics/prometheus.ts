@@ -1,8 +1,14 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Engine } from '../core/engine.js';
-import type { PipelineRun } from '../pipeline/run.js';
 
 const SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120];
+
+/** What the metrics read of a finished pipeline run (a `PipelineRun` is one). */
+export interface RunTimes {
+  pipeline: string;
+  steps: Record<string, { name: string; state: string; startedAt?: number; endedAt?: number }>;
+  tools: ReadonlyArray<{ step: string; startedAt: number; endedAt: number }>;
+}
 
 /** Distinct pipeline/step label pairs kept; runs beyond them count under `step="(other)"`. */
 const MAX_STEP_SERIES = 1000;
@@ -16,7 +22,7 @@ export const MAX_MODEL_SERIES = 100;
 export interface FanoutMetrics {
   registry: Registry;
   /** Records a finished pipeline run: each step's duration and each tool call's. */
-  observeRun(run: PipelineRun): void;
+  observeRun(run: RunTimes): void;
 }
 
 /**
@@ -117,7 +123,7 @@ export function engineMetrics(engine: Engine): FanoutMetrics {
   engine.on('store-error', (event) => storeErrors.inc({ code: event.error?.code ?? 'unknown' }));
   new Gauge({ name: 'fanout_store_ok', help: '1 while the task store takes writes, 0 while they fail', registers: [registry], collect() { this.set(engine.storeHealth().ok ? 1 : 0); } });
 
-  const observeRun = (run: PipelineRun): void => {
+  const observeRun = (run: RunTimes): void => {
     for (const step of Object.values(run.steps)) {
       if (step.startedAt === undefined || step.endedAt === undefined) continue;
       stepSeconds.observe({ ...stepLabel(run.pipeline, step.name), state: step.state }, (step.endedAt - step.startedAt) / 1000);

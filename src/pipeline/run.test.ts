@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { createEngine } from '../create-engine.js';
-import { ProviderError } from '../core/errors.js';
+import { ProviderError } from '../contracts/errors.js';
 import type { EngineOptions } from '../core/engine.js';
 import { MockProvider, type MockProviderOptions } from '../providers/mock/mock-provider.js';
-import type { Provider } from '../providers/provider.js';
+import type { Provider } from '../contracts/provider.js';
 import { simulate } from '../sim/simulate.js';
-import { ManualClock } from '../testing/manual-clock.js';
+import { ManualClock } from '../contracts/manual-clock.js';
 import { loadPipelineFile } from './load.js';
 import { combine, runPipeline, type RunPipelineOptions } from './run.js';
 import { checkPipeline } from './spec.js';

@@ -1,7 +1,7 @@
 import type { Engine, TaskHandle } from '../core/engine.js';
-import { asFanoutError, FanoutError } from '../core/errors.js';
+import { asFanoutError, FanoutError } from '../contracts/errors.js';
 import type { TaskStatus } from '../core/task.js';
-import { addUsage, ZERO_USAGE, type ModelResult, type TaskRequest, type Usage } from '../core/types.js';
+import { addUsage, ZERO_USAGE, type ModelResult, type TaskRequest, type Usage } from '../contracts/types.js';
 import { countTextTokens } from '../limits/estimate.js';
 import { splitByTokens } from './chunk.js';
 import { resolveInputs, type CheckedStep, type Pipeline } from './spec.js';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ValidationError } from '../core/errors.js';
+import { ValidationError } from '../contracts/errors.js';
 import { describeIssues } from '../core/validate.js';
 import { fanoutConfigSchema } from '../config/schema.js';
 import { templateRefs } from './template.js';

@@ -4,7 +4,7 @@
  * a template is text with holes, checked before anything runs.
  */
 
-import { FanoutError } from '../core/errors.js';
+import { FanoutError } from '../contracts/errors.js';
 
 const HOLE = /\{\{\s*([^{}]*?)\s*\}\}/g;
 

@@ -1,4 +1,4 @@
-import type { RateLimitInfo } from '../core/types.js';
+import type { RateLimitInfo } from '../contracts/types.js';
 
 /** Anything with a `get(name)` for headers: the fetch `Headers` the SDKs hand back, or a test's map. */
 export interface HeaderSource {

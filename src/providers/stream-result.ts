@@ -1,6 +1,6 @@
-import { ProviderError } from '../core/errors.js';
-import type { FinishReason, ModelResult, RateLimitInfo, Usage } from '../core/types.js';
-import type { StreamEvent } from './provider.js';
+import { ProviderError } from '../contracts/errors.js';
+import type { FinishReason, ModelResult, RateLimitInfo, Usage } from '../contracts/types.js';
+import type { StreamEvent } from '../contracts/provider.js';
 
 /**
  * What a provider's stream has said so far, turned into fanout's events: each

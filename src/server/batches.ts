@@ -1,10 +1,10 @@
 import { parseBatchLine, salvageCustomId } from '../batch/batch-line.js';
 import { completedLine, failedLine } from '../batch/output-line.js';
 import type { FanoutEngine } from '../create-engine.js';
-import { asFanoutError, FanoutError, type ErrorCode } from '../core/errors.js';
-import { isTerminal, type TaskState } from '../core/task-state.js';
+import { asFanoutError, FanoutError, type ErrorCode } from '../contracts/errors.js';
+import { isTerminal, type TaskState } from '../contracts/task-state.js';
 import type { TaskStatus } from '../core/task.js';
-import type { TaskRow, TaskStore } from '../store/task-store.js';
+import type { TaskRow, TaskStore } from '../contracts/task-store.js';
 import { readRecord, writeRecord } from './records.js';
 
 interface Entry {

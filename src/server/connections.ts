@@ -1,6 +1,6 @@
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
-import { FanoutError } from '../core/errors.js';
+import { FanoutError } from '../contracts/errors.js';
 
 /** Bounds on the connections a server holds, and on how long a request may take to arrive. */
 export interface ConnectionLimits {

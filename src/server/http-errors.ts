@@ -1,4 +1,4 @@
-import { FanoutError, type ErrorCode } from '../core/errors.js';
+import { FanoutError, type ErrorCode } from '../contracts/errors.js';
 
 /** HTTP status for each error code, in one place. */
 const STATUS: Partial<Record<ErrorCode, number>> = {

@@ -1,5 +1,5 @@
 import type { FanoutEngine } from '../create-engine.js';
-import type { StoredRecord } from '../store/task-store.js';
+import type { StoredRecord } from '../contracts/task-store.js';
 
 /** What a batch or run shares with its stored record. */
 interface Recorded {

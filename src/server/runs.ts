@@ -1,8 +1,8 @@
 import type { FanoutEngine } from '../create-engine.js';
-import { asFanoutError, FanoutError } from '../core/errors.js';
+import { asFanoutError, FanoutError } from '../contracts/errors.js';
 import type { PipelineRun, StepResult } from '../pipeline/run.js';
 import { checkPipeline, resolveInputs, type Pipeline } from '../pipeline/spec.js';
-import type { StoredRecord } from '../store/task-store.js';
+import type { StoredRecord } from '../contracts/task-store.js';
 import { forgetOldest, MAX_KEPT } from './batches.js';
 import { readRecord, writeRecord } from './records.js';
 

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import type { Clock } from '../core/clock.js';
+import type { Clock } from '../contracts/clock.js';
 import type { FanoutEngine } from '../create-engine.js';
 import { endOpenStreams } from './server.js';
 

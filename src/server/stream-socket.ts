@@ -1,11 +1,11 @@
 import type { WebSocket } from 'ws';
 import type { FanoutEngine } from '../create-engine.js';
-import { asFanoutError, FanoutError } from '../core/errors.js';
+import { asFanoutError, FanoutError } from '../contracts/errors.js';
 import type { EngineEvent } from '../core/events.js';
 import { assertJsonBounds } from '../core/json-bounds.js';
-import { isTerminal } from '../core/task-state.js';
+import { isTerminal } from '../contracts/task-state.js';
 import type { TaskStatus } from '../core/task.js';
-import type { TaskRequest } from '../core/types.js';
+import type { TaskRequest } from '../contracts/types.js';
 import type { BatchRegistry } from './batches.js';
 import type { RunChange, RunRegistry } from './runs.js';
 

@@ -1,6 +1,6 @@
 import type { FastifyReply } from 'fastify';
 import type { FanoutEngine } from '../create-engine.js';
-import { isTerminal } from '../core/task-state.js';
+import { isTerminal } from '../contracts/task-state.js';
 import { SHUTTING_DOWN } from './shutting-down.js';
 import type { TaskStatus } from '../core/task.js';
 

@@ -1,5 +1,5 @@
-import type { Clock } from '../core/clock.js';
-import type { Usage } from '../core/types.js';
+import type { Clock } from '../contracts/clock.js';
+import type { Usage } from '../contracts/types.js';
 import { Limiter, type Cost, type LimitDimension, type LimitSpec } from '../limits/limiter.js';
 
 export interface TenantQuotaOptions {

@@ -1,11 +1,11 @@
 import { engineOptionsFromConfig } from '../config/engine-options.js';
 import type { FanoutConfig } from '../config/schema.js';
-import { seededRandom } from '../core/random.js';
+import { seededRandom } from '../contracts/random.js';
 import { createEngine } from '../create-engine.js';
 import { runPipeline, type PipelineRun } from '../pipeline/run.js';
 import { resolveInputs, type CheckedStep, type Pipeline } from '../pipeline/spec.js';
 import type { LatencyProfile } from '../providers/mock/mock-provider.js';
-import { flushMicrotasks, ManualClock } from '../testing/manual-clock.js';
+import { flushMicrotasks, ManualClock } from '../contracts/manual-clock.js';
 
 export interface SimulateOptions {
   /** Models, limits and the mock's latencies. */

@@ -1,1 +1,1 @@
-export { ManualClock, flushMicrotasks } from './manual-clock.js';
+export { ManualClock, flushMicrotasks } from '../contracts/manual-clock.js';

@@ -1,12 +1,17 @@
+import type { AccountingOptions, CallTimeouts } from '../../contracts/provider.js';
 import type Anthropic from '@anthropic-ai/sdk';
-import { FanoutError, ProviderError, type ErrorCode } from '../../core/errors.js';
-import type { FinishReason, ModelResult, Usage } from '../../core/types.js';
-import type { AccountingOptions } from '../../limits/accounting.js';
-import type { CallContext, ModelCall, Provider, StreamEvent } from '../provider.js';
+import { FanoutError, ProviderError, type ErrorCode } from '../../contracts/errors.js';
+
+import type { FinishReason, ModelResult, Usage } from '../../contracts/types.js';
+
+import type { CallContext, ModelCall, Provider, StreamEvent } from '../../contracts/provider.js';
+
 import { anthropicRateLimits } from '../rate-limit-headers.js';
+
 import { anthropicSdk } from '../sdk.js';
+
 import { StreamResult } from '../stream-result.js';
-import type { CallTimeouts } from '../../core/watchdog.js';
+
 
 export interface AnthropicOptions {
   /** The prefix of its models. Default `anthropic`. */

@@ -1,3 +1,4 @@
+import type { AccountingOptions, CallTimeouts } from '../../contracts/provider.js';
 import type {
   BedrockRuntimeClient,
   ContentBlock,
@@ -6,13 +7,18 @@ import type {
   SystemContentBlock,
   TokenUsage,
 } from '@aws-sdk/client-bedrock-runtime';
-import { FanoutError, ProviderError, type ErrorCode } from '../../core/errors.js';
-import type { FinishReason, ModelResult, Usage } from '../../core/types.js';
-import { bedrockBurndown, type AccountingOptions } from '../../limits/accounting.js';
-import type { CallContext, ModelCall, Provider, StreamEvent } from '../provider.js';
+
+import { FanoutError, ProviderError, type ErrorCode } from '../../contracts/errors.js';
+
+import type { FinishReason, ModelResult, Usage } from '../../contracts/types.js';
+
+import { bedrockBurndown } from '../../limits/accounting.js';
+import type { CallContext, ModelCall, Provider, StreamEvent } from '../../contracts/provider.js';
+
 import { bedrockSdk, nodeHttpHandlerModule } from '../sdk.js';
+
 import { StreamResult } from '../stream-result.js';
-import type { CallTimeouts } from '../../core/watchdog.js';
+
 
 export interface BedrockOptions {
   /** The prefix of its models. Default `bedrock`. */

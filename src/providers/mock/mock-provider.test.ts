@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { ProviderError } from '../../core/errors.js';
-import { ManualClock } from '../../testing/manual-clock.js';
-import type { ModelCall } from '../provider.js';
+import { ProviderError } from '../../contracts/errors.js';
+import { ManualClock } from '../../contracts/manual-clock.js';
+import type { ModelCall } from '../../contracts/provider.js';
 import { MockProvider } from './mock-provider.js';
 
 const call = (content: string, extra: Partial<ModelCall> = {}): ModelCall => ({

@@ -1,11 +1,19 @@
+import type { AccountingOptions, AccountingRule } from '../../contracts/provider.js';
 import { appendFileSync } from 'node:fs';
-import { ProviderError } from '../../core/errors.js';
-import { seededRandom, type Random } from '../../core/random.js';
-import type { ModelResult, RateLimitInfo, Usage } from '../../core/types.js';
-import { admissionCost, failedCost, settledCost, type AccountingOptions, type AccountingRule } from '../../limits/accounting.js';
+
+import { ProviderError } from '../../contracts/errors.js';
+
+import { seededRandom, type Random } from '../../contracts/random.js';
+
+import type { ModelResult, RateLimitInfo, Usage } from '../../contracts/types.js';
+
+import { admissionCost, failedCost, settledCost } from '../../limits/accounting.js';
 import { Limiter, type LimitSpec, type Reservation } from '../../limits/limiter.js';
-import type { CallContext, ModelCall, Provider, StreamEvent } from '../provider.js';
+
+import type { CallContext, ModelCall, Provider, StreamEvent } from '../../contracts/provider.js';
+
 import { hashPrompt, mockWords } from './text.js';
+
 
 /** A call's latency: fixed milliseconds, or lognormal around a median (seeded). */
 export type LatencyProfile =

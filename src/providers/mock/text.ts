@@ -1,4 +1,4 @@
-import type { ChatMessage } from '../../core/types.js';
+import type { ChatMessage } from '../../contracts/types.js';
 
 const WORDS = [
   'the', 'change', 'looks', 'sound', 'but', 'consider', 'edge', 'cases', 'in', 'error', 'handling', 'and', 'tests',

@@ -1,4 +1,4 @@
-import { FanoutError, ProviderError, type ErrorCode } from '../../core/errors.js';
+import { FanoutError, ProviderError, type ErrorCode } from '../../contracts/errors.js';
 import { openAiRateLimits, waitFromMessage } from '../rate-limit-headers.js';
 import { openAiSdk } from '../sdk.js';
 

@@ -1,14 +1,21 @@
+import type { AccountingOptions, CallTimeouts } from '../../contracts/provider.js';
 import type OpenAI from 'openai';
 import type { ChatCompletionCreateParamsNonStreaming, ChatCompletionMessageParam } from 'openai/resources/chat/completions';
-import type { FinishReason, ModelResult, Usage } from '../../core/types.js';
-import type { AccountingOptions } from '../../limits/accounting.js';
-import type { CallContext, ModelCall, Provider, StreamEvent } from '../provider.js';
+
+import type { FinishReason, ModelResult, Usage } from '../../contracts/types.js';
+
+import type { CallContext, ModelCall, Provider, StreamEvent } from '../../contracts/provider.js';
+
 import { openAiRateLimits } from '../rate-limit-headers.js';
+
 import { openAiSdk } from '../sdk.js';
+
 import { StreamResult } from '../stream-result.js';
-import type { CallTimeouts } from '../../core/watchdog.js';
+
 import { ChatHttp } from './chat-http.js';
+
 import { classifyOpenAiError } from './classify.js';
+
 
 export interface OpenAiCompatibleOptions {
   /** The prefix of its models: `openai`, `groq`, `vllm`, `ollama`, … */

@@ -1,4 +1,4 @@
-import type { CacheEntry, CacheStore } from '../../cache/cache-store.js';
+import type { CacheEntry, CacheStore } from '../../contracts/cache-store.js';
 import { deleteWhere } from './delete-where.js';
 
 export interface MemoryCacheStoreOptions {

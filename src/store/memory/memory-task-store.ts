@@ -1,5 +1,5 @@
-import { isTerminal } from '../../core/task-state.js';
-import type { StoredRecord, TaskRow, TaskStore, WriteOutcome } from '../task-store.js';
+import { isTerminal } from '../../contracts/task-state.js';
+import type { StoredRecord, TaskRow, TaskStore, WriteOutcome } from '../../contracts/task-store.js';
 import { deleteWhere } from './delete-where.js';
 
 /** Task records in this process's memory: the store's contract without durability, for tests and throwaway runs. */

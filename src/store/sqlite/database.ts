@@ -2,7 +2,7 @@ import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
-import { FanoutError } from '../../core/errors.js';
+import { FanoutError } from '../../contracts/errors.js';
 
 /** "FNOT" in the file header: marks a database as fanout's, so a foreign one is never changed. */
 export const APPLICATION_ID = 0x464e4f54;

@@ -1,6 +1,6 @@
 import type BetterSqlite3 from 'better-sqlite3';
-import type { CacheEntry, CacheStore } from '../../cache/cache-store.js';
-import type { ModelResult } from '../../core/types.js';
+import type { CacheEntry, CacheStore } from '../../contracts/cache-store.js';
+import type { ModelResult } from '../../contracts/types.js';
 import { describeSqliteError, openDatabase } from './database.js';
 
 interface Row {

@@ -1,8 +1,8 @@
 import { hostname } from 'node:os';
 import type BetterSqlite3 from 'better-sqlite3';
-import { FanoutError } from '../../core/errors.js';
+import { FanoutError } from '../../contracts/errors.js';
 import { releaseLostAttempt } from '../memory/memory-task-store.js';
-import type { StoredRecord, TaskRow, TaskStore, WriteOutcome } from '../task-store.js';
+import type { StoredRecord, TaskRow, TaskStore, WriteOutcome } from '../../contracts/task-store.js';
 import { describeSqliteError, openDatabase } from './database.js';
 
 interface DbRow {

@@ -1,7 +1,5 @@
-import type { Clock } from '../core/clock.js';
-import type { ChatMessage, ModelResult } from '../core/types.js';
-import type { CallTimeouts } from '../core/watchdog.js';
-import type { AccountingOptions } from '../limits/accounting.js';
+import type { Clock } from './clock.js';
+import type { ChatMessage, ModelResult } from './types.js';
 
 /** One call as a provider receives it: the model name without its `provider:` prefix. */
 export interface ModelCall {
@@ -76,4 +74,51 @@ export interface Provider {
   /** How this provider charges its rate limits for `model`. */
   accounting(model: string): AccountingOptions;
   close?(): Promise<void>;
+}
+
+/**
+ * How a provider charges its rate limits, so fanout charges its own buckets
+ * the same way (see PROVIDERS.md):
+ *
+ * - `openai`: tokens are charged at admission as prompt + max_tokens and are
+ *   not refunded when the reply is shorter (OpenAI, Groq and most
+ *   OpenAI-compatible servers). Usage above the charge is debited.
+ * - `anthropic`: input tokens per minute count uncached input + cache writes
+ *   (cache reads are free, except on Haiku 3, Haiku 3.5 and Opus 3); output
+ *   tokens per minute are charged max_tokens at admission and refunded down to
+ *   the real output at the end.
+ * - `bedrock`: input + cache reads + cache writes + max_tokens × burndown are
+ *   reserved at the start and settled to input + cache writes + output ×
+ *   burndown (burndown 5 on Claude 3.7 and later, 1 otherwise).
+ */
+export type AccountingRule = 'openai' | 'anthropic' | 'bedrock';
+
+export interface AccountingOptions {
+  rule: AccountingRule;
+  /** Quota tokens one output token uses (Bedrock). Default 1. */
+  outputBurndown?: number;
+  /** Whether cache reads count against input limits (Anthropic's older models). Default false. */
+  cacheReadsCount?: boolean;
+}
+
+/**
+ * How long a call may go without a sign of its answer before fanout gives up
+ * on the attempt (and retries it, as any timeout). These catch a provider that
+ * accepts the connection and then says nothing, which a single long total
+ * limit would let hold a worker for many minutes.
+ */
+export interface CallTimeouts {
+  /**
+   * From sending a call to the provider's first sign of an answer: a stream's
+   * response headers, or any event of it. Default 60,000.
+   */
+  firstByteMs?: number;
+  /** The longest a stream that has begun may go without an event (a token, a ping). Default 60,000. */
+  idleMs?: number;
+  /**
+   * A non-streamed answer arrives all at once, so its first byte is the whole
+   * answer: it is given `firstByteMs` plus this many ms per token of its max
+   * tokens (50: as slow as 20 tokens a second). Default 50.
+   */
+  perOutputTokenMs?: number;
 }

@@ -1,4 +1,4 @@
-import type { ModelResult } from '../core/types.js';
+import type { ModelResult } from './types.js';
 
 /** One stored answer. Times are epoch milliseconds from the engine's clock. */
 export interface CacheEntry {

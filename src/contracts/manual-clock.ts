@@ -1,4 +1,4 @@
-import { sleepOn, type Clock } from '../core/clock.js';
+import { sleepOn, type Clock } from './clock.js';
 
 interface Timer {
   at: number;

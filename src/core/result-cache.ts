@@ -1,8 +1,8 @@
-import type { ResolvedModel } from '../core/models.js';
-import type { Task } from '../core/task.js';
-import type { TaskRequest } from '../core/types.js';
-import { cacheKey } from './cache-key.js';
-import type { CacheEntry, CachePolicy, CacheStore } from './cache-store.js';
+import type { ResolvedModel } from './models.js';
+import type { Task } from './task.js';
+import type { TaskRequest } from '../contracts/types.js';
+import { cacheKey } from '../cache/cache-key.js';
+import type { CacheEntry, CachePolicy, CacheStore } from '../contracts/cache-store.js';
 
 export interface CacheOptions {
   /** Where answers are kept. Default: a `MemoryCacheStore` the engine owns. */
@@ -93,10 +93,6 @@ export class ResultCache {
       }
     }
     return followers;
-  }
-
-  close(): void | Promise<void> {
-    return this.store.close();
   }
 
   private miss(error: unknown): undefined {

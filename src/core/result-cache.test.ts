@@ -1,14 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { createEngine } from '../create-engine.js';
-import type { EngineOptions } from '../core/engine.js';
-import { ProviderError } from '../core/errors.js';
-import type { EngineEvent } from '../core/events.js';
-import type { TaskRequest } from '../core/types.js';
+import type { EngineOptions } from './engine.js';
+import { ProviderError } from '../contracts/errors.js';
+import type { EngineEvent } from './events.js';
+import type { TaskRequest } from '../contracts/types.js';
 import { MockProvider, type MockProviderOptions } from '../providers/mock/mock-provider.js';
-import type { Provider } from '../providers/provider.js';
+import type { Provider } from '../contracts/provider.js';
 import { MemoryCacheStore } from '../store/memory/memory-cache-store.js';
-import { ManualClock } from '../testing/manual-clock.js';
-import type { CacheStore } from './cache-store.js';
+import { ManualClock } from '../contracts/manual-clock.js';
+import type { CacheStore } from '../contracts/cache-store.js';
 
 function setup(options: Omit<EngineOptions, 'clock'> & { mock?: MockProviderOptions } = {}) {
   const clock = new ManualClock();

@@ -1,6 +1,6 @@
-import type { AttemptRecord, ErrorCode } from '../core/errors.js';
-import type { TaskState } from '../core/task-state.js';
-import type { ModelResult, TaskRequest } from '../core/types.js';
+import type { AttemptRecord, ErrorCode } from './errors.js';
+import type { TaskState } from './task-state.js';
+import type { ModelResult, TaskRequest } from './types.js';
 
 /** A task as a store keeps it: enough to show its status and to run it again after a restart. */
 export interface TaskRow {
