@@ -112,7 +112,7 @@ const batchInputLine = block('of a batch input line', (b) => b.lang === 'json' &
 const batchOutputLine = block('of a batch output line', (b) => b.lang === 'json' && b.text.includes('"fanout": {"line": 1'));
 const configYaml = block('of the configuration', starts('concurrency: 64'));
 const benchCommand = block('that runs the benchmarks', (b) => b.text === 'npm run bench\n');
-const layout = block('of the source layout', starts('src/core/'));
+const layout = block('of the source layout', starts('src/contracts/'));
 
 describe('README, the quick start', () => {
   it('installs with npm ci and tests with npm test, as CI does', () => {

@@ -1,5 +1,5 @@
 import { expect } from 'vitest';
-import { ProviderError } from '../../src/core/errors.js';
+import { ProviderError } from '../../src/contracts/errors.js';
 
 /**
  * For each case, makes the fake answer with `reply`, calls the provider once,
