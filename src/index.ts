@@ -14,7 +14,8 @@ export { TASK_STATES, isTerminal, type TaskState } from './contracts/task-state.
 export type { TaskOutcome, TaskStatus, TimeSplit } from './core/task.js';
 export type { ChatMessage, ModelRequest, ModelResult, RateLimitInfo, TaskRequest, Usage } from './contracts/types.js';
 export type { AccountingRule } from './contracts/provider.js';
-export { Limiter, type Cost, type LimitSpec } from './limits/limiter.js';
+export { MemoryLimiter } from './limits/limiter.js';
+export type { Cost, Limiter, LimitSpec, LimitView } from './contracts/limiter.js';
 export { createMockProvider, MockProvider } from './providers/mock/mock-provider.js';
 export type { LatencyProfile, MockModelOptions, MockProviderOptions, MockModelStats } from './providers/mock/mock-provider.js';
 export type { CallContext, ModelCall, Provider, StreamEvent } from './contracts/provider.js';

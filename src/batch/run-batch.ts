@@ -2,7 +2,7 @@ import type { Engine } from '../core/engine.js';
 import { asFanoutError } from '../contracts/errors.js';
 import { statusFromRow, type TaskStatus } from '../core/task.js';
 import { addUsage, ZERO_USAGE, type Usage } from '../contracts/types.js';
-import { ZERO_COST, type Cost } from '../limits/limiter.js';
+import { ZERO_COST, type Cost } from '../contracts/limiter.js';
 import { lowerBound, type KeyWork, type LowerBound } from '../metrics/lower-bound.js';
 import { percentiles } from '../metrics/percentiles.js';
 import { parseBatchLine, salvageCustomId, type BatchLineOptions } from './batch-line.js';

@@ -6,7 +6,7 @@ import type { FanoutConfig } from '../config/schema.js';
 import { runBatch, type BatchProgress, type BatchSummary } from '../batch/run-batch.js';
 import { createEngine, type FanoutEngine } from '../create-engine.js';
 import { FanoutError } from '../contracts/errors.js';
-import type { LimitSpec } from '../limits/limiter.js';
+import type { LimitSpec } from '../contracts/limiter.js';
 import { batchIdFor, refuseInputAsOutput, openInput, openOutput, type OutputFile } from './batch-files.js';
 import { DEFAULT_STORE, openStores } from './stores.js';
 import { loadConfig } from './config-file.js';

@@ -1,7 +1,7 @@
 import type { CallTimeouts } from '../contracts/provider.js';
 import type { CacheOptions } from './result-cache.js';
 
-import type { LimitSpec } from '../limits/limiter.js';
+import type { Limiter, LimitSpec } from '../contracts/limiter.js';
 
 import type { Provider } from '../contracts/provider.js';
 
@@ -29,6 +29,12 @@ export interface EngineOptions {
   random?: Random;
   /** Providers, each under its `name` (the prefix of `provider:model`). `createEngine` adds `mock` unless one is given. */
   providers?: Record<string, Provider> | Provider[];
+  /**
+   * Where the models' limits are kept and enforced. Default: a `MemoryLimiter`
+   * of this engine's own. Another implementation of `Limiter` (one shared by
+   * several processes, say) must pass `limiterContract` from `fanout/testing/contracts`.
+   */
+  limiter?: Limiter;
   /** Per-model settings, keyed `provider:model`, `provider:*` (every model of a provider) or `*` (every model). */
   models?: Record<string, ModelSettings>;
   /** Named limit groups that several models share through `models[...].group`. */

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../contracts/manual-clock.js';
+import { MemoryLimiter } from '../limits/limiter.js';
 import { MockProvider, type MockProviderOptions } from '../providers/mock/mock-provider.js';
 import type { Provider } from '../contracts/provider.js';
 import { createEngine } from '../create-engine.js';
@@ -184,6 +185,27 @@ describe('retries', () => {
     const error = await handle.result().catch((e: unknown) => e as RetryError);
     expect(error).toMatchObject({ code: 'retries_exhausted' });
     expect((error as RetryError).attempts.map((a) => [a.endedAt, a.error?.code])).toEqual([[1000, 'timeout'], [2000, 'timeout']]);
+  });
+});
+
+describe('a limiter given to the engine', () => {
+  it('is the one every admission goes through: two engines on one limiter share a 60 rpm budget', async () => {
+    const clock = new ManualClock();
+    const limiter = new MemoryLimiter();
+    const options = { clock, limiter, cache: false as const, models: { 'mock:m': { limits: { requestsPerMinute: 60, transitMs: 0 } } } };
+    const first = createEngine(options);
+    const second = createEngine(options);
+    expect(first.limiter).toBe(limiter);
+    const events: EngineEvent[] = [];
+    second.on('task-started', (event) => events.push(event));
+    const a = Array.from({ length: 60 }, (_, i) => first.submit(ask('mock:m', `a${i}`)));
+    await clock.advance(0);
+    const b = second.submit(ask('mock:m', 'b'));
+    await clock.runAll();
+    expect(a.every((h) => h.status().attempts[0]?.startedAt === 0)).toBe(true);
+    expect(events.map((e) => e.at)).toEqual([1000]);
+    expect(b.status().state).toBe('completed');
+    expect(limiter.stats('mock:m')?.charged.requests).toBe(61);
   });
 });
 

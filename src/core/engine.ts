@@ -4,7 +4,8 @@ import { estimateInputTokens } from '../limits/estimate.js';
 
 import { observedLimits } from '../limits/learning.js';
 
-import { Limiter, type Cost, type Reservation, type WaitReason } from '../limits/limiter.js';
+import type { Cost, Limiter, Reservation, WaitReason } from '../contracts/limiter.js';
+import { MemoryLimiter } from '../limits/limiter.js';
 
 import type { CallContext, ModelCall, Provider } from '../contracts/provider.js';
 
@@ -67,7 +68,8 @@ export class Engine {
   readonly clock: Clock;
   /** When the engine was made, on its clock. */
   readonly startedAt: number;
-  readonly limiter = new Limiter();
+  /** The models' limits: the one given in the options, else one in memory. */
+  readonly limiter: Limiter;
   /** Each tenant's own limits, keyed by tenant name; present when `tenants.limits` is set. */
   readonly tenantLimiter?: Limiter;
   private readonly random: Random;
@@ -105,6 +107,7 @@ export class Engine {
   constructor(options: EngineOptions = {}) {
     this.clock = options.clock ?? new SystemClock();
     this.startedAt = this.clock.now();
+    this.limiter = options.limiter ?? new MemoryLimiter();
     this.random = options.random ?? systemRandom;
     this.nextId = options.ids ?? createIdGenerator(options.random);
     this.retry = {
@@ -143,7 +146,7 @@ export class Engine {
     });
     const tenants = options.tenants ?? {};
     const weights = new Map(Object.entries(tenants.weights ?? {}).map(([tenant, weight]) => [tenant, positiveNumber(`tenants.weights.${tenant}`, weight)]));
-    if (tenants.limits) this.tenantLimiter = new Limiter();
+    if (tenants.limits) this.tenantLimiter = new MemoryLimiter();
     this.scheduler = new Scheduler(this.clock, this.limiter, {
       start: (task, reservation) => this.startAttempt(task, reservation),
       holdBack: (task, eta, reason) => this.holdBack(task, eta, reason),

@@ -1,5 +1,5 @@
 import type { AccountingOptions, AccountingRule } from '../contracts/provider.js';
-import type { Cost, Limiter, LimitSpec } from '../limits/limiter.js';
+import type { Cost, Limiter, LimitSpec } from '../contracts/limiter.js';
 
 import type { Provider } from '../contracts/provider.js';
 

@@ -1,4 +1,4 @@
-import { ZERO_COST, type Limiter, type LimitSpec, type Reservation, type WaitReason } from '../limits/limiter.js';
+import { ZERO_COST, type Limiter, type LimitSpec, type Reservation, type WaitReason } from '../contracts/limiter.js';
 import type { Clock } from '../contracts/clock.js';
 import { asFanoutError, FanoutError } from '../contracts/errors.js';
 import { Heap } from './heap.js';

@@ -1,4 +1,4 @@
-import type { Cost, Reservation } from '../limits/limiter.js';
+import type { Cost, Reservation } from '../contracts/limiter.js';
 import type { CallContext } from '../contracts/provider.js';
 import type { CachePolicy } from '../contracts/cache-store.js';
 import type { TaskRow } from '../contracts/task-store.js';

@@ -1,6 +1,6 @@
 import type { AccountingOptions } from '../contracts/provider.js';
 import type { Usage } from '../contracts/types.js';
-import type { Cost } from './limiter.js';
+import type { Cost } from '../contracts/limiter.js';
 
 
 export interface CallEstimate {

@@ -1,5 +1,5 @@
 import type { RateLimitInfo } from '../contracts/types.js';
-import type { ObservedLimit } from './limiter.js';
+import type { ObservedLimit } from '../contracts/limiter.js';
 
 /** A provider's rate-limit information as observations of the limiter's dimensions. */
 export function observedLimits(info: RateLimitInfo): ObservedLimit[] {

@@ -1,56 +1,6 @@
 import { FanoutError } from '../contracts/errors.js';
+import { ZERO_COST, type BucketLevel, type BucketView, type Cost, type KeyStats, type LimitDimension, type Limiter, type LimitSpec, type ObservedLimit, type Reservation, type ReserveResult, type WaitReason } from '../contracts/limiter.js';
 import { exceedsLimit, fullBucket, give, refill, take, tokensIn, waitTime, type BucketSpec, type BucketState } from './token-bucket.js';
-
-/**
- * Limits on one limit key (a provider's model, or a group of models that share
- * a provider quota). Every field is optional; a key with none is unlimited.
- */
-export interface LimitSpec {
-  requestsPerMinute?: number;
-  requestsPerDay?: number;
-  /** Input + output tokens per minute, as the provider counts them (see accounting). */
-  tokensPerMinute?: number;
-  inputTokensPerMinute?: number;
-  outputTokensPerMinute?: number;
-  /** Calls in flight at once on this key. */
-  maxConcurrent?: number;
-  /**
-   * Seconds of a per-minute rate the buckets may hold, i.e. the largest burst.
-   * Default 60: the bucket holds a whole minute, as OpenAI and Anthropic describe
-   * their limits. Set it lower (e.g. 1) for a provider that enforces a minute's
-   * limit over short slices. Per-day buckets always hold the whole day.
-   */
-  burstSeconds?: number;
-  /**
-   * Milliseconds between fanout admitting a call and the provider counting
-   * it. When a bucket is full, fanout's would keep refilling during that time
-   * while the provider's could not; a take from a full bucket therefore first
-   * gives up `transitMs` of refill, so fanout's count never runs ahead of the
-   * provider's. Default 100: a call on a kept-alive HTTPS connection reaches
-   * the provider within that, and so does a call to the in-process mock even
-   * when a garbage collection or a first compile delays it by a few
-   * milliseconds. The cost is at most 100 ms of refill each time a bucket
-   * starts a burst from full. Raise it for slow links.
-   */
-  transitMs?: number;
-}
-
-/** What one call is charged, per dimension. */
-export interface Cost {
-  requests: number;
-  tokens: number;
-  inputTokens: number;
-  outputTokens: number;
-}
-
-export const ZERO_COST: Readonly<Cost> = Object.freeze({ requests: 0, tokens: 0, inputTokens: 0, outputTokens: 0 });
-
-export type LimitDimension =
-  | 'requestsPerMinute'
-  | 'requestsPerDay'
-  | 'tokensPerMinute'
-  | 'inputTokensPerMinute'
-  | 'outputTokensPerMinute';
 
 const MINUTE_MS = 60_000;
 const DEFAULT_TRANSIT_MS = 100;
@@ -92,45 +42,6 @@ interface KeyState {
   probing?: boolean;
 }
 
-/** What a provider's headers said of one limit dimension. */
-export interface ObservedLimit {
-  dimension: LimitDimension;
-  limit?: number;
-  remaining?: number;
-  /** Milliseconds until the bucket is full again. */
-  resetMs?: number;
-}
-
-/** A permit held by one call between `reserve` and `settle`. */
-export interface Reservation {
-  readonly granted: true;
-  readonly key: string;
-  readonly cost: Readonly<Cost>;
-  /** The limiter's bucket generation when it was granted: a bucket made later never took from it, so never refunds it. */
-  readonly generation: number;
-  settled: boolean;
-}
-
-export type WaitReason = LimitDimension | 'cooldown' | 'concurrency';
-
-/** Why and how long a call must wait for its permit. */
-export interface LimitWait {
-  readonly granted: false;
-  /** Milliseconds until the permit can be had; Infinity when it waits for a call in flight to end. */
-  readonly waitMs: number;
-  readonly reason: WaitReason;
-}
-
-/** The permit itself when granted (no wrapper: one object per call), else the wait. */
-export type ReserveResult = Reservation | LimitWait;
-
-export interface KeyStats {
-  /** Charged so far, after settlement: what the provider was told it used. */
-  charged: Cost;
-  inFlight: number;
-  cooldownUntil: number;
-}
-
 function bucketsFor(spec: LimitSpec, now: number, generation: number): Bucket[] {
   const burstMs = (spec.burstSeconds ?? 60) * 1000;
   const buckets: Bucket[] = [];
@@ -159,7 +70,7 @@ function bucketsFor(spec: LimitSpec, now: number, generation: number): Bucket[] 
  * bucket's capacity), a debit when it used more. `cooldown` stops the whole key
  * until a time, when a provider has said to wait.
  */
-export class Limiter {
+export class MemoryLimiter implements Limiter {
   private readonly keys = new Map<string, KeyState>();
   /** Raised each time buckets are made. */
   private generation = 0;
@@ -357,14 +268,14 @@ export class Limiter {
   }
 
   /** The limits of `key` as buckets see them (limit per window, capacity, and what was charged on each since it was made), for reports. */
-  buckets(key: string): ReadonlyArray<{ name: LimitDimension; limit: number; windowMs: number; capacity: number; charged: number }> {
+  buckets(key: string): readonly BucketView[] {
     const state = this.keys.get(key);
     if (!state) return [];
     return state.buckets.map((b) => ({ name: b.name, limit: b.spec.limit, windowMs: b.spec.windowMs, capacity: b.spec.capacity, charged: b.charged }));
   }
 
   /** Each bucket's level at `now`: what a provider's rate-limit headers would report. */
-  levels(key: string, now: number): ReadonlyArray<{ name: LimitDimension; limit: number; capacity: number; remaining: number; resetMs: number }> {
+  levels(key: string, now: number): readonly BucketLevel[] {
     const state = this.keys.get(key);
     if (!state) return [];
     return state.buckets.map((b) => {

@@ -1,4 +1,4 @@
-import type { Cost, LimitDimension } from '../limits/limiter.js';
+import type { Cost, LimitDimension } from '../contracts/limiter.js';
 
 /** What one limit key did during a run, and the limits it ran under. */
 export interface KeyWork {

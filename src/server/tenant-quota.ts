@@ -1,6 +1,7 @@
 import type { Clock } from '../contracts/clock.js';
 import type { Usage } from '../contracts/types.js';
-import { Limiter, type Cost, type LimitDimension, type LimitSpec } from '../limits/limiter.js';
+import type { Cost, LimitDimension, Limiter, LimitSpec } from '../contracts/limiter.js';
+import { MemoryLimiter } from '../limits/limiter.js';
 
 export interface TenantQuotaOptions {
   /** Limits each tenant's gateway requests get, on top of the models' own. */
@@ -47,7 +48,7 @@ export class TenantQuota {
     private readonly clock: Clock,
     private readonly options: TenantQuotaOptions,
   ) {
-    this.limiter = options.limiter ?? new Limiter();
+    this.limiter = options.limiter ?? new MemoryLimiter();
   }
 
   /** True when the buckets are shared with the engine (`options.limiter`), so a task admitted here is already charged. */

@@ -8,7 +8,8 @@ import { seededRandom, type Random } from '../../contracts/random.js';
 import type { ModelResult, RateLimitInfo, Usage } from '../../contracts/types.js';
 
 import { admissionCost, failedCost, settledCost } from '../../limits/accounting.js';
-import { Limiter, type LimitSpec, type Reservation } from '../../limits/limiter.js';
+import { type LimitSpec, type Reservation } from '../../contracts/limiter.js';
+import { MemoryLimiter } from '../../limits/limiter.js';
 
 import type { CallContext, ModelCall, Provider, StreamEvent } from '../../contracts/provider.js';
 
@@ -100,7 +101,7 @@ export class MockProvider implements Provider {
   readonly name = 'mock';
   private readonly options: MockProviderOptions;
   private readonly random: Random;
-  private readonly limiter = new Limiter();
+  private readonly limiter = new MemoryLimiter();
   private readonly perModel = new Map<string, MockModelStats>();
   private only?: Set<string>;
 
