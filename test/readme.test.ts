@@ -102,6 +102,7 @@ const library = block('of the library', (b) => b.lang === 'ts' && b.text.include
 const pipelineYaml = block('of a pipeline from examples/pr-review.yaml', starts('# examples/pr-review.yaml'));
 const simulateRun = block('of fanout simulate', starts('$ fanout simulate'));
 const runFragment = block('of engine.run', starts('const run = await engine.run('));
+const ownParts = block('of the contract suites', starts("import { limiterContract, taskStoreContract } from 'fanout/testing/contracts';"));
 const providersYaml = block('of providers', (b) => b.lang === 'yaml' && b.text.startsWith('providers:\n  anthropic:'));
 const serveCommand = block('that starts fanout serve', starts('fanout serve --key'));
 const curlCalls = block('of curl calls', starts('curl -s -X POST http://127.0.0.1:8787/v1/tasks'));
@@ -158,6 +159,13 @@ describe('README, the library', () => {
     // Three reviews, the two summaries, then the finished task's events loop ends at once (it printed none).
     expect(lines).toHaveLength(4);
     expect(lines[3]).toBe('2 summaries');
+  });
+
+  it('shows the contract suites exactly as examples/own-parts.test.ts, which Vitest runs with the other tests', () => {
+    const file = readFileSync(join(root, 'examples/own-parts.test.ts'), 'utf8');
+    expect(file.slice(file.indexOf('\n') + 1)).toBe(ownParts.text);
+    const config = readFileSync(join(root, 'vitest.config.ts'), 'utf8');
+    expect(config).toContain("'examples/**/*.test.ts'");
   });
 
   it('runs the engine.run fragment on an engine and a diff', async () => {

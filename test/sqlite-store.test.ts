@@ -6,8 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { openDatabase } from '../src/store/sqlite/database.js';
 import { SWEEP_EVERY_MS, SqliteCacheStore } from '../src/store/sqlite/sqlite-cache-store.js';
 import { SqliteTaskStore } from '../src/store/sqlite/sqlite-task-store.js';
-import { taskRow, taskStoreContract } from './contracts/task-store.contract.js';
-import { cacheStoreContract } from './contracts/cache-store.contract.js';
+import { taskRow, taskStoreContract } from '../src/testing/contracts/task-store-contract.js';
+import { cacheStoreContract } from '../src/testing/contracts/cache-store-contract.js';
 
 const Database = createRequire(import.meta.url)('better-sqlite3') as typeof import('better-sqlite3');
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { cacheStoreContract } from '../../../test/contracts/cache-store.contract.js';
+import { cacheStoreContract } from '../../testing/contracts/cache-store-contract.js';
 import { MemoryCacheStore } from './memory-cache-store.js';
 
 cacheStoreContract('memory', () => new MemoryCacheStore());

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { CacheEntry, CacheStore } from '../../src/contracts/cache-store.js';
+import type { CacheEntry, CacheStore } from '../../contracts/cache-store.js';
 
 /** The behaviour every CacheStore must show; run against each implementation. */
 export function cacheStoreContract(name: string, makeStore: () => CacheStore): void {

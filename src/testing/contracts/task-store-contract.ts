@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { TaskRow, TaskStore } from '../../src/contracts/task-store.js';
+import type { TaskRow, TaskStore } from '../../contracts/task-store.js';
 
 export function taskRow(id: string, extra: Partial<TaskRow> = {}): TaskRow {
   return {
