@@ -22,14 +22,16 @@ module.exports = {
     {
       name: 'parts-below-the-engine',
       severity: 'error',
-      comment: 'Limits, the cache key and the concrete stores and providers build on the contracts, never on the engine or what uses it.',
+      comment:
+        'Limits, the cache key and the concrete stores and providers build on the contracts, never on the engine or what uses it.',
       from: { path: '^src/(limits|cache|store|providers)/', pathNot: '\\.test\\.ts$' },
       to: { path: '^src/(core|metrics|pipeline|sim|batch|config|server|cli)/' },
     },
     {
       name: 'engine-knows-no-concrete-part',
       severity: 'error',
-      comment: 'The engine works through the contracts: no server, CLI, concrete provider or store, nor anything that runs on it.',
+      comment:
+        'The engine works through the contracts: no server, CLI, concrete provider or store, nor anything that runs on it.',
       from: { path: '^src/core/', pathNot: '\\.test\\.ts$' },
       to: { path: '^src/(server|cli|batch|pipeline|sim|config|metrics|store|providers)/' },
     },

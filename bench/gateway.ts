@@ -88,13 +88,20 @@ async function startUpstream(delayMs: number): Promise<Process> {
 }
 
 async function startBareProxy(upstreamPort: number): Promise<Process> {
-  return startPrintingPort(SERVER_CORE, [join(HERE, 'gateway/bare-proxy.mjs'), '--upstream', `http://127.0.0.1:${upstreamPort}`]);
+  return startPrintingPort(SERVER_CORE, [
+    join(HERE, 'gateway/bare-proxy.mjs'),
+    '--upstream',
+    `http://127.0.0.1:${upstreamPort}`,
+  ]);
 }
 
 async function startPortkey(): Promise<Process> {
   const port = await freePort();
   const script = join(ROOT, 'node_modules/@portkey-ai/gateway/build/start-server.js');
-  const child = spawn('taskset', ['-c', SERVER_CORE, process.execPath, script, `--port=${port}`, '--headless'], { stdio: 'ignore', env: { ...process.env, NODE_ENV: 'production' } });
+  const child = spawn('taskset', ['-c', SERVER_CORE, process.execPath, script, `--port=${port}`, '--headless'], {
+    stdio: 'ignore',
+    env: { ...process.env, NODE_ENV: 'production' },
+  });
   await waitForHttp(`http://127.0.0.1:${port}/`, 20_000);
   return { port, pid: child.pid!, stop: stopper(child) };
 }
@@ -119,14 +126,29 @@ async function startFanout(upstreamPort: number, dir: string): Promise<Process> 
   const log = join(dir, 'serve.log');
   const child = spawn(
     'taskset',
-    ['-c', SERVER_CORE, process.execPath, join(ROOT, 'bin/fanout.js'), 'serve', '--port', '0', '--config', config, '--store', `sqlite:${join(dir, 'fanout.db')}`, '--key', 'bench=fk-bench'],
+    [
+      '-c',
+      SERVER_CORE,
+      process.execPath,
+      join(ROOT, 'bin/fanout.js'),
+      'serve',
+      '--port',
+      '0',
+      '--config',
+      config,
+      '--store',
+      `sqlite:${join(dir, 'fanout.db')}`,
+      '--key',
+      'bench=fk-bench',
+    ],
     { stdio: ['ignore', 'ignore', openSync(log, 'a')] },
   );
   const until = Date.now() + 20_000;
   for (;;) {
     const match = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(readFileSync(log, 'utf8'));
     if (match) return { port: Number(match[1]), pid: child.pid!, stop: stopper(child) };
-    if (child.exitCode !== null || Date.now() > until) throw new Error(`fanout serve did not start:\n${readFileSync(log, 'utf8')}`);
+    if (child.exitCode !== null || Date.now() > until)
+      throw new Error(`fanout serve did not start:\n${readFileSync(log, 'utf8')}`);
     await sleep(50);
   }
 }
@@ -141,7 +163,11 @@ function rssOf(pid: number): number {
 /** Runs one load job pinned to the load core; resolves its JSON result. `onLine` sees its other output lines. */
 function load<T>(job: object, onLine?: (line: string) => void): Promise<T> {
   return new Promise((resolve, reject) => {
-    const child = spawn('taskset', ['-c', LOAD_CORE, process.execPath, join(HERE, 'gateway/load.mjs'), JSON.stringify(job)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(
+      'taskset',
+      ['-c', LOAD_CORE, process.execPath, join(HERE, 'gateway/load.mjs'), JSON.stringify(job)],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     let out = '';
     child.stdout!.on('data', (chunk: Buffer) => {
       out += chunk.toString();
@@ -151,13 +177,27 @@ function load<T>(job: object, onLine?: (line: string) => void): Promise<T> {
         out = out.slice(nl + 1);
       }
     });
-    child.once('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as T) : reject(new Error(`load job ${JSON.stringify(job).slice(0, 120)} exited ${code}`))));
+    child.once('exit', (code) =>
+      code === 0
+        ? resolve(JSON.parse(out) as T)
+        : reject(new Error(`load job ${JSON.stringify(job).slice(0, 120)} exited ${code}`)),
+    );
   });
 }
 
-const CHAT_BODY = (model: string) => JSON.stringify({ model, messages: [{ role: 'user', content: 'Say something short about rate limits.' }], max_tokens: 64 });
+const CHAT_BODY = (model: string) =>
+  JSON.stringify({
+    model,
+    messages: [{ role: 'user', content: 'Say something short about rate limits.' }],
+    max_tokens: 64,
+  });
 
-function chatTargets(ports: { upstream: number; bare: number; portkey: number; fanout: number }): Record<'direct' | 'bare' | 'portkey' | 'fanout', Target> {
+function chatTargets(ports: {
+  upstream: number;
+  bare: number;
+  portkey: number;
+  fanout: number;
+}): Record<'direct' | 'bare' | 'portkey' | 'fanout', Target> {
   const post = (name: string, port: number, headers: Record<string, string>, model: string): Target => ({
     name,
     url: `http://127.0.0.1:${port}`,
@@ -169,7 +209,16 @@ function chatTargets(ports: { upstream: number; bare: number; portkey: number; f
   return {
     direct: post('direct', ports.upstream, {}, 'm'),
     bare: post('bare', ports.bare, { authorization: 'Bearer sk-bench' }, 'm'),
-    portkey: post('portkey', ports.portkey, { authorization: 'Bearer sk-bench', 'x-portkey-provider': 'openai', 'x-portkey-custom-host': `http://127.0.0.1:${ports.upstream}/v1` }, 'm'),
+    portkey: post(
+      'portkey',
+      ports.portkey,
+      {
+        authorization: 'Bearer sk-bench',
+        'x-portkey-provider': 'openai',
+        'x-portkey-custom-host': `http://127.0.0.1:${ports.upstream}/v1`,
+      },
+      'm',
+    ),
     fanout: post('fanout', ports.fanout, { authorization: 'Bearer fk-bench' }, 'up:m'),
   };
 }
@@ -184,9 +233,15 @@ interface Latency {
  * rounds (each target `round` requests in turn) until each has `samples`;
  * the median of each run's p50 and p99. `added` subtracts the direct call's.
  */
-async function latencies(targets: Target[], samples: number, round: number, repeats: number): Promise<Record<string, Latency & { added50: number; added99: number }>> {
+async function latencies(
+  targets: Target[],
+  samples: number,
+  round: number,
+  repeats: number,
+): Promise<Record<string, Latency & { added50: number; added99: number }>> {
   const runs: Array<Record<string, number[]>> = [];
-  for (let r = 0; r < repeats; r++) runs.push(await load<Record<string, number[]>>({ kind: 'latency', targets, samples, round }));
+  for (let r = 0; r < repeats; r++)
+    runs.push(await load<Record<string, number[]>>({ kind: 'latency', targets, samples, round }));
   const out: Record<string, Latency & { added50: number; added99: number }> = {};
   const direct = targets[0]!.name;
   for (const t of targets) {
@@ -214,11 +269,21 @@ interface Throughput {
  * closed-loop load with 1, 2, 4 … connections, `seconds` each, until p99 passes
  * the bound (or an error comes back).
  */
-async function throughputUnder(target: Target, p99BoundMs: number, seconds: number, maxConnections: number): Promise<Throughput> {
+async function throughputUnder(
+  target: Target,
+  p99BoundMs: number,
+  seconds: number,
+  maxConnections: number,
+): Promise<Throughput> {
   const steps: Throughput['steps'] = [];
   let best = { rps: 0, connections: 0, p99: Number.NaN };
   for (let connections = 1; connections <= maxConnections; connections *= 2) {
-    const r = await load<{ rps: number; p99: number; errors: number; non2xx: number }>({ kind: 'throughput', target, connections, seconds });
+    const r = await load<{ rps: number; p99: number; errors: number; non2xx: number }>({
+      kind: 'throughput',
+      target,
+      connections,
+      seconds,
+    });
     steps.push({ connections, ...r });
     const clean = r.errors === 0 && r.non2xx === 0;
     if (clean && r.p99 <= p99BoundMs && r.rps > best.rps) best = { rps: r.rps, connections, p99: r.p99 };
@@ -233,7 +298,10 @@ async function throughputUnder(target: Target, p99BoundMs: number, seconds: numb
  * minus RSS just before. Bytes per request.
  */
 async function bytesPerInFlight(target: Target, pid: number, upstreamPort: number, requests: number): Promise<number> {
-  const control = (path: string, method = 'POST') => fetch(`http://127.0.0.1:${upstreamPort}/control${path}`, { method }).then((r) => r.json() as Promise<{ held: number; answered: number }>);
+  const control = (path: string, method = 'POST') =>
+    fetch(`http://127.0.0.1:${upstreamPort}/control${path}`, { method }).then(
+      (r) => r.json() as Promise<{ held: number; answered: number }>,
+    );
   await control('/hold');
   const before = rssOf(pid);
   let measured: Promise<{ held: number; rss: number }> | undefined;
@@ -252,7 +320,10 @@ async function bytesPerInFlight(target: Target, pid: number, upstreamPort: numbe
   });
   const result = await done;
   const after = await measured;
-  if (!after || after.held !== requests) throw new Error(`${target.name}: only ${after?.held ?? 0} of ${requests} requests reached the upstream; no memory figure`);
+  if (!after || after.held !== requests)
+    throw new Error(
+      `${target.name}: only ${after?.held ?? 0} of ${requests} requests reached the upstream; no memory figure`,
+    );
   if (result.ok !== requests) throw new Error(`${target.name}: ${result.failed} of ${requests} held requests failed`);
   return (after.rss - before) / requests;
 }
@@ -263,7 +334,12 @@ function tempDir(): { dir: string; remove(): void } {
 }
 
 async function startFramework(framework: 'fastify' | 'hono', upstreamPort: number): Promise<Process> {
-  return startPrintingPort(SERVER_CORE, [join(HERE, 'gateway/framework-server.mjs'), framework, '--upstream', `http://127.0.0.1:${upstreamPort}`]);
+  return startPrintingPort(SERVER_CORE, [
+    join(HERE, 'gateway/framework-server.mjs'),
+    framework,
+    '--upstream',
+    `http://127.0.0.1:${upstreamPort}`,
+  ]);
 }
 
 async function startStatusEndpoint(taskFile: string): Promise<Process> {
@@ -327,9 +403,19 @@ export async function benchGateway(): Promise<string[][]> {
       fanout: await bytesPerInFlight(t.fanout, fanout.pid, up0.port, held),
     };
     say('latency, 0 ms upstream');
-    rows.push(latencyRow('G-latency', 'gateway, one request in flight, 0 ms upstream; 3 runs × 3,000 interleaved samples, median of runs', await latencies([t.direct, t.bare, t.portkey, t.fanout], 3000, 500, 3)));
+    rows.push(
+      latencyRow(
+        'G-latency',
+        'gateway, one request in flight, 0 ms upstream; 3 runs × 3,000 interleaved samples, median of runs',
+        await latencies([t.direct, t.bare, t.portkey, t.fanout], 3000, 500, 3),
+      ),
+    );
     say('throughput, 0 ms upstream');
-    const tp = { fanout: await throughputUnder(t.fanout, 10, 3, 256), bare: await throughputUnder(t.bare, 10, 3, 256), portkey: await throughputUnder(t.portkey, 10, 3, 256) };
+    const tp = {
+      fanout: await throughputUnder(t.fanout, 10, 3, 256),
+      bare: await throughputUnder(t.bare, 10, 3, 256),
+      portkey: await throughputUnder(t.portkey, 10, 3, 256),
+    };
     rows.push([
       'G-throughput',
       'requests/s the gateway holds on one core with p99 ≤ 10 ms and 0 errors, 0 ms upstream; closed loop, 1, 2, 4 … connections, 3 s each',
@@ -346,19 +432,42 @@ export async function benchGateway(): Promise<string[][]> {
     ]);
 
     say('GET /v1/tasks/:id');
-    const taskBody = JSON.stringify({ model: 'up:m', messages: [{ role: 'user', content: 'Say something short about rate limits.' }], maxTokens: 64 });
-    const submitted = await fetch(`http://127.0.0.1:${fanout.port}/v1/tasks?wait=1`, { method: 'POST', headers: { authorization: 'Bearer fk-bench', 'content-type': 'application/json' }, body: taskBody });
+    const taskBody = JSON.stringify({
+      model: 'up:m',
+      messages: [{ role: 'user', content: 'Say something short about rate limits.' }],
+      maxTokens: 64,
+    });
+    const submitted = await fetch(`http://127.0.0.1:${fanout.port}/v1/tasks?wait=1`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer fk-bench', 'content-type': 'application/json' },
+      body: taskBody,
+    });
     const { id, state } = (await submitted.json()) as { id: string; state: string };
-    if (submitted.status !== 200 || state !== 'completed') throw new Error(`S-status: the task to read did not complete (${submitted.status}, ${state})`);
-    const statusJson = await (await fetch(`http://127.0.0.1:${fanout.port}/v1/tasks/${id}`, { headers: { authorization: 'Bearer fk-bench' } })).text();
+    if (submitted.status !== 200 || state !== 'completed')
+      throw new Error(`S-status: the task to read did not complete (${submitted.status}, ${state})`);
+    const statusJson = await (
+      await fetch(`http://127.0.0.1:${fanout.port}/v1/tasks/${id}`, { headers: { authorization: 'Bearer fk-bench' } })
+    ).text();
     const taskFile = join(tmp.dir, 'task.json');
     writeFileSync(taskFile, statusJson);
     const plain = track(await startStatusEndpoint(taskFile));
-    const get = (name: string, port: number, headers: Record<string, string>): Target => ({ name, url: `http://127.0.0.1:${port}`, path: `/v1/tasks/${id}`, method: 'GET', headers });
+    const get = (name: string, port: number, headers: Record<string, string>): Target => ({
+      name,
+      url: `http://127.0.0.1:${port}`,
+      path: `/v1/tasks/${id}`,
+      method: 'GET',
+      headers,
+    });
     const status = { fanout: [] as number[], plain: [] as number[] };
     const okRate = async (target: Target): Promise<number> => {
-      const r = await load<{ rps: number; non2xx: number; errors: number }>({ kind: 'throughput', target, connections: 16, seconds: 3 });
-      if (r.non2xx > 0 || r.errors > 0) throw new Error(`S-status: ${target.name} answered ${r.non2xx} non-2xx and ${r.errors} errors`);
+      const r = await load<{ rps: number; non2xx: number; errors: number }>({
+        kind: 'throughput',
+        target,
+        connections: 16,
+        seconds: 3,
+      });
+      if (r.non2xx > 0 || r.errors > 0)
+        throw new Error(`S-status: ${target.name} answered ${r.non2xx} non-2xx and ${r.errors} errors`);
       return r.rps;
     };
     for (let r = 0; r < 3; r++) {
@@ -375,7 +484,14 @@ export async function benchGateway(): Promise<string[][]> {
 
     say('WebSocket events');
     const streams = 54;
-    const ws = await load<{ events: number; perSecond: number; min: number; p50: number; p99: number; failures: number }>({
+    const ws = await load<{
+      events: number;
+      perSecond: number;
+      min: number;
+      p50: number;
+      p99: number;
+      failures: number;
+    }>({
       kind: 'events',
       url: `ws://127.0.0.1:${fanout.port}/v1/stream`,
       key: 'fk-bench',
@@ -414,7 +530,13 @@ export async function benchGateway(): Promise<string[][]> {
     const fanout20 = track(await startFanout(up20.port, join(tmp.dir, 'upstream-20ms')));
     const t20 = chatTargets({ upstream: up20.port, bare: bare20.port, portkey: portkey20.port, fanout: fanout20.port });
     say('latency, 20 ms upstream');
-    rows.push(latencyRow('G-latency (20 ms)', 'the same, 20 ms upstream; 3 runs × 1,000 interleaved samples (3,000 in all), median of runs', await latencies([t20.direct, t20.bare, t20.portkey, t20.fanout], 1000, 250, 3)));
+    rows.push(
+      latencyRow(
+        'G-latency (20 ms)',
+        'the same, 20 ms upstream; 3 runs × 1,000 interleaved samples (3,000 in all), median of runs',
+        await latencies([t20.direct, t20.bare, t20.portkey, t20.fanout], 1000, 250, 3),
+      ),
+    );
     return rows;
   } finally {
     for (const p of running) await p.stop();

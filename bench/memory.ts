@@ -48,7 +48,12 @@ export async function benchMemory(tasks = 100_000): Promise<MemoryResult> {
   void queue.add(() => never);
   for (let i = 0; i < tasks; i++) {
     const request = makeRequest(i);
-    void queue.add(() => mock.complete({ ...request, model: 'slow', maxTokens: 64 }, { signal: new AbortController().signal, attempt: 1, clock }));
+    void queue.add(() =>
+      mock.complete(
+        { ...request, model: 'slow', maxTokens: 64 },
+        { signal: new AbortController().signal, attempt: 1, clock },
+      ),
+    );
   }
   const pQueueBytes = (heap() - base) / tasks;
   if (queue.size < tasks) throw new Error('p-queue: tasks were not held');
@@ -60,8 +65,19 @@ export async function benchMemory(tasks = 100_000): Promise<MemoryResult> {
   const requestBytes = (heap() - base) / tasks;
   if (requests.length !== tasks) throw new Error('unreachable');
   // RSS in a plain node process, without this process's TypeScript loader and anchors.
-  const child = spawnSync(process.execPath, ['--expose-gc', fileURLToPath(new URL('./queued-rss.mjs', import.meta.url)), String(tasks)], { encoding: 'utf8' });
+  const child = spawnSync(
+    process.execPath,
+    ['--expose-gc', fileURLToPath(new URL('./queued-rss.mjs', import.meta.url)), String(tasks)],
+    { encoding: 'utf8' },
+  );
   if (child.status !== 0) throw new Error(`queued-rss.mjs failed: ${child.stderr}`);
   const rss = JSON.parse(child.stdout) as { beforeMb: number; afterMb: number };
-  return { tasks, fanoutBytesPerTask: fanoutBytes, pQueueBytesPerTask: pQueueBytes, requestBytesPerTask: requestBytes, fanoutRssMb: rss.afterMb, baselineRssMb: rss.beforeMb };
+  return {
+    tasks,
+    fanoutBytesPerTask: fanoutBytes,
+    pQueueBytesPerTask: pQueueBytes,
+    requestBytesPerTask: requestBytes,
+    fanoutRssMb: rss.afterMb,
+    baselineRssMb: rss.beforeMb,
+  };
 }

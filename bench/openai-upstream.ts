@@ -1,6 +1,13 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { MockProvider, ProviderError, SystemClock, type LatencyProfile, type LimitSpec, type RateLimitInfo } from '../dist/index.js';
+import {
+  MockProvider,
+  ProviderError,
+  SystemClock,
+  type LatencyProfile,
+  type LimitSpec,
+  type RateLimitInfo,
+} from '../dist/index.js';
 
 /**
  * An OpenAI-compatible HTTP upstream that enforces limits it does not
@@ -16,7 +23,8 @@ export interface LimitedUpstream {
   close(): Promise<void>;
 }
 
-const duration = (ms: number | undefined): string | undefined => (ms === undefined ? undefined : `${(ms / 1000).toFixed(3)}s`);
+const duration = (ms: number | undefined): string | undefined =>
+  ms === undefined ? undefined : `${(ms / 1000).toFixed(3)}s`;
 
 function headersOf(info: RateLimitInfo | undefined): Record<string, string> {
   const headers: Record<string, string | undefined> = {
@@ -27,7 +35,9 @@ function headersOf(info: RateLimitInfo | undefined): Record<string, string> {
     'x-ratelimit-remaining-tokens': info?.tokensRemaining?.toString(),
     'x-ratelimit-reset-tokens': duration(info?.tokensResetMs),
   };
-  return Object.fromEntries(Object.entries(headers).filter((entry): entry is [string, string] => entry[1] !== undefined));
+  return Object.fromEntries(
+    Object.entries(headers).filter((entry): entry is [string, string] => entry[1] !== undefined),
+  );
 }
 
 export async function startLimitedUpstream(limits: LimitSpec, latency: LatencyProfile): Promise<LimitedUpstream> {
@@ -37,30 +47,63 @@ export async function startLimitedUpstream(limits: LimitSpec, latency: LatencyPr
     let raw = '';
     req.on('data', (chunk: Buffer) => (raw += chunk.toString()));
     req.on('end', () => {
-      const body = JSON.parse(raw) as { messages: Array<{ role: 'user' | 'assistant' | 'system'; content: string }>; max_tokens?: number };
+      const body = JSON.parse(raw) as {
+        messages: Array<{ role: 'user' | 'assistant' | 'system'; content: string }>;
+        max_tokens?: number;
+      };
       const controller = new AbortController();
       res.on('close', () => controller.abort());
-      mock.complete({ model: 'm', messages: body.messages.filter((m) => m.role !== 'system') as Array<{ role: 'user' | 'assistant'; content: string }>, maxTokens: body.max_tokens ?? 1024 }, { clock, attempt: 1, signal: controller.signal }).then(
-        (result) => {
-          res.writeHead(200, { 'content-type': 'application/json', ...headersOf(result.rateLimit) }).end(
-            JSON.stringify({
-              id: 'chatcmpl-upstream',
-              object: 'chat.completion',
-              created: 1741569952,
-              model: 'm',
-              choices: [{ index: 0, message: { role: 'assistant', content: result.text }, finish_reason: 'stop' }],
-              usage: { prompt_tokens: result.usage.inputTokens, completion_tokens: result.usage.outputTokens, total_tokens: result.usage.inputTokens + result.usage.outputTokens },
-            }),
-          );
-        },
-        (error: unknown) => {
-          if (controller.signal.aborted) return;
-          const limited = error instanceof ProviderError && error.status === 429;
-          res
-            .writeHead(limited ? 429 : 500, { 'content-type': 'application/json', ...(limited ? { 'retry-after-ms': String(error.retryAfterMs ?? 1000), ...headersOf(error.rateLimit) } : {}) })
-            .end(JSON.stringify({ error: { message: (error as Error).message, type: limited ? 'requests' : 'server_error', param: null, code: limited ? 'rate_limit_exceeded' : null } }));
-        },
-      );
+      mock
+        .complete(
+          {
+            model: 'm',
+            messages: body.messages.filter((m) => m.role !== 'system') as Array<{
+              role: 'user' | 'assistant';
+              content: string;
+            }>,
+            maxTokens: body.max_tokens ?? 1024,
+          },
+          { clock, attempt: 1, signal: controller.signal },
+        )
+        .then(
+          (result) => {
+            res.writeHead(200, { 'content-type': 'application/json', ...headersOf(result.rateLimit) }).end(
+              JSON.stringify({
+                id: 'chatcmpl-upstream',
+                object: 'chat.completion',
+                created: 1741569952,
+                model: 'm',
+                choices: [{ index: 0, message: { role: 'assistant', content: result.text }, finish_reason: 'stop' }],
+                usage: {
+                  prompt_tokens: result.usage.inputTokens,
+                  completion_tokens: result.usage.outputTokens,
+                  total_tokens: result.usage.inputTokens + result.usage.outputTokens,
+                },
+              }),
+            );
+          },
+          (error: unknown) => {
+            if (controller.signal.aborted) return;
+            const limited = error instanceof ProviderError && error.status === 429;
+            res
+              .writeHead(limited ? 429 : 500, {
+                'content-type': 'application/json',
+                ...(limited
+                  ? { 'retry-after-ms': String(error.retryAfterMs ?? 1000), ...headersOf(error.rateLimit) }
+                  : {}),
+              })
+              .end(
+                JSON.stringify({
+                  error: {
+                    message: (error as Error).message,
+                    type: limited ? 'requests' : 'server_error',
+                    param: null,
+                    code: limited ? 'rate_limit_exceeded' : null,
+                  },
+                }),
+              );
+          },
+        );
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -24,7 +24,10 @@ export async function benchOverhead(samples = 6000, repeats = 3): Promise<Overhe
   const runs: OverheadResult[] = [];
   for (let r = 0; r < repeats; r++) {
     const mock = new MockProvider();
-    const engine = createEngine({ providers: [mock], models: { 'mock:bench': { limits: { requestsPerMinute: 1e12 } } } });
+    const engine = createEngine({
+      providers: [mock],
+      models: { 'mock:bench': { limits: { requestsPerMinute: 1e12 } } },
+    });
     const direct: number[] = [];
     const viaEngine: number[] = [];
     const round = 500;
@@ -32,7 +35,10 @@ export async function benchOverhead(samples = 6000, repeats = 3): Promise<Overhe
       for (let i = 0; i < round; i++) {
         const content = `prompt ${done + i}`;
         const t0 = nowMs();
-        await mock.complete({ model: 'bench', messages: [{ role: 'user', content }], maxTokens: 64 }, { signal, attempt: 1, clock });
+        await mock.complete(
+          { model: 'bench', messages: [{ role: 'user', content }], maxTokens: 64 },
+          { signal, attempt: 1, clock },
+        );
         direct.push(nowMs() - t0);
       }
       for (let i = 0; i < round; i++) {

@@ -103,7 +103,8 @@ const benches = {
   },
   learned: async () => {
     const l = await benchLearnedLimits();
-    const share = (r: { http429: number; requests: number }) => `${fmt((r.http429 / Math.max(1, r.requests)) * 100, 2)} %`;
+    const share = (r: { http429: number; requests: number }) =>
+      `${fmt((r.http429 / Math.max(1, r.requests)) * 100, 2)} %`;
     return [
       'W-learned',
       `steady state from ${l.warmupSeconds} s to ${l.seconds} s, ${l.limit}; fanout given no limit`,
@@ -152,12 +153,19 @@ if (args[0] === '--child') {
   process.stdout.write(JSON.stringify(await rowsOf(args[1] as Name)));
 } else {
   const unknown = args.filter((name) => !isName(name));
-  if (unknown.length > 0) throw new Error(`unknown benchmark ${unknown.join(', ')}: expected ${[...Object.keys(benches), ...Object.keys(suites)].join(', ')}`);
+  if (unknown.length > 0)
+    throw new Error(
+      `unknown benchmark ${unknown.join(', ')}: expected ${[...Object.keys(benches), ...Object.keys(suites)].join(', ')}`,
+    );
   const names: Name[] = args.length > 0 ? (args as Name[]) : (Object.keys(benches) as Name[]);
   process.stderr.write(`fanout benchmarks on node ${process.version}, ${cpus().length} cores\n`);
   const rows: string[][] = [];
   for (const name of names) {
-    const child = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--child', name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 16 * 1024 * 1024 });
+    const child = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--child', name], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+      maxBuffer: 16 * 1024 * 1024,
+    });
     if (child.status !== 0) throw new Error(`benchmark ${name} failed (exit ${child.status})`);
     for (const row of JSON.parse(child.stdout) as string[][]) {
       process.stderr.write(`  ${row[0]}: ${row[2]}\n`);
@@ -166,5 +174,7 @@ if (args[0] === '--child') {
   }
   const header = ['id', 'what', 'fanout', 'anchor (same run)', 'ratio / goal'];
   const lines = [header, header.map(() => '---'), ...rows].map((cells) => `| ${cells.join(' | ')} |`);
-  process.stdout.write(`\nnode ${process.version}, ${cpus().length} cores, ${new Date().toISOString()}\n\n${lines.join('\n')}\n`);
+  process.stdout.write(
+    `\nnode ${process.version}, ${cpus().length} cores, ${new Date().toISOString()}\n\n${lines.join('\n')}\n`,
+  );
 }

@@ -54,7 +54,11 @@ function call(i: number): ModelCall {
 
 async function fanout(upstream: Upstream, n: number): Promise<number> {
   const model = `${upstream}:bench`;
-  const engine = createEngine({ concurrency: CONCURRENCY, providers: [provider(upstream)], models: { [model]: { limits: { requestsPerMinute: 1e12 } } } });
+  const engine = createEngine({
+    concurrency: CONCURRENCY,
+    providers: [provider(upstream)],
+    models: { [model]: { limits: { requestsPerMinute: 1e12 } } },
+  });
   const start = nowMs();
   const requests = Array.from({ length: n }, (_, i) => request(upstream, i));
   const outcomes = await engine.gather(requests);
@@ -65,7 +69,11 @@ async function fanout(upstream: Upstream, n: number): Promise<number> {
 }
 
 /** Schedules n calls through `schedule` and returns calls per second. */
-async function anchorRate(upstream: Upstream, n: number, schedule: (job: () => Promise<unknown>) => Promise<unknown>): Promise<number> {
+async function anchorRate(
+  upstream: Upstream,
+  n: number,
+  schedule: (job: () => Promise<unknown>) => Promise<unknown>,
+): Promise<number> {
   const target = provider(upstream);
   const start = nowMs();
   const pending = [];

@@ -36,11 +36,33 @@ function rssMb(pid: number): number {
 
 async function startServe(dir: string): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
   const config = join(dir, 'fanout.yaml');
-  writeFileSync(config, `models:\n  "mock:work": { limits: { maxConcurrent: ${SLOTS} } }\nproviders:\n  mock: { models: { work: { latency: ${CALL_MS}, outputTokens: 20 } } }\n`);
+  writeFileSync(
+    config,
+    `models:\n  "mock:work": { limits: { maxConcurrent: ${SLOTS} } }\nproviders:\n  mock: { models: { work: { latency: ${CALL_MS}, outputTokens: 20 } } }\n`,
+  );
   const log = join(dir, 'serve.log');
-  const child = spawn(process.execPath, [join(ROOT, 'bin/fanout.js'), 'serve', '--port', '0', '--config', config, '--store', `sqlite:${join(dir, 'fanout.db')}`, '--key', 'flood=fk-flood', '--key', 'interactive=fk-interactive', '--log-level', 'warn'], {
-    stdio: ['ignore', 'ignore', openSync(log, 'a')],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      join(ROOT, 'bin/fanout.js'),
+      'serve',
+      '--port',
+      '0',
+      '--config',
+      config,
+      '--store',
+      `sqlite:${join(dir, 'fanout.db')}`,
+      '--key',
+      'flood=fk-flood',
+      '--key',
+      'interactive=fk-interactive',
+      '--log-level',
+      'warn',
+    ],
+    {
+      stdio: ['ignore', 'ignore', openSync(log, 'a')],
+    },
+  );
   const until = Date.now() + 20_000;
   for (;;) {
     const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(readFileSync(log, 'utf8'));
@@ -51,7 +73,8 @@ async function startServe(dir: string): Promise<{ url: string; pid: number; stop
       };
       return { url: match[1] as string, pid: child.pid as number, stop };
     }
-    if (child.exitCode !== null || Date.now() > until) throw new Error(`fanout serve did not start:\n${readFileSync(log, 'utf8')}`);
+    if (child.exitCode !== null || Date.now() > until)
+      throw new Error(`fanout serve did not start:\n${readFileSync(log, 'utf8')}`);
     await sleep(50);
   }
 }
@@ -63,7 +86,10 @@ async function interactive(url: string, untilMs: number): Promise<number[]> {
     const response = await fetch(`${url}/v1/tasks?wait=1`, {
       method: 'POST',
       headers: { authorization: 'Bearer fk-interactive', 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'mock:work', messages: [{ role: 'user', content: `interactive ${waits.length}` }] }),
+      body: JSON.stringify({
+        model: 'mock:work',
+        messages: [{ role: 'user', content: `interactive ${waits.length}` }],
+      }),
     });
     const status = (await response.json()) as { state: string; timing: { queuedMs: number; rateLimitedMs: number } };
     if (status.state !== 'completed') throw new Error(`an interactive task ended ${status.state}`);
@@ -82,9 +108,16 @@ async function flood(url: string, untilMs: number): Promise<number> {
   let sent = 0;
   while (nowMs() < untilMs) {
     if ((await pending(url)) < 2000) {
-      const lines = Array.from({ length: 1000 }, (_, i) => JSON.stringify({ model: 'mock:work', prompt: `flood ${sent + i}` })).join('\n');
-      const response = await fetch(`${url}/v1/batches`, { method: 'POST', headers: { authorization: 'Bearer fk-flood', 'content-type': 'application/x-ndjson' }, body: lines });
-      if (response.status !== 202) throw new Error(`a flood batch was answered ${response.status}: ${await response.text()}`);
+      const lines = Array.from({ length: 1000 }, (_, i) =>
+        JSON.stringify({ model: 'mock:work', prompt: `flood ${sent + i}` }),
+      ).join('\n');
+      const response = await fetch(`${url}/v1/batches`, {
+        method: 'POST',
+        headers: { authorization: 'Bearer fk-flood', 'content-type': 'application/x-ndjson' },
+        body: lines,
+      });
+      if (response.status !== 202)
+        throw new Error(`a flood batch was answered ${response.status}: ${await response.text()}`);
       sent += 1000;
     }
     await sleep(250);
@@ -125,7 +158,16 @@ export async function benchSoak(): Promise<SoakResult> {
       await sleep(5000);
       rssSettlingMb.push(rssMb(server.pid));
     }
-    return { idle, flood: summary(waits), floodCalls, callMs: CALL_MS, rssStartMb, rssPeakMb, rssAfterMb: rssSettlingMb.at(-1) as number, rssSettlingMb };
+    return {
+      idle,
+      flood: summary(waits),
+      floodCalls,
+      callMs: CALL_MS,
+      rssStartMb,
+      rssPeakMb,
+      rssAfterMb: rssSettlingMb.at(-1) as number,
+      rssSettlingMb,
+    };
   } finally {
     await server.stop();
   }

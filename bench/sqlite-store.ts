@@ -24,7 +24,12 @@ function request(i: number): TaskRequest {
 async function run(n: number, durable: boolean): Promise<{ rate: number; rows: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'fanout-bench-'));
   const store = durable ? new SqliteTaskStore(join(dir, 'fanout.db')) : undefined;
-  const engine = createEngine({ concurrency: 256, store, cache: false, models: { 'mock:bench': { limits: { requestsPerMinute: 1e12 } } } });
+  const engine = createEngine({
+    concurrency: 256,
+    store,
+    cache: false,
+    models: { 'mock:bench': { limits: { requestsPerMinute: 1e12 } } },
+  });
   const start = nowMs();
   const requests = Array.from({ length: n }, (_, i) => request(i));
   const outcomes = await engine.gather(requests);
@@ -32,7 +37,9 @@ async function run(n: number, durable: boolean): Promise<{ rate: number; rows: n
   await engine.flush();
   const rate = n / ((nowMs() - start) / 1000);
   if (outcomes.some((o) => !o.ok)) throw new Error('a task failed');
-  const rows = store ? (store.db.prepare("SELECT count(*) AS n FROM tasks WHERE state = 'completed'").get() as { n: number }).n : n;
+  const rows = store
+    ? (store.db.prepare("SELECT count(*) AS n FROM tasks WHERE state = 'completed'").get() as { n: number }).n
+    : n;
   await engine.close();
   store?.close();
   rmSync(dir, { recursive: true, force: true });

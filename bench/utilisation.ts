@@ -1,6 +1,15 @@
 import { setMaxListeners } from 'node:events';
 import OpenAI from 'openai';
-import { createEngine, MockProvider, OpenAiCompatibleProvider, ProviderError, SystemClock, type LatencyProfile, type LimitSpec, type MockModelOptions } from '../dist/index.js';
+import {
+  createEngine,
+  MockProvider,
+  OpenAiCompatibleProvider,
+  ProviderError,
+  SystemClock,
+  type LatencyProfile,
+  type LimitSpec,
+  type MockModelOptions,
+} from '../dist/index.js';
 import { startLimitedUpstream } from './openai-upstream.js';
 import { lowerBound } from '../dist/metrics/lower-bound.js';
 import { nowMs } from './stats.js';
@@ -48,7 +57,9 @@ export async function benchKnownLimits(requests = 240): Promise<KnownLimitsResul
   const upstream = new MockProvider({ seed: 11, models: { up: upstreamModel(limits) } });
   const engine = createEngine({ providers: [upstream], models: { 'mock:up': { limits } } });
   const t0 = nowMs();
-  const outcomes = await engine.gather(Array.from({ length: requests }, (_, i) => ({ model: 'mock:up', messages: prompt(i), maxTokens: 100 })));
+  const outcomes = await engine.gather(
+    Array.from({ length: requests }, (_, i) => ({ model: 'mock:up', messages: prompt(i), maxTokens: 100 })),
+  );
   const fanoutWall = nowMs() - t0;
   if (outcomes.some((o) => !o.ok)) throw new Error('fanout: a call failed');
   let shortest = Number.POSITIVE_INFINITY;
@@ -58,7 +69,16 @@ export async function benchKnownLimits(requests = 240): Promise<KnownLimitsResul
     providerMs += o.status?.timing.providerMs ?? 0;
   }
   const bound = lowerBound(
-    [{ key: 'mock:up', buckets: engine.limiter.buckets('mock:up'), charged: engine.limiter.stats('mock:up')!.charged, providerMs, shortestCallMs: shortest, maxConcurrent: Infinity }],
+    [
+      {
+        key: 'mock:up',
+        buckets: engine.limiter.buckets('mock:up'),
+        charged: engine.limiter.stats('mock:up')!.charged,
+        providerMs,
+        shortestCallMs: shortest,
+        maxConcurrent: Infinity,
+      },
+    ],
     engine.concurrency,
     0,
   );
@@ -78,7 +98,10 @@ export async function benchKnownLimits(requests = 240): Promise<KnownLimitsResul
       for (let i = next++; i < requests; i = next++) {
         for (;;) {
           try {
-            await naiveUpstream.complete({ model: 'up', messages: prompt(i), maxTokens: 100 }, { signal, attempt: 1, clock });
+            await naiveUpstream.complete(
+              { model: 'up', messages: prompt(i), maxTokens: 100 },
+              { signal, attempt: 1, clock },
+            );
             break;
           } catch (error) {
             if (!(error instanceof ProviderError) || error.status !== 429) throw error;
@@ -94,7 +117,12 @@ export async function benchKnownLimits(requests = 240): Promise<KnownLimitsResul
     limit: '1,200 rpm / 1.2M tpm, 1 s burst',
     lowerBoundMs: bound.ms,
     fanout: { wallMs: fanoutWall, utilisation: bound.ms / fanoutWall, http429: fanout429 },
-    naive: { wallMs: naiveWall, utilisation: bound.ms / naiveWall, http429: naiveUpstream.stats('up').rateLimited, concurrency },
+    naive: {
+      wallMs: naiveWall,
+      utilisation: bound.ms / naiveWall,
+      http429: naiveUpstream.stats('up').rateLimited,
+      concurrency,
+    },
   };
 }
 
@@ -112,7 +140,12 @@ export interface TokenRefundResult {
  * of the run, so neither the burst nor the calls still in flight at the end
  * distort the rate.
  */
-async function steadyRate(accounting: 'anthropic' | 'openai', seconds: number, warmupSeconds: number, limits: LimitSpec) {
+async function steadyRate(
+  accounting: 'anthropic' | 'openai',
+  seconds: number,
+  warmupSeconds: number,
+  limits: LimitSpec,
+) {
   const upstream = new MockProvider({ seed: 5, models: { up: upstreamModel(limits, { outputTokens: 40 }) } });
   const engine = createEngine({ providers: [upstream], models: { 'mock:up': { limits, accounting } } });
   for (let i = 0; i < 5000; i++) engine.submit({ model: 'mock:up', messages: prompt(i), maxTokens: 200 });
@@ -129,7 +162,10 @@ async function steadyRate(accounting: 'anthropic' | 'openai', seconds: number, w
 export async function benchTokenRefunds(seconds = 12, warmupSeconds = 2): Promise<TokenRefundResult> {
   const otpm = 60_000;
   const limits: LimitSpec = { requestsPerMinute: 100_000, outputTokensPerMinute: otpm, burstSeconds: 1 };
-  const withUtilisation = (r: { outputTokensPerMinute: number; http429: number }) => ({ ...r, utilisation: r.outputTokensPerMinute / otpm });
+  const withUtilisation = (r: { outputTokensPerMinute: number; http429: number }) => ({
+    ...r,
+    utilisation: r.outputTokensPerMinute / otpm,
+  });
   return {
     seconds,
     warmupSeconds,
@@ -168,14 +204,21 @@ export async function benchLearnedLimits(seconds = 20, warmupSeconds = 10): Prom
     const atWarm = upstream.completed();
     const warmAt = nowMs();
     await clock.sleep((seconds - warmupSeconds) * 1000);
-    const result = { utilisation: (upstream.completed() - atWarm) / (perSecond * ((nowMs() - warmAt) / 1000)), http429: upstream.refused(), requests: upstream.requests() };
+    const result = {
+      utilisation: (upstream.completed() - atWarm) / (perSecond * ((nowMs() - warmAt) / 1000)),
+      http429: upstream.refused(),
+      requests: upstream.requests(),
+    };
     controller.abort();
     await running;
     await upstream.close();
     return result;
   };
   const fanout = await steady(async (url, stop) => {
-    const engine = createEngine({ providers: [new OpenAiCompatibleProvider({ name: 'up', apiKey: 'k', baseURL: url })], cache: false });
+    const engine = createEngine({
+      providers: [new OpenAiCompatibleProvider({ name: 'up', apiKey: 'k', baseURL: url })],
+      cache: false,
+    });
     for (let i = 0; i < 2000; i++) engine.submit({ model: 'up:m', messages: prompt(i), maxTokens: 100 });
     await new Promise<void>((resolve) => stop.addEventListener('abort', () => resolve(), { once: true }));
     await engine.close();
@@ -190,7 +233,10 @@ export async function benchLearnedLimits(seconds = 20, warmupSeconds = 10): Prom
         while (!stop.aborted) {
           const i = next++;
           try {
-            await client.chat.completions.create({ model: 'm', messages: prompt(i), max_tokens: 100 }, { signal: stop });
+            await client.chat.completions.create(
+              { model: 'm', messages: prompt(i), max_tokens: 100 },
+              { signal: stop },
+            );
           } catch (error) {
             if (stop.aborted) return;
             const status = (error as { status?: number }).status;
@@ -202,5 +248,11 @@ export async function benchLearnedLimits(seconds = 20, warmupSeconds = 10): Prom
       }),
     );
   });
-  return { seconds, warmupSeconds, limit: '1,200 rpm with a 1-second burst, told only by headers and 429s, over HTTP', fanout, naive: { ...naive, concurrency } };
+  return {
+    seconds,
+    warmupSeconds,
+    limit: '1,200 rpm with a 1-second burst, told only by headers and 429s, over HTTP',
+    fanout,
+    naive: { ...naive, concurrency },
+  };
 }

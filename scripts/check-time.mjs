@@ -50,7 +50,10 @@ for (const file of walk(srcDir)) {
   const lines = codeOnly(readFileSync(file, 'utf8')).split('\n');
   lines.forEach((line, index) => {
     for (const [pattern, what] of rules) {
-      if (pattern.test(line)) problems.push(`src/${rel}:${index + 1}: ${what} (use the injected Clock/Random, or read the environment in src/cli/)`);
+      if (pattern.test(line))
+        problems.push(
+          `src/${rel}:${index + 1}: ${what} (use the injected Clock/Random, or read the environment in src/cli/)`,
+        );
     }
   });
 }

@@ -18,7 +18,16 @@ if (!values.out) {
 }
 const models = values.models.split(',');
 const maxTokens = Number(values['max-tokens']);
-const topics = ['retry logic', 'cache keys', 'token buckets', 'error messages', 'the README', 'input validation', 'schema migrations', 'SIGTERM handling'];
+const topics = [
+  'retry logic',
+  'cache keys',
+  'token buckets',
+  'error messages',
+  'the README',
+  'input validation',
+  'schema migrations',
+  'SIGTERM handling',
+];
 const lines = [];
 for (let i = 0; i < Number(values.lines); i++) {
   const model = models[i % models.length];
@@ -31,7 +40,14 @@ for (let i = 0; i < Number(values.lines); i++) {
         custom_id: `req-${i}`,
         method: 'POST',
         url: '/v1/chat/completions',
-        body: { model, messages: [{ role: 'system', content: 'You are a careful code reviewer.' }, { role: 'user', content: prompt }], max_tokens: maxTokens },
+        body: {
+          model,
+          messages: [
+            { role: 'system', content: 'You are a careful code reviewer.' },
+            { role: 'user', content: prompt },
+          ],
+          max_tokens: maxTokens,
+        },
       }),
     );
   }

@@ -10,7 +10,11 @@ export class FanoutEngine extends Engine {
    * Runs a pipeline (a checked `Pipeline`, or a spec object that is checked
    * first) with the given inputs.
    */
-  run(pipeline: Pipeline | PipelineSpec, inputs: Readonly<Record<string, string>> = {}, options: Omit<RunPipelineOptions, 'inputs'> = {}): Promise<PipelineRun> {
+  run(
+    pipeline: Pipeline | PipelineSpec,
+    inputs: Readonly<Record<string, string>> = {},
+    options: Omit<RunPipelineOptions, 'inputs'> = {},
+  ): Promise<PipelineRun> {
     const checked = 'order' in pipeline ? pipeline : checkPipeline(pipeline);
     return runPipeline(this, checked, { ...options, inputs });
   }
@@ -24,6 +28,7 @@ export class FanoutEngine extends Engine {
 export function createEngine(options: EngineOptions = {}): FanoutEngine {
   const providers = providerList(options.providers);
   const hasMock = providers.some((provider) => provider.name === 'mock');
-  const cache = options.cache === false ? false : { ...options.cache, store: options.cache?.store ?? new MemoryCacheStore() };
+  const cache =
+    options.cache === false ? false : { ...options.cache, store: options.cache?.store ?? new MemoryCacheStore() };
   return new FanoutEngine({ ...options, cache, providers: hasMock ? providers : [new MockProvider(), ...providers] });
 }

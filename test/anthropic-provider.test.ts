@@ -34,15 +34,34 @@ describe('Anthropic provider, through @anthropic-ai/sdk', () => {
     const reset = new Date(Date.now() + 30_000).toISOString();
     fake.script({
       kind: 'json',
-      headers: { 'anthropic-ratelimit-requests-limit': '50', 'anthropic-ratelimit-requests-remaining': '49', 'anthropic-ratelimit-input-tokens-limit': '30000', 'anthropic-ratelimit-input-tokens-remaining': '29000', 'anthropic-ratelimit-input-tokens-reset': reset, 'anthropic-ratelimit-output-tokens-limit': '8000', 'anthropic-ratelimit-output-tokens-remaining': '8000' },
-      body: message('Looks good.', { input_tokens: 40, output_tokens: 12, cache_read_input_tokens: 2048, cache_creation_input_tokens: 0 }),
+      headers: {
+        'anthropic-ratelimit-requests-limit': '50',
+        'anthropic-ratelimit-requests-remaining': '49',
+        'anthropic-ratelimit-input-tokens-limit': '30000',
+        'anthropic-ratelimit-input-tokens-remaining': '29000',
+        'anthropic-ratelimit-input-tokens-reset': reset,
+        'anthropic-ratelimit-output-tokens-limit': '8000',
+        'anthropic-ratelimit-output-tokens-remaining': '8000',
+      },
+      body: message('Looks good.', {
+        input_tokens: 40,
+        output_tokens: 12,
+        cache_read_input_tokens: 2048,
+        cache_creation_input_tokens: 0,
+      }),
     });
     const result = await provider().complete(call, context());
     expect(result).toMatchObject({
       text: 'Looks good.',
       finishReason: 'stop',
       usage: { inputTokens: 40, outputTokens: 12, cacheReadTokens: 2048, cacheWriteTokens: 0 },
-      rateLimit: { requestsLimit: 50, requestsRemaining: 49, inputTokensLimit: 30_000, inputTokensRemaining: 29_000, outputTokensLimit: 8000 },
+      rateLimit: {
+        requestsLimit: 50,
+        requestsRemaining: 49,
+        inputTokensLimit: 30_000,
+        inputTokensRemaining: 29_000,
+        outputTokensLimit: 8000,
+      },
     });
     expect(result.rateLimit?.inputTokensResetMs).toBeGreaterThan(25_000);
     expect(fake.requests).toHaveLength(1);
@@ -52,7 +71,9 @@ describe('Anthropic provider, through @anthropic-ai/sdk', () => {
     expect(request?.body).toEqual({
       model: 'claude-sonnet-5',
       max_tokens: 64_000,
-      system: [{ type: 'text', text: 'You review code. (a long shared instruction)', cache_control: { type: 'ephemeral' } }],
+      system: [
+        { type: 'text', text: 'You review code. (a long shared instruction)', cache_control: { type: 'ephemeral' } },
+      ],
       messages: [
         { role: 'user', content: [{ type: 'text', text: 'The diff: ...', cache_control: { type: 'ephemeral' } }] },
         { role: 'user', content: [{ type: 'text', text: 'Review it.' }] },
@@ -61,11 +82,21 @@ describe('Anthropic provider, through @anthropic-ai/sdk', () => {
   });
 
   it('streams text deltas and the final usage', async () => {
-    fake.script({ kind: 'stream', deltas: ['Looks', ' good'], usage: { input_tokens: 30, output_tokens: 2, cache_creation_input_tokens: 1500 } });
+    fake.script({
+      kind: 'stream',
+      deltas: ['Looks', ' good'],
+      usage: { input_tokens: 30, output_tokens: 2, cache_creation_input_tokens: 1500 },
+    });
     const events = [];
     for await (const event of provider().stream(call, context())) events.push(event);
-    expect(events.slice(0, 2)).toEqual([{ type: 'delta', text: 'Looks' }, { type: 'delta', text: ' good' }]);
-    expect(events[2]).toMatchObject({ type: 'done', result: { text: 'Looks good', usage: { inputTokens: 30, outputTokens: 2, cacheWriteTokens: 1500 } } });
+    expect(events.slice(0, 2)).toEqual([
+      { type: 'delta', text: 'Looks' },
+      { type: 'delta', text: ' good' },
+    ]);
+    expect(events[2]).toMatchObject({
+      type: 'done',
+      result: { text: 'Looks good', usage: { inputTokens: 30, outputTokens: 2, cacheWriteTokens: 1500 } },
+    });
   });
 
   it('fails an attempt whose stream carries an error event after the 200', async () => {
@@ -78,20 +109,53 @@ describe('Anthropic provider, through @anthropic-ai/sdk', () => {
 
   it('classifies Anthropic’s errors', async () => {
     const cases: Array<[Parameters<typeof fake.script>[0], Partial<ProviderError>]> = [
-      [anthropicError(429, 'rate_limit_error', 'Number of request tokens has exceeded your per-minute rate limit', { 'retry-after': '7' }), { code: 'rate_limited', retryable: true, retryAfterMs: 7000 }],
-      [anthropicError(429, 'rate_limit_error', 'You have reached your specified API usage limits.'), { code: 'quota_exhausted', retryable: false }],
-      [anthropicError(429, 'rate_limit_error', 'spend limit', { 'retry-after': '60' }, { error_code: 'enforced_spend_limit_reached' }), { code: 'quota_exhausted', retryable: false }],
+      [
+        anthropicError(429, 'rate_limit_error', 'Number of request tokens has exceeded your per-minute rate limit', {
+          'retry-after': '7',
+        }),
+        { code: 'rate_limited', retryable: true, retryAfterMs: 7000 },
+      ],
+      [
+        anthropicError(429, 'rate_limit_error', 'You have reached your specified API usage limits.'),
+        { code: 'quota_exhausted', retryable: false },
+      ],
+      [
+        anthropicError(
+          429,
+          'rate_limit_error',
+          'spend limit',
+          { 'retry-after': '60' },
+          { error_code: 'enforced_spend_limit_reached' },
+        ),
+        { code: 'quota_exhausted', retryable: false },
+      ],
       [anthropicError(529, 'overloaded_error', 'Overloaded'), { code: 'overloaded', retryable: true }],
-      [anthropicError(529, 'overloaded_error', 'Overloaded', { 'retry-after': '3' }), { code: 'overloaded', retryable: true, retryAfterMs: 3000 }],
+      [
+        anthropicError(529, 'overloaded_error', 'Overloaded', { 'retry-after': '3' }),
+        { code: 'overloaded', retryable: true, retryAfterMs: 3000 },
+      ],
       [anthropicError(500, 'api_error', 'Internal server error'), { code: 'server_error', retryable: true }],
       [anthropicError(504, 'timeout_error', 'Request timed out'), { code: 'timeout', retryable: true }],
-      [anthropicError(413, 'request_too_large', 'Request exceeds the maximum allowed number of bytes.'), { code: 'request_too_large', retryable: false }],
-      [anthropicError(400, 'invalid_request_error', 'max_tokens: too large'), { code: 'bad_request', retryable: false }],
+      [
+        anthropicError(413, 'request_too_large', 'Request exceeds the maximum allowed number of bytes.'),
+        { code: 'request_too_large', retryable: false },
+      ],
+      [
+        anthropicError(400, 'invalid_request_error', 'max_tokens: too large'),
+        { code: 'bad_request', retryable: false },
+      ],
       [anthropicError(401, 'authentication_error', 'invalid x-api-key'), { code: 'auth', retryable: false }],
-      [anthropicError(402, 'billing_error', 'Your credit balance is too low'), { code: 'quota_exhausted', retryable: false }],
+      [
+        anthropicError(402, 'billing_error', 'Your credit balance is too low'),
+        { code: 'quota_exhausted', retryable: false },
+      ],
       [anthropicError(404, 'not_found_error', 'model: claude-9'), { code: 'not_found', retryable: false }],
     ];
-    await expectClassified(cases, (reply) => fake.script(reply), () => provider().complete(call, context()));
+    await expectClassified(
+      cases,
+      (reply) => fake.script(reply),
+      () => provider().complete(call, context()),
+    );
   });
 
   it('charges cache reads against input limits only on the older models that count them', () => {
@@ -102,21 +166,40 @@ describe('Anthropic provider, through @anthropic-ai/sdk', () => {
 
 describe('Anthropic calls that stop answering', () => {
   const timeouts = { firstByteMs: 300, idleMs: 300, perOutputTokenMs: 0 };
-  const engine = () => createEngine({ providers: [new AnthropicProvider({ apiKey: 'sk-ant-test', baseURL: fake.url, timeouts })], cache: false });
+  const engine = () =>
+    createEngine({
+      providers: [new AnthropicProvider({ apiKey: 'sk-ant-test', baseURL: fake.url, timeouts })],
+      cache: false,
+    });
 
   it('ends a call whose server accepted it and never answered at the first-byte limit', async () => {
     fake.script({ kind: 'hang' });
     const fanout = engine();
-    const handle = fanout.submit({ model: 'anthropic:claude-sonnet-5', messages: [{ role: 'user', content: 'hi' }], maxAttempts: 1 });
-    await expect(handle.result()).rejects.toMatchObject({ code: 'timeout', message: 'no answer began within 0.3 s of sending the call (first-byte limit)' });
+    const handle = fanout.submit({
+      model: 'anthropic:claude-sonnet-5',
+      messages: [{ role: 'user', content: 'hi' }],
+      maxAttempts: 1,
+    });
+    await expect(handle.result()).rejects.toMatchObject({
+      code: 'timeout',
+      message: 'no answer began within 0.3 s of sending the call (first-byte limit)',
+    });
     await fanout.close();
   });
 
   it('ends a stream that stopped halfway at the idle-stream limit', async () => {
     fake.script({ kind: 'stream', deltas: ['Hel', 'lo', '!'], stallAfter: 2 });
     const fanout = engine();
-    const handle = fanout.submit({ model: 'anthropic:claude-sonnet-5', messages: [{ role: 'user', content: 'hi' }], maxAttempts: 1, stream: true });
-    await expect(handle.result()).rejects.toMatchObject({ code: 'timeout', message: 'the answer stopped for 0.3 s (idle-stream limit)' });
+    const handle = fanout.submit({
+      model: 'anthropic:claude-sonnet-5',
+      messages: [{ role: 'user', content: 'hi' }],
+      maxAttempts: 1,
+      stream: true,
+    });
+    await expect(handle.result()).rejects.toMatchObject({
+      code: 'timeout',
+      message: 'the answer stopped for 0.3 s (idle-stream limit)',
+    });
     await fanout.close();
   });
 });

@@ -13,7 +13,10 @@ interface Run {
   stderr: string;
 }
 
-function fanout(args: string[], options: { cwd?: string; onStderr?: (text: string, child: ReturnType<typeof spawn>) => void } = {}): Promise<Run> {
+function fanout(
+  args: string[],
+  options: { cwd?: string; onStderr?: (text: string, child: ReturnType<typeof spawn>) => void } = {},
+): Promise<Run> {
   return new Promise((resolve, reject) => {
     const cwd = options.cwd ?? workdir();
     const child = spawn(process.execPath, [bin, ...args], { cwd, env: { ...process.env, FANOUT_CONFIG: '' } });
@@ -34,16 +37,27 @@ function workdir(): string {
 }
 
 function readJsonl(path: string): Array<Record<string, any>> {
-  return readFileSync(path, 'utf8').trim().split('\n').map((line) => JSON.parse(line));
+  return readFileSync(path, 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line));
 }
 
 /** A batch of 30 lines paced at 10 a second, sent `signal` once its first progress line is out. */
 async function slowBatchStoppedBy(signal: NodeJS.Signals, extra: string[] = []): Promise<{ dir: string; run: Run }> {
   const dir = workdir();
   const input = join(dir, 'in.jsonl');
-  writeFileSync(input, Array.from({ length: 30 }, (_, i) => JSON.stringify({ id: `c${i}`, model: 'mock:slow', prompt: `p${i}` })).join('\n'));
+  writeFileSync(
+    input,
+    Array.from({ length: 30 }, (_, i) => JSON.stringify({ id: `c${i}`, model: 'mock:slow', prompt: `p${i}` })).join(
+      '\n',
+    ),
+  );
   const config = join(dir, 'fanout.yaml');
-  writeFileSync(config, 'models:\n  "mock:slow": { limits: { requestsPerMinute: 600, burstSeconds: 1 } }\nproviders:\n  mock:\n    models:\n      slow: { latency: 200 }\n');
+  writeFileSync(
+    config,
+    'models:\n  "mock:slow": { limits: { requestsPerMinute: 600, burstSeconds: 1 } }\nproviders:\n  mock:\n    models:\n      slow: { latency: 200 }\n',
+  );
   let sent = false;
   const run = await fanout(['batch', input, '-o', join(dir, 'out.jsonl'), '--config', config, ...extra], {
     cwd: dir,
@@ -63,8 +77,18 @@ describe('fanout batch', () => {
     const input = join(dir, 'in.jsonl');
     const lines = Array.from({ length: 10_000 }, (_, i) =>
       i % 2 === 0
-        ? JSON.stringify({ id: `c${i}`, model: i % 4 === 0 ? 'mock:a' : 'mock:b', prompt: `prompt ${i}`, max_tokens: 64 })
-        : JSON.stringify({ custom_id: `c${i}`, method: 'POST', url: '/v1/chat/completions', body: { model: 'mock:b', messages: [{ role: 'user', content: `prompt ${i}` }], max_tokens: 64 } }),
+        ? JSON.stringify({
+            id: `c${i}`,
+            model: i % 4 === 0 ? 'mock:a' : 'mock:b',
+            prompt: `prompt ${i}`,
+            max_tokens: 64,
+          })
+        : JSON.stringify({
+            custom_id: `c${i}`,
+            method: 'POST',
+            url: '/v1/chat/completions',
+            body: { model: 'mock:b', messages: [{ role: 'user', content: `prompt ${i}` }], max_tokens: 64 },
+          }),
     );
     writeFileSync(input, `${lines.join('\n')}\n`);
     const config = join(dir, 'fanout.yaml');
@@ -112,7 +136,12 @@ describe('fanout batch', () => {
         JSON.stringify({ id: 'bad-provider', model: 'nope:m', prompt: 'hello' }),
         '',
         JSON.stringify({ id: 'negative', model: 'mock:m', prompt: 'hello', max_tokens: -5 }),
-        JSON.stringify({ custom_id: 'good-2', method: 'POST', url: '/v1/chat/completions', body: { model: 'mock:m', messages: [{ role: 'user', content: 'hi' }] } }),
+        JSON.stringify({
+          custom_id: 'good-2',
+          method: 'POST',
+          url: '/v1/chat/completions',
+          body: { model: 'mock:m', messages: [{ role: 'user', content: 'hi' }] },
+        }),
       ].join('\n'),
     );
     const output = join(dir, 'out.jsonl');
@@ -148,8 +177,14 @@ describe('fanout batch', () => {
   it('answers a repeated run of temperature-0 lines from the cache in .fanout/, and not with --no-cache', async () => {
     const dir = workdir();
     const input = join(dir, 'in.jsonl');
-    writeFileSync(input, Array.from({ length: 20 }, (_, i) => JSON.stringify({ id: `c${i}`, model: 'mock:m', prompt: `p${i % 10}`, temperature: 0 })).join('\n'));
-    const run = (extra: string[] = []) => fanout(['batch', input, '-o', join(dir, 'out.jsonl'), '--json', ...extra], { cwd: dir });
+    writeFileSync(
+      input,
+      Array.from({ length: 20 }, (_, i) =>
+        JSON.stringify({ id: `c${i}`, model: 'mock:m', prompt: `p${i % 10}`, temperature: 0 }),
+      ).join('\n'),
+    );
+    const run = (extra: string[] = []) =>
+      fanout(['batch', input, '-o', join(dir, 'out.jsonl'), '--json', ...extra], { cwd: dir });
     const first = JSON.parse((await run()).stdout);
     // 10 distinct prompts: the second of each pair shares the first's call or its stored answer.
     expect(first).toMatchObject({ completed: 20, cacheHits: 10 });
@@ -158,7 +193,11 @@ describe('fanout batch', () => {
     const second = JSON.parse((await run(['--fresh'])).stdout);
     expect(second).toMatchObject({ completed: 20, cacheHits: 20, usage: { inputTokens: 0, outputTokens: 0 } });
     expect(readJsonl(join(dir, 'out.jsonl')).every((r) => r.fanout.cache?.source === 'stored')).toBe(true);
-    expect(readFileSync(join(dir, '.fanout', 'fanout.db')).subarray(0, 15).toString()).toBe('SQLite format 3');
+    expect(
+      readFileSync(join(dir, '.fanout', 'fanout.db'))
+        .subarray(0, 15)
+        .toString(),
+    ).toBe('SQLite format 3');
     const uncached = JSON.parse((await run(['--no-cache', '--fresh'])).stdout);
     expect(uncached).toMatchObject({ completed: 20, cacheHits: 0 });
   });
@@ -167,7 +206,10 @@ describe('fanout batch', () => {
     const dir = workdir();
     writeFileSync(join(dir, 'in.jsonl'), '{"model":"mock:m","prompt":"x"}\n');
     writeFileSync(join(dir, 'notes.txt'), 'my notes\n'.repeat(100));
-    const run = await fanout(['batch', join(dir, 'in.jsonl'), '-o', join(dir, 'out.jsonl'), '--store', `sqlite:${join(dir, 'notes.txt')}`], { cwd: dir });
+    const run = await fanout(
+      ['batch', join(dir, 'in.jsonl'), '-o', join(dir, 'out.jsonl'), '--store', `sqlite:${join(dir, 'notes.txt')}`],
+      { cwd: dir },
+    );
     expect(run.code).toBe(2);
     expect(run.stderr).toContain('notes.txt is not a readable SQLite database');
     expect(readFileSync(join(dir, 'notes.txt'), 'utf8')).toBe('my notes\n'.repeat(100));
@@ -183,9 +225,17 @@ describe('fanout batch', () => {
   it('stops cleanly on Ctrl-C, keeps what finished, and the same command resumes the rest', async () => {
     const dir = workdir();
     const input = join(dir, 'in.jsonl');
-    writeFileSync(input, Array.from({ length: 50 }, (_, i) => JSON.stringify({ id: `c${i}`, model: 'mock:slow', prompt: `p${i}` })).join('\n'));
+    writeFileSync(
+      input,
+      Array.from({ length: 50 }, (_, i) => JSON.stringify({ id: `c${i}`, model: 'mock:slow', prompt: `p${i}` })).join(
+        '\n',
+      ),
+    );
     const config = join(dir, 'fanout.yaml');
-    writeFileSync(config, 'models:\n  "mock:slow": { limits: { requestsPerMinute: 600, burstSeconds: 1 } }\nproviders:\n  mock:\n    models:\n      slow: { latency: 200 }\n');
+    writeFileSync(
+      config,
+      'models:\n  "mock:slow": { limits: { requestsPerMinute: 600, burstSeconds: 1 } }\nproviders:\n  mock:\n    models:\n      slow: { latency: 200 }\n',
+    );
     const output = join(dir, 'out.jsonl');
     const args = ['batch', input, '-o', output, '--config', config, '--json'];
     let sent = false;
@@ -202,7 +252,9 @@ describe('fanout batch', () => {
     expect(run.code).toBe(130);
     expect(run.stderr).toContain('run the same command again to resume');
     // The progress line: done of read, rate, time left, and the call in flight longest.
-    expect(run.stderr).toMatch(/fanout: \d+\/50 done \(0 failed\), [\d,]+\/s, [\d.]+ (ms|s) left, \d+ in flight, \d+ waiting, [\d.]+ s, oldest call [\d.]+ ms/);
+    expect(run.stderr).toMatch(
+      /fanout: \d+\/50 done \(0 failed\), [\d,]+\/s, [\d.]+ (ms|s) left, \d+ in flight, \d+ waiting, [\d.]+ s, oldest call [\d.]+ ms/,
+    );
     const summary = JSON.parse(run.stdout);
     expect(summary.interrupted).toBe(true);
     expect(summary.completed).toBeGreaterThan(0);
@@ -231,7 +283,10 @@ describe('fanout batch', () => {
   it('drops a last line cut short by a crash, and refuses to continue a file that is not fanout output', async () => {
     const dir = workdir();
     const input = join(dir, 'in.jsonl');
-    writeFileSync(input, Array.from({ length: 5 }, (_, i) => JSON.stringify({ id: `c${i}`, model: 'mock:m', prompt: `p${i}` })).join('\n'));
+    writeFileSync(
+      input,
+      Array.from({ length: 5 }, (_, i) => JSON.stringify({ id: `c${i}`, model: 'mock:m', prompt: `p${i}` })).join('\n'),
+    );
     const output = join(dir, 'out.jsonl');
     await fanout(['batch', input, '-o', output, '--store', 'memory'], { cwd: dir });
     const full = readFileSync(output, 'utf8').split('\n');
@@ -255,7 +310,11 @@ describe('fanout batch never destroys its input', () => {
     const input = join(dir, 'in.jsonl');
     const text = `${JSON.stringify({ model: 'mock:m', prompt: 'keep me' })}\n`;
     writeFileSync(input, text);
-    for (const args of [['in.jsonl', '-o', 'in.jsonl'], ['in.jsonl', '-o', 'in.jsonl', '--fresh'], ['in.jsonl', '-o', `../${dir.split('/').pop()}/in.jsonl`, '--fresh', '--store', 'memory']]) {
+    for (const args of [
+      ['in.jsonl', '-o', 'in.jsonl'],
+      ['in.jsonl', '-o', 'in.jsonl', '--fresh'],
+      ['in.jsonl', '-o', `../${dir.split('/').pop()}/in.jsonl`, '--fresh', '--store', 'memory'],
+    ]) {
       const run = await fanout(['batch', ...args], { cwd: dir });
       expect(run.code).toBe(2);
       expect(run.stderr).toContain('that is the input file; fanout never writes over its input');
@@ -266,11 +325,16 @@ describe('fanout batch never destroys its input', () => {
   it('says up front, and when stopped, that a batch from standard input or in memory cannot fully resume', async () => {
     const { dir, run } = await slowBatchStoppedBy('SIGINT', ['--store', 'memory']);
     expect(run.code).toBe(130);
-    expect(run.stderr).toMatch(/^fanout batch: this batch cannot fully resume after an interruption: its tasks are kept in memory/);
+    expect(run.stderr).toMatch(
+      /^fanout batch: this batch cannot fully resume after an interruption: its tasks are kept in memory/,
+    );
     expect(run.stderr).not.toContain('run the same command again to resume');
     expect(run.stdout).toContain('stopped by Ctrl-C: what finished is kept; this batch cannot fully resume');
     const fromStdin = await new Promise<Run>((resolve) => {
-      const child = spawn(process.execPath, [bin, 'batch', '-', '-o', join(dir, 'stdin.jsonl')], { cwd: dir, env: { ...process.env, FANOUT_CONFIG: '' } });
+      const child = spawn(process.execPath, [bin, 'batch', '-', '-o', join(dir, 'stdin.jsonl')], {
+        cwd: dir,
+        env: { ...process.env, FANOUT_CONFIG: '' },
+      });
       let stderr = '';
       child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
       child.on('close', (code) => resolve({ code, stdout: '', stderr }));
@@ -283,10 +347,18 @@ describe('fanout batch never destroys its input', () => {
   it('writes its lines to standard output for -o -, and the summary to standard error', async () => {
     const dir = workdir();
     const input = join(dir, 'in.jsonl');
-    writeFileSync(input, `${JSON.stringify({ id: 'a', model: 'mock:m', prompt: 'x' })}\n${JSON.stringify({ id: 'b', model: 'mock:m', prompt: 'y' })}\n`);
+    writeFileSync(
+      input,
+      `${JSON.stringify({ id: 'a', model: 'mock:m', prompt: 'x' })}\n${JSON.stringify({ id: 'b', model: 'mock:m', prompt: 'y' })}\n`,
+    );
     const run = await fanout(['batch', input, '-o', '-', '--store', 'memory'], { cwd: dir });
     expect(run.code).toBe(0);
-    expect(run.stdout.trim().split('\n').map((line) => JSON.parse(line).custom_id)).toEqual(['a', 'b']);
+    expect(
+      run.stdout
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line).custom_id),
+    ).toEqual(['a', 'b']);
     expect(run.stderr).toContain('2 lines from');
     expect(run.stderr).toContain('→ standard output');
     expect(() => readFileSync(join(dir, '-'))).toThrow();
@@ -295,20 +367,30 @@ describe('fanout batch never destroys its input', () => {
   it('asks "did you mean" for a model one typo away from a configured one, and names the key a missing provider needs', async () => {
     const dir = workdir();
     const input = join(dir, 'in.jsonl');
-    writeFileSync(input, Array.from({ length: 3 }, (_, i) => JSON.stringify({ model: 'mock:reviwer', prompt: `p${i}` })).join('\n'));
+    writeFileSync(
+      input,
+      Array.from({ length: 3 }, (_, i) => JSON.stringify({ model: 'mock:reviwer', prompt: `p${i}` })).join('\n'),
+    );
     const config = join(dir, 'fanout.yaml');
     writeFileSync(config, 'models:\n  "mock:reviewer": { limits: { requestsPerMinute: 60 } }\n');
-    const run = await fanout(['batch', input, '-o', join(dir, 'out.jsonl'), '--config', config, '--no-progress'], { cwd: dir });
+    const run = await fanout(['batch', input, '-o', join(dir, 'out.jsonl'), '--config', config, '--no-progress'], {
+      cwd: dir,
+    });
     expect(run.code).toBe(0);
     expect(run.stderr).toBe('fanout: mock:reviwer has no limits configured; did you mean mock:reviewer?\n');
     writeFileSync(input, JSON.stringify({ model: 'openai:gpt-4o-mini', prompt: 'x' }));
     const keyless = await new Promise<Run>((resolve) => {
-      const child = spawn(process.execPath, [bin, 'batch', input, '-o', join(dir, 'out2.jsonl'), '--no-progress'], { cwd: dir, env: { PATH: process.env.PATH ?? '', FANOUT_CONFIG: '' } });
+      const child = spawn(process.execPath, [bin, 'batch', input, '-o', join(dir, 'out2.jsonl'), '--no-progress'], {
+        cwd: dir,
+        env: { PATH: process.env.PATH ?? '', FANOUT_CONFIG: '' },
+      });
       let stdout = '';
       child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
       child.on('close', (code) => resolve({ code, stdout, stderr: '' }));
     });
-    expect(readJsonl(join(dir, 'out2.jsonl'))[0]?.error.message).toContain('To use openai, set OPENAI_API_KEY in the environment');
+    expect(readJsonl(join(dir, 'out2.jsonl'))[0]?.error.message).toContain(
+      'To use openai, set OPENAI_API_KEY in the environment',
+    );
     expect(keyless.code).toBe(1);
   });
 

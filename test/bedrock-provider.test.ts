@@ -21,19 +21,37 @@ const call: ModelCall = {
   model,
   system: 'You review code.',
   cacheSystem: true,
-  messages: [{ role: 'user', content: 'The diff ...', cache: true }, { role: 'user', content: 'Review it.' }],
+  messages: [
+    { role: 'user', content: 'The diff ...', cache: true },
+    { role: 'user', content: 'Review it.' },
+  ],
   maxTokens: 1000,
   temperature: 0,
   latency: 'optimized',
 };
-const provider = () => new BedrockProvider({ region: 'us-east-1', endpoint: fake.url, http1: true, credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' } });
+const provider = () =>
+  new BedrockProvider({
+    region: 'us-east-1',
+    endpoint: fake.url,
+    http1: true,
+    credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' },
+  });
 const context = () => ({ clock: new SystemClock(), attempt: 1, signal: new AbortController().signal });
 
 describe('Bedrock provider, through the AWS SDK', () => {
   it('calls Converse once, signed, with cache points and performanceConfig, and maps usage', async () => {
-    fake.script({ kind: 'converse', text: 'Looks fine.', usage: { inputTokens: 40, outputTokens: 9, cacheReadInputTokens: 1800, cacheWriteInputTokens: 0 } });
+    fake.script({
+      kind: 'converse',
+      text: 'Looks fine.',
+      usage: { inputTokens: 40, outputTokens: 9, cacheReadInputTokens: 1800, cacheWriteInputTokens: 0 },
+    });
     const result = await provider().complete(call, context());
-    expect(result).toMatchObject({ text: 'Looks fine.', finishReason: 'stop', usage: { inputTokens: 40, outputTokens: 9, cacheReadTokens: 1800, cacheWriteTokens: 0 }, requestId: '0f1a2b3c-1' });
+    expect(result).toMatchObject({
+      text: 'Looks fine.',
+      finishReason: 'stop',
+      usage: { inputTokens: 40, outputTokens: 9, cacheReadTokens: 1800, cacheWriteTokens: 0 },
+      requestId: '0f1a2b3c-1',
+    });
     expect(fake.requests).toHaveLength(1);
     const [request] = fake.requests;
     expect(request?.path).toBe('/model/anthropic.claude-sonnet-5-v1%3A0/converse');
@@ -54,8 +72,14 @@ describe('Bedrock provider, through the AWS SDK', () => {
     fake.script({ kind: 'stream', deltas: ['Looks', ' fine'], usage: { inputTokens: 12, outputTokens: 2 } });
     const events = [];
     for await (const event of provider().stream(call, context())) events.push(event);
-    expect(events.slice(0, 2)).toEqual([{ type: 'delta', text: 'Looks' }, { type: 'delta', text: ' fine' }]);
-    expect(events[2]).toMatchObject({ type: 'done', result: { text: 'Looks fine', usage: { inputTokens: 12, outputTokens: 2 } } });
+    expect(events.slice(0, 2)).toEqual([
+      { type: 'delta', text: 'Looks' },
+      { type: 'delta', text: ' fine' },
+    ]);
+    expect(events[2]).toMatchObject({
+      type: 'done',
+      result: { text: 'Looks fine', usage: { inputTokens: 12, outputTokens: 2 } },
+    });
   });
 
   it('fails an attempt whose stream carries an exception event after the 200', async () => {
@@ -68,17 +92,54 @@ describe('Bedrock provider, through the AWS SDK', () => {
 
   it('classifies Bedrock’s exceptions', async () => {
     const cases: Array<[Parameters<typeof fake.script>[0], Partial<ProviderError>]> = [
-      [{ kind: 'error', status: 429, type: 'ThrottlingException', message: 'Too many requests, please wait before trying again.', headers: { 'x-amz-retry-after': '1500' } }, { code: 'rate_limited', retryable: true, status: 429, retryAfterMs: 1500 }],
-      [{ kind: 'error', status: 503, type: 'ServiceUnavailableException', message: 'Service unavailable' }, { code: 'overloaded', retryable: true }],
-      [{ kind: 'error', status: 500, type: 'InternalServerException', message: 'Internal error' }, { code: 'server_error', retryable: true }],
-      [{ kind: 'error', status: 408, type: 'ModelTimeoutException', message: 'Model timed out' }, { code: 'timeout', retryable: true }],
-      [{ kind: 'error', status: 429, type: 'ModelNotReadyException', message: 'Model is not ready' }, { code: 'overloaded', retryable: true }],
-      [{ kind: 'error', status: 400, type: 'ValidationException', message: 'maxTokens too large' }, { code: 'bad_request', retryable: false }],
-      [{ kind: 'error', status: 403, type: 'AccessDeniedException', message: 'no access' }, { code: 'auth', retryable: false }],
-      [{ kind: 'error', status: 404, type: 'ResourceNotFoundException', message: 'no such model' }, { code: 'not_found', retryable: false }],
-      [{ kind: 'error', status: 400, type: 'ServiceQuotaExceededException', message: 'quota' }, { code: 'quota_exhausted', retryable: false }],
+      [
+        {
+          kind: 'error',
+          status: 429,
+          type: 'ThrottlingException',
+          message: 'Too many requests, please wait before trying again.',
+          headers: { 'x-amz-retry-after': '1500' },
+        },
+        { code: 'rate_limited', retryable: true, status: 429, retryAfterMs: 1500 },
+      ],
+      [
+        { kind: 'error', status: 503, type: 'ServiceUnavailableException', message: 'Service unavailable' },
+        { code: 'overloaded', retryable: true },
+      ],
+      [
+        { kind: 'error', status: 500, type: 'InternalServerException', message: 'Internal error' },
+        { code: 'server_error', retryable: true },
+      ],
+      [
+        { kind: 'error', status: 408, type: 'ModelTimeoutException', message: 'Model timed out' },
+        { code: 'timeout', retryable: true },
+      ],
+      [
+        { kind: 'error', status: 429, type: 'ModelNotReadyException', message: 'Model is not ready' },
+        { code: 'overloaded', retryable: true },
+      ],
+      [
+        { kind: 'error', status: 400, type: 'ValidationException', message: 'maxTokens too large' },
+        { code: 'bad_request', retryable: false },
+      ],
+      [
+        { kind: 'error', status: 403, type: 'AccessDeniedException', message: 'no access' },
+        { code: 'auth', retryable: false },
+      ],
+      [
+        { kind: 'error', status: 404, type: 'ResourceNotFoundException', message: 'no such model' },
+        { code: 'not_found', retryable: false },
+      ],
+      [
+        { kind: 'error', status: 400, type: 'ServiceQuotaExceededException', message: 'quota' },
+        { code: 'quota_exhausted', retryable: false },
+      ],
     ];
-    await expectClassified(cases, (reply) => fake.script(reply), () => provider().complete(call, context()));
+    await expectClassified(
+      cases,
+      (reply) => fake.script(reply),
+      () => provider().complete(call, context()),
+    );
     expect(fake.requests).toHaveLength(cases.length);
   });
 

@@ -18,7 +18,8 @@ describe('chaos: 1,000 streamed calls through a failing upstream', () => {
     fake.respondWith((request): FakeReply => {
       const prompt = String((request.body.messages as Array<{ content: string }>).at(-1)?.content);
       const draw = random.next();
-      if (draw < 0.1) return openAiError(500, 'The server had an error while processing your request.', 'server_error', null);
+      if (draw < 0.1)
+        return openAiError(500, 'The server had an error while processing your request.', 'server_error', null);
       if (draw < 0.12) return openAiError(529, 'Overloaded', 'server_error', 'overloaded', { 'retry-after-ms': '40' });
       if (draw < 0.14) return { kind: 'reset' };
       if (draw < 0.15) return { kind: 'hang' };
@@ -33,7 +34,12 @@ describe('chaos: 1,000 streamed calls through a failing upstream', () => {
       random: seededRandom(7),
     });
     const outcomes = await engine.gather(
-      Array.from({ length: 1000 }, (_, i) => ({ model: 'flaky:gpt', messages: [{ role: 'user' as const, content: `change ${i}` }], stream: true, attemptTimeoutMs: 300 })),
+      Array.from({ length: 1000 }, (_, i) => ({
+        model: 'flaky:gpt',
+        messages: [{ role: 'user' as const, content: `change ${i}` }],
+        stream: true,
+        attemptTimeoutMs: 300,
+      })),
     );
     await engine.close();
 
@@ -51,12 +57,15 @@ describe('chaos: 1,000 streamed calls through a failing upstream', () => {
       }
       for (const [n, attempt] of status.attempts.entries()) {
         const next = status.attempts[n + 1];
-        if (next && attempt.error?.retryAfterMs !== undefined) expect(next.startedAt).toBeGreaterThanOrEqual((attempt.endedAt as number) + attempt.error.retryAfterMs);
+        if (next && attempt.error?.retryAfterMs !== undefined)
+          expect(next.startedAt).toBeGreaterThanOrEqual((attempt.endedAt as number) + attempt.error.retryAfterMs);
       }
     }
     // At most one upstream request per attempt, and no hidden SDK retries. An attempt that never reached
     // the upstream (its pooled connection had just been reset) failed with a network error.
-    const networkFailures = outcomes.flatMap((o) => o.status!.attempts).filter((a) => a.error?.code === 'network').length;
+    const networkFailures = outcomes
+      .flatMap((o) => o.status!.attempts)
+      .filter((a) => a.error?.code === 'network').length;
     expect(fake.requests.length).toBeLessThanOrEqual(attempts);
     expect(attempts - fake.requests.length).toBeLessThanOrEqual(networkFailures);
     expect(fake.requests.every((r) => r.headers['x-stainless-retry-count'] === '0')).toBe(true);

@@ -14,7 +14,11 @@ const bin = join(new URL('..', import.meta.url).pathname, 'bin/fanout.js');
  * reaches the call log (so a slow start on a loaded machine cannot make every
  * kill land before any work). Resolves with the exit code (null when killed) and output.
  */
-function fanout(cwd: string, args: string[], kill?: { callLog: string; afterMs: number }): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function fanout(
+  cwd: string,
+  args: string[],
+  kill?: { callLog: string; afterMs: number },
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const callsBefore = kill ? countLines(kill.callLog) : 0;
     const child = spawn(process.execPath, [bin, ...args], { cwd, env: { ...process.env, FANOUT_CONFIG: '' } });
@@ -39,7 +43,8 @@ function fanout(cwd: string, args: string[], kill?: { callLog: string; afterMs: 
   });
 }
 
-const countLines = (path: string): number => (existsSync(path) ? readFileSync(path, 'utf8').split('\n').filter(Boolean).length : 0);
+const countLines = (path: string): number =>
+  existsSync(path) ? readFileSync(path, 'utf8').split('\n').filter(Boolean).length : 0;
 
 function completedInStore(path: string): number {
   if (!existsSync(path)) return 0;
@@ -57,7 +62,12 @@ describe('fanout batch survives kill -9', () => {
   it('after 5 kills at random moments, every line is answered exactly once and no call is paid twice', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'fanout-crash-'));
     const lines = 2000;
-    writeFileSync(join(dir, 'in.jsonl'), Array.from({ length: lines }, (_, i) => JSON.stringify({ id: `c${i}`, model: 'mock:m', prompt: `prompt ${i}` })).join('\n'));
+    writeFileSync(
+      join(dir, 'in.jsonl'),
+      Array.from({ length: lines }, (_, i) =>
+        JSON.stringify({ id: `c${i}`, model: 'mock:m', prompt: `prompt ${i}` }),
+      ).join('\n'),
+    );
     const callLog = join(dir, 'calls.log');
     writeFileSync(
       join(dir, 'fanout.yaml'),
@@ -81,14 +91,19 @@ describe('fanout batch survives kill -9', () => {
     expect(last.stderr).toBe('');
     expect(last.code).toBe(0);
 
-    const output = readFileSync(join(dir, 'out.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
+    const output = readFileSync(join(dir, 'out.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line));
     expect(output.map((r) => r.custom_id)).toEqual(Array.from({ length: lines }, (_, i) => `c${i}`));
     expect(output.every((r) => r.response?.status_code === 200)).toBe(true);
 
     const store = new Database(db, { readonly: true });
     expect(store.pragma('integrity_check', { simple: true })).toBe('ok');
     expect(store.prepare('SELECT count(*) AS n FROM tasks WHERE completions > 1').get()).toEqual({ n: 0 });
-    expect(store.prepare("SELECT count(DISTINCT line) AS n FROM tasks WHERE state = 'completed'").get()).toEqual({ n: lines });
+    expect(store.prepare("SELECT count(DISTINCT line) AS n FROM tasks WHERE state = 'completed'").get()).toEqual({
+      n: lines,
+    });
     expect(store.prepare("SELECT count(*) AS n FROM tasks WHERE state = 'completed'").get()).toEqual({ n: lines });
     store.close();
 

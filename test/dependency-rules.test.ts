@@ -9,13 +9,19 @@ const depcruise = join(root, 'node_modules/.bin/depcruise');
 
 /** Runs the project's dependency rules on a tree of files. */
 function check(cwd: string): { code: number | null; output: string } {
-  const run = spawnSync(depcruise, ['src', '--config', join(root, '.dependency-cruiser.cjs'), '--output-type', 'err'], { cwd, encoding: 'utf8' });
+  const run = spawnSync(depcruise, ['src', '--config', join(root, '.dependency-cruiser.cjs'), '--output-type', 'err'], {
+    cwd,
+    encoding: 'utf8',
+  });
   return { code: run.status, output: `${run.stdout}${run.stderr}` };
 }
 
 function tree(files: Record<string, string>): string {
   const dir = mkdtempSync(join(tmpdir(), 'fanout-deps-'));
-  writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions: { module: 'NodeNext', moduleResolution: 'NodeNext', strict: true } }));
+  writeFileSync(
+    join(dir, 'tsconfig.json'),
+    JSON.stringify({ compilerOptions: { module: 'NodeNext', moduleResolution: 'NodeNext', strict: true } }),
+  );
   for (const [path, text] of Object.entries(files)) {
     mkdirSync(dirname(join(dir, path)), { recursive: true });
     writeFileSync(join(dir, path), text);
@@ -32,8 +38,10 @@ describe('the dependency rules', () => {
 
   it('fail on a planted cycle, a contract importing the engine, and the engine importing the server', () => {
     const dir = tree({
-      'src/contracts/types.ts': "import type { Engine } from '../core/engine.js';\nexport type Handle = { engine: Engine };\n",
-      'src/core/engine.ts': "import type { Handle } from '../contracts/types.js';\nimport { serve } from '../server/server.js';\nexport class Engine { handle?: Handle; start = serve; }\n",
+      'src/contracts/types.ts':
+        "import type { Engine } from '../core/engine.js';\nexport type Handle = { engine: Engine };\n",
+      'src/core/engine.ts':
+        "import type { Handle } from '../contracts/types.js';\nimport { serve } from '../server/server.js';\nexport class Engine { handle?: Handle; start = serve; }\n",
       'src/server/server.ts': 'export function serve(): void {}\n',
     });
     try {

@@ -16,7 +16,9 @@ describe('engine on a SQLite task store', () => {
     const engine = createEngine({ clock, store, cache: false });
     const events: EngineEvent[] = [];
     engine.on('store-error', (event) => events.push(event));
-    const handles = Array.from({ length: 100 }, (_, i) => engine.submit({ model: 'mock:m', messages: [{ role: 'user', content: `${i} ${'x'.repeat(2000)}` }] }));
+    const handles = Array.from({ length: 100 }, (_, i) =>
+      engine.submit({ model: 'mock:m', messages: [{ role: 'user', content: `${i} ${'x'.repeat(2000)}` }] }),
+    );
     await clock.advance(10);
     expect(handles.every((h) => h.status().state === 'completed')).toBe(true);
     expect(events[0]?.error?.message).toMatch(/the disk is full; nothing stored so far was lost/);
@@ -39,7 +41,10 @@ describe('engine on a SQLite task store', () => {
     const clock = new ManualClock();
     const engine = createEngine({ clock, store, cache: false });
     const kept = engine.submit({ model: 'mock:m', messages: [{ role: 'user', content: 'kept' }] });
-    const passing = engine.submit({ model: 'mock:m', messages: [{ role: 'user', content: 'passing' }] }, { durable: false });
+    const passing = engine.submit(
+      { model: 'mock:m', messages: [{ role: 'user', content: 'passing' }] },
+      { durable: false },
+    );
     await clock.runAll();
     await engine.flush();
     expect([kept.status().state, passing.status().state]).toEqual(['completed', 'completed']);

@@ -6,7 +6,12 @@ import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { describe, expect, it } from 'vitest';
 
 const root = new URL('..', import.meta.url).pathname;
-const fanout = (args: string[]) => spawnSync(process.execPath, [join(root, 'bin/fanout.js'), ...args], { cwd: root, encoding: 'utf8', env: { ...process.env, FANOUT_CONFIG: '' } });
+const fanout = (args: string[]) =>
+  spawnSync(process.execPath, [join(root, 'bin/fanout.js'), ...args], {
+    cwd: root,
+    encoding: 'utf8',
+    env: { ...process.env, FANOUT_CONFIG: '' },
+  });
 
 describe('fanout simulate and fanout run', () => {
   it('prints the seed’s comparison and a gantt chart for examples/pr-review.yaml', () => {
@@ -39,10 +44,20 @@ describe('fanout simulate and fanout run', () => {
     );
     const run = fanout(['run', file, '--input', 'topic=caching', '--json']);
     // Each step as it starts and ends, in order: a and b at once, both after them.
-    const progress = run.stderr.trim().split('\n').map((line) => line.replace(/^fanout run: [\d.]+ s /, '').replace(/ after [\d.]+ s$/, ''));
+    const progress = run.stderr
+      .trim()
+      .split('\n')
+      .map((line) => line.replace(/^fanout run: [\d.]+ s /, '').replace(/ after [\d.]+ s$/, ''));
     expect(progress.slice(0, 2).sort()).toEqual(['a started', 'b started']);
     expect(progress.slice(-2)).toEqual(['both started', 'both completed']);
-    expect(progress.sort()).toEqual(['a completed', 'a started', 'b completed', 'b started', 'both completed', 'both started']);
+    expect(progress.sort()).toEqual([
+      'a completed',
+      'a started',
+      'b completed',
+      'b started',
+      'both completed',
+      'both started',
+    ]);
     expect(run.status).toBe(0);
     const result = JSON.parse(run.stdout);
     expect(result.ok).toBe(true);
@@ -56,7 +71,10 @@ describe('fanout simulate and fanout run', () => {
   it('names the step and field of a bad pipeline file', () => {
     const dir = mkdtempSync(join(tmpdir(), 'fanout-run-'));
     const file = join(dir, 'bad.yaml');
-    writeFileSync(file, 'steps:\n  a: { model: "mock:m", prompt: "{{ steps.b.output }}" }\n  b: { model: "mock:m", prompt: "{{ steps.a.output }}" }\n');
+    writeFileSync(
+      file,
+      'steps:\n  a: { model: "mock:m", prompt: "{{ steps.b.output }}" }\n  b: { model: "mock:m", prompt: "{{ steps.a.output }}" }\n',
+    );
     const run = fanout(['simulate', file]);
     expect(run.status).toBe(2);
     expect(run.stderr).toContain('steps.a: dependency cycle a → b → a');
@@ -68,7 +86,16 @@ describe('tools', () => {
     const dir = mkdtempSync(join(tmpdir(), 'fanout-tools-'));
     const fast = join(dir, 'fast.yaml');
     writeFileSync(fast, 'providers:\n  mock:\n    defaults: { latency: 20 }\n');
-    const run = fanout(['run', 'examples/architecture-assistant.yaml', '--config', fast, '--tools', 'examples/architecture-tools.mjs', '--json', '--no-progress']);
+    const run = fanout([
+      'run',
+      'examples/architecture-assistant.yaml',
+      '--config',
+      fast,
+      '--tools',
+      'examples/architecture-tools.mjs',
+      '--json',
+      '--no-progress',
+    ]);
     expect(run.stderr).toBe('');
     expect(run.status).toBe(0);
     const result = JSON.parse(run.stdout);
@@ -86,7 +113,9 @@ describe('charts', () => {
     expect(run.status).toBe(0);
     const text = readFileSync(svg, 'utf8');
     expect(XMLValidator.validate(text)).toBe(true);
-    const doc = new XMLParser({ ignoreAttributes: false }).parse(text) as { svg: { rect: Array<{ '@_width': string }> } };
+    const doc = new XMLParser({ ignoreAttributes: false }).parse(text) as {
+      svg: { rect: Array<{ '@_width': string }> };
+    };
     // Four chunk reviews of 35, 30, 30 and 25 s on a 620-pixel axis of 35 s.
     expect(doc.svg.rect.map((r) => Math.round(Number(r['@_width'])))).toEqual([620, 531, 531, 443]);
     expect(run.stdout).toContain('```mermaid\ngantt\n    title four-chunks: 35 s');
@@ -104,15 +133,21 @@ describe('charts', () => {
   it('prints its version', () => {
     const run = fanout(['--version']);
     expect(run.status).toBe(0);
-    expect(run.stdout.trim()).toBe((JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version);
+    expect(run.stdout.trim()).toBe(
+      (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version,
+    );
   });
 
   it('answers a misspelt option or command with the error, a "did you mean" and one hint, exit 2', () => {
     const option = fanout(['batch', 'in.jsonl', '-o', 'out.jsonl', '--frsh']);
     expect(option.status).toBe(2);
-    expect(option.stderr).toBe("error: unknown option '--frsh'\n(Did you mean --fresh?)\n(fanout <command> --help lists the options)\n");
+    expect(option.stderr).toBe(
+      "error: unknown option '--frsh'\n(Did you mean --fresh?)\n(fanout <command> --help lists the options)\n",
+    );
     const command = fanout(['bach']);
     expect(command.status).toBe(2);
-    expect(command.stderr).toBe("error: unknown command 'bach'\n(Did you mean batch?)\n(fanout <command> --help lists the options)\n");
+    expect(command.stderr).toBe(
+      "error: unknown command 'bach'\n(Did you mean batch?)\n(fanout <command> --help lists the options)\n",
+    );
   });
 });

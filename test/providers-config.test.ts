@@ -11,9 +11,16 @@ import { completion, startOpenAiFake, type OpenAiFake } from './fakes/openai-fak
 
 const root = new URL('..', import.meta.url).pathname;
 
-function fanout(cwd: string, args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function fanout(
+  cwd: string,
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(root, 'bin/fanout.js'), ...args], { cwd, env: { PATH: process.env.PATH ?? '', ...env } });
+    const child = spawn(process.execPath, [join(root, 'bin/fanout.js'), ...args], {
+      cwd,
+      env: { PATH: process.env.PATH ?? '', ...env },
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -39,7 +46,9 @@ afterAll(async () => {
 describe('provider configuration', () => {
   it('takes ${NAME} from the environment, and names a variable that is not set and where it is used', () => {
     const missing: string[] = [];
-    expect(expandEnvironment({ a: { key: '${K}', list: ['x-${K}-y'] } }, { K: 'v' }, 'cfg', missing)).toEqual({ a: { key: 'v', list: ['x-v-y'] } });
+    expect(expandEnvironment({ a: { key: '${K}', list: ['x-${K}-y'] } }, { K: 'v' }, 'cfg', missing)).toEqual({
+      a: { key: 'v', list: ['x-v-y'] },
+    });
     expect(() => fromData({ providers: { openai: { apiKey: '${NOT_SET_ANYWHERE}' } } }, 'fanout.yaml', {})).toThrow(
       'fanout.yaml.providers.openai.apiKey needs the environment variable NOT_SET_ANYWHERE, which is not set',
     );
@@ -56,17 +65,34 @@ describe('provider configuration', () => {
 
   it('makes a Bedrock provider from its region, the credentials left to the AWS SDK', () => {
     const [bedrock] = providersFromConfig(fromData({ providers: { bedrock: { region: 'us-west-2' } } }, 'c', {}));
-    expect([bedrock?.name, bedrock?.constructor.name, bedrock?.accounting('anthropic.claude-opus-5-v1:0')]).toEqual(['bedrock', 'BedrockProvider', { rule: 'bedrock', outputBurndown: 5 }]);
+    expect([bedrock?.name, bedrock?.constructor.name, bedrock?.accounting('anthropic.claude-opus-5-v1:0')]).toEqual([
+      'bedrock',
+      'BedrockProvider',
+      { rule: 'bedrock', outputBurndown: 5 },
+    ]);
   });
 
   it('says what a provider is missing', () => {
-    expect(() => providersFromConfig(fromData({ providers: { groq: {} } }, 'c', {}))).toThrow('providers.groq.apiKey: groq needs an API key (write apiKey: "${GROQ_API_KEY}" to take it from the environment)');
-    expect(() => providersFromConfig(fromData({ providers: { ollama: {} } }, 'c', {}))).toThrow('providers.ollama.baseURL: expected the server\'s URL');
-    expect(() => fromData({ providers: { vllm: { baseURL: 'not a url' } } }, 'c', {})).toThrow(/providers\.vllm\.baseURL: expected a URL/);
+    expect(() => providersFromConfig(fromData({ providers: { groq: {} } }, 'c', {}))).toThrow(
+      'providers.groq.apiKey: groq needs an API key (write apiKey: "${GROQ_API_KEY}" to take it from the environment)',
+    );
+    expect(() => providersFromConfig(fromData({ providers: { ollama: {} } }, 'c', {}))).toThrow(
+      "providers.ollama.baseURL: expected the server's URL",
+    );
+    expect(() => fromData({ providers: { vllm: { baseURL: 'not a url' } } }, 'c', {})).toThrow(
+      /providers\.vllm\.baseURL: expected a URL/,
+    );
   });
 
   it('gives each provider its own call timeouts, over those of the whole config', () => {
-    const config = fromData({ timeouts: { idleMs: 5000 }, providers: { vllm: { baseURL: 'http://localhost:8000/v1', timeouts: { perOutputTokenMs: 500 } } } }, 'c', {});
+    const config = fromData(
+      {
+        timeouts: { idleMs: 5000 },
+        providers: { vllm: { baseURL: 'http://localhost:8000/v1', timeouts: { perOutputTokenMs: 500 } } },
+      },
+      'c',
+      {},
+    );
     expect(providersFromConfig(config).map((p) => p.timeouts)).toEqual([{ perOutputTokenMs: 500 }]);
     expect(() => fromData({ timeouts: { firstByteMs: 0 } }, 'c', {})).toThrow(/timeouts\.firstByteMs/);
   });
@@ -74,12 +100,25 @@ describe('provider configuration', () => {
   it('ends a batch on a server that accepts calls and never answers, each line failed with the limit it passed', async () => {
     fake.script({ kind: 'hang' });
     const dir = mkdtempSync(join(tmpdir(), 'fanout-providers-'));
-    writeFileSync(join(dir, 'in.jsonl'), ['a', 'b', 'c'].map((id) => JSON.stringify({ id, model: 'vllm:llama-3.1-8b', prompt: 'hi' })).join('\n'));
-    writeFileSync(join(dir, 'fanout.yaml'), `retry: { maxAttempts: 1 }\nproviders:\n  vllm: { baseURL: "${fake.url}", timeouts: { firstByteMs: 300, perOutputTokenMs: 0 } }\n`);
+    writeFileSync(
+      join(dir, 'in.jsonl'),
+      ['a', 'b', 'c'].map((id) => JSON.stringify({ id, model: 'vllm:llama-3.1-8b', prompt: 'hi' })).join('\n'),
+    );
+    writeFileSync(
+      join(dir, 'fanout.yaml'),
+      `retry: { maxAttempts: 1 }\nproviders:\n  vllm: { baseURL: "${fake.url}", timeouts: { firstByteMs: 300, perOutputTokenMs: 0 } }\n`,
+    );
     const run = await fanout(dir, ['batch', 'in.jsonl', '-o', 'out.jsonl', '--config', 'fanout.yaml', '--json'], {});
-    const lines = readFileSync(join(dir, 'out.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const lines = readFileSync(join(dir, 'out.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(lines.map((l) => [l.custom_id, l.error?.code, l.error?.message])).toEqual(
-      ['a', 'b', 'c'].map((id) => [id, 'timeout', 'no answer began within 0.3 s of sending the call (first-byte limit)']),
+      ['a', 'b', 'c'].map((id) => [
+        id,
+        'timeout',
+        'no answer began within 0.3 s of sending the call (first-byte limit)',
+      ]),
     );
     expect(run.code).not.toBe(0);
   });
@@ -88,13 +127,32 @@ describe('provider configuration', () => {
     fake.script({ kind: 'json', body: completion('from the fake') });
     fake.requests.length = 0;
     const dir = mkdtempSync(join(tmpdir(), 'fanout-providers-'));
-    writeFileSync(join(dir, 'in.jsonl'), [JSON.stringify({ id: 'a', model: 'openai:gpt-4o-mini', prompt: 'hi' }), JSON.stringify({ id: 'b', model: 'vllm:llama-3.1-8b', prompt: 'hi' })].join('\n'));
-    writeFileSync(join(dir, 'fanout.yaml'), `providers:\n  openai: { apiKey: "\${FAKE_OPENAI_KEY}", baseURL: "${fake.url}" }\n  vllm: { baseURL: "${fake.url}" }\n`);
-    const run = await fanout(dir, ['batch', 'in.jsonl', '-o', 'out.jsonl', '--config', 'fanout.yaml', '--json'], { FAKE_OPENAI_KEY: 'sk-from-env' });
+    writeFileSync(
+      join(dir, 'in.jsonl'),
+      [
+        JSON.stringify({ id: 'a', model: 'openai:gpt-4o-mini', prompt: 'hi' }),
+        JSON.stringify({ id: 'b', model: 'vllm:llama-3.1-8b', prompt: 'hi' }),
+      ].join('\n'),
+    );
+    writeFileSync(
+      join(dir, 'fanout.yaml'),
+      `providers:\n  openai: { apiKey: "\${FAKE_OPENAI_KEY}", baseURL: "${fake.url}" }\n  vllm: { baseURL: "${fake.url}" }\n`,
+    );
+    const run = await fanout(dir, ['batch', 'in.jsonl', '-o', 'out.jsonl', '--config', 'fanout.yaml', '--json'], {
+      FAKE_OPENAI_KEY: 'sk-from-env',
+    });
     // One notice per model used without limits, nothing else.
-    expect(run.stderr.trim().split('\n').map((line) => line.slice(0, line.indexOf(' has no limits configured')))).toEqual(['fanout: openai:gpt-4o-mini', 'fanout: vllm:llama-3.1-8b']);
+    expect(
+      run.stderr
+        .trim()
+        .split('\n')
+        .map((line) => line.slice(0, line.indexOf(' has no limits configured'))),
+    ).toEqual(['fanout: openai:gpt-4o-mini', 'fanout: vllm:llama-3.1-8b']);
     expect(run.code).toBe(0);
-    const lines = readFileSync(join(dir, 'out.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const lines = readFileSync(join(dir, 'out.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(lines.map((l) => l.response.body.choices[0].message.content)).toEqual(['from the fake', 'from the fake']);
     expect(fake.requests.map((r) => [r.body.model, r.headers.authorization]).sort()).toEqual([
       ['gpt-4o-mini', 'Bearer sk-from-env'],
@@ -106,22 +164,62 @@ describe('provider configuration', () => {
   });
 
   it('runs a batch on anthropic: models', async () => {
-    anthropic.script({ kind: 'json', body: message('from claude', { input_tokens: 9, output_tokens: 3, cache_read_input_tokens: 0, cache_creation_input_tokens: 0 }) });
+    anthropic.script({
+      kind: 'json',
+      body: message('from claude', {
+        input_tokens: 9,
+        output_tokens: 3,
+        cache_read_input_tokens: 0,
+        cache_creation_input_tokens: 0,
+      }),
+    });
     const dir = mkdtempSync(join(tmpdir(), 'fanout-providers-'));
-    writeFileSync(join(dir, 'in.jsonl'), JSON.stringify({ id: 'a', model: 'anthropic:claude-sonnet-5', system: 'Be brief.', prompt: 'hi', max_tokens: 100 }));
-    writeFileSync(join(dir, 'fanout.yaml'), `providers:\n  anthropic: { apiKey: "\${FAKE_ANTHROPIC_KEY}", baseURL: "${anthropic.url}" }\n`);
-    const run = await fanout(dir, ['batch', 'in.jsonl', '-o', 'out.jsonl', '--config', 'fanout.yaml', '--json'], { FAKE_ANTHROPIC_KEY: 'sk-ant-env' });
-    expect(run.stderr).toBe('fanout: anthropic:claude-sonnet-5 has no limits configured; fanout sends one call first and learns them from the provider\'s answers (set models["anthropic:claude-sonnet-5"].limits to start at full speed)\n');
+    writeFileSync(
+      join(dir, 'in.jsonl'),
+      JSON.stringify({
+        id: 'a',
+        model: 'anthropic:claude-sonnet-5',
+        system: 'Be brief.',
+        prompt: 'hi',
+        max_tokens: 100,
+      }),
+    );
+    writeFileSync(
+      join(dir, 'fanout.yaml'),
+      `providers:\n  anthropic: { apiKey: "\${FAKE_ANTHROPIC_KEY}", baseURL: "${anthropic.url}" }\n`,
+    );
+    const run = await fanout(dir, ['batch', 'in.jsonl', '-o', 'out.jsonl', '--config', 'fanout.yaml', '--json'], {
+      FAKE_ANTHROPIC_KEY: 'sk-ant-env',
+    });
+    expect(run.stderr).toBe(
+      'fanout: anthropic:claude-sonnet-5 has no limits configured; fanout sends one call first and learns them from the provider\'s answers (set models["anthropic:claude-sonnet-5"].limits to start at full speed)\n',
+    );
     expect(run.code).toBe(0);
-    const [line] = readFileSync(join(dir, 'out.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const [line] = readFileSync(join(dir, 'out.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(line.response.body.choices[0].message.content).toBe('from claude');
-    expect(line.fanout.usage).toEqual({ input_tokens: 9, output_tokens: 3, cache_read_tokens: 0, cache_write_tokens: 0 });
+    expect(line.fanout.usage).toEqual({
+      input_tokens: 9,
+      output_tokens: 3,
+      cache_read_tokens: 0,
+      cache_write_tokens: 0,
+    });
     expect(anthropic.requests[0]?.headers.authorization).toBe('Bearer sk-ant-env');
-    expect(anthropic.requests[0]?.body).toMatchObject({ model: 'claude-sonnet-5', max_tokens: 100, system: [{ type: 'text', text: 'Be brief.' }] });
+    expect(anthropic.requests[0]?.body).toMatchObject({
+      model: 'claude-sonnet-5',
+      max_tokens: 100,
+      system: [{ type: 'text', text: 'Be brief.' }],
+    });
   });
 
   it('runs a pipeline whose steps call groq: and bedrock: models', async () => {
-    fake.script({ kind: 'json', headers: { 'x-ratelimit-limit-requests': '14400', 'x-ratelimit-remaining-requests': '14399' }, body: completion('groq says hi') });
+    fake.script({
+      kind: 'json',
+      headers: { 'x-ratelimit-limit-requests': '14400', 'x-ratelimit-remaining-requests': '14399' },
+      body: completion('groq says hi'),
+    });
     fake.requests.length = 0;
     bedrock.script({ kind: 'converse', text: 'bedrock says hi' });
     const dir = mkdtempSync(join(tmpdir(), 'fanout-providers-'));
@@ -143,13 +241,19 @@ describe('provider configuration', () => {
       AWS_SECRET_ACCESS_KEY: 'secret',
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     });
-    expect(run.stderr).toContain('fanout: groq:llama-3.1-8b-instant has no limits configured; fanout sends one call first');
-    expect(run.stderr).toContain('fanout: bedrock:anthropic.claude-sonnet-5-v1:0 has no limits configured and its provider reports none');
+    expect(run.stderr).toContain(
+      'fanout: groq:llama-3.1-8b-instant has no limits configured; fanout sends one call first',
+    );
+    expect(run.stderr).toContain(
+      'fanout: bedrock:anthropic.claude-sonnet-5-v1:0 has no limits configured and its provider reports none',
+    );
     expect(run.stderr.trim().split('\n')).toHaveLength(2);
     expect(run.code).toBe(0);
     const result = JSON.parse(run.stdout);
     expect([result.steps.fast.output, result.steps.deep.output]).toEqual(['groq says hi', 'bedrock says hi']);
-    expect(bedrock.requests[0]?.body).toMatchObject({ messages: [{ role: 'user', content: [{ text: 'and groq says hi' }] }] });
+    expect(bedrock.requests[0]?.body).toMatchObject({
+      messages: [{ role: 'user', content: [{ text: 'and groq says hi' }] }],
+    });
     expect(fake.requests[0]?.headers.authorization).toBe('Bearer gsk-env');
   });
 });

@@ -97,12 +97,21 @@ function tsx(name: string, source: string, until?: (stdout: string) => boolean):
 const shape = (line: string): string => line.replace(/\d[\d,.]*(\s?(µs|ms|min|s)\b)?/g, '#').replace(/# #/g, '#');
 
 const quickStart = block('of the quick start', starts('npm ci && npx fanout batch'));
-const quickStartSummary = block('with the summary the quick start prints', starts('fanout batch: 300 lines from examples/prompts.jsonl'));
-const library = block('of the library', (b) => b.lang === 'ts' && b.text.includes("import { createEngine } from 'fanout'"));
+const quickStartSummary = block(
+  'with the summary the quick start prints',
+  starts('fanout batch: 300 lines from examples/prompts.jsonl'),
+);
+const library = block(
+  'of the library',
+  (b) => b.lang === 'ts' && b.text.includes("import { createEngine } from 'fanout'"),
+);
 const pipelineYaml = block('of a pipeline from examples/pr-review.yaml', starts('# examples/pr-review.yaml'));
 const simulateRun = block('of fanout simulate', starts('$ fanout simulate'));
 const runFragment = block('of engine.run', starts('const run = await engine.run('));
-const ownParts = block('of the contract suites', starts("import { limiterContract, taskStoreContract } from 'fanout/testing/contracts';"));
+const ownParts = block(
+  'of the contract suites',
+  starts("import { limiterContract, taskStoreContract } from 'fanout/testing/contracts';"),
+);
 const providersYaml = block('of providers', (b) => b.lang === 'yaml' && b.text.startsWith('providers:\n  anthropic:'));
 const serveCommand = block('that starts fanout serve', starts('fanout serve --key'));
 const curlCalls = block('of curl calls', starts('curl -s -X POST http://127.0.0.1:8787/v1/tasks'));
@@ -110,7 +119,10 @@ const webSocket = block('of the WebSocket', starts("import { WebSocket } from 'w
 const openAiClient = block('of the OpenAI client', starts("import OpenAI from 'openai';"));
 const batchUsage = block('of the fanout batch usage', starts('fanout batch <input.jsonl'));
 const batchInputLine = block('of a batch input line', (b) => b.lang === 'json' && b.text.includes('"method": "POST"'));
-const batchOutputLine = block('of a batch output line', (b) => b.lang === 'json' && b.text.includes('"fanout": {"line": 1'));
+const batchOutputLine = block(
+  'of a batch output line',
+  (b) => b.lang === 'json' && b.text.includes('"fanout": {"line": 1'),
+);
 const configYaml = block('of the configuration', starts('concurrency: 64'));
 const benchCommand = block('that runs the benchmarks', (b) => b.text === 'npm run bench\n');
 const layout = block('of the source layout', starts('src/contracts/'));
@@ -130,12 +142,20 @@ describe('README, the quick start', () => {
     const ran = await sh(command);
     expect(ran.code).toBe(0);
     // Standard error carries the progress lines and nothing else.
-    expect(ran.stderr.trim().split('\n').filter((line) => !/^fanout: [\d,]+\/300 done/.test(line))).toEqual([]);
+    expect(
+      ran.stderr
+        .trim()
+        .split('\n')
+        .filter((line) => !/^fanout: [\d,]+\/300 done/.test(line)),
+    ).toEqual([]);
     const shown = quickStartSummary.text.trim().split('\n');
     const printed = ran.stdout.trim().split('\n');
     expect(printed.map(shape)).toEqual(shown.map(shape));
     // Counts, tokens and what set the bound are the same every run: the mock is seeded.
-    const steady = (lines: string[]) => lines.filter((line) => !/wall time|latency|utilisation/.test(line)).map((line) => line.replace(/lower bound {2}[\d.]+ s/, 'lower bound #'));
+    const steady = (lines: string[]) =>
+      lines
+        .filter((line) => !/wall time|latency|utilisation/.test(line))
+        .map((line) => line.replace(/lower bound {2}[\d.]+ s/, 'lower bound #'));
     expect(steady(printed)).toEqual(steady(shown));
     expect(readFileSync(join(work, 'results.jsonl'), 'utf8').trim().split('\n')).toHaveLength(300);
   });
@@ -170,7 +190,10 @@ describe('README, the library', () => {
 
   it('runs the engine.run fragment on an engine and a diff', async () => {
     const prelude = `import { createEngine } from '${join(root, 'dist/index.js')}';\nconst engine = createEngine();\nconst diff = 'diff --git a/x b/x';\n`;
-    const ran = await tsx('engine-run', `${prelude}${runFragment.text}console.log(JSON.stringify({ output: run.steps.review.output, calls: run.calls.length }));\nawait engine.close();\n`);
+    const ran = await tsx(
+      'engine-run',
+      `${prelude}${runFragment.text}console.log(JSON.stringify({ output: run.steps.review.output, calls: run.calls.length }));\nawait engine.close();\n`,
+    );
     expect(ran.stderr).toBe('');
     expect(ran.code).toBe(0);
     const printed = JSON.parse(ran.stdout) as { output: string; calls: number };
@@ -181,7 +204,9 @@ describe('README, the library', () => {
 
 describe('README, pipelines', () => {
   it('quotes the three-agents pipeline of examples/pr-review.yaml as it is there', () => {
-    const file = parseYaml(readFileSync(join(root, 'examples/pr-review.yaml'), 'utf8')) as { pipelines: Record<string, Record<string, unknown>> };
+    const file = parseYaml(readFileSync(join(root, 'examples/pr-review.yaml'), 'utf8')) as {
+      pipelines: Record<string, Record<string, unknown>>;
+    };
     const { description: _description, ...pipeline } = file.pipelines['three-agents'] as Record<string, unknown>;
     expect(parseYaml(pipelineYaml.text)).toEqual(pipeline);
   });
@@ -231,7 +256,8 @@ function expectShape(actual: unknown, shown: unknown, path = '$'): void {
     expect(actual, path).toBeTypeOf('object');
     for (const [key, value] of Object.entries(shown)) {
       expect(actual, path).toHaveProperty([key]);
-      if (!(typeof value === 'object' && value !== null && Object.keys(value).length === 0)) expectShape((actual as Record<string, unknown>)[key], value, `${path}.${key}`);
+      if (!(typeof value === 'object' && value !== null && Object.keys(value).length === 0))
+        expectShape((actual as Record<string, unknown>)[key], value, `${path}.${key}`);
     }
   } else {
     expect(actual, path).toEqual(shown);
@@ -256,7 +282,10 @@ describe('README, fanout serve', () => {
     const command = serveCommand.text.trim().replace(/^fanout /, `exec node ${fanoutBin} `);
     server = spawn('bash', ['-c', command], { cwd: work });
     for (let i = 0; i < 200; i++) {
-      const up = await fetch('http://127.0.0.1:8787/healthz').then((r) => r.ok, () => false);
+      const up = await fetch('http://127.0.0.1:8787/healthz').then(
+        (r) => r.ok,
+        () => false,
+      );
       if (up) return;
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
@@ -270,7 +299,10 @@ describe('README, fanout serve', () => {
   });
 
   it('answers each curl call of README as written', async () => {
-    const commands = curlCalls.text.replace(/\\\n\s*/g, '').split('\n').filter((line) => line.startsWith('curl '));
+    const commands = curlCalls.text
+      .replace(/\\\n\s*/g, '')
+      .split('\n')
+      .filter((line) => line.startsWith('curl '));
     expect(commands).toHaveLength(8);
     const ids: Record<string, string> = {};
     const outputs: string[] = [];
@@ -285,7 +317,16 @@ describe('README, fanout serve', () => {
         ids[{ tasks: 't', batches: 'batch', runs: 'run' }[posted[1] as 'tasks' | 'batches' | 'runs']] = id;
       }
     }
-    const [task, status, deleted, events, batch, batchStatus, results, run] = outputs as [string, string, string, string, string, string, string, string];
+    const [task, status, deleted, events, batch, batchStatus, results, run] = outputs as [
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+    ];
     expect(JSON.parse(task)).toMatchObject({ id: expect.stringMatching(/^t_/), state: expect.any(String) });
     expect(JSON.parse(status)).toMatchObject({ id: ids.t, model: 'mock:reviewer', tenant: 'acme' });
     expect(JSON.parse(deleted)).toMatchObject({ id: ids.t });
@@ -293,7 +334,10 @@ describe('README, fanout serve', () => {
     expect(events).toMatch(/event: (response|error)/);
     expect(JSON.parse(batch)).toMatchObject({ id: expect.stringMatching(/^batch_/), lines: 300 });
     expect(JSON.parse(batchStatus)).toMatchObject({ id: ids.batch, lines: 300 });
-    const lines = results.trim().split('\n').map((line) => JSON.parse(line) as { custom_id: string });
+    const lines = results
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { custom_id: string });
     expect(lines).toHaveLength(300);
     expect(JSON.parse(run)).toMatchObject({ id: expect.stringMatching(/^run_/), state: 'running' });
   });
@@ -318,7 +362,9 @@ describe('README, fanout serve', () => {
 
 describe('README, the rest', () => {
   it('names the benchmark command package.json has', () => {
-    const scripts = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
+    const scripts = (
+      JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> }
+    ).scripts;
     expect(benchCommand.text).toBe('npm run bench\n');
     expect(scripts.bench).toContain('bench/run.ts');
     // Run on every CI: .ci/run runs it after the tests.
@@ -326,14 +372,21 @@ describe('README, the rest', () => {
   });
 
   it('lists every source folder, and only those', () => {
-    const listed = layout.text.trim().split('\n').map((line) => line.split(/\s+/)[0] as string);
+    const listed = layout.text
+      .trim()
+      .split('\n')
+      .map((line) => line.split(/\s+/)[0] as string);
     for (const folder of listed) expect(existsSync(join(root, folder)), folder).toBe(true);
-    const folders = readdirSync(join(root, 'src'), { withFileTypes: true }).filter((entry) => entry.isDirectory()).map((entry) => `src/${entry.name}/`);
+    const folders = readdirSync(join(root, 'src'), { withFileTypes: true })
+      .filter((entry) => entry.isDirectory())
+      .map((entry) => `src/${entry.name}/`);
     expect(listed.filter((folder) => folder.startsWith('src/')).sort()).toEqual(folders.sort());
   });
 
   it('has no code block that nothing here runs or checks', () => {
-    const unchecked = blocks.filter((b) => !claimed.has(b)).map((b) => `line ${b.line} (${b.lang || 'text'}): ${b.text.split('\n')[0]}`);
+    const unchecked = blocks
+      .filter((b) => !claimed.has(b))
+      .map((b) => `line ${b.line} (${b.lang || 'text'}): ${b.text.split('\n')[0]}`);
     expect(unchecked).toEqual([]);
   });
 });

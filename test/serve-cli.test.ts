@@ -10,7 +10,10 @@ const bin = join(new URL('..', import.meta.url).pathname, 'bin/fanout.js');
 async function startServe(args: string[], files: Record<string, string> = {}, inDir?: string) {
   const dir = inDir ?? mkdtempSync(join(tmpdir(), 'fanout-serve-'));
   for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
-  const child = spawn(process.execPath, [bin, 'serve', '--port', '0', '--key', 'acme=fk-test', ...args], { cwd: dir, env: { PATH: process.env.PATH ?? '' } });
+  const child = spawn(process.execPath, [bin, 'serve', '--port', '0', '--key', 'acme=fk-test', ...args], {
+    cwd: dir,
+    env: { PATH: process.env.PATH ?? '' },
+  });
   const out = { stderr: '' };
   const address = await new Promise<string>((resolve, reject) => {
     child.stderr.on('data', (chunk: Buffer) => {
@@ -44,28 +47,61 @@ describe('fanout serve', () => {
   });
 
   it('serves only the mock models its config defines, unless given --allow-mock, and lists them', async () => {
-    const config = 'models:\n  "mock:reviewer": { limits: { requestsPerMinute: 600 } }\nproviders:\n  mock:\n    models:\n      summarizer: { latency: 0 }\n';
-    const { child, address, exited } = await startServe(['--config', 'fanout.yaml', '--store', 'memory'], { 'fanout.yaml': config });
+    const config =
+      'models:\n  "mock:reviewer": { limits: { requestsPerMinute: 600 } }\nproviders:\n  mock:\n    models:\n      summarizer: { latency: 0 }\n';
+    const { child, address, exited } = await startServe(['--config', 'fanout.yaml', '--store', 'memory'], {
+      'fanout.yaml': config,
+    });
     const invented = await askAndWait(address, 'mock:reviwer');
     expect(invented.status).toBe(400);
-    expect(((await invented.json()) as { error: { message: string } }).error.message).toBe('model: mock does not serve "mock:reviwer"; it serves mock:reviewer, mock:summarizer');
+    expect(((await invented.json()) as { error: { message: string } }).error.message).toBe(
+      'model: mock does not serve "mock:reviwer"; it serves mock:reviewer, mock:summarizer',
+    );
     expect((await askAndWait(address, 'mock:reviewer')).status).toBe(200);
     expect((await askAndWait(address, 'mock:summarizer')).status).toBe(200);
-    const models = (await (await fetch(`${address}/v1/models`, { headers: { authorization: 'Bearer fk-test' } })).json()) as { data: Array<{ id: string }> };
+    const models = (await (
+      await fetch(`${address}/v1/models`, { headers: { authorization: 'Bearer fk-test' } })
+    ).json()) as { data: Array<{ id: string }> };
     expect(models.data.map((m: { id: string }) => m.id).sort()).toEqual(['mock:reviewer', 'mock:summarizer']);
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
   });
 
   it('after kill -9, a batch and a run answer by id and finish, and no call answered before is made again', async () => {
-    const config = 'models:\n  "mock:slow": { limits: { maxConcurrent: 5 } }\nproviders:\n  mock:\n    callLog: calls.jsonl\n    models:\n      slow: { latency: 300 }\n';
+    const config =
+      'models:\n  "mock:slow": { limits: { maxConcurrent: 5 } }\nproviders:\n  mock:\n    callLog: calls.jsonl\n    models:\n      slow: { latency: 300 }\n';
     const first = await startServe(['--config', 'fanout.yaml'], { 'fanout.yaml': config });
     const headers = { authorization: 'Bearer fk-test' };
-    const lines = Array.from({ length: 20 }, (_, i) => JSON.stringify({ id: `q${i}`, model: 'mock:slow', prompt: `question ${i}` })).join('\n');
-    const batch = (await (await fetch(`${first.address}/v1/batches`, { method: 'POST', headers: { ...headers, 'content-type': 'application/x-ndjson' }, body: lines })).json()) as { id: string };
-    const run = (await (await fetch(`${first.address}/v1/runs`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify({ pipeline: { steps: { a: { model: 'mock:slow', prompt: 'first' }, b: { model: 'mock:slow', prompt: '{{ steps.a.output }}' } } } }) })).json()) as { id: string };
+    const lines = Array.from({ length: 20 }, (_, i) =>
+      JSON.stringify({ id: `q${i}`, model: 'mock:slow', prompt: `question ${i}` }),
+    ).join('\n');
+    const batch = (await (
+      await fetch(`${first.address}/v1/batches`, {
+        method: 'POST',
+        headers: { ...headers, 'content-type': 'application/x-ndjson' },
+        body: lines,
+      })
+    ).json()) as { id: string };
+    const run = (await (
+      await fetch(`${first.address}/v1/runs`, {
+        method: 'POST',
+        headers: { ...headers, 'content-type': 'application/json' },
+        body: JSON.stringify({
+          pipeline: {
+            steps: {
+              a: { model: 'mock:slow', prompt: 'first' },
+              b: { model: 'mock:slow', prompt: '{{ steps.a.output }}' },
+            },
+          },
+        }),
+      })
+    ).json()) as { id: string };
     for (;;) {
-      const counts = ((await (await fetch(`${first.address}/v1/batches/${batch.id}`, { headers })).json()) as { counts: Record<string, number> }).counts;
+      const counts = (
+        (await (await fetch(`${first.address}/v1/batches/${batch.id}`, { headers })).json()) as {
+          counts: Record<string, number>;
+        }
+      ).counts;
       if ((counts.completed ?? 0) >= 5) break;
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
@@ -75,8 +111,13 @@ describe('fanout serve', () => {
 
     const second = await startServe(['--config', 'fanout.yaml'], {}, first.dir);
     const results = await (await fetch(`${second.address}/v1/batches/${batch.id}/results`, { headers })).text();
-    const out = results.trim().split('\n').map((line) => JSON.parse(line) as { custom_id: string; fanout: { state: string } });
-    expect(out.map((line) => `${line.custom_id}:${line.fanout.state}`)).toEqual(Array.from({ length: 20 }, (_, i) => `q${i}:completed`));
+    const out = results
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { custom_id: string; fanout: { state: string } });
+    expect(out.map((line) => `${line.custom_id}:${line.fanout.state}`)).toEqual(
+      Array.from({ length: 20 }, (_, i) => `q${i}:completed`),
+    );
     let view: { state: string } = { state: 'running' };
     while (view.state === 'running') {
       view = (await (await fetch(`${second.address}/v1/runs/${run.id}`, { headers })).json()) as { state: string };
@@ -92,21 +133,31 @@ describe('fanout serve', () => {
     expect(await second.exited).toBe(0);
   });
 
-  it('writes a request\'s log line while it keeps serving, not only when it stops', async () => {
+  it("writes a request's log line while it keeps serving, not only when it stops", async () => {
     const { child, out, address, exited } = await startServe(['--allow-mock']);
     expect((await askAndWait(address, 'mock:m')).status).toBe(200);
     // Lines are written in blocks, but a lone line still goes out within the flush interval.
-    for (let i = 0; i < 200 && !out.stderr.includes('"msg":"request completed"'); i++) await new Promise((resolve) => setTimeout(resolve, 25));
+    for (let i = 0; i < 200 && !out.stderr.includes('"msg":"request completed"'); i++)
+      await new Promise((resolve) => setTimeout(resolve, 25));
     const line = out.stderr.split('\n').find((l) => l.includes('"msg":"request completed"'));
-    expect(line && JSON.parse(line)).toMatchObject({ req: { method: 'POST', path: '/v1/tasks', tenant: 'acme' }, res: { status: 200 } });
+    expect(line && JSON.parse(line)).toMatchObject({
+      req: { method: 'POST', path: '/v1/tasks', tenant: 'acme' },
+      res: { status: 200 },
+    });
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
   });
 
   it('answers a request still waiting when the shutdown grace period ends with 503, then closes it', async () => {
     const config = 'providers:\n  mock:\n    models:\n      slow: { latency: 600000 }\n';
-    const { child, out, address, exited } = await startServe(['--config', 'fanout.yaml', '--shutdown-grace-ms', '300'], { 'fanout.yaml': config });
-    const waiting = askAndWait(address, 'mock:slow').then((r) => r.status, (e: unknown) => e);
+    const { child, out, address, exited } = await startServe(
+      ['--config', 'fanout.yaml', '--shutdown-grace-ms', '300'],
+      { 'fanout.yaml': config },
+    );
+    const waiting = askAndWait(address, 'mock:slow').then(
+      (r) => r.status,
+      (e: unknown) => e,
+    );
     for (;;) {
       const ready = (await (await fetch(`${address}/readyz`)).json()) as { pending: number };
       if (ready.pending === 1) break;
@@ -119,8 +170,20 @@ describe('fanout serve', () => {
   });
 
   it('names a bad quota or grace period flag', () => {
-    for (const [flag, value] of [['--tenant-tpm', 'lots'], ['--tenant-rpm', '-1'], ['--shutdown-grace-ms', '1.5'], ['--max-connections', '0'], ['--request-timeout-ms', 'soon'], ['--tenant-weight', 'acme'], ['--tenant-concurrency', '0']]) {
-      const run = spawnSync(process.execPath, [bin, 'serve', '--port', '0', '--store', 'memory', flag as string, value as string], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
+    for (const [flag, value] of [
+      ['--tenant-tpm', 'lots'],
+      ['--tenant-rpm', '-1'],
+      ['--shutdown-grace-ms', '1.5'],
+      ['--max-connections', '0'],
+      ['--request-timeout-ms', 'soon'],
+      ['--tenant-weight', 'acme'],
+      ['--tenant-concurrency', '0'],
+    ]) {
+      const run = spawnSync(
+        process.execPath,
+        [bin, 'serve', '--port', '0', '--store', 'memory', flag as string, value as string],
+        { encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } },
+      );
       expect(run.status).toBe(2);
       expect(run.stderr).toContain(`${flag}: expected`);
       expect(run.stderr).toContain(`"${value}"`);
@@ -128,7 +191,10 @@ describe('fanout serve', () => {
   });
 
   it('refuses to serve beyond loopback without keys', () => {
-    const run = spawnSync(process.execPath, [bin, 'serve', '--host', '0.0.0.0', '--port', '0', '--store', 'memory'], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
+    const run = spawnSync(process.execPath, [bin, 'serve', '--host', '0.0.0.0', '--port', '0', '--store', 'memory'], {
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH ?? '' },
+    });
     expect(run.status).toBe(2);
     expect(run.stderr).toContain('refusing to serve on 0.0.0.0 without API keys');
   });

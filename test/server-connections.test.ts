@@ -16,11 +16,20 @@ afterEach(async () => {
   for (const close of closers.splice(0).reverse()) await close();
 });
 
-async function serve(connections: ConnectionLimits): Promise<{ port: number; address: string; engine: ReturnType<typeof createEngine> }> {
-  const engine = createEngine({ cache: false, providers: [new MockProvider({ models: { slow: { latency: 60_000 }, quick: { latency: 0 } } })] });
+async function serve(
+  connections: ConnectionLimits,
+): Promise<{ port: number; address: string; engine: ReturnType<typeof createEngine> }> {
+  const engine = createEngine({
+    cache: false,
+    providers: [new MockProvider({ models: { slow: { latency: 60_000 }, quick: { latency: 0 } } })],
+  });
   const app = createFanoutServer({ engine, keys, connections });
   const address = await app.listen({ port: 0, host: '127.0.0.1' });
-  closers.push(() => engine.close(), () => app.close(), () => app.server.closeAllConnections());
+  closers.push(
+    () => engine.close(),
+    () => app.close(),
+    () => app.server.closeAllConnections(),
+  );
   return { port: Number(new URL(address).port), address, engine };
 }
 
@@ -41,10 +50,14 @@ describe('connections', () => {
   it('a request whose body never finishes arriving is answered 408 and closed, key or no key', async () => {
     const { port, address } = await serve({ requestTimeoutMs: 300, headersTimeoutMs: 200 });
     const slowBody = rawConnection(port);
-    slowBody.socket.write('POST /v1/tasks HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer fk-acme\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"model":');
+    slowBody.socket.write(
+      'POST /v1/tasks HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer fk-acme\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"model":',
+    );
     // Without a key the answer is 401 at once; the upload still cannot hold its socket.
     const slowBodyNoKey = rawConnection(port);
-    slowBodyNoKey.socket.write('POST /v1/tasks HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"model":');
+    slowBodyNoKey.socket.write(
+      'POST /v1/tasks HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"model":',
+    );
     const slowHeaders = Array.from({ length: 50 }, () => rawConnection(port));
     for (const { socket } of slowHeaders) socket.write('POST /v1/batches HTTP/1.1\r\nhost: 127.0.0.1\r\nx-slow: ');
     expect(await slowBody.received).toMatch(/^HTTP\/1\.1 408/);
@@ -73,21 +86,36 @@ describe('connections', () => {
   it('one tenant holds at most its share of open streams and waits; another tenant is unaffected', async () => {
     const { address } = await serve({ maxStreamsPerTenant: 3 });
     const submit = async (key: string) =>
-      ((await (await fetch(`${address}/v1/tasks`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'mock:slow', messages: [{ role: 'user', content: 'x' }] }) })).json()) as { id: string }).id;
+      (
+        (await (
+          await fetch(`${address}/v1/tasks`, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+            body: JSON.stringify({ model: 'mock:slow', messages: [{ role: 'user', content: 'x' }] }),
+          })
+        ).json()) as { id: string }
+      ).id;
     const id = await submit('fk-acme');
     const controllers: AbortController[] = [];
     const open = (key: string, taskId: string) => {
       const controller = new AbortController();
       controllers.push(controller);
       closers.push(() => controller.abort());
-      return fetch(`${address}/v1/tasks/${taskId}/events`, { headers: { authorization: `Bearer ${key}` }, signal: controller.signal });
+      return fetch(`${address}/v1/tasks/${taskId}/events`, {
+        headers: { authorization: `Bearer ${key}` },
+        signal: controller.signal,
+      });
     };
     const held = await Promise.all([open('fk-acme', id), open('fk-acme', id), open('fk-acme', id)]);
     expect(held.map((r) => r.status)).toEqual([200, 200, 200]);
     const fourth = await open('fk-acme', id);
     expect(fourth.status).toBe(429);
-    expect(((await fourth.json()) as { error: { message: string } }).error.message).toBe('tenant acme already holds 3 streams, sockets and waits open; close one first');
-    const socket = new WebSocket(`${address.replace('http', 'ws')}/v1/stream`, { headers: { authorization: 'Bearer fk-acme' } });
+    expect(((await fourth.json()) as { error: { message: string } }).error.message).toBe(
+      'tenant acme already holds 3 streams, sockets and waits open; close one first',
+    );
+    const socket = new WebSocket(`${address.replace('http', 'ws')}/v1/stream`, {
+      headers: { authorization: 'Bearer fk-acme' },
+    });
     expect(await new Promise((resolve) => socket.on('close', (code) => resolve(code)))).toBe(1013);
     const other = await open('fk-globex', await submit('fk-globex'));
     expect(other.status).toBe(200);
@@ -102,19 +130,36 @@ describe('connections', () => {
     const everything = vi.spyOn(engine, 'on');
     const sockets = await Promise.all(
       Array.from({ length: 200 }, async () => {
-        const socket = new WebSocket(`${address.replace('http', 'ws')}/v1/stream`, { headers: { authorization: 'Bearer fk-acme' } });
+        const socket = new WebSocket(`${address.replace('http', 'ws')}/v1/stream`, {
+          headers: { authorization: 'Bearer fk-acme' },
+        });
         closers.push(() => socket.terminate());
         const heard: Array<Record<string, unknown>> = [];
         socket.on('message', (data) => heard.push(JSON.parse(String(data))));
         await new Promise((resolve) => socket.once('open', resolve));
-        socket.send(JSON.stringify({ type: 'submit', request: { model: 'mock:slow', messages: [{ role: 'user', content: 'wait' }] } }));
+        socket.send(
+          JSON.stringify({
+            type: 'submit',
+            request: { model: 'mock:slow', messages: [{ role: 'user', content: 'wait' }] },
+          }),
+        );
         while (heard.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
         return heard;
       }),
     );
-    const lines = Array.from({ length: 2_000 }, (_, i) => JSON.stringify({ model: 'mock:quick', prompt: `line ${i}` })).join('\n');
-    const batch = (await (await fetch(`${address}/v1/batches`, { method: 'POST', headers: { authorization: 'Bearer fk-acme', 'content-type': 'application/x-ndjson' }, body: lines })).json()) as { id: string };
-    await (await fetch(`${address}/v1/batches/${batch.id}/results`, { headers: { authorization: 'Bearer fk-acme' } })).text();
+    const lines = Array.from({ length: 2_000 }, (_, i) =>
+      JSON.stringify({ model: 'mock:quick', prompt: `line ${i}` }),
+    ).join('\n');
+    const batch = (await (
+      await fetch(`${address}/v1/batches`, {
+        method: 'POST',
+        headers: { authorization: 'Bearer fk-acme', 'content-type': 'application/x-ndjson' },
+        body: lines,
+      })
+    ).json()) as { id: string };
+    await (
+      await fetch(`${address}/v1/batches/${batch.id}/results`, { headers: { authorization: 'Bearer fk-acme' } })
+    ).text();
     for (const heard of sockets) {
       const own = heard[0]?.task;
       expect(heard.every((message) => message.task === own)).toBe(true);

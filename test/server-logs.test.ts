@@ -20,7 +20,11 @@ beforeAll(async () => {
     },
   });
   engine = createEngine({ cache: false });
-  app = createFanoutServer({ engine, keys: new ApiKeys([{ tenant: 'acme', key: `key-${CANARY}` }]), logger: pino({ level: 'trace' }, sink) });
+  app = createFanoutServer({
+    engine,
+    keys: new ApiKeys([{ tenant: 'acme', key: `key-${CANARY}` }]),
+    logger: pino({ level: 'trace' }, sink),
+  });
   baseURL = `${await app.listen({ port: 0, host: '127.0.0.1' })}/v1`;
 });
 afterAll(async () => {
@@ -31,13 +35,33 @@ afterAll(async () => {
 describe('server logs', () => {
   it('log every request, and never a key, a prompt, an answer, a body or a query string', async () => {
     const auth = { authorization: `Bearer key-${CANARY}`, 'content-type': 'application/json' };
-    await fetch(`${baseURL}/tasks?wait=1&note=${CANARY}`, { method: 'POST', headers: auth, body: JSON.stringify({ model: 'mock:m', system: CANARY, messages: [{ role: 'user', content: `prompt ${CANARY}` }] }) });
+    await fetch(`${baseURL}/tasks?wait=1&note=${CANARY}`, {
+      method: 'POST',
+      headers: auth,
+      body: JSON.stringify({
+        model: 'mock:m',
+        system: CANARY,
+        messages: [{ role: 'user', content: `prompt ${CANARY}` }],
+      }),
+    });
     await fetch(`${baseURL}/tasks`, { method: 'POST', headers: auth, body: `{"broken": "${CANARY}` });
-    await fetch(`${baseURL}/tasks/t_unknown?api_key=${CANARY}`, { headers: { authorization: `Bearer wrong-${CANARY}` } });
+    await fetch(`${baseURL}/tasks/t_unknown?api_key=${CANARY}`, {
+      headers: { authorization: `Bearer wrong-${CANARY}` },
+    });
     const client = new OpenAI({ apiKey: `key-${CANARY}`, baseURL, maxRetries: 0 });
-    await client.chat.completions.create({ model: 'mock:m', messages: [{ role: 'user', content: `gateway ${CANARY}` }] });
-    await fetch(`${baseURL}/chat/completions`, { method: 'POST', headers: auth, body: JSON.stringify({ model: 'nope:m', messages: [{ role: 'user', content: CANARY }] }) });
-    const entries = lines.trim().split('\n').map((line) => JSON.parse(line));
+    await client.chat.completions.create({
+      model: 'mock:m',
+      messages: [{ role: 'user', content: `gateway ${CANARY}` }],
+    });
+    await fetch(`${baseURL}/chat/completions`, {
+      method: 'POST',
+      headers: auth,
+      body: JSON.stringify({ model: 'nope:m', messages: [{ role: 'user', content: CANARY }] }),
+    });
+    const entries = lines
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line));
     expect(entries.filter((e) => e.msg === 'request completed').length).toBeGreaterThanOrEqual(5);
     expect(entries.some((e) => e.req?.path === '/v1/tasks' && e.req?.method === 'POST')).toBe(true);
     expect(lines).not.toContain(CANARY);

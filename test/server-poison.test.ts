@@ -16,7 +16,11 @@ import type { TaskRow, TaskStore, WriteOutcome } from '../src/contracts/task-sto
 
 const keys = new ApiKeys([{ tenant: 'acme', key: 'fk-acme' }]);
 const auth = { authorization: 'Bearer fk-acme' };
-const ask = (content: string, extra: Record<string, unknown> = {}) => ({ model: 'mock:m', messages: [{ role: 'user', content }], ...extra });
+const ask = (content: string, extra: Record<string, unknown> = {}) => ({
+  model: 'mock:m',
+  messages: [{ role: 'user', content }],
+  ...extra,
+});
 
 /** The same, as JSON text (JSON.stringify itself cannot write it). */
 const nestedJson = (depth: number): string => `${'{"a":'.repeat(depth - 1)}{"leaf":true}${'}'.repeat(depth - 1)}`;
@@ -53,9 +57,21 @@ afterEach(async () => {
   for (const thing of opened.splice(0).reverse()) await thing.close();
 });
 
-function serve(store: TaskStore, logger?: pino.Logger): { engine: FanoutEngine; app: ReturnType<typeof createFanoutServer> } {
-  const engine = createEngine({ store, cache: { ttlMs: 60_000 }, providers: [new MockProvider({ models: { m: { latency: 0 } } })] });
-  const app = createFanoutServer({ engine, keys, metricsKeys: new ApiKeys([{ tenant: 'operator', key: 'fk-operator' }]), ...(logger ? { logger } : {}) });
+function serve(
+  store: TaskStore,
+  logger?: pino.Logger,
+): { engine: FanoutEngine; app: ReturnType<typeof createFanoutServer> } {
+  const engine = createEngine({
+    store,
+    cache: { ttlMs: 60_000 },
+    providers: [new MockProvider({ models: { m: { latency: 0 } } })],
+  });
+  const app = createFanoutServer({
+    engine,
+    keys,
+    metricsKeys: new ApiKeys([{ tenant: 'operator', key: 'fk-operator' }]),
+    ...(logger ? { logger } : {}),
+  });
   opened.push(store, engine, app);
   return { engine, app };
 }
@@ -65,15 +81,28 @@ describe('a request that cannot be stored', () => {
     const path = join(mkdtempSync(join(tmpdir(), 'fanout-poison-')), 'fanout.db');
     const { engine, app } = serve(new SqliteTaskStore(path));
     for (const extra of [{}, { temperature: 0 }]) {
-      const payload = JSON.stringify(ask('deep', { providerOptions: { deep: '@' }, ...extra })).replace('"@"', nestedJson(5000));
-      const refused = await app.inject({ method: 'POST', url: '/v1/tasks', headers: { ...auth, 'content-type': 'application/json' }, payload });
+      const payload = JSON.stringify(ask('deep', { providerOptions: { deep: '@' }, ...extra })).replace(
+        '"@"',
+        nestedJson(5000),
+      );
+      const refused = await app.inject({
+        method: 'POST',
+        url: '/v1/tasks',
+        headers: { ...auth, 'content-type': 'application/json' },
+        payload,
+      });
       expect(refused.statusCode).toBe(400);
       expect(refused.json().error.message).toMatch(/nested more than 64 levels deep/);
     }
     expect(engine.pendingCount).toBe(0);
     const ids: string[] = [];
     for (let i = 0; i < 50; i++) {
-      const accepted = await app.inject({ method: 'POST', url: '/v1/tasks', headers: auth, payload: ask(`after ${i}`) });
+      const accepted = await app.inject({
+        method: 'POST',
+        url: '/v1/tasks',
+        headers: auth,
+        payload: ask(`after ${i}`),
+      });
       expect(accepted.statusCode).toBe(202);
       ids.push(accepted.json().id);
     }
@@ -91,15 +120,30 @@ describe('a request that cannot be stored', () => {
     const address = await app.listen({ port: 0, host: '127.0.0.1' });
     const socket = new WebSocket(`${address.replace('http', 'ws')}/v1/stream`, { headers: auth });
     await new Promise((resolve) => socket.once('open', resolve));
-    const reply = new Promise<Record<string, unknown>>((resolve) => socket.once('message', (data) => resolve(JSON.parse(String(data)))));
-    socket.send(`{"type":"submit","request":${JSON.stringify(ask('x')).replace('}', `,"providerOptions":${nestedJson(5000)}}`)}}`);
-    expect(await reply).toEqual({ type: 'error', error: { code: 'invalid_request', message: '(root): nested more than 64 levels deep' } });
+    const reply = new Promise<Record<string, unknown>>((resolve) =>
+      socket.once('message', (data) => resolve(JSON.parse(String(data)))),
+    );
+    socket.send(
+      `{"type":"submit","request":${JSON.stringify(ask('x')).replace('}', `,"providerOptions":${nestedJson(5000)}}`)}}`,
+    );
+    expect(await reply).toEqual({
+      type: 'error',
+      error: { code: 'invalid_request', message: '(root): nested more than 64 levels deep' },
+    });
     socket.close();
     const line = JSON.stringify({ model: 'mock:m', prompt: 'x', max_tokens: 5, extra: nested(100) });
-    const batch = await app.inject({ method: 'POST', url: '/v1/batches', headers: { ...auth, 'content-type': 'application/x-ndjson' }, payload: `${line}\n${JSON.stringify({ model: 'mock:m', prompt: 'fine' })}\n` });
+    const batch = await app.inject({
+      method: 'POST',
+      url: '/v1/batches',
+      headers: { ...auth, 'content-type': 'application/x-ndjson' },
+      payload: `${line}\n${JSON.stringify({ model: 'mock:m', prompt: 'fine' })}\n`,
+    });
     expect(batch.statusCode).toBe(202);
     const results = await app.inject({ method: 'GET', url: `/v1/batches/${batch.json().id}/results`, headers: auth });
-    const [first, second] = results.body.trim().split('\n').map((l) => JSON.parse(l));
+    const [first, second] = results.body
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(first.error.message).toBe('line 1: (root): nested more than 64 levels deep');
     expect(second.fanout.state).toBe('completed');
   });
@@ -112,23 +156,36 @@ describe('a request that cannot be stored', () => {
     for (const providerOptions of [nested(100), circular]) {
       expect(() => engine.submit(ask('x', { providerOptions }) as never)).toThrow(ValidationError);
     }
-    expect(() => engine.submit(ask('x', { providerOptions: nested(100) }) as never)).toThrow('providerOptions: nested more than 64 levels deep');
+    expect(() => engine.submit(ask('x', { providerOptions: nested(100) }) as never)).toThrow(
+      'providerOptions: nested more than 64 levels deep',
+    );
     expect(engine.pendingCount).toBe(0);
   });
 
   it('fails alone when its row cannot be serialised; the other rows of the same write are stored', async () => {
     const store = new MemoryTaskStore();
-    const engine = createEngine({ store, cache: false, providers: [new MockProvider({ models: { m: { latency: 0 } } })] });
+    const engine = createEngine({
+      store,
+      cache: false,
+      providers: [new MockProvider({ models: { m: { latency: 0 } } })],
+    });
     opened.push(engine);
     const good = engine.submit(ask('good') as never);
     // JSON cannot hold a BigInt: this row can never be written.
     const bad = engine.submit(ask('bad', { providerOptions: { budget: 10n } }) as never);
     const other = engine.submit(ask('other') as never);
     await engine.flush();
-    await expect(bad.result()).rejects.toMatchObject({ code: 'invalid_request', message: expect.stringMatching(/could not be stored/) });
+    await expect(bad.result()).rejects.toMatchObject({
+      code: 'invalid_request',
+      message: expect.stringMatching(/could not be stored/),
+    });
     await Promise.all([good.result(), other.result()]);
     await engine.flush();
-    expect([store.get(good.id)?.state, store.get(bad.id), store.get(other.id)?.state]).toEqual(['completed', undefined, 'completed']);
+    expect([store.get(good.id)?.state, store.get(bad.id), store.get(other.id)?.state]).toEqual([
+      'completed',
+      undefined,
+      'completed',
+    ]);
     expect(engine.storeHealth().ok).toBe(true);
   });
 });
@@ -155,8 +212,13 @@ describe('a failing store', () => {
     }
     const ready = await app.inject({ method: 'GET', url: '/readyz' });
     expect(ready.statusCode).toBe(503);
-    expect(ready.json()).toMatchObject({ ready: false, store: { ok: false, error: { code: 'io_error', message: expect.stringMatching(/disk is full/) } } });
-    const metrics = (await app.inject({ method: 'GET', url: '/metrics', headers: { authorization: 'Bearer fk-operator' } })).body;
+    expect(ready.json()).toMatchObject({
+      ready: false,
+      store: { ok: false, error: { code: 'io_error', message: expect.stringMatching(/disk is full/) } },
+    });
+    const metrics = (
+      await app.inject({ method: 'GET', url: '/metrics', headers: { authorization: 'Bearer fk-operator' } })
+    ).body;
     expect(metrics).toMatch(/fanout_store_errors_total\{code="io_error"\} [1-9]/);
     expect(metrics).toMatch(/fanout_store_ok 0/);
     sink.logger.flush();
@@ -180,7 +242,10 @@ describe('a failing store', () => {
     expect(response.json().error.message).toBe('internal error');
     sink.logger.flush();
     const line = sink.lines().find((l) => l.msg === 'request failed');
-    expect(line?.err).toMatchObject({ message: 'the cause of the fault', stack: expect.stringMatching(/server-poison\.test/) });
+    expect(line?.err).toMatchObject({
+      message: 'the cause of the fault',
+      stack: expect.stringMatching(/server-poison\.test/),
+    });
   });
 });
 
@@ -194,14 +259,22 @@ describe('providerOptions', () => {
       method: 'POST',
       url: '/v1/tasks',
       headers: auth,
-      payload: ask('x', { providerOptions: { model: 'gpt-4-32k-EXPENSIVE', max_tokens: 100000, n: 128, messages: [], user: 'fine' } }),
+      payload: ask('x', {
+        providerOptions: { model: 'gpt-4-32k-EXPENSIVE', max_tokens: 100000, n: 128, messages: [], user: 'fine' },
+      }),
     });
     expect(response.statusCode).toBe(400);
     const message: string = response.json().error.message;
-    for (const field of ['model', 'max_tokens', 'n', 'messages']) expect(message).toContain(`providerOptions.${field}: may not be set here`);
+    for (const field of ['model', 'max_tokens', 'n', 'messages'])
+      expect(message).toContain(`providerOptions.${field}: may not be set here`);
     expect(message).not.toContain('providerOptions.user');
     expect(mock.stats().calls).toBe(0);
-    const allowed = await app.inject({ method: 'POST', url: '/v1/tasks?wait=1', headers: auth, payload: ask('x', { providerOptions: { user: 'u-1' } }) });
+    const allowed = await app.inject({
+      method: 'POST',
+      url: '/v1/tasks?wait=1',
+      headers: auth,
+      payload: ask('x', { providerOptions: { user: 'u-1' } }),
+    });
     expect(allowed.json().state).toBe('completed');
   });
 });

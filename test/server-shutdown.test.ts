@@ -12,7 +12,12 @@ import { ManualClock } from '../src/contracts/manual-clock.js';
 async function serverWithSlowModel() {
   const clock = new ManualClock();
   const store = new MemoryTaskStore();
-  const engine = createEngine({ clock, store, cache: false, providers: [new MockProvider({ models: { slow: { latency: 10_000 } } })] });
+  const engine = createEngine({
+    clock,
+    store,
+    cache: false,
+    providers: [new MockProvider({ models: { slow: { latency: 10_000 } } })],
+  });
   const app = createFanoutServer({ engine, keys: new ApiKeys([]) });
   const address = await app.listen({ port: 0, host: '127.0.0.1' });
   // A waiting request holds its connection open until the task ends.
@@ -73,7 +78,12 @@ describe('server shutdown', () => {
 
   it('ends every stream still open at the end of the grace period with a final message', async () => {
     const { clock, engine, app, address, response } = await serverWithSlowModel();
-    const post = (path: string, body: unknown) => fetch(`${address}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const post = (path: string, body: unknown) =>
+      fetch(`${address}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
     const ask = { model: 'mock:slow', messages: [{ role: 'user', content: 'still going' }] };
     const gateway = post('/v1/chat/completions', { ...ask, stream: true });
     const plainGateway = post('/v1/chat/completions', ask);
@@ -90,7 +100,9 @@ describe('server shutdown', () => {
     const socket = new WebSocket(`${address.replace('http', 'ws')}/v1/stream`);
     const messages: Array<Record<string, unknown>> = [];
     socket.on('message', (data) => messages.push(JSON.parse(String(data))));
-    const closed = new Promise<[number, string]>((resolve) => socket.on('close', (code, reason) => resolve([code, String(reason)])));
+    const closed = new Promise<[number, string]>((resolve) =>
+      socket.on('close', (code, reason) => resolve([code, String(reason)])),
+    );
     await new Promise((resolve) => socket.once('open', resolve));
     socket.send(JSON.stringify({ type: 'subscribe', task: id }));
     while (messages.length === 0 || engine.pendingCount < 4) await new Promise((resolve) => setImmediate(resolve));
@@ -101,14 +113,23 @@ describe('server shutdown', () => {
 
     const waited = await response;
     expect(waited.status).toBe(503);
-    expect(await waited.json()).toMatchObject({ id: expect.any(String), state: 'processing', error: { code: 'server_shutting_down' } });
+    expect(await waited.json()).toMatchObject({
+      id: expect.any(String),
+      state: 'processing',
+      error: { code: 'server_shutting_down' },
+    });
     const plain = await plainGateway;
-    expect([plain.status, ((await plain.json()) as { error: { code: string } }).error.code]).toEqual([503, 'server_shutting_down']);
+    expect([plain.status, ((await plain.json()) as { error: { code: string } }).error.code]).toEqual([
+      503,
+      'server_shutting_down',
+    ]);
     const chunks = await (await gateway).text();
     expect(chunks).toMatch(/data: \{"error":\{"code":"server_shutting_down"/);
     expect(chunks.trimEnd().endsWith('data: [DONE]')).toBe(true);
     const events = await sseResponse.text();
-    expect(events).toMatch(/event: error\ndata: \{"id":"[^"]+","state":"processing","error":\{"code":"server_shutting_down"/);
+    expect(events).toMatch(
+      /event: error\ndata: \{"id":"[^"]+","state":"processing","error":\{"code":"server_shutting_down"/,
+    );
     expect(await closed).toEqual([1001, 'server shutting down']);
   });
 
@@ -116,7 +137,9 @@ describe('server shutdown', () => {
     const { clock, engine, app, address } = await serverWithSlowModel();
     const socket = new WebSocket(`${address.replace('http', 'ws')}/v1/stream`);
     await new Promise((resolve) => socket.once('open', resolve));
-    const closed = new Promise<[number, string]>((resolve) => socket.on('close', (code, reason) => resolve([code, String(reason)])));
+    const closed = new Promise<[number, string]>((resolve) =>
+      socket.on('close', (code, reason) => resolve([code, String(reason)])),
+    );
     const stopped = shutDownServer(app, engine, { graceMs: 30_000, clock });
     expect(await closed).toEqual([1001, 'server shutting down']);
     await clock.advance(10_000);
@@ -126,7 +149,11 @@ describe('server shutdown', () => {
   it('skips the rest of the grace period when told to stop now', async () => {
     const { clock, engine, app, response } = await serverWithSlowModel();
     let now = (): void => {};
-    const stopped = shutDownServer(app, engine, { graceMs: 60_000, clock, now: new Promise((resolve) => (now = resolve)) });
+    const stopped = shutDownServer(app, engine, {
+      graceMs: 60_000,
+      clock,
+      now: new Promise((resolve) => (now = resolve)),
+    });
     now();
     expect(await stopped).toEqual({ forced: true });
     expect((await response).status).toBe(503);

@@ -20,9 +20,23 @@ const as = (key: string) => ({ authorization: `Bearer ${key}` });
 beforeAll(async () => {
   engine = createEngine({
     cache: false,
-    providers: [new MockProvider({ models: { slow: { latency: 200 }, talk: { timeToFirstTokenMs: 5, interTokenMs: 2, outputTokens: 6 }, drip: { timeToFirstTokenMs: 150, interTokenMs: 20, outputTokens: 5 } } })],
+    providers: [
+      new MockProvider({
+        models: {
+          slow: { latency: 200 },
+          talk: { timeToFirstTokenMs: 5, interTokenMs: 2, outputTokens: 6 },
+          drip: { timeToFirstTokenMs: 150, interTokenMs: 20, outputTokens: 5 },
+        },
+      }),
+    ],
   });
-  app = createFanoutServer({ engine, keys, metricsKeys, models: ['mock:talk', 'mock:slow'], bodyLimitBytes: 64 * 1024 });
+  app = createFanoutServer({
+    engine,
+    keys,
+    metricsKeys,
+    models: ['mock:talk', 'mock:slow'],
+    bodyLimitBytes: 64 * 1024,
+  });
   const address = await app.listen({ port: 0, host: '127.0.0.1' });
   baseURL = `${address}/v1`;
 });
@@ -33,11 +47,21 @@ afterAll(async () => {
 
 describe('task API', () => {
   it('takes a task, answers 202 with its id at once, and reports it as it runs and ends', async () => {
-    const created = await app.inject({ method: 'POST', url: '/v1/tasks', headers: as('fk-acme-secret'), payload: { model: 'mock:slow', messages: [{ role: 'user', content: 'hi' }] } });
+    const created = await app.inject({
+      method: 'POST',
+      url: '/v1/tasks',
+      headers: as('fk-acme-secret'),
+      payload: { model: 'mock:slow', messages: [{ role: 'user', content: 'hi' }] },
+    });
     expect(created.statusCode).toBe(202);
     const { id, state } = created.json();
     expect(['queued', 'processing']).toContain(state);
-    const waited = await app.inject({ method: 'POST', url: '/v1/tasks?wait=1', headers: as('fk-acme-secret'), payload: { model: 'mock:talk', messages: [{ role: 'user', content: 'hello' }] } });
+    const waited = await app.inject({
+      method: 'POST',
+      url: '/v1/tasks?wait=1',
+      headers: as('fk-acme-secret'),
+      payload: { model: 'mock:talk', messages: [{ role: 'user', content: 'hello' }] },
+    });
     expect(waited.statusCode).toBe(200);
     expect(waited.json()).toMatchObject({ state: 'completed', tenant: 'acme', result: { finishReason: 'stop' } });
     await engine.result(id);
@@ -46,15 +70,33 @@ describe('task API', () => {
   });
 
   it('cancels a task', async () => {
-    const { id } = (await app.inject({ method: 'POST', url: '/v1/tasks', headers: as('fk-acme-secret'), payload: { model: 'mock:slow', messages: [{ role: 'user', content: 'x' }] } })).json();
+    const { id } = (
+      await app.inject({
+        method: 'POST',
+        url: '/v1/tasks',
+        headers: as('fk-acme-secret'),
+        payload: { model: 'mock:slow', messages: [{ role: 'user', content: 'x' }] },
+      })
+    ).json();
     const cancelled = await app.inject({ method: 'DELETE', url: `/v1/tasks/${id}`, headers: as('fk-acme-secret') });
     expect(cancelled.json()).toEqual({ id, state: 'cancelled' });
   });
 
   it('shows a tenant none of another tenant’s tasks: their ids answer exactly like ids that do not exist', async () => {
-    const { id } = (await app.inject({ method: 'POST', url: '/v1/tasks', headers: as('fk-acme-secret'), payload: { model: 'mock:slow', messages: [{ role: 'user', content: 'private' }] } })).json();
+    const { id } = (
+      await app.inject({
+        method: 'POST',
+        url: '/v1/tasks',
+        headers: as('fk-acme-secret'),
+        payload: { model: 'mock:slow', messages: [{ role: 'user', content: 'private' }] },
+      })
+    ).json();
     const foreign = await app.inject({ method: 'GET', url: `/v1/tasks/${id}`, headers: as('fk-globex-secret') });
-    const missing = await app.inject({ method: 'GET', url: '/v1/tasks/t_does_not_exist', headers: as('fk-globex-secret') });
+    const missing = await app.inject({
+      method: 'GET',
+      url: '/v1/tasks/t_does_not_exist',
+      headers: as('fk-globex-secret'),
+    });
     expect([foreign.statusCode, missing.statusCode]).toEqual([404, 404]);
     expect(foreign.json().error.code).toBe(missing.json().error.code);
     const deleted = await app.inject({ method: 'DELETE', url: `/v1/tasks/${id}`, headers: as('fk-globex-secret') });
@@ -72,17 +114,28 @@ describe('task API', () => {
   it('answers bad input with a 4xx JSON error naming what was wrong, never a 5xx', async () => {
     const cases = [
       { payload: { model: 'mock:m', messages: [], maxTokens: -1 }, status: 400, match: /maxTokens/ },
-      { payload: { model: 'nope:m', messages: [{ role: 'user', content: 'x' }] }, status: 400, match: /unknown provider "nope"/ },
+      {
+        payload: { model: 'nope:m', messages: [{ role: 'user', content: 'x' }] },
+        status: 400,
+        match: /unknown provider "nope"/,
+      },
       { payload: '{not json', status: 400, match: /JSON/i },
       { payload: 'x'.repeat(100 * 1024), status: 413, match: /too large/i },
       { payload: [1, 2], status: 400, match: /expected a JSON object/ },
     ];
     for (const c of cases) {
-      const response = await app.inject({ method: 'POST', url: '/v1/tasks', headers: { ...as('fk-acme-secret'), 'content-type': 'application/json' }, payload: typeof c.payload === 'string' ? c.payload : JSON.stringify(c.payload) });
+      const response = await app.inject({
+        method: 'POST',
+        url: '/v1/tasks',
+        headers: { ...as('fk-acme-secret'), 'content-type': 'application/json' },
+        payload: typeof c.payload === 'string' ? c.payload : JSON.stringify(c.payload),
+      });
       expect(response.statusCode, String(c.payload).slice(0, 40)).toBe(c.status);
       expect(response.json().error.message).toMatch(c.match);
     }
-    expect((await app.inject({ method: 'GET', url: '/v1/nothing', headers: as('fk-acme-secret') })).statusCode).toBe(404);
+    expect((await app.inject({ method: 'GET', url: '/v1/nothing', headers: as('fk-acme-secret') })).statusCode).toBe(
+      404,
+    );
   });
 });
 
@@ -90,14 +143,26 @@ describe('OpenAI-compatible gateway, through the official openai SDK', () => {
   const client = () => new OpenAI({ apiKey: 'fk-acme-secret', baseURL, maxRetries: 0 });
 
   it('answers chat completions', async () => {
-    const completion = await client().chat.completions.create({ model: 'mock:talk', messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Say hello' }], max_tokens: 20 });
+    const completion = await client().chat.completions.create({
+      model: 'mock:talk',
+      messages: [
+        { role: 'system', content: 'Be brief.' },
+        { role: 'user', content: 'Say hello' },
+      ],
+      max_tokens: 20,
+    });
     expect(completion.object).toBe('chat.completion');
     expect(completion.choices[0]?.message.content?.split(' ')).toHaveLength(6);
     expect(completion.usage?.completion_tokens).toBe(6);
   });
 
   it('streams chat completions, with usage when asked', async () => {
-    const stream = await client().chat.completions.create({ model: 'mock:talk', messages: [{ role: 'user', content: 'Stream please' }], stream: true, stream_options: { include_usage: true } });
+    const stream = await client().chat.completions.create({
+      model: 'mock:talk',
+      messages: [{ role: 'user', content: 'Stream please' }],
+      stream: true,
+      stream_options: { include_usage: true },
+    });
     let text = '';
     let usage;
     for await (const chunk of stream) {
@@ -111,7 +176,9 @@ describe('OpenAI-compatible gateway, through the official openai SDK', () => {
   it('lists models and refuses a bad key the way OpenAI does', async () => {
     const models = await client().models.list();
     expect(models.data.map((m) => m.id)).toEqual(['mock:talk', 'mock:slow']);
-    const refused = await new OpenAI({ apiKey: 'bad', baseURL, maxRetries: 0 }).chat.completions.create({ model: 'mock:talk', messages: [{ role: 'user', content: 'x' }] }).catch((e: unknown) => e);
+    const refused = await new OpenAI({ apiKey: 'bad', baseURL, maxRetries: 0 }).chat.completions
+      .create({ model: 'mock:talk', messages: [{ role: 'user', content: 'x' }] })
+      .catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(OpenAI.AuthenticationError);
   });
 });
@@ -123,36 +190,72 @@ describe('batches and task events over HTTP', () => {
       '{broken',
       JSON.stringify({ custom_id: 'c', body: { model: 'mock:talk', messages: [{ role: 'user', content: 'three' }] } }),
     ].join('\n');
-    const created = await app.inject({ method: 'POST', url: '/v1/batches', headers: { ...as('fk-acme-secret'), 'content-type': 'application/x-ndjson' }, payload: body });
+    const created = await app.inject({
+      method: 'POST',
+      url: '/v1/batches',
+      headers: { ...as('fk-acme-secret'), 'content-type': 'application/x-ndjson' },
+      payload: body,
+    });
     expect(created.statusCode).toBe(202);
     const { id } = created.json();
-    const results = await app.inject({ method: 'GET', url: `/v1/batches/${id}/results`, headers: as('fk-acme-secret') });
-    const lines = results.body.trim().split('\n').map((l) => JSON.parse(l));
-    expect(lines.map((l) => [l.custom_id, l.fanout.line, l.error?.code ?? 'ok'])).toEqual([['a', 1, 'ok'], [null, 2, 'invalid_request'], ['c', 3, 'ok']]);
+    const results = await app.inject({
+      method: 'GET',
+      url: `/v1/batches/${id}/results`,
+      headers: as('fk-acme-secret'),
+    });
+    const lines = results.body
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(lines.map((l) => [l.custom_id, l.fanout.line, l.error?.code ?? 'ok'])).toEqual([
+      ['a', 1, 'ok'],
+      [null, 2, 'invalid_request'],
+      ['c', 3, 'ok'],
+    ]);
     const summary = await app.inject({ method: 'GET', url: `/v1/batches/${id}`, headers: as('fk-acme-secret') });
     expect(summary.json()).toEqual({ id, state: 'completed', lines: 3, counts: { completed: 2, invalid: 1 } });
-    expect((await app.inject({ method: 'GET', url: `/v1/batches/${id}`, headers: as('fk-globex-secret') })).statusCode).toBe(404);
+    expect(
+      (await app.inject({ method: 'GET', url: `/v1/batches/${id}`, headers: as('fk-globex-secret') })).statusCode,
+    ).toBe(404);
   });
 
   it('streams a task’s events as server-sent events, ending with its response', async () => {
     // The first delta comes 150 ms after the start: the subscription is open long before it.
-    const { id } = (await app.inject({ method: 'POST', url: '/v1/tasks', headers: as('fk-acme-secret'), payload: { model: 'mock:drip', messages: [{ role: 'user', content: 'events' }], stream: true } })).json();
+    const { id } = (
+      await app.inject({
+        method: 'POST',
+        url: '/v1/tasks',
+        headers: as('fk-acme-secret'),
+        payload: { model: 'mock:drip', messages: [{ role: 'user', content: 'events' }], stream: true },
+      })
+    ).json();
     const response = await fetch(`${baseURL}/tasks/${id}/events`, { headers: as('fk-acme-secret') });
     const events = (await response.text())
       .trim()
       .split('\n\n')
-      .map((block) => ({ name: /^event: (.+)$/m.exec(block)?.[1], data: JSON.parse(/^data: (.+)$/m.exec(block)?.[1] ?? 'null') }));
+      .map((block) => ({
+        name: /^event: (.+)$/m.exec(block)?.[1],
+        data: JSON.parse(/^data: (.+)$/m.exec(block)?.[1] ?? 'null'),
+      }));
     expect(events[0]?.name).toBe('acknowledged');
     expect(events.at(-1)?.name).toBe('response');
-    const deltas = events.filter((e) => e.name === 'task-delta').map((e) => e.data.delta).join('');
+    const deltas = events
+      .filter((e) => e.name === 'task-delta')
+      .map((e) => e.data.delta)
+      .join('');
     expect(deltas).toBe(events.at(-1)?.data.result.text);
     expect(deltas.split(' ')).toHaveLength(5);
   });
 });
 
 describe('metrics', () => {
-  it('serves Prometheus text with latency histograms, outcomes, tokens and gauges, to the operator\'s key only', async () => {
-    await app.inject({ method: 'POST', url: '/v1/tasks?wait=1', headers: as('fk-acme-secret'), payload: { model: 'mock:talk', messages: [{ role: 'user', content: 'count me' }] } });
+  it("serves Prometheus text with latency histograms, outcomes, tokens and gauges, to the operator's key only", async () => {
+    await app.inject({
+      method: 'POST',
+      url: '/v1/tasks?wait=1',
+      headers: as('fk-acme-secret'),
+      payload: { model: 'mock:talk', messages: [{ role: 'user', content: 'count me' }] },
+    });
     expect((await app.inject({ method: 'GET', url: '/metrics' })).statusCode).toBe(403);
     // A tenant's key does not show every tenant's models and pipelines.
     expect((await app.inject({ method: 'GET', url: '/metrics', headers: as('fk-acme-secret') })).statusCode).toBe(403);
@@ -161,7 +264,9 @@ describe('metrics', () => {
     const text = response.body;
     const value = (pattern: RegExp): number => Number(pattern.exec(text)?.[1]);
     expect(value(/^fanout_tasks_total\{model="mock:talk",outcome="completed"\} (\d+)$/m)).toBeGreaterThanOrEqual(1);
-    expect(value(/^fanout_task_duration_seconds_count\{model="mock:talk"\} (\d+)$/m)).toBe(value(/^fanout_tasks_total\{model="mock:talk",outcome="completed"\} (\d+)$/m));
+    expect(value(/^fanout_task_duration_seconds_count\{model="mock:talk"\} (\d+)$/m)).toBe(
+      value(/^fanout_tasks_total\{model="mock:talk",outcome="completed"\} (\d+)$/m),
+    );
     expect(value(/^fanout_tokens_total\{model="mock:talk",kind="output"\} (\d+)$/m)).toBeGreaterThanOrEqual(6);
     expect(text).toMatch(/^fanout_provider_duration_seconds_bucket\{le="0\.05",model="mock:talk"\} \d+$/m);
     expect(text).toMatch(/^fanout_tasks_pending \d+$/m);
@@ -170,7 +275,9 @@ describe('metrics', () => {
 
 describe('WebSocket /v1/stream', () => {
   const open = (key: string | undefined, origin?: string) =>
-    new WebSocket(`${baseURL.replace('http', 'ws')}/stream`, { headers: { ...(key ? as(key) : {}), ...(origin ? { origin } : {}) } });
+    new WebSocket(`${baseURL.replace('http', 'ws')}/stream`, {
+      headers: { ...(key ? as(key) : {}), ...(origin ? { origin } : {}) },
+    });
   /** The messages a socket receives until `done` says stop. */
   const collect = (socket: WebSocket, done: (messages: any[]) => boolean) =>
     new Promise<any[]>((resolve, reject) => {
@@ -186,7 +293,12 @@ describe('WebSocket /v1/stream', () => {
     const socket = open('fk-acme-secret');
     await new Promise((resolve) => socket.once('open', resolve));
     const received = collect(socket, (m) => m.some((x) => x.type === 'response'));
-    socket.send(JSON.stringify({ type: 'submit', request: { model: 'mock:drip', messages: [{ role: 'user', content: 'over the socket' }], stream: true } }));
+    socket.send(
+      JSON.stringify({
+        type: 'submit',
+        request: { model: 'mock:drip', messages: [{ role: 'user', content: 'over the socket' }], stream: true },
+      }),
+    );
     const messages = await received;
     expect(messages[0]).toMatchObject({ type: 'acknowledged' });
     const deltas = messages.filter((m) => m.type === 'delta');
@@ -199,8 +311,19 @@ describe('WebSocket /v1/stream', () => {
   });
 
   it('follows a batch as one subscription: each line as it ends, then the counts', async () => {
-    const body = [JSON.stringify({ id: 'first', model: 'mock:slow', prompt: 'one' }), '{broken', JSON.stringify({ id: 'third', model: 'mock:talk', prompt: 'three' })].join('\n');
-    const { id } = (await app.inject({ method: 'POST', url: '/v1/batches', headers: { ...as('fk-acme-secret'), 'content-type': 'application/x-ndjson' }, payload: body })).json();
+    const body = [
+      JSON.stringify({ id: 'first', model: 'mock:slow', prompt: 'one' }),
+      '{broken',
+      JSON.stringify({ id: 'third', model: 'mock:talk', prompt: 'three' }),
+    ].join('\n');
+    const { id } = (
+      await app.inject({
+        method: 'POST',
+        url: '/v1/batches',
+        headers: { ...as('fk-acme-secret'), 'content-type': 'application/x-ndjson' },
+        payload: body,
+      })
+    ).json();
     const socket = open('fk-acme-secret');
     await new Promise((resolve) => socket.once('open', resolve));
     const received = collect(socket, (m) => m.some((x) => x.type === 'response' && x.counts));
@@ -208,7 +331,11 @@ describe('WebSocket /v1/stream', () => {
     const messages = await received;
     expect(messages[0]).toMatchObject({ type: 'acknowledged', batch: id, lines: 3 });
     const lines = messages.slice(1, -1);
-    expect(lines.map((m) => [m.type, m.line, m.custom_id]).sort()).toEqual([['error', 2, null], ['response', 1, 'first'], ['response', 3, 'third']]);
+    expect(lines.map((m) => [m.type, m.line, m.custom_id]).sort()).toEqual([
+      ['error', 2, null],
+      ['response', 1, 'first'],
+      ['response', 3, 'third'],
+    ]);
     expect(lines.find((m) => m.line === 2).error.code).toBe('invalid_request');
     expect(messages.at(-1)).toEqual({ type: 'response', batch: id, lines: 3, counts: { completed: 2, invalid: 1 } });
     // Another tenant cannot follow it.
@@ -226,7 +353,14 @@ describe('WebSocket /v1/stream', () => {
       method: 'POST',
       url: '/v1/runs',
       headers: as('fk-acme-secret'),
-      payload: { pipeline: { steps: { a: { model: 'mock:slow', prompt: 'first' }, b: { model: 'mock:talk', prompt: 'then {{ steps.a.output }}' } } } },
+      payload: {
+        pipeline: {
+          steps: {
+            a: { model: 'mock:slow', prompt: 'first' },
+            b: { model: 'mock:talk', prompt: 'then {{ steps.a.output }}' },
+          },
+        },
+      },
     });
     const { id } = started.json();
     const socket = open('fk-acme-secret');
@@ -247,7 +381,14 @@ describe('WebSocket /v1/stream', () => {
   });
 
   it('answers bad messages and foreign tasks with errors and stays open', async () => {
-    const { id } = (await app.inject({ method: 'POST', url: '/v1/tasks', headers: as('fk-globex-secret'), payload: { model: 'mock:slow', messages: [{ role: 'user', content: 'theirs' }] } })).json();
+    const { id } = (
+      await app.inject({
+        method: 'POST',
+        url: '/v1/tasks',
+        headers: as('fk-globex-secret'),
+        payload: { model: 'mock:slow', messages: [{ role: 'user', content: 'theirs' }] },
+      })
+    ).json();
     const socket = open('fk-acme-secret');
     await new Promise((resolve) => socket.once('open', resolve));
     const received = collect(socket, (m) => m.length === 3);
@@ -261,7 +402,8 @@ describe('WebSocket /v1/stream', () => {
   });
 
   it('refuses a socket without a key or from another site, and closes on an oversized frame', async () => {
-    const status = (socket: WebSocket) => new Promise<number>((resolve) => socket.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0)));
+    const status = (socket: WebSocket) =>
+      new Promise<number>((resolve) => socket.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0)));
     expect(await status(open(undefined))).toBe(401);
     expect(await status(open('fk-acme-secret', 'https://evil.example'))).toBe(403);
     const socket = open('fk-acme-secret');
@@ -275,16 +417,42 @@ describe('WebSocket /v1/stream', () => {
 
 describe('pipeline runs over HTTP', () => {
   it('checks a pipeline before it runs, then reports its steps and timeline', async () => {
-    const bad = await app.inject({ method: 'POST', url: '/v1/runs', headers: as('fk-acme-secret'), payload: { pipeline: { steps: { a: { model: 'mock:talk', prompt: '{{ steps.b.output }}' }, b: { model: 'mock:talk', prompt: '{{ steps.a.output }}' } } } } });
+    const bad = await app.inject({
+      method: 'POST',
+      url: '/v1/runs',
+      headers: as('fk-acme-secret'),
+      payload: {
+        pipeline: {
+          steps: {
+            a: { model: 'mock:talk', prompt: '{{ steps.b.output }}' },
+            b: { model: 'mock:talk', prompt: '{{ steps.a.output }}' },
+          },
+        },
+      },
+    });
     expect(bad.statusCode).toBe(400);
     expect(bad.json().error.message).toContain('dependency cycle');
-    const missing = await app.inject({ method: 'POST', url: '/v1/runs', headers: as('fk-acme-secret'), payload: { pipeline: { inputs: ['topic'], steps: { a: { model: 'mock:talk', prompt: '{{ inputs.topic }}' } } } } });
+    const missing = await app.inject({
+      method: 'POST',
+      url: '/v1/runs',
+      headers: as('fk-acme-secret'),
+      payload: { pipeline: { inputs: ['topic'], steps: { a: { model: 'mock:talk', prompt: '{{ inputs.topic }}' } } } },
+    });
     expect(missing.json().error.message).toContain('inputs.topic: required');
     const started = await app.inject({
       method: 'POST',
       url: '/v1/runs',
       headers: as('fk-acme-secret'),
-      payload: { pipeline: { inputs: ['topic'], steps: { a: { model: 'mock:talk', prompt: 'about {{ inputs.topic }}' }, b: { model: 'mock:talk', prompt: 'then {{ steps.a.output }}' } } }, inputs: { topic: 'caches' } },
+      payload: {
+        pipeline: {
+          inputs: ['topic'],
+          steps: {
+            a: { model: 'mock:talk', prompt: 'about {{ inputs.topic }}' },
+            b: { model: 'mock:talk', prompt: 'then {{ steps.a.output }}' },
+          },
+        },
+        inputs: { topic: 'caches' },
+      },
     });
     expect(started.statusCode).toBe(202);
     const { id } = started.json();
@@ -295,12 +463,18 @@ describe('pipeline runs over HTTP', () => {
     }
     expect(view).toMatchObject({ state: 'completed', steps: { a: { state: 'completed' }, b: { state: 'completed' } } });
     expect(view.timeline.map((c: { step: string }) => c.step)).toEqual(['a', 'b']);
-    expect((await app.inject({ method: 'GET', url: `/v1/runs/${id}`, headers: as('fk-globex-secret') })).statusCode).toBe(404);
+    expect(
+      (await app.inject({ method: 'GET', url: `/v1/runs/${id}`, headers: as('fk-globex-secret') })).statusCode,
+    ).toBe(404);
     // The run's calls are the tenant's own tasks.
     expect(engine.status(view.timeline[0].taskId)?.tenant).toBe('acme');
     // Its steps are timed in /metrics.
     const metrics = (await app.inject({ method: 'GET', url: '/metrics', headers: as('fk-operator') })).body;
-    expect(Number(/^fanout_step_duration_seconds_count\{pipeline="[^"]+",step="b",state="completed"\} (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(1);
+    expect(
+      Number(
+        /^fanout_step_duration_seconds_count\{pipeline="[^"]+",step="b",state="completed"\} (\d+)$/m.exec(metrics)?.[1],
+      ),
+    ).toBeGreaterThanOrEqual(1);
   });
 });
 
@@ -309,7 +483,9 @@ describe('OpenAPI', () => {
     expect((await app.inject({ method: 'GET', url: '/openapi.json' })).statusCode).toBe(401);
     const doc = (await app.inject({ method: 'GET', url: '/openapi.json', headers: as('fk-acme-secret') })).json();
     expect(doc.openapi).toBe('3.1.0');
-    const described = Object.entries(doc.paths as Record<string, Record<string, unknown>>).flatMap(([path, methods]) => Object.keys(methods).map((m) => `${m.toUpperCase()} ${path.replace(/\{(\w+)\}/g, ':$1')}`));
+    const described = Object.entries(doc.paths as Record<string, Record<string, unknown>>).flatMap(([path, methods]) =>
+      Object.keys(methods).map((m) => `${m.toUpperCase()} ${path.replace(/\{(\w+)\}/g, ':$1')}`),
+    );
     // Fastify prints its routes as a tree: a child's path continues its parent's, four columns deeper.
     const stack: string[] = [];
     const served = app
@@ -322,7 +498,10 @@ describe('OpenAPI', () => {
         stack.length = depth;
         stack.push(match[2]!);
         const path = stack.join('');
-        return match[3]!.split(', ').filter((m) => m !== 'HEAD').map((m) => `${m} ${path}`);
+        return match[3]!
+          .split(', ')
+          .filter((m) => m !== 'HEAD')
+          .map((m) => `${m} ${path}`);
       });
     expect(served.length).toBeGreaterThan(10);
     for (const route of served) expect(described, route).toContain(route);

@@ -19,7 +19,17 @@ describe('SQLite database file', () => {
   it('keeps cached answers across a close and reopen', () => {
     const path = join(dir(), 'nested', 'fanout.db');
     const first = new SqliteCacheStore(path);
-    first.set('k', { tenant: 't', storedAt: 1, expiresAt: 1e12, result: { text: 'kept', usage: { inputTokens: 1, outputTokens: 2, cacheReadTokens: 0, cacheWriteTokens: 0 }, finishReason: 'stop', model: 'm' } });
+    first.set('k', {
+      tenant: 't',
+      storedAt: 1,
+      expiresAt: 1e12,
+      result: {
+        text: 'kept',
+        usage: { inputTokens: 1, outputTokens: 2, cacheReadTokens: 0, cacheWriteTokens: 0 },
+        finishReason: 'stop',
+        model: 'm',
+      },
+    });
     first.close();
     const second = new SqliteCacheStore(path);
     expect(second.get('k', 2)?.result.text).toBe('kept');
@@ -33,11 +43,18 @@ describe('SQLite database file', () => {
   it('deletes cached answers past their expiry as new ones are stored, at most once a sweep interval', () => {
     const path = join(dir(), 'fanout.db');
     const store = new SqliteCacheStore(path);
-    const result = { text: 'a', usage: { inputTokens: 1, outputTokens: 1, cacheReadTokens: 0, cacheWriteTokens: 0 }, finishReason: 'stop' as const, model: 'm' };
+    const result = {
+      text: 'a',
+      usage: { inputTokens: 1, outputTokens: 1, cacheReadTokens: 0, cacheWriteTokens: 0 },
+      finishReason: 'stop' as const,
+      model: 'm',
+    };
     const keys = () => {
       const reader = new Database(path, { readonly: true });
       try {
-        return (reader.prepare('SELECT key FROM cache ORDER BY key').all() as Array<{ key: string }>).map((row) => row.key);
+        return (reader.prepare('SELECT key FROM cache ORDER BY key').all() as Array<{ key: string }>).map(
+          (row) => row.key,
+        );
       } finally {
         reader.close();
       }
@@ -64,7 +81,9 @@ describe('SQLite database file', () => {
   it('refuses another application’s SQLite database, and leaves it as it was', () => {
     const path = join(dir(), 'other.db');
     const other = new Database(path);
-    other.exec("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL); INSERT INTO invoices (total) VALUES (12.5);");
+    other.exec(
+      'CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL); INSERT INTO invoices (total) VALUES (12.5);',
+    );
     other.close();
     const before = readFileSync(path);
     expect(() => openDatabase(path)).toThrow(/a SQLite database of another application; fanout left it untouched/);
@@ -85,7 +104,9 @@ describe('SQLite database file', () => {
   it('says where it could not create the database', () => {
     const file = join(dir(), 'plain-file');
     writeFileSync(file, 'x');
-    expect(() => openDatabase(join(file, 'sub', 'fanout.db'))).toThrow(/plain-file\/sub cannot be written .*--store sqlite:PATH/);
+    expect(() => openDatabase(join(file, 'sub', 'fanout.db'))).toThrow(
+      /plain-file\/sub cannot be written .*--store sqlite:PATH/,
+    );
   });
 });
 
@@ -95,7 +116,22 @@ describe('SQLite task store', () => {
   it('keeps tasks across a close and reopen, and counts each completion once', () => {
     const path = join(dir(), 'fanout.db');
     const first = new SqliteTaskStore(path);
-    first.write([taskRow('t1'), taskRow('t2', { state: 'completed', endedAt: 5, result: { text: 'x', usage: { inputTokens: 1, outputTokens: 1, cacheReadTokens: 0, cacheWriteTokens: 0 }, finishReason: 'stop', model: 'm' } })], 1);
+    first.write(
+      [
+        taskRow('t1'),
+        taskRow('t2', {
+          state: 'completed',
+          endedAt: 5,
+          result: {
+            text: 'x',
+            usage: { inputTokens: 1, outputTokens: 1, cacheReadTokens: 0, cacheWriteTokens: 0 },
+            finishReason: 'stop',
+            model: 'm',
+          },
+        }),
+      ],
+      1,
+    );
     first.write([taskRow('t2', { state: 'completed' })], 2);
     first.close();
     const second = new SqliteTaskStore(path);
@@ -130,8 +166,12 @@ describe('a full disk', () => {
     // SQLite reports a database that may not grow any more exactly as it reports a full disk (SQLITE_FULL).
     const pages = store.db.pragma('page_count', { simple: true }) as number;
     store.db.pragma(`max_page_count = ${pages + 1}`);
-    const big = Array.from({ length: 200 }, (_, i) => taskRow(`t${i + 2}`, { request: { model: 'mock:m', messages: [{ role: 'user', content: 'x'.repeat(2000) }] } }));
-    expect(() => store.write(big, 2)).toThrow(/the disk is full; nothing stored so far was lost\. Free some space and run the same command again/);
+    const big = Array.from({ length: 200 }, (_, i) =>
+      taskRow(`t${i + 2}`, { request: { model: 'mock:m', messages: [{ role: 'user', content: 'x'.repeat(2000) }] } }),
+    );
+    expect(() => store.write(big, 2)).toThrow(
+      /the disk is full; nothing stored so far was lost\. Free some space and run the same command again/,
+    );
     expect(store.get('t1')?.state).toBe('queued');
     expect(store.get('t2')).toBeUndefined();
     store.close();

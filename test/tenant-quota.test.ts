@@ -12,7 +12,14 @@ describe('tenant quota', () => {
     const quota = new TenantQuota(clock, { limits: { requestsPerMinute: 60, burstSeconds: 2 } });
     expect(await quota.admit('a')).toMatchObject({ allowed: true });
     expect(await quota.admit('a')).toMatchObject({ allowed: true });
-    expect(await quota.admit('a')).toEqual({ allowed: false, retryAfterMs: 1000, dimension: 'requests', limit: 60, remaining: 0, resetMs: 2000 });
+    expect(await quota.admit('a')).toEqual({
+      allowed: false,
+      retryAfterMs: 1000,
+      dimension: 'requests',
+      limit: 60,
+      remaining: 0,
+      resetMs: 2000,
+    });
     expect(await quota.admit('b')).toMatchObject({ allowed: true });
     await clock.advance(1000);
     expect(await quota.admit('a')).toMatchObject({ allowed: true });
@@ -26,10 +33,19 @@ describe('tenant quota', () => {
     if (!first.allowed) throw new Error('the first request fits');
     first.settle({ inputTokens: 60, outputTokens: 30, cacheReadTokens: 0, cacheWriteTokens: 0 });
     // 100 − 90 = 10 left; 60 more need 5 seconds of refill.
-    expect(await quota.admit('a', { inputTokens: 60, outputTokens: 0 })).toEqual({ allowed: false, retryAfterMs: 5000, dimension: 'tokens', limit: 600, remaining: 10, resetMs: 9000 });
+    expect(await quota.admit('a', { inputTokens: 60, outputTokens: 0 })).toEqual({
+      allowed: false,
+      retryAfterMs: 5000,
+      dimension: 'tokens',
+      limit: 600,
+      remaining: 10,
+      resetMs: 9000,
+    });
     await clock.advance(5000);
     expect(await quota.admit('a', { inputTokens: 60, outputTokens: 0 })).toMatchObject({ allowed: true });
-    await expect(quota.admit('a', { inputTokens: 500, outputTokens: 200 })).rejects.toMatchObject({ code: 'request_too_large' });
+    await expect(quota.admit('a', { inputTokens: 500, outputTokens: 200 })).rejects.toMatchObject({
+      code: 'request_too_large',
+    });
   });
 
   it('waits for a permit when told it may, up to maxWaitMs', async () => {
@@ -51,7 +67,11 @@ describe('the gateway over a tenant’s quota', () => {
   let baseURL: string;
   beforeAll(async () => {
     engine = createEngine({ cache: false });
-    app = createFanoutServer({ engine, keys: new ApiKeys([{ tenant: 'small', key: 'k-small' }]), tenantQuota: { limits: { requestsPerMinute: 2, burstSeconds: 60 } } });
+    app = createFanoutServer({
+      engine,
+      keys: new ApiKeys([{ tenant: 'small', key: 'k-small' }]),
+      tenantQuota: { limits: { requestsPerMinute: 2, burstSeconds: 60 } },
+    });
     baseURL = `${await app.listen({ port: 0, host: '127.0.0.1' })}/v1`;
   });
   afterAll(async () => {
@@ -60,13 +80,19 @@ describe('the gateway over a tenant’s quota', () => {
   });
 
   it('answers 429 with token headers once a tenant has used its tokens', async () => {
-    const tokenApp = createFanoutServer({ engine, keys: new ApiKeys([{ tenant: 'thrifty', key: 'k-thrifty' }]), tenantQuota: { limits: { tokensPerMinute: 100, burstSeconds: 60 } } });
+    const tokenApp = createFanoutServer({
+      engine,
+      keys: new ApiKeys([{ tenant: 'thrifty', key: 'k-thrifty' }]),
+      tenantQuota: { limits: { tokensPerMinute: 100, burstSeconds: 60 } },
+    });
     const url = `${await tokenApp.listen({ port: 0, host: '127.0.0.1' })}/v1`;
     const client = new OpenAI({ apiKey: 'k-thrifty', baseURL: url, maxRetries: 0 });
     let used = 0;
     let refused: InstanceType<typeof OpenAI.RateLimitError> | undefined;
     for (let i = 0; i < 20 && !refused; i++) {
-      const answer = await client.chat.completions.create({ model: 'mock:m', messages: [{ role: 'user', content: `question ${i}` }] }).catch((e: unknown) => e);
+      const answer = await client.chat.completions
+        .create({ model: 'mock:m', messages: [{ role: 'user', content: `question ${i}` }] })
+        .catch((e: unknown) => e);
       if (answer instanceof OpenAI.RateLimitError) refused = answer;
       else used += (answer as OpenAI.ChatCompletion).usage?.total_tokens ?? 0;
     }
@@ -100,27 +126,64 @@ describe('a tenant’s quota on every way of submitting', () => {
     const clock = new ManualClock();
     const limits = { requestsPerMinute: 5, burstSeconds: 60 };
     const engine = createEngine({ clock, cache: false, tenants: { limits } });
-    const app = createFanoutServer({ engine, keys: new ApiKeys([{ tenant: 'small', key: 'k-small' }, { tenant: 'other', key: 'k-other' }]), tenantQuota: { limits } });
+    const app = createFanoutServer({
+      engine,
+      keys: new ApiKeys([
+        { tenant: 'small', key: 'k-small' },
+        { tenant: 'other', key: 'k-other' },
+      ]),
+      tenantQuota: { limits },
+    });
     const as = (key: string) => ({ authorization: `Bearer ${key}` });
     const ask = { model: 'mock:m', messages: [{ role: 'user', content: 'hi' }] };
     const ids: string[] = [];
-    for (let i = 0; i < 3; i++) ids.push((await app.inject({ method: 'POST', url: '/v1/tasks', headers: as('k-small'), payload: ask })).json().id);
-    const batch = (await app.inject({ method: 'POST', url: '/v1/batches', headers: { ...as('k-small'), 'content-type': 'application/x-ndjson' }, payload: Array.from({ length: 4 }, (_, i) => JSON.stringify({ model: 'mock:m', prompt: `line ${i}` })).join('\n') })).json();
-    const run = (await app.inject({ method: 'POST', url: '/v1/runs', headers: as('k-small'), payload: { pipeline: { steps: { a: { model: 'mock:m', prompt: 'step' } } } } })).json();
+    for (let i = 0; i < 3; i++)
+      ids.push(
+        (await app.inject({ method: 'POST', url: '/v1/tasks', headers: as('k-small'), payload: ask })).json().id,
+      );
+    const batch = (
+      await app.inject({
+        method: 'POST',
+        url: '/v1/batches',
+        headers: { ...as('k-small'), 'content-type': 'application/x-ndjson' },
+        payload: Array.from({ length: 4 }, (_, i) => JSON.stringify({ model: 'mock:m', prompt: `line ${i}` })).join(
+          '\n',
+        ),
+      })
+    ).json();
+    const run = (
+      await app.inject({
+        method: 'POST',
+        url: '/v1/runs',
+        headers: as('k-small'),
+        payload: { pipeline: { steps: { a: { model: 'mock:m', prompt: 'step' } } } },
+      })
+    ).json();
     await clock.advance(0);
     // 5 a minute, all at once: 3 tasks and 2 batch lines ran; the rest wait their turn, 12 s apart.
     const states = await app.inject({ method: 'GET', url: `/v1/batches/${batch.id}`, headers: as('k-small') });
     expect(states.json().counts).toEqual({ completed: 2, queued: 1, rate_limited: 1 });
-    expect((await app.inject({ method: 'GET', url: `/v1/runs/${run.id}`, headers: as('k-small') })).json().state).toBe('running');
-    const refused = await app.inject({ method: 'POST', url: '/v1/chat/completions', headers: as('k-small'), payload: ask });
+    expect((await app.inject({ method: 'GET', url: `/v1/runs/${run.id}`, headers: as('k-small') })).json().state).toBe(
+      'running',
+    );
+    const refused = await app.inject({
+      method: 'POST',
+      url: '/v1/chat/completions',
+      headers: as('k-small'),
+      payload: ask,
+    });
     expect(refused.statusCode).toBe(429);
     // Another tenant is not held back by it.
     const other = await app.inject({ method: 'POST', url: '/v1/tasks?wait=1', headers: as('k-other'), payload: ask });
     expect(other.json().state).toBe('completed');
     await clock.advance(12_000);
-    expect((await app.inject({ method: 'GET', url: `/v1/batches/${batch.id}`, headers: as('k-small') })).json().counts).toEqual({ completed: 3, rate_limited: 1 });
+    expect(
+      (await app.inject({ method: 'GET', url: `/v1/batches/${batch.id}`, headers: as('k-small') })).json().counts,
+    ).toEqual({ completed: 3, rate_limited: 1 });
     await clock.advance(24_000);
-    expect((await app.inject({ method: 'GET', url: `/v1/runs/${run.id}`, headers: as('k-small') })).json().state).toBe('completed');
+    expect((await app.inject({ method: 'GET', url: `/v1/runs/${run.id}`, headers: as('k-small') })).json().state).toBe(
+      'completed',
+    );
     await app.close();
     await engine.close();
   });

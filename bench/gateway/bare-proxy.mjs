@@ -14,14 +14,19 @@ const server = createServer(async (req, res) => {
     const answer = await pool.request({
       path: req.url,
       method: req.method,
-      headers: { 'content-type': req.headers['content-type'] ?? 'application/json', authorization: req.headers.authorization ?? '' },
+      headers: {
+        'content-type': req.headers['content-type'] ?? 'application/json',
+        authorization: req.headers.authorization ?? '',
+      },
       body: req,
     });
     res.writeHead(answer.statusCode, { 'content-type': answer.headers['content-type'] ?? 'application/json' });
     for await (const chunk of answer.body) res.write(chunk);
     res.end();
   } catch (error) {
-    res.writeHead(502, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { message: String(error) } }));
+    res
+      .writeHead(502, { 'content-type': 'application/json' })
+      .end(JSON.stringify({ error: { message: String(error) } }));
   }
 });
 server.keepAliveTimeout = 60_000;

@@ -22,7 +22,12 @@ const job = JSON.parse(process.argv[2]);
 
 async function once(client, target) {
   const started = process.hrtime.bigint();
-  const answer = await client.request({ path: target.path, method: target.method, headers: target.headers, body: target.body });
+  const answer = await client.request({
+    path: target.path,
+    method: target.method,
+    headers: target.headers,
+    body: target.body,
+  });
   await answer.body.text();
   const us = Number(process.hrtime.bigint() - started) / 1000;
   if (answer.statusCode !== 200) throw new Error(`${target.name}: status ${answer.statusCode}`);
@@ -53,7 +58,14 @@ async function throughput() {
     connections: job.connections,
     duration: job.seconds,
   });
-  return { rps: result.requests.average, total: result.requests.total, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.timeouts, non2xx: result.non2xx };
+  return {
+    rps: result.requests.average,
+    total: result.requests.total,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    errors: result.errors + result.timeouts,
+    non2xx: result.non2xx,
+  };
 }
 
 async function hold() {
@@ -61,7 +73,14 @@ async function hold() {
   const pool = new Pool(t.url, { connections: job.requests, keepAliveTimeout: 60_000 });
   const answers = Array.from({ length: job.requests }, () =>
     pool
-      .request({ path: t.path, method: t.method, headers: t.headers, body: t.body, headersTimeout: 120_000, bodyTimeout: 120_000 })
+      .request({
+        path: t.path,
+        method: t.method,
+        headers: t.headers,
+        body: t.body,
+        headersTimeout: 120_000,
+        bodyTimeout: 120_000,
+      })
       .then(async (a) => {
         await a.body.text();
         return a.statusCode === 200;
@@ -90,7 +109,10 @@ async function events() {
   };
   await new Promise((resolve, reject) => {
     // Bounded: a socket that closes or goes quiet ends the run with an error, never a hang.
-    const giveUp = setTimeout(() => reject(new Error('events: no end within 30 s of the run')), job.seconds * 1000 + 30_000);
+    const giveUp = setTimeout(
+      () => reject(new Error('events: no end within 30 s of the run')),
+      job.seconds * 1000 + 30_000,
+    );
     socket.on('close', () => reject(new Error('events: the socket closed before the run ended')));
     socket.on('error', reject);
     socket.on('message', (data) => {
@@ -113,7 +135,15 @@ async function events() {
   socket.close();
   delays.sort((a, b) => a - b);
   const at = (q) => delays[Math.min(delays.length - 1, Math.floor((q / 100) * delays.length))];
-  return { events: delays.length, seconds, perSecond: delays.length / seconds, min: delays[0], p50: at(50), p99: at(99), failures };
+  return {
+    events: delays.length,
+    seconds,
+    perSecond: delays.length / seconds,
+    min: delays[0],
+    p50: at(50),
+    p99: at(99),
+    failures,
+  };
 }
 
 const kinds = { latency, throughput, hold, events };

@@ -13,7 +13,9 @@ const server = createServer((req, res) => {
   const found = match && req.method === 'GET' ? tasks.get(match[1]) : undefined;
   if (!found) return res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":{"code":"not_found"}}');
   const body = JSON.stringify(found);
-  res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) }).end(body);
+  res
+    .writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) })
+    .end(body);
 });
 server.keepAliveTimeout = 60_000;
 server.listen(0, '127.0.0.1', () => process.stdout.write(`${server.address().port}\n`));

@@ -14,7 +14,14 @@ const completion = JSON.stringify({
   object: 'chat.completion',
   created: 1741569952,
   model: 'm',
-  choices: [{ index: 0, message: { role: 'assistant', content: 'A short answer from the fake upstream, the same every time.' }, logprobs: null, finish_reason: 'stop' }],
+  choices: [
+    {
+      index: 0,
+      message: { role: 'assistant', content: 'A short answer from the fake upstream, the same every time.' },
+      logprobs: null,
+      finish_reason: 'stop',
+    },
+  ],
   usage: { prompt_tokens: 19, completion_tokens: 13, total_tokens: 32 },
 });
 const headers = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(completion) };

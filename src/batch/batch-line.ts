@@ -39,7 +39,9 @@ const openAiBody = z.looseObject({
 const openAiLine = z.strictObject({
   custom_id: z.string().min(1),
   method: z.literal('POST').optional(),
-  url: z.literal('/v1/chat/completions', 'expected "/v1/chat/completions" (the only endpoint fanout batches)').optional(),
+  url: z
+    .literal('/v1/chat/completions', 'expected "/v1/chat/completions" (the only endpoint fanout batches)')
+    .optional(),
   body: openAiBody,
 });
 
@@ -75,7 +77,8 @@ function toMessages(raw: ReadonlyArray<z.infer<typeof messageSchema>>): { system
   const systems: string[] = [];
   const messages: ChatMessage[] = [];
   for (const message of raw) {
-    const content = typeof message.content === 'string' ? message.content : message.content.map((part) => part.text ?? '').join('');
+    const content =
+      typeof message.content === 'string' ? message.content : message.content.map((part) => part.text ?? '').join('');
     if (message.role === 'system' || message.role === 'developer') systems.push(content);
     else messages.push({ role: message.role, content });
   }
@@ -131,16 +134,28 @@ export function parseBatchLine(text: string, lineNumber: number, options: BatchL
       const body = parsed.data.body;
       return {
         customId: parsed.data.custom_id,
-        request: { model: modelName(body.model, options), ...toMessages(body.messages), ...samplingFields(body as SamplingInput), label: parsed.data.custom_id },
+        request: {
+          model: modelName(body.model, options),
+          ...toMessages(body.messages),
+          ...samplingFields(body as SamplingInput),
+          label: parsed.data.custom_id,
+        },
       };
     }
     const parsed = shortLine.safeParse(json);
     if (!parsed.success) throw new ValidationError('invalid_request', describeIssues(parsed.error));
     const line = parsed.data;
     const customId = line.id === undefined ? `line-${lineNumber}` : String(line.id);
-    const conversation = line.messages ? toMessages(line.messages) : { messages: [{ role: 'user' as const, content: line.prompt ?? '' }] };
+    const conversation = line.messages
+      ? toMessages(line.messages)
+      : { messages: [{ role: 'user' as const, content: line.prompt ?? '' }] };
     const system = [line.system, conversation.system].filter((s) => s !== undefined).join('\n\n') || undefined;
-    const request: TaskRequest = { model: modelName(line.model, options), messages: conversation.messages, ...samplingFields(line), label: customId };
+    const request: TaskRequest = {
+      model: modelName(line.model, options),
+      messages: conversation.messages,
+      ...samplingFields(line),
+      label: customId,
+    };
     if (system !== undefined) request.system = system;
     if (line.priority !== undefined) request.priority = line.priority;
     return { customId, request };
@@ -154,7 +169,10 @@ export function parseBatchLine(text: string, lineNumber: number, options: BatchL
  * An OpenAI chat completions request body as a fanout request (the gateway's
  * `POST /v1/chat/completions`). Throws a `ValidationError` naming the field.
  */
-export function requestFromChatBody(body: unknown, options: BatchLineOptions = {}): TaskRequest & { includeUsage: boolean } {
+export function requestFromChatBody(
+  body: unknown,
+  options: BatchLineOptions = {},
+): TaskRequest & { includeUsage: boolean } {
   const parsed = openAiBody.safeParse(body);
   if (!parsed.success) throw new ValidationError('invalid_request', describeIssues(parsed.error));
   const chat = parsed.data;

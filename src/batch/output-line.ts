@@ -33,7 +33,12 @@ export interface ChatCompletion {
   created: number;
   model: string;
   choices: Array<{ index: number; message: { role: 'assistant'; content: string }; finish_reason: string }>;
-  usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number; prompt_tokens_details: { cached_tokens: number } };
+  usage: {
+    prompt_tokens: number;
+    completion_tokens: number;
+    total_tokens: number;
+    prompt_tokens_details: { cached_tokens: number };
+  };
 }
 
 const round = (ms: number): number => Math.round(ms * 1000) / 1000;
@@ -83,7 +88,12 @@ export function completedLine(line: number, customId: string | null, status: Tas
   };
 }
 
-export function failedLine(line: number, customId: string | null, error: FanoutError | NonNullable<TaskStatus['error']>, status?: TaskStatus): OutputLine {
+export function failedLine(
+  line: number,
+  customId: string | null,
+  error: FanoutError | NonNullable<TaskStatus['error']>,
+  status?: TaskStatus,
+): OutputLine {
   const summary: OutputLine['error'] = { code: error.code, message: error.message };
   if ('status' in error && typeof error.status === 'number') summary.status = error.status;
   return {
@@ -97,19 +107,31 @@ export function failedLine(line: number, customId: string | null, error: FanoutE
 
 function common(line: number, status: TaskStatus): OutputLine['fanout'] {
   const t = status.timing;
-  const errors = status.attempts.filter((a) => a.error).map((a) => ({ attempt: a.attempt, code: a.error?.code as string, status: a.error?.status }));
+  const errors = status.attempts
+    .filter((a) => a.error)
+    .map((a) => ({ attempt: a.attempt, code: a.error?.code as string, status: a.error?.status }));
   return {
     line,
     model: status.model,
     state: status.state,
     attempts: status.attempts.length,
     ...(errors.length > 0 ? { attempt_errors: errors } : {}),
-    timing: { queued_ms: round(t.queuedMs), rate_limited_ms: round(t.rateLimitedMs), provider_ms: round(t.providerMs), total_ms: round(t.totalMs) },
+    timing: {
+      queued_ms: round(t.queuedMs),
+      rate_limited_ms: round(t.rateLimitedMs),
+      provider_ms: round(t.providerMs),
+      total_ms: round(t.totalMs),
+    },
   };
 }
 
 function usageOf(status: TaskStatus): NonNullable<OutputLine['fanout']['usage']> | undefined {
   const u = status.usage;
   if (!u) return undefined;
-  return { input_tokens: u.inputTokens, output_tokens: u.outputTokens, cache_read_tokens: u.cacheReadTokens, cache_write_tokens: u.cacheWriteTokens };
+  return {
+    input_tokens: u.inputTokens,
+    output_tokens: u.outputTokens,
+    cache_read_tokens: u.cacheReadTokens,
+    cache_write_tokens: u.cacheWriteTokens,
+  };
 }

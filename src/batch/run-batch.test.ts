@@ -8,12 +8,18 @@ import { runBatch, type BatchSummary } from './run-batch.js';
 function setup() {
   const clock = new ManualClock();
   const mock = new MockProvider({ models: { m: { latency: 500 } } });
-  const engine = createEngine({ clock, providers: [mock], cache: false, models: { 'mock:m': { limits: { requestsPerMinute: 600, burstSeconds: 1, transitMs: 0 } } } });
+  const engine = createEngine({
+    clock,
+    providers: [mock],
+    cache: false,
+    models: { 'mock:m': { limits: { requestsPerMinute: 600, burstSeconds: 1, transitMs: 0 } } },
+  });
   return { clock, engine };
 }
 
 async function* linesOf(count: number, prefix: string): AsyncIterable<string> {
-  for (let i = 0; i < count; i++) yield JSON.stringify({ id: `${prefix}${i}`, model: 'mock:m', prompt: `${prefix} ${i}` });
+  for (let i = 0; i < count; i++)
+    yield JSON.stringify({ id: `${prefix}${i}`, model: 'mock:m', prompt: `${prefix} ${i}` });
 }
 
 describe('the figures of a batch', () => {
@@ -21,7 +27,12 @@ describe('the figures of a batch', () => {
     const { clock, engine } = setup();
     const controller = new AbortController();
     const written: string[] = [];
-    const run = runBatch({ engine, lines: linesOf(100, 'a'), write: (text) => void written.push(text), signal: controller.signal });
+    const run = runBatch({
+      engine,
+      lines: linesOf(100, 'a'),
+      write: (text) => void written.push(text),
+      signal: controller.signal,
+    });
     await clock.advanceTo(3_000);
     controller.abort();
     const summary = await run;

@@ -234,7 +234,14 @@ class BatchRun {
       this.counts.invalid += 1;
       this.counts.failed += 1;
       this.countError(error.code);
-      this.writer.put(slot, failedLine(lineNumber, customId ?? salvageCustomId(text) ?? null, { code: error.code, message, retryable: false }));
+      this.writer.put(
+        slot,
+        failedLine(lineNumber, customId ?? salvageCustomId(text) ?? null, {
+          code: error.code,
+          message,
+          retryable: false,
+        }),
+      );
     }
   }
 
@@ -382,7 +389,12 @@ function summarise(engine: Engine, collected: Collected): BatchSummary {
 function chargedSince(now: Cost | undefined, before: Cost | undefined): Cost {
   const a = now ?? ZERO_COST;
   const b = before ?? ZERO_COST;
-  return { requests: a.requests - b.requests, tokens: a.tokens - b.tokens, inputTokens: a.inputTokens - b.inputTokens, outputTokens: a.outputTokens - b.outputTokens };
+  return {
+    requests: a.requests - b.requests,
+    tokens: a.tokens - b.tokens,
+    inputTokens: a.inputTokens - b.inputTokens,
+    outputTokens: a.outputTokens - b.outputTokens,
+  };
 }
 
 /** What the engine's limiter has charged on each key so far. */

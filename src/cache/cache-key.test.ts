@@ -17,7 +17,8 @@ const base: TaskRequest = {
   seed: 7,
   providerOptions: { reasoning: { effort: 'low' }, format: 'json' },
 };
-const key = (request: TaskRequest, tenant = 'acme', maxTokens = request.maxTokens ?? 1024) => cacheKey(tenant, request, maxTokens);
+const key = (request: TaskRequest, tenant = 'acme', maxTokens = request.maxTokens ?? 1024) =>
+  cacheKey(tenant, request, maxTokens);
 
 describe('cache keys', () => {
   it('change when any field that can change the answer changes', () => {
@@ -68,6 +69,8 @@ describe('cache keys', () => {
   });
 
   it('are written in canonical JSON: object keys sorted at every depth, undefined dropped', () => {
-    expect(canonicalJson({ b: 1, a: { d: [1, { f: 2, e: 3 }], c: undefined } })).toBe('{"a":{"d":[1,{"e":3,"f":2}]},"b":1}');
+    expect(canonicalJson({ b: 1, a: { d: [1, { f: 2, e: 3 }], c: undefined } })).toBe(
+      '{"a":{"d":[1,{"e":3,"f":2}]},"b":1}',
+    );
   });
 });

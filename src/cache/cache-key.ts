@@ -49,5 +49,9 @@ export function canonicalJson(value: unknown): string {
  * tenants never share an entry, whatever they send.
  */
 export function cacheKey(tenant: string, request: TaskRequest, maxTokens: number): string {
-  return createHash('sha256').update(tenant).update('\u0000').update(canonicalJson(answerFields(request, maxTokens))).digest('hex');
+  return createHash('sha256')
+    .update(tenant)
+    .update('\u0000')
+    .update(canonicalJson(answerFields(request, maxTokens)))
+    .digest('hex');
 }

@@ -38,7 +38,8 @@ interface BatchFlags {
 function positiveNumber(flag: string) {
   return (value: string): number => {
     const n = Number(value);
-    if (!Number.isFinite(n) || n <= 0) throw new FanoutError('invalid_config', `${flag}: expected a positive number, received "${value}"`);
+    if (!Number.isFinite(n) || n <= 0)
+      throw new FanoutError('invalid_config', `${flag}: expected a positive number, received "${value}"`);
     return n;
   };
 }
@@ -47,9 +48,14 @@ export function registerBatchCommand(program: Command, setExitCode: (code: numbe
   program
     .command('batch')
     .usage('<input.jsonl | -> -o <output.jsonl> [--config fanout.yaml] [flags]')
-    .description('run every line of a JSONL file (OpenAI batch format or {"model","prompt"}) and write one result line per input line, in order')
+    .description(
+      'run every line of a JSONL file (OpenAI batch format or {"model","prompt"}) and write one result line per input line, in order',
+    )
     .argument('<input>', 'input JSONL file, or - for standard input')
-    .requiredOption('-o, --output <file>', 'output JSONL file, continued on a rerun (- for standard output; the summary then goes to standard error)')
+    .requiredOption(
+      '-o, --output <file>',
+      'output JSONL file, continued on a rerun (- for standard output; the summary then goes to standard error)',
+    )
     .option('-c, --config <file>', 'fanout.yaml with models, limits and providers (default: $FANOUT_CONFIG)')
     .option('--model <provider:model>', 'run every line on this model instead of the one it names')
     .option('--default-provider <name>', 'provider for model names without a "provider:" prefix')
@@ -60,9 +66,17 @@ export function registerBatchCommand(program: Command, setExitCode: (code: numbe
     .option('--itpm <n>', 'input tokens per minute, for every model', positiveNumber('--itpm'))
     .option('--otpm <n>', 'output tokens per minute, for every model', positiveNumber('--otpm'))
     .option('--max-concurrent <n>', 'calls in flight per model', positiveNumber('--max-concurrent'))
-    .option('--burst-seconds <n>', 'seconds of a per-minute limit that may go at once (default 60)', positiveNumber('--burst-seconds'))
+    .option(
+      '--burst-seconds <n>',
+      'seconds of a per-minute limit that may go at once (default 60)',
+      positiveNumber('--burst-seconds'),
+    )
     .option('--max-attempts <n>', 'attempts per line, the first included (default 5)', positiveNumber('--max-attempts'))
-    .option('--window <n>', 'lines in flight at once; reading pauses beyond it (default 10000)', positiveNumber('--window'))
+    .option(
+      '--window <n>',
+      'lines in flight at once; reading pauses beyond it (default 10000)',
+      positiveNumber('--window'),
+    )
     .option('--store <spec>', 'where tasks and cached answers live: sqlite:PATH or memory', DEFAULT_STORE)
     .option('--fresh', 'start the batch over: overwrite the output and forget its stored tasks')
     .option('--no-cache', 'no result cache and no sharing of identical calls in flight')
@@ -94,7 +108,8 @@ function withFlagLimits(config: FanoutConfig, flags: BatchFlags): FanoutConfig {
     ...config,
     models,
     concurrency: flags.concurrency === undefined ? config.concurrency : Math.floor(flags.concurrency),
-    retry: flags.maxAttempts === undefined ? config.retry : { ...config.retry, maxAttempts: Math.floor(flags.maxAttempts) },
+    retry:
+      flags.maxAttempts === undefined ? config.retry : { ...config.retry, maxAttempts: Math.floor(flags.maxAttempts) },
   };
 }
 
@@ -112,7 +127,8 @@ async function batchAction(input: string, flags: BatchFlags): Promise<number> {
       : stores.where === 'memory'
         ? 'its tasks are kept in memory (--store memory), so a new run keeps the lines already written and sends every other line again, even those that had finished'
         : undefined;
-  if (notResumable && flags.progress !== false) process.stderr.write(`fanout batch: this batch cannot fully resume after an interruption: ${notResumable}\n`);
+  if (notResumable && flags.progress !== false)
+    process.stderr.write(`fanout batch: this batch cannot fully resume after an interruption: ${notResumable}\n`);
   if (flags.fresh && batchId) await stores.tasks.deleteBatch(batchId);
   let output: OutputFile | undefined;
   try {
@@ -150,8 +166,12 @@ async function batchAction(input: string, flags: BatchFlags): Promise<number> {
   const onSignal = (signal: NodeJS.Signals): void => {
     if (controller.signal.aborted) process.exit(signal === 'SIGTERM' ? EXIT.terminated : EXIT.interrupted);
     stoppedBy = signal;
-    const after = notResumable ? `this batch cannot fully resume: ${notResumable}` : 'run the same command again to resume';
-    process.stderr.write(`\nfanout: stopping: what has finished is kept; ${after} (${signal === 'SIGINT' ? 'Ctrl-C' : 'the signal'} again to quit at once)\n`);
+    const after = notResumable
+      ? `this batch cannot fully resume: ${notResumable}`
+      : 'run the same command again to resume';
+    process.stderr.write(
+      `\nfanout: stopping: what has finished is kept; ${after} (${signal === 'SIGINT' ? 'Ctrl-C' : 'the signal'} again to quit at once)\n`,
+    );
     controller.abort();
   };
   process.on('SIGINT', onSignal);
@@ -160,7 +180,9 @@ async function batchAction(input: string, flags: BatchFlags): Promise<number> {
   let summary: BatchSummary;
   try {
     await engine.recovered;
-    const stored = batchId ? new Map((await stores.tasks.listBatch(batchId)).map((row) => [row.line ?? 0, row])) : new Map();
+    const stored = batchId
+      ? new Map((await stores.tasks.listBatch(batchId)).map((row) => [row.line ?? 0, row]))
+      : new Map();
     summary = await runBatch({
       engine,
       ownsEngine: true,
@@ -187,9 +209,14 @@ async function batchAction(input: string, flags: BatchFlags): Promise<number> {
   }
   if (writeError) throw new FanoutError('io_error', `output file ${flags.output}: ${writeError.message}`);
   if (storeErrors.length > 0) {
-    throw new FanoutError('io_error', `task store ${stores.where}: ${storeErrors[0]} (the output holds every line finished before that)`);
+    throw new FanoutError(
+      'io_error',
+      `task store ${stores.where}: ${storeErrors[0]} (the output holds every line finished before that)`,
+    );
   }
-  const report = flags.json ? `${JSON.stringify(summary, null, 2)}\n` : renderSummary(summary, { input, output: toStdout ? 'standard output' : flags.output, notResumable, stoppedBy });
+  const report = flags.json
+    ? `${JSON.stringify(summary, null, 2)}\n`
+    : renderSummary(summary, { input, output: toStdout ? 'standard output' : flags.output, notResumable, stoppedBy });
   (toStdout ? process.stderr : process.stdout).write(report);
   if (summary.interrupted) return stoppedBy === 'SIGTERM' ? EXIT.terminated : EXIT.interrupted;
   return summary.failed > 0 ? EXIT.someFailed : EXIT.ok;
@@ -204,7 +231,10 @@ const STALL_WARNING_MS = 30_000;
  * Both name the call in flight longest and warn when nothing has finished
  * for 30 s, so a provider that never answers does not look like progress.
  */
-function progressReporter(enabled: boolean, engine: FanoutEngine): { update: (p: BatchProgress) => void; stop: () => void } {
+function progressReporter(
+  enabled: boolean,
+  engine: FanoutEngine,
+): { update: (p: BatchProgress) => void; stop: () => void } {
   if (!enabled) return { update: () => undefined, stop: () => undefined };
   const clock = engine.clock;
   const start = clock.now();
@@ -223,13 +253,17 @@ function progressReporter(enabled: boolean, engine: FanoutEngine): { update: (p:
     const eta = rate > 0 ? formatMs((left / rate) * 1000) : '-';
     const oldestAt = engine.oldestCallStartedAt();
     const oldest = oldestAt === undefined ? '' : ` · oldest call ${formatMs(now - oldestAt)}`;
-    const stalled = latest.inFlight > 0 && now - lastDoneAt >= STALL_WARNING_MS ? ` · nothing finished for ${formatMs(now - lastDoneAt)}` : '';
+    const stalled =
+      latest.inFlight > 0 && now - lastDoneAt >= STALL_WARNING_MS
+        ? ` · nothing finished for ${formatMs(now - lastDoneAt)}`
+        : '';
     return { now, done, rate: `${formatCount(rate)}/s`, eta, extra: `${oldest}${stalled}` };
   };
   if (process.stderr.isTTY) {
     const bar = new SingleBar({
       stream: process.stderr,
-      format: 'fanout {bar} {value}/{total} done ({failed} failed) · {rate} · {eta_text} left · {inFlight} in flight · {waiting} waiting{extra}',
+      format:
+        'fanout {bar} {value}/{total} done ({failed} failed) · {rate} · {eta_text} left · {inFlight} in flight · {waiting} waiting{extra}',
       hideCursor: true,
       fps: 10,
     });
@@ -237,7 +271,14 @@ function progressReporter(enabled: boolean, engine: FanoutEngine): { update: (p:
     const draw = (): void => {
       const f = figures();
       bar.setTotal(latest.read);
-      bar.update(f.done, { failed: latest.failed, inFlight: latest.inFlight, waiting: latest.waiting, rate: f.rate, eta_text: f.eta, extra: f.extra });
+      bar.update(f.done, {
+        failed: latest.failed,
+        inFlight: latest.inFlight,
+        waiting: latest.waiting,
+        rate: f.rate,
+        eta_text: f.eta,
+        extra: f.extra,
+      });
     };
     const stopTicking = every(clock, 1000, draw);
     return {
@@ -291,14 +332,25 @@ function every(clock: FanoutEngine['clock'], ms: number, tick: () => void): () =
 function boundLines(s: BatchSummary): string[] {
   if (s.attempts === 0) return ['  lower bound  - (this run sent no call)', '  utilisation  -'];
   if (s.lowerBound.bindingOn === 'longest call') {
-    return [`  lower bound  ${formatMs(s.lowerBound.ms)} (the longest call: no limit bound this run)`, '  utilisation  - (no limit bound this run)'];
+    return [
+      `  lower bound  ${formatMs(s.lowerBound.ms)} (the longest call: no limit bound this run)`,
+      '  utilisation  - (no limit bound this run)',
+    ];
   }
-  return [`  lower bound  ${formatMs(s.lowerBound.ms)} (set by ${s.lowerBound.bindingOn})`, `  utilisation  ${formatPercent(s.utilisation)} of what these limits allow`];
+  return [
+    `  lower bound  ${formatMs(s.lowerBound.ms)} (set by ${s.lowerBound.bindingOn})`,
+    `  utilisation  ${formatPercent(s.utilisation)} of what these limits allow`,
+  ];
 }
 
-export function renderSummary(s: BatchSummary, where: { input: string; output: string; notResumable?: string; stoppedBy?: NodeJS.Signals }): string {
+export function renderSummary(
+  s: BatchSummary,
+  where: { input: string; output: string; notResumable?: string; stoppedBy?: NodeJS.Signals },
+): string {
   const { input, output } = where;
-  const errors = Object.entries(s.errorsByCode).map(([code, n]) => `${code} ${formatCount(n)}`).join(', ');
+  const errors = Object.entries(s.errorsByCode)
+    .map(([code, n]) => `${code} ${formatCount(n)}`)
+    .join(', ');
   const lines = [
     `fanout batch: ${formatCount(s.lines)} lines from ${input} → ${output}${s.interrupted ? ' (interrupted)' : ''}`,
     `  completed    ${formatCount(s.completed)}${s.cacheHits > 0 ? ` (${formatCount(s.cacheHits)} answered from the cache, no call made)` : ''}`,
@@ -311,16 +363,24 @@ export function renderSummary(s: BatchSummary, where: { input: string; output: s
   ];
   if (s.resumed.written + s.resumed.stored + s.resumed.running > 0) {
     const answered = s.resumed.written + s.resumed.stored;
-    const parts = [`${formatCount(answered)} lines answered by an earlier run (${formatCount(s.resumed.written)} already written, ${formatCount(s.resumed.stored)} written now from its store)`];
+    const parts = [
+      `${formatCount(answered)} lines answered by an earlier run (${formatCount(s.resumed.written)} already written, ${formatCount(s.resumed.stored)} written now from its store)`,
+    ];
     if (s.resumed.running > 0) parts.push(`${formatCount(s.resumed.running)} it left unfinished, taken up again`);
     lines.splice(1, 0, `  resumed      ${parts.join('; ')}`);
   }
   if (s.interrupted) {
     const ended = s.completed + s.failed;
     if (s.written < ended) {
-      lines.splice(lines.findIndex((line) => line.startsWith('  failed')) + 1, 0, `  written      ${formatCount(s.written)} lines to ${output}; ${formatCount(ended - s.written)} more ended after a line still running, kept in the store for the next run`);
+      lines.splice(
+        lines.findIndex((line) => line.startsWith('  failed')) + 1,
+        0,
+        `  written      ${formatCount(s.written)} lines to ${output}; ${formatCount(ended - s.written)} more ended after a line still running, kept in the store for the next run`,
+      );
     }
-    lines.push(`  stopped by ${where.stoppedBy === 'SIGTERM' ? 'SIGTERM' : 'Ctrl-C'}: what finished is kept; ${where.notResumable ? `this batch cannot fully resume: ${where.notResumable}` : 'run the same command again to resume'}`);
+    lines.push(
+      `  stopped by ${where.stoppedBy === 'SIGTERM' ? 'SIGTERM' : 'Ctrl-C'}: what finished is kept; ${where.notResumable ? `this batch cannot fully resume: ${where.notResumable}` : 'run the same command again to resume'}`,
+    );
   }
   return `${lines.join('\n')}\n`;
 }

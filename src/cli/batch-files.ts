@@ -11,7 +11,12 @@ export async function openInput(input: string): Promise<NodeJS.ReadableStream> {
   await new Promise<void>((done, fail) => {
     stream.once('ready', () => done());
     stream.once('error', (error: NodeJS.ErrnoException) =>
-      fail(new FanoutError('invalid_config', `input file ${input}: ${error.code === 'ENOENT' ? 'no such file' : error.message}`)),
+      fail(
+        new FanoutError(
+          'invalid_config',
+          `input file ${input}: ${error.code === 'ENOENT' ? 'no such file' : error.message}`,
+        ),
+      ),
     );
   });
   return stream;
@@ -31,13 +36,22 @@ export function refuseInputAsOutput(input: string, output: string): void {
     // The output does not exist yet (or the input cannot be read, which openInput reports): they differ.
     same = false;
   }
-  if (same) throw new FanoutError('invalid_config', `-o ${output}: that is the input file; fanout never writes over its input, so choose another output file`);
+  if (same)
+    throw new FanoutError(
+      'invalid_config',
+      `-o ${output}: that is the input file; fanout never writes over its input, so choose another output file`,
+    );
 }
 
 /** The same input file and output file always name the same batch in the task store. */
 export function batchIdFor(input: string, output: string): string | undefined {
   if (input === '-') return undefined;
-  return createHash('sha256').update(realpathSync(input)).update('\u0000').update(resolve(output)).digest('hex').slice(0, 32);
+  return createHash('sha256')
+    .update(realpathSync(input))
+    .update('\u0000')
+    .update(resolve(output))
+    .digest('hex')
+    .slice(0, 32);
 }
 
 export interface OutputFile {

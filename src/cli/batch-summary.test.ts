@@ -24,16 +24,29 @@ const summary = (extra: Partial<BatchSummary>): BatchSummary => ({
   ...extra,
 });
 const where = { input: 'in.jsonl', output: 'out.jsonl' };
-const boundLines = (s: BatchSummary) => renderSummary(s, where).split('\n').filter((line) => /lower bound|utilisation/.test(line));
+const boundLines = (s: BatchSummary) =>
+  renderSummary(s, where)
+    .split('\n')
+    .filter((line) => /lower bound|utilisation/.test(line));
 
 describe('the batch summary', () => {
   it('gives a lower bound and utilisation only where they mean something', () => {
-    expect(boundLines(summary({}))).toEqual(['  lower bound  900 ms (set by mock:m requestsPerMinute)', '  utilisation  90.0 % of what these limits allow']);
-    // A resumed run that sent nothing: no 0 µs bound, no 0.0 %.
-    expect(boundLines(summary({ completed: 0, attempts: 0, resumed: { written: 10, stored: 0, running: 0 }, lowerBound: { ms: 0, bindingOn: 'longest call' }, utilisation: 0 }))).toEqual([
-      '  lower bound  - (this run sent no call)',
-      '  utilisation  -',
+    expect(boundLines(summary({}))).toEqual([
+      '  lower bound  900 ms (set by mock:m requestsPerMinute)',
+      '  utilisation  90.0 % of what these limits allow',
     ]);
+    // A resumed run that sent nothing: no 0 µs bound, no 0.0 %.
+    expect(
+      boundLines(
+        summary({
+          completed: 0,
+          attempts: 0,
+          resumed: { written: 10, stored: 0, running: 0 },
+          lowerBound: { ms: 0, bindingOn: 'longest call' },
+          utilisation: 0,
+        }),
+      ),
+    ).toEqual(['  lower bound  - (this run sent no call)', '  utilisation  -']);
     // No limits: the longest call is the only bound, and a share of it is no measure of the limits.
     expect(boundLines(summary({ lowerBound: { ms: 130, bindingOn: 'longest call' }, utilisation: 0.13 }))).toEqual([
       '  lower bound  130 ms (the longest call: no limit bound this run)',

@@ -4,7 +4,11 @@ import { parseConfig, type FanoutConfig } from '../config/schema.js';
 import { FanoutError } from '../contracts/errors.js';
 
 /** Environment variables that, when set, make a provider available without a config entry. */
-const KEY_VARIABLES: Record<string, string> = { openai: 'OPENAI_API_KEY', groq: 'GROQ_API_KEY', anthropic: 'ANTHROPIC_API_KEY' };
+const KEY_VARIABLES: Record<string, string> = {
+  openai: 'OPENAI_API_KEY',
+  groq: 'GROQ_API_KEY',
+  anthropic: 'ANTHROPIC_API_KEY',
+};
 
 /**
  * Replaces `${NAME}` in every string of a parsed config with the environment
@@ -24,7 +28,9 @@ export function expandEnvironment(value: unknown, env: NodeJS.ProcessEnv, path: 
   }
   if (Array.isArray(value)) return value.map((item, i) => expandEnvironment(item, env, `${path}.${i}`, missing));
   if (value !== null && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, expandEnvironment(item, env, `${path}.${key}`, missing)]));
+    return Object.fromEntries(
+      Object.entries(value).map(([key, item]) => [key, expandEnvironment(item, env, `${path}.${key}`, missing)]),
+    );
   }
   return value;
 }
@@ -44,7 +50,10 @@ export function withProvidersFromEnvironment(config: FanoutConfig, env: NodeJS.P
  * empty. `${NAME}` in any value is taken from the environment, and OpenAI
  * (OPENAI_API_KEY) and Groq (GROQ_API_KEY) are available when their keys are set.
  */
-export async function loadConfig(path: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<FanoutConfig> {
+export async function loadConfig(
+  path: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<FanoutConfig> {
   const file = path ?? env.FANOUT_CONFIG;
   if (!file) return withProvidersFromEnvironment(parseConfig({}), env);
   let text: string;
@@ -59,7 +68,10 @@ export async function loadConfig(path: string | undefined, env: NodeJS.ProcessEn
   try {
     data = parseYaml(text, { prettyErrors: true });
   } catch (error) {
-    throw new FanoutError('invalid_config', `config file ${file}: not valid YAML: ${(error as Error).message.split('\n')[0]}`);
+    throw new FanoutError(
+      'invalid_config',
+      `config file ${file}: not valid YAML: ${(error as Error).message.split('\n')[0]}`,
+    );
   }
   return fromData(data, file, env);
 }

@@ -20,7 +20,9 @@ export const EXIT = {
 export function exitCodeFor(error: unknown): number {
   if (error instanceof FanoutError) {
     if (error.code === 'io_error') return EXIT.io;
-    return error.code === 'invalid_config' || error.code === 'invalid_request' || error.code === 'unknown_provider' ? EXIT.usage : EXIT.internal;
+    return error.code === 'invalid_config' || error.code === 'invalid_request' || error.code === 'unknown_provider'
+      ? EXIT.usage
+      : EXIT.internal;
   }
   return EXIT.internal;
 }

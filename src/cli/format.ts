@@ -19,6 +19,7 @@ export function formatPercent(ratio: number): string {
 /** One notice line about a model used without limits of its own: a likely typo, limits to be learned, or none at all. */
 export function unconfiguredNotice(model: string, notice: { suggestion?: string; learnsLimits?: boolean }): string {
   if (notice.suggestion) return `fanout: ${model} has no limits configured; did you mean ${notice.suggestion}?\n`;
-  if (notice.learnsLimits) return `fanout: ${model} has no limits configured; fanout sends one call first and learns them from the provider's answers (set models["${model}"].limits to start at full speed)\n`;
+  if (notice.learnsLimits)
+    return `fanout: ${model} has no limits configured; fanout sends one call first and learns them from the provider's answers (set models["${model}"].limits to start at full speed)\n`;
   return `fanout: ${model} has no limits configured and its provider reports none: its calls go as fast as the worker pool allows (set models["${model}"].limits to pace them)\n`;
 }

@@ -14,8 +14,8 @@ export async function main(argv: readonly string[]): Promise<number> {
   let exitCode: number = EXIT.ok;
   const program = new Command()
     .name('fanout')
-    .description('Run many LLM calls at once, as fast as the providers\' rate limits allow and never faster.')
-    .version(packageVersion(), '-V, --version', 'print fanout\'s version')
+    .description("Run many LLM calls at once, as fast as the providers' rate limits allow and never faster.")
+    .version(packageVersion(), '-V, --version', "print fanout's version")
     .exitOverride()
     // A usage error is the error and commander's "did you mean", then one hint: not the whole help.
     .showHelpAfterError('(fanout <command> --help lists the options)');
@@ -40,5 +40,6 @@ export async function main(argv: readonly string[]): Promise<number> {
 
 /** The version in fanout's own package.json. */
 function packageVersion(): string {
-  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string })
+    .version;
 }

@@ -32,7 +32,8 @@ function parseInputs(pairs: readonly string[]): Record<string, string> {
   const inputs: Record<string, string> = {};
   for (const pair of pairs) {
     const eq = pair.indexOf('=');
-    if (eq <= 0) throw new FanoutError('invalid_config', `--input: expected name=value or name=@file, received "${pair}"`);
+    if (eq <= 0)
+      throw new FanoutError('invalid_config', `--input: expected name=value or name=@file, received "${pair}"`);
     const name = pair.slice(0, eq);
     const value = pair.slice(eq + 1);
     if (value.startsWith('@')) {
@@ -51,7 +52,11 @@ function parseInputs(pairs: readonly string[]): Record<string, string> {
 function chosen(file: PipelineFile, name: string | undefined): Pipeline[] {
   if (name === undefined) return file.pipelines;
   const found = file.pipelines.find((p) => p.name === name);
-  if (!found) throw new FanoutError('invalid_config', `--pipeline: ${file.path} has no pipeline "${name}"; it has ${file.pipelines.map((p) => p.name).join(', ')}`);
+  if (!found)
+    throw new FanoutError(
+      'invalid_config',
+      `--pipeline: ${file.path} has no pipeline "${name}"; it has ${file.pipelines.map((p) => p.name).join(', ')}`,
+    );
   return [found];
 }
 
@@ -65,20 +70,29 @@ function seconds(ms: number): string {
 export function registerPipelineCommands(program: Command, setExitCode: (code: number) => void): void {
   program
     .command('simulate')
-    .description('run a pipeline file in virtual time on the mock models: predicted wall time, critical path, speedup over a sequential run, and a gantt chart; nothing is spent')
+    .description(
+      'run a pipeline file in virtual time on the mock models: predicted wall time, critical path, speedup over a sequential run, and a gantt chart; nothing is spent',
+    )
     .argument('<file>', 'pipeline file (YAML)')
     .option('--pipeline <name>', 'only this pipeline of the file')
     .option('--input <name=value>', 'an input value, or name=@file for a file (repeatable)', collect, [])
     .option('--width <n>', 'gantt width in characters', '60')
-    .option('--svg <file>', 'also write the gantt chart as SVG (one file per pipeline: NAME inserted before the extension when there are several)')
+    .option(
+      '--svg <file>',
+      'also write the gantt chart as SVG (one file per pipeline: NAME inserted before the extension when there are several)',
+    )
     .option('--mermaid', 'print the gantt chart as a Mermaid block instead of text')
     .option('--json', 'print the simulation as JSON')
     .action(async (path: string, flags: PipelineFlags) => {
       const file = loadPipelineFile(path, (data, source) => fromData(data, source));
       const inputs = parseInputs(flags.input);
       const results: Simulation[] = [];
-      for (const pipeline of chosen(file, flags.pipeline)) results.push(await simulate(pipeline, { config: file.config, inputs }));
-      writeCharts(results.map((r) => r.run), flags);
+      for (const pipeline of chosen(file, flags.pipeline))
+        results.push(await simulate(pipeline, { config: file.config, inputs }));
+      writeCharts(
+        results.map((r) => r.run),
+        flags,
+      );
       if (flags.json) {
         process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
       } else {
@@ -89,12 +103,15 @@ export function registerPipelineCommands(program: Command, setExitCode: (code: n
 
   program
     .command('run')
-    .description('run a pipeline file for real: every step\'s output, usage and a timeline of its calls')
+    .description("run a pipeline file for real: every step's output, usage and a timeline of its calls")
     .argument('<file>', 'pipeline file (YAML)')
     .option('--pipeline <name>', 'the pipeline to run, when the file has several')
     .option('--input <name=value>', 'an input value, or name=@file for a file (repeatable)', collect, [])
-    .option('-c, --config <file>', 'fanout.yaml with models and limits (default: the file\'s own config, else $FANOUT_CONFIG)')
-    .option('--tools <module>', 'a JavaScript module whose named exports are the tool steps\' functions')
+    .option(
+      '-c, --config <file>',
+      "fanout.yaml with models and limits (default: the file's own config, else $FANOUT_CONFIG)",
+    )
+    .option('--tools <module>', "a JavaScript module whose named exports are the tool steps' functions")
     .option('--width <n>', 'gantt width in characters', '60')
     .option('--svg <file>', 'also write the gantt chart as SVG')
     .option('--mermaid', 'print the gantt chart as a Mermaid block instead of text')
@@ -104,25 +121,43 @@ export function registerPipelineCommands(program: Command, setExitCode: (code: n
       const file = loadPipelineFile(path, (data, source) => fromData(data, source));
       const pipelines = chosen(file, flags.pipeline);
       if (pipelines.length !== 1) {
-        throw new FanoutError('invalid_config', `--pipeline: ${path} has ${pipelines.length} pipelines (${pipelines.map((p) => p.name).join(', ')}); name the one to run`);
+        throw new FanoutError(
+          'invalid_config',
+          `--pipeline: ${path} has ${pipelines.length} pipelines (${pipelines.map((p) => p.name).join(', ')}); name the one to run`,
+        );
       }
-      const config = flags.config !== undefined || process.env.FANOUT_CONFIG ? await loadConfig(flags.config) : file.config;
+      const config =
+        flags.config !== undefined || process.env.FANOUT_CONFIG ? await loadConfig(flags.config) : file.config;
       const engine = createEngine(engineOptionsFromConfig(config));
       engine.on('model-unconfigured', (event) => process.stderr.write(unconfiguredNotice(event.key as string, event)));
       let run: PipelineRun;
       try {
         const startedAt = engine.clock.now();
         const since = (): string => formatSeconds(engine.clock.now() - startedAt);
-        const progress = flags.progress === false ? {} : {
-          onStepStart: (step: string) => process.stderr.write(`fanout run: ${since()} ${step} started\n`),
-          onStepEnd: (step: StepResult) => process.stderr.write(`fanout run: ${since()} ${step.name} ${step.state}${step.startedAt === undefined ? '' : ` after ${formatSeconds((step.endedAt ?? step.startedAt) - step.startedAt)}`}${step.error ? ` (${step.error.code}: ${step.error.message})` : ''}\n`),
-        };
-        run = await runPipeline(engine, pipelines[0] as Pipeline, { inputs: parseInputs(flags.input), tools: await loadTools(flags.tools), ...progress });
+        const progress =
+          flags.progress === false
+            ? {}
+            : {
+                onStepStart: (step: string) => process.stderr.write(`fanout run: ${since()} ${step} started\n`),
+                onStepEnd: (step: StepResult) =>
+                  process.stderr.write(
+                    `fanout run: ${since()} ${step.name} ${step.state}${step.startedAt === undefined ? '' : ` after ${formatSeconds((step.endedAt ?? step.startedAt) - step.startedAt)}`}${step.error ? ` (${step.error.code}: ${step.error.message})` : ''}\n`,
+                  ),
+              };
+        run = await runPipeline(engine, pipelines[0] as Pipeline, {
+          inputs: parseInputs(flags.input),
+          tools: await loadTools(flags.tools),
+          ...progress,
+        });
       } finally {
         await engine.close();
       }
       writeCharts([run], flags);
-      process.stdout.write(flags.json ? `${JSON.stringify(run, null, 2)}\n` : renderRun(run, Number(flags.width) || 60, flags.mermaid === true));
+      process.stdout.write(
+        flags.json
+          ? `${JSON.stringify(run, null, 2)}\n`
+          : renderRun(run, Number(flags.width) || 60, flags.mermaid === true),
+      );
       setExitCode(run.ok ? EXIT.ok : EXIT.someFailed);
     });
 }
@@ -134,9 +169,15 @@ async function loadTools(module: string | undefined): Promise<Record<string, Too
   try {
     loaded = (await import(pathToFileURL(resolve(module)).href)) as Record<string, unknown>;
   } catch (error) {
-    throw new FanoutError('invalid_config', `--tools ${module}: cannot be loaded (${(error as Error).message.split('\n')[0]})`);
+    throw new FanoutError(
+      'invalid_config',
+      `--tools ${module}: cannot be loaded (${(error as Error).message.split('\n')[0]})`,
+    );
   }
-  return Object.fromEntries(Object.entries(loaded).filter(([, value]) => typeof value === 'function')) as Record<string, ToolFunction>;
+  return Object.fromEntries(Object.entries(loaded).filter(([, value]) => typeof value === 'function')) as Record<
+    string,
+    ToolFunction
+  >;
 }
 
 /** Dollars, with the models left out named when some had no price. */
@@ -152,7 +193,10 @@ function writeCharts(runs: PipelineRun[], flags: PipelineFlags): void {
     try {
       writeFileSync(path, renderSvg(run));
     } catch (error) {
-      throw new FanoutError('io_error', `--svg ${path}: cannot be written (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+      throw new FanoutError(
+        'io_error',
+        `--svg ${path}: cannot be written (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+      );
     }
   }
 }
@@ -163,7 +207,17 @@ function chart(run: PipelineRun, width: number, mermaid: boolean): string {
 
 function renderSimulations(file: PipelineFile, results: Simulation[], width: number, mermaid: boolean): string {
   const lines = [`${file.path}: simulated on the mock models' latencies, nothing spent`, ''];
-  const header = ['pipeline', 'calls', 'sequential', 'parallel', 'speedup', 'tokens in/out', 'cost', 'critical path', 'waits for limits'];
+  const header = [
+    'pipeline',
+    'calls',
+    'sequential',
+    'parallel',
+    'speedup',
+    'tokens in/out',
+    'cost',
+    'critical path',
+    'waits for limits',
+  ];
   const rows = results.map((r) => [
     r.run.pipeline,
     String(r.run.calls.length),
@@ -173,28 +227,46 @@ function renderSimulations(file: PipelineFile, results: Simulation[], width: num
     `${formatCount(r.run.usage.inputTokens)}/${formatCount(r.run.usage.outputTokens)}`,
     formatCost(r.run),
     r.criticalPath.join(' → '),
-    r.limitWaits.length === 0 ? 'none' : `${r.limitWaits.length} calls, up to ${seconds(Math.max(...r.limitWaits.map((w) => w.waitMs)))}`,
+    r.limitWaits.length === 0
+      ? 'none'
+      : `${r.limitWaits.length} calls, up to ${seconds(Math.max(...r.limitWaits.map((w) => w.waitMs)))}`,
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] as string).length)));
-  const format = (cells: string[]): string => cells.map((cell, i) => cell.padEnd(widths[i] as number)).join('  ').trimEnd();
+  const format = (cells: string[]): string =>
+    cells
+      .map((cell, i) => cell.padEnd(widths[i] as number))
+      .join('  ')
+      .trimEnd();
   lines.push(format(header), format(widths.map((w) => '─'.repeat(w))), ...rows.map(format));
   for (const r of results) {
-    lines.push('', `${r.run.pipeline}: ${seconds(r.sequentialMs)} one after another → ${seconds(r.run.wallMs)} in parallel (${r.speedup.toFixed(1)}×)${r.run.ok ? '' : ' — FAILED'}`);
+    lines.push(
+      '',
+      `${r.run.pipeline}: ${seconds(r.sequentialMs)} one after another → ${seconds(r.run.wallMs)} in parallel (${r.speedup.toFixed(1)}×)${r.run.ok ? '' : ' — FAILED'}`,
+    );
     if (r.run.tools.length > 0 && r.calls.wallMs > 0) {
-      lines.push(`  model calls alone: ${seconds(r.calls.sequentialMs)} one after another → ${seconds(r.calls.wallMs)} in parallel (${(r.calls.sequentialMs / r.calls.wallMs).toFixed(1)}×)`);
+      lines.push(
+        `  model calls alone: ${seconds(r.calls.sequentialMs)} one after another → ${seconds(r.calls.wallMs)} in parallel (${(r.calls.sequentialMs / r.calls.wallMs).toFixed(1)}×)`,
+      );
     }
     lines.push(chart(r.run, width, mermaid));
     if (r.limitWaits.length > 0) {
-      lines.push(`  rate limits hold back: ${r.limitWaits.map((w) => `${w.step}${w.item === undefined ? '' : `[${w.item}]`} ${seconds(w.waitMs)}`).join(', ')}`);
+      lines.push(
+        `  rate limits hold back: ${r.limitWaits.map((w) => `${w.step}${w.item === undefined ? '' : `[${w.item}]`} ${seconds(w.waitMs)}`).join(', ')}`,
+      );
     }
   }
   return `${lines.join('\n')}\n`;
 }
 
 function renderRun(run: PipelineRun, width: number, mermaid: boolean): string {
-  const lines = [`${run.pipeline}: ${run.ok ? 'completed' : 'FAILED'} in ${seconds(run.wallMs)}, tokens in ${formatCount(run.usage.inputTokens)} / out ${formatCount(run.usage.outputTokens)}, cost ${formatCost(run)}`, ''];
+  const lines = [
+    `${run.pipeline}: ${run.ok ? 'completed' : 'FAILED'} in ${seconds(run.wallMs)}, tokens in ${formatCount(run.usage.inputTokens)} / out ${formatCount(run.usage.outputTokens)}, cost ${formatCost(run)}`,
+    '',
+  ];
   for (const step of Object.values(run.steps)) {
-    const output = Array.isArray(step.output) ? `${step.output.length} items` : step.output.replace(/\s+/g, ' ').slice(0, 100);
+    const output = Array.isArray(step.output)
+      ? `${step.output.length} items`
+      : step.output.replace(/\s+/g, ' ').slice(0, 100);
     lines.push(`  ${step.name.padEnd(16)} ${step.state.padEnd(9)} ${output}`);
   }
   lines.push('', chart(run, width, mermaid));

@@ -40,7 +40,11 @@ function keyEntries(flags: readonly string[], env: string | undefined): Array<{ 
   const pairs = [...flags, ...(env ? env.split(',').filter(Boolean) : [])];
   return pairs.map((pair) => {
     const eq = pair.indexOf('=');
-    if (eq <= 0 || eq === pair.length - 1) throw new FanoutError('invalid_config', `--key: expected tenant=KEY, received "${pair.slice(0, Math.max(0, eq)) || '(no tenant)'}=…"`);
+    if (eq <= 0 || eq === pair.length - 1)
+      throw new FanoutError(
+        'invalid_config',
+        `--key: expected tenant=KEY, received "${pair.slice(0, Math.max(0, eq)) || '(no tenant)'}=…"`,
+      );
     return { tenant: pair.slice(0, eq), key: pair.slice(eq + 1) };
   });
 }
@@ -53,34 +57,82 @@ export function registerServeCommand(program: Command): void {
     .option('--host <address>', 'address to listen on', '127.0.0.1')
     .option('-c, --config <file>', 'fanout.yaml with models, limits and providers (default: $FANOUT_CONFIG)')
     .option('--store <spec>', 'where tasks and cached answers live: sqlite:PATH or memory', DEFAULT_STORE)
-    .option('--key <tenant=KEY>', 'an API key and its tenant (repeatable; also FANOUT_API_KEYS=t1=k1,t2=k2)', (v: string, all: string[]) => [...all, v], [])
+    .option(
+      '--key <tenant=KEY>',
+      'an API key and its tenant (repeatable; also FANOUT_API_KEYS=t1=k1,t2=k2)',
+      (v: string, all: string[]) => [...all, v],
+      [],
+    )
     .option('--insecure-no-auth', 'serve on a non-loopback address without API keys')
-    .option('--metrics-key <KEY>', 'the operator\'s key for GET /metrics (also FANOUT_METRICS_KEY); with tenant keys and none of these, /metrics is refused')
+    .option(
+      '--metrics-key <KEY>',
+      "the operator's key for GET /metrics (also FANOUT_METRICS_KEY); with tenant keys and none of these, /metrics is refused",
+    )
     .option('--allow-mock', 'serve any mock:<name> model, not only those the config defines')
-    .option('--request-timeout-ms <n>', 'time for a whole request (headers and body) to arrive before it is answered 408 (default 30000)')
-    .option('--max-connections <n>', 'open connections at once; past it, 503 (default 10000; keep it below the open-file limit)')
-    .option('--max-streams-per-tenant <n>', 'streams, event feeds, WebSockets and waits one tenant may hold open; past it, 429 (default 1000)')
+    .option(
+      '--request-timeout-ms <n>',
+      'time for a whole request (headers and body) to arrive before it is answered 408 (default 30000)',
+    )
+    .option(
+      '--max-connections <n>',
+      'open connections at once; past it, 503 (default 10000; keep it below the open-file limit)',
+    )
+    .option(
+      '--max-streams-per-tenant <n>',
+      'streams, event feeds, WebSockets and waits one tenant may hold open; past it, 429 (default 1000)',
+    )
     .option('--default-provider <name>', 'provider for model names without a "provider:" prefix')
-    .option('--tenant-rpm <n>', 'each tenant\'s own requests per minute, every route: tasks, batches and runs wait for it, the gateway answers 429 with retry-after')
-    .option('--tenant-tpm <n>', 'each tenant\'s own tokens per minute (estimated before a call, charged as used after), every route as --tenant-rpm')
+    .option(
+      '--tenant-rpm <n>',
+      "each tenant's own requests per minute, every route: tasks, batches and runs wait for it, the gateway answers 429 with retry-after",
+    )
+    .option(
+      '--tenant-tpm <n>',
+      "each tenant's own tokens per minute (estimated before a call, charged as used after), every route as --tenant-rpm",
+    )
     .option('--retention-hours <n>', 'how long ended tasks, batches and runs stay in the store (0: for ever)', '168')
-    .option('--tenant-concurrency <n>', 'calls in flight one tenant may have at once (default: half the engine\'s concurrency)')
-    .option('--tenant-weight <tenant=W>', 'a tenant\'s share of each model and of the worker pool, relative to the default 1 (repeatable)', (v: string, all: string[]) => [...all, v], [])
-    .option('--tenant-max-wait-ms <n>', 'wait up to this long for a tenant\'s next permit before answering 429', '0')
-    .option('--shutdown-grace-ms <n>', 'on SIGTERM or Ctrl-C, how long requests in progress may take to finish before their connections close (a second signal: at once)', '30000')
-    .option('--log-level <level>', 'request logs on stderr as JSON lines: trace, debug, info, warn, error or silent', 'info')
+    .option(
+      '--tenant-concurrency <n>',
+      "calls in flight one tenant may have at once (default: half the engine's concurrency)",
+    )
+    .option(
+      '--tenant-weight <tenant=W>',
+      "a tenant's share of each model and of the worker pool, relative to the default 1 (repeatable)",
+      (v: string, all: string[]) => [...all, v],
+      [],
+    )
+    .option('--tenant-max-wait-ms <n>', "wait up to this long for a tenant's next permit before answering 429", '0')
+    .option(
+      '--shutdown-grace-ms <n>',
+      'on SIGTERM or Ctrl-C, how long requests in progress may take to finish before their connections close (a second signal: at once)',
+      '30000',
+    )
+    .option(
+      '--log-level <level>',
+      'request logs on stderr as JSON lines: trace, debug, info, warn, error or silent',
+      'info',
+    )
     .action(async (flags: ServeFlags) => {
       const keys = new ApiKeys(keyEntries(flags.key, process.env.FANOUT_API_KEYS));
       if (keys.size === 0 && !LOOPBACK.test(flags.host) && !flags.insecureNoAuth) {
-        throw new FanoutError('invalid_config', `refusing to serve on ${flags.host} without API keys: pass --key tenant=KEY (or FANOUT_API_KEYS), or --insecure-no-auth`);
+        throw new FanoutError(
+          'invalid_config',
+          `refusing to serve on ${flags.host} without API keys: pass --key tenant=KEY (or FANOUT_API_KEYS), or --insecure-no-auth`,
+        );
       }
       const port = Number(flags.port);
-      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new FanoutError('invalid_config', `--port: expected 0-65535, received "${flags.port}"`);
+      if (!Number.isInteger(port) || port < 0 || port > 65535)
+        throw new FanoutError('invalid_config', `--port: expected 0-65535, received "${flags.port}"`);
       const config = await loadConfig(flags.config);
       const stores = openStores(flags.store ?? DEFAULT_STORE, true);
       const tenants = tenantOptions(flags, config.concurrency ?? 256);
       // Ended tasks answer from the store: memory keeps only the newest thousand of them.
-      const options = engineOptionsFromConfig(config, { store: stores.tasks, cache: stores.cache ? { store: stores.cache, ttlMs: config.cacheTtlMs } : false, tenants, maxEndedTasks: 1_000 });
+      const options = engineOptionsFromConfig(config, {
+        store: stores.tasks,
+        cache: stores.cache ? { store: stores.cache, ttlMs: config.cacheTtlMs } : false,
+        tenants,
+        maxEndedTasks: 1_000,
+      });
       // Any client could name a new mock:<name> in every request; only those the config defines are served unless told.
       if (!flags.allowMock) options.mock.serveOnly(configuredMockModels(config));
       const engine = createEngine(options);
@@ -88,16 +140,28 @@ export function registerServeCommand(program: Command): void {
       const configured = Object.keys(config.models ?? {}).filter((m) => m !== '*' && !m.endsWith(':*'));
       const models = [...new Set([...configured, ...configuredMockModels(config).map((name) => `mock:${name}`)])];
       const levels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
-      if (!levels.includes(flags.logLevel)) throw new FanoutError('invalid_config', `--log-level: expected one of ${levels.join(', ')}, received "${flags.logLevel}"`);
+      if (!levels.includes(flags.logLevel))
+        throw new FanoutError(
+          'invalid_config',
+          `--log-level: expected one of ${levels.join(', ')}, received "${flags.logLevel}"`,
+        );
       // Lines go out in blocks of 32 KiB, and at least every 100 ms: one write per line would cost a
       // loaded server a fifth of its time.
-      const logger = pino({ level: flags.logLevel }, pino.destination({ dest: 2, sync: false, minLength: 32 * 1024, maxWrite: 64 * 1024, periodicFlush: 100 }));
+      const logger = pino(
+        { level: flags.logLevel },
+        pino.destination({ dest: 2, sync: false, minLength: 32 * 1024, maxWrite: 64 * 1024, periodicFlush: 100 }),
+      );
       const graceMs = Number(flags.shutdownGraceMs);
-      if (!Number.isInteger(graceMs) || graceMs < 0) throw new FanoutError('invalid_config', `--shutdown-grace-ms: expected a whole number of milliseconds, received "${flags.shutdownGraceMs}"`);
+      if (!Number.isInteger(graceMs) || graceMs < 0)
+        throw new FanoutError(
+          'invalid_config',
+          `--shutdown-grace-ms: expected a whole number of milliseconds, received "${flags.shutdownGraceMs}"`,
+        );
       const wholeNumber = (flag: string, value: string | undefined): number | undefined => {
         if (value === undefined) return undefined;
         const n = Number(value);
-        if (!Number.isInteger(n) || n < 1) throw new FanoutError('invalid_config', `${flag}: expected a whole number ≥ 1, received "${value}"`);
+        if (!Number.isInteger(n) || n < 1)
+          throw new FanoutError('invalid_config', `${flag}: expected a whole number ≥ 1, received "${value}"`);
         return n;
       };
       const connections = {
@@ -106,18 +170,38 @@ export function registerServeCommand(program: Command): void {
         maxStreamsPerTenant: wholeNumber('--max-streams-per-tenant', flags.maxStreamsPerTenant),
       };
       const retentionHours = Number(flags.retentionHours);
-      if (!(retentionHours >= 0) || !Number.isFinite(retentionHours)) throw new FanoutError('invalid_config', `--retention-hours: expected a number ≥ 0, received "${flags.retentionHours}"`);
-      const tenantQuota = tenants.limits ? { limits: tenants.limits, maxWaitMs: Number(flags.tenantMaxWaitMs) || 0 } : undefined;
+      if (!(retentionHours >= 0) || !Number.isFinite(retentionHours))
+        throw new FanoutError(
+          'invalid_config',
+          `--retention-hours: expected a number ≥ 0, received "${flags.retentionHours}"`,
+        );
+      const tenantQuota = tenants.limits
+        ? { limits: tenants.limits, maxWaitMs: Number(flags.tenantMaxWaitMs) || 0 }
+        : undefined;
       const metricsKey = flags.metricsKey ?? process.env.FANOUT_METRICS_KEY;
       const metricsKeys = new ApiKeys(metricsKey ? [{ tenant: 'operator', key: metricsKey }] : []);
-      const app = createFanoutServer({ engine, keys, metricsKeys, models, defaultProvider: flags.defaultProvider, logger, tenantQuota, connections, retentionMs: retentionHours * 3_600_000 });
+      const app = createFanoutServer({
+        engine,
+        keys,
+        metricsKeys,
+        models,
+        defaultProvider: flags.defaultProvider,
+        logger,
+        tenantQuota,
+        connections,
+        retentionMs: retentionHours * 3_600_000,
+      });
       const address = await app.listen({ port, host: flags.host });
-      process.stderr.write(`fanout serve: listening on ${address} (tasks in ${stores.where}${keys.size === 0 ? ', no API keys' : `, ${keys.size} API key${keys.size === 1 ? '' : 's'}`})\n`);
+      process.stderr.write(
+        `fanout serve: listening on ${address} (tasks in ${stores.where}${keys.size === 0 ? ', no API keys' : `, ${keys.size} API key${keys.size === 1 ? '' : 's'}`})\n`,
+      );
       await new Promise<void>((resolve) => {
         process.once('SIGTERM', resolve);
         process.once('SIGINT', resolve);
       });
-      process.stderr.write(`fanout serve: stopping; requests in progress have ${graceMs} ms to finish (signal again to stop now), unfinished tasks stay in the store for the next start\n`);
+      process.stderr.write(
+        `fanout serve: stopping; requests in progress have ${graceMs} ms to finish (signal again to stop now), unfinished tasks stay in the store for the next start\n`,
+      );
       const now = new Promise<void>((resolve) => {
         process.once('SIGTERM', resolve);
         process.once('SIGINT', resolve);
@@ -133,11 +217,11 @@ export function registerServeCommand(program: Command): void {
     });
 }
 
-
 const positive = (flag: string, value: string | undefined): number | undefined => {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!(n > 0) || !Number.isFinite(n)) throw new FanoutError('invalid_config', `${flag}: expected a positive number, received "${value}"`);
+  if (!(n > 0) || !Number.isFinite(n))
+    throw new FanoutError('invalid_config', `${flag}: expected a positive number, received "${value}"`);
   return n;
 };
 
@@ -146,14 +230,25 @@ function tenantOptions(flags: ServeFlags, poolSize: number): TenantOptions {
   const tenantRpm = positive('--tenant-rpm', flags.tenantRpm);
   const tenantTpm = positive('--tenant-tpm', flags.tenantTpm);
   // By default one tenant may hold half the pool: slow calls of one tenant never take every worker.
-  const maxInFlight = flags.tenantConcurrency === undefined ? Math.max(1, Math.floor(poolSize / 2)) : Number(flags.tenantConcurrency);
-  if (!Number.isInteger(maxInFlight) || maxInFlight < 1) throw new FanoutError('invalid_config', `--tenant-concurrency: expected a whole number ≥ 1, received "${flags.tenantConcurrency}"`);
+  const maxInFlight =
+    flags.tenantConcurrency === undefined ? Math.max(1, Math.floor(poolSize / 2)) : Number(flags.tenantConcurrency);
+  if (!Number.isInteger(maxInFlight) || maxInFlight < 1)
+    throw new FanoutError(
+      'invalid_config',
+      `--tenant-concurrency: expected a whole number ≥ 1, received "${flags.tenantConcurrency}"`,
+    );
   const weights: Record<string, number> = {};
   for (const pair of flags.tenantWeight) {
     const eq = pair.indexOf('=');
     if (eq <= 0) throw new FanoutError('invalid_config', `--tenant-weight: expected tenant=WEIGHT, received "${pair}"`);
     weights[pair.slice(0, eq)] = positive('--tenant-weight', pair.slice(eq + 1)) as number;
   }
-  const limits = tenantRpm === undefined && tenantTpm === undefined ? undefined : { ...(tenantRpm ? { requestsPerMinute: tenantRpm } : {}), ...(tenantTpm ? { tokensPerMinute: tenantTpm } : {}) };
+  const limits =
+    tenantRpm === undefined && tenantTpm === undefined
+      ? undefined
+      : {
+          ...(tenantRpm ? { requestsPerMinute: tenantRpm } : {}),
+          ...(tenantTpm ? { tokensPerMinute: tenantTpm } : {}),
+        };
   return { maxInFlight, weights, ...(limits ? { limits } : {}) };
 }

@@ -4,7 +4,10 @@ import { providersFromConfig } from './providers.js';
 import type { FanoutConfig } from './schema.js';
 
 /** The engine options a config describes; `extra` (clock, random, providers) is merged over them. */
-export function engineOptionsFromConfig(config: FanoutConfig, extra: EngineOptions = {}): EngineOptions & { mock: MockProvider } {
+export function engineOptionsFromConfig(
+  config: FanoutConfig,
+  extra: EngineOptions = {},
+): EngineOptions & { mock: MockProvider } {
   const mock = new MockProvider({
     seed: config.providers?.mock?.seed,
     callLog: config.providers?.mock?.callLog,

@@ -23,28 +23,51 @@ export function providersFromConfig(config: FanoutConfig): Provider[] {
   for (const [name, settings] of Object.entries(config.providers ?? {})) {
     if (name === 'mock' || settings === undefined) continue;
     const options = settings as OpenAiCompatibleSettings;
-    const kind = options.kind ?? (name === 'anthropic' ? 'anthropic' : name === 'bedrock' ? 'bedrock' : 'openai-compatible');
+    const kind =
+      options.kind ?? (name === 'anthropic' ? 'anthropic' : name === 'bedrock' ? 'bedrock' : 'openai-compatible');
     if (kind === 'bedrock') {
       // Credentials come from the AWS SDK's own chain (environment, profile, instance role).
-      providers.push(new BedrockProvider({ name, region: options.region, endpoint: options.endpoint, http1: options.http1, timeouts: options.timeouts }));
+      providers.push(
+        new BedrockProvider({
+          name,
+          region: options.region,
+          endpoint: options.endpoint,
+          http1: options.http1,
+          timeouts: options.timeouts,
+        }),
+      );
       continue;
     }
     const known = KNOWN[name];
     if (known && !options.apiKey) {
-      issues.push(`providers.${name}.apiKey: ${name} needs an API key (write apiKey: "\${${name.toUpperCase()}_API_KEY}" to take it from the environment)`);
+      issues.push(
+        `providers.${name}.apiKey: ${name} needs an API key (write apiKey: "\${${name.toUpperCase()}_API_KEY}" to take it from the environment)`,
+      );
       continue;
     }
     const baseURL = options.baseURL ?? known?.baseURL;
     if (!baseURL) {
-      issues.push(`providers.${name}.baseURL: expected the server's URL, e.g. http://localhost:11434/v1 for Ollama or http://localhost:8000/v1 for vLLM`);
+      issues.push(
+        `providers.${name}.baseURL: expected the server's URL, e.g. http://localhost:11434/v1 for Ollama or http://localhost:8000/v1 for vLLM`,
+      );
       continue;
     }
     if (kind === 'anthropic') {
       if (!options.apiKey) {
-        issues.push(`providers.${name}.apiKey: Anthropic needs an API key (write apiKey: "\${ANTHROPIC_API_KEY}" to take it from the environment)`);
+        issues.push(
+          `providers.${name}.apiKey: Anthropic needs an API key (write apiKey: "\${ANTHROPIC_API_KEY}" to take it from the environment)`,
+        );
         continue;
       }
-      providers.push(new AnthropicProvider({ name, apiKey: options.apiKey, baseURL, timeoutMs: options.timeoutMs, timeouts: options.timeouts }));
+      providers.push(
+        new AnthropicProvider({
+          name,
+          apiKey: options.apiKey,
+          baseURL,
+          timeoutMs: options.timeoutMs,
+          timeouts: options.timeouts,
+        }),
+      );
       continue;
     }
     providers.push(

@@ -33,7 +33,9 @@ export const mockModelSchema = z.strictObject({
     .optional(),
   limits: limitSpecSchema.optional(),
   accounting: accountingSchema.optional(),
-  faults: z.strictObject({ serverError: share.optional(), overloaded: share.optional(), timeout: share.optional() }).optional(),
+  faults: z
+    .strictObject({ serverError: share.optional(), overloaded: share.optional(), timeout: share.optional() })
+    .optional(),
 });
 
 /** How long a call may go without a sign of its answer (see `CallTimeouts`). */

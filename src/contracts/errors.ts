@@ -114,7 +114,12 @@ export class RetryError extends FanoutError {
   readonly attempts: readonly AttemptRecord[];
   readonly lastError: FanoutError;
 
-  constructor(code: 'retries_exhausted' | 'deadline_exceeded', message: string, lastError: FanoutError, attempts: readonly AttemptRecord[]) {
+  constructor(
+    code: 'retries_exhausted' | 'deadline_exceeded',
+    message: string,
+    lastError: FanoutError,
+    attempts: readonly AttemptRecord[],
+  ) {
     super(code, message, { cause: lastError });
     this.name = 'RetryError';
     this.lastError = lastError;

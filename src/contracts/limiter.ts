@@ -53,11 +53,7 @@ export interface Cost {
 export const ZERO_COST: Readonly<Cost> = Object.freeze({ requests: 0, tokens: 0, inputTokens: 0, outputTokens: 0 });
 
 export type LimitDimension =
-  | 'requestsPerMinute'
-  | 'requestsPerDay'
-  | 'tokensPerMinute'
-  | 'inputTokensPerMinute'
-  | 'outputTokensPerMinute';
+  'requestsPerMinute' | 'requestsPerDay' | 'tokensPerMinute' | 'inputTokensPerMinute' | 'outputTokensPerMinute';
 
 /** What a provider's headers said of one limit dimension. */
 export interface ObservedLimit {

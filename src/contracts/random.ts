@@ -33,7 +33,9 @@ export function seededRandom(seed: number): Random {
  */
 export function createIdGenerator(random?: Random): () => string {
   const prefix = random
-    ? Math.floor(random.next() * 2 ** 48).toString(36).padStart(10, '0')
+    ? Math.floor(random.next() * 2 ** 48)
+        .toString(36)
+        .padStart(10, '0')
     : randomBytes(6).readUIntBE(0, 6).toString(36).padStart(10, '0');
   let counter = 0;
   return () => `t_${prefix}${(counter++).toString(36).padStart(5, '0')}`;

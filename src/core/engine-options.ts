@@ -21,7 +21,6 @@ import type { TaskStatus } from './task.js';
 
 import type { ModelResult } from '../contracts/types.js';
 
-
 export interface EngineOptions {
   /** Time source. Default: the system clock. Tests pass `ManualClock`. */
   clock?: Clock;

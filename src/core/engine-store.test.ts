@@ -8,7 +8,11 @@ import { ProviderError } from '../contracts/errors.js';
 import type { EngineEvent } from './events.js';
 import type { TaskRequest } from '../contracts/types.js';
 
-const ask = (content: string, extra: Partial<TaskRequest> = {}): TaskRequest => ({ model: 'mock:m', messages: [{ role: 'user', content }], ...extra });
+const ask = (content: string, extra: Partial<TaskRequest> = {}): TaskRequest => ({
+  model: 'mock:m',
+  messages: [{ role: 'user', content }],
+  ...extra,
+});
 
 /** An engine on its own clock over a shared store: a second one stands for the process started after a crash. */
 function processOn(store: MemoryTaskStore, startMs = 0, providers: Provider[] = []) {
@@ -60,7 +64,11 @@ describe('engine with a task store', () => {
     const waiting = first.engine.submit(ask('later', { model: 'mock:limited' }));
     await first.clock.advanceTo(500);
     expect(store.get(done.id)?.state).toBe('completed');
-    expect([...slow, limitedFirst].map((h) => store.get(h.id)?.state)).toEqual(['processing', 'processing', 'processing']);
+    expect([...slow, limitedFirst].map((h) => store.get(h.id)?.state)).toEqual([
+      'processing',
+      'processing',
+      'processing',
+    ]);
     expect(store.get(waiting.id)?.state).toBe('rate_limited');
     // The process dies here: no close, nothing more is written.
 
@@ -77,7 +85,9 @@ describe('engine with a task store', () => {
       });
     }
     // The new process's own 1 rpm bucket: one limited task at once, the other a minute later.
-    expect([limitedFirst, waiting].map((h) => second.engine.status(h.id)?.attempts.at(-1)?.startedAt)).toEqual([600, 60_600]);
+    expect([limitedFirst, waiting].map((h) => second.engine.status(h.id)?.attempts.at(-1)?.startedAt)).toEqual([
+      600, 60_600,
+    ]);
     expect(second.engine.status(done.id)).toBeUndefined();
     expect(store.get(done.id)?.attempts).toHaveLength(1);
     expect(second.mock.stats().calls).toBe(4);
@@ -91,8 +101,19 @@ describe('engine with a task store', () => {
       accounting: () => ({ rule: 'anthropic' }),
       async complete(call) {
         calls += 1;
-        if (calls === 1) throw new ProviderError('rate_limited', '429', { provider: 'limited', status: 429, retryAfterMs: 10_000, retryable: true });
-        return { text: 'ok', usage: { inputTokens: 1, outputTokens: 1, cacheReadTokens: 0, cacheWriteTokens: 0 }, finishReason: 'stop', model: call.model };
+        if (calls === 1)
+          throw new ProviderError('rate_limited', '429', {
+            provider: 'limited',
+            status: 429,
+            retryAfterMs: 10_000,
+            retryable: true,
+          });
+        return {
+          text: 'ok',
+          usage: { inputTokens: 1, outputTokens: 1, cacheReadTokens: 0, cacheWriteTokens: 0 },
+          finishReason: 'stop',
+          model: call.model,
+        };
       },
       stream() {
         throw new Error('not used');

@@ -19,7 +19,8 @@ function setup(options: Omit<EngineOptions, 'clock'> & { mock?: MockProviderOpti
   const engine = createEngine({ random: fixedRandom(0.5), ...options, clock, providers: [mock, ...providers] });
   const events: EngineEvent[] = [];
   engine.on('*', (event) => events.push(event));
-  const startsOf = (id: string): number[] => events.filter((e) => e.type === 'task-started' && e.taskId === id).map((e) => e.at);
+  const startsOf = (id: string): number[] =>
+    events.filter((e) => e.type === 'task-started' && e.taskId === id).map((e) => e.at);
   return { clock, mock, engine, events, startsOf };
 }
 
@@ -41,7 +42,12 @@ function scriptedProvider(name: string, steps: Array<Error | number>): Provider 
       const step = steps[Math.min(calls.length - 1, steps.length - 1)];
       if (step instanceof Error) throw step;
       if (step && step > 0) await context.clock.sleep(step, context.signal);
-      return { text: 'ok', usage: { inputTokens: 1, outputTokens: 1, cacheReadTokens: 0, cacheWriteTokens: 0 }, finishReason: 'stop', model: call.model };
+      return {
+        text: 'ok',
+        usage: { inputTokens: 1, outputTokens: 1, cacheReadTokens: 0, cacheWriteTokens: 0 },
+        finishReason: 'stop',
+        model: call.model,
+      };
     },
     stream() {
       throw new Error('not used');
@@ -51,11 +57,14 @@ function scriptedProvider(name: string, steps: Array<Error | number>): Provider 
 
 const rateLimited = (retryAfterMs?: number) =>
   new ProviderError('rate_limited', '429 rate limit', { provider: 'fake', status: 429, retryAfterMs, retryable: true });
-const serverError = () => new ProviderError('server_error', '500 internal', { provider: 'fake', status: 500, retryable: true });
+const serverError = () =>
+  new ProviderError('server_error', '500 internal', { provider: 'fake', status: 500, retryable: true });
 
 describe('engine pacing on a 60 rpm key', () => {
   it('starts 60 at 0 ms, the 61st at exactly 1,000 ms and the 62nd at 2,000 ms (no transit guard)', async () => {
-    const { clock, engine, startsOf } = setup({ models: { 'mock:m': { limits: { requestsPerMinute: 60, transitMs: 0 } } } });
+    const { clock, engine, startsOf } = setup({
+      models: { 'mock:m': { limits: { requestsPerMinute: 60, transitMs: 0 } } },
+    });
     const handles = Array.from({ length: 62 }, (_, i) => engine.submit(ask('mock:m', `q${i}`)));
     await clock.advance(0);
     expect(handles.slice(0, 60).map((h) => startsOf(h.id)[0])).toEqual(new Array(60).fill(0));
@@ -85,7 +94,9 @@ describe('engine pacing on a 60 rpm key', () => {
       mock: { defaults: { outputTokens: 10 } },
     });
     // Each call reserves its input (3 + 4 + 1 = 8 tokens for "abcd") + 992 max tokens = 1,000.
-    const handles = Array.from({ length: 7 }, (_, i) => engine.submit(ask('mock:m', 'abcd', { maxTokens: 992, label: String(i) })));
+    const handles = Array.from({ length: 7 }, (_, i) =>
+      engine.submit(ask('mock:m', 'abcd', { maxTokens: 992, label: String(i) })),
+    );
     await clock.advance(0);
     // 6 fit in 6,000 tokens; each refunds 982 unused output at once (latency 0), so the 7th goes too.
     expect(handles.map((h) => startsOf(h.id)[0])).toEqual([0, 0, 0, 0, 0, 0, 0]);
@@ -143,7 +154,12 @@ describe('retries', () => {
     const error = (await outcome) as RetryError;
     expect(error).toBeInstanceOf(RetryError);
     expect(error.code).toBe('retries_exhausted');
-    expect(error.attempts.map((a) => [a.startedAt, a.error?.status])).toEqual([[0, 500], [250, 500], [750, 500], [1750, 500]]);
+    expect(error.attempts.map((a) => [a.startedAt, a.error?.status])).toEqual([
+      [0, 500],
+      [250, 500],
+      [750, 500],
+      [1750, 500],
+    ]);
     expect(handle.status().attempts).toHaveLength(4);
   });
 
@@ -160,7 +176,9 @@ describe('retries', () => {
   });
 
   it('does not retry what cannot succeed (bad request), and keeps the error', async () => {
-    const fake = scriptedProvider('fake', [new ProviderError('bad_request', '400 invalid', { provider: 'fake', status: 400 })]);
+    const fake = scriptedProvider('fake', [
+      new ProviderError('bad_request', '400 invalid', { provider: 'fake', status: 400 }),
+    ]);
     const { clock, engine } = setup({ providers: [fake] });
     const handle = engine.submit(ask('fake:x'));
     await clock.runAll();
@@ -184,7 +202,10 @@ describe('retries', () => {
     expect(startsOf(handle.id)).toEqual([0, 1000]);
     const error = await handle.result().catch((e: unknown) => e as RetryError);
     expect(error).toMatchObject({ code: 'retries_exhausted' });
-    expect((error as RetryError).attempts.map((a) => [a.endedAt, a.error?.code])).toEqual([[1000, 'timeout'], [2000, 'timeout']]);
+    expect((error as RetryError).attempts.map((a) => [a.endedAt, a.error?.code])).toEqual([
+      [1000, 'timeout'],
+      [2000, 'timeout'],
+    ]);
   });
 });
 
@@ -192,7 +213,12 @@ describe('a limiter given to the engine', () => {
   it('is the one every admission goes through: two engines on one limiter share a 60 rpm budget', async () => {
     const clock = new ManualClock();
     const limiter = new MemoryLimiter();
-    const options = { clock, limiter, cache: false as const, models: { 'mock:m': { limits: { requestsPerMinute: 60, transitMs: 0 } } } };
+    const options = {
+      clock,
+      limiter,
+      cache: false as const,
+      models: { 'mock:m': { limits: { requestsPerMinute: 60, transitMs: 0 } } },
+    };
     const first = createEngine(options);
     const second = createEngine(options);
     expect(first.limiter).toBe(limiter);
@@ -233,7 +259,9 @@ describe('cooldowns', () => {
 
   it('starts cautiously on a model whose limits it was not told, and learns them from the first answer', async () => {
     // The upstream allows 1 request per minute and says so in its answers; fanout was told nothing.
-    const { clock, engine, mock, startsOf } = setup({ mock: { models: { m: { limits: { requestsPerMinute: 1, burstSeconds: 60 } } } } });
+    const { clock, engine, mock, startsOf } = setup({
+      mock: { models: { m: { limits: { requestsPerMinute: 1, burstSeconds: 60 } } } },
+    });
     const handles = ['a', 'b', 'c'].map((c) => engine.submit(ask('mock:m', c)));
     await clock.runAll();
     expect(handles.map((h) => startsOf(h.id))).toEqual([[0], [60_000], [120_000]]);
@@ -242,14 +270,18 @@ describe('cooldowns', () => {
 
   it('charges and settles every later call by its tokens once the first answer says there is a token limit', async () => {
     // 1,000 tokens a minute, said only in the answers; each call reserves up to 200 output tokens and uses far fewer.
-    const { clock, engine, mock, startsOf } = setup({ mock: { models: { m: { latency: 100, outputTokens: 10, limits: { tokensPerMinute: 1_000 } } } } });
+    const { clock, engine, mock, startsOf } = setup({
+      mock: { models: { m: { latency: 100, outputTokens: 10, limits: { tokensPerMinute: 1_000 } } } },
+    });
     const handles = Array.from({ length: 20 }, (_, i) => engine.submit(ask('mock:m', `q${i}`, { maxTokens: 200 })));
     await clock.runAll();
     expect(handles.every((h) => h.status().state === 'completed')).toBe(true);
     expect(mock.stats('m')).toMatchObject({ calls: 20, rateLimited: 0 });
     // Four reservations of ~208 tokens fit at once; each answer gives back what it did not use, so four more go 100 ms later.
     // Had each reservation stood (as it did before a token limit was known), the last call would start at 169 s.
-    expect(handles.map((h) => startsOf(h.id)[0])).toEqual([0, 100, 100, 100, 100, 200, 200, 200, 200, 300, 300, 300, 300, 400, 400, 400, 500, 500, 500, 600]);
+    expect(handles.map((h) => startsOf(h.id)[0])).toEqual([
+      0, 100, 100, 100, 100, 200, 200, 200, 200, 300, 300, 300, 300, 400, 400, 400, 500, 500, 500, 600,
+    ]);
     expect(engine.limiter.buckets('mock:m').map((b) => b.name)).toEqual(['tokensPerMinute']);
   });
 });
@@ -351,7 +383,12 @@ describe('cancellation', () => {
 describe('gather and map', () => {
   it('returns outcomes in input order, with failures as values', async () => {
     const { clock, engine } = setup({ mock: { models: { slow: { latency: 300 }, fast: { latency: 100 } } } });
-    const pending = engine.gather([ask('mock:slow', 'a'), ask('nope:x', 'b'), ask('mock:fast', 'c'), { model: 'mock:fast', messages: [] }]);
+    const pending = engine.gather([
+      ask('mock:slow', 'a'),
+      ask('nope:x', 'b'),
+      ask('mock:fast', 'c'),
+      { model: 'mock:fast', messages: [] },
+    ]);
     await clock.runAll();
     const outcomes = await pending;
     expect(outcomes.map((o) => o.ok)).toEqual([true, false, true, false]);
@@ -394,7 +431,11 @@ describe('gather and map', () => {
     });
     await clock.runAll();
     const outcomes = await pending;
-    expect(outcomes.map((o) => [o.label, o.ok])).toEqual([['n1', true], [undefined, false], ['n3', true]]);
+    expect(outcomes.map((o) => [o.label, o.ok])).toEqual([
+      ['n1', true],
+      [undefined, false],
+      ['n3', true],
+    ]);
   });
 });
 
@@ -437,7 +478,11 @@ describe('events', () => {
     const deltas = (id: string) => events.filter((e) => e.type === 'task-delta' && e.taskId === id);
     expect(deltas(ok.id).map((e) => e.at)).toEqual([100, 110, 120, 130, 140]);
     const result = await ok.result();
-    expect(deltas(ok.id).map((e) => e.delta).join('')).toBe(result.text);
+    expect(
+      deltas(ok.id)
+        .map((e) => e.delta)
+        .join(''),
+    ).toBe(result.text);
     expect(result.usage.outputTokens).toBe(5);
     expect(deltas(broken.id).map((e) => e.at)).toEqual([100, 110]);
     expect(broken.status()).toMatchObject({ state: 'failed', result: undefined, error: { code: 'server_error' } });
@@ -447,20 +492,32 @@ describe('events', () => {
 describe('input and lifecycle', () => {
   it('rejects a bad request at submit with an error naming each field', () => {
     const { engine } = setup();
-    expect(() => engine.submit({ model: 'mock:m', messages: [{ role: 'user', content: 'x' }], maxTokens: -1 })).toThrow(/maxTokens/);
-    expect(() => engine.submit({ model: 'gpt-4o', messages: [{ role: 'user', content: 'x' }] })).toThrow(/model: expected "provider:model"/);
-    expect(() => engine.submit({ model: 'mock:m', messages: [{ role: 'user', content: 'x' }], max_tokens: 5 } as unknown as TaskRequest)).toThrow(
-      /unknown field "max_tokens"/,
+    expect(() => engine.submit({ model: 'mock:m', messages: [{ role: 'user', content: 'x' }], maxTokens: -1 })).toThrow(
+      /maxTokens/,
     );
+    expect(() => engine.submit({ model: 'gpt-4o', messages: [{ role: 'user', content: 'x' }] })).toThrow(
+      /model: expected "provider:model"/,
+    );
+    expect(() =>
+      engine.submit({
+        model: 'mock:m',
+        messages: [{ role: 'user', content: 'x' }],
+        max_tokens: 5,
+      } as unknown as TaskRequest),
+    ).toThrow(/unknown field "max_tokens"/);
     expect(engine.pendingCount).toBe(0);
   });
 
   it('refuses bad model settings at construction, naming the field', () => {
-    expect(() => createEngine({ models: { 'mock:m': { limits: { requestsPerMinute: -3 } } } })).toThrow(/models\.mock:m\.limits\.requestsPerMinute/);
+    expect(() => createEngine({ models: { 'mock:m': { limits: { requestsPerMinute: -3 } } } })).toThrow(
+      /models\.mock:m\.limits\.requestsPerMinute/,
+    );
     expect(() => createEngine({ models: { 'nope:m': {} } })).toThrow(/models\.nope:m: .*known providers: mock/);
     expect(() => createEngine({ models: { 'mock:m': { group: 'missing' } } })).toThrow(/unknown group "missing"/);
     expect(() => createEngine({ concurrency: 0 })).toThrow(/concurrency: expected a whole number ≥ 1, received 0/);
-    expect(() => createEngine({ retry: { baseDelayMs: -1 } })).toThrow(/retry.baseDelayMs: expected a number ≥ 0, received -1/);
+    expect(() => createEngine({ retry: { baseDelayMs: -1 } })).toThrow(
+      /retry.baseDelayMs: expected a number ≥ 0, received -1/,
+    );
   });
 
   it('close cancels what has not ended and refuses new work', async () => {

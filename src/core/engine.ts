@@ -13,9 +13,22 @@ import { SystemClock, type Clock } from '../contracts/clock.js';
 
 import type { EngineOptions, SubmitOptions, TaskHandle } from './engine-options.js';
 
-import { asFanoutError, FanoutError, ProviderError, RetryError, type AttemptRecord, type ErrorCode } from '../contracts/errors.js';
+import {
+  asFanoutError,
+  FanoutError,
+  ProviderError,
+  RetryError,
+  type AttemptRecord,
+  type ErrorCode,
+} from '../contracts/errors.js';
 
-import { EventHub, type EngineEvent, type EngineEventType, type EventListener, type EventStreamOptions } from './events.js';
+import {
+  EventHub,
+  type EngineEvent,
+  type EngineEventType,
+  type EventListener,
+  type EventStreamOptions,
+} from './events.js';
 
 import { costOf, ModelRegistry, type ResolvedModel } from './models.js';
 
@@ -47,8 +60,6 @@ import { DEFAULT_LEASE_MS, TaskJournal, type StoreHealth } from './journal.js';
 import { DEFAULT_CACHE_TTL_MS, ResultCache } from './result-cache.js';
 
 import type { CachePolicy } from '../contracts/cache-store.js';
-
-
 
 export type { EngineOptions, SubmitOptions, TaskHandle, TenantOptions } from './engine-options.js';
 
@@ -120,7 +131,11 @@ export class Engine {
     const cacheOptions = options.cache === false ? undefined : (options.cache ?? {});
     if (cacheOptions) {
       // createEngine gives an engine its default store (in memory); an engine made directly names its own.
-      if (!cacheOptions.store) throw new FanoutError('invalid_config', 'cache.store: an engine made with new Engine() needs a CacheStore for its result cache, or cache: false (createEngine gives it one in memory)');
+      if (!cacheOptions.store)
+        throw new FanoutError(
+          'invalid_config',
+          'cache.store: an engine made with new Engine() needs a CacheStore for its result cache, or cache: false (createEngine gives it one in memory)',
+        );
       const ttlMs = positiveInteger('cache.ttlMs', cacheOptions.ttlMs, DEFAULT_CACHE_TTL_MS);
       this.cache = new ResultCache(cacheOptions.store, ttlMs, (error) => this.cacheError(error));
     }
@@ -131,7 +146,10 @@ export class Engine {
     const engineTimeouts = callTimeouts('callTimeouts', options.callTimeouts, DEFAULT_CALL_TIMEOUTS);
     for (const provider of providerList(options.providers)) {
       providers.set(provider.name, provider);
-      this.timeouts.set(provider.name, callTimeouts(`providers.${provider.name}.timeouts`, provider.timeouts, engineTimeouts));
+      this.timeouts.set(
+        provider.name,
+        callTimeouts(`providers.${provider.name}.timeouts`, provider.timeouts, engineTimeouts),
+      );
     }
     this.watchdog = new CallWatchdog(this.clock, (_, now) => this.openStalledProbes(now));
     this.models = new ModelRegistry({
@@ -145,25 +163,41 @@ export class Engine {
       },
     });
     const tenants = options.tenants ?? {};
-    const weights = new Map(Object.entries(tenants.weights ?? {}).map(([tenant, weight]) => [tenant, positiveNumber(`tenants.weights.${tenant}`, weight)]));
+    const weights = new Map(
+      Object.entries(tenants.weights ?? {}).map(([tenant, weight]) => [
+        tenant,
+        positiveNumber(`tenants.weights.${tenant}`, weight),
+      ]),
+    );
     if (tenants.limits) this.tenantLimiter = new MemoryLimiter();
-    this.scheduler = new Scheduler(this.clock, this.limiter, {
-      start: (task, reservation) => this.startAttempt(task, reservation),
-      holdBack: (task, eta, reason) => this.holdBack(task, eta, reason),
-      requeue: (task) => this.requeue(task),
-      reject: (task, error) => this.fail(task, error),
-    }, concurrency, {
-      weightOf: (tenant) => weights.get(tenant) ?? 1,
-      maxInFlight: positiveInteger('tenants.maxInFlight', tenants.maxInFlight, Number.POSITIVE_INFINITY),
-      limits: tenants.limits,
-      limiter: this.tenantLimiter,
-    });
+    this.scheduler = new Scheduler(
+      this.clock,
+      this.limiter,
+      {
+        start: (task, reservation) => this.startAttempt(task, reservation),
+        holdBack: (task, eta, reason) => this.holdBack(task, eta, reason),
+        requeue: (task) => this.requeue(task),
+        reject: (task, error) => this.fail(task, error),
+      },
+      concurrency,
+      {
+        weightOf: (tenant) => weights.get(tenant) ?? 1,
+        maxInFlight: positiveInteger('tenants.maxInFlight', tenants.maxInFlight, Number.POSITIVE_INFINITY),
+        limits: tenants.limits,
+        limiter: this.tenantLimiter,
+      },
+    );
     if (options.store) {
       this.journal = new TaskJournal({
         store: options.store,
         clock: this.clock,
         onError: (error) => this.storeEvent('store-error', error.code, error.message),
-        onConflict: (outcome) => this.storeEvent('store-conflict', 'illegal_transition', `the store kept its own record of ${[...outcome.ended, ...outcome.leased].join(', ')}`),
+        onConflict: (outcome) =>
+          this.storeEvent(
+            'store-conflict',
+            'illegal_transition',
+            `the store kept its own record of ${[...outcome.ended, ...outcome.leased].join(', ')}`,
+          ),
         onUnwritable: (tasks) => this.unwritable(tasks),
       });
       this.recovered = this.recover(options.store);
@@ -266,7 +300,11 @@ export class Engine {
   }
 
   /** `gather` over `items.map(toRequest)`; an item whose `toRequest` throws becomes a failed outcome. */
-  map<T>(items: readonly T[], toRequest: (item: T, index: number) => TaskRequest, options: GatherOptions = {}): Promise<GatherOutcome[]> {
+  map<T>(
+    items: readonly T[],
+    toRequest: (item: T, index: number) => TaskRequest,
+    options: GatherOptions = {},
+  ): Promise<GatherOutcome[]> {
     return this.gatherEntries(items, toRequest, options);
   }
 
@@ -317,7 +355,8 @@ export class Engine {
   /** How many tasks not ended are in each state (queued, rate_limited, processing, ...). */
   pendingByState(): Record<string, number> {
     const counts: Record<string, number> = {};
-    for (const task of this.tasks.values()) if (!isTerminal(task.state)) counts[task.state] = (counts[task.state] ?? 0) + 1;
+    for (const task of this.tasks.values())
+      if (!isTerminal(task.state)) counts[task.state] = (counts[task.state] ?? 0) + 1;
     return counts;
   }
 
@@ -350,7 +389,8 @@ export class Engine {
     const request = validateTaskRequest(input);
     const resolved = this.models.resolve(request.model);
     const now = this.clock.now();
-    if (options.id !== undefined && this.tasks.has(options.id)) throw new FanoutError('invalid_request', `id: a task with id ${options.id} exists`);
+    if (options.id !== undefined && this.tasks.has(options.id))
+      throw new FanoutError('invalid_request', `id: a task with id ${options.id} exists`);
     const task = new Task(options.id ?? this.nextId(), this.seq++, request, resolved.key, now);
     task.model = resolved;
     if (options.batch) task.batch = options.batch;
@@ -441,8 +481,17 @@ export class Engine {
   /** Tasks the store could not hold fail on their own; every other task's writes go on. */
   private unwritable(tasks: readonly Task[]): void {
     for (const task of tasks) {
-      this.storeEvent('store-error', 'invalid_request', `task ${task.id} could not be stored (its request or result cannot be serialised) and has failed`);
-      if (!isTerminal(task.state)) this.cancelWith(task, new FanoutError('invalid_request', `task ${task.id} could not be stored: its request cannot be serialised`), 'failed');
+      this.storeEvent(
+        'store-error',
+        'invalid_request',
+        `task ${task.id} could not be stored (its request or result cannot be serialised) and has failed`,
+      );
+      if (!isTerminal(task.state))
+        this.cancelWith(
+          task,
+          new FanoutError('invalid_request', `task ${task.id} could not be stored: its request cannot be serialised`),
+          'failed',
+        );
     }
   }
 
@@ -495,13 +544,25 @@ export class Engine {
     if (!resolved.countsTokens) {
       let cost = resolved.fixedCosts.get(maxOutputTokens);
       if (!cost) {
-        cost = Object.freeze(admissionCost(resolved.accounting, { inputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, maxOutputTokens }));
+        cost = Object.freeze(
+          admissionCost(resolved.accounting, {
+            inputTokens: 0,
+            cacheReadTokens: 0,
+            cacheWriteTokens: 0,
+            maxOutputTokens,
+          }),
+        );
         resolved.fixedCosts.set(maxOutputTokens, cost);
       }
       return cost;
     }
     const inputTokens = this.countInput(resolved, request);
-    return admissionCost(resolved.accounting, { inputTokens, cacheReadTokens: 0, cacheWriteTokens: 0, maxOutputTokens });
+    return admissionCost(resolved.accounting, {
+      inputTokens,
+      cacheReadTokens: 0,
+      cacheWriteTokens: 0,
+      maxOutputTokens,
+    });
   }
 
   private countInput(resolved: ResolvedModel, request: TaskRequest): number {
@@ -518,11 +579,18 @@ export class Engine {
       status: () => task.status(this.clock.now()),
       cancel: () => this.cancel(task.id),
       // A task that has ended has no events left: its iterator ends at once rather than waiting for ever.
-      events: () => (isTerminal(task.state) ? EventHub.ended() : this.hub.stream({ taskIds: [task.id], until: (event) => TERMINAL_EVENTS.has(event.type) })),
+      events: () =>
+        isTerminal(task.state)
+          ? EventHub.ended()
+          : this.hub.stream({ taskIds: [task.id], until: (event) => TERMINAL_EVENTS.has(event.type) }),
     };
   }
 
-  private gatherEntries<T>(items: readonly T[], toRequest: (item: T, index: number) => TaskRequest, options: GatherOptions): Promise<GatherOutcome[]> {
+  private gatherEntries<T>(
+    items: readonly T[],
+    toRequest: (item: T, index: number) => TaskRequest,
+    options: GatherOptions,
+  ): Promise<GatherOutcome[]> {
     return new Promise((resolve, reject) => {
       const gather = new Gather(this, items.length, options, resolve, reject);
       options.signal?.addEventListener('abort', () => gather.cancelAll(), { once: true });
@@ -559,13 +627,16 @@ export class Engine {
     const attempts = (task.attempts ??= []);
     const attempt = attempts.length + 1;
     attempts.push({ attempt, startedAt: now });
-    if (task.journal) task.lease = { attempt: `${task.id}:${attempt}`, until: now + (request.attemptTimeoutMs ?? this.leaseMs) };
+    if (task.journal)
+      task.lease = { attempt: `${task.id}:${attempt}`, until: now + (request.attemptTimeoutMs ?? this.leaseMs) };
     task.moveTo('processing', now);
     task.reservation = reservation;
     const resolved = task.model as ResolvedModel;
     const maxTokens = request.maxTokens ?? this.defaultMaxTokens;
     const limits = this.timeouts.get(resolved.provider.name) as Required<CallTimeouts>;
-    const firstByteMs = request.stream ? limits.firstByteMs : limits.firstByteMs + Math.ceil(maxTokens * limits.perOutputTokenMs);
+    const firstByteMs = request.stream
+      ? limits.firstByteMs
+      : limits.firstByteMs + Math.ceil(maxTokens * limits.perOutputTokenMs);
     const context = new Attempt(attempt, this.clock, now, firstByteMs, limits.idleMs);
     task.current = context;
     this.watchdog.add(context);
@@ -591,7 +662,9 @@ export class Engine {
       latency: request.latency,
       providerOptions: request.providerOptions,
     };
-    const running = request.stream ? this.consumeStream(task, resolved, call, context) : resolved.provider.complete(call, context);
+    const running = request.stream
+      ? this.consumeStream(task, resolved, call, context)
+      : resolved.provider.complete(call, context);
     running.then(
       (result) => {
         cancelTimeout?.();
@@ -604,16 +677,29 @@ export class Engine {
     );
   }
 
-  private async consumeStream(task: Task, resolved: ResolvedModel, call: ModelCall, context: Attempt): Promise<ModelResult> {
+  private async consumeStream(
+    task: Task,
+    resolved: ResolvedModel,
+    call: ModelCall,
+    context: Attempt,
+  ): Promise<ModelResult> {
     let result: ModelResult | undefined;
     for await (const event of resolved.provider.stream(call, context)) {
       context.alive();
       if (event.type === 'done') result = event.result;
-      else if (this.hub.wants('task-delta') && task.attempts?.length === context.attempt && task.state === 'processing') {
+      else if (
+        this.hub.wants('task-delta') &&
+        task.attempts?.length === context.attempt &&
+        task.state === 'processing'
+      ) {
         this.emitTask('task-delta', task, this.clock.now(), { attempt: context.attempt, delta: event.text });
       }
     }
-    if (!result) throw new ProviderError('server_error', 'the stream ended without a final result', { provider: resolved.provider.name, retryable: true });
+    if (!result)
+      throw new ProviderError('server_error', 'the stream ended without a final result', {
+        provider: resolved.provider.name,
+        retryable: true,
+      });
     return result;
   }
 
@@ -690,7 +776,8 @@ export class Engine {
       }
     }
     this.endAttempt(task, now, COMPLETED, actual);
-    if (result.requestId !== undefined && task.attempts) (task.attempts[task.attempts.length - 1] as AttemptRecord).requestId = result.requestId;
+    if (result.requestId !== undefined && task.attempts)
+      (task.attempts[task.attempts.length - 1] as AttemptRecord).requestId = result.requestId;
     task.result = result;
     this.finish(task, 'completed', now);
   }
@@ -699,7 +786,12 @@ export class Engine {
     if (!this.isCurrent(task, attempt)) return;
     const now = this.clock.now();
     const error = asFanoutError(raw);
-    this.endAttempt(task, now, { outcome: 'failed', error }, task.reservation ? failedCost(task.reservation.cost) : undefined);
+    this.endAttempt(
+      task,
+      now,
+      { outcome: 'failed', error },
+      task.reservation ? failedCost(task.reservation.cost) : undefined,
+    );
     if (this.hub.active) this.emitTask('attempt-failed', task, now, { attempt, error: errorSummary(error) });
     if (error instanceof ProviderError) {
       // The provider refused what fanout's limits let through: learn from what it said, and send less at once.
@@ -711,21 +803,36 @@ export class Engine {
     const decision = decideRetry(error, attempt, maxAttempts, this.retry, this.random);
     this.applyCooldown(resolved.key, error, decision.retry ? decision.delayMs : undefined, now);
     if (!decision.retry) {
-      const final = decision.reason === 'attempts_exhausted' && attempt > 1
-        ? new RetryError('retries_exhausted', `failed after ${attempt} attempts; last error: ${error.message}`, error, task.attempts ?? [])
-        : error;
+      const final =
+        decision.reason === 'attempts_exhausted' && attempt > 1
+          ? new RetryError(
+              'retries_exhausted',
+              `failed after ${attempt} attempts; last error: ${error.message}`,
+              error,
+              task.attempts ?? [],
+            )
+          : error;
       this.fail(task, final);
       return;
     }
     const readyAt = now + decision.delayMs;
     if (readyAt > task.deadlineAt) {
-      this.fail(task, new RetryError('deadline_exceeded', `the next attempt would start after the task's deadline; last error: ${error.message}`, error, task.attempts ?? []));
+      this.fail(
+        task,
+        new RetryError(
+          'deadline_exceeded',
+          `the next attempt would start after the task's deadline; last error: ${error.message}`,
+          error,
+          task.attempts ?? [],
+        ),
+      );
       return;
     }
     task.readyAt = readyAt;
     task.moveTo('rate_limited', now);
     task.eta = readyAt;
-    if (this.hub.active) this.emitTask('task-retrying', task, now, { attempt, eta: readyAt, waitMs: decision.delayMs, reason: 'retry' });
+    if (this.hub.active)
+      this.emitTask('task-retrying', task, now, { attempt, eta: readyAt, waitMs: decision.delayMs, reason: 'retry' });
     this.scheduler.delay(task);
   }
 
@@ -739,7 +846,8 @@ export class Engine {
     if (!this.limiter.observe(key, observedLimits(info), now)) return;
     if (!this.models.countTokensOn(key)) return;
     for (const task of this.tasks.values()) {
-      if (task.key === key && (task.state === 'queued' || task.state === 'rate_limited') && !task.reservation) task.cost = this.costOf(task.model as ResolvedModel, task.request);
+      if (task.key === key && (task.state === 'queued' || task.state === 'rate_limited') && !task.reservation)
+        task.cost = this.costOf(task.model as ResolvedModel, task.request);
     }
   }
 
@@ -777,7 +885,13 @@ export class Engine {
   private cancelWith(task: Task, error: FanoutError, state: 'cancelled' | 'failed'): void {
     const now = this.clock.now();
     const signal = task.current;
-    if (task.state === 'processing') this.endAttempt(task, now, { outcome: state === 'cancelled' ? 'cancelled' : 'failed', error }, task.reservation ? failedCost(task.reservation.cost) : undefined);
+    if (task.state === 'processing')
+      this.endAttempt(
+        task,
+        now,
+        { outcome: state === 'cancelled' ? 'cancelled' : 'failed', error },
+        task.reservation ? failedCost(task.reservation.cost) : undefined,
+      );
     signal?.abort(error);
     task.error = error;
     this.finish(task, state, now);
@@ -785,7 +899,11 @@ export class Engine {
 
   private expire(task: Task): void {
     if (isTerminal(task.state)) return;
-    this.cancelWith(task, new FanoutError('deadline_exceeded', `task ${task.id} passed its deadline of ${task.request.deadlineMs} ms`), 'failed');
+    this.cancelWith(
+      task,
+      new FanoutError('deadline_exceeded', `task ${task.id} passed its deadline of ${task.request.deadlineMs} ms`),
+      'failed',
+    );
   }
 
   private fail(task: Task, error: FanoutError): void {
@@ -802,7 +920,12 @@ export class Engine {
     task.waiters = undefined;
     if (this.hub.active) {
       const type = state === 'completed' ? 'task-completed' : state === 'failed' ? 'task-failed' : 'task-cancelled';
-      this.emitTask(type, task, now, state === 'completed' ? { result: task.result } : { error: errorSummary(task.error as FanoutError) });
+      this.emitTask(
+        type,
+        task,
+        now,
+        state === 'completed' ? { result: task.result } : { error: errorSummary(task.error as FanoutError) },
+      );
     }
     if (waiters) for (const waiter of waiters) waiter(task);
     task.observer?.taskEnded(task, task.slot);
@@ -830,7 +953,15 @@ export class Engine {
 
   private emitTask(type: EngineEventType, task: Task, now: number, extra: Partial<EngineEvent> = {}): void {
     if (!this.hub.wants(type)) return;
-    this.hub.emit({ type, at: now, taskId: task.id, label: task.request.label, key: task.key, state: task.state, ...extra });
+    this.hub.emit({
+      type,
+      at: now,
+      taskId: task.id,
+      label: task.request.label,
+      key: task.key,
+      state: task.state,
+      ...extra,
+    });
   }
 }
 

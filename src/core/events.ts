@@ -148,7 +148,9 @@ export class EventHub {
       wake?.();
     };
     // A stream of some tasks listens to those tasks only, never to every event.
-    const unsubscribes = options.taskIds ? [...new Set(options.taskIds)].map((id) => this.onTask(id, listener)) : [this.on('*', listener)];
+    const unsubscribes = options.taskIds
+      ? [...new Set(options.taskIds)].map((id) => this.onTask(id, listener))
+      : [this.on('*', listener)];
     this.enders.add(finish);
     if (options.signal?.aborted) finish();
     else options.signal?.addEventListener('abort', finish, { once: true });

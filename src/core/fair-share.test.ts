@@ -24,7 +24,13 @@ function setup(options: Omit<EngineOptions, 'clock' | 'providers'> = {}) {
   return { clock, engine, starts };
 }
 
-const ask = (tenant: string, label: string, extra: Partial<TaskRequest> = {}): TaskRequest => ({ model: 'mock:m', tenant, label, messages: [{ role: 'user', content: label }], ...extra });
+const ask = (tenant: string, label: string, extra: Partial<TaskRequest> = {}): TaskRequest => ({
+  model: 'mock:m',
+  tenant,
+  label,
+  messages: [{ role: 'user', content: label }],
+  ...extra,
+});
 
 describe('tenants share a key fairly', () => {
   it('one tenant’s 100 queued calls delay another’s single call by one call’s turn', async () => {
@@ -55,7 +61,9 @@ describe('tenants share a key fairly', () => {
     await clock.advance(500);
     // Submitted in one go: a's urgent task goes before a's others, but not before b's.
     expect(starts.map((s) => s.label)).toEqual(['b0', 'urgent', 'a0', 'a1', 'a2']);
-    expect(() => engine.submit(ask('a', 'x', { priority: 1e300 }))).toThrow('priority: Too big: expected number to be <=1000000000');
+    expect(() => engine.submit(ask('a', 'x', { priority: 1e300 }))).toThrow(
+      'priority: Too big: expected number to be <=1000000000',
+    );
   });
 
   it('caps a tenant’s calls in flight; another tenant starts at once', async () => {
@@ -66,11 +74,22 @@ describe('tenants share a key fairly', () => {
     await clock.advance(0);
     expect(engine.inFlight).toBe(3);
     await clock.advance(300);
-    expect(starts.map((s) => `${s.label}@${s.at}`)).toEqual(['a0@0', 'a1@0', 'b0@10', 'a2@100', 'a3@100', 'a4@200', 'a5@200']);
+    expect(starts.map((s) => `${s.label}@${s.at}`)).toEqual([
+      'a0@0',
+      'a1@0',
+      'b0@10',
+      'a2@100',
+      'a3@100',
+      'a4@200',
+      'a5@200',
+    ]);
   });
 
   it('each tenant’s own limits pace it on every way of submitting, without holding back the others', async () => {
-    const { clock, engine, starts } = setup({ models: {}, tenants: { limits: { requestsPerMinute: 60, burstSeconds: 1 } } });
+    const { clock, engine, starts } = setup({
+      models: {},
+      tenants: { limits: { requestsPerMinute: 60, burstSeconds: 1 } },
+    });
     const paced = Array.from({ length: 3 }, (_, i) => engine.submit(ask('a', `a${i}`)));
     engine.submit(ask('b', 'b0'));
     await clock.advance(0);

@@ -11,7 +11,8 @@ export interface GatherOptions {
 }
 
 /** One entry of a `gather`: the task's outcome, or a request that never became a task. */
-export type GatherOutcome = TaskOutcome | { id?: undefined; label?: string; ok: false; error: FanoutError; status?: undefined };
+export type GatherOutcome =
+  TaskOutcome | { id?: undefined; label?: string; ok: false; error: FanoutError; status?: undefined };
 
 /** An ended task as `gather` reports it; `status` is computed on first read. */
 export class Outcome {
@@ -105,4 +106,3 @@ export class Gather implements TaskObserver {
     for (const task of this.tasks) this.engine.cancel(task.id);
   }
 }
-

@@ -91,7 +91,10 @@ export class TaskJournal {
    */
   written(): Promise<boolean> {
     if (this.stopped) return Promise.resolve(false);
-    if (this.dirty.size === 0) return this.writing ? this.writing.then(() => this.failing === undefined) : Promise.resolve(this.failing === undefined);
+    if (this.dirty.size === 0)
+      return this.writing
+        ? this.writing.then(() => this.failing === undefined)
+        : Promise.resolve(this.failing === undefined);
     return new Promise((resolve) => this.writeWaiters.push(resolve));
   }
 

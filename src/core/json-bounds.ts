@@ -22,16 +22,26 @@ export const REQUEST_JSON_BOUNDS: Readonly<JsonBounds> = Object.freeze({ maxDept
  * the first bound crossed; a value that refers to itself crosses the depth
  * bound.
  */
-export function assertJsonBounds(value: unknown, where: string, bounds: Readonly<JsonBounds> = REQUEST_JSON_BOUNDS): void {
+export function assertJsonBounds(
+  value: unknown,
+  where: string,
+  bounds: Readonly<JsonBounds> = REQUEST_JSON_BOUNDS,
+): void {
   if (typeof value !== 'object' || value === null) return;
   const stack: Array<{ value: object; depth: number }> = [{ value, depth: 1 }];
   let values = 1;
   while (stack.length > 0) {
     const { value: current, depth } = stack.pop() as { value: object; depth: number };
-    if (depth > bounds.maxDepth) throw new FanoutError('invalid_request', `${where}: nested more than ${bounds.maxDepth} levels deep`);
+    if (depth > bounds.maxDepth)
+      throw new FanoutError('invalid_request', `${where}: nested more than ${bounds.maxDepth} levels deep`);
     const children = Array.isArray(current) ? current : Object.values(current);
     values += children.length;
-    if (values > bounds.maxValues) throw new FanoutError('invalid_request', `${where}: more than ${bounds.maxValues.toLocaleString('en-US')} values`);
-    for (const child of children) if (typeof child === 'object' && child !== null) stack.push({ value: child, depth: depth + 1 });
+    if (values > bounds.maxValues)
+      throw new FanoutError(
+        'invalid_request',
+        `${where}: more than ${bounds.maxValues.toLocaleString('en-US')} values`,
+      );
+    for (const child of children)
+      if (typeof child === 'object' && child !== null) stack.push({ value: child, depth: depth + 1 });
   }
 }

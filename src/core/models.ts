@@ -13,7 +13,6 @@ import type { Usage } from '../contracts/types.js';
 
 import { describeIssues } from './validate.js';
 
-
 /** How fanout treats one model (`provider:model`), every model of a provider (`provider:*`), or every model (`*`). */
 export interface ModelSettings {
   /** Limits of this model's own limit key. Ignored when `group` is set. */
@@ -104,7 +103,11 @@ export interface ModelRegistryOptions {
 }
 
 /** How a provider's key is usually given: named in the error for a provider that is not configured. */
-const KEY_VARIABLES: Readonly<Record<string, string>> = { openai: 'OPENAI_API_KEY', groq: 'GROQ_API_KEY', anthropic: 'ANTHROPIC_API_KEY' };
+const KEY_VARIABLES: Readonly<Record<string, string>> = {
+  openai: 'OPENAI_API_KEY',
+  groq: 'GROQ_API_KEY',
+  anthropic: 'ANTHROPIC_API_KEY',
+};
 
 /** Edit distance between two short strings (insertions, deletions, substitutions). */
 function editDistance(a: string, b: string): number {
@@ -112,7 +115,11 @@ function editDistance(a: string, b: string): number {
   for (let i = 1; i <= a.length; i++) {
     const current = [i];
     for (let j = 1; j <= b.length; j++) {
-      current[j] = Math.min((previous[j] as number) + 1, (current[j - 1] as number) + 1, (previous[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1));
+      current[j] = Math.min(
+        (previous[j] as number) + 1,
+        (current[j - 1] as number) + 1,
+        (previous[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
     }
     previous = current;
   }
@@ -168,7 +175,10 @@ export class ModelRegistry {
     const configured = Object.keys(this.options.models).filter((name) => !name.endsWith('*'));
     const suggestion = closestName(model, configured);
     if (suggestion === undefined && provider.name === 'mock') return;
-    this.options.onUnconfigured(model, { ...(suggestion ? { suggestion } : {}), learnsLimits: provider.reportsLimits?.(modelName) === true });
+    this.options.onUnconfigured(model, {
+      ...(suggestion ? { suggestion } : {}),
+      learnsLimits: provider.reportsLimits?.(modelName) === true,
+    });
   }
 
   /**
@@ -207,14 +217,18 @@ export class ModelRegistry {
     if (provider.serves && !provider.serves(modelName)) {
       const served = provider.servedModels?.() ?? [];
       const list = served.length > 0 ? `; it serves ${served.map((name) => `${providerName}:${name}`).join(', ')}` : '';
-      throw new ValidationError('unknown_provider', [`model: ${providerName} does not serve "${model.slice(0, 200)}"${list}`]);
+      throw new ValidationError('unknown_provider', [
+        `model: ${providerName} does not serve "${model.slice(0, 200)}"${list}`,
+      ]);
     }
     const exact = this.options.models[model];
     const settings = exact ?? this.options.models[`${providerName}:*`] ?? this.options.models['*'] ?? {};
-    if (settings.limits === undefined && settings.group === undefined) this.tellUnconfigured(model, provider, modelName);
+    if (settings.limits === undefined && settings.group === undefined)
+      this.tellUnconfigured(model, provider, modelName);
     const key = settings.group ?? model;
     const { limiter } = this.options;
-    if (settings.group === undefined && !limiter.has(key)) limiter.define(key, settings.limits ?? {}, this.options.now());
+    if (settings.group === undefined && !limiter.has(key))
+      limiter.define(key, settings.limits ?? {}, this.options.now());
     const base = provider.accounting(modelName);
     const accounting: AccountingOptions = {
       rule: settings.accounting ?? base.rule,
@@ -223,15 +237,29 @@ export class ModelRegistry {
     };
     const countsTokens = limiter.buckets(key).some((b) => !b.name.startsWith('requests'));
     // Limits unknown, but the provider will say them: ask once before sending the rest.
-    if (settings.limits === undefined && settings.group === undefined && provider.reportsLimits?.(modelName)) limiter.probe(key, this.options.now());
-    const entry: ResolvedModel = { model, provider, modelName, key, accounting, countsTokens, fixedCosts: new Map(), cacheTtlMs: settings.cacheTtlMs, price: settings.price };
+    if (settings.limits === undefined && settings.group === undefined && provider.reportsLimits?.(modelName))
+      limiter.probe(key, this.options.now());
+    const entry: ResolvedModel = {
+      model,
+      provider,
+      modelName,
+      key,
+      accounting,
+      countsTokens,
+      fixedCosts: new Map(),
+      cacheTtlMs: settings.cacheTtlMs,
+      price: settings.price,
+    };
     this.resolved.set(model, entry);
     return entry;
   }
 }
 
 /** Validates settings handed to the library directly (the CLI's config file is validated as a whole). */
-function checkSettings(models: Readonly<Record<string, ModelSettings>>, groups: Readonly<Record<string, LimitSpec>>): void {
+function checkSettings(
+  models: Readonly<Record<string, ModelSettings>>,
+  groups: Readonly<Record<string, LimitSpec>>,
+): void {
   const issues: string[] = [];
   for (const [name, settings] of Object.entries(models)) {
     const parsed = modelSettingsSchema.safeParse(settings);

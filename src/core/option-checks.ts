@@ -1,7 +1,6 @@
 import type { CallTimeouts } from '../contracts/provider.js';
 import { FanoutError } from '../contracts/errors.js';
 
-
 /** `value` if it is a whole number ≥ 1, `fallback` if unset; otherwise an error naming the option and what came. */
 export function positiveInteger(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
@@ -29,7 +28,11 @@ export function positiveNumber(name: string, value: number): number {
 }
 
 /** Call timeouts checked field by field (each a whole number of ms ≥ 1; `perOutputTokenMs` ≥ 0), over `fallback`. */
-export function callTimeouts(name: string, value: CallTimeouts | undefined, fallback: Readonly<Required<CallTimeouts>>): Required<CallTimeouts> {
+export function callTimeouts(
+  name: string,
+  value: CallTimeouts | undefined,
+  fallback: Readonly<Required<CallTimeouts>>,
+): Required<CallTimeouts> {
   return {
     firstByteMs: positiveInteger(`${name}.firstByteMs`, value?.firstByteMs, fallback.firstByteMs),
     idleMs: positiveInteger(`${name}.idleMs`, value?.idleMs, fallback.idleMs),

@@ -20,7 +20,12 @@ function setup(options: Omit<EngineOptions, 'clock'> & { mock?: MockProviderOpti
   return { clock, mock, engine, events };
 }
 
-const ask = (extra: Partial<TaskRequest> = {}): TaskRequest => ({ model: 'mock:m', messages: [{ role: 'user', content: 'review the diff' }], temperature: 0, ...extra });
+const ask = (extra: Partial<TaskRequest> = {}): TaskRequest => ({
+  model: 'mock:m',
+  messages: [{ role: 'user', content: 'review the diff' }],
+  temperature: 0,
+  ...extra,
+});
 
 describe('result cache', () => {
   it('answers a repeated temperature-0 request from the cache: no call, no limit spent, age given', async () => {
@@ -55,12 +60,19 @@ describe('result cache', () => {
   });
 
   it('keeps an answer for the request’s TTL, else the model’s, else the engine’s', async () => {
-    const { clock, engine, mock } = setup({ mock: {}, cache: { ttlMs: 10_000 }, models: { 'mock:short': { cacheTtlMs: 2000 } } });
+    const { clock, engine, mock } = setup({
+      mock: {},
+      cache: { ttlMs: 10_000 },
+      models: { 'mock:short': { cacheTtlMs: 2000 } },
+    });
     engine.submit(ask({ cache: { ttlMs: 500 } }));
     engine.submit(ask({ model: 'mock:short' }));
     engine.submit(ask({ model: 'mock:long' }));
     await clock.runAll();
-    const repeat = () => [ask({ cache: { ttlMs: 500 } }), ask({ model: 'mock:short' }), ask({ model: 'mock:long' })].map((r) => engine.submit(r).status().state);
+    const repeat = () =>
+      [ask({ cache: { ttlMs: 500 } }), ask({ model: 'mock:short' }), ask({ model: 'mock:long' })].map(
+        (r) => engine.submit(r).status().state,
+      );
     await clock.advanceTo(499);
     expect(repeat()).toEqual(['completed', 'completed', 'completed']);
     await clock.advanceTo(500);
@@ -110,7 +122,10 @@ describe('result cache', () => {
     const handle = engine.submit(ask());
     await clock.runAll();
     expect(handle.status().state).toBe('completed');
-    expect(events.filter((e) => e.type === 'cache-error').map((e) => e.error?.message)).toEqual(['disk I/O error', 'disk I/O error']);
+    expect(events.filter((e) => e.type === 'cache-error').map((e) => e.error?.message)).toEqual([
+      'disk I/O error',
+      'disk I/O error',
+    ]);
   });
 
   it('waits for a store that answers later before deciding', async () => {
@@ -158,7 +173,12 @@ describe('single-flight', () => {
         calls.push(context.clock.now());
         await context.clock.sleep(100, context.signal);
         if (calls.length === 1) throw new ProviderError('auth', '401 bad key', { provider: 'flaky', status: 401 });
-        return { text: 'fine', usage: { inputTokens: 1, outputTokens: 1, cacheReadTokens: 0, cacheWriteTokens: 0 }, finishReason: 'stop', model: call.model };
+        return {
+          text: 'fine',
+          usage: { inputTokens: 1, outputTokens: 1, cacheReadTokens: 0, cacheWriteTokens: 0 },
+          finishReason: 'stop',
+          model: call.model,
+        };
       },
       stream() {
         throw new Error('not used');

@@ -13,14 +13,27 @@ describe('retry policy', () => {
   });
 
   it('waits at least as long as the provider asked', () => {
-    const error = new ProviderError('rate_limited', '429', { provider: 'p', status: 429, retryAfterMs: 7000, retryable: true });
+    const error = new ProviderError('rate_limited', '429', {
+      provider: 'p',
+      status: 429,
+      retryAfterMs: 7000,
+      retryable: true,
+    });
     expect(decideRetry(error, 1, 5, DEFAULT_RETRY, half)).toEqual({ retry: true, delayMs: 7000 });
-    const short = new ProviderError('rate_limited', '429', { provider: 'p', status: 429, retryAfterMs: 10, retryable: true });
+    const short = new ProviderError('rate_limited', '429', {
+      provider: 'p',
+      status: 429,
+      retryAfterMs: 10,
+      retryable: true,
+    });
     expect(decideRetry(short, 3, 5, DEFAULT_RETRY, half)).toEqual({ retry: true, delayMs: 1000 });
   });
 
   it('stops on errors that are not retryable and when the budget is spent', () => {
-    expect(decideRetry(new FanoutError('auth', '401'), 1, 5, DEFAULT_RETRY, half)).toEqual({ retry: false, reason: 'not_retryable' });
+    expect(decideRetry(new FanoutError('auth', '401'), 1, 5, DEFAULT_RETRY, half)).toEqual({
+      retry: false,
+      reason: 'not_retryable',
+    });
     const retryable = new FanoutError('server_error', '500', { retryable: true });
     expect(decideRetry(retryable, 5, 5, DEFAULT_RETRY, half)).toEqual({ retry: false, reason: 'attempts_exhausted' });
   });

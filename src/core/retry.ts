@@ -26,7 +26,8 @@ export function serverWaitHint(error: FanoutError): number | undefined {
   return error instanceof ProviderError ? error.retryAfterMs : undefined;
 }
 
-export type RetryDecision = { retry: true; delayMs: number } | { retry: false; reason: 'not_retryable' | 'attempts_exhausted' };
+export type RetryDecision =
+  { retry: true; delayMs: number } | { retry: false; reason: 'not_retryable' | 'attempts_exhausted' };
 
 /**
  * Whether and when to try again after `failedAttempts` attempts ended in

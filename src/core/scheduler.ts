@@ -80,7 +80,9 @@ interface KeyQueue {
 export class Scheduler {
   private readonly queues = new Map<string, KeyQueue>();
   private readonly active = new Set<KeyQueue>();
-  private readonly delayed = new Heap<Task>((a, b) => a.readyAt < b.readyAt || (a.readyAt === b.readyAt && runsBefore(a, b)));
+  private readonly delayed = new Heap<Task>(
+    (a, b) => a.readyAt < b.readyAt || (a.readyAt === b.readyAt && runsBefore(a, b)),
+  );
   private pumpPending = false;
   private cancelTimer?: () => void;
   private timerAt = Number.POSITIVE_INFINITY;
@@ -185,7 +187,12 @@ export class Scheduler {
   private queueFor(key: string): KeyQueue {
     let queue = this.queues.get(key);
     if (!queue) {
-      queue = { key, queue: new FairQueue(this.policy.weightOf, (task) => this.dropped(task)), blockedUntil: 0, waitingForSlot: false };
+      queue = {
+        key,
+        queue: new FairQueue(this.policy.weightOf, (task) => this.dropped(task)),
+        blockedUntil: 0,
+        waitingForSlot: false,
+      };
       this.queues.set(key, queue);
     }
     return queue;
@@ -203,7 +210,10 @@ export class Scheduler {
       const { queue, task } = picked;
       if (task.deadlineAt <= now) {
         this.take(queue, task);
-        this.hooks.reject(task, new FanoutError('deadline_exceeded', `task ${task.id} passed its deadline while waiting`));
+        this.hooks.reject(
+          task,
+          new FanoutError('deadline_exceeded', `task ${task.id} passed its deadline while waiting`),
+        );
         continue;
       }
       if (!this.chargeTenant(task, now)) continue;
@@ -330,7 +340,8 @@ export class Scheduler {
   private armTimer(now: number): void {
     let earliest = this.delayed.peek()?.readyAt ?? Number.POSITIVE_INFINITY;
     for (const queue of this.active) {
-      if (queue.blockedUntil > now && queue.blockedUntil < earliest && queue.queue.size > 0) earliest = queue.blockedUntil;
+      if (queue.blockedUntil > now && queue.blockedUntil < earliest && queue.queue.size > 0)
+        earliest = queue.blockedUntil;
     }
     for (const share of this.tenants.values()) {
       if (share.blockedUntil > now && share.blockedUntil < earliest && share.queued > 0) earliest = share.blockedUntil;

@@ -3,7 +3,8 @@ import { seededRandom } from '../contracts/random.js';
 import { Task, runsBefore } from './task.js';
 import { TaskQueue } from './task-queue.js';
 
-const task = (seq: number, priority = 0): Task => new Task(`t${seq}`, seq, { model: 'mock:m', messages: [], priority }, 'k', 0);
+const task = (seq: number, priority = 0): Task =>
+  new Task(`t${seq}`, seq, { model: 'mock:m', messages: [], priority }, 'k', 0);
 
 describe('TaskQueue', () => {
   it('gives higher priority first and FIFO within a priority', () => {
@@ -20,7 +21,9 @@ describe('TaskQueue', () => {
     [task(1), task(3), task(5)].forEach((t) => queue.push(t));
     queue.push(task(2));
     queue.push(task(0));
-    expect([queue.pop(), queue.pop(), queue.pop(), queue.pop(), queue.pop()].map((t) => t?.seq)).toEqual([0, 1, 2, 3, 5]);
+    expect([queue.pop(), queue.pop(), queue.pop(), queue.pop(), queue.pop()].map((t) => t?.seq)).toEqual([
+      0, 1, 2, 3, 5,
+    ]);
   });
 
   it('agrees with a full sort under random pushes and pops', () => {

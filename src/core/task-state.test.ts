@@ -1,18 +1,39 @@
 import { describe, expect, it } from 'vitest';
 import { FanoutError } from '../contracts/errors.js';
 import { Task } from './task.js';
-import { assertTransition, isTerminal, TASK_STATES, transitionAllowed, type TaskState } from '../contracts/task-state.js';
+import {
+  assertTransition,
+  isTerminal,
+  TASK_STATES,
+  transitionAllowed,
+  type TaskState,
+} from '../contracts/task-state.js';
 
 describe('task states', () => {
   it('allows exactly the documented moves', () => {
     const allowed: Array<[TaskState, TaskState]> = [];
-    for (const from of TASK_STATES) for (const to of TASK_STATES) if (transitionAllowed(from, to)) allowed.push([from, to]);
+    for (const from of TASK_STATES)
+      for (const to of TASK_STATES) if (transitionAllowed(from, to)) allowed.push([from, to]);
     expect(allowed.map(([a, b]) => `${a}→${b}`).sort()).toEqual(
       [
-        'submitted→queued', 'submitted→completed', 'submitted→failed', 'submitted→cancelled',
-        'queued→processing', 'queued→rate_limited', 'queued→completed', 'queued→failed', 'queued→cancelled',
-        'rate_limited→queued', 'rate_limited→processing', 'rate_limited→failed', 'rate_limited→cancelled',
-        'processing→completed', 'processing→failed', 'processing→cancelled', 'processing→rate_limited', 'processing→queued',
+        'submitted→queued',
+        'submitted→completed',
+        'submitted→failed',
+        'submitted→cancelled',
+        'queued→processing',
+        'queued→rate_limited',
+        'queued→completed',
+        'queued→failed',
+        'queued→cancelled',
+        'rate_limited→queued',
+        'rate_limited→processing',
+        'rate_limited→failed',
+        'rate_limited→cancelled',
+        'processing→completed',
+        'processing→failed',
+        'processing→cancelled',
+        'processing→rate_limited',
+        'processing→queued',
       ].sort(),
     );
   });
@@ -26,7 +47,9 @@ describe('task states', () => {
 
   it('throws on an illegal move, naming the task and both states', () => {
     expect(() => assertTransition('t1', 'completed', 'processing')).toThrow(FanoutError);
-    expect(() => assertTransition('t1', 'submitted', 'processing')).toThrow('task t1: illegal transition submitted → processing');
+    expect(() => assertTransition('t1', 'submitted', 'processing')).toThrow(
+      'task t1: illegal transition submitted → processing',
+    );
   });
 
   it('adds the time spent in each state to its bucket as the task moves', () => {

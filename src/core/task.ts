@@ -113,7 +113,6 @@ export class Task {
     this.deadlineAt = request.deadlineMs === undefined ? Number.POSITIVE_INFINITY : submittedAt + request.deadlineMs;
   }
 
-
   /** A task as a store kept it, back in memory after a restart: its ids, order, attempts, time split and retry wait. */
   static fromRow(row: TaskRow): Task {
     const task = new Task(row.id, row.seq, row.request, row.key, row.submittedAt);
@@ -235,7 +234,12 @@ export function statusFromRow(row: TaskRow): TaskStatus {
     eta: row.state === 'rate_limited' && row.readyAt > 0 ? row.readyAt : undefined,
     attempts: row.attempts,
     usage: row.result?.usage,
-    timing: { queuedMs: row.queuedMs, rateLimitedMs: row.rateLimitedMs, providerMs: row.providerMs, totalMs: end - row.submittedAt },
+    timing: {
+      queuedMs: row.queuedMs,
+      rateLimitedMs: row.rateLimitedMs,
+      providerMs: row.providerMs,
+      totalMs: end - row.submittedAt,
+    },
     result: row.result,
     error: row.error && { code: row.error.code, message: row.error.message, retryable: row.error.retryable ?? false },
   };

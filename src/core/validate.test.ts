@@ -7,8 +7,12 @@ const base = { model: 'mock:m', messages: [{ role: 'user', content: 'hi' }] };
 describe('request validation', () => {
   it('names each bad field, what was expected and what came', () => {
     expect(() => validateTaskRequest({ ...base, maxTokens: 1.5 })).toThrow('maxTokens: expected a whole number');
-    expect(() => validateTaskRequest({ ...base, temperature: 'hot' })).toThrow(/temperature: .*expected number, received string/);
-    expect(() => validateTaskRequest({ ...base, messages: [{ role: 'robot', content: 'x' }] })).toThrow(/messages\.0\.role/);
+    expect(() => validateTaskRequest({ ...base, temperature: 'hot' })).toThrow(
+      /temperature: .*expected number, received string/,
+    );
+    expect(() => validateTaskRequest({ ...base, messages: [{ role: 'robot', content: 'x' }] })).toThrow(
+      /messages\.0\.role/,
+    );
     expect(() => validateTaskRequest({ ...base, maxTokens: 0, priority: 'high' })).toThrow(/maxTokens.*; priority/);
     expect(() => validateTaskRequest(null)).toThrow(/\(root\)/);
   });
@@ -16,7 +20,25 @@ describe('request validation', () => {
   it('takes the fast path only for requests the schema accepts', () => {
     // Mutations of a valid request, each of which may or may not stay valid.
     const random = seededRandom(42);
-    const values: unknown[] = [undefined, null, 0, -1, 1, 1.5, 2, 3, 'x', '', true, [], ['a'], [1], {}, Number.NaN, Number.POSITIVE_INFINITY];
+    const values: unknown[] = [
+      undefined,
+      null,
+      0,
+      -1,
+      1,
+      1.5,
+      2,
+      3,
+      'x',
+      '',
+      true,
+      [],
+      ['a'],
+      [1],
+      {},
+      Number.NaN,
+      Number.POSITIVE_INFINITY,
+    ];
     const fields = [...Object.keys(taskRequestSchema.shape), 'max_tokens', 'extra'];
     let fast = 0;
     for (let i = 0; i < 20_000; i++) {
@@ -26,9 +48,16 @@ describe('request validation', () => {
         const field = fields[Math.floor(random.next() * fields.length)] as string;
         const value = values[Math.floor(random.next() * values.length)];
         if (field === 'messages' && random.next() < 0.5) {
-          request.messages = [{ role: ['user', 'assistant', 'system', 'tool'][Math.floor(random.next() * 4)], content: random.next() < 0.8 ? 'x' : 5 }];
+          request.messages = [
+            {
+              role: ['user', 'assistant', 'system', 'tool'][Math.floor(random.next() * 4)],
+              content: random.next() < 0.8 ? 'x' : 5,
+            },
+          ];
         } else if (field === 'model' && random.next() < 0.5) {
-          request.model = ['mock:m', 'mock:', ':m', 'gpt-4o', 'openai:gpt-4o', 'a b:c', 'mock:a\nb'][Math.floor(random.next() * 7)];
+          request.model = ['mock:m', 'mock:', ':m', 'gpt-4o', 'openai:gpt-4o', 'a b:c', 'mock:a\nb'][
+            Math.floor(random.next() * 7)
+          ];
         } else {
           request[field] = value;
         }

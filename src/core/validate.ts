@@ -53,7 +53,8 @@ const isNumber = (v: unknown): v is number => typeof v === 'number' && Number.is
 const isOptionalString = (v: unknown): boolean => v === undefined || typeof v === 'string';
 const isOptionalPositiveInt = (v: unknown): boolean => v === undefined || (Number.isInteger(v) && (v as number) >= 1);
 const isOptionalPositive = (v: unknown): boolean => v === undefined || (isNumber(v) && v > 0);
-const isOptionalRange = (v: unknown, min: number, max: number): boolean => v === undefined || (isNumber(v) && v >= min && v <= max);
+const isOptionalRange = (v: unknown, min: number, max: number): boolean =>
+  v === undefined || (isNumber(v) && v >= min && v <= max);
 
 const KNOWN_KEYS = new Set(Object.keys(taskRequestSchema.shape));
 
@@ -127,7 +128,10 @@ function checkProviderOptions(options: Record<string, unknown>): void {
   if (refused.length > 0) {
     throw new ValidationError(
       'invalid_request',
-      refused.map((key) => `providerOptions.${key}: may not be set here, since it changes what the limits were charged for; use the request's own fields`),
+      refused.map(
+        (key) =>
+          `providerOptions.${key}: may not be set here, since it changes what the limits were charged for; use the request's own fields`,
+      ),
     );
   }
   assertJsonBounds(options, 'providerOptions');
@@ -148,7 +152,9 @@ export function validateTaskRequest(input: unknown): TaskRequest {
     try {
       checkProviderOptions(request.providerOptions);
     } catch (error) {
-      throw error instanceof ValidationError ? error : new ValidationError('invalid_request', [(error as FanoutError).message]);
+      throw error instanceof ValidationError
+        ? error
+        : new ValidationError('invalid_request', [(error as FanoutError).message]);
     }
   }
   return request;

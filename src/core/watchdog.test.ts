@@ -10,7 +10,9 @@ import type { ModelResult } from '../contracts/types.js';
 const USAGE = { inputTokens: 1, outputTokens: 1, cacheReadTokens: 0, cacheWriteTokens: 0 };
 
 function hang(signal: AbortSignal): Promise<never> {
-  return new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true }));
+  return new Promise((_, reject) =>
+    signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true }),
+  );
 }
 
 /**
@@ -18,7 +20,14 @@ function hang(signal: AbortSignal): Promise<never> {
  * hangs when it is undefined); `stream` sends its headers, then one token
  * after each gap of `gapsMs`, then hangs when `hangsAfter` is set.
  */
-function scripted(options: { name?: string; answerMs?: (call: number) => number | undefined | Error; gapsMs?: number[]; hangsAfter?: boolean; reportsLimits?: boolean; timeouts?: Provider['timeouts'] }) {
+function scripted(options: {
+  name?: string;
+  answerMs?: (call: number) => number | undefined | Error;
+  gapsMs?: number[];
+  hangsAfter?: boolean;
+  reportsLimits?: boolean;
+  timeouts?: Provider['timeouts'];
+}) {
   const starts: number[] = [];
   const provider: Provider = {
     name: options.name ?? 'up',
@@ -53,7 +62,12 @@ function engineWith(provider: Provider, options: Omit<EngineOptions, 'clock' | '
   return { clock, engine };
 }
 
-const ask = (model: string, extra: Record<string, unknown> = {}) => ({ model, messages: [{ role: 'user' as const, content: 'hi' }], maxAttempts: 1, ...extra });
+const ask = (model: string, extra: Record<string, unknown> = {}) => ({
+  model,
+  messages: [{ role: 'user' as const, content: 'hi' }],
+  maxAttempts: 1,
+  ...extra,
+});
 
 describe('a call that never answers', () => {
   it('ends at the first-byte limit: 60 s plus 50 ms per max token for a non-streamed call, by default', async () => {
@@ -70,12 +84,18 @@ describe('a call that never answers', () => {
 
   it('retries a hung attempt like any timeout, each attempt getting its own limit', async () => {
     const { provider, starts } = scripted({ answerMs: (n) => (n === 1 ? undefined : 2_000) });
-    const { clock, engine } = engineWith(provider, { callTimeouts: { firstByteMs: 10_000, perOutputTokenMs: 0 }, retry: { baseDelayMs: 0, maxDelayMs: 0 } });
+    const { clock, engine } = engineWith(provider, {
+      callTimeouts: { firstByteMs: 10_000, perOutputTokenMs: 0 },
+      retry: { baseDelayMs: 0, maxDelayMs: 0 },
+    });
     const handle = engine.submit(ask('up:m', { maxAttempts: 2 }));
     await clock.runAll();
     expect(starts).toEqual([0, 10_000]);
     expect(handle.status()).toMatchObject({ state: 'completed', endedAt: 12_000 });
-    expect(handle.status().attempts.map((a) => [a.endedAt, a.error?.code])).toEqual([[10_000, 'timeout'], [12_000, undefined]]);
+    expect(handle.status().attempts.map((a) => [a.endedAt, a.error?.code])).toEqual([
+      [10_000, 'timeout'],
+      [12_000, undefined],
+    ]);
   });
 
   it('uses the provider’s own timeouts over the engine’s', async () => {
@@ -88,8 +108,12 @@ describe('a call that never answers', () => {
 
   it('refuses a timeout that is not a whole number of ms, naming it', () => {
     const { provider } = scripted({ timeouts: { idleMs: 0 } });
-    expect(() => createEngine({ providers: [provider] })).toThrow('providers.up.timeouts.idleMs: expected a whole number ≥ 1, received 0');
-    expect(() => createEngine({ callTimeouts: { firstByteMs: -1 } })).toThrow('callTimeouts.firstByteMs: expected a whole number ≥ 1, received -1');
+    expect(() => createEngine({ providers: [provider] })).toThrow(
+      'providers.up.timeouts.idleMs: expected a whole number ≥ 1, received 0',
+    );
+    expect(() => createEngine({ callTimeouts: { firstByteMs: -1 } })).toThrow(
+      'callTimeouts.firstByteMs: expected a whole number ≥ 1, received -1',
+    );
   });
 });
 
@@ -138,6 +162,13 @@ describe('a model of unknown limits', () => {
     await clock.advanceTo(0);
     expect(starts).toEqual([0, 0, 0, 0, 0]);
     await clock.runAll();
-    expect(handles.map((h) => h.status().state)).toEqual(['failed', 'completed', 'completed', 'completed', 'completed', 'completed']);
+    expect(handles.map((h) => h.status().state)).toEqual([
+      'failed',
+      'completed',
+      'completed',
+      'completed',
+      'completed',
+      'completed',
+    ]);
   });
 });

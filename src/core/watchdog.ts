@@ -2,8 +2,11 @@ import type { Clock } from '../contracts/clock.js';
 import type { CallTimeouts } from '../contracts/provider.js';
 import { FanoutError } from '../contracts/errors.js';
 
-
-export const DEFAULT_CALL_TIMEOUTS: Readonly<Required<CallTimeouts>> = Object.freeze({ firstByteMs: 60_000, idleMs: 60_000, perOutputTokenMs: 50 });
+export const DEFAULT_CALL_TIMEOUTS: Readonly<Required<CallTimeouts>> = Object.freeze({
+  firstByteMs: 60_000,
+  idleMs: 60_000,
+  perOutputTokenMs: 50,
+});
 
 /** How often calls in flight are looked at: a limit is noticed within this of passing. */
 export const WATCH_EVERY_MS = 1_000;
@@ -83,10 +86,16 @@ export class CallWatchdog<T extends WatchedCall> {
 export function lateness(call: WatchedCall, now: number): FanoutError | undefined {
   if (call.seenAt === undefined) {
     if (now - call.startedAt < call.firstByteLimitMs) return undefined;
-    return new FanoutError('timeout', `no answer began within ${seconds(call.firstByteLimitMs)} of sending the call (first-byte limit)`, { retryable: true });
+    return new FanoutError(
+      'timeout',
+      `no answer began within ${seconds(call.firstByteLimitMs)} of sending the call (first-byte limit)`,
+      { retryable: true },
+    );
   }
   if (now - call.seenAt < call.idleLimitMs) return undefined;
-  return new FanoutError('timeout', `the answer stopped for ${seconds(call.idleLimitMs)} (idle-stream limit)`, { retryable: true });
+  return new FanoutError('timeout', `the answer stopped for ${seconds(call.idleLimitMs)} (idle-stream limit)`, {
+    retryable: true,
+  });
 }
 
 function seconds(ms: number): string {

@@ -10,13 +10,23 @@ describe('accounting', () => {
     expect(reserved).toEqual({ requests: 1, tokens: 1800, inputTokens: 1300, outputTokens: 500 });
     expect(settledCost({ rule: 'openai' }, reserved, usage)).toEqual(reserved);
     const longer = { ...usage, inputTokens: 2000, outputTokens: 600 };
-    expect(settledCost({ rule: 'openai' }, reserved, longer)).toEqual({ requests: 1, tokens: 2900, inputTokens: 2300, outputTokens: 600 });
+    expect(settledCost({ rule: 'openai' }, reserved, longer)).toEqual({
+      requests: 1,
+      tokens: 2900,
+      inputTokens: 2300,
+      outputTokens: 600,
+    });
   });
 
   it('anthropic: input counts uncached + cache writes; output is refunded to actual', () => {
     const reserved = admissionCost({ rule: 'anthropic' }, estimate);
     expect(reserved).toEqual({ requests: 1, tokens: 1600, inputTokens: 1100, outputTokens: 500 });
-    expect(settledCost({ rule: 'anthropic' }, reserved, usage)).toEqual({ requests: 1, tokens: 1120, inputTokens: 1000, outputTokens: 120 });
+    expect(settledCost({ rule: 'anthropic' }, reserved, usage)).toEqual({
+      requests: 1,
+      tokens: 1120,
+      inputTokens: 1000,
+      outputTokens: 120,
+    });
   });
 
   it('anthropic: cache reads count on the older models that charge them', () => {
@@ -29,11 +39,21 @@ describe('accounting', () => {
     const options = { rule: 'bedrock' as const, outputBurndown: 5 };
     const reserved = admissionCost(options, estimate);
     expect(reserved).toEqual({ requests: 1, tokens: 1300 + 2500, inputTokens: 1300, outputTokens: 2500 });
-    expect(settledCost(options, reserved, usage)).toEqual({ requests: 1, tokens: 1000 + 600, inputTokens: 1000, outputTokens: 600 });
+    expect(settledCost(options, reserved, usage)).toEqual({
+      requests: 1,
+      tokens: 1000 + 600,
+      inputTokens: 1000,
+      outputTokens: 600,
+    });
   });
 
   it('a failed attempt keeps its request and input, not its output', () => {
-    expect(failedCost({ requests: 1, tokens: 1800, inputTokens: 1300, outputTokens: 500 })).toEqual({ requests: 1, tokens: 1300, inputTokens: 1300, outputTokens: 0 });
+    expect(failedCost({ requests: 1, tokens: 1800, inputTokens: 1300, outputTokens: 500 })).toEqual({
+      requests: 1,
+      tokens: 1300,
+      inputTokens: 1300,
+      outputTokens: 0,
+    });
   });
 
   it('burns output at 5× on Claude 3.7 and Claude 4 models on Bedrock', () => {

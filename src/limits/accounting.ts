@@ -2,7 +2,6 @@ import type { AccountingOptions } from '../contracts/provider.js';
 import type { Usage } from '../contracts/types.js';
 import type { Cost } from '../contracts/limiter.js';
 
-
 export interface CallEstimate {
   /** Uncached input tokens, estimated before the call. */
   inputTokens: number;
@@ -11,7 +10,6 @@ export interface CallEstimate {
   /** The output ceiling sent with the call. */
   maxOutputTokens: number;
 }
-
 
 function cost(requests: number, inputTokens: number, outputTokens: number, tokens = inputTokens + outputTokens): Cost {
   return { requests, tokens, inputTokens, outputTokens };

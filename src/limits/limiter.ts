@@ -1,6 +1,29 @@
 import { FanoutError } from '../contracts/errors.js';
-import { ZERO_COST, type BucketLevel, type BucketView, type Cost, type KeyStats, type LimitDimension, type Limiter, type LimitSpec, type ObservedLimit, type Reservation, type ReserveResult, type WaitReason } from '../contracts/limiter.js';
-import { exceedsLimit, fullBucket, give, refill, take, tokensIn, waitTime, type BucketSpec, type BucketState } from './token-bucket.js';
+import {
+  ZERO_COST,
+  type BucketLevel,
+  type BucketView,
+  type Cost,
+  type KeyStats,
+  type LimitDimension,
+  type Limiter,
+  type LimitSpec,
+  type ObservedLimit,
+  type Reservation,
+  type ReserveResult,
+  type WaitReason,
+} from '../contracts/limiter.js';
+import {
+  exceedsLimit,
+  fullBucket,
+  give,
+  refill,
+  take,
+  tokensIn,
+  waitTime,
+  type BucketSpec,
+  type BucketState,
+} from './token-bucket.js';
 
 const MINUTE_MS = 60_000;
 const DEFAULT_TRANSIT_MS = 100;
@@ -48,14 +71,22 @@ function bucketsFor(spec: LimitSpec, now: number, generation: number): Bucket[] 
   for (const dimension of DIMENSIONS) {
     const limit = spec[dimension.name];
     if (limit === undefined) continue;
-    const share = dimension.windowMs === DAY_MS ? limit : (limit * Math.min(burstMs, dimension.windowMs)) / dimension.windowMs;
+    const share =
+      dimension.windowMs === DAY_MS ? limit : (limit * Math.min(burstMs, dimension.windowMs)) / dimension.windowMs;
     const bucketSpec: BucketSpec = {
       limit,
       windowMs: dimension.windowMs,
       capacity: Math.max(share, Math.min(1, limit)),
       transitMs: spec.transitMs ?? DEFAULT_TRANSIT_MS,
     };
-    buckets.push({ name: dimension.name, field: dimension.field, spec: bucketSpec, state: fullBucket(bucketSpec, now), generation, charged: 0 });
+    buckets.push({
+      name: dimension.name,
+      field: dimension.field,
+      spec: bucketSpec,
+      state: fullBucket(bucketSpec, now),
+      generation,
+      charged: 0,
+    });
   }
   return buckets;
 }
@@ -116,7 +147,11 @@ export class MemoryLimiter implements Limiter {
     now = Math.floor(now);
     const state = this.ensure(key, now);
     if (state.cooldownUntil > now) return { granted: false, waitMs: state.cooldownUntil - now, reason: 'cooldown' };
-    if (state.inFlight >= state.maxConcurrent || (state.adaptive && state.inFlight >= state.adaptive.limit) || (state.probing && state.inFlight >= 1)) {
+    if (
+      state.inFlight >= state.maxConcurrent ||
+      (state.adaptive && state.inFlight >= state.adaptive.limit) ||
+      (state.probing && state.inFlight >= 1)
+    ) {
       return { granted: false, waitMs: Number.POSITIVE_INFINITY, reason: 'concurrency' };
     }
     this.checkFits(key, cost);
@@ -189,9 +224,24 @@ export class MemoryLimiter implements Limiter {
       let bucket = state.buckets.find((b) => b.name === seen.dimension);
       if (!bucket && seen.limit !== undefined && seen.limit > 0) {
         const perMs = seen.limit / meta.windowMs;
-        const full = seen.remaining !== undefined && seen.resetMs !== undefined ? seen.remaining + perMs * seen.resetMs : seen.limit;
-        const spec: BucketSpec = { limit: seen.limit, windowMs: meta.windowMs, capacity: Math.max(1, Math.min(seen.limit, full)), transitMs: DEFAULT_TRANSIT_MS };
-        bucket = { name: seen.dimension, field: meta.field, spec, state: fullBucket(spec, now), generation: ++this.generation, charged: 0 };
+        const full =
+          seen.remaining !== undefined && seen.resetMs !== undefined
+            ? seen.remaining + perMs * seen.resetMs
+            : seen.limit;
+        const spec: BucketSpec = {
+          limit: seen.limit,
+          windowMs: meta.windowMs,
+          capacity: Math.max(1, Math.min(seen.limit, full)),
+          transitMs: DEFAULT_TRANSIT_MS,
+        };
+        bucket = {
+          name: seen.dimension,
+          field: meta.field,
+          spec,
+          state: fullBucket(spec, now),
+          generation: ++this.generation,
+          charged: 0,
+        };
         state.buckets.push(bucket);
         if (meta.field !== 'requests') learnedTokens = true;
       }
@@ -271,7 +321,13 @@ export class MemoryLimiter implements Limiter {
   buckets(key: string): readonly BucketView[] {
     const state = this.keys.get(key);
     if (!state) return [];
-    return state.buckets.map((b) => ({ name: b.name, limit: b.spec.limit, windowMs: b.spec.windowMs, capacity: b.spec.capacity, charged: b.charged }));
+    return state.buckets.map((b) => ({
+      name: b.name,
+      limit: b.spec.limit,
+      windowMs: b.spec.windowMs,
+      capacity: b.spec.capacity,
+      charged: b.charged,
+    }));
   }
 
   /** Each bucket's level at `now`: what a provider's rate-limit headers would report. */

@@ -1,9 +1,27 @@
 import { describe, expect, it } from 'vitest';
-import { exceedsLimit, fullBucket, give, refill, take, tokensIn, waitTime, type BucketSpec, type BucketState } from './token-bucket.js';
+import {
+  exceedsLimit,
+  fullBucket,
+  give,
+  refill,
+  take,
+  tokensIn,
+  waitTime,
+  type BucketSpec,
+  type BucketState,
+} from './token-bucket.js';
 
-const perMinute = (limit: number, capacity = limit, transitMs = 0): BucketSpec => ({ limit, windowMs: 60_000, capacity, transitMs });
+const perMinute = (limit: number, capacity = limit, transitMs = 0): BucketSpec => ({
+  limit,
+  windowMs: 60_000,
+  capacity,
+  transitMs,
+});
 /** A state holding `tokens` tokens at time `at`. */
-const holding = (spec: BucketSpec, tokens: number, at = 0): BucketState => ({ level: tokens * spec.windowMs, updatedAt: at });
+const holding = (spec: BucketSpec, tokens: number, at = 0): BucketState => ({
+  level: tokens * spec.windowMs,
+  updatedAt: at,
+});
 
 describe('token bucket', () => {
   it('refills exactly one request per 1,000 ms at 60 per minute', () => {

@@ -46,8 +46,10 @@ export function lowerBound(keys: readonly KeyWork[], engineConcurrency: number, 
   for (const key of keys) {
     totalProviderMs += key.providerMs;
     for (const bucket of key.buckets) {
-      const beyondBurst = Math.min(key.charged[FIELD[bucket.name]], bucket.charged ?? Number.POSITIVE_INFINITY) - bucket.capacity;
-      if (beyondBurst > 0) consider((beyondBurst * bucket.windowMs) / bucket.limit + key.shortestCallMs, `${key.key} ${bucket.name}`);
+      const beyondBurst =
+        Math.min(key.charged[FIELD[bucket.name]], bucket.charged ?? Number.POSITIVE_INFINITY) - bucket.capacity;
+      if (beyondBurst > 0)
+        consider((beyondBurst * bucket.windowMs) / bucket.limit + key.shortestCallMs, `${key.key} ${bucket.name}`);
     }
     if (Number.isFinite(key.maxConcurrent)) consider(key.providerMs / key.maxConcurrent, `${key.key} concurrency`);
   }

@@ -16,12 +16,29 @@ describe('lowerBound', () => {
   const charged = (requests: number, tokens = 0) => ({ requests, tokens, inputTokens: 0, outputTokens: tokens });
 
   it('is the rate limit time beyond the burst plus the shortest call, when that binds', () => {
-    const bound = lowerBound([{ key: 'k', buckets: [rpm], charged: charged(110), providerMs: 1000, shortestCallMs: 20, maxConcurrent: Infinity }], 256, 50);
+    const bound = lowerBound(
+      [
+        {
+          key: 'k',
+          buckets: [rpm],
+          charged: charged(110),
+          providerMs: 1000,
+          shortestCallMs: 20,
+          maxConcurrent: Infinity,
+        },
+      ],
+      256,
+      50,
+    );
     expect(bound).toEqual({ ms: 10_020, bindingOn: 'k requestsPerMinute' });
   });
 
   it('is provider time over concurrency when that binds', () => {
-    const bound = lowerBound([{ key: 'k', buckets: [rpm], charged: charged(10), providerMs: 8000, shortestCallMs: 20, maxConcurrent: 2 }], 256, 50);
+    const bound = lowerBound(
+      [{ key: 'k', buckets: [rpm], charged: charged(10), providerMs: 8000, shortestCallMs: 20, maxConcurrent: 2 }],
+      256,
+      50,
+    );
     expect(bound).toEqual({ ms: 4000, bindingOn: 'k concurrency' });
   });
 

@@ -29,21 +29,39 @@ describe('Prometheus metrics', () => {
     for (let i = 0; i < 12; i++) engine.submit(ask(`q${i}`));
     await clock.advance(0);
     // Ten calls went out; the eleventh waits for the limit; the twelfth waits behind it.
-    expect(await samples(metrics, 'fanout_tasks_by_state')).toEqual({ '{"state":"processing"}': 10, '{"state":"rate_limited"}': 1, '{"state":"queued"}': 1 });
-    expect(await samples(metrics, 'fanout_limiter_fill_ratio')).toEqual({ '{"key":"mock:m","limit":"requestsPerMinute"}': 0 });
+    expect(await samples(metrics, 'fanout_tasks_by_state')).toEqual({
+      '{"state":"processing"}': 10,
+      '{"state":"rate_limited"}': 1,
+      '{"state":"queued"}': 1,
+    });
+    expect(await samples(metrics, 'fanout_limiter_fill_ratio')).toEqual({
+      '{"key":"mock:m","limit":"requestsPerMinute"}': 0,
+    });
     await clock.runAll();
     // The last call went out at 2 s and ended at 3 s: the bucket has had 3 s of refill and lost 12, from 10.
     expect(clock.now()).toBe(3000);
     expect(await samples(metrics, 'fanout_tasks_by_state')).toEqual({});
-    expect(await samples(metrics, 'fanout_limiter_fill_ratio')).toEqual({ '{"key":"mock:m","limit":"requestsPerMinute"}': 0.1 });
+    expect(await samples(metrics, 'fanout_limiter_fill_ratio')).toEqual({
+      '{"key":"mock:m","limit":"requestsPerMinute"}': 0.1,
+    });
   });
 
   it('time each pipeline step and each tool call, by pipeline and step', async () => {
     const clock = new ManualClock();
-    const engine = createEngine({ clock, cache: false, providers: [new MockProvider({ defaults: { latency: 2000 } })] });
+    const engine = createEngine({
+      clock,
+      cache: false,
+      providers: [new MockProvider({ defaults: { latency: 2000 } })],
+    });
     const metrics = engineMetrics(engine);
     const pending = engine.run(
-      { name: 'review', steps: { draft: { model: 'mock:m', prompt: 'draft' }, lint: { tool: 'lint', args: { text: '{{ steps.draft.output }}' }, expectedMs: 1500 } } },
+      {
+        name: 'review',
+        steps: {
+          draft: { model: 'mock:m', prompt: 'draft' },
+          lint: { tool: 'lint', args: { text: '{{ steps.draft.output }}' }, expectedMs: 1500 },
+        },
+      },
       {},
       { simulateTools: true },
     );

@@ -35,17 +35,79 @@ export interface FanoutMetrics {
  */
 export function engineMetrics(engine: Engine): FanoutMetrics {
   const registry = new Registry();
-  const taskSeconds = new Histogram({ name: 'fanout_task_duration_seconds', help: 'Submission to end of completed tasks', labelNames: ['model'], buckets: SECONDS, registers: [registry] });
-  const providerSeconds = new Histogram({ name: 'fanout_provider_duration_seconds', help: 'Time in provider calls of completed tasks', labelNames: ['model'], buckets: SECONDS, registers: [registry] });
-  const waitSeconds = new Histogram({ name: 'fanout_rate_limited_seconds', help: 'Time completed tasks waited for a rate limit or a retry', labelNames: ['model'], buckets: SECONDS, registers: [registry] });
-  const tasks = new Counter({ name: 'fanout_tasks_total', help: 'Tasks that ended, by outcome', labelNames: ['model', 'outcome'], registers: [registry] });
-  const failures = new Counter({ name: 'fanout_attempt_failures_total', help: 'Failed attempts, by error code', labelNames: ['model', 'code'], registers: [registry] });
-  const refused = new Counter({ name: 'fanout_provider_429_total', help: 'Attempts a provider answered 429', labelNames: ['model'], registers: [registry] });
-  const retries = new Counter({ name: 'fanout_retries_total', help: 'Attempts scheduled again after a failure', labelNames: ['model'], registers: [registry] });
-  const tokens = new Counter({ name: 'fanout_tokens_total', help: 'Tokens of completed calls (cache hits excluded)', labelNames: ['model', 'kind'], registers: [registry] });
-  const cost = new Counter({ name: 'fanout_cost_usd_total', help: 'US dollars of completed calls, from configured prices', labelNames: ['model'], registers: [registry] });
-  new Gauge({ name: 'fanout_tasks_pending', help: 'Tasks not ended', registers: [registry], collect() { this.set(engine.pendingCount); } });
-  new Gauge({ name: 'fanout_calls_in_flight', help: 'Provider calls in flight', registers: [registry], collect() { this.set(engine.inFlight); } });
+  const taskSeconds = new Histogram({
+    name: 'fanout_task_duration_seconds',
+    help: 'Submission to end of completed tasks',
+    labelNames: ['model'],
+    buckets: SECONDS,
+    registers: [registry],
+  });
+  const providerSeconds = new Histogram({
+    name: 'fanout_provider_duration_seconds',
+    help: 'Time in provider calls of completed tasks',
+    labelNames: ['model'],
+    buckets: SECONDS,
+    registers: [registry],
+  });
+  const waitSeconds = new Histogram({
+    name: 'fanout_rate_limited_seconds',
+    help: 'Time completed tasks waited for a rate limit or a retry',
+    labelNames: ['model'],
+    buckets: SECONDS,
+    registers: [registry],
+  });
+  const tasks = new Counter({
+    name: 'fanout_tasks_total',
+    help: 'Tasks that ended, by outcome',
+    labelNames: ['model', 'outcome'],
+    registers: [registry],
+  });
+  const failures = new Counter({
+    name: 'fanout_attempt_failures_total',
+    help: 'Failed attempts, by error code',
+    labelNames: ['model', 'code'],
+    registers: [registry],
+  });
+  const refused = new Counter({
+    name: 'fanout_provider_429_total',
+    help: 'Attempts a provider answered 429',
+    labelNames: ['model'],
+    registers: [registry],
+  });
+  const retries = new Counter({
+    name: 'fanout_retries_total',
+    help: 'Attempts scheduled again after a failure',
+    labelNames: ['model'],
+    registers: [registry],
+  });
+  const tokens = new Counter({
+    name: 'fanout_tokens_total',
+    help: 'Tokens of completed calls (cache hits excluded)',
+    labelNames: ['model', 'kind'],
+    registers: [registry],
+  });
+  const cost = new Counter({
+    name: 'fanout_cost_usd_total',
+    help: 'US dollars of completed calls, from configured prices',
+    labelNames: ['model'],
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'fanout_tasks_pending',
+    help: 'Tasks not ended',
+    registers: [registry],
+    collect() {
+      this.set(engine.pendingCount);
+    },
+  });
+  new Gauge({
+    name: 'fanout_calls_in_flight',
+    help: 'Provider calls in flight',
+    registers: [registry],
+    collect() {
+      this.set(engine.inFlight);
+    },
+  });
   new Gauge({
     name: 'fanout_tasks_by_state',
     help: 'Tasks not ended, by state (queued: waiting their turn; rate_limited: waiting for a limit or a retry; processing: in a call)',
@@ -73,8 +135,20 @@ export function engineMetrics(engine: Engine): FanoutMetrics {
       }
     },
   });
-  const stepSeconds = new Histogram({ name: 'fanout_step_duration_seconds', help: 'Pipeline steps from start to end, by pipeline and step', labelNames: ['pipeline', 'step', 'state'], buckets: SECONDS, registers: [registry] });
-  const toolSeconds = new Histogram({ name: 'fanout_tool_duration_seconds', help: 'Calls of tool steps, by pipeline and step', labelNames: ['pipeline', 'step'], buckets: SECONDS, registers: [registry] });
+  const stepSeconds = new Histogram({
+    name: 'fanout_step_duration_seconds',
+    help: 'Pipeline steps from start to end, by pipeline and step',
+    labelNames: ['pipeline', 'step', 'state'],
+    buckets: SECONDS,
+    registers: [registry],
+  });
+  const toolSeconds = new Histogram({
+    name: 'fanout_tool_duration_seconds',
+    help: 'Calls of tool steps, by pipeline and step',
+    labelNames: ['pipeline', 'step'],
+    buckets: SECONDS,
+    registers: [registry],
+  });
   const stepSeries = new Set<string>();
   const stepLabel = (pipeline: string, step: string): { pipeline: string; step: string } => {
     const id = JSON.stringify([pipeline, step]);
@@ -91,7 +165,8 @@ export function engineMetrics(engine: Engine): FanoutMetrics {
     models.add(model);
     return model;
   };
-  const modelOf = (taskId: string | undefined): string => modelLabel((taskId && engine.status(taskId)?.model) || 'unknown');
+  const modelOf = (taskId: string | undefined): string =>
+    modelLabel((taskId && engine.status(taskId)?.model) || 'unknown');
   engine.on('task-completed', (event) => {
     const status = event.taskId ? engine.status(event.taskId) : undefined;
     if (!status) return;
@@ -119,16 +194,32 @@ export function engineMetrics(engine: Engine): FanoutMetrics {
     if (event.error?.status === 429) refused.inc({ model });
   });
   engine.on('task-retrying', (event) => retries.inc({ model: modelOf(event.taskId) }));
-  const storeErrors = new Counter({ name: 'fanout_store_errors_total', help: 'Failed writes to the task store, and tasks it could not hold, by code', labelNames: ['code'], registers: [registry] });
+  const storeErrors = new Counter({
+    name: 'fanout_store_errors_total',
+    help: 'Failed writes to the task store, and tasks it could not hold, by code',
+    labelNames: ['code'],
+    registers: [registry],
+  });
   engine.on('store-error', (event) => storeErrors.inc({ code: event.error?.code ?? 'unknown' }));
-  new Gauge({ name: 'fanout_store_ok', help: '1 while the task store takes writes, 0 while they fail', registers: [registry], collect() { this.set(engine.storeHealth().ok ? 1 : 0); } });
+  new Gauge({
+    name: 'fanout_store_ok',
+    help: '1 while the task store takes writes, 0 while they fail',
+    registers: [registry],
+    collect() {
+      this.set(engine.storeHealth().ok ? 1 : 0);
+    },
+  });
 
   const observeRun = (run: RunTimes): void => {
     for (const step of Object.values(run.steps)) {
       if (step.startedAt === undefined || step.endedAt === undefined) continue;
-      stepSeconds.observe({ ...stepLabel(run.pipeline, step.name), state: step.state }, (step.endedAt - step.startedAt) / 1000);
+      stepSeconds.observe(
+        { ...stepLabel(run.pipeline, step.name), state: step.state },
+        (step.endedAt - step.startedAt) / 1000,
+      );
     }
-    for (const tool of run.tools) toolSeconds.observe(stepLabel(run.pipeline, tool.step), (tool.endedAt - tool.startedAt) / 1000);
+    for (const tool of run.tools)
+      toolSeconds.observe(stepLabel(run.pipeline, tool.step), (tool.endedAt - tool.startedAt) / 1000);
   };
   return { registry, observeRun };
 }

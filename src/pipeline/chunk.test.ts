@@ -10,7 +10,11 @@ describe('splitByTokens', () => {
   });
 
   it('repeats up to overlapTokens of whole lines from the end of the previous chunk', () => {
-    expect(splitByTokens('aaa\nbbb\nccc\nddd\n', { maxTokens: 8, overlapTokens: 4 }, count)).toEqual(['aaa\nbbb\n', 'bbb\nccc\n', 'ccc\nddd\n']);
+    expect(splitByTokens('aaa\nbbb\nccc\nddd\n', { maxTokens: 8, overlapTokens: 4 }, count)).toEqual([
+      'aaa\nbbb\n',
+      'bbb\nccc\n',
+      'ccc\nddd\n',
+    ]);
   });
 
   it('cuts a line longer than a chunk', () => {
@@ -19,6 +23,11 @@ describe('splitByTokens', () => {
 
   it('keeps blocks whole when they fit, cutting only a block larger than a chunk', () => {
     const text = 'diff a\n1\n2\ndiff b\n3\ndiff c\n44444\n55555\n';
-    expect(splitByTokens(text, { maxTokens: 14, boundary: 'diff ' }, count)).toEqual(['diff a\n1\n2\n', 'diff b\n3\n', 'diff c\n44444\n', '55555\n']);
+    expect(splitByTokens(text, { maxTokens: 14, boundary: 'diff ' }, count)).toEqual([
+      'diff a\n1\n2\n',
+      'diff b\n3\n',
+      'diff c\n44444\n',
+      '55555\n',
+    ]);
   });
 });

@@ -41,7 +41,10 @@ export function splitByTokens(text: string, options: SplitOptions, count: (text:
 }
 
 /** Whole lines from the end of a chunk, as many as fit in `budget` tokens. */
-function overlapOf(lines: Array<{ text: string; tokens: number }>, budget: number): Array<{ text: string; tokens: number }> {
+function overlapOf(
+  lines: Array<{ text: string; tokens: number }>,
+  budget: number,
+): Array<{ text: string; tokens: number }> {
   const kept: Array<{ text: string; tokens: number }> = [];
   let used = 0;
   for (let i = lines.length - 1; i >= 0; i--) {
@@ -70,7 +73,11 @@ function blocksOf(text: string, boundary: string | undefined): string[] {
 }
 
 /** The text's lines (with their line ends), each cut further if it alone exceeds `maxTokens`. */
-function piecesOf(text: string, maxTokens: number, count: (text: string) => number): Array<{ text: string; tokens: number }> {
+function piecesOf(
+  text: string,
+  maxTokens: number,
+  count: (text: string) => number,
+): Array<{ text: string; tokens: number }> {
   const pieces: Array<{ text: string; tokens: number }> = [];
   for (const line of text.match(/[^\n]*\n|[^\n]+$/g) ?? []) {
     let rest = line;

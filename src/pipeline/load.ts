@@ -19,19 +19,28 @@ export interface PipelineFile {
  * latencies). Input defaults given as `defaultFile` are read relative to the
  * file. Every pipeline is checked; errors name the pipeline, step and field.
  */
-export function loadPipelineFile(path: string, prepareConfig: (data: unknown, source: string) => FanoutConfig = parseConfig): PipelineFile {
+export function loadPipelineFile(
+  path: string,
+  prepareConfig: (data: unknown, source: string) => FanoutConfig = parseConfig,
+): PipelineFile {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    throw new FanoutError('invalid_config', `pipeline file ${path}: ${code === 'ENOENT' ? 'no such file' : (error as Error).message}`);
+    throw new FanoutError(
+      'invalid_config',
+      `pipeline file ${path}: ${code === 'ENOENT' ? 'no such file' : (error as Error).message}`,
+    );
   }
   let data: unknown;
   try {
     data = parseYaml(text);
   } catch (error) {
-    throw new FanoutError('invalid_config', `pipeline file ${path}: not valid YAML: ${(error as Error).message.split('\n')[0]}`);
+    throw new FanoutError(
+      'invalid_config',
+      `pipeline file ${path}: not valid YAML: ${(error as Error).message.split('\n')[0]}`,
+    );
   }
   // The config is checked by `prepareConfig` (which may first fill in environment variables).
   const { config: rawConfig, ...rest } = (data ?? {}) as { config?: unknown };
@@ -39,7 +48,10 @@ export function loadPipelineFile(path: string, prepareConfig: (data: unknown, so
   if (!parsed.success) throw new ValidationError('invalid_config', describeIssues(parsed.error, path));
   const file = parsed.data;
   const config = prepareConfig(rawConfig ?? {}, `${path}.config`);
-  const specs = 'pipelines' in file ? Object.entries(file.pipelines) : [[(file as { name?: string }).name ?? 'pipeline', file] as const];
+  const specs =
+    'pipelines' in file
+      ? Object.entries(file.pipelines)
+      : [[(file as { name?: string }).name ?? 'pipeline', file] as const];
   const pipelines = specs.map(([name, spec]) => {
     const { config: _config, ...pipelineSpec } = spec as typeof spec & { config?: unknown };
     const inputs = pipelineSpec.inputs;
@@ -50,7 +62,10 @@ export function loadPipelineFile(path: string, prepareConfig: (data: unknown, so
           try {
             input.default = readFileSync(file, 'utf8');
           } catch {
-            throw new FanoutError('invalid_config', `${path}: ${name}: input default file ${input.defaultFile} cannot be read`);
+            throw new FanoutError(
+              'invalid_config',
+              `${path}: ${name}: input default file ${input.defaultFile} cannot be read`,
+            );
           }
         }
       }

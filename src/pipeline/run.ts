@@ -122,7 +122,11 @@ function failedText(step: string, error: { code: string; message: string }): str
  * to the end of the pipeline), so when limits bind, the calls on the longest
  * remaining path go first.
  */
-export async function runPipeline(engine: Engine, pipeline: Pipeline, options: RunPipelineOptions = {}): Promise<PipelineRun> {
+export async function runPipeline(
+  engine: Engine,
+  pipeline: Pipeline,
+  options: RunPipelineOptions = {},
+): Promise<PipelineRun> {
   return new PipelineRunner(engine, pipeline, options).run();
 }
 
@@ -146,7 +150,10 @@ class PipelineRunner {
     this.inputs = resolveInputs(pipeline, options.inputs ?? {});
     for (const [name, step] of pipeline.steps) {
       if (step.kind === 'tool' && !options.simulateTools && !options.tools?.[step.spec.tool as string]) {
-        throw new FanoutError('invalid_config', `${pipeline.name}: steps.${name}.tool: no tool "${step.spec.tool}" is registered`);
+        throw new FanoutError(
+          'invalid_config',
+          `${pipeline.name}: steps.${name}.tool: no tool "${step.spec.tool}" is registered`,
+        );
       }
     }
     this.computePriorities();
@@ -184,7 +191,9 @@ class PipelineRunner {
       endedAt,
       wallMs: endedAt - startedAt,
       steps: this.results,
-      calls: this.calls.sort((a, b) => a.submittedAt - b.submittedAt || a.step.localeCompare(b.step) || (a.item ?? 0) - (b.item ?? 0)),
+      calls: this.calls.sort(
+        (a, b) => a.submittedAt - b.submittedAt || a.step.localeCompare(b.step) || (a.item ?? 0) - (b.item ?? 0),
+      ),
       tools: this.tools,
       usage,
       costUsd,
@@ -209,20 +218,34 @@ class PipelineRunner {
     if (step.spec.expectedMs !== undefined) return step.spec.expectedMs;
     if (step.kind !== 'llm') return 0;
     const models = step.spec.models ?? [step.spec.model as string];
-    return Math.max(...models.map((model) => this.options.expectedCallMs?.(model) ?? this.engine.averageCallMs(model) ?? DEFAULT_CALL_MS));
+    return Math.max(
+      ...models.map(
+        (model) => this.options.expectedCallMs?.(model) ?? this.engine.averageCallMs(model) ?? DEFAULT_CALL_MS,
+      ),
+    );
   }
 
   private async runStep(step: CheckedStep): Promise<void> {
     const earlier = this.options.resumeSteps?.[step.name];
     if (earlier && earlier.state !== 'skipped') {
       this.results[step.name] = earlier;
-      if (earlier.state === 'failed' && this.policyOf(step.name) === 'fail') this.fail(new FanoutError((earlier.error?.code ?? 'server_error') as FanoutError['code'], earlier.error?.message ?? 'failed'));
+      if (earlier.state === 'failed' && this.policyOf(step.name) === 'fail')
+        this.fail(
+          new FanoutError(
+            (earlier.error?.code ?? 'server_error') as FanoutError['code'],
+            earlier.error?.message ?? 'failed',
+          ),
+        );
       this.publish(step, earlier);
       return;
     }
     const result: StepResult = { name: step.name, state: 'skipped', output: '', usage: { ...ZERO_USAGE }, costUsd: 0 };
     this.results[step.name] = result;
-    const blocked = step.dependsOn.find((dep) => this.results[dep]?.state === 'skipped' || (this.results[dep]?.state === 'failed' && this.policyOf(dep) === 'fail'));
+    const blocked = step.dependsOn.find(
+      (dep) =>
+        this.results[dep]?.state === 'skipped' ||
+        (this.results[dep]?.state === 'failed' && this.policyOf(dep) === 'fail'),
+    );
     if (this.failed || blocked) {
       result.output = `[step ${step.name} skipped: ${blocked ? `step ${blocked} did not complete` : 'the pipeline failed'}]`;
       this.outputs[step.name] = result.output;
@@ -238,9 +261,16 @@ class PipelineRunner {
         const items = typeof source === 'string' ? this.results[source]?.output : source;
         const list = Array.isArray(items) ? items : [];
         const maxItems = this.options.maxForEachItems ?? DEFAULT_MAX_FOREACH_ITEMS;
-        if (list.length > maxItems) throw new FanoutError('invalid_request', `steps.${step.name}.forEach: ${list.length.toLocaleString('en-US')} items; a step may fan out over at most ${maxItems.toLocaleString('en-US')}`);
-        const first = step.spec.primeCache && list.length > 1 ? [await this.once(step, result, { item: list[0], index: 0 })] : [];
-        const rest = await Promise.all(list.slice(first.length).map((item, i) => this.once(step, result, { item, index: i + first.length })));
+        if (list.length > maxItems)
+          throw new FanoutError(
+            'invalid_request',
+            `steps.${step.name}.forEach: ${list.length.toLocaleString('en-US')} items; a step may fan out over at most ${maxItems.toLocaleString('en-US')}`,
+          );
+        const first =
+          step.spec.primeCache && list.length > 1 ? [await this.once(step, result, { item: list[0], index: 0 })] : [];
+        const rest = await Promise.all(
+          list.slice(first.length).map((item, i) => this.once(step, result, { item, index: i + first.length })),
+        );
         result.output = [...first, ...rest];
       } else {
         result.output = await this.once(step, result, {});
@@ -263,7 +293,8 @@ class PipelineRunner {
     this.outputs[step.name] = Array.isArray(result.output) ? result.output.join('\n\n') : result.output;
     // A judge's verdict becomes the output of the ensemble it judged.
     for (const other of this.pipeline.steps.values()) {
-      if (other.spec.combine === step.name && result.state === 'completed') this.outputs[other.name] = this.outputs[step.name] as string;
+      if (other.spec.combine === step.name && result.state === 'completed')
+        this.outputs[other.name] = this.outputs[step.name] as string;
     }
   }
 
@@ -329,9 +360,17 @@ class PipelineRunner {
     return combine(spec.combine === 'vote' ? 'vote' : 'concat', models, texts);
   }
 
-  private async call(step: string, index: number | undefined, request: TaskRequest, result: StepResult, fallback: boolean): Promise<ModelResult> {
+  private async call(
+    step: string,
+    index: number | undefined,
+    request: TaskRequest,
+    result: StepResult,
+    fallback: boolean,
+  ): Promise<ModelResult> {
     const { callId } = this.options;
-    const handle = callId ? await this.engine.submitOnce(request, { id: callId({ step, index, model: request.model, fallback }) }) : this.engine.submit(request);
+    const handle = callId
+      ? await this.engine.submitOnce(request, { id: callId({ step, index, model: request.model, fallback }) })
+      : this.engine.submit(request);
     if (this.failed) handle.cancel();
     this.live.add(handle);
     try {
@@ -365,9 +404,18 @@ class PipelineRunner {
     }
   }
 
-  private async tool(step: CheckedStep, values: Parameters<typeof render>[1], scope: { item?: string; index?: number }): Promise<string> {
+  private async tool(
+    step: CheckedStep,
+    values: Parameters<typeof render>[1],
+    scope: { item?: string; index?: number },
+  ): Promise<string> {
     const startedAt = this.engine.clock.now();
-    const args = Object.fromEntries(Object.entries(step.spec.args ?? {}).map(([key, template]) => [key, this.render(step, `args.${key}`, template, values)]));
+    const args = Object.fromEntries(
+      Object.entries(step.spec.args ?? {}).map(([key, template]) => [
+        key,
+        this.render(step, `args.${key}`, template, values),
+      ]),
+    );
     let output: string;
     if (this.options.simulateTools) {
       await this.engine.clock.sleep(step.spec.expectedMs ?? 0);

@@ -25,9 +25,15 @@ describe('pipeline checks', () => {
   });
 
   it('rejects a cycle, naming its path', () => {
-    expect(errorsOf({ steps: { a: { model: 'mock:m', prompt: '{{ steps.c.output }}' }, b: { model: 'mock:m', prompt: 'x', needs: ['a'] }, c: { model: 'mock:m', prompt: 'x', needs: ['b'] } } })).toEqual([
-      'p: steps.a: dependency cycle a → c → b → a',
-    ]);
+    expect(
+      errorsOf({
+        steps: {
+          a: { model: 'mock:m', prompt: '{{ steps.c.output }}' },
+          b: { model: 'mock:m', prompt: 'x', needs: ['a'] },
+          c: { model: 'mock:m', prompt: 'x', needs: ['b'] },
+        },
+      }),
+    ).toEqual(['p: steps.a: dependency cycle a → c → b → a']);
   });
 
   it('rejects unknown steps, inputs and template variables, with the step and field', () => {
@@ -35,7 +41,11 @@ describe('pipeline checks', () => {
       errorsOf({
         inputs: ['diff'],
         steps: {
-          a: { model: 'mock:m', prompt: '{{ inputs.dif }} {{ steps.nope.output }} {{ steps.a.output }} {{ diff }}', needs: ['ghost'] },
+          a: {
+            model: 'mock:m',
+            prompt: '{{ inputs.dif }} {{ steps.nope.output }} {{ steps.a.output }} {{ diff }}',
+            needs: ['ghost'],
+          },
           b: { model: 'mock:m', system: 'item {{ item }}', prompt: 'x', forEach: 'a' },
           c: { split: { from: 'nowhere', maxTokens: 10 } },
         },
@@ -52,7 +62,16 @@ describe('pipeline checks', () => {
   });
 
   it('rejects {{ item }} outside a forEach step, and steps of no kind or of two', () => {
-    expect(errorsOf({ steps: { a: { model: 'mock:m', prompt: '{{ item }}' }, b: { prompt: 'x' }, c: { model: 'mock:m', tool: 't', prompt: 'x' }, d: { model: 'mock:m' } } })).toEqual([
+    expect(
+      errorsOf({
+        steps: {
+          a: { model: 'mock:m', prompt: '{{ item }}' },
+          b: { prompt: 'x' },
+          c: { model: 'mock:m', tool: 't', prompt: 'x' },
+          d: { model: 'mock:m' },
+        },
+      }),
+    ).toEqual([
       'p: steps.a.prompt: "{{ item }}" is only known in a forEach step',
       'p: steps.b: expected exactly one of "model" (or "models"), "split" or "tool", found none',
       'p: steps.c: expected exactly one of "model" (or "models"), "split" or "tool", found llm and tool',
@@ -68,8 +87,13 @@ describe('pipeline checks', () => {
   });
 
   it('names every input that is missing or unknown before anything runs', () => {
-    const pipeline = checkPipeline({ inputs: { diff: {}, lang: { default: 'ts' } }, steps: { a: { model: 'mock:m', prompt: '{{ inputs.diff }} {{ inputs.lang }}' } } });
+    const pipeline = checkPipeline({
+      inputs: { diff: {}, lang: { default: 'ts' } },
+      steps: { a: { model: 'mock:m', prompt: '{{ inputs.diff }} {{ inputs.lang }}' } },
+    });
     expect(resolveInputs(pipeline, { diff: 'd' })).toEqual({ diff: 'd', lang: 'ts' });
-    expect(() => resolveInputs(pipeline, { other: 'x' })).toThrow('pipeline: inputs.diff: required (pass --input diff=VALUE or --input diff=@FILE); pipeline: inputs.other: the pipeline declares no such input');
+    expect(() => resolveInputs(pipeline, { other: 'x' })).toThrow(
+      'pipeline: inputs.diff: required (pass --input diff=VALUE or --input diff=@FILE); pipeline: inputs.other: the pipeline declares no such input',
+    );
   });
 });

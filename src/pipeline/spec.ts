@@ -53,7 +53,10 @@ export const stepSchema = z.strictObject({
         .string()
         .min(1, 'expected the text that starts a block, e.g. "diff --git"')
         .max(200, 'expected at most 200 characters')
-        .refine((prefix) => !prefix.startsWith('^'), 'expected the literal text that starts a block, e.g. "diff --git" (not a regular expression: no "^")')
+        .refine(
+          (prefix) => !prefix.startsWith('^'),
+          'expected the literal text that starts a block, e.g. "diff --git" (not a regular expression: no "^")',
+        )
         .optional(),
     })
     .optional(),
@@ -91,7 +94,11 @@ export type PipelineSpec = z.infer<typeof pipelineSchema>;
 /** A pipeline file: one pipeline (`steps`), or several (`pipelines`) to compare, with an optional fanout config. */
 export const pipelineFileSchema = z.union([
   pipelineSchema.extend({ config: fanoutConfigSchema.optional() }),
-  z.strictObject({ config: fanoutConfigSchema.optional(), description: z.string().optional(), pipelines: z.record(z.string(), pipelineSchema) }),
+  z.strictObject({
+    config: fanoutConfigSchema.optional(),
+    description: z.string().optional(),
+    pipelines: z.record(z.string(), pipelineSchema),
+  }),
 ]);
 
 export type StepKind = 'llm' | 'split' | 'tool';
@@ -121,15 +128,19 @@ function kindOf(name: string, step: StepSpec, issues: string[]): StepKind | unde
   if (step.split !== undefined) kinds.push('split');
   if (step.tool !== undefined) kinds.push('tool');
   if (kinds.length !== 1) {
-    issues.push(`steps.${name}: expected exactly one of "model" (or "models"), "split" or "tool", found ${kinds.length === 0 ? 'none' : kinds.join(' and ')}`);
+    issues.push(
+      `steps.${name}: expected exactly one of "model" (or "models"), "split" or "tool", found ${kinds.length === 0 ? 'none' : kinds.join(' and ')}`,
+    );
     return undefined;
   }
   const kind = kinds[0] as StepKind;
   if (kind === 'llm') {
-    if (step.model !== undefined && step.models !== undefined) issues.push(`steps.${name}: expected "model" or "models", not both`);
+    if (step.model !== undefined && step.models !== undefined)
+      issues.push(`steps.${name}: expected "model" or "models", not both`);
     if (step.prompt === undefined) issues.push(`steps.${name}.prompt: an LLM step needs a prompt`);
   }
-  if (step.combine !== undefined && step.models === undefined) issues.push(`steps.${name}.combine: only an ensemble ("models") is combined`);
+  if (step.combine !== undefined && step.models === undefined)
+    issues.push(`steps.${name}.combine: only an ensemble ("models") is combined`);
   return kind;
 }
 
@@ -160,12 +171,14 @@ export function checkPipeline(input: unknown, name = 'pipeline'): Pipeline {
   for (const [stepName, step] of Object.entries(spec.steps)) {
     const kind = kindOf(stepName, step, issues);
     const dependsOn = new Set(step.needs ?? []);
-    for (const need of step.needs ?? []) if (!names.has(need)) issues.push(`steps.${stepName}.needs: unknown step "${need}"`);
+    for (const need of step.needs ?? [])
+      if (!names.has(need)) issues.push(`steps.${stepName}.needs: unknown step "${need}"`);
     if (typeof step.forEach === 'string') {
       if (!names.has(step.forEach)) issues.push(`steps.${stepName}.forEach: unknown step "${step.forEach}"`);
       dependsOn.add(step.forEach);
     }
-    if (step.primeCache && step.forEach === undefined) issues.push(`steps.${stepName}.primeCache: only a forEach step sends one call first`);
+    if (step.primeCache && step.forEach === undefined)
+      issues.push(`steps.${stepName}.primeCache: only a forEach step sends one call first`);
     if (step.split) {
       const from = step.split.from;
       if (names.has(from)) dependsOn.add(from);
@@ -173,23 +186,46 @@ export function checkPipeline(input: unknown, name = 'pipeline'): Pipeline {
     }
     for (const [field, template] of templatesOf(step)) {
       for (const ref of templateRefs(template)) {
-        if (ref.kind === 'unknown') issues.push(`steps.${stepName}.${field}: unknown template variable "{{ ${ref.text} }}"; expected inputs.<name>, steps.<name>.output, item or index`);
-        else if (ref.kind === 'input' && !(ref.name in inputs)) issues.push(`steps.${stepName}.${field}: unknown input "${ref.name}"; declared inputs: ${Object.keys(inputs).join(', ') || '(none)'}`);
-        else if (ref.kind === 'step' && !names.has(ref.name)) issues.push(`steps.${stepName}.${field}: unknown step "${ref.name}"`);
-        else if (ref.kind === 'step' && ref.name === stepName) issues.push(`steps.${stepName}.${field}: a step cannot read its own output`);
+        if (ref.kind === 'unknown')
+          issues.push(
+            `steps.${stepName}.${field}: unknown template variable "{{ ${ref.text} }}"; expected inputs.<name>, steps.<name>.output, item or index`,
+          );
+        else if (ref.kind === 'input' && !(ref.name in inputs))
+          issues.push(
+            `steps.${stepName}.${field}: unknown input "${ref.name}"; declared inputs: ${Object.keys(inputs).join(', ') || '(none)'}`,
+          );
+        else if (ref.kind === 'step' && !names.has(ref.name))
+          issues.push(`steps.${stepName}.${field}: unknown step "${ref.name}"`);
+        else if (ref.kind === 'step' && ref.name === stepName)
+          issues.push(`steps.${stepName}.${field}: a step cannot read its own output`);
         else if (ref.kind === 'step') dependsOn.add(ref.name);
-        else if ((ref.kind === 'item' || ref.kind === 'index') && step.forEach === undefined) issues.push(`steps.${stepName}.${field}: "{{ ${ref.kind} }}" is only known in a forEach step`);
+        else if ((ref.kind === 'item' || ref.kind === 'index') && step.forEach === undefined)
+          issues.push(`steps.${stepName}.${field}: "{{ ${ref.kind} }}" is only known in a forEach step`);
       }
     }
-    if (kind) steps.set(stepName, { name: stepName, kind, spec: step, dependsOn: [...dependsOn], isList: kind === 'split' || step.forEach !== undefined });
+    if (kind)
+      steps.set(stepName, {
+        name: stepName,
+        kind,
+        spec: step,
+        dependsOn: [...dependsOn],
+        isList: kind === 'split' || step.forEach !== undefined,
+      });
   }
   for (const step of steps.values()) {
     const source = typeof step.spec.forEach === 'string' ? steps.get(step.spec.forEach) : undefined;
-    if (source && !source.isList) issues.push(`steps.${step.name}.forEach: "${source.name}" gives one output, not a list (use a split step or another forEach step)`);
+    if (source && !source.isList)
+      issues.push(
+        `steps.${step.name}.forEach: "${source.name}" gives one output, not a list (use a split step or another forEach step)`,
+      );
   }
   addJudges(steps, issues);
   const order = issues.length === 0 ? topologicalOrder(steps, issues) : [];
-  if (issues.length > 0) throw new ValidationError('invalid_config', issues.map((issue) => `${name}: ${issue}`));
+  if (issues.length > 0)
+    throw new ValidationError(
+      'invalid_config',
+      issues.map((issue) => `${name}: ${issue}`),
+    );
   return { name: spec.name ?? name, inputs, steps, order };
 }
 
@@ -208,11 +244,14 @@ function addJudges(steps: Map<string, CheckedStep>, issues: string[]): void {
       continue;
     }
     if (judge.kind !== 'llm' || !judge.dependsOn.includes(step.name)) {
-      issues.push(`steps.${step.name}.combine: the judge step "${how}" must be an LLM step that reads {{ steps.${step.name}.output }}`);
+      issues.push(
+        `steps.${step.name}.combine: the judge step "${how}" must be an LLM step that reads {{ steps.${step.name}.output }}`,
+      );
       continue;
     }
     for (const other of steps.values()) {
-      if (other !== judge && other.dependsOn.includes(step.name) && !other.dependsOn.includes(how)) other.dependsOn.push(how);
+      if (other !== judge && other.dependsOn.includes(step.name) && !other.dependsOn.includes(how))
+        other.dependsOn.push(how);
     }
   }
 }
@@ -243,10 +282,16 @@ export function resolveInputs(pipeline: Pipeline, given: Readonly<Record<string,
   const missing: string[] = [];
   for (const [name, input] of Object.entries(pipeline.inputs)) {
     const value = given[name] ?? input.default;
-    if (value === undefined) missing.push(`inputs.${name}: required (pass --input ${name}=VALUE or --input ${name}=@FILE)`);
+    if (value === undefined)
+      missing.push(`inputs.${name}: required (pass --input ${name}=VALUE or --input ${name}=@FILE)`);
     else values[name] = value;
   }
-  for (const name of Object.keys(given)) if (!(name in pipeline.inputs)) missing.push(`inputs.${name}: the pipeline declares no such input`);
-  if (missing.length > 0) throw new ValidationError('invalid_request', missing.map((m) => `${pipeline.name}: ${m}`));
+  for (const name of Object.keys(given))
+    if (!(name in pipeline.inputs)) missing.push(`inputs.${name}: the pipeline declares no such input`);
+  if (missing.length > 0)
+    throw new ValidationError(
+      'invalid_request',
+      missing.map((m) => `${pipeline.name}: ${m}`),
+    );
   return values;
 }

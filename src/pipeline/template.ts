@@ -9,10 +9,7 @@ import { FanoutError } from '../contracts/errors.js';
 const HOLE = /\{\{\s*([^{}]*?)\s*\}\}/g;
 
 export type TemplateRef =
-  | { kind: 'input'; name: string }
-  | { kind: 'step'; name: string }
-  | { kind: 'item' }
-  | { kind: 'index' };
+  { kind: 'input'; name: string } | { kind: 'step'; name: string } | { kind: 'item' } | { kind: 'index' };
 
 /** Every hole in a template, parsed; a hole that is none of the known forms is returned as `unknown`. */
 export function templateRefs(template: string): Array<TemplateRef | { kind: 'unknown'; text: string }> {
@@ -52,7 +49,11 @@ export function render(template: string, values: TemplateValues, maxChars = DEFA
   const text = template.replace(HOLE, (hole: string, raw: string) => {
     const value = valueOf(parseRef(raw.trim()), values);
     length += value.length - hole.length;
-    if (length > maxChars) throw new FanoutError('invalid_request', `the rendered template is over ${maxChars.toLocaleString('en-US')} characters`);
+    if (length > maxChars)
+      throw new FanoutError(
+        'invalid_request',
+        `the rendered template is over ${maxChars.toLocaleString('en-US')} characters`,
+      );
     return value;
   });
   return text;

@@ -53,7 +53,11 @@ export function retryAfterMs(headers: HeaderSource, now: number): number | undef
  * Groq sends the same names, but its request headers count per **day**: with
  * `dialect: 'groq'` they are reported as `requestsPerDay*` instead.
  */
-export function openAiRateLimits(headers: HeaderSource, now: number, dialect: 'openai' | 'groq' = 'openai'): RateLimitInfo {
+export function openAiRateLimits(
+  headers: HeaderSource,
+  now: number,
+  dialect: 'openai' | 'groq' = 'openai',
+): RateLimitInfo {
   const info: RateLimitInfo = {};
   const requestsLimit = number(headers.get('x-ratelimit-limit-requests'));
   const requestsRemaining = number(headers.get('x-ratelimit-remaining-requests'));

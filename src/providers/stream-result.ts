@@ -26,9 +26,20 @@ export class StreamResult {
 
   done(complete = true): StreamEvent {
     if (!complete || !this.usage) {
-      throw new ProviderError('server_error', `${this.provider}: the stream ended before its end (no usage or stop event)`, { provider: this.provider, retryable: true });
+      throw new ProviderError(
+        'server_error',
+        `${this.provider}: the stream ended before its end (no usage or stop event)`,
+        { provider: this.provider, retryable: true },
+      );
     }
-    const result: ModelResult = { text: this.text, usage: this.usage, finishReason: this.finishReason, model: this.model, requestId: this.requestId, rateLimit: this.rateLimit };
+    const result: ModelResult = {
+      text: this.text,
+      usage: this.usage,
+      finishReason: this.finishReason,
+      model: this.model,
+      requestId: this.requestId,
+      rateLimit: this.rateLimit,
+    };
     return { type: 'done', result };
   }
 }

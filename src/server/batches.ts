@@ -54,7 +54,10 @@ export function forgetOldest<K, V>(map: Map<K, V>, max: number): void {
 export function batchLines(body: unknown): string[] {
   if (typeof body === 'string') return body.split('\n');
   if (Array.isArray(body)) return body.map((item) => JSON.stringify(item));
-  throw new FanoutError('invalid_request', '(root): expected JSON Lines (application/x-ndjson) or a JSON array of batch lines');
+  throw new FanoutError(
+    'invalid_request',
+    '(root): expected JSON Lines (application/x-ndjson) or a JSON array of batch lines',
+  );
 }
 
 /**
@@ -81,7 +84,11 @@ export class BatchRegistry {
   async create(tenant: string, lines: readonly string[]): Promise<ServerBatch> {
     const nonBlank = lines.filter((l) => l.trim() !== '').length;
     if (nonBlank === 0) throw new FanoutError('invalid_request', '(root): the batch has no lines');
-    if (nonBlank > this.options.maxLines) throw new FanoutError('invalid_request', `(root): ${nonBlank} lines; a batch may have at most ${this.options.maxLines}`);
+    if (nonBlank > this.options.maxLines)
+      throw new FanoutError(
+        'invalid_request',
+        `(root): ${nonBlank} lines; a batch may have at most ${this.options.maxLines}`,
+      );
     const id = `batch_${Math.floor(this.engine.clock.now()).toString(36)}${(this.counter++).toString(36)}`;
     const batch: ServerBatch = { id, tenant, createdAt: this.engine.clock.now(), state: 'running', entries: [] };
     lines.forEach((text, index) => {
@@ -93,7 +100,11 @@ export class BatchRegistry {
         batch.entries.push(this.follow({ line, customId: parsed.customId, taskId }));
       } catch (error) {
         const e = asFanoutError(error, 'invalid_request');
-        batch.entries.push({ line, customId: salvageCustomId(text) ?? null, error: { code: e.code, message: e.message } });
+        batch.entries.push({
+          line,
+          customId: salvageCustomId(text) ?? null,
+          error: { code: e.code, message: e.message },
+        });
       }
     });
     await this.save(batch);
@@ -125,7 +136,12 @@ export class BatchRegistry {
     await this.save(batch);
   }
 
-  summary(batch: ServerBatch): { id: string; state: ServerBatch['state']; lines: number; counts: Partial<Record<TaskState | 'invalid', number>> } {
+  summary(batch: ServerBatch): {
+    id: string;
+    state: ServerBatch['state'];
+    lines: number;
+    counts: Partial<Record<TaskState | 'invalid', number>>;
+  } {
     const counts: Partial<Record<TaskState | 'invalid', number>> = {};
     for (const entry of batch.entries) {
       const state = entry.taskId ? (entry.endState ?? this.engine.status(entry.taskId)?.state ?? 'queued') : 'invalid';
@@ -145,7 +161,15 @@ export class BatchRegistry {
       }
       const status = await this.endOf(entry);
       if (!status) continue;
-      const line = status.state === 'completed' ? completedLine(entry.line, entry.customId, status) : failedLine(entry.line, entry.customId, status.error ?? { code: 'cancelled', message: 'cancelled', retryable: false }, status);
+      const line =
+        status.state === 'completed'
+          ? completedLine(entry.line, entry.customId, status)
+          : failedLine(
+              entry.line,
+              entry.customId,
+              status.error ?? { code: 'cancelled', message: 'cancelled', retryable: false },
+              status,
+            );
       yield `${JSON.stringify(line)}\n`;
     }
   }
@@ -200,7 +224,13 @@ export class BatchRegistry {
   private async save(batch: ServerBatch): Promise<void> {
     const data: BatchData = {
       lines: batch.entries.length,
-      invalid: batch.entries.filter((entry) => !entry.taskId).map((entry) => ({ line: entry.line, customId: entry.customId, error: entry.error as { code: ErrorCode; message: string } })),
+      invalid: batch.entries
+        .filter((entry) => !entry.taskId)
+        .map((entry) => ({
+          line: entry.line,
+          customId: entry.customId,
+          error: entry.error as { code: ErrorCode; message: string },
+        })),
     };
     await writeRecord(this.engine, 'batch', batch, data);
   }
@@ -221,7 +251,13 @@ export class BatchRegistry {
         return entry;
       }),
     ].sort((a, b) => a.line - b.line);
-    const batch: ServerBatch = { id, tenant: record.tenant, createdAt: record.createdAt, state: record.state as ServerBatch['state'], entries };
+    const batch: ServerBatch = {
+      id,
+      tenant: record.tenant,
+      createdAt: record.createdAt,
+      state: record.state as ServerBatch['state'],
+      entries,
+    };
     this.keep(batch);
     return batch;
   }

@@ -22,10 +22,16 @@ export const DEFAULT_CONNECTION_LIMITS: Required<ConnectionLimits> = Object.free
 });
 
 /** The `http.createServer` options that enforce the timeouts; checked every second rather than Node's default 30. */
-export function timeoutOptions(limits: Required<ConnectionLimits>): { requestTimeout: number; http: { headersTimeout: number; requestTimeout: number; connectionsCheckingInterval: number } } {
+export function timeoutOptions(limits: Required<ConnectionLimits>): {
+  requestTimeout: number;
+  http: { headersTimeout: number; requestTimeout: number; connectionsCheckingInterval: number };
+} {
   const headersTimeout = Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs);
   const connectionsCheckingInterval = Math.max(10, Math.min(1_000, Math.floor(headersTimeout / 2)));
-  return { requestTimeout: limits.requestTimeoutMs, http: { headersTimeout, requestTimeout: limits.requestTimeoutMs, connectionsCheckingInterval } };
+  return {
+    requestTimeout: limits.requestTimeoutMs,
+    http: { headersTimeout, requestTimeout: limits.requestTimeoutMs, connectionsCheckingInterval },
+  };
 }
 
 /**
@@ -37,8 +43,16 @@ export function capConnections(server: Server, max: number): void {
   let open = 0;
   server.on('connection', (socket: Socket) => {
     if (open >= max) {
-      const body = JSON.stringify({ error: { code: 'overloaded', message: `the server holds its maximum of ${max.toLocaleString('en-US')} connections; try again shortly`, type: 'server_error' } });
-      socket.end(`HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+      const body = JSON.stringify({
+        error: {
+          code: 'overloaded',
+          message: `the server holds its maximum of ${max.toLocaleString('en-US')} connections; try again shortly`,
+          type: 'server_error',
+        },
+      });
+      socket.end(
+        `HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      );
       return;
     }
     open += 1;
@@ -58,7 +72,10 @@ export class TenantStreams {
   take(tenant: string): () => void {
     const count = this.open.get(tenant) ?? 0;
     if (count >= this.max) {
-      throw new FanoutError('rate_limited', `tenant ${tenant} already holds ${this.max.toLocaleString('en-US')} streams, sockets and waits open; close one first`);
+      throw new FanoutError(
+        'rate_limited',
+        `tenant ${tenant} already holds ${this.max.toLocaleString('en-US')} streams, sockets and waits open; close one first`,
+      );
     }
     this.open.set(tenant, count + 1);
     let released = false;

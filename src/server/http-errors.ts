@@ -32,7 +32,16 @@ export interface HttpError {
 export function httpError(error: unknown): HttpError {
   if (error instanceof FanoutError) {
     const status = STATUS[error.code] ?? 500;
-    return { status, body: { error: { code: error.code, message: error.message, type: status < 500 ? 'invalid_request_error' : 'server_error' } } };
+    return {
+      status,
+      body: {
+        error: {
+          code: error.code,
+          message: error.message,
+          type: status < 500 ? 'invalid_request_error' : 'server_error',
+        },
+      },
+    };
   }
   return { status: 500, body: { error: { code: 'internal_error', message: 'internal error', type: 'server_error' } } };
 }

@@ -10,12 +10,28 @@ interface Recorded {
 }
 
 /** Writes the record of a batch or run to the engine's store (nothing without one). */
-export async function writeRecord(engine: FanoutEngine, kind: StoredRecord['kind'], item: Recorded, data: unknown): Promise<void> {
-  await engine.store?.putRecord({ id: item.id, kind, tenant: item.tenant, createdAt: item.createdAt, state: item.state, data });
+export async function writeRecord(
+  engine: FanoutEngine,
+  kind: StoredRecord['kind'],
+  item: Recorded,
+  data: unknown,
+): Promise<void> {
+  await engine.store?.putRecord({
+    id: item.id,
+    kind,
+    tenant: item.tenant,
+    createdAt: item.createdAt,
+    state: item.state,
+    data,
+  });
 }
 
 /** The stored record of a batch or run, when the id is one of that kind and the store has it. */
-export async function readRecord(engine: FanoutEngine, kind: StoredRecord['kind'], id: string): Promise<StoredRecord | undefined> {
+export async function readRecord(
+  engine: FanoutEngine,
+  kind: StoredRecord['kind'],
+  id: string,
+): Promise<StoredRecord | undefined> {
   const store = engine.store;
   if (!store || !id.startsWith(`${kind}_`)) return undefined;
   const record = await store.getRecord(id);

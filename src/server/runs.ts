@@ -56,15 +56,28 @@ export class RunRegistry {
   ) {}
 
   async start(tenant: string, body: unknown): Promise<ServerRun> {
-    if (typeof body !== 'object' || body === null) throw new FanoutError('invalid_request', '(root): expected {"pipeline": {...}, "inputs": {...}}');
+    if (typeof body !== 'object' || body === null)
+      throw new FanoutError('invalid_request', '(root): expected {"pipeline": {...}, "inputs": {...}}');
     const { pipeline: spec, inputs } = body as { pipeline?: unknown; inputs?: unknown };
     const pipeline = checkPipeline(spec, 'pipeline');
-    if (inputs !== undefined && (typeof inputs !== 'object' || inputs === null || Object.values(inputs).some((v) => typeof v !== 'string'))) {
+    if (
+      inputs !== undefined &&
+      (typeof inputs !== 'object' || inputs === null || Object.values(inputs).some((v) => typeof v !== 'string'))
+    ) {
       throw new FanoutError('invalid_request', 'inputs: expected an object of strings');
     }
     resolveInputs(pipeline, (inputs ?? {}) as Record<string, string>);
     const id = `run_${Math.floor(this.engine.clock.now()).toString(36)}${(this.counter++).toString(36)}`;
-    const run: ServerRun = { id, tenant, pipeline: pipeline.name, state: 'running', steps: pipeline.order, ended: {}, watchers: new Set(), createdAt: this.engine.clock.now() };
+    const run: ServerRun = {
+      id,
+      tenant,
+      pipeline: pipeline.name,
+      state: 'running',
+      steps: pipeline.order,
+      ended: {},
+      watchers: new Set(),
+      createdAt: this.engine.clock.now(),
+    };
     const data: RunData = { spec, inputs: (inputs ?? {}) as Record<string, string>, steps: {} };
     await this.save(run, data);
     this.keep(run);
@@ -114,25 +127,46 @@ export class RunRegistry {
     };
     run.stop = new AbortController();
     this.live.set(run.id, run);
-    const callId = ({ step, index, model, fallback }: { step: string; index?: number; model: string; fallback: boolean }) =>
-      `${run.id}:${step}${index === undefined ? '' : `[${index}]`}:${model}${fallback ? ':fallback' : ''}`;
-    this.engine.run(pipeline, data.inputs, { tenant: run.tenant, onStepEnd, resumeSteps: data.steps, callId, signal: run.stop.signal }).then(
-      async (result) => {
-        run.result = result;
-        const cancelled = run.stop?.signal.aborted === true;
-        this.onFinished(result);
-        await this.end(run, data, { state: result.ok ? 'completed' : cancelled ? 'cancelled' : 'failed' });
-        tell({ type: 'end' });
-      },
-      async (error: unknown) => {
-        const e = asFanoutError(error);
-        await this.end(run, data, { state: 'failed', error: { code: e.code, message: e.message } });
-        tell({ type: 'end' });
-      },
-    );
+    const callId = ({
+      step,
+      index,
+      model,
+      fallback,
+    }: {
+      step: string;
+      index?: number;
+      model: string;
+      fallback: boolean;
+    }) => `${run.id}:${step}${index === undefined ? '' : `[${index}]`}:${model}${fallback ? ':fallback' : ''}`;
+    this.engine
+      .run(pipeline, data.inputs, {
+        tenant: run.tenant,
+        onStepEnd,
+        resumeSteps: data.steps,
+        callId,
+        signal: run.stop.signal,
+      })
+      .then(
+        async (result) => {
+          run.result = result;
+          const cancelled = run.stop?.signal.aborted === true;
+          this.onFinished(result);
+          await this.end(run, data, { state: result.ok ? 'completed' : cancelled ? 'cancelled' : 'failed' });
+          tell({ type: 'end' });
+        },
+        async (error: unknown) => {
+          const e = asFanoutError(error);
+          await this.end(run, data, { state: 'failed', error: { code: e.code, message: e.message } });
+          tell({ type: 'end' });
+        },
+      );
   }
 
-  private async end(run: ServerRun, data: RunData, end: { state: ServerRun['state']; error?: { code: string; message: string } }): Promise<void> {
+  private async end(
+    run: ServerRun,
+    data: RunData,
+    end: { state: ServerRun['state']; error?: { code: string; message: string } },
+  ): Promise<void> {
     run.state = end.state;
     if (end.error) run.error = end.error;
     run.stop = undefined;
@@ -161,7 +195,9 @@ export class RunRegistry {
 
   private fromRecord(record: StoredRecord): ServerRun {
     const data = record.data as RunData;
-    const steps = data.result ? Object.keys(data.result.steps) : Object.keys((data.spec as { steps?: object } | undefined)?.steps ?? {});
+    const steps = data.result
+      ? Object.keys(data.result.steps)
+      : Object.keys((data.spec as { steps?: object } | undefined)?.steps ?? {});
     return {
       id: record.id,
       tenant: record.tenant,
@@ -198,7 +234,10 @@ export class RunRegistry {
         if (!step) return [name, { state: 'pending' }];
         const output = Array.isArray(step.output) ? step.output.slice(0, VIEW_ITEMS) : step.output;
         const items = Array.isArray(step.output) ? { outputItems: step.output.length } : {};
-        return [name, { state: step.state, output, ...items, error: step.error, usage: step.usage, costUsd: step.costUsd }];
+        return [
+          name,
+          { state: step.state, output, ...items, error: step.error, usage: step.usage, costUsd: step.costUsd },
+        ];
       }),
     );
     const calls = run.result?.calls;
@@ -217,11 +256,20 @@ export class RunRegistry {
   }
 
   /** One page of a list step's output items. */
-  items(run: ServerRun, stepName: string, page: Page): { step: string; total: number; offset: number; items: string[] } {
+  items(
+    run: ServerRun,
+    stepName: string,
+    page: Page,
+  ): { step: string; total: number; offset: number; items: string[] } {
     const step = this.stepOf(run, stepName);
     if (!run.steps.includes(stepName)) throw new FanoutError('unknown_task', `run ${run.id} has no step ${stepName}`);
     const all = step && Array.isArray(step.output) ? step.output : [];
-    return { step: stepName, total: all.length, offset: page.offset, items: all.slice(page.offset, page.offset + page.limit) };
+    return {
+      step: stepName,
+      total: all.length,
+      offset: page.offset,
+      items: all.slice(page.offset, page.offset + page.limit),
+    };
   }
 
   /** One page of the run's timeline of calls (complete once the run has ended). */
@@ -247,7 +295,15 @@ export function pageOf(query: unknown): Page {
   const { offset = '0', limit = String(MAX_PAGE) } = (query ?? {}) as { offset?: string; limit?: string };
   const o = Number(offset);
   const l = Number(limit);
-  if (!Number.isInteger(o) || o < 0) throw new FanoutError('invalid_request', `offset: expected a whole number ≥ 0, got ${JSON.stringify(offset).slice(0, 40)}`);
-  if (!Number.isInteger(l) || l < 1 || l > MAX_PAGE) throw new FanoutError('invalid_request', `limit: expected a whole number from 1 to ${MAX_PAGE}, got ${JSON.stringify(limit).slice(0, 40)}`);
+  if (!Number.isInteger(o) || o < 0)
+    throw new FanoutError(
+      'invalid_request',
+      `offset: expected a whole number ≥ 0, got ${JSON.stringify(offset).slice(0, 40)}`,
+    );
+  if (!Number.isInteger(l) || l < 1 || l > MAX_PAGE)
+    throw new FanoutError(
+      'invalid_request',
+      `limit: expected a whole number from 1 to ${MAX_PAGE}, got ${JSON.stringify(limit).slice(0, 40)}`,
+    );
   return { offset: o, limit: l };
 }

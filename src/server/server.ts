@@ -1,7 +1,13 @@
 import { setMaxListeners } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import websocket from '@fastify/websocket';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
 import type { Logger } from 'pino';
 import { requestFromChatBody } from '../batch/batch-line.js';
 import { chatCompletion, openAiUsage } from '../batch/output-line.js';
@@ -21,7 +27,13 @@ import { estimateInputTokens } from '../limits/estimate.js';
 import { serveStreamSocket } from './stream-socket.js';
 import { streamTaskEvents } from './task-events.js';
 import { SHUTTING_DOWN } from './shutting-down.js';
-import { capConnections, DEFAULT_CONNECTION_LIMITS, TenantStreams, timeoutOptions, type ConnectionLimits } from './connections.js';
+import {
+  capConnections,
+  DEFAULT_CONNECTION_LIMITS,
+  TenantStreams,
+  timeoutOptions,
+  type ConnectionLimits,
+} from './connections.js';
 import { httpError } from './http-errors.js';
 
 export interface FanoutServerOptions {
@@ -86,7 +98,11 @@ const PREFLIGHTED_TYPES = /^application\/(json|x-ndjson|jsonl)\s*(;|$)/i;
  * server a third of its requests.
  */
 const REQUEST_LOG_SERIALIZERS = {
-  req: (request: { method?: string; url?: string; tenant?: string }) => ({ method: request.method, path: request.url?.split('?')[0], tenant: request.tenant || undefined }),
+  req: (request: { method?: string; url?: string; tenant?: string }) => ({
+    method: request.method,
+    path: request.url?.split('?')[0],
+    tenant: request.tenant || undefined,
+  }),
   res: (reply: { statusCode?: number }) => ({ status: reply.statusCode }),
   err: (error: Error & { code?: unknown; statusCode?: unknown }) => ({
     type: error.name,
@@ -101,7 +117,8 @@ class CompletedRequestsOnly extends LogController {
   override incomingRequest(): void {}
 
   override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
-    if (error) reply.log.error({ req: request, res: reply, err: error, responseTime: reply.elapsedTime }, 'request errored');
+    if (error)
+      reply.log.error({ req: request, res: reply, err: error, responseTime: reply.elapsedTime }, 'request errored');
     else reply.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed');
   }
 }
@@ -139,11 +156,13 @@ function sweepOldRecords(engine: FanoutEngine, retentionMs: number, logger?: Log
 }
 
 /** Each server's signal that its grace period is over (open streams end with a final message), and what is still open. */
-const endings = new WeakMap<FastifyInstance, { controller: AbortController; open: Set<ServerResponse>; clock: FanoutEngine['clock'] }>();
+const endings = new WeakMap<
+  FastifyInstance,
+  { controller: AbortController; open: Set<ServerResponse>; clock: FanoutEngine['clock'] }
+>();
 
 /** How long final messages get to reach their clients before the connections are cut. */
 const LAST_WORD_MS = 1000;
-
 
 /**
  * Ends every stream and wait still open on `app` with a final message: SSE an
@@ -156,8 +175,20 @@ export async function endOpenStreams(app: FastifyInstance): Promise<void> {
   if (!ending) return;
   ending.controller.abort();
   // The final messages reach their clients (each response finishes, each socket's close is answered) before anything is cut.
-  const finished = [...ending.open].map((response) => new Promise<void>((resolve) => (response.writableFinished || response.destroyed ? resolve() : response.once('close', () => resolve()).once('finish', () => resolve()))));
-  const sockets = [...(app.websocketServer?.clients ?? [])].map((client) => new Promise<void>((resolve) => (client.readyState === client.CLOSED ? resolve() : client.once('close', () => resolve()))));
+  const finished = [...ending.open].map(
+    (response) =>
+      new Promise<void>((resolve) =>
+        response.writableFinished || response.destroyed
+          ? resolve()
+          : response.once('close', () => resolve()).once('finish', () => resolve()),
+      ),
+  );
+  const sockets = [...(app.websocketServer?.clients ?? [])].map(
+    (client) =>
+      new Promise<void>((resolve) =>
+        client.readyState === client.CLOSED ? resolve() : client.once('close', () => resolve()),
+      ),
+  );
   await Promise.race([Promise.all([...finished, ...sockets]), ending.clock.sleep(LAST_WORD_MS)]);
   for (const client of app.websocketServer?.clients ?? []) client.terminate();
 }
@@ -171,11 +202,21 @@ export async function endOpenStreams(app: FastifyInstance): Promise<void> {
  * page cannot send to another site without a preflight that fanout never
  * answers.
  */
-function browserRefusal(request: FastifyRequest, hasKeys: boolean, allowedOrigins: readonly string[]): string | undefined {
+function browserRefusal(
+  request: FastifyRequest,
+  hasKeys: boolean,
+  allowedOrigins: readonly string[],
+): string | undefined {
   const host = request.headers.host ?? '';
-  if (!hasKeys && !LOOPBACK_HOST.test(host)) return `Host ${JSON.stringify(host.slice(0, 100))} is not a loopback name; a server without API keys answers only to localhost, 127.0.0.1 and [::1]`;
+  if (!hasKeys && !LOOPBACK_HOST.test(host))
+    return `Host ${JSON.stringify(host.slice(0, 100))} is not a loopback name; a server without API keys answers only to localhost, 127.0.0.1 and [::1]`;
   const origin = request.headers.origin;
-  if (origin !== undefined && origin !== `http://${host}` && origin !== `https://${host}` && !allowedOrigins.includes(origin)) {
+  if (
+    origin !== undefined &&
+    origin !== `http://${host}` &&
+    origin !== `https://${host}` &&
+    !allowedOrigins.includes(origin)
+  ) {
     return `origin ${origin.slice(0, 200)} may not use this server (list it in allowedOrigins to let its pages in)`;
   }
   const type = request.headers['content-type'];
@@ -208,7 +249,14 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
     bodyLimit: options.bodyLimitBytes ?? 1024 * 1024,
     return503OnClosing: true,
     ...timeoutOptions(limits),
-    ...(options.logger ? { loggerInstance: options.logger.child({}, { serializers: REQUEST_LOG_SERIALIZERS }) as unknown as FastifyBaseLogger } : { logger: false }),
+    ...(options.logger
+      ? {
+          loggerInstance: options.logger.child(
+            {},
+            { serializers: REQUEST_LOG_SERIALIZERS },
+          ) as unknown as FastifyBaseLogger,
+        }
+      : { logger: false }),
     logController: new CompletedRequestsOnly(),
   });
   capConnections(app.server, limits.maxConnections);
@@ -222,7 +270,10 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
       openResponses.delete(reply.raw);
     });
   };
-  const batches = new BatchRegistry(engine, { defaultProvider: options.defaultProvider, maxLines: options.maxBatchLines ?? 50_000 });
+  const batches = new BatchRegistry(engine, {
+    defaultProvider: options.defaultProvider,
+    maxLines: options.maxBatchLines ?? 50_000,
+  });
   // Batches a crash cut short are watched to their end again (their tasks are already back in the engine).
   let stopSweeps = (): void => {};
   app.addHook('onReady', async () => {
@@ -235,10 +286,18 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
   const metrics = engineMetrics(engine);
   const runs = new RunRegistry(engine, (run) => metrics.observeRun(run));
   // The gateway answers 429 at once from the same buckets that pace the tenant's tasks, batches and runs in the engine.
-  const quota = options.tenantQuota ? new TenantQuota(engine.clock, { ...options.tenantQuota, ...(engine.tenantLimiter ? { limiter: engine.tenantLimiter } : {}) }) : undefined;
+  const quota = options.tenantQuota
+    ? new TenantQuota(engine.clock, {
+        ...options.tenantQuota,
+        ...(engine.tenantLimiter ? { limiter: engine.tenantLimiter } : {}),
+      })
+    : undefined;
   // A batch may be sent as JSON Lines as well as a JSON array; as text/plain only to a server with keys
   // (a web page can post text/plain to any address without asking first).
-  const lineTypes = keys.size > 0 ? ['application/x-ndjson', 'application/jsonl', 'text/plain'] : ['application/x-ndjson', 'application/jsonl'];
+  const lineTypes =
+    keys.size > 0
+      ? ['application/x-ndjson', 'application/jsonl', 'text/plain']
+      : ['application/x-ndjson', 'application/jsonl'];
   app.addContentTypeParser(lineTypes, { parseAs: 'string' }, (_request, body, done) => done(null, body));
   const metricsKeys = options.metricsKeys ?? new ApiKeys();
   const ending = new AbortController();
@@ -252,10 +311,13 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
       if (ending.signal.aborted) return resolve('ending');
       const stop = (): void => resolve('ending');
       ending.signal.addEventListener('abort', stop, { once: true });
-      void handle.result().then(
-        () => resolve('ended'),
-        () => resolve('ended'),
-      ).finally(() => ending.signal.removeEventListener('abort', stop));
+      void handle
+        .result()
+        .then(
+          () => resolve('ended'),
+          () => resolve('ended'),
+        )
+        .finally(() => ending.signal.removeEventListener('abort', stop));
     });
   app.decorateRequest('tenant', '');
 
@@ -284,11 +346,15 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
     if (refusal) return send(reply, new FanoutError('forbidden', refusal));
     if (path === '/metrics' && keys.size > 0) {
       if (metricsKeys.tenantOf(request.headers.authorization) !== undefined) return;
-      const message = metricsKeys.size > 0 ? 'GET /metrics needs an operator key (--metrics-key)' : 'GET /metrics names every tenant\'s models and pipelines: start the server with an operator key (--metrics-key) to read it';
+      const message =
+        metricsKeys.size > 0
+          ? 'GET /metrics needs an operator key (--metrics-key)'
+          : "GET /metrics names every tenant's models and pipelines: start the server with an operator key (--metrics-key) to read it";
       return send(reply, new FanoutError('forbidden', message));
     }
     const tenant = keys.size === 0 ? 'default' : keys.tenantOf(request.headers.authorization);
-    if (tenant === undefined) return send(reply, new FanoutError('auth', 'a valid API key is needed: Authorization: Bearer <key>'));
+    if (tenant === undefined)
+      return send(reply, new FanoutError('auth', 'a valid API key is needed: Authorization: Bearer <key>'));
     request.tenant = tenant;
   });
 
@@ -305,18 +371,39 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
     // A fault of fanout's own: the client learns nothing of it, the log learns its cause.
     if (status >= 500) request.log.error({ err: error }, 'request failed');
     const message = status < 500 ? error.message : 'internal error';
-    return reply.code(status).send({ error: { code: status < 500 ? 'invalid_request' : 'internal_error', message, type: status < 500 ? 'invalid_request_error' : 'server_error' } });
+    return reply.code(status).send({
+      error: {
+        code: status < 500 ? 'invalid_request' : 'internal_error',
+        message,
+        type: status < 500 ? 'invalid_request_error' : 'server_error',
+      },
+    });
   });
-  app.setNotFoundHandler((request, reply) => reply.code(404).send({ error: { code: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}`, type: 'invalid_request_error' } }));
+  app.setNotFoundHandler((request, reply) =>
+    reply.code(404).send({
+      error: {
+        code: 'not_found',
+        message: `no route ${request.method} ${request.url.split('?')[0]}`,
+        type: 'invalid_request_error',
+      },
+    }),
+  );
 
-  app.get('/metrics', async (_request, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+  app.get('/metrics', async (_request, reply) =>
+    reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
+  );
   const openapi = openApiDocument();
   app.get('/openapi.json', async () => openapi);
   app.get('/healthz', async () => ({ ok: true }));
   // Not ready while the store refuses writes: what is accepted now could not be kept.
   app.get('/readyz', async (_request, reply) => {
     const store = engine.storeHealth();
-    return reply.code(store.ok ? 200 : 503).send({ ready: store.ok, pending: engine.pendingCount, inFlight: engine.inFlight, ...(store.ok ? {} : { store }) });
+    return reply.code(store.ok ? 200 : 503).send({
+      ready: store.ok,
+      pending: engine.pendingCount,
+      inFlight: engine.inFlight,
+      ...(store.ok ? {} : { store }),
+    });
   });
   if (options.logger) {
     const log = options.logger;
@@ -332,7 +419,8 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
 
   app.post('/v1/tasks', async (request, reply) => {
     const body = request.body;
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) return send(reply, new FanoutError('invalid_request', '(root): expected a JSON object'));
+    if (typeof body !== 'object' || body === null || Array.isArray(body))
+      return send(reply, new FanoutError('invalid_request', '(root): expected a JSON object'));
     const handle = engine.submit({ ...(body as TaskRequest), tenant: request.tenant });
     const query = request.query as { wait?: string };
     const wait = query.wait === '1' || query.wait === 'true' || /\bwait\b/i.test(String(request.headers.prefer ?? ''));
@@ -342,7 +430,11 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
       return reply.code(202).send({ id: handle.id, state: handle.status().state });
     }
     holdOpen(request, reply);
-    if ((await untilEnd(handle)) === 'ending') return reply.code(503).header('retry-after', '5').send({ id: handle.id, state: handle.status().state, error: { ...SHUTTING_DOWN, type: 'server_error' } });
+    if ((await untilEnd(handle)) === 'ending')
+      return reply
+        .code(503)
+        .header('retry-after', '5')
+        .send({ id: handle.id, state: handle.status().state, error: { ...SHUTTING_DOWN, type: 'server_error' } });
     return reply.code(200).send(handle.status());
   });
 
@@ -402,7 +494,9 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
     runs.cancel(run);
     return runs.view(run);
   });
-  app.get('/v1/runs/:id/steps/:step/items', async (request) => runs.items(await ownRun(request), (request.params as { step: string }).step, pageOf(request.query)));
+  app.get('/v1/runs/:id/steps/:step/items', async (request) =>
+    runs.items(await ownRun(request), (request.params as { step: string }).step, pageOf(request.query)),
+  );
   app.get('/v1/runs/:id/calls', async (request) => runs.calls(await ownRun(request), pageOf(request.query)));
 
   app.get('/v1/batches/:id', async (request) => batches.summary(await ownBatch(request)));
@@ -430,7 +524,15 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
         return;
       }
       socket.once('close', release);
-      serveStreamSocket(socket, { engine, batches, runs, tenant: request.tenant, maxSubscriptions: options.maxSubscriptions ?? 1000, stopping: stopping.signal, ending: ending.signal });
+      serveStreamSocket(socket, {
+        engine,
+        batches,
+        runs,
+        tenant: request.tenant,
+        maxSubscriptions: options.maxSubscriptions ?? 1000,
+        stopping: stopping.signal,
+        ending: ending.signal,
+      });
     });
   });
 
@@ -446,7 +548,10 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
     if (quota) {
       let decision: QuotaDecision;
       try {
-        decision = await quota.admit(request.tenant, { inputTokens: estimateInputTokens(task), outputTokens: task.maxTokens ?? 0 });
+        decision = await quota.admit(request.tenant, {
+          inputTokens: estimateInputTokens(task),
+          outputTokens: task.maxTokens ?? 0,
+        });
       } catch (error) {
         return send(reply, error);
       }
@@ -461,16 +566,33 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
             [`x-ratelimit-remaining-${kind}`]: String(decision.remaining),
             [`x-ratelimit-reset-${kind}`]: `${(decision.resetMs / 1000).toFixed(3)}s`,
           })
-          .send({ error: { code: 'rate_limit_exceeded', message: `${kind} rate limit reached for tenant ${request.tenant}; try again in ${(decision.retryAfterMs / 1000).toFixed(3)}s`, type: kind } });
+          .send({
+            error: {
+              code: 'rate_limit_exceeded',
+              message: `${kind} rate limit reached for tenant ${request.tenant}; try again in ${(decision.retryAfterMs / 1000).toFixed(3)}s`,
+              type: kind,
+            },
+          });
       }
       settle = decision.settle;
     }
     // Not kept in the store: the client waits on this connection, and after a restart nobody would.
-    const handle = engine.submit({ ...task, tenant: request.tenant }, { durable: false, tenantCharged: quota?.sharesEngineLimits === true });
+    const handle = engine.submit(
+      { ...task, tenant: request.tenant },
+      { durable: false, tenantCharged: quota?.sharesEngineLimits === true },
+    );
     // The tenant is charged what the call really used, once it has ended; an answer from the cache costs no tokens.
-    if (settle) void handle.result().then((result) => settle(result.cache ? ZERO_USAGE : result.usage), () => settle(handle.status().usage));
+    if (settle)
+      void handle.result().then(
+        (result) => settle(result.cache ? ZERO_USAGE : result.usage),
+        () => settle(handle.status().usage),
+      );
     if (!task.stream) {
-      if ((await untilEnd(handle)) === 'ending') return reply.code(503).header('retry-after', '5').send({ error: { ...SHUTTING_DOWN, type: 'server_error' } });
+      if ((await untilEnd(handle)) === 'ending')
+        return reply
+          .code(503)
+          .header('retry-after', '5')
+          .send({ error: { ...SHUTTING_DOWN, type: 'server_error' } });
       try {
         await handle.result();
       } catch (error) {
@@ -489,7 +611,12 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
  * attempt before the first delta is retried unseen; once text has gone out,
  * a failure ends the stream with an error event (the text cannot be taken back).
  */
-async function streamCompletion(engine: FanoutEngine, id: string, reply: FastifyReply, options: { includeUsage: boolean; signal: AbortSignal }): Promise<void> {
+async function streamCompletion(
+  engine: FanoutEngine,
+  id: string,
+  reply: FastifyReply,
+  options: { includeUsage: boolean; signal: AbortSignal },
+): Promise<void> {
   const { includeUsage, signal } = options;
   reply.hijack();
   const out = reply.raw;
@@ -503,7 +630,11 @@ async function streamCompletion(engine: FanoutEngine, id: string, reply: Fastify
     if (!out.writableEnded) engine.cancel(id);
   });
   let sent = false;
-  const events = engine.events({ taskIds: [id], until: (e) => e.type === 'task-completed' || e.type === 'task-failed' || e.type === 'task-cancelled', signal });
+  const events = engine.events({
+    taskIds: [id],
+    until: (e) => e.type === 'task-completed' || e.type === 'task-failed' || e.type === 'task-cancelled',
+    signal,
+  });
   const current = engine.status(id);
   if (current && isTerminal(current.state)) await events.return?.();
   out.write(chunk({ role: 'assistant', content: '' }, null));
@@ -521,8 +652,13 @@ async function streamCompletion(engine: FanoutEngine, id: string, reply: Fastify
     out.write(chunk({}, status.result.finishReason));
     if (includeUsage) out.write(chunk({}, null, openAiUsage(status.result.usage)));
   } else {
-    const error = signal.aborted && status && !isTerminal(status.state) ? SHUTTING_DOWN : (status?.error ?? { code: 'cancelled', message: 'the stream was cut short after text had been sent' });
-    out.write(`data: ${JSON.stringify({ error: { code: error.code, message: error.message, type: 'server_error' } })}\n\n`);
+    const error =
+      signal.aborted && status && !isTerminal(status.state)
+        ? SHUTTING_DOWN
+        : (status?.error ?? { code: 'cancelled', message: 'the stream was cut short after text had been sent' });
+    out.write(
+      `data: ${JSON.stringify({ error: { code: error.code, message: error.message, type: 'server_error' } })}\n\n`,
+    );
   }
   out.end('data: [DONE]\n\n');
 }

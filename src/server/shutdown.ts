@@ -23,7 +23,11 @@ export interface ShutdownReport {
  * the engine stops. Tasks that had not ended stay in the engine's store, where
  * the next start finds them.
  */
-export async function shutDownServer(app: FastifyInstance, engine: FanoutEngine, options: ShutdownOptions): Promise<ShutdownReport> {
+export async function shutDownServer(
+  app: FastifyInstance,
+  engine: FanoutEngine,
+  options: ShutdownOptions,
+): Promise<ShutdownReport> {
   const closed = app.close();
   let cancelTimer = (): void => {};
   const deadline = new Promise<'deadline'>((resolve) => {

@@ -53,7 +53,11 @@ export function serveStreamSocket(socket: WebSocket, options: StreamSocketOption
     send({ type: 'error', ...(task ? { task } : {}), error: { code: e.code, message: e.message } });
   };
   /** The last message about a task: its response, or the error it ended with. */
-  const ending = (id: string, status: TaskStatus | undefined, about: Record<string, unknown> = {}): Record<string, unknown> =>
+  const ending = (
+    id: string,
+    status: TaskStatus | undefined,
+    about: Record<string, unknown> = {},
+  ): Record<string, unknown> =>
     status?.state === 'completed'
       ? { type: 'response', ...about, task: id, result: status.result, usage: status.usage, timing: status.timing }
       : { type: 'error', ...about, task: id, state: status?.state, error: status?.error };
@@ -69,15 +73,20 @@ export function serveStreamSocket(socket: WebSocket, options: StreamSocketOption
   const onEvent = (event: EngineEvent): void => {
     const id = event.taskId as string;
     if (event.type === 'task-delta') send({ type: 'delta', task: id, text: event.delta, at: event.at });
-    else if (event.type === 'task-completed' || event.type === 'task-failed' || event.type === 'task-cancelled') finish(id);
-    else if (event.state) send({ type: 'state', task: id, state: event.state, at: event.at, ...(event.eta ? { eta: event.eta } : {}) });
+    else if (event.type === 'task-completed' || event.type === 'task-failed' || event.type === 'task-cancelled')
+      finish(id);
+    else if (event.state)
+      send({ type: 'state', task: id, state: event.state, at: event.at, ...(event.eta ? { eta: event.eta } : {}) });
   };
   /** Each followed batch's subscription; a batch followed again gets a new one, and the old one goes quiet. */
   const batches = new Map<string, object>();
   const runs = new Map<string, () => void>();
   const checkRoom = (): void => {
     if (following.size + batches.size + runs.size >= options.maxSubscriptions) {
-      throw new FanoutError('invalid_request', `this socket already follows ${options.maxSubscriptions} tasks, batches and runs; unsubscribe or open another`);
+      throw new FanoutError(
+        'invalid_request',
+        `this socket already follows ${options.maxSubscriptions} tasks, batches and runs; unsubscribe or open another`,
+      );
     }
   };
   const follow = (id: string): void => {
@@ -122,11 +131,25 @@ export function serveStreamSocket(socket: WebSocket, options: StreamSocketOption
     const ended = (): void => {
       runs.delete(id);
       if (run.state === 'completed') send({ type: 'response', ...options.runs.view(run), run: id });
-      else send({ type: 'error', run: id, state: run.state, error: run.error ?? { code: 'step_failed', message: 'a step failed; see steps' }, steps: options.runs.view(run).steps });
+      else
+        send({
+          type: 'error',
+          run: id,
+          state: run.state,
+          error: run.error ?? { code: 'step_failed', message: 'a step failed; see steps' },
+          steps: options.runs.view(run).steps,
+        });
     };
     if (run.state !== 'running') return ended();
     const watcher = (change: RunChange): void => {
-      if (change.type === 'step') send({ type: 'state', run: id, step: change.step.name, state: change.step.state, ...(change.step.error ? { error: change.step.error } : {}) });
+      if (change.type === 'step')
+        send({
+          type: 'state',
+          run: id,
+          step: change.step.name,
+          state: change.step.state,
+          ...(change.step.error ? { error: change.step.error } : {}),
+        });
       else {
         run.watchers.delete(watcher);
         ended();
@@ -163,7 +186,8 @@ export function serveStreamSocket(socket: WebSocket, options: StreamSocketOption
     try {
       if (isBinary) throw new FanoutError('invalid_request', 'expected a text frame with a JSON message');
       message = JSON.parse(data.toString()) as ClientMessage;
-      if (typeof message !== 'object' || message === null) throw new FanoutError('invalid_request', 'expected a JSON object');
+      if (typeof message !== 'object' || message === null)
+        throw new FanoutError('invalid_request', 'expected a JSON object');
       assertJsonBounds(message, '(root)');
     } catch (error) {
       fail(error instanceof SyntaxError ? new FanoutError('invalid_request', `not JSON (${error.message})`) : error);
@@ -172,7 +196,8 @@ export function serveStreamSocket(socket: WebSocket, options: StreamSocketOption
     try {
       if (message.type === 'submit') {
         const request = message.request;
-        if (typeof request !== 'object' || request === null) throw new FanoutError('invalid_request', 'request: expected an object');
+        if (typeof request !== 'object' || request === null)
+          throw new FanoutError('invalid_request', 'request: expected an object');
         follow(engine.submit({ ...request, tenant }).id);
       } else if (message.type === 'subscribe' && typeof message.task === 'string') {
         follow(message.task);
@@ -188,7 +213,10 @@ export function serveStreamSocket(socket: WebSocket, options: StreamSocketOption
         runs.get(message.run)?.();
         runs.delete(message.run);
       } else {
-        throw new FanoutError('invalid_request', 'type: expected "submit" (with request), "subscribe" or "unsubscribe" (with task, batch or run)');
+        throw new FanoutError(
+          'invalid_request',
+          'type: expected "submit" (with request), "subscribe" or "unsubscribe" (with task, batch or run)',
+        );
       }
     } catch (error) {
       fail(error);

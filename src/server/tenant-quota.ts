@@ -5,7 +5,15 @@ import { MemoryLimiter } from '../limits/limiter.js';
 
 export interface TenantQuotaOptions {
   /** Limits each tenant's gateway requests get, on top of the models' own. */
-  limits: Pick<LimitSpec, 'requestsPerMinute' | 'requestsPerDay' | 'tokensPerMinute' | 'inputTokensPerMinute' | 'outputTokensPerMinute' | 'burstSeconds'>;
+  limits: Pick<
+    LimitSpec,
+    | 'requestsPerMinute'
+    | 'requestsPerDay'
+    | 'tokensPerMinute'
+    | 'inputTokensPerMinute'
+    | 'outputTokensPerMinute'
+    | 'burstSeconds'
+  >;
   /** Wait up to this long for the tenant's next permit before answering 429. Default 0: answer 429 at once. */
   maxWaitMs?: number;
   /**
@@ -29,9 +37,20 @@ export type QuotaDecision =
       /** Charges the tenant what the call really used (or, without usage, what was reserved). */
       settle(usage?: Usage): void;
     }
-  | { allowed: false; retryAfterMs: number; dimension: 'requests' | 'tokens'; limit: number; remaining: number; resetMs: number };
+  | {
+      allowed: false;
+      retryAfterMs: number;
+      dimension: 'requests' | 'tokens';
+      limit: number;
+      remaining: number;
+      resetMs: number;
+    };
 
-const TOKEN_DIMENSIONS: ReadonlySet<LimitDimension> = new Set(['tokensPerMinute', 'inputTokensPerMinute', 'outputTokensPerMinute']);
+const TOKEN_DIMENSIONS: ReadonlySet<LimitDimension> = new Set([
+  'tokensPerMinute',
+  'inputTokensPerMinute',
+  'outputTokensPerMinute',
+]);
 
 /**
  * Each tenant's own quota at the gateway: requests and tokens per minute. A
@@ -58,7 +77,12 @@ export class TenantQuota {
 
   /** Throws `request_too_large` for a request bigger than the tenant's whole token limit. */
   async admit(tenant: string, estimate: RequestEstimate = { inputTokens: 0, outputTokens: 0 }): Promise<QuotaDecision> {
-    const cost: Cost = { requests: 1, tokens: estimate.inputTokens + estimate.outputTokens, inputTokens: estimate.inputTokens, outputTokens: estimate.outputTokens };
+    const cost: Cost = {
+      requests: 1,
+      tokens: estimate.inputTokens + estimate.outputTokens,
+      inputTokens: estimate.inputTokens,
+      outputTokens: estimate.outputTokens,
+    };
     for (;;) {
       const now = this.clock.now();
       if (!this.limiter.has(tenant)) this.limiter.define(tenant, { ...this.options.limits, transitMs: 0 }, now);
@@ -67,7 +91,12 @@ export class TenantQuota {
         return {
           allowed: true,
           settle: (usage) => {
-            const actual = usage && { requests: 1, tokens: usage.inputTokens + usage.outputTokens, inputTokens: usage.inputTokens, outputTokens: usage.outputTokens };
+            const actual = usage && {
+              requests: 1,
+              tokens: usage.inputTokens + usage.outputTokens,
+              inputTokens: usage.inputTokens,
+              outputTokens: usage.outputTokens,
+            };
             this.limiter.settle(permit, this.clock.now(), actual);
           },
         };

@@ -35,16 +35,23 @@ export function barsOf(run: PipelineRun): Bar[] {
 
 /** A Mermaid gantt block of the run, with times in milliseconds from its start. */
 export function renderMermaid(run: PipelineRun): string {
-  const lines = ['gantt', `    title ${run.pipeline}: ${seconds(run.wallMs)}`, '    dateFormat x', '    axisFormat %S.%L s'];
+  const lines = [
+    'gantt',
+    `    title ${run.pipeline}: ${seconds(run.wallMs)}`,
+    '    dateFormat x',
+    '    axisFormat %S.%L s',
+  ];
   barsOf(run).forEach((bar, i) => {
     const label = bar.label.replace(/[:#;]/g, ' ');
-    if (bar.started > bar.submitted) lines.push(`    ${label} (waiting) :done, w${i}, ${Math.round(bar.submitted)}, ${Math.round(bar.started)}`);
+    if (bar.started > bar.submitted)
+      lines.push(`    ${label} (waiting) :done, w${i}, ${Math.round(bar.submitted)}, ${Math.round(bar.started)}`);
     lines.push(`    ${label} :b${i}, ${Math.round(bar.started)}, ${Math.round(Math.max(bar.ended, bar.started + 1))}`);
   });
   return `${lines.join('\n')}\n`;
 }
 
-const escapeXml = (text: string): string => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+const escapeXml = (text: string): string =>
+  text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 /** An SVG gantt chart of the run: a row per call or tool, grey while waiting, blue while running, a time axis below. */
 export function renderSvg(run: PipelineRun, options: { width?: number } = {}): string {
@@ -65,15 +72,21 @@ export function renderSvg(run: PipelineRun, options: { width?: number } = {}): s
     const y = top + i * rowHeight;
     parts.push(`<text x="10" y="${y + 15}">${escapeXml(bar.label)}</text>`);
     if (bar.started > bar.submitted) {
-      parts.push(`<rect x="${x(bar.submitted).toFixed(1)}" y="${y + 4}" width="${(x(bar.started) - x(bar.submitted)).toFixed(1)}" height="14" fill="#cccccc"><title>waiting ${seconds(bar.started - bar.submitted)}</title></rect>`);
+      parts.push(
+        `<rect x="${x(bar.submitted).toFixed(1)}" y="${y + 4}" width="${(x(bar.started) - x(bar.submitted)).toFixed(1)}" height="14" fill="#cccccc"><title>waiting ${seconds(bar.started - bar.submitted)}</title></rect>`,
+      );
     }
-    parts.push(`<rect x="${x(bar.started).toFixed(1)}" y="${y + 4}" width="${Math.max(1, x(bar.ended) - x(bar.started)).toFixed(1)}" height="14" fill="#3b82f6"><title>${escapeXml(`${bar.label}: ${seconds(bar.ended - bar.started)}`)}</title></rect>`);
+    parts.push(
+      `<rect x="${x(bar.started).toFixed(1)}" y="${y + 4}" width="${Math.max(1, x(bar.ended) - x(bar.started)).toFixed(1)}" height="14" fill="#3b82f6"><title>${escapeXml(`${bar.label}: ${seconds(bar.ended - bar.started)}`)}</title></rect>`,
+    );
   });
   const axisY = top + bars.length * rowHeight + 10;
   parts.push(`<line x1="${labelWidth}" y1="${axisY}" x2="${labelWidth + chartWidth}" y2="${axisY}" stroke="#333"/>`);
   for (let tick = 0; tick <= 4; tick++) {
     const ms = (span * tick) / 4;
-    parts.push(`<text x="${x(ms).toFixed(1)}" y="${axisY + 16}" text-anchor="middle">${(ms / 1000).toFixed(ms % 1000 === 0 ? 0 : 1)} s</text>`);
+    parts.push(
+      `<text x="${x(ms).toFixed(1)}" y="${axisY + 16}" text-anchor="middle">${(ms / 1000).toFixed(ms % 1000 === 0 ? 0 : 1)} s</text>`,
+    );
   }
   parts.push('</svg>');
   return `${parts.join('\n')}\n`;

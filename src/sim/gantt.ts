@@ -6,7 +6,6 @@ export interface GanttOptions {
   width?: number;
 }
 
-
 /**
  * The timeline of a run as text: one row per call or tool, `·` while it
  * waited (its turn, a rate limit, a retry) and `█` while it ran, on a shared
@@ -22,7 +21,8 @@ export function renderGantt(run: PipelineRun, options: GanttOptions = {}): strin
     const wait = at(row.started) - at(row.submitted);
     const busy = Math.max(row.ended > row.started ? 1 : 0, at(row.ended) - at(row.started));
     const bar = ' '.repeat(at(row.submitted)) + '·'.repeat(Math.max(0, wait)) + '█'.repeat(busy);
-    const label = row.label.length > labelWidth ? `${row.label.slice(0, labelWidth - 1)}…` : row.label.padEnd(labelWidth);
+    const label =
+      row.label.length > labelWidth ? `${row.label.slice(0, labelWidth - 1)}…` : row.label.padEnd(labelWidth);
     return `${label} │${bar.padEnd(width)}│ ${seconds(row.ended - row.submitted)}`;
   });
   const axis = `${' '.repeat(labelWidth)} 0${' '.repeat(Math.max(1, width - 1 - seconds(span).length))}${seconds(span)}`;

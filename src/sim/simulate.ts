@@ -55,14 +55,20 @@ export async function simulate(pipeline: Pipeline, options: SimulateOptions = {}
   // One after another is simulated too, not summed: a call that waits for a limit waits there as well.
   const sequential = await runVirtually(oneAtATime(pipeline), { ...config, concurrency: 1 }, options);
   const callStarts = run.calls.map((c) => c.startedAt ?? c.endedAt);
-  const callsWallMs = run.calls.length === 0 ? 0 : Math.max(...run.calls.map((c) => c.endedAt)) - Math.min(...callStarts);
+  const callsWallMs =
+    run.calls.length === 0 ? 0 : Math.max(...run.calls.map((c) => c.endedAt)) - Math.min(...callStarts);
   return {
     run,
     sequentialMs: sequential.wallMs,
-    calls: { sequentialMs: sequential.calls.reduce((sum, call) => sum + call.rateLimitedMs + call.providerMs, 0), wallMs: callsWallMs },
+    calls: {
+      sequentialMs: sequential.calls.reduce((sum, call) => sum + call.rateLimitedMs + call.providerMs, 0),
+      wallMs: callsWallMs,
+    },
     speedup: run.wallMs > 0 ? sequential.wallMs / run.wallMs : 1,
     criticalPath: criticalPath(pipeline, run),
-    limitWaits: run.calls.filter((c) => c.rateLimitedMs > 0).map((c) => ({ step: c.step, item: c.item, model: c.model, waitMs: c.rateLimitedMs })),
+    limitWaits: run.calls
+      .filter((c) => c.rateLimitedMs > 0)
+      .map((c) => ({ step: c.step, item: c.item, model: c.model, waitMs: c.rateLimitedMs })),
   };
 }
 
@@ -77,7 +83,11 @@ async function runVirtually(pipeline: Pipeline, config: FanoutConfig, options: S
     return typicalMs(settings?.latency);
   };
   let finished = false;
-  const pending = runPipeline(engine, pipeline, { inputs: options.inputs, simulateTools: true, expectedCallMs }).finally(() => {
+  const pending = runPipeline(engine, pipeline, {
+    inputs: options.inputs,
+    simulateTools: true,
+    expectedCallMs,
+  }).finally(() => {
     finished = true;
   });
   // A failure is read below, once the clock has run; until then it must not count as unhandled.
@@ -87,7 +97,10 @@ async function runVirtually(pipeline: Pipeline, config: FanoutConfig, options: S
     await flushMicrotasks();
     if (!finished && clock.pendingTimers === 0) {
       await flushMicrotasks();
-      if (!finished && clock.pendingTimers === 0) throw new Error(`simulation of ${pipeline.name} stalled: nothing left to wait for, but the pipeline has not ended`);
+      if (!finished && clock.pendingTimers === 0)
+        throw new Error(
+          `simulation of ${pipeline.name} stalled: nothing left to wait for, but the pipeline has not ended`,
+        );
     }
   }
   const run = await pending;
@@ -101,7 +114,12 @@ function oneAtATime(pipeline: Pipeline): Pipeline {
   pipeline.order.forEach((name, i) => {
     const step = pipeline.steps.get(name) as CheckedStep;
     const previous = pipeline.order[i - 1];
-    steps.set(name, previous === undefined || step.dependsOn.includes(previous) ? step : { ...step, dependsOn: [...step.dependsOn, previous] });
+    steps.set(
+      name,
+      previous === undefined || step.dependsOn.includes(previous)
+        ? step
+        : { ...step, dependsOn: [...step.dependsOn, previous] },
+    );
   });
   return { ...pipeline, steps };
 }

@@ -10,7 +10,18 @@ import { listenOnLoopback } from './listen.js';
  */
 export type AnthropicReply =
   | { kind: 'json'; status?: number; headers?: Record<string, string>; body: unknown }
-  | { kind: 'stream'; deltas: string[]; usage?: { input_tokens: number; output_tokens: number; cache_read_input_tokens?: number; cache_creation_input_tokens?: number }; errorAfter?: number; stallAfter?: number }
+  | {
+      kind: 'stream';
+      deltas: string[];
+      usage?: {
+        input_tokens: number;
+        output_tokens: number;
+        cache_read_input_tokens?: number;
+        cache_creation_input_tokens?: number;
+      };
+      errorAfter?: number;
+      stallAfter?: number;
+    }
   | { kind: 'hang' };
 
 export interface AnthropicRequest {
@@ -18,7 +29,11 @@ export interface AnthropicRequest {
   body: Record<string, unknown>;
 }
 
-export function message(text: string, usage = { input_tokens: 25, output_tokens: 12, cache_read_input_tokens: 0, cache_creation_input_tokens: 0 }, model = 'claude-sonnet-4-5-20250929'): unknown {
+export function message(
+  text: string,
+  usage = { input_tokens: 25, output_tokens: 12, cache_read_input_tokens: 0, cache_creation_input_tokens: 0 },
+  model = 'claude-sonnet-4-5-20250929',
+): unknown {
   return {
     id: 'msg_01XFDUDYJgAACzvnptvVoYEL',
     type: 'message',
@@ -31,8 +46,23 @@ export function message(text: string, usage = { input_tokens: 25, output_tokens:
   };
 }
 
-export function anthropicError(status: number, type: string, text: string, headers: Record<string, string> = {}, details?: unknown): AnthropicReply {
-  return { kind: 'json', status, headers, body: { type: 'error', error: { type, message: text, ...(details ? { details } : {}) }, request_id: 'req_011CSHoEeqs5C35K2UUqR7Fy' } };
+export function anthropicError(
+  status: number,
+  type: string,
+  text: string,
+  headers: Record<string, string> = {},
+  details?: unknown,
+): AnthropicReply {
+  return {
+    kind: 'json',
+    status,
+    headers,
+    body: {
+      type: 'error',
+      error: { type, message: text, ...(details ? { details } : {}) },
+      request_id: 'req_011CSHoEeqs5C35K2UUqR7Fy',
+    },
+  };
 }
 
 export interface AnthropicFake {
@@ -56,18 +86,48 @@ export async function startAnthropicFake(): Promise<AnthropicFake> {
       const reply = replies[Math.min(served, replies.length - 1)] as AnthropicReply;
       served += 1;
       if (!req.headers.authorization?.startsWith('Bearer ') && !req.headers['x-api-key']) {
-        res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ type: 'error', error: { type: 'authentication_error', message: 'invalid x-api-key' } }));
+        res
+          .writeHead(401, { 'content-type': 'application/json' })
+          .end(
+            JSON.stringify({ type: 'error', error: { type: 'authentication_error', message: 'invalid x-api-key' } }),
+          );
         return;
       }
       if (reply.kind === 'hang') return;
       if (reply.kind === 'json') {
-        res.writeHead(reply.status ?? 200, { 'content-type': 'application/json', 'request-id': `req_${served}`, ...reply.headers }).end(JSON.stringify(reply.body));
+        res
+          .writeHead(reply.status ?? 200, {
+            'content-type': 'application/json',
+            'request-id': `req_${served}`,
+            ...reply.headers,
+          })
+          .end(JSON.stringify(reply.body));
         return;
       }
       const usage = reply.usage ?? { input_tokens: 25, output_tokens: reply.deltas.length };
       res.writeHead(200, { 'content-type': 'text/event-stream', 'request-id': 'req_stream' });
-      res.write(sse('message_start', { type: 'message_start', message: { id: 'msg_stream', type: 'message', role: 'assistant', model: 'claude-sonnet-4-5-20250929', content: [], stop_reason: null, stop_sequence: null, usage: { ...usage, output_tokens: 1 } } }));
-      res.write(sse('content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }));
+      res.write(
+        sse('message_start', {
+          type: 'message_start',
+          message: {
+            id: 'msg_stream',
+            type: 'message',
+            role: 'assistant',
+            model: 'claude-sonnet-4-5-20250929',
+            content: [],
+            stop_reason: null,
+            stop_sequence: null,
+            usage: { ...usage, output_tokens: 1 },
+          },
+        }),
+      );
+      res.write(
+        sse('content_block_start', {
+          type: 'content_block_start',
+          index: 0,
+          content_block: { type: 'text', text: '' },
+        }),
+      );
       res.write(sse('ping', { type: 'ping' }));
       for (const [i, delta] of reply.deltas.entries()) {
         if (reply.stallAfter === i) return;
@@ -75,10 +135,22 @@ export async function startAnthropicFake(): Promise<AnthropicFake> {
           res.end(sse('error', { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } }));
           return;
         }
-        res.write(sse('content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: delta } }));
+        res.write(
+          sse('content_block_delta', {
+            type: 'content_block_delta',
+            index: 0,
+            delta: { type: 'text_delta', text: delta },
+          }),
+        );
       }
       res.write(sse('content_block_stop', { type: 'content_block_stop', index: 0 }));
-      res.write(sse('message_delta', { type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: usage.output_tokens } }));
+      res.write(
+        sse('message_delta', {
+          type: 'message_delta',
+          delta: { stop_reason: 'end_turn', stop_sequence: null },
+          usage: { output_tokens: usage.output_tokens },
+        }),
+      );
       res.end(sse('message_stop', { type: 'message_stop' }));
     });
   });

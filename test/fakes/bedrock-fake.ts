@@ -46,7 +46,12 @@ function frame(type: 'event' | 'exception', name: string, body: unknown): Uint8A
   return codec.encode({ headers, body: new TextEncoder().encode(JSON.stringify(body)) });
 }
 
-const usageBody = (usage: Usage) => ({ ...usage, totalTokens: usage.inputTokens + usage.outputTokens, cacheReadInputTokens: usage.cacheReadInputTokens ?? 0, cacheWriteInputTokens: usage.cacheWriteInputTokens ?? 0 });
+const usageBody = (usage: Usage) => ({
+  ...usage,
+  totalTokens: usage.inputTokens + usage.outputTokens,
+  cacheReadInputTokens: usage.cacheReadInputTokens ?? 0,
+  cacheWriteInputTokens: usage.cacheWriteInputTokens ?? 0,
+});
 
 export async function startBedrockFake(): Promise<BedrockFake> {
   const requests: BedrockRequest[] = [];
@@ -56,20 +61,34 @@ export async function startBedrockFake(): Promise<BedrockFake> {
     let raw = '';
     req.on('data', (chunk: Buffer) => (raw += chunk.toString()));
     req.on('end', () => {
-      requests.push({ path: req.url ?? '', headers: req.headers, body: raw ? (JSON.parse(raw) as Record<string, unknown>) : {} });
+      requests.push({
+        path: req.url ?? '',
+        headers: req.headers,
+        body: raw ? (JSON.parse(raw) as Record<string, unknown>) : {},
+      });
       const reply = replies[Math.min(served, replies.length - 1)] as BedrockReply;
       served += 1;
       const requestId = `0f1a2b3c-${served}`;
       if (reply.kind === 'error') {
         res
-          .writeHead(reply.status, { 'content-type': 'application/json', 'x-amzn-requestid': requestId, 'x-amzn-errortype': `${reply.type}:http://internal.amazon.com/coral/com.amazon.bedrock/`, ...reply.headers })
+          .writeHead(reply.status, {
+            'content-type': 'application/json',
+            'x-amzn-requestid': requestId,
+            'x-amzn-errortype': `${reply.type}:http://internal.amazon.com/coral/com.amazon.bedrock/`,
+            ...reply.headers,
+          })
           .end(JSON.stringify({ message: reply.message }));
         return;
       }
       const usage = reply.usage ?? { inputTokens: 30, outputTokens: 8 };
       if (reply.kind === 'converse') {
         res.writeHead(200, { 'content-type': 'application/json', 'x-amzn-requestid': requestId }).end(
-          JSON.stringify({ output: { message: { role: 'assistant', content: [{ text: reply.text }] } }, stopReason: 'end_turn', usage: usageBody(usage), metrics: { latencyMs: 412 } }),
+          JSON.stringify({
+            output: { message: { role: 'assistant', content: [{ text: reply.text }] } },
+            stopReason: 'end_turn',
+            usage: usageBody(usage),
+            metrics: { latencyMs: 412 },
+          }),
         );
         return;
       }
@@ -77,7 +96,9 @@ export async function startBedrockFake(): Promise<BedrockFake> {
       res.write(frame('event', 'messageStart', { role: 'assistant' }));
       for (const [i, text] of reply.deltas.entries()) {
         if (reply.exceptionAfter === i) {
-          res.end(frame('exception', 'throttlingException', { message: 'Too many tokens, please wait before trying again.' }));
+          res.end(
+            frame('exception', 'throttlingException', { message: 'Too many tokens, please wait before trying again.' }),
+          );
           return;
         }
         res.write(frame('event', 'contentBlockDelta', { contentBlockIndex: 0, delta: { text } }));

@@ -10,7 +10,14 @@ import { listenOnLoopback } from './listen.js';
  */
 export type FakeReply =
   | { kind: 'json'; status?: number; headers?: Record<string, string>; body: unknown }
-  | { kind: 'stream'; headers?: Record<string, string>; deltas: string[]; usage?: Usage; errorAfter?: number; stallAfter?: number }
+  | {
+      kind: 'stream';
+      headers?: Record<string, string>;
+      deltas: string[];
+      usage?: Usage;
+      errorAfter?: number;
+      stallAfter?: number;
+    }
   | { kind: 'text'; status: number; contentType: string; body: string }
   | { kind: 'reset' }
   | { kind: 'hang' };
@@ -28,26 +35,48 @@ export interface RecordedRequest {
   closedEarly: boolean;
 }
 
-export function completion(text: string, usage: Usage = { prompt_tokens: 19, completion_tokens: 10 }, model = 'gpt-4o-mini-2024-07-18'): unknown {
+export function completion(
+  text: string,
+  usage: Usage = { prompt_tokens: 19, completion_tokens: 10 },
+  model = 'gpt-4o-mini-2024-07-18',
+): unknown {
   return {
     id: 'chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT',
     object: 'chat.completion',
     created: 1741569952,
     model,
-    choices: [{ index: 0, message: { role: 'assistant', content: text, refusal: null, annotations: [] }, logprobs: null, finish_reason: 'stop' }],
+    choices: [
+      {
+        index: 0,
+        message: { role: 'assistant', content: text, refusal: null, annotations: [] },
+        logprobs: null,
+        finish_reason: 'stop',
+      },
+    ],
     usage: {
       prompt_tokens: usage.prompt_tokens,
       completion_tokens: usage.completion_tokens,
       total_tokens: usage.prompt_tokens + usage.completion_tokens,
       prompt_tokens_details: { cached_tokens: usage.cached_tokens ?? 0, audio_tokens: 0 },
-      completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 },
+      completion_tokens_details: {
+        reasoning_tokens: 0,
+        audio_tokens: 0,
+        accepted_prediction_tokens: 0,
+        rejected_prediction_tokens: 0,
+      },
     },
     service_tier: 'default',
     system_fingerprint: 'fp_06737a9306',
   };
 }
 
-export function openAiError(status: number, message: string, type: string, code: string | null, headers: Record<string, string> = {}): FakeReply {
+export function openAiError(
+  status: number,
+  message: string,
+  type: string,
+  code: string | null,
+  headers: Record<string, string> = {},
+): FakeReply {
   return { kind: 'json', status, headers, body: { error: { message, type, param: null, code } } };
 }
 
@@ -78,7 +107,9 @@ function stream(res: ServerResponse, reply: Extract<FakeReply, { kind: 'stream' 
   for (const [i, delta] of reply.deltas.entries()) {
     if (reply.stallAfter === i) return;
     if (reply.errorAfter === i) {
-      res.end(`data: ${JSON.stringify({ error: { message: 'The server had an error while processing your request.', type: 'server_error', param: null, code: null } })}\n\n`);
+      res.end(
+        `data: ${JSON.stringify({ error: { message: 'The server had an error while processing your request.', type: 'server_error', param: null, code: null } })}\n\n`,
+      );
       return;
     }
     res.write(chunk({ content: delta }, null));
@@ -91,7 +122,12 @@ function stream(res: ServerResponse, reply: Extract<FakeReply, { kind: 'stream' 
       completion_tokens: usage.completion_tokens,
       total_tokens: usage.prompt_tokens + usage.completion_tokens,
       prompt_tokens_details: { cached_tokens: usage.cached_tokens ?? 0, audio_tokens: 0 },
-      completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 },
+      completion_tokens_details: {
+        reasoning_tokens: 0,
+        audio_tokens: 0,
+        accepted_prediction_tokens: 0,
+        rejected_prediction_tokens: 0,
+      },
     }),
   );
   res.end('data: [DONE]\n\n');
@@ -106,7 +142,11 @@ export async function startOpenAiFake(): Promise<OpenAiFake> {
     let raw = '';
     req.on('data', (chunk: Buffer) => (raw += chunk.toString()));
     req.on('end', () => {
-      const record: RecordedRequest = { headers: req.headers, body: raw ? (JSON.parse(raw) as Record<string, unknown>) : {}, closedEarly: false };
+      const record: RecordedRequest = {
+        headers: req.headers,
+        body: raw ? (JSON.parse(raw) as Record<string, unknown>) : {},
+        closedEarly: false,
+      };
       requests.push(record);
       res.on('close', () => {
         if (!res.writableFinished) record.closedEarly = true;
@@ -120,8 +160,16 @@ export async function startOpenAiFake(): Promise<OpenAiFake> {
       if (reply.kind === 'reset') req.socket.destroy();
       else if (reply.kind === 'hang') return;
       else if (reply.kind === 'stream') stream(res, reply);
-      else if (reply.kind === 'text') res.writeHead(reply.status, { 'content-type': reply.contentType }).end(reply.body);
-      else res.writeHead(reply.status ?? 200, { 'content-type': 'application/json', 'x-request-id': `req_${served}`, ...reply.headers }).end(JSON.stringify(reply.body));
+      else if (reply.kind === 'text')
+        res.writeHead(reply.status, { 'content-type': reply.contentType }).end(reply.body);
+      else
+        res
+          .writeHead(reply.status ?? 200, {
+            'content-type': 'application/json',
+            'x-request-id': `req_${served}`,
+            ...reply.headers,
+          })
+          .end(JSON.stringify(reply.body));
     });
   });
   const { port, close } = await listenOnLoopback(server);

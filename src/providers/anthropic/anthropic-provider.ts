@@ -12,7 +12,6 @@ import { anthropicSdk } from '../sdk.js';
 
 import { StreamResult } from '../stream-result.js';
 
-
 export interface AnthropicOptions {
   /** The prefix of its models. Default `anthropic`. */
   name?: string;
@@ -25,7 +24,14 @@ export interface AnthropicOptions {
   timeouts?: CallTimeouts;
 }
 
-const FINISH: Record<string, FinishReason> = { end_turn: 'stop', stop_sequence: 'stop', max_tokens: 'length', tool_use: 'tool_calls', refusal: 'content_filter', pause_turn: 'other' };
+const FINISH: Record<string, FinishReason> = {
+  end_turn: 'stop',
+  stop_sequence: 'stop',
+  max_tokens: 'length',
+  tool_use: 'tool_calls',
+  refusal: 'content_filter',
+  pause_turn: 'other',
+};
 
 type TextBlock = { type: 'text'; text: string; cache_control?: { type: 'ephemeral' } };
 
@@ -33,7 +39,16 @@ function block(text: string, cache: boolean | undefined): TextBlock {
   return cache ? { type: 'text', text, cache_control: { type: 'ephemeral' } } : { type: 'text', text };
 }
 
-function usageOf(usage: { input_tokens?: number | null; output_tokens?: number | null; cache_read_input_tokens?: number | null; cache_creation_input_tokens?: number | null } | undefined): Usage {
+function usageOf(
+  usage:
+    | {
+        input_tokens?: number | null;
+        output_tokens?: number | null;
+        cache_read_input_tokens?: number | null;
+        cache_creation_input_tokens?: number | null;
+      }
+    | undefined,
+): Usage {
   return {
     inputTokens: usage?.input_tokens ?? 0,
     outputTokens: usage?.output_tokens ?? 0,
@@ -59,7 +74,12 @@ export class AnthropicProvider implements Provider {
     this.timeoutMs = options.timeoutMs ?? 600_000;
     this.timeouts = options.timeouts;
     const { Anthropic: Client } = anthropicSdk();
-    this.client = new Client({ apiKey: options.apiKey, baseURL: options.baseURL ?? 'https://api.anthropic.com', maxRetries: 0, timeout: this.timeoutMs });
+    this.client = new Client({
+      apiKey: options.apiKey,
+      baseURL: options.baseURL ?? 'https://api.anthropic.com',
+      maxRetries: 0,
+      timeout: this.timeoutMs,
+    });
   }
 
   reportsLimits(): boolean {
@@ -79,8 +99,11 @@ export class AnthropicProvider implements Provider {
         .filter((m) => m.role !== 'system')
         .map((m) => ({ role: m.role as 'user' | 'assistant', content: [block(m.content, m.cache)] })),
     };
-    const systems = [call.system, ...call.messages.filter((m) => m.role === 'system').map((m) => m.content)].filter((s): s is string => s !== undefined);
-    if (systems.length > 0) params.system = systems.map((text, i) => block(text, i === 0 ? call.cacheSystem : undefined));
+    const systems = [call.system, ...call.messages.filter((m) => m.role === 'system').map((m) => m.content)].filter(
+      (s): s is string => s !== undefined,
+    );
+    if (systems.length > 0)
+      params.system = systems.map((text, i) => block(text, i === 0 ? call.cacheSystem : undefined));
     // The Messages API of the SDK fanout uses no longer takes temperature or top_p; they still decide caching in fanout.
     if (call.stop !== undefined) params.stop_sequences = call.stop;
     return { ...params, ...(call.providerOptions as Partial<Anthropic.MessageCreateParamsNonStreaming> | undefined) };
@@ -88,7 +111,9 @@ export class AnthropicProvider implements Provider {
 
   async complete(call: ModelCall, context: CallContext): Promise<ModelResult> {
     try {
-      const { data, response } = await this.client.messages.create(this.params(call), { signal: context.signal, timeout: this.timeoutMs }).withResponse();
+      const { data, response } = await this.client.messages
+        .create(this.params(call), { signal: context.signal, timeout: this.timeoutMs })
+        .withResponse();
       return {
         text: data.content.map((b) => (b.type === 'text' ? b.text : '')).join(''),
         usage: usageOf(data.usage),
@@ -136,34 +161,61 @@ export class AnthropicProvider implements Provider {
   private classify(error: unknown, context: CallContext): unknown {
     if (context.signal.aborted) return context.signal.reason;
     const { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } = anthropicSdk();
-    const fail = (code: ErrorCode, message: string, retryable: boolean, extra: Partial<ConstructorParameters<typeof ProviderError>[2]> = {}) =>
-      new ProviderError(code, `${this.name}: ${message}`, { provider: this.name, retryable, ...extra });
-    if (error instanceof APIUserAbortError) return new FanoutError('cancelled', `${this.name}: the request was aborted`);
-    if (error instanceof APIConnectionTimeoutError) return fail('timeout', 'the request timed out', true, { cause: error });
-    if (error instanceof APIConnectionError) return fail('network', `connection failed (${error.message})`, true, { cause: error });
-    if (!(error instanceof APIError)) return fail('network', `the response broke off (${error instanceof Error ? error.message : String(error)})`, true, { cause: error });
+    const fail = (
+      code: ErrorCode,
+      message: string,
+      retryable: boolean,
+      extra: Partial<ConstructorParameters<typeof ProviderError>[2]> = {},
+    ) => new ProviderError(code, `${this.name}: ${message}`, { provider: this.name, retryable, ...extra });
+    if (error instanceof APIUserAbortError)
+      return new FanoutError('cancelled', `${this.name}: the request was aborted`);
+    if (error instanceof APIConnectionTimeoutError)
+      return fail('timeout', 'the request timed out', true, { cause: error });
+    if (error instanceof APIConnectionError)
+      return fail('network', `connection failed (${error.message})`, true, { cause: error });
+    if (!(error instanceof APIError))
+      return fail(
+        'network',
+        `the response broke off (${error instanceof Error ? error.message : String(error)})`,
+        true,
+        { cause: error },
+      );
     const body = (error.error ?? {}) as { error?: { type?: string; message?: string } };
     const type = error.type ?? body.error?.type ?? '';
     const message = body.error?.message ?? error.message;
     const rateLimit = error.headers ? anthropicRateLimits(error.headers, context.clock.now()) : undefined;
-    const common = { status: error.status, requestId: error.requestID ?? undefined, body: JSON.stringify({ type, message, error_code: error.errorCode }), rateLimit, cause: error };
+    const common = {
+      status: error.status,
+      requestId: error.requestID ?? undefined,
+      body: JSON.stringify({ type, message, error_code: error.errorCode }),
+      rateLimit,
+      cause: error,
+    };
     const status = error.status;
     if (status === 429 || type === 'rate_limit_error') {
       // A spend-limit 429 has no retry-after and fails until access returns: never retry it.
-      if (error.errorCode === 'enforced_spend_limit_reached' || (status === 429 && rateLimit?.retryAfterMs === undefined)) {
+      if (
+        error.errorCode === 'enforced_spend_limit_reached' ||
+        (status === 429 && rateLimit?.retryAfterMs === undefined)
+      ) {
         return fail('quota_exhausted', `spend or usage limit reached (${message})`, false, common);
       }
       return fail('rate_limited', 'rate limited (429)', true, { ...common, retryAfterMs: rateLimit?.retryAfterMs });
     }
-    if (status === 529 || type === 'overloaded_error') return fail('overloaded', 'overloaded (529)', true, { ...common, retryAfterMs: rateLimit?.retryAfterMs });
-    if (status === 504 || type === 'timeout_error') return fail('timeout', 'the request ran too long (504)', true, common);
-    if (status === 413 || type === 'request_too_large') return fail('request_too_large', 'request too large (413)', false, common);
+    if (status === 529 || type === 'overloaded_error')
+      return fail('overloaded', 'overloaded (529)', true, { ...common, retryAfterMs: rateLimit?.retryAfterMs });
+    if (status === 504 || type === 'timeout_error')
+      return fail('timeout', 'the request ran too long (504)', true, common);
+    if (status === 413 || type === 'request_too_large')
+      return fail('request_too_large', 'request too large (413)', false, common);
     if (status === 401 || status === 403) return fail('auth', `not authorised (${status}): ${message}`, false, common);
-    if (status === 402 || type === 'billing_error') return fail('quota_exhausted', `billing (402): ${message}`, false, common);
+    if (status === 402 || type === 'billing_error')
+      return fail('quota_exhausted', `billing (402): ${message}`, false, common);
     if (status === 404) return fail('not_found', `not found (404): ${message}`, false, common);
     if (status === 400) return fail('bad_request', `bad request (400): ${message}`, false, common);
     if (status === 409) return fail('server_error', 'conflict (409)', true, common);
-    if (status === undefined || status >= 500) return fail('server_error', `server error (${status ?? `${type} inside the stream`})`, true, common);
+    if (status === undefined || status >= 500)
+      return fail('server_error', `server error (${status ?? `${type} inside the stream`})`, true, common);
     return fail('bad_request', `unexpected status ${status}: ${message}`, false, common);
   }
 }

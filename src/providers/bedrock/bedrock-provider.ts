@@ -19,7 +19,6 @@ import { bedrockSdk, nodeHttpHandlerModule } from '../sdk.js';
 
 import { StreamResult } from '../stream-result.js';
 
-
 export interface BedrockOptions {
   /** The prefix of its models. Default `bedrock`. */
   name?: string;
@@ -35,7 +34,14 @@ export interface BedrockOptions {
   timeouts?: CallTimeouts;
 }
 
-const FINISH: Record<string, FinishReason> = { end_turn: 'stop', stop_sequence: 'stop', max_tokens: 'length', tool_use: 'tool_calls', content_filtered: 'content_filter', guardrail_intervened: 'content_filter' };
+const FINISH: Record<string, FinishReason> = {
+  end_turn: 'stop',
+  stop_sequence: 'stop',
+  max_tokens: 'length',
+  tool_use: 'tool_calls',
+  content_filtered: 'content_filter',
+  guardrail_intervened: 'content_filter',
+};
 
 /** Bedrock's exceptions, as PROVIDERS.md classifies them: code and whether to retry. */
 const EXCEPTIONS: Record<string, [ErrorCode, boolean]> = {
@@ -98,14 +104,29 @@ export class BedrockProvider implements Provider {
   }
 
   private input(call: ModelCall): ConverseCommandInput {
-    const content = (text: string, cache: boolean | undefined): ContentBlock[] => (cache ? [{ text }, { cachePoint: { type: 'default' } }] : [{ text }]);
-    const messages: Message[] = call.messages.filter((m) => m.role !== 'system').map((m) => ({ role: m.role as 'user' | 'assistant', content: content(m.content, m.cache) }));
-    const systemTexts = [call.system, ...call.messages.filter((m) => m.role === 'system').map((m) => m.content)].filter((s): s is string => s !== undefined);
-    const system: SystemContentBlock[] = systemTexts.flatMap((text, i) => (i === 0 && call.cacheSystem ? [{ text }, { cachePoint: { type: 'default' } }] : [{ text }]) as SystemContentBlock[]);
+    const content = (text: string, cache: boolean | undefined): ContentBlock[] =>
+      cache ? [{ text }, { cachePoint: { type: 'default' } }] : [{ text }];
+    const messages: Message[] = call.messages
+      .filter((m) => m.role !== 'system')
+      .map((m) => ({ role: m.role as 'user' | 'assistant', content: content(m.content, m.cache) }));
+    const systemTexts = [call.system, ...call.messages.filter((m) => m.role === 'system').map((m) => m.content)].filter(
+      (s): s is string => s !== undefined,
+    );
+    const system: SystemContentBlock[] = systemTexts.flatMap(
+      (text, i) =>
+        (i === 0 && call.cacheSystem
+          ? [{ text }, { cachePoint: { type: 'default' } }]
+          : [{ text }]) as SystemContentBlock[],
+    );
     const input: ConverseCommandInput = {
       modelId: call.model,
       messages,
-      inferenceConfig: { maxTokens: call.maxTokens, temperature: call.temperature, topP: call.topP, stopSequences: call.stop },
+      inferenceConfig: {
+        maxTokens: call.maxTokens,
+        temperature: call.temperature,
+        topP: call.topP,
+        stopSequences: call.stop,
+      },
     };
     if (system.length > 0) input.system = system;
     if (call.latency) input.performanceConfig = { latency: call.latency };
@@ -114,7 +135,9 @@ export class BedrockProvider implements Provider {
 
   async complete(call: ModelCall, context: CallContext): Promise<ModelResult> {
     try {
-      const output = await this.client.send(new (bedrockSdk().ConverseCommand)(this.input(call)), { abortSignal: context.signal });
+      const output = await this.client.send(new (bedrockSdk().ConverseCommand)(this.input(call)), {
+        abortSignal: context.signal,
+      });
       const blocks = output.output?.message?.content ?? [];
       return {
         text: blocks.map((b) => b.text ?? '').join(''),
@@ -131,7 +154,9 @@ export class BedrockProvider implements Provider {
   async *stream(call: ModelCall, context: CallContext): AsyncIterable<StreamEvent> {
     const result = new StreamResult(this.name, call.model);
     try {
-      const output = await this.client.send(new (bedrockSdk().ConverseStreamCommand)(this.input(call)), { abortSignal: context.signal });
+      const output = await this.client.send(new (bedrockSdk().ConverseStreamCommand)(this.input(call)), {
+        abortSignal: context.signal,
+      });
       result.requestId = output.$metadata.requestId;
       context.alive?.();
       for await (const event of output.stream ?? []) {
@@ -149,19 +174,45 @@ export class BedrockProvider implements Provider {
 
   private classify(error: unknown, context: CallContext): unknown {
     if (context.signal.aborted) return context.signal.reason;
-    const e = error as { name?: string; message?: string; $metadata?: { httpStatusCode?: number; requestId?: string }; $response?: { headers?: Record<string, string> } };
+    const e = error as {
+      name?: string;
+      message?: string;
+      $metadata?: { httpStatusCode?: number; requestId?: string };
+      $response?: { headers?: Record<string, string> };
+    };
     if (e.name === 'AbortError') return new FanoutError('cancelled', `${this.name}: the request was aborted`);
     const known = e.name ? EXCEPTIONS[e.name] : undefined;
     const status = e.$metadata?.httpStatusCode;
     const hint = Number(e.$response?.headers?.['x-amz-retry-after']);
-    const common = { provider: this.name, status, requestId: e.$metadata?.requestId, body: JSON.stringify({ type: e.name, message: e.message }), cause: error };
+    const common = {
+      provider: this.name,
+      status,
+      requestId: e.$metadata?.requestId,
+      body: JSON.stringify({ type: e.name, message: e.message }),
+      cause: error,
+    };
     if (known) {
       const [code, retryable] = known;
-      return new ProviderError(code, `${this.name}: ${e.name} (${e.message ?? 'no message'})`, { ...common, retryable, retryAfterMs: Number.isFinite(hint) && hint > 0 ? hint : undefined });
+      return new ProviderError(code, `${this.name}: ${e.name} (${e.message ?? 'no message'})`, {
+        ...common,
+        retryable,
+        retryAfterMs: Number.isFinite(hint) && hint > 0 ? hint : undefined,
+      });
     }
-    if (status !== undefined && status >= 500) return new ProviderError('server_error', `${this.name}: ${e.name ?? 'error'} (${status})`, { ...common, retryable: true });
-    if (status === undefined) return new ProviderError('network', `${this.name}: ${e.message ?? String(error)}`, { ...common, retryable: true });
-    return new ProviderError('bad_request', `${this.name}: ${e.name ?? 'error'} (${status}): ${e.message ?? ''}`, { ...common, retryable: false });
+    if (status !== undefined && status >= 500)
+      return new ProviderError('server_error', `${this.name}: ${e.name ?? 'error'} (${status})`, {
+        ...common,
+        retryable: true,
+      });
+    if (status === undefined)
+      return new ProviderError('network', `${this.name}: ${e.message ?? String(error)}`, {
+        ...common,
+        retryable: true,
+      });
+    return new ProviderError('bad_request', `${this.name}: ${e.name ?? 'error'} (${status}): ${e.message ?? ''}`, {
+      ...common,
+      retryable: false,
+    });
   }
 }
 

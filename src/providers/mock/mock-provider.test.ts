@@ -29,7 +29,12 @@ describe('mock provider', () => {
   it('reports usage by its own tokenizer and caps output at max tokens', async () => {
     const mock = new MockProvider({ defaults: { outputTokens: 50 } });
     const result = await mock.complete(call('twelve chars', { system: 'sys', maxTokens: 20 }), context());
-    expect(result.usage).toEqual({ inputTokens: 3 + (4 + 1) + (4 + 3), outputTokens: 20, cacheReadTokens: 0, cacheWriteTokens: 0 });
+    expect(result.usage).toEqual({
+      inputTokens: 3 + (4 + 1) + (4 + 3),
+      outputTokens: 20,
+      cacheReadTokens: 0,
+      cacheWriteTokens: 0,
+    });
     expect(result.finishReason).toBe('length');
   });
 
@@ -49,7 +54,8 @@ describe('mock provider', () => {
     const clock = new ManualClock();
     const texts: string[] = [];
     void (async () => {
-      for await (const event of mock.stream(call('x'), context(clock))) if (event.type === 'delta') texts.push(event.text);
+      for await (const event of mock.stream(call('x'), context(clock)))
+        if (event.type === 'delta') texts.push(event.text);
     })();
     await clock.advance(249);
     expect(texts).toEqual([]);
@@ -80,15 +86,27 @@ describe('mock provider', () => {
   });
 
   it('answers 429 with retry-after and rate-limit information past its own limits', async () => {
-    const mock = new MockProvider({ models: { m: { limits: { requestsPerMinute: 2, tokensPerMinute: 100_000, transitMs: 0 } } } });
+    const mock = new MockProvider({
+      models: { m: { limits: { requestsPerMinute: 2, tokensPerMinute: 100_000, transitMs: 0 } } },
+    });
     const clock = new ManualClock();
     const first = await mock.complete(call('a'), context(clock));
-    expect(first.rateLimit).toMatchObject({ requestsLimit: 2, requestsRemaining: 1, requestsResetMs: 30_000, tokensLimit: 100_000 });
+    expect(first.rateLimit).toMatchObject({
+      requestsLimit: 2,
+      requestsRemaining: 1,
+      requestsResetMs: 30_000,
+      tokensLimit: 100_000,
+    });
     await mock.complete(call('b'), context(clock));
     const refused = await mock.complete(call('c'), context(clock)).catch((e: unknown) => e as ProviderError);
     expect(refused).toBeInstanceOf(ProviderError);
     expect(refused).toMatchObject({ code: 'rate_limited', status: 429, retryAfterMs: 30_000, retryable: true });
-    expect(refused.rateLimit).toMatchObject({ requestsLimit: 2, requestsRemaining: 0, requestsResetMs: 60_000, retryAfterMs: 30_000 });
+    expect(refused.rateLimit).toMatchObject({
+      requestsLimit: 2,
+      requestsRemaining: 0,
+      requestsResetMs: 60_000,
+      retryAfterMs: 30_000,
+    });
     expect(mock.stats('m')).toMatchObject({ calls: 3, completed: 2, rateLimited: 1 });
     await clock.advance(30_000);
     await expect(mock.complete(call('c'), context(clock))).resolves.toMatchObject({ usage: { outputTokens: 24 } });
@@ -98,14 +116,23 @@ describe('mock provider', () => {
     const mock = new MockProvider({ seed: 3, defaults: { faults: { serverError: 0.1, overloaded: 0.05 } } });
     const outcomes: string[] = [];
     for (let i = 0; i < 2000; i++) {
-      outcomes.push(await mock.complete(call(`q${i}`), context()).then(() => 'ok', (e: ProviderError) => String(e.status)));
+      outcomes.push(
+        await mock.complete(call(`q${i}`), context()).then(
+          () => 'ok',
+          (e: ProviderError) => String(e.status),
+        ),
+      );
     }
     const count = (what: string) => outcomes.filter((o) => o === what).length;
     expect(count('500')).toBeGreaterThan(150);
     expect(count('500')).toBeLessThan(250);
     expect(count('529')).toBeGreaterThan(60);
     expect(count('529')).toBeLessThan(140);
-    expect(mock.stats()).toMatchObject({ serverErrors: count('500'), overloaded: count('529'), completed: count('ok') });
+    expect(mock.stats()).toMatchObject({
+      serverErrors: count('500'),
+      overloaded: count('529'),
+      completed: count('ok'),
+    });
   });
 
   it('hangs on a timeout fault until the call is aborted', async () => {

@@ -15,7 +15,6 @@ import type { CallContext, ModelCall, Provider, StreamEvent } from '../../contra
 
 import { hashPrompt, mockWords } from './text.js';
 
-
 /** A call's latency: fixed milliseconds, or lognormal around a median (seeded). */
 export type LatencyProfile =
   | number
@@ -83,8 +82,17 @@ export interface MockModelStats {
 
 function emptyStats(): MockModelStats {
   return {
-    calls: 0, completed: 0, rateLimited: 0, serverErrors: 0, overloaded: 0, timeouts: 0, cancelled: 0,
-    inputTokens: 0, outputTokens: 0, inFlight: 0, maxInFlight: 0,
+    calls: 0,
+    completed: 0,
+    rateLimited: 0,
+    serverErrors: 0,
+    overloaded: 0,
+    timeouts: 0,
+    cancelled: 0,
+    inputTokens: 0,
+    outputTokens: 0,
+    inFlight: 0,
+    maxInFlight: 0,
   };
 }
 
@@ -208,10 +216,16 @@ export class MockProvider implements Provider {
     const stats = this.statsFor(call.model);
     const now = context.clock.now();
     stats.calls += 1;
-    if (this.options.callLog) appendFileSync(this.options.callLog, `${JSON.stringify({ model: call.model, attempt: context.attempt })}\n`);
+    if (this.options.callLog)
+      appendFileSync(this.options.callLog, `${JSON.stringify({ model: call.model, attempt: context.attempt })}\n`);
     const inputTokens = this.countInputTokens(call);
     const accounting: AccountingOptions = { rule: settings.accounting ?? 'anthropic' };
-    const reserved = admissionCost(accounting, { inputTokens, cacheReadTokens: 0, cacheWriteTokens: 0, maxOutputTokens: call.maxTokens });
+    const reserved = admissionCost(accounting, {
+      inputTokens,
+      cacheReadTokens: 0,
+      cacheWriteTokens: 0,
+      maxOutputTokens: call.maxTokens,
+    });
     let reservation: Reservation | undefined;
     if (settings.limits) {
       // The upstream counts a call when it arrives: no transit guard on this side.
@@ -226,13 +240,17 @@ export class MockProvider implements Provider {
       if (!permit.granted) {
         stats.rateLimited += 1;
         const retryAfterMs = Number.isFinite(permit.waitMs) ? permit.waitMs : 1000;
-        throw new ProviderError('rate_limited', `mock:${call.model} rate limit reached (${permit.reason}); retry after ${retryAfterMs} ms`, {
-          provider: 'mock',
-          status: 429,
-          retryAfterMs,
-          retryable: true,
-          rateLimit: { ...this.rateLimitInfo(call.model, now), retryAfterMs },
-        });
+        throw new ProviderError(
+          'rate_limited',
+          `mock:${call.model} rate limit reached (${permit.reason}); retry after ${retryAfterMs} ms`,
+          {
+            provider: 'mock',
+            status: 429,
+            retryAfterMs,
+            retryable: true,
+            rateLimit: { ...this.rateLimitInfo(call.model, now), retryAfterMs },
+          },
+        );
       }
       reservation = permit;
     }
@@ -248,7 +266,11 @@ export class MockProvider implements Provider {
       random: this.random,
       release: (usage) => {
         if (!reservation) return;
-        this.limiter.settle(reservation, context.clock.now(), usage ? settledCost(accounting, reserved, usage) : failedCost(reserved));
+        this.limiter.settle(
+          reservation,
+          context.clock.now(),
+          usage ? settledCost(accounting, reserved, usage) : failedCost(reserved),
+        );
       },
     });
   }
@@ -310,14 +332,27 @@ class MockRun {
     const provider = 'mock';
     const model = this.options.call.model;
     if (this.fault === 'overloaded') {
-      throw new ProviderError('overloaded', `mock:${model} is overloaded (529)`, { provider, status: 529, retryable: true });
+      throw new ProviderError('overloaded', `mock:${model} is overloaded (529)`, {
+        provider,
+        status: 529,
+        retryable: true,
+      });
     }
-    throw new ProviderError('server_error', `mock:${model} internal error (500)`, { provider, status: 500, retryable: true });
+    throw new ProviderError('server_error', `mock:${model} internal error (500)`, {
+      provider,
+      status: 500,
+      retryable: true,
+    });
   }
 
   finish(): ModelResult {
     if (this.fault === 'serverError' || this.fault === 'overloaded') this.throwFault();
-    const usage: Usage = { inputTokens: this.options.inputTokens, outputTokens: this.words.length, cacheReadTokens: 0, cacheWriteTokens: 0 };
+    const usage: Usage = {
+      inputTokens: this.options.inputTokens,
+      outputTokens: this.words.length,
+      cacheReadTokens: 0,
+      cacheWriteTokens: 0,
+    };
     this.end('completed', usage);
     const { stats, call, clock, provider } = this.options;
     stats.inputTokens += usage.inputTokens;
@@ -371,7 +406,11 @@ function latencyFor(settings: MockModelOptions, inputTokens: number, outputToken
   if (typeof profile === 'number') return profile;
   if (profile.kind === 'fixed') return profile.ms;
   if (profile.kind === 'perToken') {
-    return Math.round((profile.baseMs ?? 0) + inputTokens * (profile.perInputTokenMs ?? 0) + outputTokens * (profile.perOutputTokenMs ?? 0));
+    return Math.round(
+      (profile.baseMs ?? 0) +
+        inputTokens * (profile.perInputTokenMs ?? 0) +
+        outputTokens * (profile.perOutputTokenMs ?? 0),
+    );
   }
   // Box–Muller: a standard normal draw from two uniforms.
   const u = 1 - random.next();

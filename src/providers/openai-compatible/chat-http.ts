@@ -18,16 +18,32 @@ export class ChatHttp {
   private readonly agent: Dispatcher;
   private readonly timeoutMs: number;
 
-  constructor(options: { baseURL: string; apiKey: string; timeoutMs: number; defaultHeaders?: Record<string, string> }) {
+  constructor(options: {
+    baseURL: string;
+    apiKey: string;
+    timeoutMs: number;
+    defaultHeaders?: Record<string, string>;
+  }) {
     const url = new URL(options.baseURL);
     this.origin = url.origin;
     this.path = `${url.pathname.replace(/\/$/, '')}/chat/completions`;
-    this.headers = { 'content-type': 'application/json', accept: 'application/json', authorization: `Bearer ${options.apiKey}`, ...options.defaultHeaders };
+    this.headers = {
+      'content-type': 'application/json',
+      accept: 'application/json',
+      authorization: `Bearer ${options.apiKey}`,
+      ...options.defaultHeaders,
+    };
     this.timeoutMs = options.timeoutMs;
-    this.agent = new (undiciModule().Agent)({ keepAliveTimeout: 30_000, connect: { timeout: Math.min(options.timeoutMs, 30_000) } });
+    this.agent = new (undiciModule().Agent)({
+      keepAliveTimeout: 30_000,
+      connect: { timeout: Math.min(options.timeoutMs, 30_000) },
+    });
   }
 
-  async create(params: ChatCompletionCreateParamsNonStreaming, signal: AbortSignal): Promise<{ data: ChatCompletion; headers: HeaderSource }> {
+  async create(
+    params: ChatCompletionCreateParamsNonStreaming,
+    signal: AbortSignal,
+  ): Promise<{ data: ChatCompletion; headers: HeaderSource }> {
     const body = JSON.stringify(params);
     let url = { origin: this.origin, path: this.path };
     let headers = this.headers;
@@ -37,12 +53,23 @@ export class ChatHttp {
       // Redirects are followed, as the SDK's fetch follows them: the same request goes to the new
       // place, without the key if that is another origin (as fetch does).
       for (let hops = 0; ; hops++) {
-        answer = await this.agent.request({ ...url, method: 'POST', headers, body, signal, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs });
+        answer = await this.agent.request({
+          ...url,
+          method: 'POST',
+          headers,
+          body,
+          signal,
+          headersTimeout: this.timeoutMs,
+          bodyTimeout: this.timeoutMs,
+        });
         const location = single(answer.headers.location);
         if (!REDIRECTS.has(answer.statusCode) || !location || hops === MAX_REDIRECTS) break;
         await answer.body.dump();
         const next = new URL(location, `${url.origin}${url.path}`);
-        if (next.origin !== url.origin) headers = Object.fromEntries(Object.entries(headers).filter(([name]) => name.toLowerCase() !== 'authorization'));
+        if (next.origin !== url.origin)
+          headers = Object.fromEntries(
+            Object.entries(headers).filter(([name]) => name.toLowerCase() !== 'authorization'),
+          );
         url = { origin: next.origin, path: `${next.pathname}${next.search}` };
       }
       text = await answer.body.text();
@@ -50,7 +77,11 @@ export class ChatHttp {
       const sdk = openAiSdk();
       if (signal.aborted) throw new sdk.APIUserAbortError();
       const { HeadersTimeoutError, BodyTimeoutError, ConnectTimeoutError } = undiciModule().errors;
-      if (error instanceof HeadersTimeoutError || error instanceof BodyTimeoutError || error instanceof ConnectTimeoutError) {
+      if (
+        error instanceof HeadersTimeoutError ||
+        error instanceof BodyTimeoutError ||
+        error instanceof ConnectTimeoutError
+      ) {
         throw new sdk.APIConnectionTimeoutError();
       }
       throw new sdk.APIConnectionError({ message: (error as Error).message, cause: error as Error });
@@ -59,7 +90,12 @@ export class ChatHttp {
     const answerHeaders: HeaderSource = { get: (name) => single(raw[name]) };
     if (answer.statusCode >= 300) {
       const error = parse(text);
-      throw openAiSdk().APIError.generate(answer.statusCode, error as object | undefined, error === undefined ? text.slice(0, 500) : undefined, headersOf(raw));
+      throw openAiSdk().APIError.generate(
+        answer.statusCode,
+        error as object | undefined,
+        error === undefined ? text.slice(0, 500) : undefined,
+        headersOf(raw),
+      );
     }
     const data = parse(text) as ChatCompletion | undefined;
     if (!data || typeof data !== 'object' || !Array.isArray(data.choices)) {

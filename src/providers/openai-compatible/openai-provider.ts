@@ -1,6 +1,9 @@
 import type { AccountingOptions, CallTimeouts } from '../../contracts/provider.js';
 import type OpenAI from 'openai';
-import type { ChatCompletionCreateParamsNonStreaming, ChatCompletionMessageParam } from 'openai/resources/chat/completions';
+import type {
+  ChatCompletionCreateParamsNonStreaming,
+  ChatCompletionMessageParam,
+} from 'openai/resources/chat/completions';
 
 import type { FinishReason, ModelResult, Usage } from '../../contracts/types.js';
 
@@ -15,7 +18,6 @@ import { StreamResult } from '../stream-result.js';
 import { ChatHttp } from './chat-http.js';
 
 import { classifyOpenAiError } from './classify.js';
-
 
 export interface OpenAiCompatibleOptions {
   /** The prefix of its models: `openai`, `groq`, `vllm`, `ollama`, … */
@@ -33,7 +35,13 @@ export interface OpenAiCompatibleOptions {
   timeouts?: CallTimeouts;
 }
 
-const FINISH: Record<string, FinishReason> = { stop: 'stop', length: 'length', content_filter: 'content_filter', tool_calls: 'tool_calls', function_call: 'tool_calls' };
+const FINISH: Record<string, FinishReason> = {
+  stop: 'stop',
+  length: 'length',
+  content_filter: 'content_filter',
+  tool_calls: 'tool_calls',
+  function_call: 'tool_calls',
+};
 
 function messagesOf(call: ModelCall): ChatCompletionMessageParam[] {
   const messages: ChatCompletionMessageParam[] = [];
@@ -75,7 +83,13 @@ export class OpenAiCompatibleProvider implements Provider {
     this.timeouts = options.timeouts;
     const baseURL = options.baseURL ?? 'https://api.openai.com/v1';
     const timeoutMs = options.timeoutMs ?? 600_000;
-    this.options = { apiKey: options.apiKey, baseURL, maxRetries: 0, timeout: timeoutMs, defaultHeaders: options.defaultHeaders };
+    this.options = {
+      apiKey: options.apiKey,
+      baseURL,
+      maxRetries: 0,
+      timeout: timeoutMs,
+      defaultHeaders: options.defaultHeaders,
+    };
     this.http = new ChatHttp({ baseURL, apiKey: options.apiKey, timeoutMs, defaultHeaders: options.defaultHeaders });
   }
 
@@ -88,7 +102,11 @@ export class OpenAiCompatibleProvider implements Provider {
   }
 
   private params(call: ModelCall): ChatCompletionCreateParamsNonStreaming {
-    const params: ChatCompletionCreateParamsNonStreaming = { model: call.model, messages: messagesOf(call), max_tokens: call.maxTokens };
+    const params: ChatCompletionCreateParamsNonStreaming = {
+      model: call.model,
+      messages: messagesOf(call),
+      max_tokens: call.maxTokens,
+    };
     if (call.temperature !== undefined) params.temperature = call.temperature;
     if (call.topP !== undefined) params.top_p = call.topP;
     if (call.stop !== undefined) params.stop = call.stop;
@@ -118,7 +136,10 @@ export class OpenAiCompatibleProvider implements Provider {
     try {
       this.sdkClient ??= new (openAiSdk().OpenAI)(this.options);
       const { data: chunks, response } = await this.sdkClient.chat.completions
-        .create({ ...this.params(call), stream: true, stream_options: { include_usage: true } }, { signal: context.signal })
+        .create(
+          { ...this.params(call), stream: true, stream_options: { include_usage: true } },
+          { signal: context.signal },
+        )
         .withResponse();
       result.requestId = response.headers.get('x-request-id') ?? undefined;
       result.rateLimit = openAiRateLimits(response.headers, context.clock.now(), this.dialect);
@@ -139,7 +160,12 @@ export class OpenAiCompatibleProvider implements Provider {
   }
 
   private classify(error: unknown, context: CallContext): unknown {
-    return classifyOpenAiError(error, { provider: this.name, dialect: this.dialect, now: context.clock.now(), signal: context.signal });
+    return classifyOpenAiError(error, {
+      provider: this.name,
+      dialect: this.dialect,
+      now: context.clock.now(),
+      signal: context.signal,
+    });
   }
 }
 

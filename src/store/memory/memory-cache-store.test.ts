@@ -7,7 +7,17 @@ cacheStoreContract('memory', () => new MemoryCacheStore());
 describe('MemoryCacheStore', () => {
   it('drops the least recently used entry beyond maxEntries', () => {
     const store = new MemoryCacheStore({ maxEntries: 2 });
-    const entry = { tenant: 't', storedAt: 0, expiresAt: 1e9, result: { text: 'x', usage: { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0 }, finishReason: 'stop' as const, model: 'm' } };
+    const entry = {
+      tenant: 't',
+      storedAt: 0,
+      expiresAt: 1e9,
+      result: {
+        text: 'x',
+        usage: { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0 },
+        finishReason: 'stop' as const,
+        model: 'm',
+      },
+    };
     store.set('a', entry);
     store.set('b', entry);
     store.get('a', 1);

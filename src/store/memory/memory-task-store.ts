@@ -73,11 +73,15 @@ export class MemoryTaskStore implements TaskStore {
       if (old) gone.add(record.id);
       return old;
     });
-    const running = new Set([...this.records.values()].filter((record) => record.state === 'running').map((record) => record.id));
+    const running = new Set(
+      [...this.records.values()].filter((record) => record.state === 'running').map((record) => record.id),
+    );
     const tasks = deleteWhere(this.rows, (row) => {
       if (!isTerminal(row.state)) return false;
       if (row.batchId !== undefined && gone.has(row.batchId)) return true;
-      return row.endedAt !== undefined && row.endedAt < before && !(row.batchId !== undefined && running.has(row.batchId));
+      return (
+        row.endedAt !== undefined && row.endedAt < before && !(row.batchId !== undefined && running.has(row.batchId))
+      );
     });
     return { tasks, records };
   }

@@ -28,7 +28,9 @@ export function migrations(): Migration[] {
 }
 
 function sqliteCode(error: unknown): string | undefined {
-  return typeof error === 'object' && error !== null && 'code' in error ? String((error as { code: unknown }).code) : undefined;
+  return typeof error === 'object' && error !== null && 'code' in error
+    ? String((error as { code: unknown }).code)
+    : undefined;
 }
 
 /** Turns SQLite's failures into errors that say what to do; never one that hides the file's contents. */
@@ -36,14 +38,31 @@ export function describeSqliteError(path: string, error: unknown): FanoutError {
   const code = sqliteCode(error) ?? '';
   const message = error instanceof Error ? error.message : String(error);
   if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') {
-    return new FanoutError('invalid_config', `${path} is not a readable SQLite database (${message}); fanout left it untouched. Move it away, or use another file with --store sqlite:PATH`, { cause: error });
+    return new FanoutError(
+      'invalid_config',
+      `${path} is not a readable SQLite database (${message}); fanout left it untouched. Move it away, or use another file with --store sqlite:PATH`,
+      { cause: error },
+    );
   }
   if (code === 'SQLITE_FULL' || code === 'ENOSPC') {
-    return new FanoutError('io_error', `${path}: the disk is full; nothing stored so far was lost. Free some space and run the same command again`, { cause: error });
+    return new FanoutError(
+      'io_error',
+      `${path}: the disk is full; nothing stored so far was lost. Free some space and run the same command again`,
+      { cause: error },
+    );
   }
   // SQLite's own "cannot write here" codes, and any file-system errno (EACCES, EROFS, ENOTDIR, …).
-  if (code === 'SQLITE_READONLY' || code.startsWith('SQLITE_CANTOPEN') || code === 'SQLITE_PERM' || /^E[A-Z]+$/.test(code)) {
-    return new FanoutError('io_error', `${path} cannot be written (${message}); check the path and its permissions, or use another file with --store sqlite:PATH`, { cause: error });
+  if (
+    code === 'SQLITE_READONLY' ||
+    code.startsWith('SQLITE_CANTOPEN') ||
+    code === 'SQLITE_PERM' ||
+    /^E[A-Z]+$/.test(code)
+  ) {
+    return new FanoutError(
+      'io_error',
+      `${path} cannot be written (${message}); check the path and its permissions, or use another file with --store sqlite:PATH`,
+      { cause: error },
+    );
   }
   return new FanoutError('io_error', `${path}: ${message}`, { cause: error });
 }
@@ -102,7 +121,10 @@ function checkOwnership(path: string, db: Database): void {
   const tables = (db.prepare("SELECT count(*) AS n FROM sqlite_schema WHERE type = 'table'").get() as { n: number }).n;
   const empty = applicationId === 0 && version === 0 && tables === 0;
   if (!empty && applicationId !== APPLICATION_ID) {
-    throw new FanoutError('invalid_config', `${path} is a SQLite database of another application; fanout left it untouched. Use another file with --store sqlite:PATH`);
+    throw new FanoutError(
+      'invalid_config',
+      `${path} is a SQLite database of another application; fanout left it untouched. Use another file with --store sqlite:PATH`,
+    );
   }
   const latest = migrations().at(-1)?.version ?? 0;
   if (version > latest) {

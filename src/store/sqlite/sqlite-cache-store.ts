@@ -38,7 +38,9 @@ export class SqliteCacheStore implements CacheStore {
   ) {
     this.ownsDb = typeof source === 'string';
     this.db = typeof source === 'string' ? openDatabase(source) : source;
-    this.selectOne = this.db.prepare('SELECT tenant, stored_at, expires_at, result FROM cache WHERE key = ? AND expires_at > ?');
+    this.selectOne = this.db.prepare(
+      'SELECT tenant, stored_at, expires_at, result FROM cache WHERE key = ? AND expires_at > ?',
+    );
     this.upsert = this.db.prepare(
       'INSERT INTO cache (key, tenant, stored_at, expires_at, result) VALUES (?, ?, ?, ?, ?) ' +
         'ON CONFLICT (key) DO UPDATE SET tenant = excluded.tenant, stored_at = excluded.stored_at, expires_at = excluded.expires_at, result = excluded.result',
@@ -51,12 +53,25 @@ export class SqliteCacheStore implements CacheStore {
   get(key: string, now: number): CacheEntry | undefined {
     const row = this.run(() => this.selectOne.get(key, Math.floor(now)));
     if (!row) return undefined;
-    return { tenant: row.tenant, storedAt: row.stored_at, expiresAt: row.expires_at, result: JSON.parse(row.result) as ModelResult };
+    return {
+      tenant: row.tenant,
+      storedAt: row.stored_at,
+      expiresAt: row.expires_at,
+      result: JSON.parse(row.result) as ModelResult,
+    };
   }
 
   set(key: string, entry: CacheEntry): void {
     const { rateLimit: _dropped, ...result } = entry.result;
-    this.run(() => this.upsert.run(key, entry.tenant, Math.floor(entry.storedAt), Math.ceil(entry.expiresAt), JSON.stringify(result)));
+    this.run(() =>
+      this.upsert.run(
+        key,
+        entry.tenant,
+        Math.floor(entry.storedAt),
+        Math.ceil(entry.expiresAt),
+        JSON.stringify(result),
+      ),
+    );
     if (entry.storedAt - this.sweptAt >= SWEEP_EVERY_MS) {
       this.sweptAt = entry.storedAt;
       this.run(() => this.deleteExpired.run(Math.floor(entry.storedAt)));

@@ -39,7 +39,14 @@ interface RecordRow {
 }
 
 function recordFromDb(row: RecordRow): StoredRecord {
-  return { id: row.id, kind: row.kind as StoredRecord['kind'], tenant: row.tenant, createdAt: row.created_at, state: row.state, data: JSON.parse(row.data) };
+  return {
+    id: row.id,
+    kind: row.kind as StoredRecord['kind'],
+    tenant: row.tenant,
+    createdAt: row.created_at,
+    state: row.state,
+    data: JSON.parse(row.data),
+  };
 }
 
 function fromDb(row: DbRow): TaskRow {
@@ -85,7 +92,10 @@ export class SqliteTaskStore implements TaskStore {
   readonly db: BetterSqlite3.Database;
   private readonly path: string;
   private readonly upsert: BetterSqlite3.Statement;
-  private readonly selectStored: BetterSqlite3.Statement<[string], { state: string; lease_attempt: string | null; lease_until: number | null }>;
+  private readonly selectStored: BetterSqlite3.Statement<
+    [string],
+    { state: string; lease_attempt: string | null; lease_until: number | null }
+  >;
   private readonly selectOne: BetterSqlite3.Statement<[string], DbRow>;
   private readonly selectBatch: BetterSqlite3.Statement<[string], DbRow>;
   private readonly selectOpen: BetterSqlite3.Statement<[], DbRow>;
@@ -114,7 +124,9 @@ export class SqliteTaskStore implements TaskStore {
       this.selectStored = this.db.prepare('SELECT state, lease_attempt, lease_until FROM tasks WHERE id = ?');
       this.selectOne = this.db.prepare(`SELECT ${COLUMNS} FROM tasks WHERE id = ?`);
       this.selectBatch = this.db.prepare(`SELECT ${COLUMNS} FROM tasks WHERE batch_id = ? ORDER BY line`);
-      this.selectOpen = this.db.prepare(`SELECT ${COLUMNS} FROM tasks WHERE state NOT IN ('completed', 'failed', 'cancelled') ORDER BY seq`);
+      this.selectOpen = this.db.prepare(
+        `SELECT ${COLUMNS} FROM tasks WHERE state NOT IN ('completed', 'failed', 'cancelled') ORDER BY seq`,
+      );
       this.writeRows = this.db.transaction((rows: readonly TaskRow[], now: number) => this.applyRows(rows, now));
     } catch (error) {
       this.db.close();
@@ -148,7 +160,9 @@ export class SqliteTaskStore implements TaskStore {
       // Written without the lease guard: the process that held these leases is gone.
       this.run(() =>
         this.db.transaction(() => {
-          const release = this.db.prepare("UPDATE tasks SET state = 'queued', lease_attempt = NULL, lease_until = NULL, attempts = ? WHERE id = ?");
+          const release = this.db.prepare(
+            "UPDATE tasks SET state = 'queued', lease_attempt = NULL, lease_until = NULL, attempts = ? WHERE id = ?",
+          );
           for (const row of lost) release.run(JSON.stringify(row.attempts), row.id);
         })(),
       );
@@ -159,18 +173,28 @@ export class SqliteTaskStore implements TaskStore {
   putRecord(record: StoredRecord): void {
     this.run(() =>
       this.db
-        .prepare('INSERT INTO records (id, kind, tenant, created_at, state, data) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET state = excluded.state, data = excluded.data')
+        .prepare(
+          'INSERT INTO records (id, kind, tenant, created_at, state, data) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET state = excluded.state, data = excluded.data',
+        )
         .run(record.id, record.kind, record.tenant, record.createdAt, record.state, JSON.stringify(record.data)),
     );
   }
 
   getRecord(id: string): StoredRecord | undefined {
-    const row = this.run(() => this.db.prepare('SELECT id, kind, tenant, created_at, state, data FROM records WHERE id = ?').get(id)) as RecordRow | undefined;
+    const row = this.run(() =>
+      this.db.prepare('SELECT id, kind, tenant, created_at, state, data FROM records WHERE id = ?').get(id),
+    ) as RecordRow | undefined;
     return row && recordFromDb(row);
   }
 
   openRecords(kind: StoredRecord['kind']): StoredRecord[] {
-    const rows = this.run(() => this.db.prepare("SELECT id, kind, tenant, created_at, state, data FROM records WHERE kind = ? AND state = 'running' ORDER BY created_at").all(kind)) as RecordRow[];
+    const rows = this.run(() =>
+      this.db
+        .prepare(
+          "SELECT id, kind, tenant, created_at, state, data FROM records WHERE kind = ? AND state = 'running' ORDER BY created_at",
+        )
+        .all(kind),
+    ) as RecordRow[];
     return rows.map(recordFromDb);
   }
 
@@ -178,13 +202,19 @@ export class SqliteTaskStore implements TaskStore {
     return this.run(() =>
       this.db.transaction(() => {
         const ended = "state IN ('completed', 'failed', 'cancelled')";
-        const old = this.db.prepare(`SELECT id FROM records WHERE state != 'running' AND created_at < ?`).all(before) as Array<{ id: string }>;
+        const old = this.db
+          .prepare(`SELECT id FROM records WHERE state != 'running' AND created_at < ?`)
+          .all(before) as Array<{ id: string }>;
         let tasks = 0;
         const ofRecord = this.db.prepare(`DELETE FROM tasks WHERE batch_id = ? AND ${ended}`);
         for (const { id } of old) tasks += ofRecord.run(id).changes;
-        const records = this.db.prepare(`DELETE FROM records WHERE state != 'running' AND created_at < ?`).run(before).changes;
+        const records = this.db
+          .prepare(`DELETE FROM records WHERE state != 'running' AND created_at < ?`)
+          .run(before).changes;
         tasks += this.db
-          .prepare(`DELETE FROM tasks WHERE ended_at < ? AND ${ended} AND (batch_id IS NULL OR batch_id NOT IN (SELECT id FROM records WHERE state = 'running'))`)
+          .prepare(
+            `DELETE FROM tasks WHERE ended_at < ? AND ${ended} AND (batch_id IS NULL OR batch_id NOT IN (SELECT id FROM records WHERE state = 'running'))`,
+          )
           .run(before).changes;
         return { tasks, records };
       })(),
@@ -264,14 +294,19 @@ export class SqliteTaskStore implements TaskStore {
    */
   private takeOver(): void {
     const host = hostname();
-    const holder = this.db.prepare('SELECT pid, host FROM runner WHERE slot = 1').get() as { pid: number; host: string } | undefined;
+    const holder = this.db.prepare('SELECT pid, host FROM runner WHERE slot = 1').get() as
+      { pid: number; host: string } | undefined;
     if (holder && holder.pid !== process.pid && (holder.host !== host || isAlive(holder.pid))) {
       throw new FanoutError(
         'invalid_config',
         `${this.path} is in use by another fanout (pid ${holder.pid} on ${holder.host}); wait for it to finish, or use another file with --store sqlite:PATH`,
       );
     }
-    this.db.prepare('INSERT INTO runner (slot, pid, host) VALUES (1, ?, ?) ON CONFLICT (slot) DO UPDATE SET pid = excluded.pid, host = excluded.host').run(process.pid, host);
+    this.db
+      .prepare(
+        'INSERT INTO runner (slot, pid, host) VALUES (1, ?, ?) ON CONFLICT (slot) DO UPDATE SET pid = excluded.pid, host = excluded.host',
+      )
+      .run(process.pid, host);
   }
 
   private run<T>(operation: () => T): T {

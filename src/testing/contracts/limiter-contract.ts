@@ -2,7 +2,12 @@ import { describe, expect, it } from 'vitest';
 import { FanoutError } from '../../contracts/errors.js';
 import type { Cost, Limiter } from '../../contracts/limiter.js';
 
-const cost = (tokens: number, outputTokens = 0, inputTokens = tokens - outputTokens): Cost => ({ requests: 1, tokens, inputTokens, outputTokens });
+const cost = (tokens: number, outputTokens = 0, inputTokens = tokens - outputTokens): Cost => ({
+  requests: 1,
+  tokens,
+  inputTokens,
+  outputTokens,
+});
 
 /**
  * The behaviour every `Limiter` must show, with exact waits and levels: run
@@ -17,7 +22,11 @@ export function limiterContract(name: string, makeLimiter: () => Limiter): void 
       for (let i = 0; i < 60; i++) expect(limiter.reserve('k', cost(0), 0).granted).toBe(true);
       expect(limiter.reserve('k', cost(0), 0)).toEqual({ granted: false, waitMs: 1000, reason: 'requestsPerMinute' });
       expect(limiter.reserve('k', cost(0), 1000).granted).toBe(true);
-      expect(limiter.reserve('k', cost(0), 1000)).toEqual({ granted: false, waitMs: 1000, reason: 'requestsPerMinute' });
+      expect(limiter.reserve('k', cost(0), 1000)).toEqual({
+        granted: false,
+        waitMs: 1000,
+        reason: 'requestsPerMinute',
+      });
     });
 
     it('floors times to whole milliseconds', () => {
@@ -75,7 +84,11 @@ export function limiterContract(name: string, makeLimiter: () => Limiter): void 
       limiter.define('k', { maxConcurrent: 2 }, 0);
       const a = limiter.reserve('k', cost(0), 0);
       limiter.reserve('k', cost(0), 0);
-      expect(limiter.reserve('k', cost(0), 0)).toEqual({ granted: false, waitMs: Number.POSITIVE_INFINITY, reason: 'concurrency' });
+      expect(limiter.reserve('k', cost(0), 0)).toEqual({
+        granted: false,
+        waitMs: Number.POSITIVE_INFINITY,
+        reason: 'concurrency',
+      });
       if (!a.granted) throw new Error('expected a grant');
       limiter.settle(a, 5);
       expect(limiter.reserve('k', cost(0), 5).granted).toBe(true);
@@ -132,7 +145,9 @@ export function limiterContract(name: string, makeLimiter: () => Limiter): void 
       const limiter = makeLimiter();
       // 600 per minute (10 per second); 4 remain and the bucket is full again in 1.6 s: it holds 4 + 16 = 20.
       limiter.observe('k', [{ dimension: 'requestsPerMinute', limit: 600, remaining: 4, resetMs: 1600 }], 0);
-      expect(limiter.buckets('k')).toEqual([{ name: 'requestsPerMinute', limit: 600, windowMs: 60_000, capacity: 20, charged: 0 }]);
+      expect(limiter.buckets('k')).toEqual([
+        { name: 'requestsPerMinute', limit: 600, windowMs: 60_000, capacity: 20, charged: 0 },
+      ]);
       for (let i = 0; i < 4; i++) expect(limiter.reserve('k', cost(0), 0).granted).toBe(true);
       expect(limiter.reserve('k', cost(0), 0)).toMatchObject({ granted: false, reason: 'requestsPerMinute' });
       expect(limiter.buckets('k')[0]?.charged).toBe(4);
@@ -143,12 +158,16 @@ export function limiterContract(name: string, makeLimiter: () => Limiter): void 
       const early = limiter.reserve('k', { requests: 1, tokens: 500, inputTokens: 0, outputTokens: 500 }, 0);
       if (!early.granted) throw new Error('expected a permit');
       // The answer says 1,000 tokens a minute, 400 left (the provider counted this call at its use): a bucket at 400.
-      expect(limiter.observe('k', [{ dimension: 'tokensPerMinute', limit: 1_000, remaining: 400, resetMs: 36_000 }], 0)).toBe(true);
+      expect(
+        limiter.observe('k', [{ dimension: 'tokensPerMinute', limit: 1_000, remaining: 400, resetMs: 36_000 }], 0),
+      ).toBe(true);
       limiter.settle(early, 0, { requests: 1, tokens: 20, inputTokens: 0, outputTokens: 20 });
       expect(limiter.levels('k', 0)).toMatchObject([{ name: 'tokensPerMinute', remaining: 400 }]);
       expect(limiter.buckets('k')[0]?.charged).toBe(0);
       // A second answer saying the same of a known dimension teaches nothing new.
-      expect(limiter.observe('k', [{ dimension: 'tokensPerMinute', limit: 1_000, remaining: 400, resetMs: 36_000 }], 0)).toBe(false);
+      expect(
+        limiter.observe('k', [{ dimension: 'tokensPerMinute', limit: 1_000, remaining: 400, resetMs: 36_000 }], 0),
+      ).toBe(false);
     });
 
     it('halves the calls in flight after a refusal and adds one per window of successes', () => {
@@ -171,10 +190,18 @@ export function limiterContract(name: string, makeLimiter: () => Limiter): void 
       expect(limiter.isProbing('k')).toBe(true);
       const first = limiter.reserve('k', cost(0), 0);
       expect(first.granted).toBe(true);
-      expect(limiter.reserve('k', cost(0), 0)).toEqual({ granted: false, waitMs: Number.POSITIVE_INFINITY, reason: 'concurrency' });
+      expect(limiter.reserve('k', cost(0), 0)).toEqual({
+        granted: false,
+        waitMs: Number.POSITIVE_INFINITY,
+        reason: 'concurrency',
+      });
       expect(limiter.stopProbing('k', 3)).toBe(true);
       expect(limiter.stopProbing('k', 3)).toBe(false);
-      expect([limiter.reserve('k', cost(0), 0).granted, limiter.reserve('k', cost(0), 0).granted, limiter.reserve('k', cost(0), 0).granted]).toEqual([true, true, false]);
+      expect([
+        limiter.reserve('k', cost(0), 0).granted,
+        limiter.reserve('k', cost(0), 0).granted,
+        limiter.reserve('k', cost(0), 0).granted,
+      ]).toEqual([true, true, false]);
       expect(limiter.adaptiveLimit('k')).toBe(3);
     });
 
@@ -186,7 +213,11 @@ export function limiterContract(name: string, makeLimiter: () => Limiter): void 
       limiter.settle(permit, 0, cost(1200));
       expect(limiter.has('k')).toBe(true);
       expect(limiter.keyNames()).toEqual(['k']);
-      expect(limiter.stats('k')).toEqual({ charged: { requests: 1, tokens: 1200, inputTokens: 1200, outputTokens: 0 }, inFlight: 0, cooldownUntil: 0 });
+      expect(limiter.stats('k')).toEqual({
+        charged: { requests: 1, tokens: 1200, inputTokens: 1200, outputTokens: 0 },
+        inFlight: 0,
+        cooldownUntil: 0,
+      });
       expect(limiter.buckets('k')).toEqual([
         { name: 'requestsPerMinute', limit: 60, windowMs: 60_000, capacity: 60, charged: 1 },
         { name: 'tokensPerMinute', limit: 6000, windowMs: 60_000, capacity: 6000, charged: 1200 },

@@ -24,7 +24,12 @@ const completed = (id: string, attempt: string, text = 'answer'): Partial<TaskRo
   leaseUntil: 61_000,
   endedAt: 2000,
   attempts: [{ attempt: 1, startedAt: 1500, endedAt: 2000, outcome: 'completed' }],
-  result: { text, usage: { inputTokens: 3, outputTokens: 4, cacheReadTokens: 0, cacheWriteTokens: 0 }, finishReason: 'stop', model: 'm' },
+  result: {
+    text,
+    usage: { inputTokens: 3, outputTokens: 4, cacheReadTokens: 0, cacheWriteTokens: 0 },
+    finishReason: 'stop',
+    model: 'm',
+  },
   providerMs: 500,
   queuedMs: 500,
 });
@@ -67,8 +72,14 @@ export function taskStoreContract(name: string, makeStore: () => TaskStore | Pro
       expect((await store.get('t1'))?.state).toBe('processing');
       // Once the lease has run out, another attempt may take the task.
       await store.write([taskRow('t1', { state: 'processing', leaseAttempt: 't1:2', leaseUntil: 9000 })], 5000);
-      expect(await store.write([taskRow('t1', completed('t1', 't1:1', 'late'))], 5001)).toEqual({ ended: [], leased: ['t1'] });
-      expect(await store.write([taskRow('t1', completed('t1', 't1:2', 'holder'))], 5002)).toEqual({ ended: [], leased: [] });
+      expect(await store.write([taskRow('t1', completed('t1', 't1:1', 'late'))], 5001)).toEqual({
+        ended: [],
+        leased: ['t1'],
+      });
+      expect(await store.write([taskRow('t1', completed('t1', 't1:2', 'holder'))], 5002)).toEqual({
+        ended: [],
+        leased: [],
+      });
       expect((await store.get('t1'))?.result?.text).toBe('holder');
     });
 
@@ -77,22 +88,57 @@ export function taskStoreContract(name: string, makeStore: () => TaskStore | Pro
       const deep: Record<string, unknown> = {};
       let level = deep;
       for (let i = 0; i < 20_000; i++) level = level.a = {};
-      const poison = taskRow('t2', { request: { model: 'mock:m', messages: [{ role: 'user', content: 'x' }], providerOptions: { budget: 10n as unknown as number } } });
-      const tooDeep = taskRow('t3', { request: { model: 'mock:m', messages: [{ role: 'user', content: 'x' }], providerOptions: deep } });
-      expect(await store.write([taskRow('t1'), poison, tooDeep, taskRow('t4')], 1000)).toEqual({ ended: [], leased: [], unwritable: ['t2', 't3'] });
-      expect([(await store.get('t1'))?.state, await store.get('t2'), await store.get('t3'), (await store.get('t4'))?.state]).toEqual(['queued', undefined, undefined, 'queued']);
+      const poison = taskRow('t2', {
+        request: {
+          model: 'mock:m',
+          messages: [{ role: 'user', content: 'x' }],
+          providerOptions: { budget: 10n as unknown as number },
+        },
+      });
+      const tooDeep = taskRow('t3', {
+        request: { model: 'mock:m', messages: [{ role: 'user', content: 'x' }], providerOptions: deep },
+      });
+      expect(await store.write([taskRow('t1'), poison, tooDeep, taskRow('t4')], 1000)).toEqual({
+        ended: [],
+        leased: [],
+        unwritable: ['t2', 't3'],
+      });
+      expect([
+        (await store.get('t1'))?.state,
+        await store.get('t2'),
+        await store.get('t3'),
+        (await store.get('t4'))?.state,
+      ]).toEqual(['queued', undefined, undefined, 'queued']);
     });
 
     it('lists a batch by line', async () => {
       const store = await open();
-      await store.write([taskRow('t1', { batchId: 'b', line: 9 }), taskRow('t2', { batchId: 'b', line: 2 }), taskRow('t3', { batchId: 'c', line: 1 }), taskRow('t4')], 1000);
-      expect((await store.listBatch('b')).map((r) => [r.id, r.line])).toEqual([['t2', 2], ['t1', 9]]);
+      await store.write(
+        [
+          taskRow('t1', { batchId: 'b', line: 9 }),
+          taskRow('t2', { batchId: 'b', line: 2 }),
+          taskRow('t3', { batchId: 'c', line: 1 }),
+          taskRow('t4'),
+        ],
+        1000,
+      );
+      expect((await store.listBatch('b')).map((r) => [r.id, r.line])).toEqual([
+        ['t2', 2],
+        ['t1', 9],
+      ]);
       expect(await store.listBatch('none')).toEqual([]);
     });
 
     it('forgets a whole batch and nothing else', async () => {
       const store = await open();
-      await store.write([taskRow('t1', { batchId: 'b', line: 1 }), taskRow('t2', { batchId: 'b', line: 2, ...completed('t2', 't2:1') }), taskRow('t3', { batchId: 'c', line: 1 })], 1000);
+      await store.write(
+        [
+          taskRow('t1', { batchId: 'b', line: 1 }),
+          taskRow('t2', { batchId: 'b', line: 2, ...completed('t2', 't2:1') }),
+          taskRow('t3', { batchId: 'c', line: 1 }),
+        ],
+        1000,
+      );
       expect(await store.deleteBatch('b')).toBe(2);
       expect(await store.listBatch('b')).toEqual([]);
       expect((await store.get('t3'))?.batchId).toBe('c');
@@ -103,26 +149,79 @@ export function taskStoreContract(name: string, makeStore: () => TaskStore | Pro
       await store.write(
         [
           taskRow('t3', { seq: 3, state: 'rate_limited', readyAt: 7000 }),
-          taskRow('t1', { seq: 1, state: 'processing', leaseAttempt: 't1:1', leaseUntil: 99_000, attempts: [{ attempt: 1, startedAt: 1500 }] }),
+          taskRow('t1', {
+            seq: 1,
+            state: 'processing',
+            leaseAttempt: 't1:1',
+            leaseUntil: 99_000,
+            attempts: [{ attempt: 1, startedAt: 1500 }],
+          }),
           taskRow('t2', { seq: 2, ...completed('t2', 't2:1') }),
           taskRow('t4', { seq: 4 }),
         ],
         2000,
       );
       const open1 = await store.recover(3000);
-      expect(open1.map((r) => [r.id, r.state, r.readyAt])).toEqual([['t1', 'queued', 0], ['t3', 'rate_limited', 7000], ['t4', 'queued', 0]]);
-      expect(open1[0]?.attempts).toEqual([{ attempt: 1, startedAt: 1500, endedAt: 3000, outcome: 'failed', error: { code: 'network', message: 'the process running this attempt stopped before it ended' } }]);
+      expect(open1.map((r) => [r.id, r.state, r.readyAt])).toEqual([
+        ['t1', 'queued', 0],
+        ['t3', 'rate_limited', 7000],
+        ['t4', 'queued', 0],
+      ]);
+      expect(open1[0]?.attempts).toEqual([
+        {
+          attempt: 1,
+          startedAt: 1500,
+          endedAt: 3000,
+          outcome: 'failed',
+          error: { code: 'network', message: 'the process running this attempt stopped before it ended' },
+        },
+      ]);
       expect(open1[0]?.leaseAttempt).toBeUndefined();
       expect((await store.get('t1'))?.state).toBe('queued');
     });
 
     it('keeps batch and run records, and lists those still running, oldest first', async () => {
       const store = await open();
-      await store.putRecord({ id: 'b2', kind: 'batch', tenant: 'acme', createdAt: 2000, state: 'running', data: { invalid: [] } });
-      await store.putRecord({ id: 'b1', kind: 'batch', tenant: 'acme', createdAt: 1000, state: 'running', data: { invalid: [{ line: 3 }] } });
-      await store.putRecord({ id: 'r1', kind: 'run', tenant: 'globex', createdAt: 500, state: 'running', data: { steps: {} } });
-      await store.putRecord({ id: 'b2', kind: 'batch', tenant: 'acme', createdAt: 2000, state: 'completed', data: { invalid: [], done: true } });
-      expect(await store.getRecord('b2')).toEqual({ id: 'b2', kind: 'batch', tenant: 'acme', createdAt: 2000, state: 'completed', data: { invalid: [], done: true } });
+      await store.putRecord({
+        id: 'b2',
+        kind: 'batch',
+        tenant: 'acme',
+        createdAt: 2000,
+        state: 'running',
+        data: { invalid: [] },
+      });
+      await store.putRecord({
+        id: 'b1',
+        kind: 'batch',
+        tenant: 'acme',
+        createdAt: 1000,
+        state: 'running',
+        data: { invalid: [{ line: 3 }] },
+      });
+      await store.putRecord({
+        id: 'r1',
+        kind: 'run',
+        tenant: 'globex',
+        createdAt: 500,
+        state: 'running',
+        data: { steps: {} },
+      });
+      await store.putRecord({
+        id: 'b2',
+        kind: 'batch',
+        tenant: 'acme',
+        createdAt: 2000,
+        state: 'completed',
+        data: { invalid: [], done: true },
+      });
+      expect(await store.getRecord('b2')).toEqual({
+        id: 'b2',
+        kind: 'batch',
+        tenant: 'acme',
+        createdAt: 2000,
+        state: 'completed',
+        data: { invalid: [], done: true },
+      });
       expect((await store.openRecords('batch')).map((r) => r.id)).toEqual(['b1']);
       expect((await store.openRecords('run')).map((r) => r.id)).toEqual(['r1']);
       expect(await store.getRecord('none')).toBeUndefined();
@@ -130,12 +229,24 @@ export function taskStoreContract(name: string, makeStore: () => TaskStore | Pro
 
     it('prunes what ended before a time: old ended tasks and records with their tasks, never anything unfinished or a running batch’s tasks', async () => {
       const store = await open();
-      const ended = (id: string, endedAt: number, extra: Partial<TaskRow> = {}) => taskRow(id, { ...completed(id, `${id}:1`), endedAt, ...extra });
-      await store.write([ended('old', 1000), ended('new', 9000), taskRow('open'), ended('ofDone', 8000, { batchId: 'done', line: 1 }), ended('ofRunning', 1000, { batchId: 'going', line: 1 })], 500);
+      const ended = (id: string, endedAt: number, extra: Partial<TaskRow> = {}) =>
+        taskRow(id, { ...completed(id, `${id}:1`), endedAt, ...extra });
+      await store.write(
+        [
+          ended('old', 1000),
+          ended('new', 9000),
+          taskRow('open'),
+          ended('ofDone', 8000, { batchId: 'done', line: 1 }),
+          ended('ofRunning', 1000, { batchId: 'going', line: 1 }),
+        ],
+        500,
+      );
       await store.putRecord({ id: 'done', kind: 'batch', tenant: 't', createdAt: 1000, state: 'completed', data: {} });
       await store.putRecord({ id: 'going', kind: 'batch', tenant: 't', createdAt: 1000, state: 'running', data: {} });
       expect(await store.prune(5000)).toEqual({ tasks: 2, records: 1 });
-      const left = await Promise.all(['old', 'new', 'open', 'ofDone', 'ofRunning'].map(async (id) => (await store.get(id))?.id));
+      const left = await Promise.all(
+        ['old', 'new', 'open', 'ofDone', 'ofRunning'].map(async (id) => (await store.get(id))?.id),
+      );
       expect(left).toEqual([undefined, 'new', 'open', undefined, 'ofRunning']);
       expect(await store.getRecord('done')).toBeUndefined();
       expect((await store.getRecord('going'))?.state).toBe('running');
