@@ -6,7 +6,17 @@ export { SystemClock, type Clock } from './contracts/clock.js';
 export { seededRandom, systemRandom, type Random } from './contracts/random.js';
 export { FanoutError, ProviderError, RetryError, ValidationError } from './contracts/errors.js';
 export type { AttemptRecord, ErrorCode } from './contracts/errors.js';
-export type { EngineEvent, EngineEventType, EventListener, EventStreamOptions } from './core/events.js';
+export { isEnd } from './core/events.js';
+export type {
+  EngineEvent,
+  EngineEventType,
+  EventError,
+  EventListener,
+  EventOf,
+  EventStreamOptions,
+  TaskEndEvent,
+  TaskEvent,
+} from './core/events.js';
 export type { ModelSettings } from './core/models.js';
 export type { RetryOptions } from './core/retry.js';
 export type { CallTimeouts } from './contracts/provider.js';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createEngine } from '../src/create-engine.js';
-import type { EngineEvent } from '../src/core/events.js';
+import type { EventOf } from '../src/core/events.js';
 import { SqliteTaskStore } from '../src/store/sqlite/sqlite-task-store.js';
 import { ManualClock } from '../src/contracts/manual-clock.js';
 
@@ -14,7 +14,7 @@ describe('engine on a SQLite task store', () => {
     store.db.pragma(`max_page_count = ${pages + 1}`);
     const clock = new ManualClock();
     const engine = createEngine({ clock, store, cache: false });
-    const events: EngineEvent[] = [];
+    const events: Array<EventOf<'store-error'>> = [];
     engine.on('store-error', (event) => events.push(event));
     const handles = Array.from({ length: 100 }, (_, i) =>
       engine.submit({ model: 'mock:m', messages: [{ role: 'user', content: `${i} ${'x'.repeat(2000)}` }] }),

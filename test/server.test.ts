@@ -239,12 +239,19 @@ describe('batches and task events over HTTP', () => {
       }));
     expect(events[0]?.name).toBe('acknowledged');
     expect(events.at(-1)?.name).toBe('response');
-    const deltas = events
-      .filter((e) => e.name === 'task-delta')
-      .map((e) => e.data.delta)
-      .join('');
-    expect(deltas).toBe(events.at(-1)?.data.result.text);
-    expect(deltas.split(' ')).toHaveLength(5);
+    // Named as over the WebSocket: `state` and `delta`, with the same fields (and the task's id as `id`).
+    const deltas = events.filter((e) => e.name === 'delta');
+    expect(deltas.map((e) => e.data.text).join('')).toBe(events.at(-1)?.data.result.text);
+    expect(
+      deltas
+        .map((e) => e.data.text)
+        .join('')
+        .split(' '),
+    ).toHaveLength(5);
+    expect(deltas[0]?.data).toEqual({ id, task: id, text: expect.any(String), at: expect.any(Number) });
+    // Until the next release, each also comes under its old name, as before.
+    const legacy = events.filter((e) => e.name === 'task-delta');
+    expect(legacy.map((e) => e.data.delta)).toEqual(deltas.map((e) => e.data.text));
   });
 });
 
@@ -301,6 +308,7 @@ describe('WebSocket /v1/stream', () => {
     );
     const messages = await received;
     expect(messages[0]).toMatchObject({ type: 'acknowledged' });
+    expect(messages.find((m) => m.type === 'state')).toMatchObject({ state: 'processing', attempt: 1 });
     const deltas = messages.filter((m) => m.type === 'delta');
     expect(deltas.map((m) => m.text).join('')).toBe(messages.at(-1).result.text);
     // Each delta carries the server's time, in order.

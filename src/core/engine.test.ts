@@ -6,7 +6,7 @@ import type { Provider } from '../contracts/provider.js';
 import { createEngine } from '../create-engine.js';
 import type { EngineOptions } from './engine.js';
 import { FanoutError, ProviderError, RetryError } from '../contracts/errors.js';
-import type { EngineEvent } from './events.js';
+import type { EngineEvent, EventOf } from './events.js';
 import type { Random } from '../contracts/random.js';
 import type { TaskRequest } from '../contracts/types.js';
 
@@ -475,7 +475,8 @@ describe('events', () => {
     const ok = engine.submit(ask('mock:ok', 'hi', { stream: true }));
     const broken = engine.submit(ask('mock:broken', 'hi', { stream: true, maxAttempts: 1 }));
     await clock.runAll();
-    const deltas = (id: string) => events.filter((e) => e.type === 'task-delta' && e.taskId === id);
+    const deltas = (id: string) =>
+      events.filter((e): e is EventOf<'task-delta'> => e.type === 'task-delta' && e.taskId === id);
     expect(deltas(ok.id).map((e) => e.at)).toEqual([100, 110, 120, 130, 140]);
     const result = await ok.result();
     expect(

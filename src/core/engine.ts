@@ -24,10 +24,15 @@ import {
 
 import {
   EventHub,
+  isEnd,
   type EngineEvent,
   type EngineEventType,
+  type EventError,
   type EventListener,
+  type EventOf,
   type EventStreamOptions,
+  type TaskEvent,
+  type TaskEventBase,
 } from './events.js';
 
 import { costOf, ModelRegistry, type ResolvedModel } from './models.js';
@@ -67,8 +72,6 @@ export type { EngineOptions, SubmitOptions, TaskHandle, TenantOptions } from './
 const PROBE_PATIENCE_MS = 15_000;
 /** Calls in flight at once on a key of unknown limits whose first call failed or hung. */
 const MODEST_CONCURRENCY = 4;
-
-const TERMINAL_EVENTS: ReadonlySet<EngineEventType> = new Set(['task-completed', 'task-failed', 'task-cancelled']);
 
 /**
  * The one front door: submit calls, follow them, gather their results. Calls
@@ -308,12 +311,14 @@ export class Engine {
     return this.gatherEntries(items, toRequest, options);
   }
 
-  on(type: EngineEventType | '*', listener: EventListener): () => void {
+  on(type: '*', listener: EventListener): () => void;
+  on<T extends EngineEventType>(type: T, listener: (event: EventOf<T>) => void): () => void;
+  on<T extends EngineEventType>(type: T | '*', listener: (event: EventOf<T>) => void): () => void {
     return this.hub.on(type, listener);
   }
 
   /** One task's events from now on, to `listener`; returns the function that stops them. */
-  onTask(taskId: string, listener: EventListener): () => void {
+  onTask(taskId: string, listener: (event: TaskEvent) => void): () => void {
     return this.hub.onTask(taskId, listener);
   }
 
@@ -447,7 +452,7 @@ export class Engine {
   /** Moves a submitted task to queued and starts its deadline. */
   private queue(task: Task, now: number): void {
     task.moveTo('queued', now);
-    this.emitTask('task-queued', task, now);
+    this.emitTask('task-queued', task, now, {});
     if (Number.isFinite(task.deadlineAt)) {
       task.cancelDeadline = this.clock.setTimer(task.deadlineAt - now, () => this.expire(task));
     }
@@ -579,10 +584,7 @@ export class Engine {
       status: () => task.status(this.clock.now()),
       cancel: () => this.cancel(task.id),
       // A task that has ended has no events left: its iterator ends at once rather than waiting for ever.
-      events: () =>
-        isTerminal(task.state)
-          ? EventHub.ended()
-          : this.hub.stream({ taskIds: [task.id], until: (event) => TERMINAL_EVENTS.has(event.type) }),
+      events: () => (isTerminal(task.state) ? EventHub.ended() : this.hub.stream({ taskIds: [task.id], until: isEnd })),
     };
   }
 
@@ -878,7 +880,7 @@ export class Engine {
   private requeue(task: Task): void {
     const now = this.clock.now();
     task.moveTo('queued', now);
-    if (this.hub.active) this.emitTask('task-queued', task, now);
+    if (this.hub.active) this.emitTask('task-queued', task, now, {});
   }
 
   /** Ends a task that has not ended: its call (if any) is aborted and its permit settled. */
@@ -951,17 +953,21 @@ export class Engine {
     }
   }
 
-  private emitTask(type: EngineEventType, task: Task, now: number, extra: Partial<EngineEvent> = {}): void {
+  private emitTask<T extends TaskEvent['type']>(
+    type: T,
+    task: Task,
+    now: number,
+    extra: Omit<EventOf<T>, keyof TaskEventBase | 'type'>,
+  ): void {
     if (!this.hub.wants(type)) return;
-    this.hub.emit({
-      type,
+    const base: TaskEventBase = {
       at: now,
       taskId: task.id,
       label: task.request.label,
       key: task.key,
       state: task.state,
-      ...extra,
-    });
+    };
+    this.hub.emit({ type, ...base, ...extra } as EventOf<T>);
   }
 }
 
@@ -987,8 +993,8 @@ interface AttemptEnd {
 }
 const COMPLETED: AttemptEnd = Object.freeze({ outcome: 'completed' });
 
-function errorSummary(error: FanoutError): NonNullable<EngineEvent['error']> {
-  const summary: NonNullable<EngineEvent['error']> = { code: error.code, message: error.message };
+function errorSummary(error: FanoutError): EventError {
+  const summary: EventError = { code: error.code, message: error.message };
   if (error instanceof ProviderError && error.status !== undefined) summary.status = error.status;
   return summary;
 }

@@ -1,7 +1,21 @@
 import { describe, expect, it } from 'vitest';
 import { EventHub, type EngineEvent } from './events.js';
 
-const event = (taskId: string, type: EngineEvent['type'] = 'task-queued'): EngineEvent => ({ type, at: 0, taskId });
+const RESULT = {
+  text: '',
+  usage: { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0 },
+  finishReason: 'stop' as const,
+  model: 'mock:m',
+};
+const event = (
+  taskId: string,
+  type: 'task-queued' | 'task-started' | 'task-completed' = 'task-queued',
+): EngineEvent => {
+  const base = { at: 0, taskId, key: 'mock:m' };
+  if (type === 'task-queued') return { ...base, type, state: 'queued' };
+  if (type === 'task-started') return { ...base, type, state: 'processing', attempt: 1 };
+  return { ...base, type, state: 'completed', result: RESULT };
+};
 
 describe('EventHub', () => {
   it('hands a task’s events only to that task’s followers: 8,000 idle followers are never called for other tasks', async () => {
@@ -47,7 +61,7 @@ describe('EventHub', () => {
     hub.emit(event('b', 'task-completed'));
     hub.emit(event('a'));
     const got: string[] = [];
-    for await (const e of stream) got.push(`${e.taskId}:${e.type}`);
+    for await (const e of stream) got.push(`${'taskId' in e ? e.taskId : ''}:${e.type}`);
     expect(got).toEqual(['a:task-queued', 'b:task-completed']);
     expect(hub.active).toBe(false);
   });

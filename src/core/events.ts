@@ -2,49 +2,63 @@ import type { ErrorCode } from '../contracts/errors.js';
 import type { TaskState } from '../contracts/task-state.js';
 import type { ModelResult } from '../contracts/types.js';
 
-export type EngineEventType =
-  | 'task-queued'
-  | 'task-rate-limited'
-  | 'task-started'
-  | 'task-delta'
-  | 'attempt-failed'
-  | 'task-retrying'
-  | 'task-completed'
-  | 'task-failed'
-  | 'task-cancelled'
-  | 'limit-wait'
-  | 'cache-error'
-  | 'store-error'
-  | 'store-conflict'
-  | 'model-unconfigured';
+/** What an event says of an error: never the prompt or a key. */
+export interface EventError {
+  code: ErrorCode;
+  message: string;
+  status?: number;
+}
 
-/** One thing that happened in the engine. Fields beyond `type` and `at` depend on the type. */
-export interface EngineEvent {
-  type: EngineEventType;
+/** What every event of one task carries. */
+export interface TaskEventBase {
   /** Engine clock time (epoch ms). */
   at: number;
-  taskId?: string;
+  taskId: string;
   label?: string;
-  /** The limit key, for `limit-wait` and task events. */
-  key?: string;
-  state?: TaskState;
-  attempt?: number;
-  /** `task-rate-limited`, `task-retrying`: when the task expects to go again (epoch ms). */
-  eta?: number;
-  /** `limit-wait`, `task-retrying`: milliseconds of the wait. */
-  waitMs?: number;
-  /** `limit-wait`, `task-rate-limited`: what is binding (a limit dimension, `cooldown`, `retry`). */
-  reason?: string;
-  /** `task-delta`: streamed text. */
-  delta?: string;
-  /** `attempt-failed`, `task-failed`, `task-cancelled`. */
-  error?: { code: ErrorCode; message: string; status?: number };
-  /** `task-completed`. */
-  result?: ModelResult;
-  /** `model-unconfigured` (the model in `key`): the configured model a typo most likely meant. */
-  suggestion?: string;
-  /** `model-unconfigured`: true when the provider reports its limits, so fanout learns them from its answers. */
-  learnsLimits?: boolean;
+  /** The limit key the task is charged to. */
+  key: string;
+  /** The task's state after the event. */
+  state: TaskState;
+}
+
+/** One thing that happened to a task. */
+export type TaskEvent =
+  | (TaskEventBase & { type: 'task-queued' })
+  /** Held back by a limit (a dimension, `cooldown` or `concurrency`) until about `eta`. */
+  | (TaskEventBase & { type: 'task-rate-limited'; eta: number; reason: string })
+  | (TaskEventBase & { type: 'task-started'; attempt: number })
+  /** Streamed text of the attempt in progress. */
+  | (TaskEventBase & { type: 'task-delta'; attempt: number; delta: string })
+  | (TaskEventBase & { type: 'attempt-failed'; attempt: number; error: EventError })
+  /** The attempt failed and another follows at `eta`, `waitMs` from now. */
+  | (TaskEventBase & { type: 'task-retrying'; attempt: number; eta: number; waitMs: number; reason: string })
+  | TaskEndEvent;
+
+/** The last event of a task: it completed, failed or was cancelled. */
+export type TaskEndEvent =
+  | (TaskEventBase & { type: 'task-completed'; result: ModelResult })
+  | (TaskEventBase & { type: 'task-failed'; error: EventError })
+  | (TaskEventBase & { type: 'task-cancelled'; error: EventError });
+
+/** One thing that happened in the engine: a task's event, or one of the engine's own. */
+export type EngineEvent =
+  | TaskEvent
+  /** Calls on `key` wait `waitMs` for a limit (`reason`: a dimension, `cooldown` or `concurrency`). */
+  | { type: 'limit-wait'; at: number; key: string; waitMs: number; reason: string }
+  | { type: 'cache-error'; at: number; error: EventError }
+  | { type: 'store-error'; at: number; error: EventError }
+  | { type: 'store-conflict'; at: number; error: EventError }
+  /** `key`, a model, is used without limits; `suggestion` is the configured model a typo most likely meant. */
+  | { type: 'model-unconfigured'; at: number; key: string; suggestion?: string; learnsLimits: boolean };
+
+export type EngineEventType = EngineEvent['type'];
+
+/** The event of one type, with the fields that type carries. */
+export type EventOf<T extends EngineEventType> = Extract<EngineEvent, { type: T }>;
+
+/** True for the last event of a task. */
+export function isEnd(event: EngineEvent): event is TaskEndEvent {
+  return event.type === 'task-completed' || event.type === 'task-failed' || event.type === 'task-cancelled';
 }
 
 export type EventListener = (event: EngineEvent) => void;
@@ -81,8 +95,8 @@ export class EventHub {
     return this.any.size > 0 || this.byTask.size > 0 || (this.byType.get(type)?.size ?? 0) > 0;
   }
 
-  on(type: EngineEventType | '*', listener: EventListener): () => void {
-    return this.add(type === '*' ? this.any : this.setFor(type), listener, () => undefined);
+  on<T extends EngineEventType>(type: T | '*', listener: (event: EventOf<T>) => void): () => void {
+    return this.add(type === '*' ? this.any : this.setFor(type), listener as EventListener, () => undefined);
   }
 
   /**
@@ -90,14 +104,14 @@ export class EventHub {
    * way (a socket per task, thousands of sockets), an event costs one map
    * look-up plus its own task's listeners, not a call to every listener.
    */
-  onTask(taskId: string, listener: EventListener): () => void {
+  onTask(taskId: string, listener: (event: TaskEvent) => void): () => void {
     let set = this.byTask.get(taskId);
     if (!set) {
       set = new Set();
       this.byTask.set(taskId, set);
     }
     const own = set;
-    return this.add(own, listener, () => {
+    return this.add(own, listener as EventListener, () => {
       if (own.size === 0 && this.byTask.get(taskId) === own) this.byTask.delete(taskId);
     });
   }
@@ -120,7 +134,7 @@ export class EventHub {
     const typed = this.byType.get(event.type);
     if (typed) for (const listener of typed) listener(event);
     for (const listener of this.any) listener(event);
-    if (event.taskId !== undefined && this.byTask.size > 0) {
+    if (this.byTask.size > 0 && 'taskId' in event) {
       const own = this.byTask.get(event.taskId);
       if (own) for (const listener of [...own]) listener(event);
     }

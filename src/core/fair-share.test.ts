@@ -3,7 +3,6 @@ import { createEngine } from '../create-engine.js';
 import { MockProvider } from '../providers/mock/mock-provider.js';
 import { ManualClock } from '../contracts/manual-clock.js';
 import type { EngineOptions } from './engine.js';
-import type { EngineEvent } from './events.js';
 import type { TaskRequest } from '../contracts/types.js';
 
 /** An engine on a manual clock whose mock model `m` answers in 100 ms, one call at a time unless told otherwise. */
@@ -17,8 +16,8 @@ function setup(options: Omit<EngineOptions, 'clock' | 'providers'> = {}) {
     providers: [new MockProvider({ models: { m: { latency: 100 }, other: { latency: 100 } } })],
   });
   const starts: Array<{ tenant: string; label: string; at: number }> = [];
-  engine.on('task-started', (e: EngineEvent) => {
-    const status = engine.status(e.taskId as string);
+  engine.on('task-started', (e) => {
+    const status = engine.status(e.taskId);
     starts.push({ tenant: status?.tenant as string, label: status?.label as string, at: e.at });
   });
   return { clock, engine, starts };

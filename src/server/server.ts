@@ -16,6 +16,7 @@ import { FanoutError } from '../contracts/errors.js';
 import { assertJsonBounds } from '../core/json-bounds.js';
 import { isTerminal } from '../contracts/task-state.js';
 import type { TaskStatus } from '../core/task.js';
+import { isEnd } from '../core/events.js';
 import { ZERO_USAGE, type TaskRequest, type Usage } from '../contracts/types.js';
 import { engineMetrics } from '../metrics/prometheus.js';
 import { ApiKeys } from './api-keys.js';
@@ -632,7 +633,7 @@ async function streamCompletion(
   let sent = false;
   const events = engine.events({
     taskIds: [id],
-    until: (e) => e.type === 'task-completed' || e.type === 'task-failed' || e.type === 'task-cancelled',
+    until: isEnd,
     signal,
   });
   const current = engine.status(id);

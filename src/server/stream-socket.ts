@@ -1,7 +1,8 @@
 import type { WebSocket } from 'ws';
 import type { FanoutEngine } from '../create-engine.js';
 import { asFanoutError, FanoutError } from '../contracts/errors.js';
-import type { EngineEvent } from '../core/events.js';
+import { isEnd, type TaskEvent } from '../core/events.js';
+import { taskMessage } from './task-messages.js';
 import { assertJsonBounds } from '../core/json-bounds.js';
 import { isTerminal } from '../contracts/task-state.js';
 import type { TaskStatus } from '../core/task.js';
@@ -70,13 +71,10 @@ export function serveStreamSocket(socket: WebSocket, options: StreamSocketOption
     send(ending(id, engine.status(id)));
   };
   /** Only the events of followed tasks reach this socket: each task is listened to on its own. */
-  const onEvent = (event: EngineEvent): void => {
-    const id = event.taskId as string;
-    if (event.type === 'task-delta') send({ type: 'delta', task: id, text: event.delta, at: event.at });
-    else if (event.type === 'task-completed' || event.type === 'task-failed' || event.type === 'task-cancelled')
-      finish(id);
-    else if (event.state)
-      send({ type: 'state', task: id, state: event.state, at: event.at, ...(event.eta ? { eta: event.eta } : {}) });
+  const onEvent = (event: TaskEvent): void => {
+    const id = event.taskId;
+    if (isEnd(event)) finish(id);
+    else send(taskMessage(event));
   };
   /** Each followed batch's subscription; a batch followed again gets a new one, and the old one goes quiet. */
   const batches = new Map<string, object>();

@@ -2,6 +2,8 @@ import type { FastifyReply } from 'fastify';
 import type { FanoutEngine } from '../create-engine.js';
 import { isTerminal } from '../contracts/task-state.js';
 import { SHUTTING_DOWN } from './shutting-down.js';
+import { isEnd, type TaskEndEvent, type TaskEvent } from '../core/events.js';
+import { taskMessage } from './task-messages.js';
 import type { TaskStatus } from '../core/task.js';
 
 /**
@@ -21,24 +23,17 @@ export async function streamTaskEvents(
   const send = (event: string, data: unknown): void => {
     out.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
   };
-  const terminal = (type: string): boolean =>
-    type === 'task-completed' || type === 'task-failed' || type === 'task-cancelled';
   // The server's grace period ending stops the stream too, with an `error` event saying so.
-  const events = engine.events({ taskIds: [status.id], until: (e) => terminal(e.type), ...(signal ? { signal } : {}) });
+  const events = engine.events({ taskIds: [status.id], until: isEnd, ...(signal ? { signal } : {}) });
   out.on('close', () => void events.return?.());
   send('acknowledged', { id: status.id, state: status.state });
   if (!isTerminal(status.state)) {
     for await (const event of events) {
-      if (terminal(event.type)) break;
-      send(event.type, {
-        id: status.id,
-        state: event.state,
-        at: event.at,
-        attempt: event.attempt,
-        eta: event.eta,
-        delta: event.delta,
-        error: event.error,
-      });
+      if (isEnd(event) || !('taskId' in event)) break;
+      const { type, ...data } = taskMessage(event);
+      send(type, { id: status.id, ...data });
+      // The event under its engine name too (task-queued, task-delta, …), as before `state` and `delta`: until the next release.
+      send(event.type, legacyData(status.id, event));
     }
   } else {
     await events.return?.();
@@ -50,4 +45,17 @@ export async function streamTaskEvents(
   else if (end && !isTerminal(end.state)) send('error', { id: status.id, state: end.state, error: SHUTTING_DOWN });
   else send('error', { id: status.id, state: end?.state, error: end?.error });
   out.end();
+}
+
+/** What the server-sent events carried under the engine's event names. */
+function legacyData(id: string, event: Exclude<TaskEvent, TaskEndEvent>): object {
+  return {
+    id,
+    state: event.state,
+    at: event.at,
+    attempt: 'attempt' in event ? event.attempt : undefined,
+    eta: 'eta' in event ? event.eta : undefined,
+    delta: 'delta' in event ? event.delta : undefined,
+    error: 'error' in event ? event.error : undefined,
+  };
 }
