@@ -1,13 +1,13 @@
 import type { Engine } from '../core/engine.js';
-import { asFanoutError } from '../contracts/errors.js';
 import { statusFromRow, type TaskStatus } from '../core/task.js';
 import { addUsage, ZERO_USAGE, type Usage } from '../contracts/types.js';
 import { ZERO_COST, type Cost } from '../contracts/limiter.js';
 import { lowerBound, type KeyWork, type LowerBound } from '../metrics/lower-bound.js';
 import { percentiles } from '../metrics/percentiles.js';
-import { parseBatchLine, salvageCustomId, type BatchLineOptions } from './batch-line.js';
+import type { BatchLineOptions } from './batch-line.js';
+import { endedLine, startLine } from './line-task.js';
 import type { TaskRow } from '../contracts/task-store.js';
-import { completedLine, failedLine, type OutputLine } from './output-line.js';
+import type { OutputLine } from './output-line.js';
 
 export interface BatchOptions {
   engine: Engine;
@@ -222,27 +222,16 @@ class BatchRun {
       this.follow(stored.id, slot, lineNumber, stored.request.label);
       return;
     }
-    let customId: string | undefined;
-    try {
-      const parsed = parseBatchLine(text, lineNumber, this.options.parse);
-      customId = parsed.customId;
-      const batch = resume ? { id: resume.batchId, line: lineNumber } : undefined;
-      this.follow(this.engine.submit(parsed.request, { batch }).id, slot, lineNumber, customId);
-    } catch (raw) {
-      const error = asFanoutError(raw, 'invalid_request');
-      const message = error.message.startsWith('line ') ? error.message : `line ${lineNumber}: ${error.message}`;
-      this.counts.invalid += 1;
-      this.counts.failed += 1;
-      this.countError(error.code);
-      this.writer.put(
-        slot,
-        failedLine(lineNumber, customId ?? salvageCustomId(text) ?? null, {
-          code: error.code,
-          message,
-          retryable: false,
-        }),
-      );
+    const batch = resume ? { id: resume.batchId, line: lineNumber } : undefined;
+    const started = startLine(this.engine, text, lineNumber, { parse: this.options.parse, submit: { batch } });
+    if (started.ok) {
+      this.follow(started.taskId, slot, lineNumber, started.customId);
+      return;
     }
+    this.counts.invalid += 1;
+    this.counts.failed += 1;
+    this.countError(started.error.code);
+    this.writer.put(slot, started.output);
   }
 
   private follow(id: string, slot: number, lineNumber: number, customId: string | undefined): void {
@@ -264,16 +253,14 @@ class BatchRun {
       return;
     }
     this.statuses.push(status);
+    this.writer.put(slot, endedLine(lineNumber, customId ?? null, status));
     if (status.state === 'completed') {
       this.counts.completed += 1;
-      this.writer.put(slot, completedLine(lineNumber, customId ?? null, status));
       return;
     }
     this.counts.failed += 1;
     if (status.state === 'cancelled') this.counts.cancelled += 1;
-    const error = status.error ?? { code: 'cancelled' as const, message: 'cancelled', retryable: false };
-    this.countError(error.code);
-    this.writer.put(slot, failedLine(lineNumber, customId ?? null, error, status));
+    this.countError(status.error?.code ?? 'cancelled');
   }
 
   private nextSlot(): Promise<void> {

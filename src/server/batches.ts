@@ -1,7 +1,7 @@
-import { parseBatchLine, salvageCustomId } from '../batch/batch-line.js';
-import { completedLine, failedLine } from '../batch/output-line.js';
+import { failedLine } from '../batch/output-line.js';
+import { endedLine, startLine } from '../batch/line-task.js';
 import type { FanoutEngine } from '../create-engine.js';
-import { asFanoutError, FanoutError, type ErrorCode } from '../contracts/errors.js';
+import { FanoutError, type ErrorCode } from '../contracts/errors.js';
 import { isTerminal, type TaskState } from '../contracts/task-state.js';
 import type { TaskStatus } from '../core/task.js';
 import type { TaskRow, TaskStore } from '../contracts/task-store.js';
@@ -94,18 +94,17 @@ export class BatchRegistry {
     lines.forEach((text, index) => {
       if (text.trim() === '') return;
       const line = index + 1;
-      try {
-        const parsed = parseBatchLine(text, line, { defaultProvider: this.options.defaultProvider });
-        const taskId = this.engine.submit({ ...parsed.request, tenant }, { batch: { id, line } }).id;
-        batch.entries.push(this.follow({ line, customId: parsed.customId, taskId }));
-      } catch (error) {
-        const e = asFanoutError(error, 'invalid_request');
-        batch.entries.push({
-          line,
-          customId: salvageCustomId(text) ?? null,
-          error: { code: e.code, message: e.message },
-        });
+      const started = startLine(this.engine, text, line, {
+        parse: { defaultProvider: this.options.defaultProvider },
+        tenant,
+        submit: { batch: { id, line } },
+      });
+      if (started.ok) {
+        batch.entries.push(this.follow({ line, customId: started.customId, taskId: started.taskId }));
+        return;
       }
+      const message = started.output.error?.message ?? started.error.message;
+      batch.entries.push({ line, customId: started.output.custom_id, error: { code: started.error.code, message } });
     });
     await this.save(batch);
     // Acknowledged once stored: a crash after the answer loses nothing of it.
@@ -160,17 +159,7 @@ export class BatchRegistry {
         continue;
       }
       const status = await this.endOf(entry);
-      if (!status) continue;
-      const line =
-        status.state === 'completed'
-          ? completedLine(entry.line, entry.customId, status)
-          : failedLine(
-              entry.line,
-              entry.customId,
-              status.error ?? { code: 'cancelled', message: 'cancelled', retryable: false },
-              status,
-            );
-      yield `${JSON.stringify(line)}\n`;
+      if (status) yield `${JSON.stringify(endedLine(entry.line, entry.customId, status))}\n`;
     }
   }
 
