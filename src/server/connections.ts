@@ -1,3 +1,4 @@
+import { errorBody } from './http-errors.js';
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { FanoutError } from '../contracts/errors.js';
@@ -43,13 +44,12 @@ export function capConnections(server: Server, max: number): void {
   let open = 0;
   server.on('connection', (socket: Socket) => {
     if (open >= max) {
-      const body = JSON.stringify({
-        error: {
-          code: 'overloaded',
-          message: `the server holds its maximum of ${max.toLocaleString('en-US')} connections; try again shortly`,
-          type: 'server_error',
-        },
-      });
+      const body = JSON.stringify(
+        errorBody(
+          'overloaded',
+          `the server holds its maximum of ${max.toLocaleString('en-US')} connections; try again shortly`,
+        ),
+      );
       socket.end(
         `HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
       );

@@ -23,25 +23,32 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   retries_exhausted: 502,
 };
 
-export interface HttpError {
-  status: number;
-  body: { error: { code: ErrorCode | 'internal_error'; message: string; type: string } };
+/** An error body in OpenAI's shape, as every route, stream and refusal of the server sends it. */
+export interface ErrorBody {
+  error: { code: string; message: string; type: string };
 }
 
-/** An error as an HTTP answer in OpenAI's error shape; never a prompt, never a key. */
+/**
+ * The one way the server writes an error body. `type` is OpenAI's: by default
+ * `invalid_request_error` for the client's mistakes (a status below 500) and
+ * `server_error` otherwise.
+ */
+export function errorBody(code: string, message: string, typeOrStatus: string | number = 500): ErrorBody {
+  const type =
+    typeof typeOrStatus === 'string' ? typeOrStatus : typeOrStatus < 500 ? 'invalid_request_error' : 'server_error';
+  return { error: { code, message, type } };
+}
+
+export interface HttpError {
+  status: number;
+  body: ErrorBody;
+}
+
+/** An error as an HTTP answer; never a prompt, never a key. */
 export function httpError(error: unknown): HttpError {
   if (error instanceof FanoutError) {
     const status = STATUS[error.code] ?? 500;
-    return {
-      status,
-      body: {
-        error: {
-          code: error.code,
-          message: error.message,
-          type: status < 500 ? 'invalid_request_error' : 'server_error',
-        },
-      },
-    };
+    return { status, body: errorBody(error.code, error.message, status) };
   }
-  return { status: 500, body: { error: { code: 'internal_error', message: 'internal error', type: 'server_error' } } };
+  return { status: 500, body: errorBody('internal_error', 'internal error') };
 }

@@ -35,7 +35,7 @@ import {
   timeoutOptions,
   type ConnectionLimits,
 } from './connections.js';
-import { httpError } from './http-errors.js';
+import { errorBody, httpError } from './http-errors.js';
 
 export interface FanoutServerOptions {
   engine: FanoutEngine;
@@ -372,22 +372,10 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
     // A fault of fanout's own: the client learns nothing of it, the log learns its cause.
     if (status >= 500) request.log.error({ err: error }, 'request failed');
     const message = status < 500 ? error.message : 'internal error';
-    return reply.code(status).send({
-      error: {
-        code: status < 500 ? 'invalid_request' : 'internal_error',
-        message,
-        type: status < 500 ? 'invalid_request_error' : 'server_error',
-      },
-    });
+    return reply.code(status).send(errorBody(status < 500 ? 'invalid_request' : 'internal_error', message, status));
   });
   app.setNotFoundHandler((request, reply) =>
-    reply.code(404).send({
-      error: {
-        code: 'not_found',
-        message: `no route ${request.method} ${request.url.split('?')[0]}`,
-        type: 'invalid_request_error',
-      },
-    }),
+    reply.code(404).send(errorBody('not_found', `no route ${request.method} ${request.url.split('?')[0]}`, 404)),
   );
 
   app.get('/metrics', async (_request, reply) =>
@@ -435,7 +423,7 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
       return reply
         .code(503)
         .header('retry-after', '5')
-        .send({ id: handle.id, state: handle.status().state, error: { ...SHUTTING_DOWN, type: 'server_error' } });
+        .send({ id: handle.id, state: handle.status().state, ...errorBody(SHUTTING_DOWN.code, SHUTTING_DOWN.message) });
     return reply.code(200).send(handle.status());
   });
 
@@ -567,13 +555,13 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
             [`x-ratelimit-remaining-${kind}`]: String(decision.remaining),
             [`x-ratelimit-reset-${kind}`]: `${(decision.resetMs / 1000).toFixed(3)}s`,
           })
-          .send({
-            error: {
-              code: 'rate_limit_exceeded',
-              message: `${kind} rate limit reached for tenant ${request.tenant}; try again in ${(decision.retryAfterMs / 1000).toFixed(3)}s`,
-              type: kind,
-            },
-          });
+          .send(
+            errorBody(
+              'rate_limit_exceeded',
+              `${kind} rate limit reached for tenant ${request.tenant}; try again in ${(decision.retryAfterMs / 1000).toFixed(3)}s`,
+              kind,
+            ),
+          );
       }
       settle = decision.settle;
     }
@@ -590,10 +578,7 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
       );
     if (!task.stream) {
       if ((await untilEnd(handle)) === 'ending')
-        return reply
-          .code(503)
-          .header('retry-after', '5')
-          .send({ error: { ...SHUTTING_DOWN, type: 'server_error' } });
+        return reply.code(503).header('retry-after', '5').send(errorBody(SHUTTING_DOWN.code, SHUTTING_DOWN.message));
       try {
         await handle.result();
       } catch (error) {
@@ -657,9 +642,7 @@ async function streamCompletion(
       signal.aborted && status && !isTerminal(status.state)
         ? SHUTTING_DOWN
         : (status?.error ?? { code: 'cancelled', message: 'the stream was cut short after text had been sent' });
-    out.write(
-      `data: ${JSON.stringify({ error: { code: error.code, message: error.message, type: 'server_error' } })}\n\n`,
-    );
+    out.write(`data: ${JSON.stringify(errorBody(error.code, error.message))}\n\n`);
   }
   out.end('data: [DONE]\n\n');
 }
