@@ -26,7 +26,14 @@ export interface TaskRow {
   leaseAttempt?: string;
   leaseUntil?: number;
   result?: ModelResult;
-  error?: { code: ErrorCode; message: string; status?: number; retryable?: boolean };
+  error?: {
+    code: ErrorCode;
+    message: string;
+    retryable?: boolean;
+    provider?: string;
+    status?: number;
+    retryAfterMs?: number;
+  };
 }
 
 /**

@@ -7,6 +7,7 @@ import { ManualClock } from '../contracts/manual-clock.js';
 import { ProviderError } from '../contracts/errors.js';
 import type { EngineEvent } from './events.js';
 import type { TaskRequest } from '../contracts/types.js';
+import { statusFromRow } from './task.js';
 
 const ask = (content: string, extra: Partial<TaskRequest> = {}): TaskRequest => ({
   model: 'mock:m',
@@ -163,5 +164,53 @@ describe('engine with a task store', () => {
     await stale.engine.flush();
     expect(stale.events.filter((e) => e.type === 'store-conflict')).toHaveLength(1);
     expect(store.get(task.id)?.attempts.map((a) => a.attempt)).toEqual([1, 2]);
+  });
+});
+
+describe('a task’s status, live and as stored', () => {
+  it('is the same from the engine and from the store’s row, for every way a task ends or waits', async () => {
+    const store = new MemoryTaskStore();
+    const refusing: Provider = {
+      name: 'refusing',
+      accounting: () => ({ rule: 'openai' }),
+      complete: () =>
+        Promise.reject(
+          new ProviderError('bad_request', 'refusing: bad request (400)', {
+            provider: 'refusing',
+            status: 400,
+            retryable: false,
+          }),
+        ),
+      stream: () => {
+        throw new Error('not used');
+      },
+    };
+    const { clock, engine } = processOn(store, 0, [refusing]);
+    const completed = engine.submit(ask('done', { model: 'mock:fast', label: 'a label' }));
+    const failed = engine.submit(ask('refused', { model: 'refusing:m' }));
+    const first = engine.submit(ask('first', { model: 'mock:limited' }));
+    const waiting = engine.submit(ask('waits', { model: 'mock:limited' }));
+    const cancelled = engine.submit(ask('cancelled', { model: 'mock:m' }));
+    await clock.advance(5);
+    cancelled.cancel();
+    await clock.advance(100);
+    await engine.flush();
+    expect([completed, failed, first, waiting, cancelled].map((h) => h.status().state)).toEqual([
+      'completed',
+      'failed',
+      'processing',
+      'rate_limited',
+      'cancelled',
+    ]);
+    for (const handle of [completed, failed, waiting, cancelled]) {
+      const row = store.get(handle.id);
+      if (!row) throw new Error(`no row for ${handle.id}`);
+      const live = handle.status();
+      // The stored row knows a waiting task's time so far only up to its last change, and not the engine's
+      // estimate of when a limit lets it go (a restarted engine makes its own); all else is the same.
+      const stored = statusFromRow(row);
+      expect(stored).toEqual(live.endedAt === undefined ? { ...live, timing: stored.timing, eta: undefined } : live);
+    }
+    await engine.close();
   });
 });

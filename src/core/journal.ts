@@ -187,11 +187,18 @@ export function toRow(task: Task): TaskRow {
     row.leaseUntil = task.lease.until;
   }
   if (task.result) row.result = task.result;
-  if (task.error) {
-    const { code, message, retryable } = task.error;
-    row.error = { code, message, retryable };
-    const status = (task.error as { status?: number }).status;
-    if (status !== undefined) row.error.status = status;
-  }
+  // What the task's status shows of its error, no more (a RetryError's attempts are the row's own).
+  if (task.error) row.error = errorRow(task.error.toJSON());
+  return row;
+}
+
+/** An error as a row keeps it: the fields of `toJSON` that are set. */
+function errorRow(
+  error: ReturnType<FanoutError['toJSON']> & { provider?: string; status?: number; retryAfterMs?: number },
+): NonNullable<TaskRow['error']> {
+  const row: NonNullable<TaskRow['error']> = { code: error.code, message: error.message, retryable: error.retryable };
+  if (error.provider !== undefined) row.provider = error.provider;
+  if (error.status !== undefined) row.status = error.status;
+  if (error.retryAfterMs !== undefined) row.retryAfterMs = error.retryAfterMs;
   return row;
 }

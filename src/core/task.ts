@@ -241,7 +241,7 @@ export function statusFromRow(row: TaskRow): TaskStatus {
       totalMs: end - row.submittedAt,
     },
     result: row.result,
-    error: row.error && { code: row.error.code, message: row.error.message, retryable: row.error.retryable ?? false },
+    error: row.error && { ...row.error, retryable: row.error.retryable ?? false },
   };
 }
 
