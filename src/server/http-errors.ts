@@ -1,3 +1,4 @@
+import type { FastifyReply } from 'fastify';
 import { FanoutError, type ErrorCode } from '../contracts/errors.js';
 
 /** HTTP status for each error code, in one place. */
@@ -51,4 +52,10 @@ export function httpError(error: unknown): HttpError {
     return { status, body: errorBody(error.code, error.message, status) };
   }
   return { status: 500, body: errorBody('internal_error', 'internal error') };
+}
+
+/** Answers `reply` with `error` as an HTTP error. */
+export function send(reply: FastifyReply, error: unknown): FastifyReply {
+  const { status, body } = httpError(error);
+  return reply.code(status).send(body);
 }

@@ -1,0 +1,135 @@
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { requestFromChatBody } from '../../batch/batch-line.js';
+import { chatCompletion, openAiUsage } from '../../batch/output-line.js';
+import type { FanoutEngine } from '../../create-engine.js';
+import { isTerminal } from '../../contracts/task-state.js';
+import { ZERO_USAGE, type Usage } from '../../contracts/types.js';
+import { isEnd } from '../../core/events.js';
+import { estimateInputTokens } from '../../limits/estimate.js';
+import { errorBody, send } from '../http-errors.js';
+import { SHUTTING_DOWN } from '../shutting-down.js';
+import type { QuotaDecision } from '../tenant-quota.js';
+import type { ServerParts } from './parts.js';
+
+/** The OpenAI-compatible gateway: /v1/models and /v1/chat/completions, plain or streamed, with each tenant's quota answered at once. */
+export function registerGatewayRoutes(app: FastifyInstance, parts: ServerParts): void {
+  const { engine, options, holdOpen, untilEnd, quota, ending } = parts;
+  app.get('/v1/models', async () => ({
+    object: 'list',
+    data: (options.models ?? []).map((id) => ({ id, object: 'model', created: 0, owned_by: id.split(':')[0] })),
+  }));
+
+  app.post('/v1/chat/completions', async (request, reply) => {
+    const { includeUsage, ...task } = requestFromChatBody(request.body, { defaultProvider: options.defaultProvider });
+    holdOpen(request, reply);
+    let settle: ((usage?: Usage) => void) | undefined;
+    if (quota) {
+      let decision: QuotaDecision;
+      try {
+        decision = await quota.admit(request.tenant, {
+          inputTokens: estimateInputTokens(task),
+          outputTokens: task.maxTokens ?? 0,
+        });
+      } catch (error) {
+        return send(reply, error);
+      }
+      if (!decision.allowed) {
+        const kind = decision.dimension;
+        return reply
+          .code(429)
+          .headers({
+            'retry-after': String(Math.ceil(decision.retryAfterMs / 1000)),
+            'retry-after-ms': String(decision.retryAfterMs),
+            [`x-ratelimit-limit-${kind}`]: String(decision.limit),
+            [`x-ratelimit-remaining-${kind}`]: String(decision.remaining),
+            [`x-ratelimit-reset-${kind}`]: `${(decision.resetMs / 1000).toFixed(3)}s`,
+          })
+          .send(
+            errorBody(
+              'rate_limit_exceeded',
+              `${kind} rate limit reached for tenant ${request.tenant}; try again in ${(decision.retryAfterMs / 1000).toFixed(3)}s`,
+              kind,
+            ),
+          );
+      }
+      settle = decision.settle;
+    }
+    // Not kept in the store: the client waits on this connection, and after a restart nobody would.
+    const handle = engine.submit(
+      { ...task, tenant: request.tenant },
+      { durable: false, tenantCharged: quota?.sharesEngineLimits === true },
+    );
+    // The tenant is charged what the call really used, once it has ended; an answer from the cache costs no tokens.
+    if (settle)
+      void handle.result().then(
+        (result) => settle(result.cache ? ZERO_USAGE : result.usage),
+        () => settle(handle.status().usage),
+      );
+    if (!task.stream) {
+      if ((await untilEnd(handle)) === 'ending')
+        return reply.code(503).header('retry-after', '5').send(errorBody(SHUTTING_DOWN.code, SHUTTING_DOWN.message));
+      try {
+        await handle.result();
+      } catch (error) {
+        return send(reply, error);
+      }
+      return reply.send(chatCompletion(handle.status()));
+    }
+    return streamCompletion(engine, handle.id, reply, { includeUsage, signal: ending.signal });
+  });
+}
+
+/**
+ * Streams a task's deltas as OpenAI `chat.completion.chunk` events. A failed
+ * attempt before the first delta is retried unseen; once text has gone out,
+ * a failure ends the stream with an error event (the text cannot be taken back).
+ */
+async function streamCompletion(
+  engine: FanoutEngine,
+  id: string,
+  reply: FastifyReply,
+  options: { includeUsage: boolean; signal: AbortSignal },
+): Promise<void> {
+  const { includeUsage, signal } = options;
+  reply.hijack();
+  const out = reply.raw;
+  out.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+  const created = Math.floor(engine.clock.now() / 1000);
+  const model = engine.status(id)?.model ?? '';
+  const chunk = (delta: Record<string, unknown>, finish: string | null, usage?: unknown): string =>
+    `data: ${JSON.stringify({ id: `chatcmpl-${id}`, object: 'chat.completion.chunk', created, model, choices: usage ? [] : [{ index: 0, delta, finish_reason: finish }], ...(usage ? { usage } : {}) })}\n\n`;
+  // The client went away before the end: stop paying for an answer nobody reads.
+  out.on('close', () => {
+    if (!out.writableEnded) engine.cancel(id);
+  });
+  let sent = false;
+  const events = engine.events({
+    taskIds: [id],
+    until: isEnd,
+    signal,
+  });
+  const current = engine.status(id);
+  if (current && isTerminal(current.state)) await events.return?.();
+  out.write(chunk({ role: 'assistant', content: '' }, null));
+  for await (const event of events) {
+    if (event.type === 'task-delta' && event.delta) {
+      sent = true;
+      out.write(chunk({ content: event.delta }, null));
+    } else if (event.type === 'attempt-failed' && sent) {
+      engine.cancel(id);
+    }
+  }
+  const status = engine.status(id);
+  if (status?.state === 'completed' && status.result) {
+    if (!sent) out.write(chunk({ content: status.result.text }, null));
+    out.write(chunk({}, status.result.finishReason));
+    if (includeUsage) out.write(chunk({}, null, openAiUsage(status.result.usage)));
+  } else {
+    const error =
+      signal.aborted && status && !isTerminal(status.state)
+        ? SHUTTING_DOWN
+        : (status?.error ?? { code: 'cancelled', message: 'the stream was cut short after text had been sent' });
+    out.write(`data: ${JSON.stringify(errorBody(error.code, error.message))}\n\n`);
+  }
+  out.end('data: [DONE]\n\n');
+}
