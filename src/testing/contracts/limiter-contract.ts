@@ -16,217 +16,230 @@ const cost = (tokens: number, outputTokens = 0, inputTokens = tokens - outputTok
  */
 export function limiterContract(name: string, makeLimiter: () => Limiter): void {
   describe(`Limiter contract: ${name}`, () => {
-    it('admits 60 at once on a 60 rpm key, then one every 1,000 ms', () => {
-      const limiter = makeLimiter();
-      limiter.define('k', { requestsPerMinute: 60, transitMs: 0 }, 0);
-      for (let i = 0; i < 60; i++) expect(limiter.reserve('k', cost(0), 0).granted).toBe(true);
-      expect(limiter.reserve('k', cost(0), 0)).toEqual({ granted: false, waitMs: 1000, reason: 'requestsPerMinute' });
-      expect(limiter.reserve('k', cost(0), 1000).granted).toBe(true);
-      expect(limiter.reserve('k', cost(0), 1000)).toEqual({
-        granted: false,
-        waitMs: 1000,
-        reason: 'requestsPerMinute',
-      });
-    });
+    bucketCases(makeLimiter);
+    settlementCases(makeLimiter);
+    learningCases(makeLimiter);
+  });
+}
 
-    it('floors times to whole milliseconds', () => {
-      const limiter = makeLimiter();
-      limiter.define('k', { requestsPerMinute: 60, burstSeconds: 1, transitMs: 0 }, 0.7);
-      expect(limiter.reserve('k', cost(0), 0.9).granted).toBe(true);
-      expect(limiter.reserve('k', cost(0), 999.99)).toEqual({ granted: false, waitMs: 1, reason: 'requestsPerMinute' });
-      expect(limiter.reserve('k', cost(0), 1000.2).granted).toBe(true);
+/** The contract, continued: buckets, bursts and all-or-nothing admission. */
+function bucketCases(makeLimiter: () => Limiter): void {
+  it('admits 60 at once on a 60 rpm key, then one every 1,000 ms', () => {
+    const limiter = makeLimiter();
+    limiter.define('k', { requestsPerMinute: 60, transitMs: 0 }, 0);
+    for (let i = 0; i < 60; i++) expect(limiter.reserve('k', cost(0), 0).granted).toBe(true);
+    expect(limiter.reserve('k', cost(0), 0)).toEqual({ granted: false, waitMs: 1000, reason: 'requestsPerMinute' });
+    expect(limiter.reserve('k', cost(0), 1000).granted).toBe(true);
+    expect(limiter.reserve('k', cost(0), 1000)).toEqual({
+      granted: false,
+      waitMs: 1000,
+      reason: 'requestsPerMinute',
     });
+  });
 
-    it('narrows the burst with burstSeconds', () => {
-      const limiter = makeLimiter();
-      limiter.define('k', { requestsPerMinute: 60, burstSeconds: 1 }, 0);
-      expect(limiter.reserve('k', cost(0), 0).granted).toBe(true);
-      expect(limiter.reserve('k', cost(0), 0)).toMatchObject({ granted: false, waitMs: 1000 });
-    });
+  it('floors times to whole milliseconds', () => {
+    const limiter = makeLimiter();
+    limiter.define('k', { requestsPerMinute: 60, burstSeconds: 1, transitMs: 0 }, 0.7);
+    expect(limiter.reserve('k', cost(0), 0.9).granted).toBe(true);
+    expect(limiter.reserve('k', cost(0), 999.99)).toEqual({ granted: false, waitMs: 1, reason: 'requestsPerMinute' });
+    expect(limiter.reserve('k', cost(0), 1000.2).granted).toBe(true);
+  });
 
-    it('takes every dimension or none, and reports the one that binds longest', () => {
-      const limiter = makeLimiter();
-      limiter.define('k', { requestsPerMinute: 100, tokensPerMinute: 1000, transitMs: 0 }, 0);
-      expect(limiter.reserve('k', cost(900), 0).granted).toBe(true);
-      const refused = limiter.reserve('k', cost(200), 0);
-      expect(refused).toEqual({ granted: false, waitMs: 6000, reason: 'tokensPerMinute' });
-      // The refused call took no request permit: 99 more requests of 0 tokens still fit.
-      for (let i = 0; i < 99; i++) expect(limiter.reserve('k', cost(0), 0).granted).toBe(true);
-      expect(limiter.reserve('k', cost(0), 0).granted).toBe(false);
-    });
+  it('narrows the burst with burstSeconds', () => {
+    const limiter = makeLimiter();
+    limiter.define('k', { requestsPerMinute: 60, burstSeconds: 1 }, 0);
+    expect(limiter.reserve('k', cost(0), 0).granted).toBe(true);
+    expect(limiter.reserve('k', cost(0), 0)).toMatchObject({ granted: false, waitMs: 1000 });
+  });
 
-    it('refunds to the real usage on settle, and debits usage above the reservation', () => {
-      const limiter = makeLimiter();
-      limiter.define('k', { outputTokensPerMinute: 1000, transitMs: 0 }, 0);
-      const first = limiter.reserve('k', cost(500, 500), 0);
-      const second = limiter.reserve('k', cost(500, 500), 0);
-      if (!first.granted || !second.granted) throw new Error('expected grants');
-      expect(limiter.reserve('k', cost(500, 500), 0)).toMatchObject({ granted: false, waitMs: 30_000 });
-      limiter.settle(first, 0, cost(100, 100));
-      expect(limiter.reserve('k', cost(400, 400), 0).granted).toBe(true);
-      limiter.settle(second, 0, cost(560, 560));
-      expect(limiter.stats('k')?.charged.outputTokens).toBe(100 + 560 + 400);
-      expect(limiter.reserve('k', cost(1, 1), 0)).toMatchObject({ granted: false, waitMs: 3660 });
-    });
+  it('takes every dimension or none, and reports the one that binds longest', () => {
+    const limiter = makeLimiter();
+    limiter.define('k', { requestsPerMinute: 100, tokensPerMinute: 1000, transitMs: 0 }, 0);
+    expect(limiter.reserve('k', cost(900), 0).granted).toBe(true);
+    const refused = limiter.reserve('k', cost(200), 0);
+    expect(refused).toEqual({ granted: false, waitMs: 6000, reason: 'tokensPerMinute' });
+    // The refused call took no request permit: 99 more requests of 0 tokens still fit.
+    for (let i = 0; i < 99; i++) expect(limiter.reserve('k', cost(0), 0).granted).toBe(true);
+    expect(limiter.reserve('k', cost(0), 0).granted).toBe(false);
+  });
+}
 
-    it('settles once: a second settle changes nothing', () => {
-      const limiter = makeLimiter();
-      limiter.define('k', { tokensPerMinute: 1000, maxConcurrent: 1 }, 0);
-      const permit = limiter.reserve('k', cost(1000), 0);
-      if (!permit.granted) throw new Error('expected a grant');
-      limiter.settle(permit, 0, cost(100));
-      limiter.settle(permit, 0, cost(0));
-      expect(limiter.stats('k')).toMatchObject({ inFlight: 0, charged: { tokens: 100 } });
-    });
+/** The contract, continued: settlement, concurrency, cooldowns and sizes. */
+function settlementCases(makeLimiter: () => Limiter): void {
+  it('refunds to the real usage on settle, and debits usage above the reservation', () => {
+    const limiter = makeLimiter();
+    limiter.define('k', { outputTokensPerMinute: 1000, transitMs: 0 }, 0);
+    const first = limiter.reserve('k', cost(500, 500), 0);
+    const second = limiter.reserve('k', cost(500, 500), 0);
+    if (!first.granted || !second.granted) throw new Error('expected grants');
+    expect(limiter.reserve('k', cost(500, 500), 0)).toMatchObject({ granted: false, waitMs: 30_000 });
+    limiter.settle(first, 0, cost(100, 100));
+    expect(limiter.reserve('k', cost(400, 400), 0).granted).toBe(true);
+    limiter.settle(second, 0, cost(560, 560));
+    expect(limiter.stats('k')?.charged.outputTokens).toBe(100 + 560 + 400);
+    expect(limiter.reserve('k', cost(1, 1), 0)).toMatchObject({ granted: false, waitMs: 3660 });
+  });
 
-    it('holds calls beyond maxConcurrent until one ends', () => {
-      const limiter = makeLimiter();
-      limiter.define('k', { maxConcurrent: 2 }, 0);
-      const a = limiter.reserve('k', cost(0), 0);
-      limiter.reserve('k', cost(0), 0);
-      expect(limiter.reserve('k', cost(0), 0)).toEqual({
-        granted: false,
-        waitMs: Number.POSITIVE_INFINITY,
-        reason: 'concurrency',
-      });
-      if (!a.granted) throw new Error('expected a grant');
-      limiter.settle(a, 5);
-      expect(limiter.reserve('k', cost(0), 5).granted).toBe(true);
-    });
+  it('settles once: a second settle changes nothing', () => {
+    const limiter = makeLimiter();
+    limiter.define('k', { tokensPerMinute: 1000, maxConcurrent: 1 }, 0);
+    const permit = limiter.reserve('k', cost(1000), 0);
+    if (!permit.granted) throw new Error('expected a grant');
+    limiter.settle(permit, 0, cost(100));
+    limiter.settle(permit, 0, cost(0));
+    expect(limiter.stats('k')).toMatchObject({ inFlight: 0, charged: { tokens: 100 } });
+  });
 
-    it('stops the whole key during a cooldown, and a shorter cooldown never shortens it', () => {
-      const limiter = makeLimiter();
-      limiter.define('k', { requestsPerMinute: 1000 }, 0);
-      limiter.cooldown('k', 2500, 0);
-      limiter.cooldown('k', 1000, 0);
-      expect(limiter.reserve('k', cost(0), 100)).toEqual({ granted: false, waitMs: 2400, reason: 'cooldown' });
-      expect(limiter.reserve('k', cost(0), 2500).granted).toBe(true);
+  it('holds calls beyond maxConcurrent until one ends', () => {
+    const limiter = makeLimiter();
+    limiter.define('k', { maxConcurrent: 2 }, 0);
+    const a = limiter.reserve('k', cost(0), 0);
+    limiter.reserve('k', cost(0), 0);
+    expect(limiter.reserve('k', cost(0), 0)).toEqual({
+      granted: false,
+      waitMs: Number.POSITIVE_INFINITY,
+      reason: 'concurrency',
     });
+    if (!a.granted) throw new Error('expected a grant');
+    limiter.settle(a, 5);
+    expect(limiter.reserve('k', cost(0), 5).granted).toBe(true);
+  });
 
-    it('fails a request larger than a whole window at once, naming the limit', () => {
-      const limiter = makeLimiter();
-      limiter.define('k', { tokensPerMinute: 1000 }, 0);
-      try {
-        limiter.reserve('k', cost(1500), 0);
-        expect.unreachable();
-      } catch (error) {
-        expect(error).toBeInstanceOf(FanoutError);
-        expect((error as FanoutError).code).toBe('request_too_large');
-        expect((error as FanoutError).retryable).toBe(false);
-        expect((error as Error).message).toContain('tokensPerMinute');
-        expect((error as Error).message).toContain('1000');
-      }
-    });
+  it('stops the whole key during a cooldown, and a shorter cooldown never shortens it', () => {
+    const limiter = makeLimiter();
+    limiter.define('k', { requestsPerMinute: 1000 }, 0);
+    limiter.cooldown('k', 2500, 0);
+    limiter.cooldown('k', 1000, 0);
+    expect(limiter.reserve('k', cost(0), 100)).toEqual({ granted: false, waitMs: 2400, reason: 'cooldown' });
+    expect(limiter.reserve('k', cost(0), 2500).granted).toBe(true);
+  });
 
-    it('keeps per-day request buckets full-sized whatever the burst', () => {
-      const limiter = makeLimiter();
-      limiter.define('k', { requestsPerDay: 100, burstSeconds: 1, transitMs: 0 }, 0);
-      for (let i = 0; i < 100; i++) expect(limiter.reserve('k', cost(0), 0).granted).toBe(true);
-      expect(limiter.reserve('k', cost(0), 0)).toEqual({ granted: false, waitMs: 864_000, reason: 'requestsPerDay' });
-    });
+  it('fails a request larger than a whole window at once, naming the limit', () => {
+    const limiter = makeLimiter();
+    limiter.define('k', { tokensPerMinute: 1000 }, 0);
+    try {
+      limiter.reserve('k', cost(1500), 0);
+      expect.unreachable();
+    } catch (error) {
+      expect(error).toBeInstanceOf(FanoutError);
+      expect((error as FanoutError).code).toBe('request_too_large');
+      expect((error as FanoutError).retryable).toBe(false);
+      expect((error as Error).message).toContain('tokensPerMinute');
+      expect((error as Error).message).toContain('1000');
+    }
+  });
 
-    it('treats an undefined key as unlimited', () => {
-      const limiter = makeLimiter();
-      for (let i = 0; i < 1000; i++) expect(limiter.reserve('free', cost(1e9), 0).granted).toBe(true);
-    });
+  it('keeps per-day request buckets full-sized whatever the burst', () => {
+    const limiter = makeLimiter();
+    limiter.define('k', { requestsPerDay: 100, burstSeconds: 1, transitMs: 0 }, 0);
+    for (let i = 0; i < 100; i++) expect(limiter.reserve('k', cost(0), 0).granted).toBe(true);
+    expect(limiter.reserve('k', cost(0), 0)).toEqual({ granted: false, waitMs: 864_000, reason: 'requestsPerDay' });
+  });
 
-    it('brings a configured bucket down to what the provider says remains, never up', () => {
-      const limiter = makeLimiter();
-      limiter.define('k', { requestsPerMinute: 60, transitMs: 0 }, 0);
-      limiter.observe('k', [{ dimension: 'requestsPerMinute', limit: 60, remaining: 2 }], 0);
-      expect(limiter.reserve('k', cost(0), 0).granted).toBe(true);
-      expect(limiter.reserve('k', cost(0), 0).granted).toBe(true);
-      expect(limiter.reserve('k', cost(0), 0)).toMatchObject({ granted: false, waitMs: 1000 });
-      limiter.observe('k', [{ dimension: 'requestsPerMinute', limit: 60, remaining: 50 }], 0);
-      expect(limiter.reserve('k', cost(0), 0).granted).toBe(false);
-    });
+  it('treats an undefined key as unlimited', () => {
+    const limiter = makeLimiter();
+    for (let i = 0; i < 1000; i++) expect(limiter.reserve('free', cost(1e9), 0).granted).toBe(true);
+  });
+}
 
-    it('learns a limit it was not told: the stated rate, the provider’s burst, starting at what remains', () => {
-      const limiter = makeLimiter();
-      // 600 per minute (10 per second); 4 remain and the bucket is full again in 1.6 s: it holds 4 + 16 = 20.
-      limiter.observe('k', [{ dimension: 'requestsPerMinute', limit: 600, remaining: 4, resetMs: 1600 }], 0);
-      expect(limiter.buckets('k')).toEqual([
-        { name: 'requestsPerMinute', limit: 600, windowMs: 60_000, capacity: 20, charged: 0 },
-      ]);
-      for (let i = 0; i < 4; i++) expect(limiter.reserve('k', cost(0), 0).granted).toBe(true);
-      expect(limiter.reserve('k', cost(0), 0)).toMatchObject({ granted: false, reason: 'requestsPerMinute' });
-      expect(limiter.buckets('k')[0]?.charged).toBe(4);
-    });
+/** The contract, continued: what providers say, refusals, probing and reports. */
+function learningCases(makeLimiter: () => Limiter): void {
+  it('brings a configured bucket down to what the provider says remains, never up', () => {
+    const limiter = makeLimiter();
+    limiter.define('k', { requestsPerMinute: 60, transitMs: 0 }, 0);
+    limiter.observe('k', [{ dimension: 'requestsPerMinute', limit: 60, remaining: 2 }], 0);
+    expect(limiter.reserve('k', cost(0), 0).granted).toBe(true);
+    expect(limiter.reserve('k', cost(0), 0).granted).toBe(true);
+    expect(limiter.reserve('k', cost(0), 0)).toMatchObject({ granted: false, waitMs: 1000 });
+    limiter.observe('k', [{ dimension: 'requestsPerMinute', limit: 60, remaining: 50 }], 0);
+    expect(limiter.reserve('k', cost(0), 0).granted).toBe(false);
+  });
 
-    it('never refunds into a learned bucket what a call admitted before it took from elsewhere', () => {
-      const limiter = makeLimiter();
-      const early = limiter.reserve('k', { requests: 1, tokens: 500, inputTokens: 0, outputTokens: 500 }, 0);
-      if (!early.granted) throw new Error('expected a permit');
-      // The answer says 1,000 tokens a minute, 400 left (the provider counted this call at its use): a bucket at 400.
-      expect(
-        limiter.observe('k', [{ dimension: 'tokensPerMinute', limit: 1_000, remaining: 400, resetMs: 36_000 }], 0),
-      ).toBe(true);
-      limiter.settle(early, 0, { requests: 1, tokens: 20, inputTokens: 0, outputTokens: 20 });
-      expect(limiter.levels('k', 0)).toMatchObject([{ name: 'tokensPerMinute', remaining: 400 }]);
-      expect(limiter.buckets('k')[0]?.charged).toBe(0);
-      // A second answer saying the same of a known dimension teaches nothing new.
-      expect(
-        limiter.observe('k', [{ dimension: 'tokensPerMinute', limit: 1_000, remaining: 400, resetMs: 36_000 }], 0),
-      ).toBe(false);
-    });
+  it('learns a limit it was not told: the stated rate, the provider’s burst, starting at what remains', () => {
+    const limiter = makeLimiter();
+    // 600 per minute (10 per second); 4 remain and the bucket is full again in 1.6 s: it holds 4 + 16 = 20.
+    limiter.observe('k', [{ dimension: 'requestsPerMinute', limit: 600, remaining: 4, resetMs: 1600 }], 0);
+    expect(limiter.buckets('k')).toEqual([
+      { name: 'requestsPerMinute', limit: 600, windowMs: 60_000, capacity: 20, charged: 0 },
+    ]);
+    for (let i = 0; i < 4; i++) expect(limiter.reserve('k', cost(0), 0).granted).toBe(true);
+    expect(limiter.reserve('k', cost(0), 0)).toMatchObject({ granted: false, reason: 'requestsPerMinute' });
+    expect(limiter.buckets('k')[0]?.charged).toBe(4);
+  });
 
-    it('halves the calls in flight after a refusal and adds one per window of successes', () => {
-      const limiter = makeLimiter();
-      const permits = Array.from({ length: 8 }, () => limiter.reserve('k', cost(0), 0));
-      limiter.backOff('k', 0);
-      expect(limiter.adaptiveLimit('k')).toBe(4);
-      for (const permit of permits) if (permit.granted) limiter.settle(permit, 0);
-      for (let i = 0; i < 4; i++) expect(limiter.reserve('k', cost(0), 0).granted).toBe(true);
-      expect(limiter.reserve('k', cost(0), 0)).toMatchObject({ granted: false, reason: 'concurrency' });
-      for (let i = 0; i < 4; i++) limiter.succeeded('k');
-      expect(limiter.adaptiveLimit('k')).toBe(5);
-      limiter.backOff('k', 0);
-      expect(limiter.adaptiveLimit('k')).toBe(2);
-    });
+  it('never refunds into a learned bucket what a call admitted before it took from elsewhere', () => {
+    const limiter = makeLimiter();
+    const early = limiter.reserve('k', { requests: 1, tokens: 500, inputTokens: 0, outputTokens: 500 }, 0);
+    if (!early.granted) throw new Error('expected a permit');
+    // The answer says 1,000 tokens a minute, 400 left (the provider counted this call at its use): a bucket at 400.
+    expect(
+      limiter.observe('k', [{ dimension: 'tokensPerMinute', limit: 1_000, remaining: 400, resetMs: 36_000 }], 0),
+    ).toBe(true);
+    limiter.settle(early, 0, { requests: 1, tokens: 20, inputTokens: 0, outputTokens: 20 });
+    expect(limiter.levels('k', 0)).toMatchObject([{ name: 'tokensPerMinute', remaining: 400 }]);
+    expect(limiter.buckets('k')[0]?.charged).toBe(0);
+    // A second answer saying the same of a known dimension teaches nothing new.
+    expect(
+      limiter.observe('k', [{ dimension: 'tokensPerMinute', limit: 1_000, remaining: 400, resetMs: 36_000 }], 0),
+    ).toBe(false);
+  });
 
-    it('admits one call at a time on a probed key until the first answer, and a stopped probe allows the number given', () => {
-      const limiter = makeLimiter();
-      limiter.probe('k', 0);
-      expect(limiter.isProbing('k')).toBe(true);
-      const first = limiter.reserve('k', cost(0), 0);
-      expect(first.granted).toBe(true);
-      expect(limiter.reserve('k', cost(0), 0)).toEqual({
-        granted: false,
-        waitMs: Number.POSITIVE_INFINITY,
-        reason: 'concurrency',
-      });
-      expect(limiter.stopProbing('k', 3)).toBe(true);
-      expect(limiter.stopProbing('k', 3)).toBe(false);
-      expect([
-        limiter.reserve('k', cost(0), 0).granted,
-        limiter.reserve('k', cost(0), 0).granted,
-        limiter.reserve('k', cost(0), 0).granted,
-      ]).toEqual([true, true, false]);
-      expect(limiter.adaptiveLimit('k')).toBe(3);
-    });
+  it('halves the calls in flight after a refusal and adds one per window of successes', () => {
+    const limiter = makeLimiter();
+    const permits = Array.from({ length: 8 }, () => limiter.reserve('k', cost(0), 0));
+    limiter.backOff('k', 0);
+    expect(limiter.adaptiveLimit('k')).toBe(4);
+    for (const permit of permits) if (permit.granted) limiter.settle(permit, 0);
+    for (let i = 0; i < 4; i++) expect(limiter.reserve('k', cost(0), 0).granted).toBe(true);
+    expect(limiter.reserve('k', cost(0), 0)).toMatchObject({ granted: false, reason: 'concurrency' });
+    for (let i = 0; i < 4; i++) limiter.succeeded('k');
+    expect(limiter.adaptiveLimit('k')).toBe(5);
+    limiter.backOff('k', 0);
+    expect(limiter.adaptiveLimit('k')).toBe(2);
+  });
 
-    it('reports each bucket, its level and what was charged, after settlement', () => {
-      const limiter = makeLimiter();
-      limiter.define('k', { requestsPerMinute: 60, tokensPerMinute: 6000, transitMs: 0 }, 0);
-      const permit = limiter.reserve('k', cost(3000), 0);
-      if (!permit.granted) throw new Error('expected a grant');
-      limiter.settle(permit, 0, cost(1200));
-      expect(limiter.has('k')).toBe(true);
-      expect(limiter.keyNames()).toEqual(['k']);
-      expect(limiter.stats('k')).toEqual({
-        charged: { requests: 1, tokens: 1200, inputTokens: 1200, outputTokens: 0 },
-        inFlight: 0,
-        cooldownUntil: 0,
-      });
-      expect(limiter.buckets('k')).toEqual([
-        { name: 'requestsPerMinute', limit: 60, windowMs: 60_000, capacity: 60, charged: 1 },
-        { name: 'tokensPerMinute', limit: 6000, windowMs: 60_000, capacity: 6000, charged: 1200 },
-      ]);
-      expect(limiter.levels('k', 6000)).toEqual([
-        { name: 'requestsPerMinute', limit: 60, capacity: 60, remaining: 60, resetMs: 0 },
-        { name: 'tokensPerMinute', limit: 6000, capacity: 6000, remaining: 5400, resetMs: 6000 },
-      ]);
-      expect(limiter.maxConcurrent('k')).toBe(Number.POSITIVE_INFINITY);
+  it('admits one call at a time on a probed key until the first answer, and a stopped probe allows the number given', () => {
+    const limiter = makeLimiter();
+    limiter.probe('k', 0);
+    expect(limiter.isProbing('k')).toBe(true);
+    const first = limiter.reserve('k', cost(0), 0);
+    expect(first.granted).toBe(true);
+    expect(limiter.reserve('k', cost(0), 0)).toEqual({
+      granted: false,
+      waitMs: Number.POSITIVE_INFINITY,
+      reason: 'concurrency',
     });
+    expect(limiter.stopProbing('k', 3)).toBe(true);
+    expect(limiter.stopProbing('k', 3)).toBe(false);
+    expect([
+      limiter.reserve('k', cost(0), 0).granted,
+      limiter.reserve('k', cost(0), 0).granted,
+      limiter.reserve('k', cost(0), 0).granted,
+    ]).toEqual([true, true, false]);
+    expect(limiter.adaptiveLimit('k')).toBe(3);
+  });
+
+  it('reports each bucket, its level and what was charged, after settlement', () => {
+    const limiter = makeLimiter();
+    limiter.define('k', { requestsPerMinute: 60, tokensPerMinute: 6000, transitMs: 0 }, 0);
+    const permit = limiter.reserve('k', cost(3000), 0);
+    if (!permit.granted) throw new Error('expected a grant');
+    limiter.settle(permit, 0, cost(1200));
+    expect(limiter.has('k')).toBe(true);
+    expect(limiter.keyNames()).toEqual(['k']);
+    expect(limiter.stats('k')).toEqual({
+      charged: { requests: 1, tokens: 1200, inputTokens: 1200, outputTokens: 0 },
+      inFlight: 0,
+      cooldownUntil: 0,
+    });
+    expect(limiter.buckets('k')).toEqual([
+      { name: 'requestsPerMinute', limit: 60, windowMs: 60_000, capacity: 60, charged: 1 },
+      { name: 'tokensPerMinute', limit: 6000, windowMs: 60_000, capacity: 6000, charged: 1200 },
+    ]);
+    expect(limiter.levels('k', 6000)).toEqual([
+      { name: 'requestsPerMinute', limit: 60, capacity: 60, remaining: 60, resetMs: 0 },
+      { name: 'tokensPerMinute', limit: 6000, capacity: 6000, remaining: 5400, resetMs: 6000 },
+    ]);
+    expect(limiter.maxConcurrent('k')).toBe(Number.POSITIVE_INFINITY);
   });
 }
