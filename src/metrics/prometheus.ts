@@ -35,6 +35,33 @@ export interface FanoutMetrics {
  */
 export function engineMetrics(engine: Engine): FanoutMetrics {
   const registry = new Registry();
+  const models = new Set<string>();
+  const modelLabel = (model: string): string => {
+    if (models.has(model)) return model;
+    if (models.size >= MAX_MODEL_SERIES) return '(other)';
+    models.add(model);
+    return model;
+  };
+  const tasks = new Counter({
+    name: 'fanout_tasks_total',
+    help: 'Tasks that ended, by outcome',
+    labelNames: ['model', 'outcome'],
+    registers: [registry],
+  });
+  completionMetrics(engine, registry, tasks, modelLabel);
+  failureMetrics(engine, registry, tasks, modelLabel);
+  stateGauges(engine, registry);
+  storeMetrics(engine, registry);
+  return { registry, observeRun: runMetrics(registry) };
+}
+
+/** Completed tasks: their time, provider time, waits, tokens and cost, by model. */
+function completionMetrics(
+  engine: Engine,
+  registry: Registry,
+  tasks: Counter<'model' | 'outcome'>,
+  modelLabel: (model: string) => string,
+): void {
   const taskSeconds = new Histogram({
     name: 'fanout_task_duration_seconds',
     help: 'Submission to end of completed tasks',
@@ -56,12 +83,47 @@ export function engineMetrics(engine: Engine): FanoutMetrics {
     buckets: SECONDS,
     registers: [registry],
   });
-  const tasks = new Counter({
-    name: 'fanout_tasks_total',
-    help: 'Tasks that ended, by outcome',
-    labelNames: ['model', 'outcome'],
+  const tokens = new Counter({
+    name: 'fanout_tokens_total',
+    help: 'Tokens of completed calls (cache hits excluded)',
+    labelNames: ['model', 'kind'],
     registers: [registry],
   });
+  const cost = new Counter({
+    name: 'fanout_cost_usd_total',
+    help: 'US dollars of completed calls, from configured prices',
+    labelNames: ['model'],
+    registers: [registry],
+  });
+  engine.on('task-completed', (event) => {
+    const status = event.taskId ? engine.status(event.taskId) : undefined;
+    if (!status) return;
+    const model = modelLabel(status.model);
+    tasks.inc({ model, outcome: 'completed' });
+    taskSeconds.observe({ model }, status.timing.totalMs / 1000);
+    if (status.result?.cache) return;
+    providerSeconds.observe({ model }, status.timing.providerMs / 1000);
+    waitSeconds.observe({ model }, status.timing.rateLimitedMs / 1000);
+    const usage = status.result?.usage;
+    if (usage) {
+      tokens.inc({ model, kind: 'input' }, usage.inputTokens);
+      tokens.inc({ model, kind: 'output' }, usage.outputTokens);
+      tokens.inc({ model, kind: 'cache_read' }, usage.cacheReadTokens);
+      tokens.inc({ model, kind: 'cache_write' }, usage.cacheWriteTokens);
+      const dollars = engine.priceOf(status.model, usage);
+      if (dollars !== undefined) cost.inc({ model }, dollars);
+    }
+  });
+}
+
+/** Tasks that failed or were cancelled, failed attempts (429s apart) and retries, by model. */
+function failureMetrics(
+  engine: Engine,
+  registry: Registry,
+  tasks: Counter<'model' | 'outcome'>,
+  modelLabel: (model: string) => string,
+): void {
+  const modelOf = (taskId: string): string => modelLabel(engine.status(taskId)?.model ?? 'unknown');
   const failures = new Counter({
     name: 'fanout_attempt_failures_total',
     help: 'Failed attempts, by error code',
@@ -80,18 +142,18 @@ export function engineMetrics(engine: Engine): FanoutMetrics {
     labelNames: ['model'],
     registers: [registry],
   });
-  const tokens = new Counter({
-    name: 'fanout_tokens_total',
-    help: 'Tokens of completed calls (cache hits excluded)',
-    labelNames: ['model', 'kind'],
-    registers: [registry],
+  engine.on('task-failed', (event) => tasks.inc({ model: modelOf(event.taskId), outcome: 'failed' }));
+  engine.on('task-cancelled', (event) => tasks.inc({ model: modelOf(event.taskId), outcome: 'cancelled' }));
+  engine.on('attempt-failed', (event) => {
+    const model = modelOf(event.taskId);
+    failures.inc({ model, code: event.error?.code ?? 'unknown' });
+    if (event.error?.status === 429) refused.inc({ model });
   });
-  const cost = new Counter({
-    name: 'fanout_cost_usd_total',
-    help: 'US dollars of completed calls, from configured prices',
-    labelNames: ['model'],
-    registers: [registry],
-  });
+  engine.on('task-retrying', (event) => retries.inc({ model: modelOf(event.taskId) }));
+}
+
+/** Read at each scrape: tasks pending and by state, calls in flight, and how full each limit bucket is. */
+function stateGauges(engine: Engine, registry: Registry): void {
   new Gauge({
     name: 'fanout_tasks_pending',
     help: 'Tasks not ended',
@@ -135,6 +197,29 @@ export function engineMetrics(engine: Engine): FanoutMetrics {
       }
     },
   });
+}
+
+/** The task store: failed writes by code, and whether it takes writes now. */
+function storeMetrics(engine: Engine, registry: Registry): void {
+  const storeErrors = new Counter({
+    name: 'fanout_store_errors_total',
+    help: 'Failed writes to the task store, and tasks it could not hold, by code',
+    labelNames: ['code'],
+    registers: [registry],
+  });
+  engine.on('store-error', (event) => storeErrors.inc({ code: event.error?.code ?? 'unknown' }));
+  new Gauge({
+    name: 'fanout_store_ok',
+    help: '1 while the task store takes writes, 0 while they fail',
+    registers: [registry],
+    collect() {
+      this.set(engine.storeHealth().ok ? 1 : 0);
+    },
+  });
+}
+
+/** Pipeline steps and tool calls, by pipeline and step (at most MAX_STEP_SERIES pairs); returns what records a run. */
+function runMetrics(registry: Registry): (run: RunTimes) => void {
   const stepSeconds = new Histogram({
     name: 'fanout_step_duration_seconds',
     help: 'Pipeline steps from start to end, by pipeline and step',
@@ -158,58 +243,6 @@ export function engineMetrics(engine: Engine): FanoutMetrics {
     return { pipeline, step };
   };
 
-  const models = new Set<string>();
-  const modelLabel = (model: string): string => {
-    if (models.has(model)) return model;
-    if (models.size >= MAX_MODEL_SERIES) return '(other)';
-    models.add(model);
-    return model;
-  };
-  const modelOf = (taskId: string | undefined): string =>
-    modelLabel((taskId && engine.status(taskId)?.model) || 'unknown');
-  engine.on('task-completed', (event) => {
-    const status = event.taskId ? engine.status(event.taskId) : undefined;
-    if (!status) return;
-    const model = modelLabel(status.model);
-    tasks.inc({ model, outcome: 'completed' });
-    taskSeconds.observe({ model }, status.timing.totalMs / 1000);
-    if (status.result?.cache) return;
-    providerSeconds.observe({ model }, status.timing.providerMs / 1000);
-    waitSeconds.observe({ model }, status.timing.rateLimitedMs / 1000);
-    const usage = status.result?.usage;
-    if (usage) {
-      tokens.inc({ model, kind: 'input' }, usage.inputTokens);
-      tokens.inc({ model, kind: 'output' }, usage.outputTokens);
-      tokens.inc({ model, kind: 'cache_read' }, usage.cacheReadTokens);
-      tokens.inc({ model, kind: 'cache_write' }, usage.cacheWriteTokens);
-      const dollars = engine.priceOf(status.model, usage);
-      if (dollars !== undefined) cost.inc({ model }, dollars);
-    }
-  });
-  engine.on('task-failed', (event) => tasks.inc({ model: modelOf(event.taskId), outcome: 'failed' }));
-  engine.on('task-cancelled', (event) => tasks.inc({ model: modelOf(event.taskId), outcome: 'cancelled' }));
-  engine.on('attempt-failed', (event) => {
-    const model = modelOf(event.taskId);
-    failures.inc({ model, code: event.error?.code ?? 'unknown' });
-    if (event.error?.status === 429) refused.inc({ model });
-  });
-  engine.on('task-retrying', (event) => retries.inc({ model: modelOf(event.taskId) }));
-  const storeErrors = new Counter({
-    name: 'fanout_store_errors_total',
-    help: 'Failed writes to the task store, and tasks it could not hold, by code',
-    labelNames: ['code'],
-    registers: [registry],
-  });
-  engine.on('store-error', (event) => storeErrors.inc({ code: event.error?.code ?? 'unknown' }));
-  new Gauge({
-    name: 'fanout_store_ok',
-    help: '1 while the task store takes writes, 0 while they fail',
-    registers: [registry],
-    collect() {
-      this.set(engine.storeHealth().ok ? 1 : 0);
-    },
-  });
-
   const observeRun = (run: RunTimes): void => {
     for (const step of Object.values(run.steps)) {
       if (step.startedAt === undefined || step.endedAt === undefined) continue;
@@ -221,5 +254,5 @@ export function engineMetrics(engine: Engine): FanoutMetrics {
     for (const tool of run.tools)
       toolSeconds.observe(stepLabel(run.pipeline, tool.step), (tool.endedAt - tool.startedAt) / 1000);
   };
-  return { registry, observeRun };
+  return observeRun;
 }
