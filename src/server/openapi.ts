@@ -25,134 +25,151 @@ export function openApiDocument(): Record<string, unknown> {
       schemas: { TaskRequest: taskRequest },
     },
     security: [{ bearer: [] }],
-    paths: {
-      '/v1/tasks': {
-        post: {
-          summary: 'Submit a task; 202 with its id, or with ?wait=1 (or Prefer: wait) 200 with its end',
-          parameters: [{ name: 'wait', in: 'query', schema: { type: 'string', enum: ['1', 'true'] } }],
-          requestBody: json({ $ref: '#/components/schemas/TaskRequest' }),
-          responses: {
-            202: { description: '{ id, state }' },
-            200: { description: 'the task status' },
-            400: error,
-            401: error,
-            413: error,
-          },
+    paths: { ...taskPaths(taskRequest), ...batchAndRunPaths(), ...servicePaths() },
+  };
+}
+
+/** The task API's paths. */
+function taskPaths(taskRequest: object): Record<string, unknown> {
+  return {
+    '/v1/tasks': {
+      post: {
+        summary: 'Submit a task; 202 with its id, or with ?wait=1 (or Prefer: wait) 200 with its end',
+        parameters: [{ name: 'wait', in: 'query', schema: { type: 'string', enum: ['1', 'true'] } }],
+        requestBody: json({ $ref: '#/components/schemas/TaskRequest' }),
+        responses: {
+          202: { description: '{ id, state }' },
+          200: { description: 'the task status' },
+          400: error,
+          401: error,
+          413: error,
         },
       },
-      '/v1/tasks/{id}': {
-        get: {
-          summary: 'A task: state, ETA, attempts, time split, usage, result',
-          parameters: id,
-          responses: { 200: { description: 'status' }, 404: error },
-        },
-        delete: {
-          summary: 'Cancel a task',
-          parameters: id,
-          responses: { 200: { description: '{ id, state }' }, 404: error },
+    },
+    '/v1/tasks/{id}': {
+      get: {
+        summary: 'A task: state, ETA, attempts, time split, usage, result',
+        parameters: id,
+        responses: { 200: { description: 'status' }, 404: error },
+      },
+      delete: {
+        summary: 'Cancel a task',
+        parameters: id,
+        responses: { 200: { description: '{ id, state }' }, 404: error },
+      },
+    },
+    '/v1/tasks/{id}/events': {
+      get: {
+        summary: "A task's events as server-sent events: acknowledged, state changes, deltas, response or error",
+        parameters: id,
+        responses: { 200: { description: 'text/event-stream' }, 404: error },
+      },
+    },
+  };
+}
+
+/** The paths of batches and pipeline runs. */
+function batchAndRunPaths(): Record<string, unknown> {
+  return {
+    '/v1/batches': {
+      post: {
+        summary: 'Submit a batch (JSON Lines, or a JSON array of lines, as fanout batch reads them)',
+        responses: { 202: { description: '{ id, lines, counts }' }, 400: error },
+      },
+    },
+    '/v1/batches/{id}': {
+      get: {
+        summary: 'State and counts per task state',
+        parameters: id,
+        responses: { 200: { description: '{ id, state, lines, counts }' }, 404: error },
+      },
+      delete: {
+        summary: 'Cancel every line not yet ended',
+        parameters: id,
+        responses: { 200: { description: '{ id, state: cancelled, lines, counts }' }, 404: error },
+      },
+    },
+    '/v1/batches/{id}/results': {
+      get: {
+        summary:
+          'Results as JSON Lines in input order, each as soon as it has ended; offset and limit pick lines by position',
+        parameters: [...id, ...page],
+        responses: { 200: { description: 'application/x-ndjson' }, 400: error, 404: error },
+      },
+    },
+    '/v1/runs': {
+      post: {
+        summary: 'Start a pipeline run: { pipeline, inputs }',
+        responses: { 202: { description: 'the run' }, 400: error },
+      },
+    },
+    '/v1/runs/{id}': {
+      get: {
+        summary:
+          'A run: state, steps (list outputs cut to their first 100 items), the first 1,000 calls of its timeline',
+        parameters: id,
+        responses: { 200: { description: 'the run' }, 404: error },
+      },
+      delete: {
+        summary: 'Cancel a run: calls in flight cancelled, later steps skipped',
+        parameters: id,
+        responses: { 200: { description: 'the run' }, 404: error },
+      },
+    },
+    '/v1/runs/{id}/steps/{step}/items': {
+      get: {
+        summary: "One page of a list step's output items",
+        parameters: [...id, { name: 'step', in: 'path', required: true, schema: { type: 'string' } }, ...page],
+        responses: { 200: { description: '{ step, total, offset, items }' }, 400: error, 404: error },
+      },
+    },
+    '/v1/runs/{id}/calls': {
+      get: {
+        summary: "One page of the run's timeline of calls",
+        parameters: [...id, ...page],
+        responses: { 200: { description: '{ total, offset, calls }' }, 400: error, 404: error },
+      },
+    },
+  };
+}
+
+/** The stream socket, the gateway, metrics, health checks and this document. */
+function servicePaths(): Record<string, unknown> {
+  return {
+    '/v1/stream': {
+      get: {
+        summary:
+          'WebSocket: submit; subscribe or unsubscribe (task, batch or run); receives acknowledged, state, delta, response, error',
+        responses: { 101: { description: 'switching protocols' }, 401: error, 403: error },
+      },
+    },
+    '/v1/chat/completions': {
+      post: {
+        summary: 'OpenAI-compatible chat completions (stream and non-stream)',
+        responses: {
+          200: { description: 'chat.completion, or text/event-stream of chunks' },
+          400: error,
+          401: error,
         },
       },
-      '/v1/tasks/{id}/events': {
-        get: {
-          summary: "A task's events as server-sent events: acknowledged, state changes, deltas, response or error",
-          parameters: id,
-          responses: { 200: { description: 'text/event-stream' }, 404: error },
-        },
+    },
+    '/v1/models': {
+      get: {
+        summary: "The configured models, in OpenAI's list shape",
+        responses: { 200: { description: '{ object: list, data }' } },
       },
-      '/v1/batches': {
-        post: {
-          summary: 'Submit a batch (JSON Lines, or a JSON array of lines, as fanout batch reads them)',
-          responses: { 202: { description: '{ id, lines, counts }' }, 400: error },
-        },
+    },
+    '/metrics': { get: { summary: 'Prometheus text', responses: { 200: { description: 'text/plain' } } } },
+    '/healthz': { get: { summary: 'Alive', security: [], responses: { 200: { description: '{ ok: true }' } } } },
+    '/readyz': {
+      get: {
+        summary: 'Ready, with pending tasks and calls in flight',
+        security: [],
+        responses: { 200: { description: '{ ready, pending, inFlight }' } },
       },
-      '/v1/batches/{id}': {
-        get: {
-          summary: 'State and counts per task state',
-          parameters: id,
-          responses: { 200: { description: '{ id, state, lines, counts }' }, 404: error },
-        },
-        delete: {
-          summary: 'Cancel every line not yet ended',
-          parameters: id,
-          responses: { 200: { description: '{ id, state: cancelled, lines, counts }' }, 404: error },
-        },
-      },
-      '/v1/batches/{id}/results': {
-        get: {
-          summary:
-            'Results as JSON Lines in input order, each as soon as it has ended; offset and limit pick lines by position',
-          parameters: [...id, ...page],
-          responses: { 200: { description: 'application/x-ndjson' }, 400: error, 404: error },
-        },
-      },
-      '/v1/runs': {
-        post: {
-          summary: 'Start a pipeline run: { pipeline, inputs }',
-          responses: { 202: { description: 'the run' }, 400: error },
-        },
-      },
-      '/v1/runs/{id}': {
-        get: {
-          summary:
-            'A run: state, steps (list outputs cut to their first 100 items), the first 1,000 calls of its timeline',
-          parameters: id,
-          responses: { 200: { description: 'the run' }, 404: error },
-        },
-        delete: {
-          summary: 'Cancel a run: calls in flight cancelled, later steps skipped',
-          parameters: id,
-          responses: { 200: { description: 'the run' }, 404: error },
-        },
-      },
-      '/v1/runs/{id}/steps/{step}/items': {
-        get: {
-          summary: "One page of a list step's output items",
-          parameters: [...id, { name: 'step', in: 'path', required: true, schema: { type: 'string' } }, ...page],
-          responses: { 200: { description: '{ step, total, offset, items }' }, 400: error, 404: error },
-        },
-      },
-      '/v1/runs/{id}/calls': {
-        get: {
-          summary: "One page of the run's timeline of calls",
-          parameters: [...id, ...page],
-          responses: { 200: { description: '{ total, offset, calls }' }, 400: error, 404: error },
-        },
-      },
-      '/v1/stream': {
-        get: {
-          summary:
-            'WebSocket: submit; subscribe or unsubscribe (task, batch or run); receives acknowledged, state, delta, response, error',
-          responses: { 101: { description: 'switching protocols' }, 401: error, 403: error },
-        },
-      },
-      '/v1/chat/completions': {
-        post: {
-          summary: 'OpenAI-compatible chat completions (stream and non-stream)',
-          responses: {
-            200: { description: 'chat.completion, or text/event-stream of chunks' },
-            400: error,
-            401: error,
-          },
-        },
-      },
-      '/v1/models': {
-        get: {
-          summary: "The configured models, in OpenAI's list shape",
-          responses: { 200: { description: '{ object: list, data }' } },
-        },
-      },
-      '/metrics': { get: { summary: 'Prometheus text', responses: { 200: { description: 'text/plain' } } } },
-      '/healthz': { get: { summary: 'Alive', security: [], responses: { 200: { description: '{ ok: true }' } } } },
-      '/readyz': {
-        get: {
-          summary: 'Ready, with pending tasks and calls in flight',
-          security: [],
-          responses: { 200: { description: '{ ready, pending, inFlight }' } },
-        },
-      },
-      '/openapi.json': {
-        get: { summary: 'This document', security: [], responses: { 200: { description: 'OpenAPI 3.1' } } },
-      },
+    },
+    '/openapi.json': {
+      get: { summary: 'This document', security: [], responses: { 200: { description: 'OpenAPI 3.1' } } },
     },
   };
 }
