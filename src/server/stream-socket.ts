@@ -41,183 +41,219 @@ type ClientMessage =
  * tenant's task, batch or run is as unknown as one that does not exist.
  */
 export function serveStreamSocket(socket: WebSocket, options: StreamSocketOptions): void {
-  const { engine, tenant } = options;
+  const session = new StreamSession(socket, options);
+  session.watchShutdown();
+  socket.on('close', () => session.closed());
+  socket.on('message', (data, isBinary) => session.received(data.toString(), isBinary));
+}
+
+/** What one socket follows, and how it answers. */
+class StreamSession {
   /** Each followed task and the function that stops its events. */
-  const following = new Map<string, () => void>();
-  const send = (message: Record<string, unknown>): void => {
-    if (socket.readyState !== socket.OPEN) return;
-    socket.send(JSON.stringify(message));
-    if (message.type === 'response' || message.type === 'error') afterMessage();
-  };
-  const fail = (error: unknown, task?: string): void => {
+  private readonly following = new Map<string, () => void>();
+  /** Each followed batch's subscription; a batch followed again gets a new one, and the old one goes quiet. */
+  private readonly batches = new Map<string, object>();
+  private readonly runs = new Map<string, () => void>();
+  private readonly engine: FanoutEngine;
+  private readonly tenant: string;
+
+  constructor(
+    private readonly socket: WebSocket,
+    private readonly options: StreamSocketOptions,
+  ) {
+    this.engine = options.engine;
+    this.tenant = options.tenant;
+  }
+
+  private send(message: Record<string, unknown>): void {
+    if (this.socket.readyState !== this.socket.OPEN) return;
+    this.socket.send(JSON.stringify(message));
+    // While the server stops, a socket closes as soon as what it follows has ended.
+    if ((message.type === 'response' || message.type === 'error') && this.options.stopping?.aborted)
+      queueMicrotask(this.closeIfIdle);
+  }
+
+  private fail = (error: unknown, task?: string): void => {
     const e = asFanoutError(error, 'invalid_request');
-    send({ type: 'error', ...(task ? { task } : {}), error: { code: e.code, message: e.message } });
+    this.send({ type: 'error', ...(task ? { task } : {}), error: { code: e.code, message: e.message } });
   };
+
   /** The last message about a task: its response, or the error it ended with. */
-  const ending = (
+  private ending(
     id: string,
     status: TaskStatus | undefined,
     about: Record<string, unknown> = {},
-  ): Record<string, unknown> =>
-    status?.state === 'completed'
+  ): Record<string, unknown> {
+    return status?.state === 'completed'
       ? { type: 'response', ...about, task: id, result: status.result, usage: status.usage, timing: status.timing }
       : { type: 'error', ...about, task: id, state: status?.state, error: status?.error };
-  const unfollow = (id: string): void => {
-    following.get(id)?.();
-    following.delete(id);
-  };
-  const finish = (id: string): void => {
-    unfollow(id);
-    send(ending(id, engine.status(id)));
-  };
+  }
+
+  private unfollow(id: string): void {
+    this.following.get(id)?.();
+    this.following.delete(id);
+  }
+
+  private finish(id: string): void {
+    this.unfollow(id);
+    this.send(this.ending(id, this.engine.status(id)));
+  }
+
   /** Only the events of followed tasks reach this socket: each task is listened to on its own. */
-  const onEvent = (event: TaskEvent): void => {
-    const id = event.taskId;
-    if (isEnd(event)) finish(id);
-    else send(taskMessage(event));
+  private onEvent = (event: TaskEvent): void => {
+    if (isEnd(event)) this.finish(event.taskId);
+    else this.send(taskMessage(event));
   };
-  /** Each followed batch's subscription; a batch followed again gets a new one, and the old one goes quiet. */
-  const batches = new Map<string, object>();
-  const runs = new Map<string, () => void>();
-  const checkRoom = (): void => {
-    if (following.size + batches.size + runs.size >= options.maxSubscriptions) {
+
+  private checkRoom(): void {
+    const max = this.options.maxSubscriptions;
+    if (this.following.size + this.batches.size + this.runs.size >= max) {
       throw new FanoutError(
         'invalid_request',
-        `this socket already follows ${options.maxSubscriptions} tasks, batches and runs; unsubscribe or open another`,
+        `this socket already follows ${max} tasks, batches and runs; unsubscribe or open another`,
       );
     }
-  };
-  const follow = (id: string): void => {
-    const status = engine.status(id);
-    if (!status || status.tenant !== tenant) throw new FanoutError('unknown_task', `no task with id ${id}`);
-    checkRoom();
-    send({ type: 'acknowledged', task: id, state: status.state });
-    if (isTerminal(status.state)) finish(id);
-    else if (!following.has(id)) following.set(id, engine.onTask(id, onEvent));
-  };
-  const followBatch = async (id: string): Promise<void> => {
-    const batch = await options.batches.get(tenant, id);
+  }
+
+  private follow(id: string): void {
+    const status = this.engine.status(id);
+    if (!status || status.tenant !== this.tenant) throw new FanoutError('unknown_task', `no task with id ${id}`);
+    this.checkRoom();
+    this.send({ type: 'acknowledged', task: id, state: status.state });
+    if (isTerminal(status.state)) this.finish(id);
+    else if (!this.following.has(id)) this.following.set(id, this.engine.onTask(id, this.onEvent));
+  }
+
+  private async followBatch(id: string): Promise<void> {
+    const registry = this.options.batches;
+    const batch = await registry.get(this.tenant, id);
     if (!batch) throw new FanoutError('unknown_task', `no batch with id ${id}`);
-    if (batches.has(id)) return;
-    checkRoom();
+    if (this.batches.has(id)) return;
+    this.checkRoom();
     const subscription = {};
-    batches.set(id, subscription);
-    const live = (): boolean => batches.get(id) === subscription;
-    send({ type: 'acknowledged', batch: id, ...options.batches.summary(batch) });
+    this.batches.set(id, subscription);
+    const live = (): boolean => this.batches.get(id) === subscription;
+    this.send({ type: 'acknowledged', batch: id, ...registry.summary(batch) });
     const ends = batch.entries.map(async (entry) => {
       const about = { batch: id, line: entry.line, custom_id: entry.customId };
       if (!entry.taskId) {
-        if (live()) send({ type: 'error', ...about, error: entry.error });
+        if (live()) this.send({ type: 'error', ...about, error: entry.error });
         return;
       }
-      const status = await options.batches.endOf(entry);
-      if (live()) send(ending(entry.taskId, status, about));
+      const status = await registry.endOf(entry);
+      if (live()) this.send(this.ending(entry.taskId, status, about));
     });
     void Promise.all(ends).then(() => {
       if (!live()) return;
-      batches.delete(id);
-      const { counts, lines } = options.batches.summary(batch);
-      send({ type: 'response', batch: id, lines, counts });
+      this.batches.delete(id);
+      const { counts, lines } = registry.summary(batch);
+      this.send({ type: 'response', batch: id, lines, counts });
     });
-  };
-  const followRun = async (id: string): Promise<void> => {
-    const run = await options.runs.get(tenant, id);
+  }
+
+  private async followRun(id: string): Promise<void> {
+    const registry = this.options.runs;
+    const run = await registry.get(this.tenant, id);
     if (!run) throw new FanoutError('unknown_task', `no run with id ${id}`);
-    if (runs.has(id)) return;
-    checkRoom();
-    send({ type: 'acknowledged', run: id, state: run.state, steps: options.runs.stepStates(run) });
+    if (this.runs.has(id)) return;
+    this.checkRoom();
+    this.send({ type: 'acknowledged', run: id, state: run.state, steps: registry.stepStates(run) });
     const ended = (): void => {
-      runs.delete(id);
-      if (run.state === 'completed') send({ type: 'response', ...options.runs.view(run), run: id });
+      this.runs.delete(id);
+      if (run.state === 'completed') this.send({ type: 'response', ...registry.view(run), run: id });
       else
-        send({
+        this.send({
           type: 'error',
           run: id,
           state: run.state,
           error: run.error ?? { code: 'step_failed', message: 'a step failed; see steps' },
-          steps: options.runs.view(run).steps,
+          steps: registry.view(run).steps,
         });
     };
     if (run.state !== 'running') return ended();
     const watcher = (change: RunChange): void => {
-      if (change.type === 'step')
-        send({
-          type: 'state',
-          run: id,
-          step: change.step.name,
-          state: change.step.state,
-          ...(change.step.error ? { error: change.step.error } : {}),
-        });
-      else {
+      if (change.type === 'step') {
+        const { name, state, error } = change.step;
+        this.send({ type: 'state', run: id, step: name, state, ...(error ? { error } : {}) });
+      } else {
         run.watchers.delete(watcher);
         ended();
       }
     };
     run.watchers.add(watcher);
-    runs.set(id, () => run.watchers.delete(watcher));
+    this.runs.set(id, () => run.watchers.delete(watcher));
+  }
+
+  private goodbye = (): void => {
+    if (this.socket.readyState === this.socket.OPEN) this.socket.close(1001, 'server shutting down');
   };
-  const idle = (): boolean => following.size + batches.size + runs.size === 0;
-  const goodbye = (): void => {
-    if (socket.readyState === socket.OPEN) socket.close(1001, 'server shutting down');
+
+  private closeIfIdle = (): void => {
+    if (this.following.size + this.batches.size + this.runs.size === 0) this.goodbye();
   };
-  const closeIfIdle = (): void => {
-    if (idle()) goodbye();
-  };
-  options.stopping?.addEventListener('abort', closeIfIdle, { once: true });
-  options.ending?.addEventListener('abort', goodbye, { once: true });
-  if (options.stopping?.aborted) closeIfIdle();
-  // While the server stops, a socket closes as soon as what it follows has ended.
-  const afterMessage = (): void => {
-    if (options.stopping?.aborted) queueMicrotask(closeIfIdle);
-  };
-  socket.on('close', () => {
-    options.stopping?.removeEventListener('abort', closeIfIdle);
-    options.ending?.removeEventListener('abort', goodbye);
-    for (const stop of following.values()) stop();
-    following.clear();
-    batches.clear();
-    for (const forget of runs.values()) forget();
-    runs.clear();
-  });
-  socket.on('message', (data, isBinary) => {
+
+  /** A shutdown closes the socket once it follows nothing, and at once when the grace period is over. */
+  watchShutdown(): void {
+    this.options.stopping?.addEventListener('abort', this.closeIfIdle, { once: true });
+    this.options.ending?.addEventListener('abort', this.goodbye, { once: true });
+    if (this.options.stopping?.aborted) this.closeIfIdle();
+  }
+
+  closed(): void {
+    this.options.stopping?.removeEventListener('abort', this.closeIfIdle);
+    this.options.ending?.removeEventListener('abort', this.goodbye);
+    for (const stop of this.following.values()) stop();
+    this.following.clear();
+    this.batches.clear();
+    for (const forget of this.runs.values()) forget();
+    this.runs.clear();
+  }
+
+  received(text: string, isBinary: boolean): void {
     let message: ClientMessage;
     try {
       if (isBinary) throw new FanoutError('invalid_request', 'expected a text frame with a JSON message');
-      message = JSON.parse(data.toString()) as ClientMessage;
+      message = JSON.parse(text) as ClientMessage;
       if (typeof message !== 'object' || message === null)
         throw new FanoutError('invalid_request', 'expected a JSON object');
       assertJsonBounds(message, '(root)');
     } catch (error) {
-      fail(error instanceof SyntaxError ? new FanoutError('invalid_request', `not JSON (${error.message})`) : error);
+      this.fail(
+        error instanceof SyntaxError ? new FanoutError('invalid_request', `not JSON (${error.message})`) : error,
+      );
       return;
     }
     try {
-      if (message.type === 'submit') {
-        const request = message.request;
-        if (typeof request !== 'object' || request === null)
-          throw new FanoutError('invalid_request', 'request: expected an object');
-        follow(engine.submit({ ...request, tenant }).id);
-      } else if (message.type === 'subscribe' && typeof message.task === 'string') {
-        follow(message.task);
-      } else if (message.type === 'subscribe' && typeof message.batch === 'string') {
-        followBatch(message.batch).catch(fail);
-      } else if (message.type === 'subscribe' && typeof message.run === 'string') {
-        followRun(message.run).catch(fail);
-      } else if (message.type === 'unsubscribe' && typeof message.task === 'string') {
-        unfollow(message.task);
-      } else if (message.type === 'unsubscribe' && typeof message.batch === 'string') {
-        batches.delete(message.batch);
-      } else if (message.type === 'unsubscribe' && typeof message.run === 'string') {
-        runs.get(message.run)?.();
-        runs.delete(message.run);
-      } else {
-        throw new FanoutError(
-          'invalid_request',
-          'type: expected "submit" (with request), "subscribe" or "unsubscribe" (with task, batch or run)',
-        );
-      }
+      this.act(message);
     } catch (error) {
-      fail(error);
+      this.fail(error);
     }
-  });
+  }
+
+  private act(message: ClientMessage): void {
+    if (message.type === 'submit') {
+      const request = message.request;
+      if (typeof request !== 'object' || request === null)
+        throw new FanoutError('invalid_request', 'request: expected an object');
+      this.follow(this.engine.submit({ ...request, tenant: this.tenant }).id);
+    } else if (message.type === 'subscribe' && typeof message.task === 'string') {
+      this.follow(message.task);
+    } else if (message.type === 'subscribe' && typeof message.batch === 'string') {
+      this.followBatch(message.batch).catch(this.fail);
+    } else if (message.type === 'subscribe' && typeof message.run === 'string') {
+      this.followRun(message.run).catch(this.fail);
+    } else if (message.type === 'unsubscribe' && typeof message.task === 'string') {
+      this.unfollow(message.task);
+    } else if (message.type === 'unsubscribe' && typeof message.batch === 'string') {
+      this.batches.delete(message.batch);
+    } else if (message.type === 'unsubscribe' && typeof message.run === 'string') {
+      this.runs.get(message.run)?.();
+      this.runs.delete(message.run);
+    } else {
+      throw new FanoutError(
+        'invalid_request',
+        'type: expected "submit" (with request), "subscribe" or "unsubscribe" (with task, batch or run)',
+      );
+    }
+  }
 }
