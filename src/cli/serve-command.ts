@@ -1,3 +1,6 @@
+import type { FastifyInstance } from 'fastify';
+import type { FanoutEngine } from '../create-engine.js';
+import type { ConnectionLimits } from '../server/connections.js';
 import type { Command } from 'commander';
 import { configuredMockModels, engineOptionsFromConfig } from '../config/engine-options.js';
 import { FanoutError } from '../contracts/errors.js';
@@ -112,109 +115,7 @@ export function registerServeCommand(program: Command): void {
       'request logs on stderr as JSON lines: trace, debug, info, warn, error or silent',
       'info',
     )
-    .action(async (flags: ServeFlags) => {
-      const keys = new ApiKeys(keyEntries(flags.key, process.env.FANOUT_API_KEYS));
-      if (keys.size === 0 && !LOOPBACK.test(flags.host) && !flags.insecureNoAuth) {
-        throw new FanoutError(
-          'invalid_config',
-          `refusing to serve on ${flags.host} without API keys: pass --key tenant=KEY (or FANOUT_API_KEYS), or --insecure-no-auth`,
-        );
-      }
-      const port = Number(flags.port);
-      if (!Number.isInteger(port) || port < 0 || port > 65535)
-        throw new FanoutError('invalid_config', `--port: expected 0-65535, received "${flags.port}"`);
-      const config = await loadConfig(flags.config);
-      const stores = openStores(flags.store ?? DEFAULT_STORE, true);
-      const tenants = tenantOptions(flags, config.concurrency ?? 256);
-      // Ended tasks answer from the store: memory keeps only the newest thousand of them.
-      const options = engineOptionsFromConfig(config, {
-        store: stores.tasks,
-        cache: stores.cache ? { store: stores.cache, ttlMs: config.cacheTtlMs } : false,
-        tenants,
-        maxEndedTasks: 1_000,
-      });
-      // Any client could name a new mock:<name> in every request; only those the config defines are served unless told.
-      if (!flags.allowMock) options.mock.serveOnly(configuredMockModels(config));
-      const engine = createEngine(options);
-      await engine.recovered;
-      const configured = Object.keys(config.models ?? {}).filter((m) => m !== '*' && !m.endsWith(':*'));
-      const models = [...new Set([...configured, ...configuredMockModels(config).map((name) => `mock:${name}`)])];
-      const levels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
-      if (!levels.includes(flags.logLevel))
-        throw new FanoutError(
-          'invalid_config',
-          `--log-level: expected one of ${levels.join(', ')}, received "${flags.logLevel}"`,
-        );
-      // Lines go out in blocks of 32 KiB, and at least every 100 ms: one write per line would cost a
-      // loaded server a fifth of its time.
-      const logger = pino(
-        { level: flags.logLevel },
-        pino.destination({ dest: 2, sync: false, minLength: 32 * 1024, maxWrite: 64 * 1024, periodicFlush: 100 }),
-      );
-      const graceMs = Number(flags.shutdownGraceMs);
-      if (!Number.isInteger(graceMs) || graceMs < 0)
-        throw new FanoutError(
-          'invalid_config',
-          `--shutdown-grace-ms: expected a whole number of milliseconds, received "${flags.shutdownGraceMs}"`,
-        );
-      const wholeNumber = (flag: string, value: string | undefined): number | undefined => {
-        if (value === undefined) return undefined;
-        const n = Number(value);
-        if (!Number.isInteger(n) || n < 1)
-          throw new FanoutError('invalid_config', `${flag}: expected a whole number ≥ 1, received "${value}"`);
-        return n;
-      };
-      const connections = {
-        requestTimeoutMs: wholeNumber('--request-timeout-ms', flags.requestTimeoutMs),
-        maxConnections: wholeNumber('--max-connections', flags.maxConnections),
-        maxStreamsPerTenant: wholeNumber('--max-streams-per-tenant', flags.maxStreamsPerTenant),
-      };
-      const retentionHours = Number(flags.retentionHours);
-      if (!(retentionHours >= 0) || !Number.isFinite(retentionHours))
-        throw new FanoutError(
-          'invalid_config',
-          `--retention-hours: expected a number ≥ 0, received "${flags.retentionHours}"`,
-        );
-      const tenantQuota = tenants.limits
-        ? { limits: tenants.limits, maxWaitMs: Number(flags.tenantMaxWaitMs) || 0 }
-        : undefined;
-      const metricsKey = flags.metricsKey ?? process.env.FANOUT_METRICS_KEY;
-      const metricsKeys = new ApiKeys(metricsKey ? [{ tenant: 'operator', key: metricsKey }] : []);
-      const app = createFanoutServer({
-        engine,
-        keys,
-        metricsKeys,
-        models,
-        defaultProvider: flags.defaultProvider,
-        logger,
-        tenantQuota,
-        connections,
-        retentionMs: retentionHours * 3_600_000,
-      });
-      const address = await app.listen({ port, host: flags.host });
-      process.stderr.write(
-        `fanout serve: listening on ${address} (tasks in ${stores.where}${keys.size === 0 ? ', no API keys' : `, ${keys.size} API key${keys.size === 1 ? '' : 's'}`})\n`,
-      );
-      await new Promise<void>((resolve) => {
-        process.once('SIGTERM', resolve);
-        process.once('SIGINT', resolve);
-      });
-      process.stderr.write(
-        `fanout serve: stopping; requests in progress have ${graceMs} ms to finish (signal again to stop now), unfinished tasks stay in the store for the next start\n`,
-      );
-      const now = new Promise<void>((resolve) => {
-        process.once('SIGTERM', resolve);
-        process.once('SIGINT', resolve);
-      });
-      try {
-        const { forced } = await shutDownServer(app, engine, { graceMs, clock: engine.clock, now });
-        if (forced) process.stderr.write('fanout serve: closed the connections still open\n');
-        await stores.close();
-      } finally {
-        // However the shutdown went, the last lines reach the log.
-        await new Promise<void>((resolve) => logger.flush(() => resolve()));
-      }
-    });
+    .action(serveAction);
 }
 
 const positive = (flag: string, value: string | undefined): number | undefined => {
@@ -251,4 +152,131 @@ function tenantOptions(flags: ServeFlags, poolSize: number): TenantOptions {
           ...(tenantTpm ? { tokensPerMinute: tenantTpm } : {}),
         };
   return { maxInFlight, weights, ...(limits ? { limits } : {}) };
+}
+
+/** `fanout serve`: one engine from the config and the store, the server on it, until a signal. */
+async function serveAction(flags: ServeFlags): Promise<void> {
+  const keys = new ApiKeys(keyEntries(flags.key, process.env.FANOUT_API_KEYS));
+  if (keys.size === 0 && !LOOPBACK.test(flags.host) && !flags.insecureNoAuth) {
+    throw new FanoutError(
+      'invalid_config',
+      `refusing to serve on ${flags.host} without API keys: pass --key tenant=KEY (or FANOUT_API_KEYS), or --insecure-no-auth`,
+    );
+  }
+  const { port, graceMs, retentionHours, connections } = serveSettings(flags);
+  const config = await loadConfig(flags.config);
+  const stores = openStores(flags.store ?? DEFAULT_STORE, true);
+  const tenants = tenantOptions(flags, config.concurrency ?? 256);
+  // Ended tasks answer from the store: memory keeps only the newest thousand of them.
+  const options = engineOptionsFromConfig(config, {
+    store: stores.tasks,
+    cache: stores.cache ? { store: stores.cache, ttlMs: config.cacheTtlMs } : false,
+    tenants,
+    maxEndedTasks: 1_000,
+  });
+  // Any client could name a new mock:<name> in every request; only those the config defines are served unless told.
+  if (!flags.allowMock) options.mock.serveOnly(configuredMockModels(config));
+  const engine = createEngine(options);
+  await engine.recovered;
+  const configured = Object.keys(config.models ?? {}).filter((m) => m !== '*' && !m.endsWith(':*'));
+  const models = [...new Set([...configured, ...configuredMockModels(config).map((name) => `mock:${name}`)])];
+  // Lines go out in blocks of 32 KiB, and at least every 100 ms: one write per line would cost a
+  // loaded server a fifth of its time.
+  const logger = pino(
+    { level: flags.logLevel },
+    pino.destination({ dest: 2, sync: false, minLength: 32 * 1024, maxWrite: 64 * 1024, periodicFlush: 100 }),
+  );
+  const tenantQuota = tenants.limits
+    ? { limits: tenants.limits, maxWaitMs: Number(flags.tenantMaxWaitMs) || 0 }
+    : undefined;
+  const metricsKey = flags.metricsKey ?? process.env.FANOUT_METRICS_KEY;
+  const metricsKeys = new ApiKeys(metricsKey ? [{ tenant: 'operator', key: metricsKey }] : []);
+  const app = createFanoutServer({
+    engine,
+    keys,
+    metricsKeys,
+    models,
+    defaultProvider: flags.defaultProvider,
+    logger,
+    tenantQuota,
+    connections,
+    retentionMs: retentionHours * 3_600_000,
+  });
+  const address = await app.listen({ port, host: flags.host });
+  process.stderr.write(
+    `fanout serve: listening on ${address} (tasks in ${stores.where}${keys.size === 0 ? ', no API keys' : `, ${keys.size} API key${keys.size === 1 ? '' : 's'}`})\n`,
+  );
+  await serveUntilSignalled(app, engine, stores, logger, graceMs);
+}
+
+/** The numbers and names the serve flags give, checked: each wrong one is an error naming the flag. */
+function serveSettings(flags: ServeFlags): {
+  port: number;
+  graceMs: number;
+  retentionHours: number;
+  connections: ConnectionLimits;
+} {
+  const port = Number(flags.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new FanoutError('invalid_config', `--port: expected 0-65535, received "${flags.port}"`);
+  const levels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+  if (!levels.includes(flags.logLevel))
+    throw new FanoutError(
+      'invalid_config',
+      `--log-level: expected one of ${levels.join(', ')}, received "${flags.logLevel}"`,
+    );
+  const graceMs = Number(flags.shutdownGraceMs);
+  if (!Number.isInteger(graceMs) || graceMs < 0)
+    throw new FanoutError(
+      'invalid_config',
+      `--shutdown-grace-ms: expected a whole number of milliseconds, received "${flags.shutdownGraceMs}"`,
+    );
+  const wholeNumber = (flag: string, value: string | undefined): number | undefined => {
+    if (value === undefined) return undefined;
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1)
+      throw new FanoutError('invalid_config', `${flag}: expected a whole number ≥ 1, received "${value}"`);
+    return n;
+  };
+  const connections = {
+    requestTimeoutMs: wholeNumber('--request-timeout-ms', flags.requestTimeoutMs),
+    maxConnections: wholeNumber('--max-connections', flags.maxConnections),
+    maxStreamsPerTenant: wholeNumber('--max-streams-per-tenant', flags.maxStreamsPerTenant),
+  };
+  const retentionHours = Number(flags.retentionHours);
+  if (!(retentionHours >= 0) || !Number.isFinite(retentionHours))
+    throw new FanoutError(
+      'invalid_config',
+      `--retention-hours: expected a number ≥ 0, received "${flags.retentionHours}"`,
+    );
+  return { port, graceMs, retentionHours, connections };
+}
+
+/** Serves until SIGTERM or SIGINT, then shuts down within the grace period (a second signal: at once). */
+async function serveUntilSignalled(
+  app: FastifyInstance,
+  engine: FanoutEngine,
+  stores: { close(): Promise<void> },
+  logger: pino.Logger,
+  graceMs: number,
+): Promise<void> {
+  await new Promise<void>((resolve) => {
+    process.once('SIGTERM', resolve);
+    process.once('SIGINT', resolve);
+  });
+  process.stderr.write(
+    `fanout serve: stopping; requests in progress have ${graceMs} ms to finish (signal again to stop now), unfinished tasks stay in the store for the next start\n`,
+  );
+  const now = new Promise<void>((resolve) => {
+    process.once('SIGTERM', resolve);
+    process.once('SIGINT', resolve);
+  });
+  try {
+    const { forced } = await shutDownServer(app, engine, { graceMs, clock: engine.clock, now });
+    if (forced) process.stderr.write('fanout serve: closed the connections still open\n');
+    await stores.close();
+  } finally {
+    // However the shutdown went, the last lines reach the log.
+    await new Promise<void>((resolve) => logger.flush(() => resolve()));
+  }
 }
