@@ -55,3 +55,22 @@ describe('the dependency rules', () => {
     }
   });
 });
+
+describe('the function length rule', () => {
+  const script = join(root, 'scripts/check-function-length.mjs');
+
+  it('passes on fanout itself, and names a function over 100 lines', () => {
+    const own = spawnSync(process.execPath, [script, join(root, 'src')], { cwd: root, encoding: 'utf8' });
+    expect(own.stdout).toContain('no function over 100 lines');
+    expect(own.status).toBe(0);
+    const body = Array.from({ length: 100 }, (_, i) => `  const v${i} = ${i};`).join('\n');
+    const dir = tree({ 'src/long.ts': `export function tooLong(): void {\n${body}\n}\n` });
+    try {
+      const planted = spawnSync(process.execPath, [script, join(dir, 'src')], { cwd: dir, encoding: 'utf8' });
+      expect(planted.status).toBe(1);
+      expect(planted.stderr).toContain('src/long.ts:1: tooLong is 102 lines (at most 100)');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -120,13 +120,7 @@ async function batchAction(input: string, flags: BatchFlags): Promise<number> {
   const stores = openStores(flags.store ?? DEFAULT_STORE, flags.cache !== false);
   const toStdout = flags.output === '-';
   const batchId = toStdout ? undefined : batchIdFor(input, flags.output);
-  // Resuming needs the input read again from the top and the tasks kept on disk.
-  const notResumable =
-    input === '-' || toStdout
-      ? `it ${input === '-' ? 'reads standard input' : 'writes to standard output'}, so a new run sends every line again`
-      : stores.where === 'memory'
-        ? 'its tasks are kept in memory (--store memory), so a new run keeps the lines already written and sends every other line again, even those that had finished'
-        : undefined;
+  const notResumable = whyNotResumable(input, toStdout, stores.where);
   if (notResumable && flags.progress !== false)
     process.stderr.write(`fanout batch: this batch cannot fully resume after an interruption: ${notResumable}\n`);
   if (flags.fresh && batchId) await stores.tasks.deleteBatch(batchId);
@@ -161,21 +155,7 @@ async function batchAction(input: string, flags: BatchFlags): Promise<number> {
     storeErrors.push(event.error?.message ?? 'the task store failed');
     controller.abort();
   });
-  // Ctrl-C and SIGTERM both stop the batch the same way and end with its summary; a second one quits at once.
-  let stoppedBy: NodeJS.Signals | undefined;
-  const onSignal = (signal: NodeJS.Signals): void => {
-    if (controller.signal.aborted) process.exit(signal === 'SIGTERM' ? EXIT.terminated : EXIT.interrupted);
-    stoppedBy = signal;
-    const after = notResumable
-      ? `this batch cannot fully resume: ${notResumable}`
-      : 'run the same command again to resume';
-    process.stderr.write(
-      `\nfanout: stopping: what has finished is kept; ${after} (${signal === 'SIGINT' ? 'Ctrl-C' : 'the signal'} again to quit at once)\n`,
-    );
-    controller.abort();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const signals = stopOnSignals(controller, notResumable);
   const reporter = progressReporter(flags.progress !== false, engine);
   let summary: BatchSummary;
   try {
@@ -196,8 +176,7 @@ async function batchAction(input: string, flags: BatchFlags): Promise<number> {
     });
   } finally {
     reporter.stop();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    signals.detach();
     await engine.close();
     await stores.close();
     if (output) {
@@ -214,12 +193,53 @@ async function batchAction(input: string, flags: BatchFlags): Promise<number> {
       `task store ${stores.where}: ${storeErrors[0]} (the output holds every line finished before that)`,
     );
   }
+  const stoppedBy = signals.stoppedBy();
   const report = flags.json
     ? `${JSON.stringify(summary, null, 2)}\n`
     : renderSummary(summary, { input, output: toStdout ? 'standard output' : flags.output, notResumable, stoppedBy });
   (toStdout ? process.stderr : process.stdout).write(report);
   if (summary.interrupted) return stoppedBy === 'SIGTERM' ? EXIT.terminated : EXIT.interrupted;
   return summary.failed > 0 ? EXIT.someFailed : EXIT.ok;
+}
+
+/** Why a batch cannot fully resume, when it cannot: resuming reads the input again from the top and needs the tasks kept on disk. */
+function whyNotResumable(input: string, toStdout: boolean, storeWhere: string): string | undefined {
+  if (input === '-' || toStdout)
+    return `it ${input === '-' ? 'reads standard input' : 'writes to standard output'}, so a new run sends every line again`;
+  if (storeWhere === 'memory')
+    return 'its tasks are kept in memory (--store memory), so a new run keeps the lines already written and sends every other line again, even those that had finished';
+  return undefined;
+}
+
+/**
+ * Ctrl-C and SIGTERM both stop the batch the same way (it ends with its
+ * summary, what finished is kept); a second signal quits at once.
+ */
+function stopOnSignals(
+  controller: AbortController,
+  notResumable: string | undefined,
+): { stoppedBy(): NodeJS.Signals | undefined; detach(): void } {
+  let stoppedBy: NodeJS.Signals | undefined;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (controller.signal.aborted) process.exit(signal === 'SIGTERM' ? EXIT.terminated : EXIT.interrupted);
+    stoppedBy = signal;
+    const after = notResumable
+      ? `this batch cannot fully resume: ${notResumable}`
+      : 'run the same command again to resume';
+    process.stderr.write(
+      `\nfanout: stopping: what has finished is kept; ${after} (${signal === 'SIGINT' ? 'Ctrl-C' : 'the signal'} again to quit at once)\n`,
+    );
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return {
+    stoppedBy: () => stoppedBy,
+    detach: () => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
 }
 
 /** After this long with calls in flight and none finished, progress says so. */
