@@ -23,8 +23,8 @@ module.exports = {
       name: 'parts-below-the-engine',
       severity: 'error',
       comment:
-        'Limits, the cache key and the concrete stores and providers build on the contracts, never on the engine or what uses it.',
-      from: { path: '^src/(limits|cache|store|providers)/', pathNot: '\\.test\\.ts$' },
+        'Limits, the cache key, the concrete stores and providers, and the OpenAI wire format build on the contracts, never on the engine or what uses it.',
+      from: { path: '^src/(limits|cache|store|providers|openai)/', pathNot: '\\.test\\.ts$' },
       to: { path: '^src/(core|metrics|pipeline|sim|batch|config|server|cli)/' },
     },
     {

@@ -1,8 +1,17 @@
 import { z } from 'zod';
-import { FanoutError, ValidationError } from '../contracts/errors.js';
-import type { ChatMessage, TaskRequest } from '../contracts/types.js';
+import { describeIssues, FanoutError, ValidationError } from '../contracts/errors.js';
+import type { TaskRequest } from '../contracts/types.js';
+import {
+  chatBodySchema,
+  chatMessageSchema,
+  messagesFromChat,
+  modelName,
+  samplingFromChat,
+  samplingShape,
+  type ModelNaming,
+  type SamplingInput,
+} from '../openai/wire.js';
 import { assertJsonBounds } from '../core/json-bounds.js';
-import { describeIssues } from '../core/validate.js';
 
 /**
  * One input line of `fanout batch`, in either of two shapes:
@@ -13,36 +22,13 @@ import { describeIssues } from '../core/validate.js';
  *   "max_tokens"?, ...}`
  */
 
-const contentPart = z.looseObject({ type: z.string(), text: z.string().optional() });
-const messageSchema = z.strictObject({
-  role: z.enum(['system', 'developer', 'user', 'assistant']),
-  content: z.union([z.string(), z.array(contentPart)]),
-  name: z.string().optional(),
-});
-
-const sampling = {
-  max_tokens: z.number().int().positive().optional(),
-  max_completion_tokens: z.number().int().positive().optional(),
-  temperature: z.number().min(0).max(2).optional(),
-  top_p: z.number().min(0).max(1).optional(),
-  stop: z.union([z.string(), z.array(z.string())]).optional(),
-  seed: z.number().int().optional(),
-  stream: z.boolean().optional(),
-};
-
-const openAiBody = z.looseObject({
-  model: z.string().min(1, 'expected a model name'),
-  messages: z.array(messageSchema).min(1, 'expected at least one message'),
-  ...sampling,
-});
-
 const openAiLine = z.strictObject({
   custom_id: z.string().min(1),
   method: z.literal('POST').optional(),
   url: z
     .literal('/v1/chat/completions', 'expected "/v1/chat/completions" (the only endpoint fanout batches)')
     .optional(),
-  body: openAiBody,
+  body: chatBodySchema,
 });
 
 const shortLine = z
@@ -50,10 +36,10 @@ const shortLine = z
     id: z.union([z.string(), z.number()]).optional(),
     model: z.string().min(1, 'expected a model name'),
     prompt: z.string().optional(),
-    messages: z.array(messageSchema).min(1).optional(),
+    messages: z.array(chatMessageSchema).min(1).optional(),
     system: z.string().optional(),
     priority: z.number().finite().optional(),
-    ...sampling,
+    ...samplingShape,
     maxTokens: z.number().int().positive().optional(),
   })
   .refine((line) => (line.prompt === undefined) !== (line.messages === undefined), {
@@ -61,58 +47,12 @@ const shortLine = z
     path: ['prompt'],
   });
 
-export interface BatchLineOptions {
-  /** Provider for model names without a `provider:` prefix (OpenAI batch files name bare models). */
-  defaultProvider?: string;
-  /** Runs every line on this model instead of the one it names. */
-  modelOverride?: string;
-}
+/** How a batch names its models: see `ModelNaming`. */
+export type BatchLineOptions = ModelNaming;
 
 export interface ParsedLine {
   customId: string;
   request: TaskRequest;
-}
-
-function toMessages(raw: ReadonlyArray<z.infer<typeof messageSchema>>): { system?: string; messages: ChatMessage[] } {
-  const systems: string[] = [];
-  const messages: ChatMessage[] = [];
-  for (const message of raw) {
-    const content =
-      typeof message.content === 'string' ? message.content : message.content.map((part) => part.text ?? '').join('');
-    if (message.role === 'system' || message.role === 'developer') systems.push(content);
-    else messages.push({ role: message.role, content });
-  }
-  return systems.length > 0 ? { system: systems.join('\n\n'), messages } : { messages };
-}
-
-function modelName(model: string, options: BatchLineOptions): string {
-  if (options.modelOverride) return options.modelOverride;
-  if (model.includes(':')) return model;
-  if (options.defaultProvider) return `${options.defaultProvider}:${model}`;
-  throw new ValidationError('invalid_request', [
-    `model: "${model}" names no provider; write "provider:${model}" or pass --default-provider`,
-  ]);
-}
-
-interface SamplingInput {
-  max_tokens?: number;
-  max_completion_tokens?: number;
-  maxTokens?: number;
-  temperature?: number;
-  top_p?: number;
-  stop?: string | string[];
-  seed?: number;
-}
-
-function samplingFields(line: SamplingInput): Partial<TaskRequest> {
-  const fields: Partial<TaskRequest> = {};
-  const maxTokens = line.maxTokens ?? line.max_completion_tokens ?? line.max_tokens;
-  if (maxTokens !== undefined) fields.maxTokens = maxTokens;
-  if (line.temperature !== undefined) fields.temperature = line.temperature;
-  if (line.top_p !== undefined) fields.topP = line.top_p;
-  if (line.stop !== undefined) fields.stop = typeof line.stop === 'string' ? [line.stop] : line.stop;
-  if (line.seed !== undefined) fields.seed = line.seed;
-  return fields;
 }
 
 /**
@@ -136,8 +76,8 @@ export function parseBatchLine(text: string, lineNumber: number, options: BatchL
         customId: parsed.data.custom_id,
         request: {
           model: modelName(body.model, options),
-          ...toMessages(body.messages),
-          ...samplingFields(body as SamplingInput),
+          ...messagesFromChat(body.messages),
+          ...samplingFromChat(body as SamplingInput),
           label: parsed.data.custom_id,
         },
       };
@@ -147,13 +87,13 @@ export function parseBatchLine(text: string, lineNumber: number, options: BatchL
     const line = parsed.data;
     const customId = line.id === undefined ? `line-${lineNumber}` : String(line.id);
     const conversation = line.messages
-      ? toMessages(line.messages)
+      ? messagesFromChat(line.messages)
       : { messages: [{ role: 'user' as const, content: line.prompt ?? '' }] };
     const system = [line.system, conversation.system].filter((s) => s !== undefined).join('\n\n') || undefined;
     const request: TaskRequest = {
       model: modelName(line.model, options),
       messages: conversation.messages,
-      ...samplingFields(line),
+      ...samplingFromChat(line),
       label: customId,
     };
     if (system !== undefined) request.system = system;
@@ -163,27 +103,6 @@ export function parseBatchLine(text: string, lineNumber: number, options: BatchL
     if (error instanceof FanoutError) throw new FanoutError(error.code, `line ${lineNumber}: ${error.message}`);
     throw error;
   }
-}
-
-/**
- * An OpenAI chat completions request body as a fanout request (the gateway's
- * `POST /v1/chat/completions`). Throws a `ValidationError` naming the field.
- */
-export function requestFromChatBody(
-  body: unknown,
-  options: BatchLineOptions = {},
-): TaskRequest & { includeUsage: boolean } {
-  const parsed = openAiBody.safeParse(body);
-  if (!parsed.success) throw new ValidationError('invalid_request', describeIssues(parsed.error));
-  const chat = parsed.data;
-  const streamOptions = (chat as { stream_options?: { include_usage?: boolean } }).stream_options;
-  return {
-    model: modelName(chat.model, options),
-    ...toMessages(chat.messages),
-    ...samplingFields(chat as SamplingInput),
-    ...(chat.stream ? { stream: true } : {}),
-    includeUsage: streamOptions?.include_usage === true,
-  };
 }
 
 /** The custom_id of a line that failed to parse, if one can be read from it. */

@@ -1,6 +1,7 @@
 import type { FanoutError } from '../contracts/errors.js';
 import type { TaskStatus } from '../core/task.js';
 import type { Usage } from '../contracts/types.js';
+import { chatCompletionBody, type ChatCompletion } from '../openai/wire.js';
 
 /**
  * One output line per input line, in OpenAI's batch output shape (`id`,
@@ -27,45 +28,12 @@ export interface OutputLine {
   };
 }
 
-export interface ChatCompletion {
-  id: string;
-  object: 'chat.completion';
-  created: number;
-  model: string;
-  choices: Array<{ index: number; message: { role: 'assistant'; content: string }; finish_reason: string }>;
-  usage: {
-    prompt_tokens: number;
-    completion_tokens: number;
-    total_tokens: number;
-    prompt_tokens_details: { cached_tokens: number };
-  };
-}
-
 const round = (ms: number): number => Math.round(ms * 1000) / 1000;
-
-/** OpenAI's usage object for fanout's usage: prompt tokens include cached ones. */
-export function openAiUsage(usage: Usage): ChatCompletion['usage'] {
-  const promptTokens = usage.inputTokens + usage.cacheReadTokens + usage.cacheWriteTokens;
-  return {
-    prompt_tokens: promptTokens,
-    completion_tokens: usage.outputTokens,
-    total_tokens: promptTokens + usage.outputTokens,
-    prompt_tokens_details: { cached_tokens: usage.cacheReadTokens },
-  };
-}
 
 /** A completed task as OpenAI's `chat.completion` object. */
 export function chatCompletion(status: TaskStatus): ChatCompletion {
-  const result = status.result;
-  if (!result) throw new Error(`task ${status.id} has no result`);
-  return {
-    id: `chatcmpl-${status.id}`,
-    object: 'chat.completion',
-    created: Math.floor((status.endedAt ?? status.submittedAt) / 1000),
-    model: result.model,
-    choices: [{ index: 0, message: { role: 'assistant', content: result.text }, finish_reason: result.finishReason }],
-    usage: openAiUsage(result.usage),
-  };
+  if (!status.result) throw new Error(`task ${status.id} has no result`);
+  return chatCompletionBody(status.id, Math.floor((status.endedAt ?? status.submittedAt) / 1000), status.result);
 }
 
 export function completedLine(line: number, customId: string | null, status: TaskStatus): OutputLine {

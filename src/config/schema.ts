@@ -1,6 +1,5 @@
 import { z } from 'zod';
-import { ValidationError } from '../contracts/errors.js';
-import { describeIssues } from '../core/validate.js';
+import { describeIssues, ValidationError } from '../contracts/errors.js';
 import { modelSettingsSchema } from '../core/models.js';
 import { accountingSchema, limitSpecSchema } from '../limits/limit-spec-schema.js';
 

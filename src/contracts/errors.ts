@@ -1,3 +1,4 @@
+import type { z } from 'zod';
 import type { RateLimitInfo } from './types.js';
 
 /**
@@ -132,4 +133,17 @@ export function asFanoutError(error: unknown, fallback: ErrorCode = 'server_erro
   if (error instanceof FanoutError) return error;
   const message = error instanceof Error ? error.message : String(error);
   return new FanoutError(fallback, message, { cause: error });
+}
+
+/** Turns zod's issues into messages that name the field, what was expected and what came. */
+export function describeIssues(error: z.ZodError, prefix = ''): string[] {
+  return error.issues.map((issue) => {
+    const path = issue.path.length > 0 ? issue.path.map(String).join('.') : '(root)';
+    const field = prefix ? `${prefix}.${path}` : path;
+    if (issue.code === 'unrecognized_keys') {
+      const where = issue.path.length > 0 ? field : prefix || '(root)';
+      return `${where}: unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+    }
+    return `${field}: ${issue.message}`;
+  });
 }

@@ -1,24 +1,14 @@
 import type { CallTimeouts } from '../contracts/provider.js';
 import type { CacheOptions } from './result-cache.js';
-
 import type { Limiter, LimitSpec } from '../contracts/limiter.js';
-
 import type { Provider } from '../contracts/provider.js';
-
 import type { TaskStore } from '../contracts/task-store.js';
-
 import type { Clock } from '../contracts/clock.js';
-
 import type { EngineEvent } from './events.js';
-
 import type { ModelSettings } from './models.js';
-
 import type { Random } from '../contracts/random.js';
-
 import type { RetryOptions } from './retry.js';
-
 import type { TaskStatus } from './task.js';
-
 import type { ModelResult } from '../contracts/types.js';
 
 export interface EngineOptions {

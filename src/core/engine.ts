@@ -1,18 +1,12 @@
 import type { CallTimeouts } from '../contracts/provider.js';
 import { admissionCost, failedCost, settledCost } from '../limits/accounting.js';
 import { estimateInputTokens } from '../limits/estimate.js';
-
 import { observedLimits } from '../limits/learning.js';
-
 import type { Cost, Limiter, Reservation, WaitReason } from '../contracts/limiter.js';
 import { MemoryLimiter } from '../limits/limiter.js';
-
 import type { CallContext, ModelCall, Provider } from '../contracts/provider.js';
-
 import { SystemClock, type Clock } from '../contracts/clock.js';
-
 import type { EngineOptions, SubmitOptions, TaskHandle } from './engine-options.js';
-
 import {
   asFanoutError,
   FanoutError,
@@ -21,7 +15,6 @@ import {
   type AttemptRecord,
   type ErrorCode,
 } from '../contracts/errors.js';
-
 import {
   EventHub,
   isEnd,
@@ -34,38 +27,22 @@ import {
   type TaskEvent,
   type TaskEventBase,
 } from './events.js';
-
 import { costOf, ModelRegistry, type ResolvedModel } from './models.js';
-
 import { createIdGenerator, systemRandom, type Random } from '../contracts/random.js';
-
 import { decideRetry, DEFAULT_RETRY, type RetryOptions } from './retry.js';
-
 import { Scheduler } from './scheduler.js';
-
 import { isTerminal } from '../contracts/task-state.js';
-
 import { Gather, Outcome, type GatherOptions, type GatherOutcome } from './gather.js';
-
 import { Attempt, statusFromRow, Task, type TaskOutcome, type TaskStatus } from './task.js';
-
 import type { ModelResult, RateLimitInfo, TaskRequest, Usage } from '../contracts/types.js';
-
 import { callTimeouts, nonNegative, positiveInteger, positiveNumber } from './option-checks.js';
-
 import { CallWatchdog, DEFAULT_CALL_TIMEOUTS } from './watchdog.js';
 import { validateTaskRequest } from './validate.js';
-
 import type { CacheEntry } from '../contracts/cache-store.js';
-
 import type { TaskRow, TaskStore } from '../contracts/task-store.js';
-
 import { DEFAULT_LEASE_MS, TaskJournal, type StoreHealth } from './journal.js';
-
 import { DEFAULT_CACHE_TTL_MS, ResultCache } from './result-cache.js';
-
 import type { CachePolicy } from '../contracts/cache-store.js';
-
 export type { EngineOptions, SubmitOptions, TaskHandle, TenantOptions } from './engine-options.js';
 
 /** How long the first call on a key of unknown limits holds back the rest before they go a few at a time. */

@@ -1,17 +1,10 @@
 import type { AccountingOptions, AccountingRule } from '../contracts/provider.js';
 import type { Cost, Limiter, LimitSpec } from '../contracts/limiter.js';
-
 import type { Provider } from '../contracts/provider.js';
-
 import { z } from 'zod';
-
 import { accountingSchema, limitSpecSchema } from '../limits/limit-spec-schema.js';
-
-import { ValidationError } from '../contracts/errors.js';
-
+import { describeIssues, ValidationError } from '../contracts/errors.js';
 import type { Usage } from '../contracts/types.js';
-
-import { describeIssues } from './validate.js';
 
 /** How fanout treats one model (`provider:model`), every model of a provider (`provider:*`), or every model (`*`). */
 export interface ModelSettings {

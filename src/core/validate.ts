@@ -1,20 +1,7 @@
 import { z } from 'zod';
-import { FanoutError, ValidationError } from '../contracts/errors.js';
+import { describeIssues, FanoutError, ValidationError } from '../contracts/errors.js';
 import { assertJsonBounds } from './json-bounds.js';
 import type { TaskRequest } from '../contracts/types.js';
-
-/** Turns zod's issues into messages that name the field, what was expected and what came. */
-export function describeIssues(error: z.ZodError, prefix = ''): string[] {
-  return error.issues.map((issue) => {
-    const path = issue.path.length > 0 ? issue.path.map(String).join('.') : '(root)';
-    const field = prefix ? `${prefix}.${path}` : path;
-    if (issue.code === 'unrecognized_keys') {
-      const where = issue.path.length > 0 ? field : prefix || '(root)';
-      return `${where}: unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
-    }
-    return `${field}: ${issue.message}`;
-  });
-}
 
 const messageSchema = z.strictObject({
   role: z.enum(['system', 'user', 'assistant']),

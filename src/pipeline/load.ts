@@ -2,8 +2,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { parseConfig, type FanoutConfig } from '../config/schema.js';
-import { FanoutError, ValidationError } from '../contracts/errors.js';
-import { describeIssues } from '../core/validate.js';
+import { describeIssues, FanoutError, ValidationError } from '../contracts/errors.js';
 import { checkPipeline, pipelineFileSchema, type Pipeline } from './spec.js';
 
 export interface PipelineFile {

@@ -1,6 +1,5 @@
 import { z } from 'zod';
-import { ValidationError } from '../contracts/errors.js';
-import { describeIssues } from '../core/validate.js';
+import { describeIssues, ValidationError } from '../contracts/errors.js';
 import { fanoutConfigSchema } from '../config/schema.js';
 import { templateRefs } from './template.js';
 

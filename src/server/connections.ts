@@ -1,4 +1,4 @@
-import { errorBody } from './http-errors.js';
+import { errorBody } from '../openai/wire.js';
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { FanoutError } from '../contracts/errors.js';

@@ -1,7 +1,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { FanoutError } from '../contracts/errors.js';
 import { assertJsonBounds } from '../core/json-bounds.js';
-import { errorBody, send } from './http-errors.js';
+import { errorBody } from '../openai/wire.js';
+import { send } from './http-errors.js';
 import type { ServerParts } from './routes/parts.js';
 
 const OPEN_PATHS = new Set(['/healthz', '/readyz']);

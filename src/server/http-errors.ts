@@ -1,5 +1,6 @@
 import type { FastifyReply } from 'fastify';
 import { FanoutError, type ErrorCode } from '../contracts/errors.js';
+import { errorBody, type ErrorBody } from '../openai/wire.js';
 
 /** HTTP status for each error code, in one place. */
 const STATUS: Partial<Record<ErrorCode, number>> = {
@@ -23,22 +24,6 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   network: 502,
   retries_exhausted: 502,
 };
-
-/** An error body in OpenAI's shape, as every route, stream and refusal of the server sends it. */
-export interface ErrorBody {
-  error: { code: string; message: string; type: string };
-}
-
-/**
- * The one way the server writes an error body. `type` is OpenAI's: by default
- * `invalid_request_error` for the client's mistakes (a status below 500) and
- * `server_error` otherwise.
- */
-export function errorBody(code: string, message: string, typeOrStatus: string | number = 500): ErrorBody {
-  const type =
-    typeof typeOrStatus === 'string' ? typeOrStatus : typeOrStatus < 500 ? 'invalid_request_error' : 'server_error';
-  return { error: { code, message, type } };
-}
 
 export interface HttpError {
   status: number;

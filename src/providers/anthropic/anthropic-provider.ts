@@ -1,15 +1,10 @@
 import type { AccountingOptions, CallTimeouts } from '../../contracts/provider.js';
 import type Anthropic from '@anthropic-ai/sdk';
 import { FanoutError, ProviderError, type ErrorCode } from '../../contracts/errors.js';
-
 import type { FinishReason, ModelResult, Usage } from '../../contracts/types.js';
-
 import type { CallContext, ModelCall, Provider, StreamEvent } from '../../contracts/provider.js';
-
 import { anthropicRateLimits } from '../rate-limit-headers.js';
-
 import { anthropicSdk } from '../sdk.js';
-
 import { StreamResult } from '../stream-result.js';
 
 export interface AnthropicOptions {

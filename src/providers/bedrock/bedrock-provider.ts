@@ -7,16 +7,11 @@ import type {
   SystemContentBlock,
   TokenUsage,
 } from '@aws-sdk/client-bedrock-runtime';
-
 import { FanoutError, ProviderError, type ErrorCode } from '../../contracts/errors.js';
-
 import type { FinishReason, ModelResult, Usage } from '../../contracts/types.js';
-
 import { bedrockBurndown } from '../../limits/accounting.js';
 import type { CallContext, ModelCall, Provider, StreamEvent } from '../../contracts/provider.js';
-
 import { bedrockSdk, nodeHttpHandlerModule } from '../sdk.js';
-
 import { StreamResult } from '../stream-result.js';
 
 export interface BedrockOptions {

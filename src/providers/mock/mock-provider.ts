@@ -1,18 +1,12 @@
 import type { AccountingOptions, AccountingRule } from '../../contracts/provider.js';
 import { appendFileSync } from 'node:fs';
-
 import { ProviderError } from '../../contracts/errors.js';
-
 import { seededRandom, type Random } from '../../contracts/random.js';
-
 import type { ModelResult, RateLimitInfo, Usage } from '../../contracts/types.js';
-
 import { admissionCost, failedCost, settledCost } from '../../limits/accounting.js';
 import { type LimitSpec, type Reservation } from '../../contracts/limiter.js';
 import { MemoryLimiter } from '../../limits/limiter.js';
-
 import type { CallContext, ModelCall, Provider, StreamEvent } from '../../contracts/provider.js';
-
 import { hashPrompt, mockWords } from './text.js';
 
 /** A call's latency: fixed milliseconds, or lognormal around a median (seeded). */

@@ -1,22 +1,19 @@
-import type { AccountingOptions, CallTimeouts } from '../../contracts/provider.js';
 import type OpenAI from 'openai';
+import type { ChatCompletionCreateParamsNonStreaming } from 'openai/resources/chat/completions';
 import type {
-  ChatCompletionCreateParamsNonStreaming,
-  ChatCompletionMessageParam,
-} from 'openai/resources/chat/completions';
-
-import type { FinishReason, ModelResult, Usage } from '../../contracts/types.js';
-
-import type { CallContext, ModelCall, Provider, StreamEvent } from '../../contracts/provider.js';
-
+  AccountingOptions,
+  CallContext,
+  CallTimeouts,
+  ModelCall,
+  Provider,
+  StreamEvent,
+} from '../../contracts/provider.js';
+import type { ModelResult } from '../../contracts/types.js';
+import { FINISH_FROM_OPENAI, messagesToChat, usageFromOpenAi } from '../../openai/wire.js';
 import { openAiRateLimits } from '../rate-limit-headers.js';
-
 import { openAiSdk } from '../sdk.js';
-
 import { StreamResult } from '../stream-result.js';
-
 import { ChatHttp } from './chat-http.js';
-
 import { classifyOpenAiError } from './classify.js';
 
 export interface OpenAiCompatibleOptions {
@@ -33,31 +30,6 @@ export interface OpenAiCompatibleOptions {
   defaultHeaders?: Record<string, string>;
   /** How long a call may go without a sign of its answer; over the engine's `callTimeouts`. */
   timeouts?: CallTimeouts;
-}
-
-const FINISH: Record<string, FinishReason> = {
-  stop: 'stop',
-  length: 'length',
-  content_filter: 'content_filter',
-  tool_calls: 'tool_calls',
-  function_call: 'tool_calls',
-};
-
-function messagesOf(call: ModelCall): ChatCompletionMessageParam[] {
-  const messages: ChatCompletionMessageParam[] = [];
-  if (call.system) messages.push({ role: 'system', content: call.system });
-  for (const message of call.messages) messages.push({ role: message.role, content: message.content });
-  return messages;
-}
-
-function usageOf(usage: OpenAI.CompletionUsage | undefined | null): Usage {
-  const cached = usage?.prompt_tokens_details?.cached_tokens ?? 0;
-  return {
-    inputTokens: Math.max(0, (usage?.prompt_tokens ?? 0) - cached),
-    outputTokens: usage?.completion_tokens ?? 0,
-    cacheReadTokens: cached,
-    cacheWriteTokens: 0,
-  };
 }
 
 /**
@@ -104,7 +76,7 @@ export class OpenAiCompatibleProvider implements Provider {
   private params(call: ModelCall): ChatCompletionCreateParamsNonStreaming {
     const params: ChatCompletionCreateParamsNonStreaming = {
       model: call.model,
-      messages: messagesOf(call),
+      messages: messagesToChat(call),
       max_tokens: call.maxTokens,
     };
     if (call.temperature !== undefined) params.temperature = call.temperature;
@@ -120,8 +92,8 @@ export class OpenAiCompatibleProvider implements Provider {
       const choice = data.choices[0];
       return {
         text: choice?.message.content ?? '',
-        usage: usageOf(data.usage),
-        finishReason: FINISH[choice?.finish_reason ?? 'stop'] ?? 'other',
+        usage: usageFromOpenAi(data.usage),
+        finishReason: FINISH_FROM_OPENAI[choice?.finish_reason ?? 'stop'] ?? 'other',
         model: data.model,
         requestId: headers.get('x-request-id') ?? data.id,
         rateLimit: openAiRateLimits(headers, context.clock.now(), this.dialect),
@@ -148,9 +120,9 @@ export class OpenAiCompatibleProvider implements Provider {
         context.alive?.();
         result.model = chunk.model || result.model;
         result.requestId ??= chunk.id;
-        if (chunk.usage) result.usage = usageOf(chunk.usage);
+        if (chunk.usage) result.usage = usageFromOpenAi(chunk.usage);
         const choice = chunk.choices[0];
-        if (choice?.finish_reason) result.finishReason = FINISH[choice.finish_reason] ?? 'other';
+        if (choice?.finish_reason) result.finishReason = FINISH_FROM_OPENAI[choice.finish_reason] ?? 'other';
         if (choice?.delta?.content) yield result.delta(choice.delta.content);
       }
     } catch (error) {

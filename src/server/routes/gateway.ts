@@ -1,12 +1,18 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { requestFromChatBody } from '../../batch/batch-line.js';
-import { chatCompletion, openAiUsage } from '../../batch/output-line.js';
+import { chatCompletion } from '../../batch/output-line.js';
+import {
+  completionChunk,
+  errorBody,
+  openAiUsage,
+  requestFromChatBody,
+  type ChatCompletionUsage,
+} from '../../openai/wire.js';
 import type { FanoutEngine } from '../../create-engine.js';
 import { isTerminal } from '../../contracts/task-state.js';
 import { ZERO_USAGE, type Usage } from '../../contracts/types.js';
 import { isEnd } from '../../core/events.js';
 import { estimateInputTokens } from '../../limits/estimate.js';
-import { errorBody, send } from '../http-errors.js';
+import { send } from '../http-errors.js';
 import { SHUTTING_DOWN } from '../shutting-down.js';
 import type { QuotaDecision } from '../tenant-quota.js';
 import type { ServerParts } from './parts.js';
@@ -96,8 +102,9 @@ async function streamCompletion(
   out.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
   const created = Math.floor(engine.clock.now() / 1000);
   const model = engine.status(id)?.model ?? '';
-  const chunk = (delta: Record<string, unknown>, finish: string | null, usage?: unknown): string =>
-    `data: ${JSON.stringify({ id: `chatcmpl-${id}`, object: 'chat.completion.chunk', created, model, choices: usage ? [] : [{ index: 0, delta, finish_reason: finish }], ...(usage ? { usage } : {}) })}\n\n`;
+  const stream = { id, created, model };
+  const chunk = (delta: Record<string, unknown>, finish: string | null, usage?: ChatCompletionUsage): string =>
+    completionChunk(stream, delta, finish, usage);
   // The client went away before the end: stop paying for an answer nobody reads.
   out.on('close', () => {
     if (!out.writableEnded) engine.cancel(id);

@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { FanoutError } from '../../contracts/errors.js';
 import type { TaskRequest } from '../../contracts/types.js';
-import { errorBody, send } from '../http-errors.js';
+import { errorBody } from '../../openai/wire.js';
+import { send } from '../http-errors.js';
 import { SHUTTING_DOWN } from '../shutting-down.js';
 import { streamTaskEvents } from '../task-events.js';
 import { notFound, ownTask, type ServerParts } from './parts.js';
