@@ -108,7 +108,10 @@ describe('fanout batch', () => {
     );
     const output = join(dir, 'out.jsonl');
     const run = await fanout(['batch', input, '-o', output, '--config', config, '--json']);
-    expect(run.stderr).toBe('');
+    // Standard error holds the progress lines (one every 2 s, however many a slow machine needs) and nothing else.
+    expect(run.stderr.split('\n').filter((line) => line !== '' && !/^fanout: [\d,]+\/10,000 done/.test(line))).toEqual(
+      [],
+    );
     expect(run.code).toBe(0);
     const results = readJsonl(output);
     expect(results).toHaveLength(10_000);
@@ -120,7 +123,7 @@ describe('fanout batch', () => {
     // 2,500 lines on mock:a at 2,500 per second beyond a 2,500 burst... the bound is computed from the limits, not asserted.
     expect(summary.lowerBound.ms).toBeGreaterThan(0);
     expect(summary.utilisation).toBeGreaterThan(0);
-    expect(summary.utilisation).toBeLessThanOrEqual(1.001);
+    expect(summary.utilisation).toBeLessThanOrEqual(1);
     expect(summary.utilisation).toBeCloseTo(summary.lowerBound.ms / summary.wallMs, 10);
   });
 

@@ -1,6 +1,5 @@
 import type { CallTimeouts } from '../contracts/provider.js';
-import { admissionCost, failedCost, settledCost } from '../limits/accounting.js';
-import { estimateInputTokens } from '../limits/estimate.js';
+import { failedCost, settledCost } from '../limits/accounting.js';
 import { observedLimits } from '../limits/learning.js';
 import type { Cost, Limiter, Reservation, WaitReason } from '../contracts/limiter.js';
 import { MemoryLimiter } from '../limits/limiter.js';
@@ -27,7 +26,7 @@ import {
   type TaskEvent,
   type TaskEventBase,
 } from './events.js';
-import { costOf, ModelRegistry, type ResolvedModel } from './models.js';
+import { admissionCostOf, costOf, ModelRegistry, type ResolvedModel } from './models.js';
 import { createIdGenerator, systemRandom, type Random } from '../contracts/random.js';
 import { decideRetry, DEFAULT_RETRY, type RetryOptions } from './retry.js';
 import { Scheduler } from './scheduler.js';
@@ -522,36 +521,7 @@ export class Engine {
 
   /** The charge a request is admitted at. */
   private costOf(resolved: ResolvedModel, request: TaskRequest): Cost {
-    const maxOutputTokens = request.maxTokens ?? this.defaultMaxTokens;
-    if (!resolved.countsTokens) {
-      let cost = resolved.fixedCosts.get(maxOutputTokens);
-      if (!cost) {
-        cost = Object.freeze(
-          admissionCost(resolved.accounting, {
-            inputTokens: 0,
-            cacheReadTokens: 0,
-            cacheWriteTokens: 0,
-            maxOutputTokens,
-          }),
-        );
-        resolved.fixedCosts.set(maxOutputTokens, cost);
-      }
-      return cost;
-    }
-    const inputTokens = this.countInput(resolved, request);
-    return admissionCost(resolved.accounting, {
-      inputTokens,
-      cacheReadTokens: 0,
-      cacheWriteTokens: 0,
-      maxOutputTokens,
-    });
-  }
-
-  private countInput(resolved: ResolvedModel, request: TaskRequest): number {
-    const provider = resolved.provider;
-    return provider.countInputTokens
-      ? provider.countInputTokens({ model: resolved.modelName, messages: request.messages, system: request.system })
-      : estimateInputTokens(request);
+    return admissionCostOf(resolved, request, request.maxTokens ?? this.defaultMaxTokens);
   }
 
   private handleFor(task: Task): TaskHandle {

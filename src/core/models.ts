@@ -1,10 +1,11 @@
-import type { AccountingOptions, AccountingRule } from '../contracts/provider.js';
-import type { Cost, Limiter, LimitSpec } from '../contracts/limiter.js';
-import type { Provider } from '../contracts/provider.js';
 import { z } from 'zod';
-import { accountingSchema, limitSpecSchema } from '../limits/limit-spec-schema.js';
 import { describeIssues, ValidationError } from '../contracts/errors.js';
-import type { Usage } from '../contracts/types.js';
+import type { Cost, Limiter, LimitSpec } from '../contracts/limiter.js';
+import type { AccountingOptions, AccountingRule, Provider } from '../contracts/provider.js';
+import type { TaskRequest, Usage } from '../contracts/types.js';
+import { admissionCost } from '../limits/accounting.js';
+import { estimateInputTokens } from '../limits/estimate.js';
+import { accountingSchema, limitSpecSchema } from '../limits/limit-spec-schema.js';
 
 /** How fanout treats one model (`provider:model`), every model of a provider (`provider:*`), or every model (`*`). */
 export interface ModelSettings {
@@ -263,4 +264,33 @@ function checkSettings(
     if (!parsed.success) issues.push(...describeIssues(parsed.error, `groups.${name}`));
   }
   if (issues.length > 0) throw new ValidationError('invalid_config', issues);
+}
+
+/**
+ * What a request to `resolved` is charged at admission: its input tokens
+ * (counted by the provider when it can, else estimated) and its max output
+ * tokens, as the model's accounting says. A key that limits no tokens needs
+ * no count: its charges depend on the max tokens alone and are made once.
+ */
+export function admissionCostOf(resolved: ResolvedModel, request: TaskRequest, maxOutputTokens: number): Cost {
+  if (!resolved.countsTokens) {
+    let cost = resolved.fixedCosts.get(maxOutputTokens);
+    if (!cost) {
+      cost = Object.freeze(
+        admissionCost(resolved.accounting, {
+          inputTokens: 0,
+          cacheReadTokens: 0,
+          cacheWriteTokens: 0,
+          maxOutputTokens,
+        }),
+      );
+      resolved.fixedCosts.set(maxOutputTokens, cost);
+    }
+    return cost;
+  }
+  const provider = resolved.provider;
+  const inputTokens = provider.countInputTokens
+    ? provider.countInputTokens({ model: resolved.modelName, messages: request.messages, system: request.system })
+    : estimateInputTokens(request);
+  return admissionCost(resolved.accounting, { inputTokens, cacheReadTokens: 0, cacheWriteTokens: 0, maxOutputTokens });
 }
