@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { SystemClock } from '../src/contracts/clock.js';
-import { createEngine } from '../src/create-engine.js';
 import { ProviderError } from '../src/contracts/errors.js';
 import { AnthropicProvider } from '../src/providers/anthropic/anthropic-provider.js';
 import type { ModelCall } from '../src/contracts/provider.js';
 import { anthropicError, message, startAnthropicFake, type AnthropicFake } from './fakes/anthropic-fake.js';
 import { expectClassified } from './fakes/classification.js';
+import { stalledCallCases } from './fakes/stalled-calls.js';
 
 let fake: AnthropicFake;
 beforeAll(async () => {
@@ -165,41 +165,10 @@ describe('Anthropic provider, through @anthropic-ai/sdk', () => {
 });
 
 describe('Anthropic calls that stop answering', () => {
-  const timeouts = { firstByteMs: 300, idleMs: 300, perOutputTokenMs: 0 };
-  const engine = () =>
-    createEngine({
-      providers: [new AnthropicProvider({ apiKey: 'sk-ant-test', baseURL: fake.url, timeouts })],
-      cache: false,
-    });
-
-  it('ends a call whose server accepted it and never answered at the first-byte limit', async () => {
-    fake.script({ kind: 'hang' });
-    const fanout = engine();
-    const handle = fanout.submit({
-      model: 'anthropic:claude-sonnet-5',
-      messages: [{ role: 'user', content: 'hi' }],
-      maxAttempts: 1,
-    });
-    await expect(handle.result()).rejects.toMatchObject({
-      code: 'timeout',
-      message: 'no answer began within 0.3 s of sending the call (first-byte limit)',
-    });
-    await fanout.close();
-  });
-
-  it('ends a stream that stopped halfway at the idle-stream limit', async () => {
-    fake.script({ kind: 'stream', deltas: ['Hel', 'lo', '!'], stallAfter: 2 });
-    const fanout = engine();
-    const handle = fanout.submit({
-      model: 'anthropic:claude-sonnet-5',
-      messages: [{ role: 'user', content: 'hi' }],
-      maxAttempts: 1,
-      stream: true,
-    });
-    await expect(handle.result()).rejects.toMatchObject({
-      code: 'timeout',
-      message: 'the answer stopped for 0.3 s (idle-stream limit)',
-    });
-    await fanout.close();
+  stalledCallCases({
+    model: 'anthropic:claude-sonnet-5',
+    provider: (timeouts) => new AnthropicProvider({ apiKey: 'sk-ant-test', baseURL: fake.url, timeouts }),
+    scriptHang: () => fake.script({ kind: 'hang' }),
+    scriptStall: () => fake.script({ kind: 'stream', deltas: ['Hel', 'lo', '!'], stallAfter: 2 }),
   });
 });

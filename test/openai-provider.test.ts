@@ -10,6 +10,7 @@ import { ManualClock } from '../src/contracts/manual-clock.js';
 import { completion, openAiError, startOpenAiFake, type OpenAiFake } from './fakes/openai-fake.js';
 import { expectClassified } from './fakes/classification.js';
 import { listenOnLoopback } from './fakes/listen.js';
+import { stalledCallCases } from './fakes/stalled-calls.js';
 
 let fake: OpenAiFake;
 beforeAll(async () => {
@@ -296,41 +297,11 @@ describe('the engine over the OpenAI-compatible provider', () => {
 });
 
 describe('OpenAI-compatible calls that stop answering', () => {
-  const timeouts = { firstByteMs: 300, idleMs: 300, perOutputTokenMs: 0 };
-  const engine = () =>
-    createEngine({
-      providers: [new OpenAiCompatibleProvider({ name: 'openai', apiKey: 'sk-test-key', baseURL: fake.url, timeouts })],
-      cache: false,
-    });
-
-  it('ends a call whose server accepted it and never answered at the first-byte limit', async () => {
-    fake.script({ kind: 'hang' });
-    const fanout = engine();
-    const handle = fanout.submit({
-      model: 'openai:gpt-4o-mini',
-      messages: [{ role: 'user', content: 'hi' }],
-      maxAttempts: 1,
-    });
-    await expect(handle.result()).rejects.toMatchObject({
-      code: 'timeout',
-      message: 'no answer began within 0.3 s of sending the call (first-byte limit)',
-    });
-    await fanout.close();
-  });
-
-  it('ends a stream that stopped halfway at the idle-stream limit', async () => {
-    fake.script({ kind: 'stream', deltas: ['Hel', 'lo', '!'], stallAfter: 2 });
-    const fanout = engine();
-    const handle = fanout.submit({
-      model: 'openai:gpt-4o-mini',
-      messages: [{ role: 'user', content: 'hi' }],
-      maxAttempts: 1,
-      stream: true,
-    });
-    await expect(handle.result()).rejects.toMatchObject({
-      code: 'timeout',
-      message: 'the answer stopped for 0.3 s (idle-stream limit)',
-    });
-    await fanout.close();
+  stalledCallCases({
+    model: 'openai:gpt-4o-mini',
+    provider: (timeouts) =>
+      new OpenAiCompatibleProvider({ name: 'openai', apiKey: 'sk-test-key', baseURL: fake.url, timeouts }),
+    scriptHang: () => fake.script({ kind: 'hang' }),
+    scriptStall: () => fake.script({ kind: 'stream', deltas: ['Hel', 'lo', '!'], stallAfter: 2 }),
   });
 });
