@@ -1,4 +1,4 @@
-import type { ErrorCode } from '../contracts/errors.js';
+import { ProviderError, type ErrorCode, type FanoutError } from '../contracts/errors.js';
 import type { TaskState } from '../contracts/task-state.js';
 import type { ModelResult } from '../contracts/types.js';
 
@@ -7,6 +7,13 @@ export interface EventError {
   code: ErrorCode;
   message: string;
   status?: number;
+}
+
+/** An error as events tell it: its code, message and HTTP status. */
+export function errorSummary(error: FanoutError): EventError {
+  const summary: EventError = { code: error.code, message: error.message };
+  if (error instanceof ProviderError && error.status !== undefined) summary.status = error.status;
+  return summary;
 }
 
 /** What every event of one task carries. */

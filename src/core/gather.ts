@@ -1,7 +1,7 @@
-import type { FanoutError } from '../contracts/errors.js';
+import { asFanoutError, type FanoutError } from '../contracts/errors.js';
 import { isTerminal } from '../contracts/task-state.js';
 import type { Task, TaskObserver, TaskOutcome, TaskStatus } from './task.js';
-import type { ModelResult } from '../contracts/types.js';
+import type { ModelResult, TaskRequest } from '../contracts/types.js';
 
 export interface GatherOptions {
   /** Reject at the first failure and cancel the rest. Default false: failures are values. */
@@ -41,8 +41,44 @@ export class Outcome {
 
 /** What a gather needs of the engine whose tasks it follows. */
 export interface GatherHost {
-  outcomeOf(task: Task): TaskOutcome;
+  /** Makes a task of a request; throws on a request that cannot be one. */
+  createTask(request: TaskRequest): Task;
   cancel(id: string): boolean;
+  now(): number;
+}
+
+/**
+ * Makes a task of each item (`toRequest(item)`) and resolves with their
+ * outcomes in input order; an item that cannot become a task is a failed
+ * outcome in its place.
+ */
+export function gatherTasks<T>(
+  host: GatherHost,
+  items: readonly T[],
+  toRequest: (item: T, index: number) => TaskRequest,
+  options: GatherOptions,
+): Promise<GatherOutcome[]> {
+  return new Promise((resolve, reject) => {
+    const gather = new Gather(host, items.length, options, resolve, reject);
+    options.signal?.addEventListener('abort', () => gather.cancelAll(), { once: true });
+    for (let index = 0; index < items.length; index++) {
+      let task: Task;
+      try {
+        task = host.createTask(toRequest(items[index] as T, index));
+      } catch (error) {
+        gather.record(index, { ok: false, error: asFanoutError(error, 'invalid_request') });
+        continue;
+      }
+      gather.follow(task, index);
+    }
+    if (options.signal?.aborted) gather.cancelAll();
+    gather.submitted();
+  });
+}
+
+/** The outcome of an ended task; its `status` is computed when first read. */
+export function outcomeOf(task: Task, now: number): TaskOutcome {
+  return new Outcome(task, task.endedAt ?? now) as unknown as TaskOutcome;
 }
 
 /** Follows the tasks of one `gather` and settles its promise. */
@@ -68,7 +104,7 @@ export class Gather implements TaskObserver {
     // Only a gather that may cancel its tasks needs to know them all.
     if (this.options.failFast || this.options.signal) this.tasks.push(task);
     if (isTerminal(task.state)) {
-      this.record(index, this.engine.outcomeOf(task));
+      this.record(index, outcomeOf(task, this.engine.now()));
       return;
     }
     task.observer = this;
@@ -76,7 +112,7 @@ export class Gather implements TaskObserver {
   }
 
   taskEnded(task: Task, slot: number): void {
-    this.record(slot, this.engine.outcomeOf(task));
+    this.record(slot, outcomeOf(task, this.engine.now()));
   }
 
   record(index: number, outcome: GatherOutcome): void {

@@ -4,7 +4,7 @@ import type { CachePolicy } from '../contracts/cache-store.js';
 import type { TaskRow } from '../contracts/task-store.js';
 import type { Clock } from '../contracts/clock.js';
 import type { ResolvedModel } from './models.js';
-import type { AttemptRecord, FanoutError } from '../contracts/errors.js';
+import { ProviderError, type AttemptRecord, type FanoutError } from '../contracts/errors.js';
 import { assertTransition, type TaskState } from '../contracts/task-state.js';
 import type { ModelResult, TaskRequest, Usage } from '../contracts/types.js';
 import type { WatchedCall } from './watchdog.js';
@@ -53,6 +53,14 @@ export type TaskOutcome =
   | { id: string; label?: string; ok: true; result: ModelResult; status: TaskStatus }
   | { id: string; label?: string; ok: false; error: FanoutError; status: TaskStatus };
 
+/** Where a new task belongs, beyond its request: set once, when it is made. */
+export interface TaskPlacement {
+  batch?: { id: string; line: number };
+  journal?: TaskChanges;
+  cache?: CachePolicy;
+  tenantCharged?: boolean;
+}
+
 /**
  * The engine's record of one task. Fields that most tasks never need
  * (attempts, result, waiters) stay undefined until used, to keep a queued
@@ -75,8 +83,8 @@ export class Task {
   journal?: TaskChanges;
   /** Set when the task may use the result cache and single-flight. */
   cache?: CachePolicy;
-  /** The model's provider, limit key and accounting, resolved once at submission. */
-  model?: ResolvedModel;
+  /** The model's provider, limit key and accounting, resolved once at submission (or recovery). */
+  model!: ResolvedModel;
   /** The attempt in flight, while processing. */
   current?: Attempt;
   eta?: number;
@@ -106,24 +114,132 @@ export class Task {
     readonly request: TaskRequest,
     readonly key: string,
     readonly submittedAt: number,
+    placement: TaskPlacement = {},
   ) {
     this.enteredAt = submittedAt;
+    if (placement.batch) this.batch = placement.batch;
+    if (placement.journal) this.journal = placement.journal;
+    if (placement.cache) this.cache = placement.cache;
+    if (placement.tenantCharged) this.tenantCharged = true;
     this.priority = request.priority ?? 0;
     this.tenant = request.tenant ?? 'default';
     this.deadlineAt = request.deadlineMs === undefined ? Number.POSITIVE_INFINITY : submittedAt + request.deadlineMs;
   }
 
   /** A task as a store kept it, back in memory after a restart: its ids, order, attempts, time split and retry wait. */
-  static fromRow(row: TaskRow): Task {
-    const task = new Task(row.id, row.seq, row.request, row.key, row.submittedAt);
+  static fromRow(row: TaskRow, journal?: TaskChanges): Task {
+    const batch = row.batchId !== undefined && row.line !== undefined ? { id: row.batchId, line: row.line } : undefined;
+    const task = new Task(row.id, row.seq, row.request, row.key, row.submittedAt, { batch, journal });
     task.attempts = row.attempts;
     task.queuedMs = row.queuedMs;
     task.rateLimitedMs = row.rateLimitedMs;
     task.providerMs = row.providerMs;
     task.readyAt = row.readyAt;
-    if (row.batchId !== undefined && row.line !== undefined) task.batch = { id: row.batchId, line: row.line };
     if (row.leaseAttempt !== undefined) task.lease = { attempt: row.leaseAttempt, until: row.leaseUntil ?? 0 };
     return task;
+  }
+
+  /** The model the task runs on and the charge it is admitted at. */
+  resolve(model: ResolvedModel, cost: Cost): void {
+    this.model = model;
+    this.cost = cost;
+  }
+
+  /** A new charge for a task still waiting for its permit (the key's limits changed); false once it holds one. */
+  recharge(cost: Cost): boolean {
+    if ((this.state !== 'queued' && this.state !== 'rate_limited') || this.reservation) return false;
+    this.cost = cost;
+    return true;
+  }
+
+  /** Enters `rate_limited` until `eta` (or stays there with a new eta); true when it entered. */
+  holdUntil(eta: number, now: number): boolean {
+    const entering = this.state !== 'rate_limited';
+    if (entering) this.moveTo('rate_limited', now);
+    this.eta = eta;
+    return entering;
+  }
+
+  /** Waits, rate-limited, for a retry at `readyAt`. */
+  retryAt(readyAt: number, now: number): void {
+    this.readyAt = readyAt;
+    this.moveTo('rate_limited', now);
+    this.eta = readyAt;
+  }
+
+  /** Attempts started so far. */
+  get attemptCount(): number {
+    return this.attempts?.length ?? 0;
+  }
+
+  /**
+   * Starts attempt `call.attempt` under `reservation`: records it, takes the
+   * store's lease until `leaseUntil` (when the task is kept in a store) and
+   * enters `processing`. Returns the attempt's number, from 1.
+   */
+  beginAttempt(reservation: Reservation, call: Attempt, now: number, leaseUntil: number): number {
+    const attempt = call.attempt;
+    (this.attempts ??= []).push({ attempt, startedAt: now });
+    if (this.journal) this.lease = { attempt: `${this.id}:${attempt}`, until: leaseUntil };
+    this.moveTo('processing', now);
+    this.reservation = reservation;
+    this.current = call;
+    return attempt;
+  }
+
+  /** Gives up the permits the ended attempt held (the model's and the tenant's), for the caller to settle. */
+  releasePermits(): { reservation: Reservation; tenant?: Reservation } | undefined {
+    const reservation = this.reservation;
+    if (!reservation) return undefined;
+    const tenant = this.tenantReservation;
+    this.reservation = undefined;
+    this.tenantReservation = undefined;
+    return { reservation, tenant };
+  }
+
+  /** True while `attempt` is the one running: a late answer of an earlier attempt is ignored. */
+  isRunning(attempt: number): boolean {
+    return this.state === 'processing' && this.attempts?.length === attempt;
+  }
+
+  /** Records how the running attempt ended, and takes its call context off the task. */
+  endAttempt(now: number, outcome: AttemptRecord['outcome'], error?: FanoutError, requestId?: string): void {
+    const record = this.attempts?.[this.attempts.length - 1];
+    if (record) {
+      record.endedAt = now;
+      record.outcome = outcome;
+      if (error) {
+        record.error = { code: error.code, message: error.message };
+        if (error instanceof ProviderError) {
+          if (error.status !== undefined) record.error.status = error.status;
+          if (error.retryAfterMs !== undefined) record.error.retryAfterMs = error.retryAfterMs;
+          requestId ??= error.requestId;
+        }
+      }
+      if (requestId !== undefined) record.requestId = requestId;
+    }
+    this.current = undefined;
+  }
+
+  /**
+   * Ends the task in `state` with its result or error; its deadline timer is
+   * stopped. Returns the callbacks waiting for its end, to be called by whoever
+   * ended it once the end is told.
+   */
+  end(
+    state: 'completed' | 'failed' | 'cancelled',
+    now: number,
+    outcome: { result?: ModelResult; error?: FanoutError },
+  ): Array<(task: Task) => void> | undefined {
+    if (outcome.result) this.result = outcome.result;
+    if (outcome.error) this.error = outcome.error;
+    this.endedAt = now;
+    this.moveTo(state, now);
+    this.cancelDeadline?.();
+    this.cancelDeadline = undefined;
+    const waiters = this.waiters;
+    this.waiters = undefined;
+    return waiters;
   }
 
   /** Moves to `to`, adding the time spent in the state it leaves to its bucket. Throws on an illegal move. */
