@@ -5,7 +5,8 @@ import { ZERO_COST, type Cost } from '../contracts/limiter.js';
 import { lowerBound, type KeyWork, type LowerBound } from '../metrics/lower-bound.js';
 import { percentiles } from '../metrics/percentiles.js';
 import type { BatchLineOptions } from './batch-line.js';
-import { endedLine, startLine } from './line-task.js';
+import { endedLine } from './line-task.js';
+import { BatchRunner, type LineEnd, type LinePlace } from './batch-runner.js';
 import type { TaskRow } from '../contracts/task-store.js';
 import type { OutputLine } from './output-line.js';
 
@@ -146,6 +147,7 @@ export async function runBatch(options: BatchOptions): Promise<BatchSummary> {
 
 class BatchRun {
   private readonly engine: Engine;
+  private readonly runner: BatchRunner;
   private readonly writer: OrderedWriter;
   private readonly startedAt: number;
   private readonly statuses: TaskStatus[] = [];
@@ -153,11 +155,9 @@ class BatchRun {
   private readonly stopped: TaskStatus[] = [];
   /** What the limiter had charged on each key before this run: the run's figures count only what it adds. */
   private readonly chargedBefore: ReadonlyMap<string, Cost> = new Map();
-  private readonly running = new Set<string>();
   private readonly counts = { read: 0, completed: 0, failed: 0, invalid: 0, cancelled: 0 };
   private readonly resumed = { written: 0, stored: 0, running: 0 };
   private readonly errorsByCode: Record<string, number> = {};
-  private slotFree?: () => void;
 
   constructor(private readonly options: BatchOptions) {
     this.engine = options.engine;
@@ -168,25 +168,19 @@ class BatchRun {
       await engine.flush();
       await options.write(text);
     }, options.resume?.written ?? 0);
+    this.runner = new BatchRunner(engine, {
+      parse: options.parse,
+      batchId: options.resume?.batchId,
+      onEnd: (end) => this.lineEnded(end),
+    });
   }
 
   async run(): Promise<BatchSummary> {
-    const { options } = this;
-    const window = options.window ?? 10_000;
-    const stopped = new Promise<void>((resolve) => {
-      if (options.signal?.aborted) resolve();
-      options.signal?.addEventListener('abort', () => resolve(), { once: true });
-    });
-    let lineNumber = 0;
-    let slot = 0;
-    for await (const text of options.lines) {
-      lineNumber += 1;
-      if (text.trim() === '') continue;
-      if (options.signal?.aborted) break;
-      this.line(text, lineNumber, slot++);
-      if (this.running.size >= window) await Promise.race([this.nextSlot(), stopped]);
-    }
-    while (this.running.size > 0 && !options.signal?.aborted) await Promise.race([this.nextSlot(), stopped]);
+    const { options, runner } = this;
+    const { signal } = options;
+    const take = (_text: string, place: LinePlace) => this.resumedLine(place);
+    await runner.read(options.lines, { window: options.window ?? 10_000, signal, take });
+    await runner.settled(signal);
     await this.writer.flushed();
     this.progress();
     return summarise(this.engine, {
@@ -194,66 +188,65 @@ class BatchRun {
       resumed: this.resumed,
       written: this.writer.count,
       errorsByCode: this.errorsByCode,
-      interrupted: options.signal?.aborted ?? false,
+      interrupted: signal?.aborted ?? false,
       statuses: this.statuses,
       // A stop leaves calls in flight (the engine cancels them when it closes): they were made all the same.
-      stopped: [...this.stopped, ...[...this.running].flatMap((id) => this.engine.status(id) ?? [])],
+      stopped: [...this.stopped, ...runner.runningIds().flatMap((id) => this.engine.status(id) ?? [])],
       startedAt: this.startedAt,
       chargedBefore: this.chargedBefore,
       wallMs: this.engine.clock.now() - this.startedAt,
     });
   }
 
-  private line(text: string, lineNumber: number, slot: number): void {
+  /**
+   * A line of a batch taken up again: already in the output (skipped), answered
+   * in the store (written from it, no call), or still running in the engine
+   * (followed). False for a line to submit.
+   */
+  private resumedLine(place: LinePlace): boolean {
     const resume = this.options.resume;
-    if (resume && slot < resume.written) {
+    if (resume && place.slot < resume.written) {
       this.resumed.written += 1;
-      return;
+      return true;
     }
     this.counts.read += 1;
-    const stored = resume?.stored.get(lineNumber);
-    if (stored && (stored.state === 'completed' || stored.state === 'failed')) {
+    const stored = resume?.stored.get(place.line);
+    if (!stored) return false;
+    const label = stored.request.label ?? null;
+    if (stored.state === 'completed' || stored.state === 'failed') {
       this.resumed.stored += 1;
-      this.ended(slot, lineNumber, stored.request.label, statusFromRow(stored));
-      return;
+      this.taskEnded(place.slot, place.line, label, statusFromRow(stored));
+      return true;
     }
-    if (stored && this.engine.status(stored.id) && stored.state !== 'cancelled') {
+    if (this.engine.status(stored.id) && stored.state !== 'cancelled') {
       this.resumed.running += 1;
-      this.follow(stored.id, slot, lineNumber, stored.request.label);
-      return;
+      this.runner.follow(stored.id, place, label);
+      return true;
     }
-    const batch = resume ? { id: resume.batchId, line: lineNumber } : undefined;
-    const started = startLine(this.engine, text, lineNumber, { parse: this.options.parse, submit: { batch } });
-    if (started.ok) {
-      this.follow(started.taskId, slot, lineNumber, started.customId);
-      return;
-    }
-    this.counts.invalid += 1;
-    this.counts.failed += 1;
-    this.countError(started.error.code);
-    this.writer.put(slot, started.output);
+    return false;
   }
 
-  private follow(id: string, slot: number, lineNumber: number, customId: string | undefined): void {
-    this.running.add(id);
-    const settle = (): void => {
-      this.running.delete(id);
-      const status = this.engine.status(id);
-      if (status) this.ended(slot, lineNumber, customId, status);
-      this.progress();
-      this.slotFree?.();
-    };
-    this.engine.result(id).then(settle, settle);
+  private lineEnded(end: LineEnd): void {
+    if (end.kind === 'invalid') {
+      this.counts.invalid += 1;
+      this.counts.failed += 1;
+      this.countError(end.error.code);
+      this.writer.put(end.slot, end.output);
+      return;
+    }
+    const status = end.status;
+    if (status) this.taskEnded(end.slot, end.line, end.customId, status);
+    this.progress();
   }
 
-  private ended(slot: number, lineNumber: number, customId: string | undefined, status: TaskStatus): void {
+  private taskEnded(slot: number, lineNumber: number, customId: string | null, status: TaskStatus): void {
     // A task cancelled by a shutdown is not an answer: a later run does it again.
     if (status.state === 'cancelled' && this.options.signal?.aborted) {
       this.stopped.push(status);
       return;
     }
     this.statuses.push(status);
-    this.writer.put(slot, endedLine(lineNumber, customId ?? null, status));
+    this.writer.put(slot, endedLine(lineNumber, customId, status));
     if (status.state === 'completed') {
       this.counts.completed += 1;
       return;
@@ -261,12 +254,6 @@ class BatchRun {
     this.counts.failed += 1;
     if (status.state === 'cancelled') this.counts.cancelled += 1;
     this.countError(status.error?.code ?? 'cancelled');
-  }
-
-  private nextSlot(): Promise<void> {
-    return new Promise((resolve) => {
-      this.slotFree = resolve;
-    });
   }
 
   private countError(code: string): void {

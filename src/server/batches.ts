@@ -1,5 +1,6 @@
 import { failedLine } from '../batch/output-line.js';
-import { endedLine, startLine } from '../batch/line-task.js';
+import { endedLine } from '../batch/line-task.js';
+import { BatchRunner } from '../batch/batch-runner.js';
 import type { FanoutEngine } from '../create-engine.js';
 import { FanoutError, type ErrorCode } from '../contracts/errors.js';
 import { isTerminal, type TaskState } from '../contracts/task-state.js';
@@ -15,6 +16,8 @@ interface Entry {
   error?: { code: ErrorCode; message: string };
   /** Resolves once the task has ended. */
   ended?: Promise<void>;
+  /** Resolves `ended`. */
+  wake?: () => void;
   /** The state it ended in. */
   endState?: TaskState;
   /** Its final status, kept only when the engine has no store to read it back from (the engine forgets old tasks). */
@@ -91,26 +94,43 @@ export class BatchRegistry {
       );
     const id = `batch_${Math.floor(this.engine.clock.now()).toString(36)}${(this.counter++).toString(36)}`;
     const batch: ServerBatch = { id, tenant, createdAt: this.engine.clock.now(), state: 'running', entries: [] };
-    lines.forEach((text, index) => {
-      if (text.trim() === '') return;
-      const line = index + 1;
-      const started = startLine(this.engine, text, line, {
-        parse: { defaultProvider: this.options.defaultProvider },
-        tenant,
-        submit: { batch: { id, line } },
-      });
-      if (started.ok) {
-        batch.entries.push(this.follow({ line, customId: started.customId, taskId: started.taskId }));
-        return;
-      }
-      const message = started.output.error?.message ?? started.error.message;
-      batch.entries.push({ line, customId: started.output.custom_id, error: { code: started.error.code, message } });
-    });
+    const runner = this.runner(batch, tenant);
+    await runner.read(lines);
     await this.save(batch);
     // Acknowledged once stored: a crash after the answer loses nothing of it.
     await this.engine.written();
     this.keep(batch);
     return batch;
+  }
+
+  /**
+   * The batch runner of one batch: a line that becomes a task gets an entry
+   * whose `ended` resolves when it ends; a line that cannot be one gets an
+   * entry with its error.
+   */
+  private runner(batch: ServerBatch, tenant: string): BatchRunner {
+    const { entries } = batch;
+    return new BatchRunner(this.engine, {
+      parse: { defaultProvider: this.options.defaultProvider },
+      tenant,
+      batchId: batch.id,
+      onStart: (place, taskId, customId) => {
+        entries[place.slot] = this.follow({ line: place.line, customId, taskId });
+      },
+      onEnd: (end) => {
+        if (end.kind === 'invalid') {
+          const message = end.output.error?.message ?? end.error.message;
+          entries[end.slot] = { line: end.line, customId: end.customId, error: { code: end.error.code, message } };
+          return;
+        }
+        const entry = entries[end.slot];
+        if (!entry) return;
+        entry.endState = end.status?.state;
+        if (!this.engine.store) entry.final = end.status;
+        entry.wake?.();
+        entry.wake = undefined;
+      },
+    });
   }
 
   /** A tenant's batch, from memory or the store; another tenant's is as unknown as a missing one. */
@@ -169,20 +189,9 @@ export class BatchRegistry {
     return entry.final ?? (entry.taskId ? await this.engine.find(entry.taskId) : undefined);
   }
 
-  /**
-   * An entry whose `ended` resolves once its task has ended, with the state it
-   * ended in. Its status is read back from the store when asked for, so a
-   * batch in memory holds a few fields per line, not every answer.
-   */
+  /** An entry whose `ended` resolves once its task has ended (told by the batch runner). */
   private follow(entry: Entry): Entry {
-    const taskId = entry.taskId as string;
-    const keep = async (): Promise<void> => {
-      const status = this.engine.status(taskId) ?? (await this.engine.find(taskId));
-      entry.endState = status?.state;
-      if (!this.engine.store) entry.final = status;
-    };
-    // A task left unfinished by a crash is back in the engine once recovery is done.
-    entry.ended = this.engine.recovered.then(() => this.engine.result(taskId)).then(keep, keep);
+    entry.ended = new Promise((resolve) => (entry.wake = resolve));
     return entry;
   }
 
@@ -232,11 +241,9 @@ export class BatchRegistry {
     const rows = await (this.engine.store as TaskStore).listBatch(id);
     const entries: Entry[] = [
       ...data.invalid.map((invalid) => ({ ...invalid })),
-      ...rows.map((row: TaskRow) => {
+      ...rows.map((row: TaskRow): Entry => {
         const entry: Entry = { line: row.line as number, customId: row.request.label ?? null, taskId: row.id };
-        if (!isTerminal(row.state)) return this.follow(entry);
-        entry.endState = row.state;
-        entry.ended = ENDED;
+        if (isTerminal(row.state)) Object.assign(entry, { endState: row.state, ended: ENDED });
         return entry;
       }),
     ].sort((a, b) => a.line - b.line);
@@ -247,6 +254,11 @@ export class BatchRegistry {
       state: record.state as ServerBatch['state'],
       entries,
     };
+    // Its unfinished tasks are back in the engine (or will be once its recovery is done): follow them to their end.
+    const runner = this.runner(batch, record.tenant);
+    entries.forEach((entry, slot) => {
+      if (entry.taskId && !entry.ended) runner.follow(entry.taskId, { slot, line: entry.line }, entry.customId);
+    });
     this.keep(batch);
     return batch;
   }
