@@ -160,10 +160,11 @@ export class Attempts {
   ): void {
     const call = task.current;
     task.endAttempt(now, outcome, error, requestId);
-    const permits = task.releasePermits();
-    if (permits) {
-      this.s.limiter.settle(permits.reservation, now, actual);
-      if (permits.tenant) this.s.tenantLimiter?.settle(permits.tenant, now, actual);
+    const { reservation, tenantReservation } = task;
+    if (reservation) {
+      task.dropPermits();
+      this.s.limiter.settle(reservation, now, actual);
+      if (tenantReservation) this.s.tenantLimiter?.settle(tenantReservation, now, actual);
       this.s.scheduler.released(task);
     }
     if (call) {

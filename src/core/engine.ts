@@ -286,8 +286,8 @@ export class Engine {
       throw new FanoutError('invalid_request', `id: a task with id ${options.id} exists`);
     const cache = this.cache?.policy(request, resolved, request.maxTokens ?? this.settings.defaultMaxTokens);
     const journal = options.durable !== false ? this.journal : undefined;
-    const placement = { batch: options.batch, journal, cache, tenantCharged: options.tenantCharged };
-    const task = new Task(options.id ?? this.nextId(), this.seq++, request, resolved.key, now, placement);
+    const task = new Task(options.id ?? this.nextId(), this.seq++, request, resolved.key, now);
+    if (journal || cache || options.batch || options.tenantCharged) task.place(options, journal, cache);
     task.resolve(resolved, this.costOf(resolved, request));
     this.board.add(task);
     if (cache && this.cache) this.cache.admit(task, cache, now);

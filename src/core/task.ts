@@ -53,14 +53,6 @@ export type TaskOutcome =
   | { id: string; label?: string; ok: true; result: ModelResult; status: TaskStatus }
   | { id: string; label?: string; ok: false; error: FanoutError; status: TaskStatus };
 
-/** Where a new task belongs, beyond its request: set once, when it is made. */
-export interface TaskPlacement {
-  batch?: { id: string; line: number };
-  journal?: TaskChanges;
-  cache?: CachePolicy;
-  tenantCharged?: boolean;
-}
-
 /**
  * The engine's record of one task. Fields that most tasks never need
  * (attempts, result, waiters) stay undefined until used, to keep a queued
@@ -114,13 +106,8 @@ export class Task {
     readonly request: TaskRequest,
     readonly key: string,
     readonly submittedAt: number,
-    placement: TaskPlacement = {},
   ) {
     this.enteredAt = submittedAt;
-    if (placement.batch) this.batch = placement.batch;
-    if (placement.journal) this.journal = placement.journal;
-    if (placement.cache) this.cache = placement.cache;
-    if (placement.tenantCharged) this.tenantCharged = true;
     this.priority = request.priority ?? 0;
     this.tenant = request.tenant ?? 'default';
     this.deadlineAt = request.deadlineMs === undefined ? Number.POSITIVE_INFINITY : submittedAt + request.deadlineMs;
@@ -129,7 +116,8 @@ export class Task {
   /** A task as a store kept it, back in memory after a restart: its ids, order, attempts, time split and retry wait. */
   static fromRow(row: TaskRow, journal?: TaskChanges): Task {
     const batch = row.batchId !== undefined && row.line !== undefined ? { id: row.batchId, line: row.line } : undefined;
-    const task = new Task(row.id, row.seq, row.request, row.key, row.submittedAt, { batch, journal });
+    const task = new Task(row.id, row.seq, row.request, row.key, row.submittedAt);
+    task.place({ batch }, journal);
     task.attempts = row.attempts;
     task.queuedMs = row.queuedMs;
     task.rateLimitedMs = row.rateLimitedMs;
@@ -137,6 +125,14 @@ export class Task {
     task.readyAt = row.readyAt;
     if (row.leaseAttempt !== undefined) task.lease = { attempt: row.leaseAttempt, until: row.leaseUntil ?? 0 };
     return task;
+  }
+
+  /** Where a new task belongs beyond its request: its batch line, its journal, its cache policy; set once, when it is made. */
+  place(where: { batch?: Task['batch']; tenantCharged?: boolean }, journal?: TaskChanges, cache?: CachePolicy): void {
+    if (where.batch) this.batch = where.batch;
+    if (journal) this.journal = journal;
+    if (cache) this.cache = cache;
+    if (where.tenantCharged) this.tenantCharged = true;
   }
 
   /** The model the task runs on and the charge it is admitted at. */
@@ -187,14 +183,10 @@ export class Task {
     return attempt;
   }
 
-  /** Gives up the permits the ended attempt held (the model's and the tenant's), for the caller to settle. */
-  releasePermits(): { reservation: Reservation; tenant?: Reservation } | undefined {
-    const reservation = this.reservation;
-    if (!reservation) return undefined;
-    const tenant = this.tenantReservation;
+  /** Gives up the permits the ended attempt held (the model's and the tenant's), once the caller has settled them. */
+  dropPermits(): void {
     this.reservation = undefined;
     this.tenantReservation = undefined;
-    return { reservation, tenant };
   }
 
   /** True while `attempt` is the one running: a late answer of an earlier attempt is ignored. */
