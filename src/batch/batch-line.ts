@@ -6,7 +6,9 @@ import {
   chatMessageSchema,
   messagesFromChat,
   modelName,
+  passthroughOf,
   samplingFromChat,
+  toolsFromChat,
   samplingShape,
   type ModelNaming,
   type SamplingInput,
@@ -72,12 +74,15 @@ export function parseBatchLine(text: string, lineNumber: number, options: BatchL
       const parsed = openAiLine.safeParse(json);
       if (!parsed.success) throw new ValidationError('invalid_request', describeIssues(parsed.error));
       const body = parsed.data.body;
+      const passthrough = passthroughOf(body);
       return {
         customId: parsed.data.custom_id,
         request: {
           model: modelName(body.model, options),
           ...messagesFromChat(body.messages),
           ...samplingFromChat(body as SamplingInput),
+          ...toolsFromChat(body),
+          ...(passthrough ? { passthrough } : {}),
           label: parsed.data.custom_id,
         },
       };

@@ -1,5 +1,5 @@
 import type { Clock } from './clock.js';
-import type { ChatMessage, ModelResult } from './types.js';
+import type { ChatMessage, ModelResult, ResponseFormat, ToolChoice, ToolDefinition } from './types.js';
 
 /** One call as a provider receives it: the model name without its `provider:` prefix. */
 export interface ModelCall {
@@ -15,6 +15,11 @@ export interface ModelCall {
   seed?: number;
   latency?: 'standard' | 'optimized';
   providerOptions?: Record<string, unknown>;
+  tools?: ToolDefinition[];
+  toolChoice?: ToolChoice;
+  parallelToolCalls?: boolean;
+  responseFormat?: ResponseFormat;
+  passthrough?: Record<string, unknown>;
 }
 
 export interface CallContext {
@@ -67,6 +72,13 @@ export interface Provider {
    * without it, every model name goes to the provider.
    */
   serves?(model: string): boolean;
+  /**
+   * The fields of `call` this provider cannot carry to `call.model` in its own
+   * form, each as a message naming the field and the provider ("tools is not
+   * supported by anthropic"): the engine refuses such a request at submit
+   * rather than send it reshaped. Optional: without it, every field is taken.
+   */
+  refuses?(call: Omit<ModelCall, 'maxTokens'>): string[];
   /** The models `serves` accepts, when it accepts only a known list (for error messages and model lists). */
   servedModels?(): readonly string[] | undefined;
   /** This provider's call timeouts, over the engine's `callTimeouts`. */

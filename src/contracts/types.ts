@@ -3,17 +3,61 @@
  * from their vendor formats; nothing here names a vendor type.
  */
 
-export type Role = 'system' | 'user' | 'assistant';
+export type Role = 'system' | 'user' | 'assistant' | 'tool';
+
+/** A piece of a message: text, or an image by URL (`https:` or a base64 `data:` URL). */
+export type ContentPart =
+  { type: 'text'; text: string } | { type: 'image'; url: string; detail?: 'auto' | 'low' | 'high' };
+
+/** A call of one of the request's tools, as the model wrote it. */
+export interface ToolCall {
+  id: string;
+  name: string;
+  /** The arguments as JSON text, exactly as the model wrote them (they may not parse). */
+  arguments: string;
+}
 
 export interface ChatMessage {
   role: Role;
-  content: string;
+  /** Text, or parts (text and images). */
+  content: string | ContentPart[];
   /**
    * Mark the prompt up to and including this message for the provider's
    * prompt cache (Anthropic `cache_control`, Bedrock `cachePoint`; OpenAI caches
    * on its own). It changes what a call costs, never what it answers.
    */
   cache?: boolean;
+  /** An assistant message's calls of tools. */
+  toolCalls?: ToolCall[];
+  /** A `tool` message: the call it answers. */
+  toolCallId?: string;
+}
+
+/** A tool the model may call. */
+export interface ToolDefinition {
+  name: string;
+  description?: string;
+  /** JSON Schema of the arguments. */
+  parameters?: Record<string, unknown>;
+  /** Ask the provider to hold the arguments to the schema exactly. */
+  strict?: boolean;
+}
+
+/** Whether the model may, must or must not call a tool, or must call one named tool. */
+export type ToolChoice = 'auto' | 'none' | 'required' | { name: string };
+
+/** The form of the answer: free text, any JSON object, or JSON that matches a schema. */
+export type ResponseFormat =
+  | { type: 'text' }
+  | { type: 'json_object' }
+  | { type: 'json_schema'; name: string; schema: Record<string, unknown>; description?: string; strict?: boolean };
+
+/** A message's text: its content, or the text of its parts (images left out). */
+export function textOf(content: string | readonly ContentPart[]): string {
+  if (typeof content === 'string') return content;
+  let text = '';
+  for (const part of content) if (part.type === 'text') text += part.text;
+  return text;
 }
 
 /** One model call as a user asks for it. `model` is `provider:model`. */
@@ -37,6 +81,18 @@ export interface ModelRequest {
   latency?: 'standard' | 'optimized';
   /** Passed through to the provider untouched. */
   providerOptions?: Record<string, unknown>;
+  /** Tools the model may call. */
+  tools?: ToolDefinition[];
+  toolChoice?: ToolChoice;
+  /** May the model call several tools in one turn (OpenAI `parallel_tool_calls`). */
+  parallelToolCalls?: boolean;
+  responseFormat?: ResponseFormat;
+  /**
+   * Fields of an OpenAI chat completions request that fanout does not read
+   * (`logprobs`, `presence_penalty`, fields newer than fanout, …): sent as they
+   * are to an OpenAI-compatible provider, refused by name by any other.
+   */
+  passthrough?: Record<string, unknown>;
 }
 
 /** A request plus how fanout should treat it. */
@@ -118,6 +174,10 @@ export interface RateLimitInfo {
 
 export interface ModelResult {
   text: string;
+  /** The tools the model called, when it called any (finish reason `tool_calls`). */
+  toolCalls?: ToolCall[];
+  /** The model's refusal to answer, where the provider says so apart from the text. */
+  refusal?: string;
   usage: Usage;
   finishReason: FinishReason;
   /**

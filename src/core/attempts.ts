@@ -283,5 +283,10 @@ function modelCall(request: TaskRequest, resolved: ResolvedModel, maxTokens: num
     seed: request.seed,
     latency: request.latency,
     providerOptions: request.providerOptions,
+    tools: request.tools,
+    toolChoice: request.toolChoice,
+    parallelToolCalls: request.parallelToolCalls,
+    responseFormat: request.responseFormat,
+    passthrough: request.passthrough,
   };
 }

@@ -1,5 +1,5 @@
 import { SystemClock, type Clock } from '../contracts/clock.js';
-import { asFanoutError, FanoutError, type ErrorCode } from '../contracts/errors.js';
+import { asFanoutError, FanoutError, ValidationError, type ErrorCode } from '../contracts/errors.js';
 import type { Cost, Limiter, Reservation } from '../contracts/limiter.js';
 import { createIdGenerator, systemRandom } from '../contracts/random.js';
 import type { TaskStore } from '../contracts/task-store.js';
@@ -281,6 +281,8 @@ export class Engine {
     if (this.closed) throw new FanoutError('engine_closed', 'the engine is closed; create a new one');
     const request = validateTaskRequest(input);
     const resolved = this.models.resolve(request.model);
+    const refused = resolved.provider.refuses?.(request);
+    if (refused?.length) throw new ValidationError('invalid_request', refused);
     const now = this.clock.now();
     if (options.id !== undefined && this.board.has(options.id))
       throw new FanoutError('invalid_request', `id: a task with id ${options.id} exists`);

@@ -3,11 +3,54 @@ import { describeIssues, FanoutError, ValidationError } from '../contracts/error
 import { assertJsonBounds } from './json-bounds.js';
 import type { TaskRequest } from '../contracts/types.js';
 
-const messageSchema = z.strictObject({
-  role: z.enum(['system', 'user', 'assistant']),
-  content: z.string(),
-  cache: z.boolean().optional(),
+const contentPart = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('text'), text: z.string() }),
+  z.strictObject({
+    type: z.literal('image'),
+    url: z.string().regex(/^(https?:|data:image\/)/, 'expected an http(s) URL or a data:image/… URL'),
+    detail: z.enum(['auto', 'low', 'high']).optional(),
+  }),
+]);
+
+const toolCallSchema = z.strictObject({ id: z.string().min(1), name: z.string().min(1), arguments: z.string() });
+
+const messageSchema = z
+  .strictObject({
+    role: z.enum(['system', 'user', 'assistant', 'tool']),
+    content: z.union([z.string(), z.array(contentPart)]),
+    cache: z.boolean().optional(),
+    toolCalls: z.array(toolCallSchema).optional(),
+    toolCallId: z.string().min(1).optional(),
+  })
+  .refine((m) => (m.role === 'tool') === (m.toolCallId !== undefined), {
+    message: 'a tool message names the call it answers (toolCallId), and only a tool message does',
+    path: ['toolCallId'],
+  })
+  .refine((m) => m.toolCalls === undefined || m.role === 'assistant', {
+    message: 'only an assistant message calls tools',
+    path: ['toolCalls'],
+  });
+
+const jsonObject = z.record(z.string(), z.unknown());
+
+const toolSchema = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected 1 to 64 letters, digits, _ or -'),
+  description: z.string().optional(),
+  parameters: jsonObject.optional(),
+  strict: z.boolean().optional(),
 });
+
+const responseFormatSchema = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('text') }),
+  z.strictObject({ type: z.literal('json_object') }),
+  z.strictObject({
+    type: z.literal('json_schema'),
+    name: z.string().min(1),
+    schema: jsonObject,
+    description: z.string().optional(),
+    strict: z.boolean().optional(),
+  }),
+]);
 
 const finitePositive = z.number().finite().positive();
 /** Priorities lie within ±1e9 (critical-path priorities are milliseconds: about eleven days). They order a tenant's own work only. */
@@ -27,6 +70,11 @@ export const taskRequestSchema = z.strictObject({
   stream: z.boolean().optional(),
   latency: z.enum(['standard', 'optimized']).optional(),
   providerOptions: z.record(z.string(), z.unknown()).optional(),
+  tools: z.array(toolSchema).max(128, 'at most 128 tools').optional(),
+  toolChoice: z.union([z.enum(['auto', 'none', 'required']), z.strictObject({ name: z.string().min(1) })]).optional(),
+  parallelToolCalls: z.boolean().optional(),
+  responseFormat: responseFormatSchema.optional(),
+  passthrough: z.record(z.string(), z.unknown()).optional(),
   priority: z.number().min(-MAX_PRIORITY).max(MAX_PRIORITY).optional(),
   maxAttempts: z.number().int().min(1).optional(),
   attemptTimeoutMs: finitePositive.optional(),
@@ -78,6 +126,11 @@ export function isPlainValidRequest(input: unknown): input is TaskRequest {
     (r.stream === undefined || typeof r.stream === 'boolean') &&
     (r.latency === undefined || r.latency === 'standard' || r.latency === 'optimized') &&
     r.providerOptions === undefined &&
+    r.tools === undefined &&
+    r.toolChoice === undefined &&
+    r.parallelToolCalls === undefined &&
+    r.responseFormat === undefined &&
+    r.passthrough === undefined &&
     (r.priority === undefined || (isNumber(r.priority) && Math.abs(r.priority) <= MAX_PRIORITY)) &&
     isOptionalPositiveInt(r.maxAttempts) &&
     isOptionalPositive(r.attemptTimeoutMs) &&
@@ -109,19 +162,19 @@ export const RESERVED_PROVIDER_OPTIONS: readonly string[] = [
 ];
 const RESERVED = new Set(RESERVED_PROVIDER_OPTIONS);
 
-/** The fields of `providerOptions` are passed to the provider as they are: only those that cannot undo fanout's accounting. */
-function checkProviderOptions(options: Record<string, unknown>): void {
+/** Fields passed to the provider as they are (`providerOptions`, `passthrough`): only those that cannot undo fanout's accounting. */
+function checkPassedOn(options: Record<string, unknown>, field: string): void {
   const refused = Object.keys(options).filter((key) => RESERVED.has(key));
   if (refused.length > 0) {
     throw new ValidationError(
       'invalid_request',
       refused.map(
         (key) =>
-          `providerOptions.${key}: may not be set here, since it changes what the limits were charged for; use the request's own fields`,
+          `${field}.${key}: may not be set here, since it changes what the limits were charged for; use the request's own fields`,
       ),
     );
   }
-  assertJsonBounds(options, 'providerOptions');
+  assertJsonBounds(options, field);
 }
 
 /**
@@ -135,14 +188,19 @@ export function validateTaskRequest(input: unknown): TaskRequest {
   const parsed = taskRequestSchema.safeParse(input);
   if (!parsed.success) throw new ValidationError('invalid_request', describeIssues(parsed.error));
   const request = parsed.data as TaskRequest;
-  if (request.providerOptions) {
-    try {
-      checkProviderOptions(request.providerOptions);
-    } catch (error) {
-      throw error instanceof ValidationError
-        ? error
-        : new ValidationError('invalid_request', [(error as FanoutError).message]);
-    }
+  try {
+    if (request.providerOptions) checkPassedOn(request.providerOptions, 'providerOptions');
+    if (request.passthrough) checkPassedOn(request.passthrough, 'passthrough');
+    const names = new Set(request.tools?.map((tool) => tool.name));
+    const choice = request.toolChoice;
+    if (typeof choice === 'object' && !names.has(choice.name))
+      throw new ValidationError('invalid_request', [
+        `toolChoice.name: "${choice.name}" is not one of the request's tools`,
+      ]);
+  } catch (error) {
+    throw error instanceof ValidationError
+      ? error
+      : new ValidationError('invalid_request', [(error as FanoutError).message]);
   }
   return request;
 }

@@ -6,6 +6,7 @@ import {
   messagesToChat,
   openAiUsage,
   requestFromChatBody,
+  toolsToChat,
   usageFromOpenAi,
 } from './wire.js';
 
@@ -34,7 +35,15 @@ describe("OpenAI's wire format", () => {
     expect(request).toEqual({
       model: 'openai:gpt-4o-mini',
       system: 'Be brief.',
-      messages: [{ role: 'user', content: 'Say hi' }],
+      messages: [
+        {
+          role: 'user',
+          content: [
+            { type: 'text', text: 'Say ' },
+            { type: 'text', text: 'hi' },
+          ],
+        },
+      ],
       maxTokens: 50,
       stop: ['END'],
       stream: true,
@@ -42,7 +51,13 @@ describe("OpenAI's wire format", () => {
     });
     expect(messagesToChat(request)).toEqual([
       { role: 'system', content: 'Be brief.' },
-      { role: 'user', content: 'Say hi' },
+      {
+        role: 'user',
+        content: [
+          { type: 'text', text: 'Say ' },
+          { type: 'text', text: 'hi' },
+        ],
+      },
     ]);
     expect(() => requestFromChatBody({ model: 'gpt-4o-mini', messages: [] })).toThrow(
       'messages: expected at least one message',
@@ -73,7 +88,14 @@ describe("OpenAI's wire format", () => {
       object: 'chat.completion',
       created: 1700000000,
       model: 'mock:m',
-      choices: [{ index: 0, message: { role: 'assistant', content: 'Hello' }, finish_reason: 'stop' }],
+      choices: [
+        {
+          index: 0,
+          message: { role: 'assistant', content: 'Hello', refusal: null },
+          finish_reason: 'stop',
+          logprobs: null,
+        },
+      ],
       usage: { prompt_tokens: 3, completion_tokens: 1, total_tokens: 4, prompt_tokens_details: { cached_tokens: 0 } },
     });
     const stream = { id: 't1', created: 1700000000, model: 'mock:m' };
@@ -89,6 +111,111 @@ describe("OpenAI's wire format", () => {
     });
     expect(errorBody('overloaded', 'busy')).toEqual({
       error: { code: 'overloaded', message: 'busy', type: 'server_error' },
+    });
+  });
+
+  it('carries a tool conversation, an image, a response format and fields fanout does not read, both ways', () => {
+    const tools = [
+      {
+        type: 'function' as const,
+        function: {
+          name: 'lookup',
+          description: 'Find a file',
+          parameters: { type: 'object', properties: { path: { type: 'string' } }, required: ['path'] },
+          strict: true,
+        },
+      },
+    ];
+    const messages = [
+      {
+        role: 'user' as const,
+        content: [
+          { type: 'text' as const, text: 'What is in this picture, and in README?' },
+          { type: 'image_url' as const, image_url: { url: 'https://example.com/cat.png', detail: 'low' as const } },
+        ],
+      },
+      {
+        role: 'assistant' as const,
+        content: null,
+        tool_calls: [
+          { id: 'call_1', type: 'function' as const, function: { name: 'lookup', arguments: '{"path":"README"}' } },
+        ],
+      },
+      { role: 'tool' as const, tool_call_id: 'call_1', content: 'fanout runs model calls at once' },
+    ];
+    const responseFormat = {
+      type: 'json_schema' as const,
+      json_schema: { name: 'answer', schema: { type: 'object' }, strict: true },
+    };
+    const request = requestFromChatBody(
+      {
+        model: 'openai:gpt-4o',
+        messages,
+        tools,
+        tool_choice: { type: 'function', function: { name: 'lookup' } },
+        parallel_tool_calls: false,
+        response_format: responseFormat,
+        presence_penalty: 0.5,
+        user: 'u-1',
+        a_field_newer_than_fanout: { on: true },
+      },
+      {},
+    );
+    expect(request.tools).toEqual([
+      {
+        name: 'lookup',
+        description: 'Find a file',
+        parameters: tools[0]?.function.parameters,
+        strict: true,
+      },
+    ]);
+    expect(request.toolChoice).toEqual({ name: 'lookup' });
+    expect(request.passthrough).toEqual({
+      presence_penalty: 0.5,
+      user: 'u-1',
+      a_field_newer_than_fanout: { on: true },
+    });
+    expect(messagesToChat(request)).toEqual(messages);
+    expect(toolsToChat(request)).toEqual({
+      tools,
+      tool_choice: { type: 'function', function: { name: 'lookup' } },
+      parallel_tool_calls: false,
+      response_format: responseFormat,
+    });
+  });
+
+  it('refuses by name the fields whose effect it cannot carry', () => {
+    const body = { model: 'openai:gpt-4o', messages: [{ role: 'user', content: 'hi' }] };
+    expect(() => requestFromChatBody({ ...body, n: 2 })).toThrow('n: more than one choice');
+    expect(() => requestFromChatBody({ ...body, logprobs: true })).toThrow('logprobs: log probabilities');
+    expect(() => requestFromChatBody({ ...body, functions: [] })).toThrow('functions: deprecated by OpenAI; use tools');
+    expect(requestFromChatBody({ ...body, n: 1, logprobs: false }).passthrough).toBeUndefined();
+    expect(() =>
+      requestFromChatBody({
+        ...body,
+        messages: [{ role: 'user', content: [{ type: 'input_audio', input_audio: {} }] }],
+      }),
+    ).toThrow(/messages\.0/);
+  });
+
+  it('writes an answer that called tools as OpenAI does: no text, its calls, finish reason tool_calls', () => {
+    const body = chatCompletionBody('t2', 1700000000, {
+      text: '',
+      toolCalls: [{ id: 'call_9', name: 'lookup', arguments: '{"path":"a"}' }],
+      usage: { inputTokens: 3, outputTokens: 1, cacheReadTokens: 0, cacheWriteTokens: 0 },
+      finishReason: 'tool_calls',
+      model: 'gpt-4o',
+    });
+    expect(body.choices[0]).toEqual({
+      index: 0,
+      message: {
+        role: 'assistant',
+        content: null,
+        refusal: null,
+        tool_calls: [{ id: 'call_9', type: 'function', function: { name: 'lookup', arguments: '{"path":"a"}' } }],
+      },
+      finish_reason: 'tool_calls',
+      logprobs: null,
     });
   });
 });

@@ -1,8 +1,19 @@
 import type OpenAI from 'openai';
-import type { ChatCompletionMessageParam } from 'openai/resources/chat/completions';
 import { z } from 'zod';
 import { describeIssues, ValidationError } from '../contracts/errors.js';
-import type { ChatMessage, FinishReason, ModelResult, TaskRequest, Usage } from '../contracts/types.js';
+import type { FinishReason, ModelResult, TaskRequest, Usage } from '../contracts/types.js';
+import { chatMessageSchema, messagesFromChat, toolCallsToChat, toolsFromChat, toolShape } from './chat-fields.js';
+export {
+  chatMessageSchema,
+  messagesFromChat,
+  messagesToChat,
+  toolsToChat,
+  toolCallsToChat,
+  toolCallsFromChat,
+  toolsFromChat,
+  toolShape,
+} from './chat-fields.js';
+export type { ChatBodyMessage } from './chat-fields.js';
 
 /**
  * OpenAI's chat completions wire format, both ways, in one place: a request
@@ -11,16 +22,6 @@ import type { ChatMessage, FinishReason, ModelResult, TaskRequest, Usage } from 
  * finish reasons each way, and the completion, stream chunk and error bodies
  * fanout answers with.
  */
-
-const contentPart = z.looseObject({ type: z.string(), text: z.string().optional() });
-
-export const chatMessageSchema = z.strictObject({
-  role: z.enum(['system', 'developer', 'user', 'assistant']),
-  content: z.union([z.string(), z.array(contentPart)]),
-  name: z.string().optional(),
-});
-
-export type ChatBodyMessage = z.infer<typeof chatMessageSchema>;
 
 /** The sampling fields fanout reads from a body (and from the short batch form, which names them the same). */
 export const samplingShape = {
@@ -37,7 +38,43 @@ export const chatBodySchema = z.looseObject({
   model: z.string().min(1, 'expected a model name'),
   messages: z.array(chatMessageSchema).min(1, 'expected at least one message'),
   ...samplingShape,
+  ...toolShape,
+  stream_options: z.strictObject({ include_usage: z.boolean().optional() }).nullable().optional(),
 });
+
+/** The body fields fanout reads itself; every other field is the request's `passthrough`. */
+const READ_FIELDS = new Set(Object.keys(chatBodySchema.shape));
+
+/**
+ * Body fields fanout cannot yet carry faithfully: each is refused by name
+ * rather than sent and its effect lost (a second choice, an audio answer, log
+ * probabilities fanout would not hand back).
+ */
+const REFUSED_FIELDS: Readonly<Record<string, (value: unknown) => string | undefined>> = {
+  n: (n) =>
+    n === 1 || n === null ? undefined : 'n: more than one choice per request is not supported yet; send n requests',
+  functions: () => 'functions: deprecated by OpenAI; use tools',
+  function_call: () => 'function_call: deprecated by OpenAI; use tool_choice',
+  audio: () => 'audio: audio answers are not supported',
+  modalities: (m) =>
+    Array.isArray(m) && m.some((x) => x !== 'text') ? 'modalities: only text answers are supported' : undefined,
+  logprobs: (v) => (v ? 'logprobs: log probabilities are not handed back yet' : undefined),
+  top_logprobs: (v) => (v ? 'top_logprobs: log probabilities are not handed back yet' : undefined),
+};
+
+/** The fields of a body fanout does not read, to pass to an OpenAI-compatible provider as they are; refuses those it cannot carry. */
+export function passthroughOf(body: Record<string, unknown>): Record<string, unknown> | undefined {
+  let passthrough: Record<string, unknown> | undefined;
+  const refused: string[] = [];
+  for (const [key, value] of Object.entries(body)) {
+    if (READ_FIELDS.has(key) || value === undefined) continue;
+    const refusal = REFUSED_FIELDS[key]?.(value);
+    if (refusal) refused.push(refusal);
+    else if (!(key in REFUSED_FIELDS)) (passthrough ??= {})[key] = value;
+  }
+  if (refused.length > 0) throw new ValidationError('invalid_request', refused);
+  return passthrough;
+}
 
 export interface SamplingInput {
   max_tokens?: number;
@@ -67,19 +104,6 @@ export function modelName(model: string, naming: ModelNaming): string {
   ]);
 }
 
-/** OpenAI messages as fanout's: system and developer messages become the system prompt. */
-export function messagesFromChat(raw: readonly ChatBodyMessage[]): { system?: string; messages: ChatMessage[] } {
-  const systems: string[] = [];
-  const messages: ChatMessage[] = [];
-  for (const message of raw) {
-    const content =
-      typeof message.content === 'string' ? message.content : message.content.map((part) => part.text ?? '').join('');
-    if (message.role === 'system' || message.role === 'developer') systems.push(content);
-    else messages.push({ role: message.role, content });
-  }
-  return systems.length > 0 ? { system: systems.join('\n\n'), messages } : { messages };
-}
-
 /** A body's sampling fields as fanout's request fields. */
 export function samplingFromChat(input: SamplingInput): Partial<TaskRequest> {
   const fields: Partial<TaskRequest> = {};
@@ -100,25 +124,17 @@ export function requestFromChatBody(body: unknown, naming: ModelNaming = {}): Ta
   const parsed = chatBodySchema.safeParse(body);
   if (!parsed.success) throw new ValidationError('invalid_request', describeIssues(parsed.error));
   const chat = parsed.data;
-  const streamOptions = (chat as { stream_options?: { include_usage?: boolean } }).stream_options;
+  const streamOptions = chat.stream_options;
+  const passthrough = passthroughOf(chat);
   return {
     model: modelName(chat.model, naming),
     ...messagesFromChat(chat.messages),
     ...samplingFromChat(chat as SamplingInput),
+    ...toolsFromChat(chat),
+    ...(passthrough ? { passthrough } : {}),
     ...(chat.stream ? { stream: true } : {}),
     includeUsage: streamOptions?.include_usage === true,
   };
-}
-
-/** A fanout call's system prompt and messages as OpenAI messages. */
-export function messagesToChat(call: {
-  system?: string;
-  messages: readonly ChatMessage[];
-}): ChatCompletionMessageParam[] {
-  const messages: ChatCompletionMessageParam[] = [];
-  if (call.system) messages.push({ role: 'system', content: call.system });
-  for (const message of call.messages) messages.push({ role: message.role, content: message.content });
-  return messages;
 }
 
 /** OpenAI's finish reasons as fanout's. */
@@ -159,13 +175,32 @@ export function openAiUsage(usage: Usage): ChatCompletionUsage {
   };
 }
 
+export interface ChatCompletionMessage {
+  role: 'assistant';
+  content: string | null;
+  refusal: string | null;
+  tool_calls?: ReturnType<typeof toolCallsToChat>;
+}
+
 export interface ChatCompletion {
   id: string;
   object: 'chat.completion';
   created: number;
   model: string;
-  choices: Array<{ index: number; message: { role: 'assistant'; content: string }; finish_reason: string }>;
+  choices: Array<{ index: number; message: ChatCompletionMessage; finish_reason: string; logprobs: null }>;
   usage: ChatCompletionUsage;
+}
+
+/** An answer as an OpenAI message: its text (null when it only called tools), tool calls and refusal. */
+export function chatMessageOf(result: ModelResult): ChatCompletionMessage {
+  const calls = result.toolCalls;
+  const message: ChatCompletionMessage = {
+    role: 'assistant',
+    content: calls?.length && result.text === '' ? null : result.text,
+    refusal: result.refusal ?? null,
+  };
+  if (calls?.length) message.tool_calls = toolCallsToChat(calls);
+  return message;
 }
 
 /** An answer as OpenAI's `chat.completion` object; `created` in seconds. */
@@ -175,7 +210,7 @@ export function chatCompletionBody(id: string, created: number, result: ModelRes
     object: 'chat.completion',
     created,
     model: result.model,
-    choices: [{ index: 0, message: { role: 'assistant', content: result.text }, finish_reason: result.finishReason }],
+    choices: [{ index: 0, message: chatMessageOf(result), finish_reason: result.finishReason, logprobs: null }],
     usage: openAiUsage(result.usage),
   };
 }

@@ -1,5 +1,5 @@
 import { ProviderError } from '../contracts/errors.js';
-import type { FinishReason, ModelResult, RateLimitInfo, Usage } from '../contracts/types.js';
+import type { FinishReason, ModelResult, RateLimitInfo, ToolCall, Usage } from '../contracts/types.js';
 import type { StreamEvent } from '../contracts/provider.js';
 
 /**
@@ -13,6 +13,9 @@ export class StreamResult {
   finishReason: FinishReason = 'stop';
   requestId?: string;
   rateLimit?: RateLimitInfo;
+  refusal?: string;
+  /** Tool calls so far, by their index in the answer. */
+  private toolCalls?: ToolCall[];
 
   constructor(
     private readonly provider: string,
@@ -22,6 +25,19 @@ export class StreamResult {
   delta(text: string): StreamEvent {
     this.text += text;
     return { type: 'delta', text };
+  }
+
+  /** OpenAI-style tool call fragments: the first of a call brings its id and name, the rest pieces of its arguments. */
+  toolCallDeltas(
+    deltas: ReadonlyArray<{ index: number; id?: string; function?: { name?: string; arguments?: string } }>,
+  ): void {
+    const calls = (this.toolCalls ??= []);
+    for (const delta of deltas) {
+      const call = (calls[delta.index] ??= { id: '', name: '', arguments: '' });
+      if (delta.id) call.id = delta.id;
+      if (delta.function?.name) call.name += delta.function.name;
+      if (delta.function?.arguments) call.arguments += delta.function.arguments;
+    }
   }
 
   done(complete = true): StreamEvent {
@@ -40,6 +56,9 @@ export class StreamResult {
       requestId: this.requestId,
       rateLimit: this.rateLimit,
     };
+    const toolCalls = this.toolCalls?.filter((call) => call !== undefined);
+    if (toolCalls?.length) result.toolCalls = toolCalls;
+    if (this.refusal) result.refusal = this.refusal;
     return { type: 'done', result };
   }
 }

@@ -17,6 +17,8 @@ export type FakeReply =
       usage?: Usage;
       errorAfter?: number;
       stallAfter?: number;
+      /** Tool calls streamed after the text, as OpenAI streams them: id and name first, then the arguments in pieces. */
+      toolCalls?: Array<{ id: string; name: string; argumentPieces: string[] }>;
     }
   | { kind: 'text'; status: number; contentType: string; body: string }
   | { kind: 'reset' }
@@ -70,6 +72,28 @@ export function completion(
   };
 }
 
+/** A completion whose answer is calls of tools, as OpenAI writes one. */
+export function toolCallCompletion(calls: Array<{ id: string; name: string; arguments: string }>): unknown {
+  const body = completion('') as { choices: Array<Record<string, unknown>> };
+  body.choices[0] = {
+    index: 0,
+    message: {
+      role: 'assistant',
+      content: null,
+      refusal: null,
+      annotations: [],
+      tool_calls: calls.map((c) => ({
+        id: c.id,
+        type: 'function',
+        function: { name: c.name, arguments: c.arguments },
+      })),
+    },
+    logprobs: null,
+    finish_reason: 'tool_calls',
+  };
+  return body;
+}
+
 export function openAiError(
   status: number,
   message: string,
@@ -114,7 +138,17 @@ function stream(res: ServerResponse, reply: Extract<FakeReply, { kind: 'stream' 
     }
     res.write(chunk({ content: delta }, null));
   }
-  res.write(chunk({}, 'stop'));
+  for (const [index, call] of (reply.toolCalls ?? []).entries()) {
+    res.write(
+      chunk(
+        { tool_calls: [{ index, id: call.id, type: 'function', function: { name: call.name, arguments: '' } }] },
+        null,
+      ),
+    );
+    for (const piece of call.argumentPieces)
+      res.write(chunk({ tool_calls: [{ index, function: { arguments: piece } }] }, null));
+  }
+  res.write(chunk({}, reply.toolCalls?.length ? 'tool_calls' : 'stop'));
   const usage = reply.usage ?? { prompt_tokens: 12, completion_tokens: reply.deltas.length };
   res.write(
     chunk({}, 'none', {

@@ -1,7 +1,8 @@
 import type { AccountingOptions, CallTimeouts } from '../../contracts/provider.js';
 import type Anthropic from '@anthropic-ai/sdk';
 import { FanoutError, ProviderError, type ErrorCode } from '../../contracts/errors.js';
-import type { FinishReason, ModelResult, Usage } from '../../contracts/types.js';
+import { textOf, type FinishReason, type ModelResult, type Usage } from '../../contracts/types.js';
+import { fieldsNotCarried } from '../refusals.js';
 import type { CallContext, ModelCall, Provider, StreamEvent } from '../../contracts/provider.js';
 import { anthropicRateLimits } from '../rate-limit-headers.js';
 import { anthropicSdk } from '../sdk.js';
@@ -81,6 +82,10 @@ export class AnthropicProvider implements Provider {
     return true;
   }
 
+  refuses(call: Omit<ModelCall, 'maxTokens'>): string[] {
+    return fieldsNotCarried(call, this.name);
+  }
+
   accounting(model: string): AccountingOptions {
     // Cache reads count against input limits only on these older models.
     return { rule: 'anthropic', cacheReadsCount: /claude-3-haiku|claude-3-5-haiku|claude-3-opus/.test(model) };
@@ -92,11 +97,12 @@ export class AnthropicProvider implements Provider {
       max_tokens: call.maxTokens,
       messages: call.messages
         .filter((m) => m.role !== 'system')
-        .map((m) => ({ role: m.role as 'user' | 'assistant', content: [block(m.content, m.cache)] })),
+        .map((m) => ({ role: m.role as 'user' | 'assistant', content: [block(textOf(m.content), m.cache)] })),
     };
-    const systems = [call.system, ...call.messages.filter((m) => m.role === 'system').map((m) => m.content)].filter(
-      (s): s is string => s !== undefined,
-    );
+    const systems = [
+      call.system,
+      ...call.messages.filter((m) => m.role === 'system').map((m) => textOf(m.content)),
+    ].filter((s): s is string => s !== undefined);
     if (systems.length > 0)
       params.system = systems.map((text, i) => block(text, i === 0 ? call.cacheSystem : undefined));
     // The Messages API of the SDK fanout uses no longer takes temperature or top_p; they still decide caching in fanout.

@@ -8,7 +8,8 @@ import type {
   TokenUsage,
 } from '@aws-sdk/client-bedrock-runtime';
 import { FanoutError, ProviderError, type ErrorCode } from '../../contracts/errors.js';
-import type { FinishReason, ModelResult, Usage } from '../../contracts/types.js';
+import { textOf, type FinishReason, type ModelResult, type Usage } from '../../contracts/types.js';
+import { fieldsNotCarried } from '../refusals.js';
 import { bedrockBurndown } from '../../limits/accounting.js';
 import type { CallContext, ModelCall, Provider, StreamEvent } from '../../contracts/provider.js';
 import { bedrockSdk, nodeHttpHandlerModule } from '../sdk.js';
@@ -94,6 +95,10 @@ export class BedrockProvider implements Provider {
     return false;
   }
 
+  refuses(call: Omit<ModelCall, 'maxTokens'>): string[] {
+    return fieldsNotCarried(call, this.name);
+  }
+
   accounting(model: string): AccountingOptions {
     return { rule: 'bedrock', outputBurndown: bedrockBurndown(model) };
   }
@@ -103,10 +108,11 @@ export class BedrockProvider implements Provider {
       cache ? [{ text }, { cachePoint: { type: 'default' } }] : [{ text }];
     const messages: Message[] = call.messages
       .filter((m) => m.role !== 'system')
-      .map((m) => ({ role: m.role as 'user' | 'assistant', content: content(m.content, m.cache) }));
-    const systemTexts = [call.system, ...call.messages.filter((m) => m.role === 'system').map((m) => m.content)].filter(
-      (s): s is string => s !== undefined,
-    );
+      .map((m) => ({ role: m.role as 'user' | 'assistant', content: content(textOf(m.content), m.cache) }));
+    const systemTexts = [
+      call.system,
+      ...call.messages.filter((m) => m.role === 'system').map((m) => textOf(m.content)),
+    ].filter((s): s is string => s !== undefined);
     const system: SystemContentBlock[] = systemTexts.flatMap(
       (text, i) =>
         (i === 0 && call.cacheSystem

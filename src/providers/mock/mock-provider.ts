@@ -1,4 +1,5 @@
 import type { AccountingOptions, AccountingRule } from '../../contracts/provider.js';
+import { fieldsNotCarried } from '../refusals.js';
 import { appendFileSync } from 'node:fs';
 import { ProviderError } from '../../contracts/errors.js';
 import { seededRandom, type Random } from '../../contracts/random.js';
@@ -143,6 +144,10 @@ export class MockProvider implements Provider {
   /** A mock model with limits of its own sends rate-limit information, as a real provider's headers would. */
   reportsLimits(model: string): boolean {
     return this.settingsFor(model).limits !== undefined;
+  }
+
+  refuses(call: Omit<ModelCall, 'maxTokens'>): string[] {
+    return fieldsNotCarried(call, this.name);
   }
 
   accounting(): AccountingOptions {

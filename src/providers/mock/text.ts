@@ -1,4 +1,4 @@
-import type { ChatMessage } from '../../contracts/types.js';
+import { textOf, type ChatMessage } from '../../contracts/types.js';
 
 const WORDS = [
   'the',
@@ -78,7 +78,7 @@ export function hashPrompt(model: string, system: string | undefined, messages: 
   };
   mix(model);
   if (system) mix(system);
-  for (const message of messages) mix(message.content);
+  for (const message of messages) mix(textOf(message.content));
   return hash >>> 0;
 }
 

@@ -9,7 +9,13 @@ import type {
   StreamEvent,
 } from '../../contracts/provider.js';
 import type { ModelResult } from '../../contracts/types.js';
-import { FINISH_FROM_OPENAI, messagesToChat, usageFromOpenAi } from '../../openai/wire.js';
+import {
+  FINISH_FROM_OPENAI,
+  messagesToChat,
+  toolCallsFromChat,
+  toolsToChat,
+  usageFromOpenAi,
+} from '../../openai/wire.js';
 import { openAiRateLimits } from '../rate-limit-headers.js';
 import { openAiSdk } from '../sdk.js';
 import { StreamResult } from '../stream-result.js';
@@ -83,15 +89,24 @@ export class OpenAiCompatibleProvider implements Provider {
     if (call.topP !== undefined) params.top_p = call.topP;
     if (call.stop !== undefined) params.stop = call.stop;
     if (call.seed !== undefined) params.seed = call.seed;
-    return { ...params, ...(call.providerOptions as Partial<ChatCompletionCreateParamsNonStreaming> | undefined) };
+    // Fields fanout does not read go as the client sent them; providerOptions last, as the caller's own word.
+    return {
+      ...params,
+      ...toolsToChat(call),
+      ...(call.passthrough as Partial<ChatCompletionCreateParamsNonStreaming> | undefined),
+      ...(call.providerOptions as Partial<ChatCompletionCreateParamsNonStreaming> | undefined),
+    };
   }
 
   async complete(call: ModelCall, context: CallContext): Promise<ModelResult> {
     try {
       const { data, headers } = await this.http.create(this.params(call), context.signal);
       const choice = data.choices[0];
+      const toolCalls = toolCallsFromChat(choice?.message.tool_calls);
       return {
         text: choice?.message.content ?? '',
+        ...(toolCalls ? { toolCalls } : {}),
+        ...(choice?.message.refusal ? { refusal: choice.message.refusal } : {}),
         usage: usageFromOpenAi(data.usage),
         finishReason: FINISH_FROM_OPENAI[choice?.finish_reason ?? 'stop'] ?? 'other',
         model: data.model,
@@ -123,6 +138,8 @@ export class OpenAiCompatibleProvider implements Provider {
         if (chunk.usage) result.usage = usageFromOpenAi(chunk.usage);
         const choice = chunk.choices[0];
         if (choice?.finish_reason) result.finishReason = FINISH_FROM_OPENAI[choice.finish_reason] ?? 'other';
+        if (choice?.delta?.tool_calls) result.toolCallDeltas(choice.delta.tool_calls);
+        if (choice?.delta?.refusal) result.refusal = (result.refusal ?? '') + choice.delta.refusal;
         if (choice?.delta?.content) yield result.delta(choice.delta.content);
       }
     } catch (error) {

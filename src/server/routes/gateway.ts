@@ -5,6 +5,7 @@ import {
   errorBody,
   openAiUsage,
   requestFromChatBody,
+  toolCallsToChat,
   type ChatCompletionUsage,
 } from '../../openai/wire.js';
 import type { FanoutEngine } from '../../create-engine.js';
@@ -128,7 +129,14 @@ async function streamCompletion(
   }
   const status = engine.status(id);
   if (status?.state === 'completed' && status.result) {
-    if (!sent) out.write(chunk({ content: status.result.text }, null));
+    const { text, toolCalls, refusal } = status.result;
+    if (!sent && text) out.write(chunk({ content: text }, null));
+    if (refusal) out.write(chunk({ refusal }, null));
+    // Tool calls are told whole, in one delta, once the answer is complete.
+    if (toolCalls?.length)
+      out.write(
+        chunk({ tool_calls: toolCalls.map((call, index) => ({ index, ...toolCallsToChat([call])[0] })) }, null),
+      );
     out.write(chunk({}, status.result.finishReason));
     if (includeUsage) out.write(chunk({}, null, openAiUsage(status.result.usage)));
   } else {

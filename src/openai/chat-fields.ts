@@ -1,0 +1,270 @@
+import type {
+  ChatCompletionContentPart,
+  ChatCompletionMessageParam,
+  ChatCompletionMessageToolCall,
+  ChatCompletionTool,
+  ChatCompletionToolChoiceOption,
+} from 'openai/resources/chat/completions';
+import type { ResponseFormatJSONSchema } from 'openai/resources/shared';
+import { z } from 'zod';
+import type {
+  ChatMessage,
+  ContentPart,
+  ModelRequest,
+  ResponseFormat,
+  ToolCall,
+  ToolChoice,
+  ToolDefinition,
+} from '../contracts/types.js';
+
+/**
+ * The parts of an OpenAI chat request beyond plain text, both ways: content
+ * parts (text and images), tools and tool choice, assistant tool calls, tool
+ * results and the response format, read from a body into fanout's neutral
+ * request and written back for an OpenAI-compatible provider.
+ */
+
+const textPart = z.strictObject({ type: z.literal('text'), text: z.string() });
+const imagePart = z.strictObject({
+  type: z.literal('image_url'),
+  image_url: z.strictObject({ url: z.string().min(1), detail: z.enum(['auto', 'low', 'high']).optional() }),
+});
+const textContent = z.union([z.string(), z.array(textPart)]);
+const userContent = z.union([z.string(), z.array(z.discriminatedUnion('type', [textPart, imagePart]))]);
+const toolCall = z.strictObject({
+  id: z.string().min(1),
+  type: z.literal('function'),
+  function: z.strictObject({ name: z.string().min(1), arguments: z.string() }),
+});
+
+export const chatMessageSchema = z.union([
+  z.strictObject({ role: z.enum(['system', 'developer']), content: textContent, name: z.string().optional() }),
+  z.strictObject({ role: z.literal('user'), content: userContent, name: z.string().optional() }),
+  z.strictObject({
+    role: z.literal('assistant'),
+    content: textContent.nullable().optional(),
+    name: z.string().optional(),
+    tool_calls: z.array(toolCall).optional(),
+    refusal: z.string().nullable().optional(),
+  }),
+  z.strictObject({ role: z.literal('tool'), content: textContent, tool_call_id: z.string().min(1) }),
+]);
+
+export type ChatBodyMessage = z.infer<typeof chatMessageSchema>;
+
+const jsonObject = z.record(z.string(), z.unknown());
+
+/** The tool fields of a body, as OpenAI names them. */
+export const toolShape = {
+  tools: z
+    .array(
+      z.strictObject({
+        type: z.literal('function'),
+        function: z.strictObject({
+          name: z.string().min(1),
+          description: z.string().optional(),
+          parameters: jsonObject.optional(),
+          strict: z.boolean().nullable().optional(),
+        }),
+      }),
+    )
+    .optional(),
+  tool_choice: z
+    .union([
+      z.enum(['auto', 'none', 'required']),
+      z.strictObject({ type: z.literal('function'), function: z.strictObject({ name: z.string().min(1) }) }),
+    ])
+    .optional(),
+  parallel_tool_calls: z.boolean().optional(),
+  response_format: z
+    .discriminatedUnion('type', [
+      z.strictObject({ type: z.literal('text') }),
+      z.strictObject({ type: z.literal('json_object') }),
+      z.strictObject({
+        type: z.literal('json_schema'),
+        json_schema: z.strictObject({
+          name: z.string().min(1),
+          description: z.string().optional(),
+          schema: jsonObject.optional(),
+          strict: z.boolean().nullable().optional(),
+        }),
+      }),
+    ])
+    .optional(),
+};
+
+type ToolFields = { [K in keyof typeof toolShape]?: z.infer<(typeof toolShape)[K]> };
+
+function partsFrom(
+  content:
+    | string
+    | ReadonlyArray<{ type: string; text?: string; image_url?: { url: string; detail?: 'auto' | 'low' | 'high' } }>,
+): string | ContentPart[] {
+  if (typeof content === 'string') return content;
+  const parts: ContentPart[] = [];
+  for (const part of content) {
+    if (part.type === 'text') parts.push({ type: 'text', text: part.text ?? '' });
+    else if (part.image_url) {
+      const image: ContentPart = { type: 'image', url: part.image_url.url };
+      if (part.image_url.detail) image.detail = part.image_url.detail;
+      parts.push(image);
+    }
+  }
+  return parts;
+}
+
+/** OpenAI messages as fanout's: system and developer messages become the system prompt. */
+export function messagesFromChat(raw: readonly ChatBodyMessage[]): { system?: string; messages: ChatMessage[] } {
+  const systems: string[] = [];
+  const messages: ChatMessage[] = [];
+  for (const message of raw) {
+    if (message.role === 'system' || message.role === 'developer') {
+      const content = message.content;
+      systems.push(typeof content === 'string' ? content : content.map((part) => part.text).join(''));
+    } else if (message.role === 'assistant') {
+      const out: ChatMessage = { role: 'assistant', content: partsFrom(message.content ?? '') };
+      if (message.tool_calls?.length)
+        out.toolCalls = message.tool_calls.map((c) => ({
+          id: c.id,
+          name: c.function.name,
+          arguments: c.function.arguments,
+        }));
+      messages.push(out);
+    } else if (message.role === 'tool') {
+      messages.push({ role: 'tool', content: partsFrom(message.content), toolCallId: message.tool_call_id });
+    } else {
+      messages.push({ role: 'user', content: partsFrom(message.content) });
+    }
+  }
+  return systems.length > 0 ? { system: systems.join('\n\n'), messages } : { messages };
+}
+
+/** A body's tool and response-format fields as fanout's. */
+export function toolsFromChat(body: ToolFields): Partial<ModelRequest> {
+  const fields: Partial<ModelRequest> = {};
+  if (body.tools)
+    fields.tools = body.tools.map(({ function: f }) => {
+      const tool: ToolDefinition = { name: f.name };
+      if (f.description !== undefined) tool.description = f.description;
+      if (f.parameters !== undefined) tool.parameters = f.parameters;
+      if (f.strict != null) tool.strict = f.strict;
+      return tool;
+    });
+  const choice = body.tool_choice;
+  if (choice !== undefined) fields.toolChoice = typeof choice === 'string' ? choice : { name: choice.function.name };
+  if (body.parallel_tool_calls !== undefined) fields.parallelToolCalls = body.parallel_tool_calls;
+  const format = body.response_format;
+  if (format?.type === 'json_schema') {
+    const { name, description, schema, strict } = format.json_schema;
+    const out: ResponseFormat = { type: 'json_schema', name, schema: schema ?? {} };
+    if (description !== undefined) out.description = description;
+    if (strict != null) out.strict = strict;
+    fields.responseFormat = out;
+  } else if (format) {
+    fields.responseFormat = { type: format.type };
+  }
+  return fields;
+}
+
+function partsToChat(content: string | readonly ContentPart[]): string | ChatCompletionContentPart[] {
+  if (typeof content === 'string') return content;
+  return content.map((part) =>
+    part.type === 'text'
+      ? { type: 'text' as const, text: part.text }
+      : {
+          type: 'image_url' as const,
+          image_url: part.detail ? { url: part.url, detail: part.detail } : { url: part.url },
+        },
+  );
+}
+
+/** fanout's tool calls as OpenAI's. */
+export function toolCallsToChat(calls: readonly ToolCall[]): ChatCompletionMessageToolCall[] {
+  return calls.map((c) => ({
+    id: c.id,
+    type: 'function' as const,
+    function: { name: c.name, arguments: c.arguments },
+  }));
+}
+
+/** A fanout call's system prompt and messages as OpenAI messages. */
+export function messagesToChat(call: {
+  system?: string;
+  messages: readonly ChatMessage[];
+}): ChatCompletionMessageParam[] {
+  const messages: ChatCompletionMessageParam[] = [];
+  if (call.system) messages.push({ role: 'system', content: call.system });
+  for (const m of call.messages) {
+    if (m.role === 'tool') {
+      const content = typeof m.content === 'string' ? m.content : m.content.filter((p) => p.type === 'text');
+      messages.push({ role: 'tool', tool_call_id: m.toolCallId ?? '', content });
+    } else if (m.role === 'assistant') {
+      const content = typeof m.content === 'string' ? m.content : m.content.filter((p) => p.type === 'text');
+      messages.push(
+        m.toolCalls?.length
+          ? { role: 'assistant', content: content === '' ? null : content, tool_calls: toolCallsToChat(m.toolCalls) }
+          : { role: 'assistant', content },
+      );
+    } else if (m.role === 'system') {
+      messages.push({
+        role: 'system',
+        content: typeof m.content === 'string' ? m.content : m.content.filter((p) => p.type === 'text'),
+      });
+    } else {
+      messages.push({ role: 'user', content: partsToChat(m.content) });
+    }
+  }
+  return messages;
+}
+
+/** fanout's tool and response-format fields as an OpenAI request's. */
+export function toolsToChat(
+  call: Pick<ModelRequest, 'tools' | 'toolChoice' | 'parallelToolCalls' | 'responseFormat'>,
+): {
+  tools?: ChatCompletionTool[];
+  tool_choice?: ChatCompletionToolChoiceOption;
+  parallel_tool_calls?: boolean;
+  response_format?: { type: 'text' } | { type: 'json_object' } | ResponseFormatJSONSchema;
+} {
+  const out: ReturnType<typeof toolsToChat> = {};
+  if (call.tools)
+    out.tools = call.tools.map((t) => ({
+      type: 'function' as const,
+      function: {
+        name: t.name,
+        ...(t.description !== undefined ? { description: t.description } : {}),
+        ...(t.parameters !== undefined ? { parameters: t.parameters } : {}),
+        ...(t.strict !== undefined ? { strict: t.strict } : {}),
+      },
+    }));
+  const choice: ToolChoice | undefined = call.toolChoice;
+  if (choice !== undefined)
+    out.tool_choice = typeof choice === 'string' ? choice : { type: 'function', function: { name: choice.name } };
+  if (call.parallelToolCalls !== undefined) out.parallel_tool_calls = call.parallelToolCalls;
+  const format = call.responseFormat;
+  if (format?.type === 'json_schema') {
+    out.response_format = {
+      type: 'json_schema',
+      json_schema: {
+        name: format.name,
+        schema: format.schema,
+        ...(format.description !== undefined ? { description: format.description } : {}),
+        ...(format.strict !== undefined ? { strict: format.strict } : {}),
+      },
+    };
+  } else if (format) {
+    out.response_format = { type: format.type };
+  }
+  return out;
+}
+
+/** An OpenAI answer's tool calls as fanout's. */
+export function toolCallsFromChat(
+  calls: readonly ChatCompletionMessageToolCall[] | undefined | null,
+): ToolCall[] | undefined {
+  if (!calls?.length) return undefined;
+  const out: ToolCall[] = [];
+  for (const c of calls)
+    if (c.type === 'function') out.push({ id: c.id, name: c.function.name, arguments: c.function.arguments });
+  return out.length > 0 ? out : undefined;
+}

@@ -1,0 +1,42 @@
+import type { ModelCall } from '../contracts/provider.js';
+
+/** What a provider carries of a request beyond plain text messages. */
+export interface Carries {
+  tools?: boolean;
+  images?: boolean;
+  responseFormat?: boolean;
+}
+
+/**
+ * The fields of `call` that `provider` does not carry, one message each,
+ * naming the field and the provider: tools, image parts and a response
+ * format unless it carries them, and every OpenAI `passthrough` field (only
+ * an OpenAI-compatible provider takes those as they are).
+ */
+export function fieldsNotCarried(
+  call: Omit<ModelCall, 'maxTokens'>,
+  provider: string,
+  carries: Carries = {},
+): string[] {
+  let refused: string[] | undefined;
+  const not = (message: string) => (refused ??= []).push(message);
+  const notHere = (field: string) => not(`${field} is not supported by ${provider} in this version of fanout`);
+  let toolTurns = false;
+  let images = false;
+  for (const m of call.messages) {
+    if (m.role === 'tool' || m.toolCalls?.length) toolTurns = true;
+    if (typeof m.content !== 'string' && m.content.some((p) => p.type === 'image')) images = true;
+  }
+  if (!carries.tools) {
+    if (call.tools?.length) notHere('tools');
+    if (call.toolChoice !== undefined) notHere('tool_choice');
+    if (call.parallelToolCalls !== undefined) notHere('parallel_tool_calls');
+    if (toolTurns) notHere('tool calls and tool results');
+  }
+  if (!carries.images && images) notHere('image content');
+  if (!carries.responseFormat && call.responseFormat && call.responseFormat.type !== 'text') notHere('response_format');
+  if (call.passthrough) for (const key of Object.keys(call.passthrough)) not(`${key} is not supported by ${provider}`);
+  return refused ?? NONE;
+}
+
+const NONE: string[] = [];

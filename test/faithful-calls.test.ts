@@ -1,0 +1,173 @@
+import OpenAI from 'openai';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createEngine, type FanoutEngine } from '../src/create-engine.js';
+import { MockProvider } from '../src/providers/mock/mock-provider.js';
+import { createAnthropicProvider } from '../src/providers/anthropic/anthropic-provider.js';
+import { createOpenAiCompatibleProvider } from '../src/providers/openai-compatible/openai-provider.js';
+import { ApiKeys } from '../src/server/api-keys.js';
+import { createFanoutServer } from '../src/server/server.js';
+import { startOpenAiFake, toolCallCompletion, type OpenAiFake } from './fakes/openai-fake.js';
+
+let fake: OpenAiFake;
+let engine: FanoutEngine;
+let app: ReturnType<typeof createFanoutServer>;
+let client: OpenAI;
+
+beforeAll(async () => {
+  fake = await startOpenAiFake();
+  engine = createEngine({
+    cache: false,
+    retry: { maxAttempts: 1 },
+    providers: [
+      createOpenAiCompatibleProvider({ name: 'openai', apiKey: 'sk-upstream', baseURL: fake.url }),
+      // Never called: every request to it here is refused before it is sent.
+      createAnthropicProvider({ apiKey: 'sk-ant-upstream', baseURL: 'http://127.0.0.1:9' }),
+      new MockProvider(),
+    ],
+    models: { 'openai:gpt-4o': { limits: { requestsPerMinute: 600 } } },
+  });
+  app = createFanoutServer({ engine, keys: new ApiKeys([{ tenant: 'acme', key: 'fk-acme' }]) });
+  const address = await app.listen({ port: 0, host: '127.0.0.1' });
+  client = new OpenAI({ apiKey: 'fk-acme', baseURL: `${address}/v1`, maxRetries: 0 });
+});
+afterAll(async () => {
+  await app.close();
+  await engine.close();
+  await fake.close();
+});
+beforeEach(() => {
+  fake.requests.length = 0;
+});
+
+const tools: OpenAI.Chat.Completions.ChatCompletionTool[] = [
+  {
+    type: 'function',
+    function: {
+      name: 'read_file',
+      description: 'Read a file of the repository under review',
+      parameters: { type: 'object', properties: { path: { type: 'string' } }, required: ['path'] },
+      strict: true,
+    },
+  },
+];
+
+/** An agent's second turn: a picture and a question, its first tool call, and the tool's answer. */
+const messages: OpenAI.Chat.Completions.ChatCompletionMessageParam[] = [
+  { role: 'system', content: 'You review pull requests.' },
+  {
+    role: 'user',
+    content: [
+      { type: 'text', text: 'Does this diagram match src/core?' },
+      { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=', detail: 'high' } },
+    ],
+  },
+  {
+    role: 'assistant',
+    content: null,
+    tool_calls: [{ id: 'call_a', type: 'function', function: { name: 'read_file', arguments: '{"path":"src/core"}' } }],
+  },
+  { role: 'tool', tool_call_id: 'call_a', content: 'engine.ts task-board.ts attempts.ts' },
+];
+
+const responseFormat = {
+  type: 'json_schema' as const,
+  json_schema: {
+    name: 'findings',
+    schema: { type: 'object', properties: { ok: { type: 'boolean' } }, required: ['ok'], additionalProperties: false },
+    strict: true,
+  },
+};
+
+describe('a call reaches an OpenAI-compatible provider as the client sent it', () => {
+  it('carries tools, tool calls, tool results, an image, a response format and fields fanout does not read', async () => {
+    fake.script({
+      kind: 'json',
+      body: toolCallCompletion([{ id: 'call_b', name: 'read_file', arguments: '{"path":"src/core/engine.ts"}' }]),
+    });
+    const answer = await client.chat.completions.create({
+      model: 'openai:gpt-4o',
+      messages,
+      tools,
+      tool_choice: 'required',
+      parallel_tool_calls: false,
+      response_format: responseFormat,
+      presence_penalty: 0.25,
+      frequency_penalty: 0.5,
+      logit_bias: { '1734': -100 },
+      user: 'reviewer-7',
+      max_tokens: 300,
+    });
+    const sent = fake.requests[0]?.body;
+    expect(sent).toEqual({
+      model: 'gpt-4o',
+      messages,
+      tools,
+      tool_choice: 'required',
+      parallel_tool_calls: false,
+      response_format: responseFormat,
+      presence_penalty: 0.25,
+      frequency_penalty: 0.5,
+      logit_bias: { '1734': -100 },
+      user: 'reviewer-7',
+      max_tokens: 300,
+    });
+    expect(answer.choices[0]?.finish_reason).toBe('tool_calls');
+    expect(answer.choices[0]?.message).toEqual({
+      role: 'assistant',
+      content: null,
+      refusal: null,
+      tool_calls: [
+        { id: 'call_b', type: 'function', function: { name: 'read_file', arguments: '{"path":"src/core/engine.ts"}' } },
+      ],
+    });
+  });
+
+  it('hands a streamed answer’s tool calls to a streaming client, with finish reason tool_calls', async () => {
+    fake.script({
+      kind: 'stream',
+      deltas: [],
+      toolCalls: [{ id: 'call_c', name: 'read_file', argumentPieces: ['{"pa', 'th":"RE', 'ADME"}'] }],
+    });
+    const stream = await client.chat.completions.create({ model: 'openai:gpt-4o', messages, tools, stream: true });
+    const calls = new Map<number, { id?: string; name: string; arguments: string }>();
+    let finish: string | null = null;
+    for await (const chunk of stream) {
+      const choice = chunk.choices[0];
+      for (const delta of choice?.delta.tool_calls ?? []) {
+        const call = calls.get(delta.index) ?? { name: '', arguments: '' };
+        if (delta.id) call.id = delta.id;
+        call.name += delta.function?.name ?? '';
+        call.arguments += delta.function?.arguments ?? '';
+        calls.set(delta.index, call);
+      }
+      finish = choice?.finish_reason ?? finish;
+    }
+    expect([...calls.values()]).toEqual([{ id: 'call_c', name: 'read_file', arguments: '{"path":"README"}' }]);
+    expect(finish).toBe('tool_calls');
+    expect(fake.requests[0]?.body.tools).toEqual(tools);
+  });
+});
+
+describe('a provider that cannot carry a field refuses it by name, before anything is sent or charged', () => {
+  it('answers 400 naming each field and the provider', async () => {
+    const refused = await client.chat.completions
+      .create({
+        model: 'anthropic:claude-sonnet-4-5',
+        messages,
+        tools,
+        response_format: responseFormat,
+        max_tokens: 50,
+      })
+      .catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(OpenAI.BadRequestError);
+    const message = (refused as InstanceType<typeof OpenAI.BadRequestError>).message;
+    for (const field of ['tools', 'tool calls and tool results', 'image content', 'response_format'])
+      expect(message).toContain(`${field} is not supported by anthropic in this version of fanout`);
+
+    const mock = await client.chat.completions
+      .create({ model: 'mock:m', messages: [{ role: 'user', content: 'hi' }], user: 'u-1', seed: 3 })
+      .catch((error: unknown) => error);
+    expect((mock as Error).message).toContain('user is not supported by mock');
+    expect(fake.requests).toHaveLength(0);
+  });
+});
