@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expandEnvironment, fromData } from '../src/cli/config-file.js';
 import { providersFromConfig } from '../src/config/providers.js';
+import { createEngine } from '../src/create-engine.js';
 import { message, startAnthropicFake, type AnthropicFake } from './fakes/anthropic-fake.js';
 import { startBedrockFake, type BedrockFake } from './fakes/bedrock-fake.js';
 import { completion, startOpenAiFake, type OpenAiFake } from './fakes/openai-fake.js';
@@ -61,6 +62,39 @@ describe('provider configuration', () => {
       ['groq', 'OpenAiCompatibleProvider'],
       ['anthropic', 'AnthropicProvider'],
     ]);
+  });
+
+  it("sends openai: and anthropic: calls to the SDKs' own base-URL variables when the config sets none, streamed or not", async () => {
+    const env = {
+      OPENAI_API_KEY: 'sk-a',
+      ANTHROPIC_API_KEY: 'sk-ant',
+      OPENAI_BASE_URL: fake.url,
+      ANTHROPIC_BASE_URL: anthropic.url,
+    };
+    fake.requests.length = 0;
+    anthropic.requests.length = 0;
+    const engine = createEngine({ providers: providersFromConfig(fromData({}, 'none', env)), cache: false });
+    const ask = (model: string, stream: boolean) =>
+      engine.submit({ model, messages: [{ role: 'user', content: 'hi' }], maxTokens: 20, stream }).result();
+    fake.script({ kind: 'json', body: completion('plain') }, { kind: 'stream', deltas: ['stre', 'amed'] });
+    anthropic.script({ kind: 'json', body: message('plain') }, { kind: 'stream', deltas: ['stre', 'amed'] });
+    const texts = [
+      (await ask('openai:gpt-4o-mini', false)).text,
+      (await ask('openai:gpt-4o-mini', true)).text,
+      (await ask('anthropic:claude-haiku-4-5', false)).text,
+      (await ask('anthropic:claude-haiku-4-5', true)).text,
+    ];
+    await engine.close();
+    expect(texts).toEqual(['plain', 'streamed', 'plain', 'streamed']);
+    expect([fake.requests.length, anthropic.requests.length]).toEqual([2, 2]);
+    fake.requests.length = 0;
+    anthropic.requests.length = 0;
+    // A baseURL in the config wins over the variable.
+    const configured = fromData({ providers: { openai: { apiKey: 'k', baseURL: 'http://127.0.0.1:1/v1' } } }, 'c', env);
+    expect((configured.providers?.openai as { baseURL?: string } | undefined)?.baseURL).toBe('http://127.0.0.1:1/v1');
+    expect(() => fromData({}, 'none', { ...env, OPENAI_BASE_URL: 'not a url' })).toThrow(
+      /OPENAI_BASE_URL: expected a URL/,
+    );
   });
 
   it('makes a Bedrock provider from its region, the credentials left to the AWS SDK', () => {

@@ -35,11 +35,30 @@ export function expandEnvironment(value: unknown, env: NodeJS.ProcessEnv, path: 
   return value;
 }
 
-/** Adds OpenAI, Groq and Anthropic when their key variables are set and the config does not name them. */
+/** The vendor SDKs' own base-URL variables (proxies, Azure-style gateways, OpenRouter), for the provider of that name. */
+const BASE_URL_VARIABLES: Record<string, string> = {
+  openai: 'OPENAI_BASE_URL',
+  anthropic: 'ANTHROPIC_BASE_URL',
+};
+
+/**
+ * Adds OpenAI, Groq and Anthropic when their key variables are set and the
+ * config does not name them; gives `openai` and `anthropic` the SDKs' own
+ * OPENAI_BASE_URL and ANTHROPIC_BASE_URL when the config sets no `baseURL`.
+ */
 export function withProvidersFromEnvironment(config: FanoutConfig, env: NodeJS.ProcessEnv): FanoutConfig {
-  const providers: Record<string, unknown> = { ...config.providers };
+  const providers: Record<string, Record<string, unknown> | undefined> = { ...config.providers };
   for (const [name, variable] of Object.entries(KEY_VARIABLES)) {
     if (providers[name] === undefined && env[variable]) providers[name] = { apiKey: env[variable] };
+  }
+  for (const [name, variable] of Object.entries(BASE_URL_VARIABLES)) {
+    const provider = providers[name];
+    const baseURL = env[variable];
+    if (provider && provider.baseURL === undefined && baseURL) {
+      if (!URL.canParse(baseURL))
+        throw new FanoutError('invalid_config', `${variable}: expected a URL such as https://proxy.example.com/v1`);
+      providers[name] = { ...provider, baseURL };
+    }
   }
   return { ...config, providers: providers as FanoutConfig['providers'] };
 }
