@@ -6,7 +6,7 @@ import { createAnthropicProvider } from '../src/providers/anthropic/anthropic-pr
 import { createOpenAiCompatibleProvider } from '../src/providers/openai-compatible/openai-provider.js';
 import { ApiKeys } from '../src/server/api-keys.js';
 import { createFanoutServer } from '../src/server/server.js';
-import { startOpenAiFake, toolCallCompletion, type OpenAiFake } from './fakes/openai-fake.js';
+import { completion, startOpenAiFake, toolCallCompletion, type OpenAiFake } from './fakes/openai-fake.js';
 
 let fake: OpenAiFake;
 let engine: FanoutEngine;
@@ -120,6 +120,17 @@ describe('a call reaches an OpenAI-compatible provider as the client sent it', (
         { id: 'call_b', type: 'function', function: { name: 'read_file', arguments: '{"path":"src/core/engine.ts"}' } },
       ],
     });
+  });
+
+  it('sends the output ceiling under the name the client used, and none when the client named none', async () => {
+    fake.script({ kind: 'json', body: completion('ok') });
+    const ask = { model: 'openai:gpt-4o', messages: [{ role: 'user' as const, content: 'hi' }] };
+    await client.chat.completions.create({ ...ask, max_completion_tokens: 4000, reasoning_effort: 'low' });
+    await client.chat.completions.create(ask);
+    expect(fake.requests.map((r) => r.body)).toEqual([
+      { model: 'gpt-4o', messages: ask.messages, max_completion_tokens: 4000, reasoning_effort: 'low' },
+      { model: 'gpt-4o', messages: ask.messages },
+    ]);
   });
 
   it('hands a streamed answer’s tool calls to a streaming client, with finish reason tool_calls', async () => {

@@ -7,8 +7,11 @@ export interface ModelCall {
   messages: ChatMessage[];
   system?: string;
   cacheSystem?: boolean;
-  /** Always set by the engine (the request's value or the engine default), so limits match what is sent. */
+  /** The output ceiling the limits reserved: the request's, else the engine default. Sent where an API needs one. */
   maxTokens: number;
+  /** True when the request named no ceiling and `maxTokens` is only what was reserved: an OpenAI-compatible provider then sends none. */
+  maxTokensDefaulted?: boolean;
+  maxTokensField?: 'max_tokens' | 'max_completion_tokens';
   temperature?: number;
   topP?: number;
   stop?: string[];

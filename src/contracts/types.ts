@@ -69,8 +69,18 @@ export interface ModelRequest {
   system?: string;
   /** Mark the system prompt for the provider's prompt cache (see `ChatMessage.cache`). */
   cacheSystem?: boolean;
-  /** Upper bound on output tokens. Limits reserve this much output at admission. */
+  /**
+   * Upper bound on output tokens. Limits reserve this much output at
+   * admission; without it they reserve the engine's `defaultMaxTokens`, and an
+   * OpenAI-compatible provider is sent no ceiling at all.
+   */
   maxTokens?: number;
+  /**
+   * The name an OpenAI-compatible provider is sent `maxTokens` under:
+   * `max_completion_tokens` (which OpenAI's reasoning models require) or
+   * `max_tokens` (the default). Other providers have one name of their own.
+   */
+  maxTokensField?: 'max_tokens' | 'max_completion_tokens';
   temperature?: number;
   topP?: number;
   stop?: string[];

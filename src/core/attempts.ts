@@ -277,6 +277,8 @@ function modelCall(request: TaskRequest, resolved: ResolvedModel, maxTokens: num
     system: request.system,
     cacheSystem: request.cacheSystem,
     maxTokens,
+    maxTokensDefaulted: request.maxTokens === undefined,
+    maxTokensField: request.maxTokensField,
     temperature: request.temperature,
     topP: request.topP,
     stop: request.stop,

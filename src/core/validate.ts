@@ -63,6 +63,7 @@ export const taskRequestSchema = z.strictObject({
   system: z.string().optional(),
   cacheSystem: z.boolean().optional(),
   maxTokens: z.number().int('expected a whole number').positive('expected a positive number').optional(),
+  maxTokensField: z.enum(['max_tokens', 'max_completion_tokens']).optional(),
   temperature: z.number().min(0).max(2).optional(),
   topP: z.number().min(0).max(1).optional(),
   stop: z.array(z.string()).optional(),
@@ -126,6 +127,7 @@ export function isPlainValidRequest(input: unknown): input is TaskRequest {
     (r.stream === undefined || typeof r.stream === 'boolean') &&
     (r.latency === undefined || r.latency === 'standard' || r.latency === 'optimized') &&
     r.providerOptions === undefined &&
+    r.maxTokensField === undefined &&
     r.tools === undefined &&
     r.toolChoice === undefined &&
     r.parallelToolCalls === undefined &&

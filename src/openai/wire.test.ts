@@ -45,6 +45,7 @@ describe("OpenAI's wire format", () => {
         },
       ],
       maxTokens: 50,
+      maxTokensField: 'max_completion_tokens',
       stop: ['END'],
       stream: true,
       includeUsage: true,

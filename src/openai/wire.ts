@@ -109,6 +109,8 @@ export function samplingFromChat(input: SamplingInput): Partial<TaskRequest> {
   const fields: Partial<TaskRequest> = {};
   const maxTokens = input.maxTokens ?? input.max_completion_tokens ?? input.max_tokens;
   if (maxTokens !== undefined) fields.maxTokens = maxTokens;
+  if (input.maxTokens === undefined && input.max_completion_tokens !== undefined)
+    fields.maxTokensField = 'max_completion_tokens';
   if (input.temperature !== undefined) fields.temperature = input.temperature;
   if (input.top_p !== undefined) fields.topP = input.top_p;
   if (input.stop !== undefined) fields.stop = typeof input.stop === 'string' ? [input.stop] : input.stop;

@@ -80,11 +80,9 @@ export class OpenAiCompatibleProvider implements Provider {
   }
 
   private params(call: ModelCall): ChatCompletionCreateParamsNonStreaming {
-    const params: ChatCompletionCreateParamsNonStreaming = {
-      model: call.model,
-      messages: messagesToChat(call),
-      max_tokens: call.maxTokens,
-    };
+    const params: ChatCompletionCreateParamsNonStreaming = { model: call.model, messages: messagesToChat(call) };
+    // The ceiling the client named, under the name it used; none invented when it named none.
+    if (!call.maxTokensDefaulted) params[call.maxTokensField ?? 'max_tokens'] = call.maxTokens;
     if (call.temperature !== undefined) params.temperature = call.temperature;
     if (call.topP !== undefined) params.top_p = call.topP;
     if (call.stop !== undefined) params.stop = call.stop;
