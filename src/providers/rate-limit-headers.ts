@@ -100,7 +100,7 @@ function untilInstant(text: string | null | undefined, now: number): number | un
 
 /**
  * Anthropic's `anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-{limit,remaining,reset}`
- * headers. Resets are absolute instants, so they carry the local clock's skew:
+ * headers (`tokens-*` only where the input and output ones are absent: it summarises them). Resets are absolute instants, so they carry the local clock's skew:
  * `retry-after` is preferred where both are given.
  */
 export function anthropicRateLimits(headers: HeaderSource, now: number): RateLimitInfo {
@@ -120,9 +120,15 @@ export function anthropicRateLimits(headers: HeaderSource, now: number): RateLim
   set('requestsLimit', requests.limit);
   set('requestsRemaining', requests.remaining);
   set('requestsResetMs', requests.resetMs);
-  set('tokensLimit', tokens.limit);
-  set('tokensRemaining', tokens.remaining);
-  set('tokensResetMs', tokens.resetMs);
+  // tokens-* is the tightest token limit in force, a summary of the input and output ones: a bucket of
+  // input plus output built from it would hold an input-heavy run to the output limit. Only a response
+  // without input and output headers (a workspace limit alone) makes it the token limit.
+  const split = input.limit !== undefined || output.limit !== undefined;
+  if (!split) {
+    set('tokensLimit', tokens.limit);
+    set('tokensRemaining', tokens.remaining);
+    set('tokensResetMs', tokens.resetMs);
+  }
   set('inputTokensLimit', input.limit);
   set('inputTokensRemaining', input.remaining);
   set('inputTokensResetMs', input.resetMs);
