@@ -3,7 +3,13 @@ import { SystemClock } from '../src/contracts/clock.js';
 import { ProviderError } from '../src/contracts/errors.js';
 import { AnthropicProvider } from '../src/providers/anthropic/anthropic-provider.js';
 import type { ModelCall } from '../src/contracts/provider.js';
-import { anthropicError, message, startAnthropicFake, type AnthropicFake } from './fakes/anthropic-fake.js';
+import {
+  anthropicError,
+  message,
+  startAnthropicFake,
+  toolUseMessage,
+  type AnthropicFake,
+} from './fakes/anthropic-fake.js';
 import { expectClassified } from './fakes/classification.js';
 import { stalledCallCases } from './fakes/stalled-calls.js';
 
@@ -170,5 +176,134 @@ describe('Anthropic calls that stop answering', () => {
     provider: (timeouts) => new AnthropicProvider({ apiKey: 'sk-ant-test', baseURL: fake.url, timeouts }),
     scriptHang: () => fake.script({ kind: 'hang' }),
     scriptStall: () => fake.script({ kind: 'stream', deltas: ['Hel', 'lo', '!'], stallAfter: 2 }),
+  });
+});
+
+describe("Anthropic provider: tools, tool results, images and JSON output in Anthropic's own form", () => {
+  const agentTurn: ModelCall = {
+    model: 'claude-sonnet-4-5',
+    maxTokens: 500,
+    messages: [
+      {
+        role: 'user',
+        content: [
+          { type: 'text', text: 'Does the diagram match src/core?' },
+          { type: 'image', url: 'data:image/png;base64,iVBORw0KGgo=' },
+          { type: 'image', url: 'https://example.com/diagram.webp' },
+        ],
+      },
+      {
+        role: 'assistant',
+        content: 'Let me look.',
+        toolCalls: [
+          { id: 'toolu_1', name: 'read_file', arguments: '{"path":"src/core"}' },
+          { id: 'toolu_2', name: 'read_file', arguments: '{"path":"README.md"}' },
+        ],
+      },
+      { role: 'tool', toolCallId: 'toolu_1', content: 'engine.ts task-board.ts' },
+      { role: 'tool', toolCallId: 'toolu_2', content: '# fanout' },
+    ],
+    tools: [
+      {
+        name: 'read_file',
+        description: 'Read a file',
+        parameters: { type: 'object', properties: { path: { type: 'string' } }, required: ['path'] },
+        strict: true,
+      },
+    ],
+    toolChoice: 'required',
+    parallelToolCalls: false,
+    responseFormat: { type: 'json_schema', name: 'findings', schema: { type: 'object' } },
+  };
+
+  it('sends each field in its Anthropic form and reads tool_use blocks back as tool calls', async () => {
+    fake.script({
+      kind: 'json',
+      body: toolUseMessage('One more file.', {
+        id: 'toolu_3',
+        name: 'read_file',
+        input: { path: 'src/core/attempts.ts' },
+      }),
+    });
+    const result = await provider().complete(agentTurn, context());
+    expect(fake.requests[0]?.body).toEqual({
+      model: 'claude-sonnet-4-5',
+      max_tokens: 500,
+      messages: [
+        {
+          role: 'user',
+          content: [
+            { type: 'text', text: 'Does the diagram match src/core?' },
+            { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgo=' } },
+            { type: 'image', source: { type: 'url', url: 'https://example.com/diagram.webp' } },
+          ],
+        },
+        {
+          role: 'assistant',
+          content: [
+            { type: 'text', text: 'Let me look.' },
+            { type: 'tool_use', id: 'toolu_1', name: 'read_file', input: { path: 'src/core' } },
+            { type: 'tool_use', id: 'toolu_2', name: 'read_file', input: { path: 'README.md' } },
+          ],
+        },
+        {
+          role: 'user',
+          content: [
+            { type: 'tool_result', tool_use_id: 'toolu_1', content: 'engine.ts task-board.ts' },
+            { type: 'tool_result', tool_use_id: 'toolu_2', content: '# fanout' },
+          ],
+        },
+      ],
+      tools: [
+        {
+          name: 'read_file',
+          description: 'Read a file',
+          input_schema: { type: 'object', properties: { path: { type: 'string' } }, required: ['path'] },
+          strict: true,
+        },
+      ],
+      tool_choice: { type: 'any', disable_parallel_tool_use: true },
+      output_config: { format: { type: 'json_schema', schema: { type: 'object' } } },
+    });
+    expect(result).toMatchObject({
+      text: 'One more file.',
+      toolCalls: [{ id: 'toolu_3', name: 'read_file', arguments: '{"path":"src/core/attempts.ts"}' }],
+      finishReason: 'tool_calls',
+    });
+  });
+
+  it('gathers a streamed tool_use block from its input_json_delta pieces', async () => {
+    fake.script({
+      kind: 'stream',
+      deltas: ['Checking.'],
+      toolUse: { id: 'toolu_4', name: 'read_file', inputPieces: ['{"pa', 'th": "a.ts"', '}'] },
+    });
+    const events = [];
+    for await (const event of provider().stream({ ...agentTurn, responseFormat: undefined }, context()))
+      events.push(event);
+    const done = events.at(-1);
+    expect(done?.type === 'done' && done.result).toMatchObject({
+      text: 'Checking.',
+      toolCalls: [{ id: 'toolu_4', name: 'read_file', arguments: '{"path": "a.ts"}' }],
+      finishReason: 'tool_calls',
+    });
+  });
+
+  it('refuses by name what Anthropic cannot take', () => {
+    const refused = provider().refuses({
+      model: 'claude-sonnet-4-5',
+      messages: [
+        { role: 'user', content: [{ type: 'image', url: 'data:image/bmp;base64,Qk0=' }] },
+        { role: 'assistant', content: '', toolCalls: [{ id: 't', name: 'f', arguments: 'not json' }] },
+      ],
+      responseFormat: { type: 'json_object' },
+      passthrough: { logprobs: true },
+    });
+    expect(refused).toEqual([
+      'logprobs is not supported by anthropic',
+      'response_format json_object is not supported by anthropic; give a json_schema',
+      'messages.0.content.0: anthropic takes base64 images of type jpeg, png, gif or webp',
+      "messages.1.toolCalls.0.arguments: not a JSON object, and anthropic takes a tool call's input as one",
+    ]);
   });
 });

@@ -166,19 +166,24 @@ describe('a provider that cannot carry a field refuses it by name, before anythi
         model: 'anthropic:claude-sonnet-4-5',
         messages,
         tools,
-        response_format: responseFormat,
+        response_format: { type: 'json_object' },
+        presence_penalty: 0.5,
         max_tokens: 50,
       })
       .catch((error: unknown) => error);
     expect(refused).toBeInstanceOf(OpenAI.BadRequestError);
     const message = (refused as InstanceType<typeof OpenAI.BadRequestError>).message;
-    for (const field of ['tools', 'tool calls and tool results', 'image content', 'response_format'])
-      expect(message).toContain(`${field} is not supported by anthropic in this version of fanout`);
+    expect(message).toContain('presence_penalty is not supported by anthropic');
+    expect(message).toContain('response_format json_object is not supported by anthropic; give a json_schema');
+    expect(message).not.toContain('tools');
 
     const mock = await client.chat.completions
-      .create({ model: 'mock:m', messages: [{ role: 'user', content: 'hi' }], user: 'u-1', seed: 3 })
+      .create({ model: 'mock:m', messages, tools, user: 'u-1' })
       .catch((error: unknown) => error);
-    expect((mock as Error).message).toContain('user is not supported by mock');
+    const mockMessage = (mock as Error).message;
+    for (const field of ['tools', 'tool calls and tool results', 'image content'])
+      expect(mockMessage).toContain(`${field} is not supported by mock in this version of fanout`);
+    expect(mockMessage).toContain('user is not supported by mock');
     expect(fake.requests).toHaveLength(0);
   });
 });

@@ -56,7 +56,10 @@ export class StreamResult {
       requestId: this.requestId,
       rateLimit: this.rateLimit,
     };
-    const toolCalls = this.toolCalls?.filter((call) => call !== undefined);
+    // A call streamed without any argument text took no arguments: an empty object, as both vendors mean it.
+    const toolCalls = this.toolCalls
+      ?.filter((call) => call !== undefined)
+      .map((call) => (call.arguments === '' ? { ...call, arguments: '{}' } : call));
     if (toolCalls?.length) result.toolCalls = toolCalls;
     if (this.refusal) result.refusal = this.refusal;
     return { type: 'done', result };

@@ -21,6 +21,8 @@ export type AnthropicReply =
       };
       errorAfter?: number;
       stallAfter?: number;
+      /** A tool_use block after the text, its input streamed in pieces of JSON as Anthropic does. */
+      toolUse?: { id: string; name: string; inputPieces: string[] };
     }
   | { kind: 'hang' };
 
@@ -44,6 +46,14 @@ export function message(
     stop_sequence: null,
     usage: { ...usage, service_tier: 'standard' },
   };
+}
+
+/** A message whose answer is a call of a tool, as Anthropic writes one. */
+export function toolUseMessage(text: string, tool: { id: string; name: string; input: unknown }): unknown {
+  const body = message(text) as { content: unknown[]; stop_reason: string };
+  body.content = [...(text ? [{ type: 'text', text }] : []), { type: 'tool_use', ...tool }];
+  body.stop_reason = 'tool_use';
+  return body;
 }
 
 export function anthropicError(
@@ -144,10 +154,29 @@ export async function startAnthropicFake(): Promise<AnthropicFake> {
         );
       }
       res.write(sse('content_block_stop', { type: 'content_block_stop', index: 0 }));
+      if (reply.toolUse) {
+        const { id, name, inputPieces } = reply.toolUse;
+        res.write(
+          sse('content_block_start', {
+            type: 'content_block_start',
+            index: 1,
+            content_block: { type: 'tool_use', id, name, input: {} },
+          }),
+        );
+        for (const piece of inputPieces)
+          res.write(
+            sse('content_block_delta', {
+              type: 'content_block_delta',
+              index: 1,
+              delta: { type: 'input_json_delta', partial_json: piece },
+            }),
+          );
+        res.write(sse('content_block_stop', { type: 'content_block_stop', index: 1 }));
+      }
       res.write(
         sse('message_delta', {
           type: 'message_delta',
-          delta: { stop_reason: 'end_turn', stop_sequence: null },
+          delta: { stop_reason: reply.toolUse ? 'tool_use' : 'end_turn', stop_sequence: null },
           usage: { output_tokens: usage.output_tokens },
         }),
       );

@@ -2,7 +2,7 @@ import type { AccountingOptions, CallTimeouts } from '../../contracts/provider.j
 import type Anthropic from '@anthropic-ai/sdk';
 import { FanoutError, ProviderError, type ErrorCode } from '../../contracts/errors.js';
 import { textOf, type FinishReason, type ModelResult, type Usage } from '../../contracts/types.js';
-import { fieldsNotCarried } from '../refusals.js';
+import { anthropicAnswer, anthropicMessages, anthropicRefusals, anthropicToolFields } from './anthropic-messages.js';
 import type { CallContext, ModelCall, Provider, StreamEvent } from '../../contracts/provider.js';
 import { anthropicRateLimits } from '../rate-limit-headers.js';
 import { anthropicSdk } from '../sdk.js';
@@ -83,7 +83,7 @@ export class AnthropicProvider implements Provider {
   }
 
   refuses(call: Omit<ModelCall, 'maxTokens'>): string[] {
-    return fieldsNotCarried(call, this.name);
+    return anthropicRefusals(call, this.name);
   }
 
   accounting(model: string): AccountingOptions {
@@ -95,9 +95,8 @@ export class AnthropicProvider implements Provider {
     const params: Anthropic.MessageCreateParamsNonStreaming = {
       model: call.model,
       max_tokens: call.maxTokens,
-      messages: call.messages
-        .filter((m) => m.role !== 'system')
-        .map((m) => ({ role: m.role as 'user' | 'assistant', content: [block(textOf(m.content), m.cache)] })),
+      messages: anthropicMessages(call.messages),
+      ...anthropicToolFields(call),
     };
     const systems = [
       call.system,
@@ -116,7 +115,7 @@ export class AnthropicProvider implements Provider {
         .create(this.params(call), { signal: context.signal, timeout: this.timeoutMs })
         .withResponse();
       return {
-        text: data.content.map((b) => (b.type === 'text' ? b.text : '')).join(''),
+        ...anthropicAnswer(data.content),
         usage: usageOf(data.usage),
         finishReason: FINISH[data.stop_reason ?? 'end_turn'] ?? 'other',
         model: data.model,
@@ -143,6 +142,11 @@ export class AnthropicProvider implements Provider {
         if (event.type === 'message_start') {
           result.model = event.message.model;
           result.usage = usageOf(event.message.usage);
+        } else if (event.type === 'content_block_start' && event.content_block.type === 'tool_use') {
+          const { id, name } = event.content_block;
+          result.toolCallDeltas([{ index: event.index, id, function: { name } }]);
+        } else if (event.type === 'content_block_delta' && event.delta.type === 'input_json_delta') {
+          result.toolCallDeltas([{ index: event.index, function: { arguments: event.delta.partial_json } }]);
         } else if (event.type === 'content_block_delta' && event.delta.type === 'text_delta') {
           yield result.delta(event.delta.text);
         } else if (event.type === 'message_delta') {

@@ -1,0 +1,145 @@
+import type Anthropic from '@anthropic-ai/sdk';
+import type { ModelCall } from '../../contracts/provider.js';
+import { textOf, type ChatMessage, type ContentPart, type ToolCall } from '../../contracts/types.js';
+import { fieldsNotCarried } from '../refusals.js';
+
+/**
+ * fanout's request in Anthropic's Messages form, and Anthropic's answer back:
+ * text and image parts as blocks (an image by URL, or base64 from a `data:`
+ * URL), assistant tool calls as `tool_use` blocks, tool results as
+ * `tool_result` blocks in one user turn, tools with their input schema, tool
+ * choice (`required` is `any`; parallel calls off is
+ * `disable_parallel_tool_use`), and a JSON Schema response format as
+ * `output_config.format`, Anthropic's own structured output.
+ */
+
+type Block = Anthropic.ContentBlockParam;
+type MessageParam = Anthropic.MessageParam;
+
+const IMAGE_TYPES = new Set(['image/jpeg', 'image/png', 'image/gif', 'image/webp']);
+const DATA_URL = /^data:(image\/[a-z+.-]+);base64,([A-Za-z0-9+/=\s]+)$/i;
+
+function cacheMark<T extends Block>(block: T, cache: boolean | undefined): T {
+  return cache ? { ...block, cache_control: { type: 'ephemeral' } } : block;
+}
+
+function imageBlock(part: Extract<ContentPart, { type: 'image' }>): Anthropic.ImageBlockParam {
+  const data = DATA_URL.exec(part.url);
+  if (data)
+    return {
+      type: 'image',
+      source: {
+        type: 'base64',
+        media_type: (data[1] as string).toLowerCase() as Anthropic.Base64ImageSource['media_type'],
+        data: (data[2] as string).replace(/\s/g, ''),
+      },
+    };
+  return { type: 'image', source: { type: 'url', url: part.url } };
+}
+
+function contentBlocks(content: ChatMessage['content']): Block[] {
+  if (typeof content === 'string') return content === '' ? [] : [{ type: 'text', text: content }];
+  return content.map((part): Block => (part.type === 'text' ? { type: 'text', text: part.text } : imageBlock(part)));
+}
+
+function toolUse(call: ToolCall): Anthropic.ToolUseBlockParam {
+  return { type: 'tool_use', id: call.id, name: call.name, input: JSON.parse(call.arguments) as unknown };
+}
+
+/** The conversation as Anthropic's turns: tool results join one user turn, as Anthropic requires. */
+export function anthropicMessages(messages: readonly ChatMessage[]): MessageParam[] {
+  const turns: MessageParam[] = [];
+  for (const message of messages) {
+    if (message.role === 'system') continue;
+    let role: 'user' | 'assistant' = message.role === 'assistant' ? 'assistant' : 'user';
+    let blocks: Block[];
+    if (message.role === 'tool') {
+      const result: Anthropic.ToolResultBlockParam = {
+        type: 'tool_result',
+        tool_use_id: message.toolCallId ?? '',
+        content: textOf(message.content),
+      };
+      blocks = [result];
+      role = 'user';
+    } else {
+      blocks = contentBlocks(message.content);
+      if (message.toolCalls) for (const call of message.toolCalls) blocks.push(toolUse(call));
+    }
+    const last = blocks.length - 1;
+    if (message.cache && last >= 0) blocks[last] = cacheMark(blocks[last] as Block, true);
+    const previous = turns[turns.length - 1];
+    if (message.role === 'tool' && previous?.role === 'user' && Array.isArray(previous.content))
+      previous.content.push(...blocks);
+    else turns.push({ role, content: blocks });
+  }
+  return turns;
+}
+
+/** Tools, tool choice and the response format, as Anthropic's request fields. */
+export function anthropicToolFields(
+  call: Pick<ModelCall, 'tools' | 'toolChoice' | 'parallelToolCalls' | 'responseFormat'>,
+): Partial<Anthropic.MessageCreateParamsNonStreaming> {
+  const fields: Partial<Anthropic.MessageCreateParamsNonStreaming> = {};
+  if (call.tools)
+    fields.tools = call.tools.map((tool) => ({
+      name: tool.name,
+      input_schema: (tool.parameters ?? { type: 'object', properties: {} }) as Anthropic.Tool.InputSchema,
+      ...(tool.description !== undefined ? { description: tool.description } : {}),
+      ...(tool.strict !== undefined ? { strict: tool.strict } : {}),
+    }));
+  const choice = call.toolChoice;
+  const noParallel = call.parallelToolCalls === false ? { disable_parallel_tool_use: true } : {};
+  if (choice === 'none') fields.tool_choice = { type: 'none' };
+  else if (choice === 'required') fields.tool_choice = { type: 'any', ...noParallel };
+  else if (typeof choice === 'object') fields.tool_choice = { type: 'tool', name: choice.name, ...noParallel };
+  else if (choice === 'auto' || call.parallelToolCalls === false) fields.tool_choice = { type: 'auto', ...noParallel };
+  if (call.responseFormat?.type === 'json_schema')
+    fields.output_config = { format: { type: 'json_schema', schema: call.responseFormat.schema } };
+  return fields;
+}
+
+/** What Anthropic cannot take of a call, each naming the field (see `Provider.refuses`). */
+export function anthropicRefusals(call: Omit<ModelCall, 'maxTokens'>, provider: string): string[] {
+  const refused = fieldsNotCarried(call, provider, { tools: true, images: true, responseFormat: true });
+  let more: string[] | undefined;
+  const not = (message: string) => (more ??= []).push(message);
+  if (call.responseFormat?.type === 'json_object')
+    not(`response_format json_object is not supported by ${provider}; give a json_schema`);
+  call.messages.forEach((message, i) => {
+    message.toolCalls?.forEach((toolCall, j) => {
+      if (!parses(toolCall.arguments))
+        not(
+          `messages.${i}.toolCalls.${j}.arguments: not a JSON object, and ${provider} takes a tool call's input as one`,
+        );
+    });
+    if (typeof message.content === 'string') return;
+    message.content.forEach((part, j) => {
+      if (part.type !== 'image' || !part.url.startsWith('data:')) return;
+      const data = DATA_URL.exec(part.url);
+      if (!data || !IMAGE_TYPES.has((data[1] as string).toLowerCase()))
+        not(`messages.${i}.content.${j}: ${provider} takes base64 images of type jpeg, png, gif or webp`);
+    });
+  });
+  return more ? [...refused, ...more] : refused;
+}
+
+function parses(text: string): boolean {
+  try {
+    const value: unknown = JSON.parse(text);
+    return typeof value === 'object' && value !== null && !Array.isArray(value);
+  } catch {
+    return false;
+  }
+}
+
+/** Anthropic's answer blocks as fanout's text and tool calls. */
+export function anthropicAnswer(content: readonly Anthropic.ContentBlock[]): { text: string; toolCalls?: ToolCall[] } {
+  let text = '';
+  let toolCalls: ToolCall[] | undefined;
+  for (const block of content) {
+    if (block.type === 'text') text += block.text;
+    else if (block.type === 'tool_use')
+      (toolCalls ??= []).push({ id: block.id, name: block.name, arguments: JSON.stringify(block.input) });
+  }
+  return toolCalls ? { text, toolCalls } : { text };
+}
