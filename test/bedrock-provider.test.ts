@@ -148,3 +148,115 @@ describe('Bedrock provider, through the AWS SDK', () => {
     expect(provider().accounting('amazon.nova-pro-v1:0')).toEqual({ rule: 'bedrock', outputBurndown: 1 });
   });
 });
+
+describe("Bedrock provider: tools, tool results, images and JSON output in Converse's own form", () => {
+  const agentTurn: ModelCall = {
+    model: 'anthropic.claude-sonnet-4-5',
+    maxTokens: 500,
+    messages: [
+      {
+        role: 'user',
+        content: [
+          { type: 'text', text: 'Does the diagram match?' },
+          { type: 'image', url: 'data:image/png;base64,iVBORw0KGgo=' },
+        ],
+      },
+      {
+        role: 'assistant',
+        content: '',
+        toolCalls: [
+          { id: 'tu_1', name: 'read_file', arguments: '{"path":"a"}' },
+          { id: 'tu_2', name: 'read_file', arguments: '{"path":"b"}' },
+        ],
+      },
+      { role: 'tool', toolCallId: 'tu_1', content: 'A' },
+      { role: 'tool', toolCallId: 'tu_2', content: 'B' },
+    ],
+    tools: [{ name: 'read_file', description: 'Read a file', parameters: { type: 'object' }, strict: true }],
+    toolChoice: { name: 'read_file' },
+    responseFormat: { type: 'json_schema', name: 'findings', schema: { type: 'object' } },
+  };
+
+  it('sends each field in its Converse form and reads toolUse blocks back as tool calls', async () => {
+    fake.script({
+      kind: 'converse',
+      text: 'One more.',
+      toolUse: { toolUseId: 'tu_3', name: 'read_file', input: { path: 'c' } },
+    });
+    const result = await provider().complete(agentTurn, context());
+    const body = fake.requests[0]?.body;
+    expect(body?.messages).toEqual([
+      {
+        role: 'user',
+        content: [{ text: 'Does the diagram match?' }, { image: { format: 'png', source: { bytes: 'iVBORw0KGgo=' } } }],
+      },
+      {
+        role: 'assistant',
+        content: [
+          { toolUse: { toolUseId: 'tu_1', name: 'read_file', input: { path: 'a' } } },
+          { toolUse: { toolUseId: 'tu_2', name: 'read_file', input: { path: 'b' } } },
+        ],
+      },
+      {
+        role: 'user',
+        content: [
+          { toolResult: { toolUseId: 'tu_1', content: [{ text: 'A' }] } },
+          { toolResult: { toolUseId: 'tu_2', content: [{ text: 'B' }] } },
+        ],
+      },
+    ]);
+    expect(body?.toolConfig).toEqual({
+      tools: [
+        {
+          toolSpec: {
+            name: 'read_file',
+            description: 'Read a file',
+            inputSchema: { json: { type: 'object' } },
+            strict: true,
+          },
+        },
+      ],
+      toolChoice: { tool: { name: 'read_file' } },
+    });
+    expect(body?.outputConfig).toEqual({
+      textFormat: { type: 'json_schema', structure: { jsonSchema: { schema: '{"type":"object"}', name: 'findings' } } },
+    });
+    expect(result).toMatchObject({
+      text: 'One more.',
+      toolCalls: [{ id: 'tu_3', name: 'read_file', arguments: '{"path":"c"}' }],
+      finishReason: 'tool_calls',
+    });
+  });
+
+  it('gathers a streamed toolUse block from its input pieces', async () => {
+    fake.script({
+      kind: 'stream',
+      deltas: ['Checking.'],
+      toolUse: { toolUseId: 'tu_4', name: 'read_file', inputPieces: ['{"pa', 'th":"d"}'] },
+    });
+    const events = [];
+    for await (const event of provider().stream(agentTurn, context())) events.push(event);
+    const done = events.at(-1);
+    expect(done?.type === 'done' && done.result).toMatchObject({
+      text: 'Checking.',
+      toolCalls: [{ id: 'tu_4', name: 'read_file', arguments: '{"path":"d"}' }],
+      finishReason: 'tool_calls',
+    });
+  });
+
+  it('refuses by name what Converse cannot take', () => {
+    const refused = provider().refuses({
+      model: 'm',
+      messages: [{ role: 'user', content: [{ type: 'image', url: 'https://example.com/a.png' }] }],
+      toolChoice: 'none',
+      parallelToolCalls: true,
+      responseFormat: { type: 'json_object' },
+    });
+    expect(refused).toEqual([
+      'tool_choice none is not supported by bedrock; send no tools',
+      'parallel_tool_calls is not supported by bedrock',
+      'response_format json_object is not supported by bedrock; give a json_schema',
+      'messages.0.content.0: bedrock takes images as base64 data: URLs of type png, jpeg, gif or webp',
+    ]);
+  });
+});

@@ -10,9 +10,22 @@ import { listenOnLoopback } from './listen.js';
  * (`:` as `%3A`).
  */
 export type BedrockReply =
-  | { kind: 'converse'; text: string; usage?: Usage }
-  | { kind: 'stream'; deltas: string[]; usage?: Usage; exceptionAfter?: number }
+  | { kind: 'converse'; text: string; usage?: Usage; toolUse?: ToolUse }
+  | {
+      kind: 'stream';
+      deltas: string[];
+      usage?: Usage;
+      exceptionAfter?: number;
+      toolUse?: ToolUse & { inputPieces: string[] };
+    }
   | { kind: 'error'; status: number; type: string; message: string; headers?: Record<string, string> };
+
+/** A call of a tool after the text, as Converse answers one (streamed: its input in pieces of JSON). */
+interface ToolUse {
+  toolUseId: string;
+  name: string;
+  input?: unknown;
+}
 
 interface Usage {
   inputTokens: number;
@@ -84,8 +97,13 @@ export async function startBedrockFake(): Promise<BedrockFake> {
       if (reply.kind === 'converse') {
         res.writeHead(200, { 'content-type': 'application/json', 'x-amzn-requestid': requestId }).end(
           JSON.stringify({
-            output: { message: { role: 'assistant', content: [{ text: reply.text }] } },
-            stopReason: 'end_turn',
+            output: {
+              message: {
+                role: 'assistant',
+                content: [{ text: reply.text }, ...(reply.toolUse ? [{ toolUse: reply.toolUse }] : [])],
+              },
+            },
+            stopReason: reply.toolUse ? 'tool_use' : 'end_turn',
             usage: usageBody(usage),
             metrics: { latencyMs: 412 },
           }),
@@ -104,7 +122,15 @@ export async function startBedrockFake(): Promise<BedrockFake> {
         res.write(frame('event', 'contentBlockDelta', { contentBlockIndex: 0, delta: { text } }));
       }
       res.write(frame('event', 'contentBlockStop', { contentBlockIndex: 0 }));
-      res.write(frame('event', 'messageStop', { stopReason: 'end_turn' }));
+      const tool = reply.toolUse;
+      if (tool) {
+        const start = { toolUse: { toolUseId: tool.toolUseId, name: tool.name } };
+        res.write(frame('event', 'contentBlockStart', { contentBlockIndex: 1, start }));
+        for (const input of tool.inputPieces)
+          res.write(frame('event', 'contentBlockDelta', { contentBlockIndex: 1, delta: { toolUse: { input } } }));
+        res.write(frame('event', 'contentBlockStop', { contentBlockIndex: 1 }));
+      }
+      res.write(frame('event', 'messageStop', { stopReason: tool ? 'tool_use' : 'end_turn' }));
       res.end(frame('event', 'metadata', { usage: usageBody(usage), metrics: { latencyMs: 530 } }));
     });
   });

@@ -1,15 +1,13 @@
 import type { AccountingOptions, CallTimeouts } from '../../contracts/provider.js';
 import type {
   BedrockRuntimeClient,
-  ContentBlock,
   ConverseCommandInput,
-  Message,
   SystemContentBlock,
   TokenUsage,
 } from '@aws-sdk/client-bedrock-runtime';
 import { FanoutError, ProviderError, type ErrorCode } from '../../contracts/errors.js';
 import { textOf, type FinishReason, type ModelResult, type Usage } from '../../contracts/types.js';
-import { fieldsNotCarried } from '../refusals.js';
+import { converseAnswer, converseMessages, converseRefusals, converseToolFields } from './converse-messages.js';
 import { bedrockBurndown } from '../../limits/accounting.js';
 import type { CallContext, ModelCall, Provider, StreamEvent } from '../../contracts/provider.js';
 import { bedrockSdk, nodeHttpHandlerModule } from '../sdk.js';
@@ -96,7 +94,7 @@ export class BedrockProvider implements Provider {
   }
 
   refuses(call: Omit<ModelCall, 'maxTokens'>): string[] {
-    return fieldsNotCarried(call, this.name);
+    return converseRefusals(call, this.name);
   }
 
   accounting(model: string): AccountingOptions {
@@ -104,11 +102,7 @@ export class BedrockProvider implements Provider {
   }
 
   private input(call: ModelCall): ConverseCommandInput {
-    const content = (text: string, cache: boolean | undefined): ContentBlock[] =>
-      cache ? [{ text }, { cachePoint: { type: 'default' } }] : [{ text }];
-    const messages: Message[] = call.messages
-      .filter((m) => m.role !== 'system')
-      .map((m) => ({ role: m.role as 'user' | 'assistant', content: content(textOf(m.content), m.cache) }));
+    const messages = converseMessages(call.messages);
     const systemTexts = [
       call.system,
       ...call.messages.filter((m) => m.role === 'system').map((m) => textOf(m.content)),
@@ -122,6 +116,7 @@ export class BedrockProvider implements Provider {
     const input: ConverseCommandInput = {
       modelId: call.model,
       messages,
+      ...converseToolFields(call),
       inferenceConfig: {
         maxTokens: call.maxTokens,
         temperature: call.temperature,
@@ -139,9 +134,8 @@ export class BedrockProvider implements Provider {
       const output = await this.client.send(new (bedrockSdk().ConverseCommand)(this.input(call)), {
         abortSignal: context.signal,
       });
-      const blocks = output.output?.message?.content ?? [];
       return {
-        text: blocks.map((b) => b.text ?? '').join(''),
+        ...converseAnswer(output.output?.message?.content ?? []),
         usage: usageOf(output.usage),
         finishReason: FINISH[output.stopReason ?? 'end_turn'] ?? 'other',
         model: call.model,
@@ -162,6 +156,11 @@ export class BedrockProvider implements Provider {
       context.alive?.();
       for await (const event of output.stream ?? []) {
         context.alive?.();
+        const index = event.contentBlockStart?.contentBlockIndex ?? event.contentBlockDelta?.contentBlockIndex ?? 0;
+        const started = event.contentBlockStart?.start?.toolUse;
+        if (started) result.toolCallDeltas([{ index, id: started.toolUseId, function: { name: started.name } }]);
+        const input = event.contentBlockDelta?.delta?.toolUse?.input;
+        if (input) result.toolCallDeltas([{ index, function: { arguments: input } }]);
         const delta = event.contentBlockDelta?.delta?.text;
         if (delta) yield result.delta(delta);
         if (event.messageStop) result.finishReason = FINISH[event.messageStop.stopReason ?? 'end_turn'] ?? 'other';
