@@ -27,7 +27,9 @@ export type ErrorCode =
   | 'engine_closed'
   | 'illegal_transition'
   | 'unknown_task'
-  | 'io_error';
+  | 'io_error'
+  /** An answer that does not parse, or does not match the JSON Schema its request asked for. */
+  | 'invalid_output';
 
 export interface FanoutErrorOptions {
   retryable?: boolean;

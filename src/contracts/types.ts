@@ -98,6 +98,12 @@ export interface ModelRequest {
   parallelToolCalls?: boolean;
   responseFormat?: ResponseFormat;
   /**
+   * Check a JSON answer before the task completes (default true when
+   * `responseFormat` asks for JSON): one that does not parse or match the
+   * schema is asked again, within the task's attempts.
+   */
+  checkOutput?: boolean;
+  /**
    * Fields of an OpenAI chat completions request that fanout does not read
    * (`logprobs`, `presence_penalty`, fields newer than fanout, …): sent as they
    * are to an OpenAI-compatible provider, refused by name by any other.
@@ -188,6 +194,8 @@ export interface ModelResult {
   toolCalls?: ToolCall[];
   /** The model's refusal to answer, where the provider says so apart from the text. */
   refusal?: string;
+  /** The answer parsed, when the request asked for JSON (`responseFormat`) and fanout checked it. */
+  object?: unknown;
   usage: Usage;
   finishReason: FinishReason;
   /**

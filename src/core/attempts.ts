@@ -9,6 +9,7 @@ import { observedLimits } from '../limits/learning.js';
 import { errorSummary, type EventHub } from './events.js';
 import type { ResolvedModel } from './models.js';
 import { decideRetry, type RetryOptions } from './retry.js';
+import { outputCheck } from './output-check.js';
 import type { TaskBoard } from './task-board.js';
 import { Attempt, type Task } from './task.js';
 import { CallWatchdog, DEFAULT_CALL_TIMEOUTS } from './watchdog.js';
@@ -173,14 +174,27 @@ export class Attempts {
     }
   }
 
-  private succeeded(task: Task, attempt: number, resolved: ResolvedModel, result: ModelResult): void {
+  private succeeded(task: Task, attempt: number, resolved: ResolvedModel, answer: ModelResult): void {
     if (!task.isRunning(attempt)) return;
     const now = this.s.clock.now();
     const reserved = task.reservation?.cost ?? task.cost;
     this.s.limiter.succeeded(task.key);
-    if (result.rateLimit) this.learn(task.key, result.rateLimit, now);
+    if (answer.rateLimit) this.learn(task.key, answer.rateLimit, now);
     // A key that limits no tokens needs no settled token count: its reservation stands.
-    const actual = resolved.countsTokens ? settledCost(resolved.accounting, reserved, result.usage) : undefined;
+    const actual = resolved.countsTokens ? settledCost(resolved.accounting, reserved, answer.usage) : undefined;
+    let result = answer;
+    const format = task.request.responseFormat;
+    if (format && task.request.checkOutput !== false) {
+      try {
+        result = outputCheck.check(answer, format);
+      } catch (error) {
+        // The call was made and answered: it is charged what it used, and asked again.
+        const invalid = asFanoutError(error);
+        this.close(task, now, 'failed', invalid, actual, answer.requestId);
+        this.retryOrFail(task, attempt, invalid, now);
+        return;
+      }
+    }
     const startedAt = task.current?.startedAt ?? now;
     const times = this.callTimes.get(task.request.model);
     if (times) {
@@ -195,17 +209,23 @@ export class Attempts {
 
   private failed(task: Task, attempt: number, raw: unknown): void {
     if (!task.isRunning(attempt)) return;
-    const { clock, board, limiter } = this.s;
+    const { clock, limiter } = this.s;
     const now = clock.now();
     const error = asFanoutError(raw);
     this.close(task, now, 'failed', error, task.reservation ? failedCost(task.reservation.cost) : undefined);
-    if (this.s.hub.active) board.emit('attempt-failed', task, now, { attempt, error: errorSummary(error) });
     if (error instanceof ProviderError) {
       // The provider refused what fanout's limits let through: learn from what it said, and send less at once.
       if (error.rateLimit) this.learn(task.key, error.rateLimit, now);
       if (error.code === 'rate_limited') limiter.backOff(task.key, now);
     }
     if (limiter.isProbing(task.key)) this.openProbe(task.key);
+    this.retryOrFail(task, attempt, error, now);
+  }
+
+  /** After a failed attempt: the task waits and goes again, or fails with why. */
+  private retryOrFail(task: Task, attempt: number, error: FanoutError, now: number): void {
+    const { board } = this.s;
+    if (this.s.hub.active) board.emit('attempt-failed', task, now, { attempt, error: errorSummary(error) });
     const maxAttempts = task.request.maxAttempts ?? this.s.retry.maxAttempts;
     const decision = decideRetry(error, attempt, maxAttempts, this.s.retry, this.s.random);
     this.cooldown(task.key, error, decision.retry ? decision.delayMs : undefined, now);

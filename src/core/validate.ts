@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { describeIssues, FanoutError, ValidationError } from '../contracts/errors.js';
 import { assertJsonBounds } from './json-bounds.js';
+import { outputCheck } from './output-check.js';
 import type { TaskRequest } from '../contracts/types.js';
 
 const contentPart = z.discriminatedUnion('type', [
@@ -76,6 +77,7 @@ export const taskRequestSchema = z.strictObject({
   parallelToolCalls: z.boolean().optional(),
   responseFormat: responseFormatSchema.optional(),
   passthrough: z.record(z.string(), z.unknown()).optional(),
+  checkOutput: z.boolean().optional(),
   priority: z.number().min(-MAX_PRIORITY).max(MAX_PRIORITY).optional(),
   maxAttempts: z.number().int().min(1).optional(),
   attemptTimeoutMs: finitePositive.optional(),
@@ -133,6 +135,7 @@ export function isPlainValidRequest(input: unknown): input is TaskRequest {
     r.parallelToolCalls === undefined &&
     r.responseFormat === undefined &&
     r.passthrough === undefined &&
+    r.checkOutput === undefined &&
     (r.priority === undefined || (isNumber(r.priority) && Math.abs(r.priority) <= MAX_PRIORITY)) &&
     isOptionalPositiveInt(r.maxAttempts) &&
     isOptionalPositive(r.attemptTimeoutMs) &&
@@ -195,6 +198,7 @@ export function validateTaskRequest(input: unknown): TaskRequest {
     if (request.passthrough) checkPassedOn(request.passthrough, 'passthrough');
     const names = new Set(request.tools?.map((tool) => tool.name));
     const choice = request.toolChoice;
+    if (request.checkOutput !== false) outputCheck.prepare(request.responseFormat);
     if (typeof choice === 'object' && !names.has(choice.name))
       throw new ValidationError('invalid_request', [
         `toolChoice.name: "${choice.name}" is not one of the request's tools`,
