@@ -9,7 +9,7 @@ import { benchGateway } from './gateway.js';
 import { benchDag, benchInterviews, benchSimulate } from './pipelines.js';
 import { fmt } from './stats.js';
 import { benchSoak } from './soak.js';
-import { benchKnownLimits, benchLearnedLimits, benchTokenRefunds } from './utilisation.js';
+import { benchAnthropicLimits, benchKnownLimits, benchLearnedLimits, benchTokenRefunds } from './utilisation.js';
 
 /**
  * The quick benchmark set: every figure beside an anchor measured in the same
@@ -111,6 +111,18 @@ const benches = {
       `${fmt(l.fanout.utilisation * 100, 1)} % of the limit, ${l.fanout.http429} × 429 in ${fmt(l.fanout.requests)} requests (${share(l.fanout)})`,
       `naive (${l.naive.concurrency} workers on the openai SDK, retry-after) ${fmt(l.naive.utilisation * 100, 1)} %, ${l.naive.http429} × 429 in ${fmt(l.naive.requests)} (${share(l.naive)})`,
       'goal ≥ 95 %, 429s ≤ 0.1 % of requests',
+    ];
+  },
+  anthropic: async () => {
+    const a = await benchAnthropicLimits();
+    const row = (r: { utilisation: number; wallMs: number; http429: number }) =>
+      `${fmt(r.utilisation * 100, 1)} % in ${fmt(r.wallMs / 1000, 2)} s, ${r.http429} × 429`;
+    return [
+      'W-anthropic',
+      `${a.calls} calls, ${a.limit}, lower bound ${fmt(a.lowerBoundMs / 1000, 2)} s`,
+      `told: ${row(a.told)}`,
+      `learned from the headers: ${row(a.learned)}`,
+      'goal told ≥ 95 %, learned ≥ 90 %, 0 × 429',
     ];
   },
   tokens: async () => {

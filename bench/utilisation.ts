@@ -1,6 +1,7 @@
 import { setMaxListeners } from 'node:events';
 import OpenAI from 'openai';
 import {
+  AnthropicProvider,
   createEngine,
   MockProvider,
   OpenAiCompatibleProvider,
@@ -11,6 +12,7 @@ import {
   type MockModelOptions,
 } from '../dist/index.js';
 import { startLimitedUpstream } from './openai-upstream.js';
+import { startAnthropicUpstream } from './anthropic-upstream.js';
 import { lowerBound } from '../dist/metrics/lower-bound.js';
 import { nowMs } from './stats.js';
 
@@ -254,5 +256,64 @@ export async function benchLearnedLimits(seconds = 20, warmupSeconds = 10): Prom
     limit: '1,200 rpm with a 1-second burst, told only by headers and 429s, over HTTP',
     fanout,
     naive: { ...naive, concurrency },
+  };
+}
+
+export interface AnthropicLimitsResult {
+  calls: number;
+  limit: string;
+  lowerBoundMs: number;
+  told: { utilisation: number; wallMs: number; http429: number };
+  learned: { utilisation: number; wallMs: number; http429: number };
+}
+
+/**
+ * W-anthropic: the issue's Tier-1 shape, scaled twelvefold to run in
+ * seconds: an upstream in Anthropic's dialect enforcing 600 rpm, 360,000
+ * input and 96,000 output tokens a minute (10-second buckets), answering with
+ * Anthropic's headers, `tokens-*` included. 240 calls of 750 input tokens,
+ * max_tokens 300, 60 written, 200 ms each, through fanout's Anthropic
+ * provider (the real SDK), told the limits and then given none. Input
+ * binds: the lower bound is when the last call can start plus one call.
+ */
+export async function benchAnthropicLimits(calls = 240): Promise<AnthropicLimitsResult> {
+  const limits: LimitSpec = {
+    requestsPerMinute: 600,
+    inputTokensPerMinute: 360_000,
+    outputTokensPerMinute: 96_000,
+    burstSeconds: 10,
+  };
+  const call = { inputTokens: 750, outputTokens: 60, latencyMs: 200 };
+  const burst = (360_000 * 10) / 60;
+  const lowerBoundMs = Math.max(0, ((calls * call.inputTokens - burst) / 360_000) * 60_000) + call.latencyMs;
+  const run = async (told: boolean) => {
+    const upstream = await startAnthropicUpstream(limits, call);
+    const provider = new AnthropicProvider({ apiKey: 'k', baseURL: upstream.url });
+    const engine = createEngine({
+      providers: [provider],
+      cache: false,
+      models: told ? { 'anthropic:m': { limits } } : {},
+    });
+    const start = nowMs();
+    const outcomes = await engine.gather(
+      Array.from({ length: calls }, (_, i) => ({
+        model: 'anthropic:m',
+        // About 750 tokens as o200k counts them, so fanout's estimate and the upstream's count agree.
+        messages: [{ role: 'user' as const, content: `Ticket ${i}:${' word'.repeat(740)}` }],
+        maxTokens: 300,
+      })),
+    );
+    const wallMs = nowMs() - start;
+    await engine.close();
+    await upstream.close();
+    if (outcomes.some((o) => !o.ok)) throw new Error('W-anthropic: a call failed');
+    return { utilisation: lowerBoundMs / wallMs, wallMs, http429: upstream.refused() };
+  };
+  return {
+    calls,
+    limit: '600 rpm / 360,000 ITPM / 96,000 OTPM, 10 s buckets, Anthropic headers',
+    lowerBoundMs,
+    told: await run(true),
+    learned: await run(false),
   };
 }
