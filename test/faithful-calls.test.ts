@@ -133,6 +133,25 @@ describe('a call reaches an OpenAI-compatible provider as the client sent it', (
     ]);
   });
 
+  it('answers n choices from n calls, each charged, usage summed; n is not streamed', async () => {
+    fake.script(
+      { kind: 'json', body: completion('first', { prompt_tokens: 10, completion_tokens: 3 }) },
+      { kind: 'json', body: completion('second', { prompt_tokens: 10, completion_tokens: 4 }) },
+      { kind: 'json', body: completion('third', { prompt_tokens: 10, completion_tokens: 5 }) },
+    );
+    const ask = { model: 'openai:gpt-4o', messages: [{ role: 'user' as const, content: 'A name for a cat?' }] };
+    const answer = await client.chat.completions.create({ ...ask, n: 3, temperature: 0 });
+    expect(fake.requests.map((r) => r.body)).toEqual(
+      Array(3).fill({ model: 'gpt-4o', messages: ask.messages, temperature: 0 }),
+    );
+    // Three calls in flight at once: which answer came back first is the network's business.
+    expect(answer.choices.map((c) => c.index)).toEqual([0, 1, 2]);
+    expect(answer.choices.map((c) => c.message.content).sort()).toEqual(['first', 'second', 'third']);
+    expect(answer.usage).toMatchObject({ prompt_tokens: 30, completion_tokens: 12, total_tokens: 42 });
+    const streamed = await client.chat.completions.create({ ...ask, n: 2, stream: true }).catch((e: unknown) => e);
+    expect((streamed as Error).message).toContain('n: more than one choice is not streamed');
+  });
+
   it('hands a streamed answer’s tool calls to a streaming client, with finish reason tool_calls', async () => {
     fake.script({
       kind: 'stream',

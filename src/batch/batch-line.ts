@@ -74,6 +74,10 @@ export function parseBatchLine(text: string, lineNumber: number, options: BatchL
       const parsed = openAiLine.safeParse(json);
       if (!parsed.success) throw new ValidationError('invalid_request', describeIssues(parsed.error));
       const body = parsed.data.body;
+      if (body.n != null && body.n > 1)
+        throw new ValidationError('invalid_request', [
+          'body.n: more than one choice per batch line is not supported; write n lines',
+        ]);
       const passthrough = passthroughOf(body);
       return {
         customId: parsed.data.custom_id,

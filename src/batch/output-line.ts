@@ -31,9 +31,14 @@ export interface OutputLine {
 const round = (ms: number): number => Math.round(ms * 1000) / 1000;
 
 /** A completed task as OpenAI's `chat.completion` object. */
-export function chatCompletion(status: TaskStatus): ChatCompletion {
-  if (!status.result) throw new Error(`task ${status.id} has no result`);
-  return chatCompletionBody(status.id, Math.floor((status.endedAt ?? status.submittedAt) / 1000), status.result);
+/** A completed task as OpenAI's completion; more tasks (a request's `n`) are more choices. */
+export function chatCompletion(status: TaskStatus, ...more: TaskStatus[]): ChatCompletion {
+  const resultOf = (s: TaskStatus) => {
+    if (!s.result) throw new Error(`task ${s.id} has no result`);
+    return s.result;
+  };
+  const created = Math.floor((status.endedAt ?? status.submittedAt) / 1000);
+  return chatCompletionBody(status.id, created, resultOf(status), more.map(resultOf));
 }
 
 export function completedLine(line: number, customId: string | null, status: TaskStatus): OutputLine {

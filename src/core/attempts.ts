@@ -184,7 +184,8 @@ export class Attempts {
     const actual = resolved.countsTokens ? settledCost(resolved.accounting, reserved, answer.usage) : undefined;
     let result = answer;
     const format = task.request.responseFormat;
-    if (format && task.request.checkOutput !== false) {
+    // An answer that calls tools has no JSON of its own to check: the format applies to the final answer.
+    if (format && task.request.checkOutput !== false && !answer.toolCalls?.length) {
       try {
         result = outputCheck.check(answer, format);
       } catch (error) {

@@ -49,6 +49,7 @@ describe("OpenAI's wire format", () => {
       stop: ['END'],
       stream: true,
       includeUsage: true,
+      choices: 1,
     });
     expect(messagesToChat(request)).toEqual([
       { role: 'system', content: 'Be brief.' },
@@ -187,7 +188,8 @@ describe("OpenAI's wire format", () => {
 
   it('refuses by name the fields whose effect it cannot carry', () => {
     const body = { model: 'openai:gpt-4o', messages: [{ role: 'user', content: 'hi' }] };
-    expect(() => requestFromChatBody({ ...body, n: 2 })).toThrow('n: more than one choice');
+    expect(requestFromChatBody({ ...body, n: 3 }).choices).toBe(3);
+    expect(() => requestFromChatBody({ ...body, n: 17 })).toThrow('n: at most 16 choices per request');
     expect(() => requestFromChatBody({ ...body, logprobs: true })).toThrow('logprobs: log probabilities');
     expect(() => requestFromChatBody({ ...body, functions: [] })).toThrow('functions: deprecated by OpenAI; use tools');
     expect(requestFromChatBody({ ...body, n: 1, logprobs: false }).passthrough).toBeUndefined();

@@ -1,7 +1,7 @@
 import type OpenAI from 'openai';
 import { z } from 'zod';
 import { describeIssues, ValidationError } from '../contracts/errors.js';
-import type { FinishReason, ModelResult, TaskRequest, Usage } from '../contracts/types.js';
+import { addUsage, type FinishReason, type ModelResult, type TaskRequest, type Usage } from '../contracts/types.js';
 import { chatMessageSchema, messagesFromChat, toolCallsToChat, toolsFromChat, toolShape } from './chat-fields.js';
 export {
   chatMessageSchema,
@@ -34,12 +34,16 @@ export const samplingShape = {
   stream: z.boolean().optional(),
 };
 
+/** Choices one gateway request may ask for (`n`): each is a call of its own. */
+export const MAX_CHOICES = 16;
+
 export const chatBodySchema = z.looseObject({
   model: z.string().min(1, 'expected a model name'),
   messages: z.array(chatMessageSchema).min(1, 'expected at least one message'),
   ...samplingShape,
   ...toolShape,
   stream_options: z.strictObject({ include_usage: z.boolean().optional() }).nullable().optional(),
+  n: z.number().int().min(1).max(MAX_CHOICES, `at most ${MAX_CHOICES} choices per request`).nullable().optional(),
 });
 
 /** The body fields fanout reads itself; every other field is the request's `passthrough`. */
@@ -51,8 +55,6 @@ const READ_FIELDS = new Set(Object.keys(chatBodySchema.shape));
  * probabilities fanout would not hand back).
  */
 const REFUSED_FIELDS: Readonly<Record<string, (value: unknown) => string | undefined>> = {
-  n: (n) =>
-    n === 1 || n === null ? undefined : 'n: more than one choice per request is not supported yet; send n requests',
   functions: () => 'functions: deprecated by OpenAI; use tools',
   function_call: () => 'function_call: deprecated by OpenAI; use tool_choice',
   audio: () => 'audio: audio answers are not supported',
@@ -122,7 +124,10 @@ export function samplingFromChat(input: SamplingInput): Partial<TaskRequest> {
  * An OpenAI chat completions request body as a fanout request (the gateway's
  * `POST /v1/chat/completions`). Throws a `ValidationError` naming the field.
  */
-export function requestFromChatBody(body: unknown, naming: ModelNaming = {}): TaskRequest & { includeUsage: boolean } {
+export function requestFromChatBody(
+  body: unknown,
+  naming: ModelNaming = {},
+): TaskRequest & { includeUsage: boolean; choices: number } {
   const parsed = chatBodySchema.safeParse(body);
   if (!parsed.success) throw new ValidationError('invalid_request', describeIssues(parsed.error));
   const chat = parsed.data;
@@ -136,6 +141,7 @@ export function requestFromChatBody(body: unknown, naming: ModelNaming = {}): Ta
     ...(passthrough ? { passthrough } : {}),
     ...(chat.stream ? { stream: true } : {}),
     includeUsage: streamOptions?.include_usage === true,
+    choices: chat.n ?? 1,
   };
 }
 
@@ -205,15 +211,27 @@ export function chatMessageOf(result: ModelResult): ChatCompletionMessage {
   return message;
 }
 
-/** An answer as OpenAI's `chat.completion` object; `created` in seconds. */
-export function chatCompletionBody(id: string, created: number, result: ModelResult): ChatCompletion {
+/** An answer as OpenAI's `chat.completion` object; `created` in seconds. More answers (`n`) are more choices, their usage summed. */
+export function chatCompletionBody(
+  id: string,
+  created: number,
+  result: ModelResult,
+  more: readonly ModelResult[] = [],
+): ChatCompletion {
+  let usage = result.usage;
+  for (const other of more) usage = addUsage(usage, other.usage);
   return {
     id: `chatcmpl-${id}`,
     object: 'chat.completion',
     created,
     model: result.model,
-    choices: [{ index: 0, message: chatMessageOf(result), finish_reason: result.finishReason, logprobs: null }],
-    usage: openAiUsage(result.usage),
+    choices: [result, ...more].map((r, index) => ({
+      index,
+      message: chatMessageOf(r),
+      finish_reason: r.finishReason,
+      logprobs: null,
+    })),
+    usage: openAiUsage(usage),
   };
 }
 

@@ -23,6 +23,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   server_error: 502,
   network: 502,
   retries_exhausted: 502,
+  invalid_output: 502,
 };
 
 export interface HttpError {

@@ -10,7 +10,10 @@ import {
 } from '../../openai/wire.js';
 import type { FanoutEngine } from '../../create-engine.js';
 import { isTerminal } from '../../contracts/task-state.js';
-import { ZERO_USAGE, type Usage } from '../../contracts/types.js';
+import { addUsage, ZERO_USAGE, type Usage } from '../../contracts/types.js';
+import { ValidationError } from '../../contracts/errors.js';
+import type { TaskHandle } from '../../core/engine-options.js';
+import type { TaskStatus } from '../../core/task.js';
 import { isEnd } from '../../core/events.js';
 import { estimateInputTokens } from '../../limits/estimate.js';
 import { send } from '../http-errors.js';
@@ -27,15 +30,22 @@ export function registerGatewayRoutes(app: FastifyInstance, parts: ServerParts):
   }));
 
   app.post('/v1/chat/completions', async (request, reply) => {
-    const { includeUsage, ...task } = requestFromChatBody(request.body, { defaultProvider: options.defaultProvider });
+    const { includeUsage, choices, ...task } = requestFromChatBody(request.body, {
+      defaultProvider: options.defaultProvider,
+    });
+    if (choices > 1 && task.stream)
+      return send(
+        reply,
+        new ValidationError('invalid_request', ['n: more than one choice is not streamed; ask without stream']),
+      );
     holdOpen(request, reply);
     let settle: ((usage?: Usage) => void) | undefined;
     if (quota) {
       let decision: QuotaDecision;
       try {
         decision = await quota.admit(request.tenant, {
-          inputTokens: estimateInputTokens(task),
-          outputTokens: task.maxTokens ?? 0,
+          inputTokens: estimateInputTokens(task) * choices,
+          outputTokens: (task.maxTokens ?? 0) * choices,
         });
       } catch (error) {
         return send(reply, error);
@@ -62,28 +72,45 @@ export function registerGatewayRoutes(app: FastifyInstance, parts: ServerParts):
       settle = decision.settle;
     }
     // Not kept in the store: the client waits on this connection, and after a restart nobody would.
-    const handle = engine.submit(
-      { ...task, tenant: request.tenant },
-      { durable: false, tenantCharged: quota?.sharesEngineLimits === true },
+    // n choices are n calls, each charged; none answered from another (no cache or single-flight among them).
+    const submitted = choices === 1 ? task : { ...task, cache: false };
+    const handles = Array.from({ length: choices }, () =>
+      engine.submit(
+        { ...submitted, tenant: request.tenant },
+        { durable: false, tenantCharged: quota?.sharesEngineLimits === true },
+      ),
     );
-    // The tenant is charged what the call really used, once it has ended; an answer from the cache costs no tokens.
-    if (settle)
-      void handle.result().then(
-        (result) => settle(result.cache ? ZERO_USAGE : result.usage),
-        () => settle(handle.status().usage),
-      );
+    const [handle] = handles as [TaskHandle, ...TaskHandle[]];
+    // The tenant is charged what the calls really used, once they have ended; an answer from the cache costs no tokens.
+    if (settle) void settleWhenEnded(handles, settle);
     if (!task.stream) {
-      if ((await untilEnd(handle)) === 'ending')
-        return reply.code(503).header('retry-after', '5').send(errorBody(SHUTTING_DOWN.code, SHUTTING_DOWN.message));
+      for (const each of handles)
+        if ((await untilEnd(each)) === 'ending')
+          return reply.code(503).header('retry-after', '5').send(errorBody(SHUTTING_DOWN.code, SHUTTING_DOWN.message));
       try {
-        await handle.result();
+        await Promise.all(handles.map((each) => each.result()));
       } catch (error) {
+        for (const each of handles) each.cancel();
         return send(reply, error);
       }
-      return reply.send(chatCompletion(handle.status()));
+      const [first, ...rest] = handles.map((each) => each.status());
+      return reply.send(chatCompletion(first as TaskStatus, ...rest));
     }
     return streamCompletion(engine, handle.id, reply, { includeUsage, signal: ending.signal });
   });
+}
+
+/** Charges the tenant what the calls used, once every one has ended. */
+async function settleWhenEnded(handles: readonly TaskHandle[], settle: (usage?: Usage) => void): Promise<void> {
+  let usage: Usage = ZERO_USAGE;
+  for (const handle of handles) {
+    const used = await handle.result().then(
+      (result) => (result.cache ? ZERO_USAGE : result.usage),
+      () => handle.status().usage ?? ZERO_USAGE,
+    );
+    usage = addUsage(usage, used);
+  }
+  settle(usage);
 }
 
 /**
