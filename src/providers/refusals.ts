@@ -40,3 +40,43 @@ export function fieldsNotCarried(
 }
 
 const NONE: string[] = [];
+
+/**
+ * What a provider that carries tools, images and JSON Schema output in its
+ * own form still refuses: a JSON object format without a schema, a tool
+ * call whose arguments are not a JSON object (its input must be one), and an
+ * image `imageRefusal` names a reason for (a type or source it cannot take).
+ */
+export function nativeFormRefusals(
+  call: Omit<ModelCall, 'maxTokens'>,
+  provider: string,
+  imageRefusal: (url: string) => string | undefined,
+  more: string[] = [],
+): string[] {
+  const refused = fieldsNotCarried(call, provider, { tools: true, images: true, responseFormat: true });
+  if (call.responseFormat?.type === 'json_object')
+    more.push(`response_format json_object is not supported by ${provider}; give a json_schema`);
+  call.messages.forEach((message, i) => {
+    message.toolCalls?.forEach((toolCall, j) => {
+      if (!isJsonObject(toolCall.arguments))
+        more.push(
+          `messages.${i}.toolCalls.${j}.arguments: not a JSON object, and ${provider} takes a tool call's input as one`,
+        );
+    });
+    if (typeof message.content === 'string') return;
+    message.content.forEach((part, j) => {
+      const why = part.type === 'image' ? imageRefusal(part.url) : undefined;
+      if (why) more.push(`messages.${i}.content.${j}: ${why}`);
+    });
+  });
+  return more.length > 0 ? [...refused, ...more] : refused;
+}
+
+function isJsonObject(text: string): boolean {
+  try {
+    const value: unknown = JSON.parse(text);
+    return typeof value === 'object' && value !== null && !Array.isArray(value);
+  } catch {
+    return false;
+  }
+}

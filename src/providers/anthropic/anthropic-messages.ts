@@ -1,7 +1,7 @@
 import type Anthropic from '@anthropic-ai/sdk';
 import type { ModelCall } from '../../contracts/provider.js';
 import { textOf, type ChatMessage, type ContentPart, type ToolCall } from '../../contracts/types.js';
-import { fieldsNotCarried } from '../refusals.js';
+import { nativeFormRefusals } from '../refusals.js';
 
 /**
  * fanout's request in Anthropic's Messages form, and Anthropic's answer back:
@@ -100,36 +100,13 @@ export function anthropicToolFields(
 
 /** What Anthropic cannot take of a call, each naming the field (see `Provider.refuses`). */
 export function anthropicRefusals(call: Omit<ModelCall, 'maxTokens'>, provider: string): string[] {
-  const refused = fieldsNotCarried(call, provider, { tools: true, images: true, responseFormat: true });
-  let more: string[] | undefined;
-  const not = (message: string) => (more ??= []).push(message);
-  if (call.responseFormat?.type === 'json_object')
-    not(`response_format json_object is not supported by ${provider}; give a json_schema`);
-  call.messages.forEach((message, i) => {
-    message.toolCalls?.forEach((toolCall, j) => {
-      if (!parses(toolCall.arguments))
-        not(
-          `messages.${i}.toolCalls.${j}.arguments: not a JSON object, and ${provider} takes a tool call's input as one`,
-        );
-    });
-    if (typeof message.content === 'string') return;
-    message.content.forEach((part, j) => {
-      if (part.type !== 'image' || !part.url.startsWith('data:')) return;
-      const data = DATA_URL.exec(part.url);
-      if (!data || !IMAGE_TYPES.has((data[1] as string).toLowerCase()))
-        not(`messages.${i}.content.${j}: ${provider} takes base64 images of type jpeg, png, gif or webp`);
-    });
+  return nativeFormRefusals(call, provider, (url) => {
+    if (!url.startsWith('data:')) return undefined;
+    const data = DATA_URL.exec(url);
+    return data && IMAGE_TYPES.has((data[1] as string).toLowerCase())
+      ? undefined
+      : `${provider} takes base64 images of type jpeg, png, gif or webp`;
   });
-  return more ? [...refused, ...more] : refused;
-}
-
-function parses(text: string): boolean {
-  try {
-    const value: unknown = JSON.parse(text);
-    return typeof value === 'object' && value !== null && !Array.isArray(value);
-  } catch {
-    return false;
-  }
 }
 
 /** Anthropic's answer blocks as fanout's text and tool calls. */

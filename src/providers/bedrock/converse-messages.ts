@@ -7,7 +7,7 @@ import type {
 } from '@aws-sdk/client-bedrock-runtime';
 import type { ModelCall } from '../../contracts/provider.js';
 import { textOf, type ChatMessage, type ContentPart, type ToolCall } from '../../contracts/types.js';
-import { fieldsNotCarried } from '../refusals.js';
+import { nativeFormRefusals } from '../refusals.js';
 
 /**
  * fanout's request in Bedrock Converse's form, and Converse's answer back:
@@ -95,38 +95,19 @@ export function converseToolFields(
 
 /** What Converse cannot take of a call, each naming the field (see `Provider.refuses`). */
 export function converseRefusals(call: Omit<ModelCall, 'maxTokens'>, provider: string): string[] {
-  const refused = fieldsNotCarried(call, provider, { tools: true, images: true, responseFormat: true });
-  let more: string[] | undefined;
-  const not = (message: string) => (more ??= []).push(message);
-  if (call.toolChoice === 'none') not(`tool_choice none is not supported by ${provider}; send no tools`);
-  if (call.parallelToolCalls !== undefined) not(`parallel_tool_calls is not supported by ${provider}`);
-  if (call.responseFormat?.type === 'json_object')
-    not(`response_format json_object is not supported by ${provider}; give a json_schema`);
+  const more: string[] = [];
+  if (call.toolChoice === 'none') more.push(`tool_choice none is not supported by ${provider}; send no tools`);
+  if (call.parallelToolCalls !== undefined) more.push(`parallel_tool_calls is not supported by ${provider}`);
   const toolTurns = call.messages.some((m) => m.role === 'tool' || m.toolCalls?.length);
-  if (toolTurns && !call.tools?.length) not(`tools: ${provider} needs the tools of a conversation that called them`);
-  call.messages.forEach((message, i) => {
-    message.toolCalls?.forEach((toolCall, j) => {
-      if (!isJsonObject(toolCall.arguments))
-        not(
-          `messages.${i}.toolCalls.${j}.arguments: not a JSON object, and ${provider} takes a tool call's input as one`,
-        );
-    });
-    if (typeof message.content === 'string') return;
-    message.content.forEach((part, j) => {
-      if (part.type === 'image' && !DATA_URL.test(part.url))
-        not(`messages.${i}.content.${j}: ${provider} takes images as base64 data: URLs of type png, jpeg, gif or webp`);
-    });
-  });
-  return more ? [...refused, ...more] : refused;
-}
-
-function isJsonObject(text: string): boolean {
-  try {
-    const value: unknown = JSON.parse(text);
-    return typeof value === 'object' && value !== null && !Array.isArray(value);
-  } catch {
-    return false;
-  }
+  if (toolTurns && !call.tools?.length)
+    more.push(`tools: ${provider} needs the tools of a conversation that called them`);
+  return nativeFormRefusals(
+    call,
+    provider,
+    (url) =>
+      DATA_URL.test(url) ? undefined : `${provider} takes images as base64 data: URLs of type png, jpeg, gif or webp`,
+    more,
+  );
 }
 
 /** Converse's answer blocks as fanout's text and tool calls. */
