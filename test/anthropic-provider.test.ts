@@ -281,6 +281,12 @@ describe("Anthropic provider: tools, tool results, images and JSON output in Ant
     const events = [];
     for await (const event of provider().stream({ ...agentTurn, responseFormat: undefined }, context()))
       events.push(event);
+    expect(events.flatMap((e) => (e.type === 'tool-delta' ? [e.call] : []))).toEqual([
+      { index: 0, id: 'toolu_4', name: 'read_file' },
+      { index: 0, arguments: '{"pa' },
+      { index: 0, arguments: 'th": "a.ts"' },
+      { index: 0, arguments: '}' },
+    ]);
     const done = events.at(-1);
     expect(done?.type === 'done' && done.result).toMatchObject({
       text: 'Checking.',

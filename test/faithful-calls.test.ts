@@ -149,9 +149,11 @@ describe('a call reaches an OpenAI-compatible provider as the client sent it', (
     const stream = await client.chat.completions.create({ model: 'openai:gpt-4o', messages, tools, stream: true });
     const calls = new Map<number, { id?: string; name: string; arguments: string }>();
     let finish: string | null = null;
+    let pieces = 0;
     for await (const chunk of stream) {
       const choice = chunk.choices[0];
       for (const delta of choice?.delta.tool_calls ?? []) {
+        pieces += 1;
         const call = calls.get(delta.index) ?? { name: '', arguments: '' };
         if (delta.id) call.id = delta.id;
         call.name += delta.function?.name ?? '';
@@ -161,6 +163,8 @@ describe('a call reaches an OpenAI-compatible provider as the client sent it', (
       finish = choice?.finish_reason ?? finish;
     }
     expect([...calls.values()]).toEqual([{ id: 'call_c', name: 'read_file', arguments: '{"path":"README"}' }]);
+    // As they came: the call's start, then each piece of its arguments.
+    expect(pieces).toBe(4);
     expect(finish).toBe('tool_calls');
     expect(fake.requests[0]?.body.tools).toEqual(tools);
   });

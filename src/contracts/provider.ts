@@ -1,5 +1,5 @@
 import type { Clock } from './clock.js';
-import type { ChatMessage, ModelResult, ResponseFormat, ToolChoice, ToolDefinition } from './types.js';
+import type { ChatMessage, ModelResult, ResponseFormat, ToolCallDelta, ToolChoice, ToolDefinition } from './types.js';
 
 /** One call as a provider receives it: the model name without its `provider:` prefix. */
 export interface ModelCall {
@@ -41,7 +41,11 @@ export interface CallContext {
   alive?(): void;
 }
 
-export type StreamEvent = { type: 'delta'; text: string } | { type: 'done'; result: ModelResult };
+export type StreamEvent =
+  | { type: 'delta'; text: string }
+  /** A piece of a tool call, as it comes. */
+  | { type: 'tool-delta'; call: ToolCallDelta }
+  | { type: 'done'; result: ModelResult };
 
 /**
  * A model provider. Implementations translate fanout's call into their

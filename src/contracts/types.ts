@@ -17,6 +17,15 @@ export interface ToolCall {
   arguments: string;
 }
 
+/** A piece of a tool call as a stream tells it: the first brings its id and name, the rest pieces of its arguments. */
+export interface ToolCallDelta {
+  /** Which of the answer's tool calls, from 0. */
+  index: number;
+  id?: string;
+  name?: string;
+  arguments?: string;
+}
+
 export interface ChatMessage {
   role: Role;
   /** Text, or parts (text and images). */

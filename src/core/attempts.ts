@@ -139,7 +139,11 @@ export class Attempts {
       context.alive();
       if (event.type === 'done') result = event.result;
       else if (this.s.hub.wants('task-delta') && task.isRunning(context.attempt)) {
-        this.s.board.emit('task-delta', task, this.s.clock.now(), { attempt: context.attempt, delta: event.text });
+        const delta =
+          event.type === 'delta'
+            ? { attempt: context.attempt, delta: event.text }
+            : { attempt: context.attempt, delta: '', toolCall: event.call };
+        this.s.board.emit('task-delta', task, this.s.clock.now(), delta);
       }
     }
     if (!result)

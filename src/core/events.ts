@@ -1,6 +1,6 @@
 import { ProviderError, type ErrorCode, type FanoutError } from '../contracts/errors.js';
 import type { TaskState } from '../contracts/task-state.js';
-import type { ModelResult } from '../contracts/types.js';
+import type { ModelResult, ToolCallDelta } from '../contracts/types.js';
 
 /** What an event says of an error: never the prompt or a key. */
 export interface EventError {
@@ -35,7 +35,7 @@ export type TaskEvent =
   | (TaskEventBase & { type: 'task-rate-limited'; eta: number; reason: string })
   | (TaskEventBase & { type: 'task-started'; attempt: number })
   /** Streamed text of the attempt in progress. */
-  | (TaskEventBase & { type: 'task-delta'; attempt: number; delta: string })
+  | (TaskEventBase & { type: 'task-delta'; attempt: number; delta: string; toolCall?: ToolCallDelta })
   | (TaskEventBase & { type: 'attempt-failed'; attempt: number; error: EventError })
   /** The attempt failed and another follows at `eta`, `waitMs` from now. */
   | (TaskEventBase & { type: 'task-retrying'; attempt: number; eta: number; waitMs: number; reason: string })

@@ -14,8 +14,10 @@ export class StreamResult {
   requestId?: string;
   rateLimit?: RateLimitInfo;
   refusal?: string;
-  /** Tool calls so far, by their index in the answer. */
+  /** Tool calls so far, in the order they began. */
   private toolCalls?: ToolCall[];
+  /** Each tool call's index, by the provider's own place for it. */
+  private toolPlaces?: Map<number, number>;
 
   constructor(
     private readonly provider: string,
@@ -27,17 +29,26 @@ export class StreamResult {
     return { type: 'delta', text };
   }
 
-  /** OpenAI-style tool call fragments: the first of a call brings its id and name, the rest pieces of its arguments. */
-  toolCallDeltas(
-    deltas: ReadonlyArray<{ index: number; id?: string; function?: { name?: string; arguments?: string } }>,
-  ): void {
+  /**
+   * A piece of a tool call: the first for a call brings its id and name, the
+   * rest pieces of its arguments. `at` is the provider's own place for it (an
+   * OpenAI tool call index, an Anthropic or Converse content block index);
+   * the event numbers tool calls from 0 in the order they began.
+   */
+  toolCallDelta(at: number, piece: { id?: string; name?: string; arguments?: string }): StreamEvent {
+    const places = (this.toolPlaces ??= new Map());
     const calls = (this.toolCalls ??= []);
-    for (const delta of deltas) {
-      const call = (calls[delta.index] ??= { id: '', name: '', arguments: '' });
-      if (delta.id) call.id = delta.id;
-      if (delta.function?.name) call.name += delta.function.name;
-      if (delta.function?.arguments) call.arguments += delta.function.arguments;
+    let index = places.get(at);
+    if (index === undefined) {
+      index = calls.length;
+      places.set(at, index);
+      calls.push({ id: '', name: '', arguments: '' });
     }
+    const call = calls[index] as ToolCall;
+    if (piece.id) call.id = piece.id;
+    if (piece.name) call.name += piece.name;
+    if (piece.arguments) call.arguments += piece.arguments;
+    return { type: 'tool-delta', call: { index, ...piece } };
   }
 
   done(complete = true): StreamEvent {
@@ -57,9 +68,7 @@ export class StreamResult {
       rateLimit: this.rateLimit,
     };
     // A call streamed without any argument text took no arguments: an empty object, as both vendors mean it.
-    const toolCalls = this.toolCalls
-      ?.filter((call) => call !== undefined)
-      .map((call) => (call.arguments === '' ? { ...call, arguments: '{}' } : call));
+    const toolCalls = this.toolCalls?.map((call) => (call.arguments === '' ? { ...call, arguments: '{}' } : call));
     if (toolCalls?.length) result.toolCalls = toolCalls;
     if (this.refusal) result.refusal = this.refusal;
     return { type: 'done', result };

@@ -144,9 +144,10 @@ export class AnthropicProvider implements Provider {
           result.usage = usageOf(event.message.usage);
         } else if (event.type === 'content_block_start' && event.content_block.type === 'tool_use') {
           const { id, name } = event.content_block;
-          result.toolCallDeltas([{ index: event.index, id, function: { name } }]);
+          yield result.toolCallDelta(event.index, { id, name });
         } else if (event.type === 'content_block_delta' && event.delta.type === 'input_json_delta') {
-          result.toolCallDeltas([{ index: event.index, function: { arguments: event.delta.partial_json } }]);
+          if (event.delta.partial_json)
+            yield result.toolCallDelta(event.index, { arguments: event.delta.partial_json });
         } else if (event.type === 'content_block_delta' && event.delta.type === 'text_delta') {
           yield result.delta(event.delta.text);
         } else if (event.type === 'message_delta') {

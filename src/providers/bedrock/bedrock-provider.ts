@@ -158,9 +158,9 @@ export class BedrockProvider implements Provider {
         context.alive?.();
         const index = event.contentBlockStart?.contentBlockIndex ?? event.contentBlockDelta?.contentBlockIndex ?? 0;
         const started = event.contentBlockStart?.start?.toolUse;
-        if (started) result.toolCallDeltas([{ index, id: started.toolUseId, function: { name: started.name } }]);
+        if (started) yield result.toolCallDelta(index, { id: started.toolUseId, name: started.name });
         const input = event.contentBlockDelta?.delta?.toolUse?.input;
-        if (input) result.toolCallDeltas([{ index, function: { arguments: input } }]);
+        if (input) yield result.toolCallDelta(index, { arguments: input });
         const delta = event.contentBlockDelta?.delta?.text;
         if (delta) yield result.delta(delta);
         if (event.messageStop) result.finishReason = FINISH[event.messageStop.stopReason ?? 'end_turn'] ?? 'other';

@@ -136,7 +136,12 @@ export class OpenAiCompatibleProvider implements Provider {
         if (chunk.usage) result.usage = usageFromOpenAi(chunk.usage);
         const choice = chunk.choices[0];
         if (choice?.finish_reason) result.finishReason = FINISH_FROM_OPENAI[choice.finish_reason] ?? 'other';
-        if (choice?.delta?.tool_calls) result.toolCallDeltas(choice.delta.tool_calls);
+        for (const piece of choice?.delta?.tool_calls ?? [])
+          yield result.toolCallDelta(piece.index, {
+            id: piece.id,
+            name: piece.function?.name,
+            arguments: piece.function?.arguments,
+          });
         if (choice?.delta?.refusal) result.refusal = (result.refusal ?? '') + choice.delta.refusal;
         if (choice?.delta?.content) yield result.delta(choice.delta.content);
       }

@@ -10,7 +10,7 @@ import {
 } from '../../openai/wire.js';
 import type { FanoutEngine } from '../../create-engine.js';
 import { isTerminal } from '../../contracts/task-state.js';
-import { addUsage, ZERO_USAGE, type Usage } from '../../contracts/types.js';
+import { addUsage, ZERO_USAGE, type ToolCallDelta, type Usage } from '../../contracts/types.js';
 import { ValidationError } from '../../contracts/errors.js';
 import type { TaskHandle } from '../../core/engine-options.js';
 import type { TaskStatus } from '../../core/task.js';
@@ -100,6 +100,18 @@ export function registerGatewayRoutes(app: FastifyInstance, parts: ServerParts):
   });
 }
 
+/** A piece of a tool call as OpenAI streams it: index, then id, type and name once, then pieces of the arguments. */
+function toolCallChunk(piece: ToolCallDelta): Record<string, unknown> {
+  const fn: Record<string, string> = {};
+  if (piece.name !== undefined) fn.name = piece.name;
+  if (piece.arguments !== undefined) fn.arguments = piece.arguments;
+  return {
+    index: piece.index,
+    ...(piece.id !== undefined ? { id: piece.id, type: 'function' } : {}),
+    ...(piece.name !== undefined || piece.arguments !== undefined ? { function: fn } : {}),
+  };
+}
+
 /** Charges the tenant what the calls used, once every one has ended. */
 async function settleWhenEnded(handles: readonly TaskHandle[], settle: (usage?: Usage) => void): Promise<void> {
   let usage: Usage = ZERO_USAGE;
@@ -138,6 +150,7 @@ async function streamCompletion(
     if (!out.writableEnded) engine.cancel(id);
   });
   let sent = false;
+  let toolsSent = false;
   const events = engine.events({
     taskIds: [id],
     until: isEnd,
@@ -147,7 +160,11 @@ async function streamCompletion(
   if (current && isTerminal(current.state)) await events.return?.();
   out.write(chunk({ role: 'assistant', content: '' }, null));
   for await (const event of events) {
-    if (event.type === 'task-delta' && event.delta) {
+    if (event.type === 'task-delta' && event.toolCall) {
+      sent = true;
+      toolsSent = true;
+      out.write(chunk({ tool_calls: [toolCallChunk(event.toolCall)] }, null));
+    } else if (event.type === 'task-delta' && event.delta) {
       sent = true;
       out.write(chunk({ content: event.delta }, null));
     } else if (event.type === 'attempt-failed' && sent) {
@@ -159,8 +176,8 @@ async function streamCompletion(
     const { text, toolCalls, refusal } = status.result;
     if (!sent && text) out.write(chunk({ content: text }, null));
     if (refusal) out.write(chunk({ refusal }, null));
-    // Tool calls are told whole, in one delta, once the answer is complete.
-    if (toolCalls?.length)
+    // Tool calls not told as they came (an answer from the cache, a provider that does not stream them) are told whole.
+    if (toolCalls?.length && !toolsSent)
       out.write(
         chunk({ tool_calls: toolCalls.map((call, index) => ({ index, ...toolCallsToChat([call])[0] })) }, null),
       );
