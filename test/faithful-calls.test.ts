@@ -6,22 +6,34 @@ import { createAnthropicProvider } from '../src/providers/anthropic/anthropic-pr
 import { createOpenAiCompatibleProvider } from '../src/providers/openai-compatible/openai-provider.js';
 import { ApiKeys } from '../src/server/api-keys.js';
 import { createFanoutServer } from '../src/server/server.js';
+import { startAnthropicFake, toolUseMessage, type AnthropicFake } from './fakes/anthropic-fake.js';
+import { startBedrockFake, type BedrockFake } from './fakes/bedrock-fake.js';
+import { BedrockProvider } from '../src/providers/bedrock/bedrock-provider.js';
 import { completion, startOpenAiFake, toolCallCompletion, type OpenAiFake } from './fakes/openai-fake.js';
 
 let fake: OpenAiFake;
+let anthropic: AnthropicFake;
+let bedrock: BedrockFake;
 let engine: FanoutEngine;
 let app: ReturnType<typeof createFanoutServer>;
 let client: OpenAI;
 
 beforeAll(async () => {
   fake = await startOpenAiFake();
+  anthropic = await startAnthropicFake();
+  bedrock = await startBedrockFake();
   engine = createEngine({
     cache: false,
     retry: { maxAttempts: 1 },
     providers: [
       createOpenAiCompatibleProvider({ name: 'openai', apiKey: 'sk-upstream', baseURL: fake.url }),
-      // Never called: every request to it here is refused before it is sent.
-      createAnthropicProvider({ apiKey: 'sk-ant-upstream', baseURL: 'http://127.0.0.1:9' }),
+      createAnthropicProvider({ apiKey: 'sk-ant-upstream', baseURL: anthropic.url }),
+      new BedrockProvider({
+        region: 'us-east-1',
+        endpoint: bedrock.url,
+        http1: true,
+        credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' },
+      }),
       new MockProvider(),
     ],
     models: { 'openai:gpt-4o': { limits: { requestsPerMinute: 600 } } },
@@ -34,9 +46,13 @@ afterAll(async () => {
   await app.close();
   await engine.close();
   await fake.close();
+  await anthropic.close();
+  await bedrock.close();
 });
 beforeEach(() => {
   fake.requests.length = 0;
+  anthropic.requests.length = 0;
+  bedrock.requests.length = 0;
 });
 
 const tools: OpenAI.Chat.Completions.ChatCompletionTool[] = [
@@ -167,6 +183,87 @@ describe('a call reaches an OpenAI-compatible provider as the client sent it', (
     expect(pieces).toBe(4);
     expect(finish).toBe('tool_calls');
     expect(fake.requests[0]?.body.tools).toEqual(tools);
+  });
+});
+
+/** Tool calls an OpenAI client reads from a stream, put back together. */
+async function streamedToolCalls(stream: AsyncIterable<OpenAI.Chat.Completions.ChatCompletionChunk>) {
+  const calls: Array<{ id?: string; name: string; arguments: string }> = [];
+  let finish: string | null = null;
+  for await (const chunk of stream) {
+    for (const delta of chunk.choices[0]?.delta.tool_calls ?? []) {
+      const call = (calls[delta.index] ??= { name: '', arguments: '' });
+      if (delta.id) call.id = delta.id;
+      call.name += delta.function?.name ?? '';
+      call.arguments += delta.function?.arguments ?? '';
+    }
+    finish = chunk.choices[0]?.finish_reason ?? finish;
+  }
+  return { calls, finish };
+}
+
+describe('the official openai SDK through fanout serve, to Anthropic and Bedrock in their own forms', () => {
+  const ask = { messages, tools, max_tokens: 200 };
+
+  it('reaches Anthropic as tool_use, tool_result and image blocks, and answers its tool_use as tool_calls, streamed or not', async () => {
+    anthropic.script(
+      { kind: 'json', body: toolUseMessage('', { id: 'toolu_9', name: 'read_file', input: { path: 'b' } }) },
+      { kind: 'stream', deltas: [], toolUse: { id: 'toolu_10', name: 'read_file', inputPieces: ['{"path"', ':"c"}'] } },
+    );
+    const answer = await client.chat.completions.create({ model: 'anthropic:claude-sonnet-4-5', ...ask });
+    expect(answer.choices[0]?.message.tool_calls).toEqual([
+      { id: 'toolu_9', type: 'function', function: { name: 'read_file', arguments: '{"path":"b"}' } },
+    ]);
+    expect(answer.choices[0]?.finish_reason).toBe('tool_calls');
+    const sent = anthropic.requests[0]?.body as {
+      system: unknown;
+      messages: Array<{ role: string; content: unknown[] }>;
+    };
+    expect(sent.system).toEqual([{ type: 'text', text: 'You review pull requests.' }]);
+    expect(sent.messages.map((m) => [m.role, (m.content as Array<{ type: string }>).map((b) => b.type)])).toEqual([
+      ['user', ['text', 'image']],
+      ['assistant', ['tool_use']],
+      ['user', ['tool_result']],
+    ]);
+    const streamed = await streamedToolCalls(
+      await client.chat.completions.create({ model: 'anthropic:claude-sonnet-4-5', ...ask, stream: true }),
+    );
+    expect(streamed).toEqual({
+      calls: [{ id: 'toolu_10', name: 'read_file', arguments: '{"path":"c"}' }],
+      finish: 'tool_calls',
+    });
+  });
+
+  it('reaches Bedrock as toolUse, toolResult and image blocks, and answers its toolUse as tool_calls, streamed or not', async () => {
+    bedrock.script(
+      { kind: 'converse', text: '', toolUse: { toolUseId: 'tu_9', name: 'read_file', input: { path: 'b' } } },
+      {
+        kind: 'stream',
+        deltas: [],
+        toolUse: { toolUseId: 'tu_10', name: 'read_file', inputPieces: ['{"path"', ':"c"}'] },
+      },
+    );
+    const answer = await client.chat.completions.create({ model: 'bedrock:anthropic.claude-sonnet-4-5', ...ask });
+    expect(answer.choices[0]?.message.tool_calls).toEqual([
+      { id: 'tu_9', type: 'function', function: { name: 'read_file', arguments: '{"path":"b"}' } },
+    ]);
+    const sent = bedrock.requests[0]?.body as {
+      messages: Array<{ role: string; content: object[] }>;
+      toolConfig: unknown;
+    };
+    expect(sent.messages.map((m) => [m.role, m.content.map((b) => Object.keys(b)[0])])).toEqual([
+      ['user', ['text', 'image']],
+      ['assistant', ['toolUse']],
+      ['user', ['toolResult']],
+    ]);
+    expect(sent.toolConfig).toMatchObject({ tools: [{ toolSpec: { name: 'read_file' } }] });
+    const streamed = await streamedToolCalls(
+      await client.chat.completions.create({ model: 'bedrock:anthropic.claude-sonnet-4-5', ...ask, stream: true }),
+    );
+    expect(streamed).toEqual({
+      calls: [{ id: 'tu_10', name: 'read_file', arguments: '{"path":"c"}' }],
+      finish: 'tool_calls',
+    });
   });
 });
 
