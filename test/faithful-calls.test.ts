@@ -154,6 +154,10 @@ describe('a call reaches an OpenAI-compatible provider as the client sent it', (
     expect(answer.usage).toMatchObject({ prompt_tokens: 30, completion_tokens: 12, total_tokens: 42 });
     const streamed = await client.chat.completions.create({ ...ask, n: 2, stream: true }).catch((e: unknown) => e);
     expect((streamed as Error).message).toContain('n: more than one choice is not streamed');
+    // The error names its field in `param`, as OpenAI's error bodies do.
+    const tooMany = await client.chat.completions.create({ ...ask, n: 17 }).catch((e: unknown) => e);
+    expect(tooMany).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((tooMany as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('n');
   });
 
   it('hands a streamed answer’s tool calls to a streaming client, with finish reason tool_calls', async () => {

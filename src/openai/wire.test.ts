@@ -5,6 +5,7 @@ import {
   errorBody,
   messagesToChat,
   openAiUsage,
+  paramOf,
   requestFromChatBody,
   toolsToChat,
   usageFromOpenAi,
@@ -109,10 +110,12 @@ describe("OpenAI's wire format", () => {
       usage: { total_tokens: 4 },
     });
     expect(errorBody('not_found', 'no task', 404)).toEqual({
-      error: { code: 'not_found', message: 'no task', type: 'invalid_request_error' },
+      error: { code: 'not_found', message: 'no task', type: 'invalid_request_error', param: null },
     });
+    expect(paramOf('messages.0.content: expected a string')).toBe('messages.0.content');
+    expect(paramOf('(root): the batch has no lines')).toBeNull();
     expect(errorBody('overloaded', 'busy')).toEqual({
-      error: { code: 'overloaded', message: 'busy', type: 'server_error' },
+      error: { code: 'overloaded', message: 'busy', type: 'server_error', param: null },
     });
   });
 

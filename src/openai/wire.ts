@@ -259,7 +259,14 @@ export function completionChunk(
 
 /** An error body in OpenAI's shape. */
 export interface ErrorBody {
-  error: { code: string; message: string; type: string };
+  /** `param`: the request field the error is about, or null (OpenAI's `ErrorResponse` requires it). */
+  error: { code: string; message: string; type: string; param: string | null };
+}
+
+/** The field a validation issue names ("messages.0.content: expected …" → "messages.0.content"), or null. */
+export function paramOf(issue: string | undefined): string | null {
+  const field = issue === undefined ? undefined : /^([A-Za-z_][\w.]*):/.exec(issue)?.[1];
+  return field === undefined || field === 'line' ? null : field;
 }
 
 /**
@@ -267,8 +274,13 @@ export interface ErrorBody {
  * `invalid_request_error` for the client's mistakes (a status below 500) and
  * `server_error` otherwise.
  */
-export function errorBody(code: string, message: string, typeOrStatus: string | number = 500): ErrorBody {
+export function errorBody(
+  code: string,
+  message: string,
+  typeOrStatus: string | number = 500,
+  param: string | null = null,
+): ErrorBody {
   const type =
     typeof typeOrStatus === 'string' ? typeOrStatus : typeOrStatus < 500 ? 'invalid_request_error' : 'server_error';
-  return { error: { code, message, type } };
+  return { error: { code, message, type, param } };
 }

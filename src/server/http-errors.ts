@@ -1,6 +1,6 @@
 import type { FastifyReply } from 'fastify';
-import { FanoutError, type ErrorCode } from '../contracts/errors.js';
-import { errorBody, type ErrorBody } from '../openai/wire.js';
+import { FanoutError, ValidationError, type ErrorCode } from '../contracts/errors.js';
+import { errorBody, paramOf, type ErrorBody } from '../openai/wire.js';
 
 /** HTTP status for each error code, in one place. */
 const STATUS: Partial<Record<ErrorCode, number>> = {
@@ -35,7 +35,8 @@ export interface HttpError {
 export function httpError(error: unknown): HttpError {
   if (error instanceof FanoutError) {
     const status = STATUS[error.code] ?? 500;
-    return { status, body: errorBody(error.code, error.message, status) };
+    const param = error instanceof ValidationError ? paramOf(error.issues[0]) : null;
+    return { status, body: errorBody(error.code, error.message, status, param) };
   }
   return { status: 500, body: errorBody('internal_error', 'internal error') };
 }
