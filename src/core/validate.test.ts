@@ -17,6 +17,18 @@ describe('request validation', () => {
     expect(() => validateTaskRequest(null)).toThrow(/\(root\)/);
   });
 
+  it('refuses an image anywhere but a user message, where no provider would carry it', () => {
+    const image = { type: 'image', url: 'data:image/png;base64,iVBORw0KGgo=' };
+    for (const role of ['assistant', 'system', 'tool'])
+      expect(() =>
+        validateTaskRequest({
+          ...base,
+          messages: [{ role, content: [image], ...(role === 'tool' ? { toolCallId: 'c' } : {}) }],
+        }),
+      ).toThrow('messages.0.content: images are taken in user messages only');
+    expect(validateTaskRequest({ ...base, messages: [{ role: 'user', content: [image] }] }).messages).toHaveLength(1);
+  });
+
   it('takes the fast path only for requests the schema accepts', () => {
     // Mutations of a valid request, each of which may or may not stay valid.
     const random = seededRandom(42);

@@ -27,6 +27,10 @@ const messageSchema = z
     message: 'a tool message names the call it answers (toolCallId), and only a tool message does',
     path: ['toolCallId'],
   })
+  .refine((m) => m.role === 'user' || typeof m.content === 'string' || m.content.every((p) => p.type === 'text'), {
+    message: 'images are taken in user messages only',
+    path: ['content'],
+  })
   .refine((m) => m.toolCalls === undefined || m.role === 'assistant', {
     message: 'only an assistant message calls tools',
     path: ['toolCalls'],

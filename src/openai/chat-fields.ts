@@ -187,6 +187,13 @@ export function toolCallsToChat(calls: readonly ToolCall[]): ChatCompletionMessa
   }));
 }
 
+type TextPart = Extract<ContentPart, { type: 'text' }>;
+
+/** A non-user message's content: text only (validation takes images in user messages alone). */
+function textOnly(content: string | readonly ContentPart[]): string | TextPart[] {
+  return typeof content === 'string' ? content : content.filter((p): p is TextPart => p.type === 'text');
+}
+
 /** A fanout call's system prompt and messages as OpenAI messages. */
 export function messagesToChat(call: {
   system?: string;
@@ -196,10 +203,10 @@ export function messagesToChat(call: {
   if (call.system) messages.push({ role: 'system', content: call.system });
   for (const m of call.messages) {
     if (m.role === 'tool') {
-      const content = typeof m.content === 'string' ? m.content : m.content.filter((p) => p.type === 'text');
+      const content = textOnly(m.content);
       messages.push({ role: 'tool', tool_call_id: m.toolCallId ?? '', content });
     } else if (m.role === 'assistant') {
-      const content = typeof m.content === 'string' ? m.content : m.content.filter((p) => p.type === 'text');
+      const content = textOnly(m.content);
       messages.push(
         m.toolCalls?.length
           ? { role: 'assistant', content: content === '' ? null : content, tool_calls: toolCallsToChat(m.toolCalls) }
@@ -208,7 +215,7 @@ export function messagesToChat(call: {
     } else if (m.role === 'system') {
       messages.push({
         role: 'system',
-        content: typeof m.content === 'string' ? m.content : m.content.filter((p) => p.type === 'text'),
+        content: textOnly(m.content),
       });
     } else {
       messages.push({ role: 'user', content: partsToChat(m.content) });
