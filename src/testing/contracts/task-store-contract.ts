@@ -226,22 +226,16 @@ function recordCases(open: () => Promise<TaskStore>): void {
       state: 'running',
       data: { steps: {} },
     });
-    await store.putRecord({
+    const ended = {
       id: 'b2',
       kind: 'batch',
       tenant: 'acme',
       createdAt: 2000,
       state: 'completed',
       data: { invalid: [], done: true },
-    });
-    expect(await store.getRecord('b2')).toEqual({
-      id: 'b2',
-      kind: 'batch',
-      tenant: 'acme',
-      createdAt: 2000,
-      state: 'completed',
-      data: { invalid: [], done: true },
-    });
+    } as const;
+    await store.putRecord(ended);
+    expect(await store.getRecord('b2')).toEqual(ended);
     expect((await store.openRecords('batch')).map((r) => r.id)).toEqual(['b1']);
     expect((await store.openRecords('run')).map((r) => r.id)).toEqual(['r1']);
     expect(await store.getRecord('none')).toBeUndefined();
