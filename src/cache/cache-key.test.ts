@@ -39,6 +39,34 @@ describe('cache keys', () => {
       { ...base, seed: 8 },
       { ...base, providerOptions: { reasoning: { effort: 'high' }, format: 'json' } },
       { ...base, providerOptions: undefined },
+      // What a real application sends beyond text: each changes the answer.
+      { ...base, tools: [{ name: 'read_file', parameters: { type: 'object' } }] },
+      { ...base, tools: [{ name: 'read_file', parameters: { type: 'object' } }], toolChoice: 'required' },
+      { ...base, tools: [{ name: 'read_file' }], parallelToolCalls: false },
+      { ...base, responseFormat: { type: 'json_object' } },
+      { ...base, responseFormat: { type: 'json_schema', name: 'f', schema: { type: 'object' } } },
+      { ...base, checkOutput: false, responseFormat: { type: 'json_object' } },
+      { ...base, passthrough: { logit_bias: { '1734': -100 } } },
+      { ...base, passthrough: { presence_penalty: 0.5 } },
+      { ...base, maxTokensField: 'max_completion_tokens' },
+      {
+        ...base,
+        messages: [
+          ...base.messages.slice(0, 1),
+          { role: 'assistant', content: 'hi', toolCalls: [{ id: 'c1', name: 'read_file', arguments: '{}' }] },
+          { role: 'tool', content: 'review this', toolCallId: 'c1' },
+        ],
+      },
+      {
+        ...base,
+        messages: [
+          ...base.messages.slice(0, 1),
+          { role: 'assistant', content: 'hi', toolCalls: [{ id: 'c1', name: 'read_file', arguments: '{}' }] },
+          { role: 'tool', content: 'review this', toolCallId: 'c2' },
+        ],
+      },
+      { ...base, messages: [{ role: 'user', content: [{ type: 'image', url: 'https://example.com/a.png' }] }] },
+      { ...base, messages: [{ role: 'user', content: [{ type: 'image', url: 'https://example.com/b.png' }] }] },
     ];
     const keys = new Set([key(base), ...variants.map((v) => key(v))]);
     expect(keys.size).toBe(variants.length + 1);
@@ -47,7 +75,8 @@ describe('cache keys', () => {
   it('count the default max tokens a request without one is sent with', () => {
     const { maxTokens: _unset, ...withoutMax } = base;
     expect(key(withoutMax, 'acme', 1024)).not.toBe(key(withoutMax, 'acme', 2048));
-    expect(key(withoutMax, 'acme', 100)).toBe(key(base));
+    // An OpenAI-compatible provider is sent no ceiling when the request named none: a different call.
+    expect(key(withoutMax, 'acme', 100)).not.toBe(key(base));
   });
 
   it('ignore what only changes how fanout runs the call', () => {
@@ -58,6 +87,8 @@ describe('cache keys', () => {
       { ...base, stream: true },
       { ...base, cache: { ttlMs: 5 } },
       { ...base, providerOptions: { format: 'json', reasoning: { effort: 'low' } } },
+      { ...base, cacheSystem: true },
+      { ...base, messages: base.messages.map((m) => ({ ...m, cache: true })) },
     ];
     for (const request of same) expect(key(request)).toBe(key(base));
   });

@@ -2,35 +2,37 @@ import { createHash } from 'node:crypto';
 import type { TaskRequest } from '../contracts/types.js';
 
 /**
- * The fields of a request that can change its answer. Everything else
- * (priority, label, attempts, timeouts, deadline, streaming, cache options)
- * only changes how fanout runs it, and stays out of the key.
+ * Request fields that only change how fanout runs a call (its place in the
+ * queue, its attempts and time, its tenant, streaming, cache options) or what
+ * it costs (prompt-cache marks). Every other field can change the answer and
+ * is part of the key, fields added later included: forgetting one here makes
+ * a key too narrow (a missed hit), never too wide (a wrong answer served).
  */
-export interface AnswerFields {
-  model: string;
-  system: string | null;
-  messages: TaskRequest['messages'];
-  maxTokens: number;
-  temperature: number | null;
-  topP: number | null;
-  stop: string[] | null;
-  seed: number | null;
-  providerOptions: Record<string, unknown> | null;
-}
+const RUN_ONLY_FIELDS: ReadonlySet<string> = new Set([
+  'priority',
+  'maxAttempts',
+  'attemptTimeoutMs',
+  'deadlineMs',
+  'label',
+  'tenant',
+  'cache',
+  'stream',
+  'cacheSystem',
+]);
 
-export function answerFields(request: TaskRequest, maxTokens: number): AnswerFields {
-  return {
-    model: request.model,
-    system: request.system ?? null,
-    // Cache marks change what a call costs, not what it answers.
-    messages: request.messages.map(({ role, content }) => ({ role, content })),
-    maxTokens,
-    temperature: request.temperature ?? null,
-    topP: request.topP ?? null,
-    stop: request.stop ?? null,
-    seed: request.seed ?? null,
-    providerOptions: request.providerOptions ?? null,
-  };
+/**
+ * The fields of a request that can change its answer: all but the run-only
+ * ones, messages without their cache marks, and the output ceiling as sent
+ * (`maxTokens`, the request's or the default it is reserved with, and whether
+ * the request named it: an OpenAI-compatible provider is sent none otherwise).
+ */
+export function answerFields(request: TaskRequest, maxTokens: number): Record<string, unknown> {
+  const fields: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(request)) if (!RUN_ONLY_FIELDS.has(name)) fields[name] = value;
+  fields.messages = request.messages.map(({ cache: _mark, ...message }) => message);
+  fields.maxTokens = maxTokens;
+  fields.maxTokensNamed = request.maxTokens !== undefined;
+  return fields;
 }
 
 /** JSON with object keys sorted at every depth, so equal values always give equal text. */
