@@ -6,12 +6,10 @@ import {
   chatMessageSchema,
   messagesFromChat,
   modelName,
-  passthroughOf,
+  requestFieldsFromChat,
   samplingFromChat,
-  toolsFromChat,
   samplingShape,
   type ModelNaming,
-  type SamplingInput,
 } from '../openai/wire.js';
 import { assertJsonBounds } from '../core/json-bounds.js';
 
@@ -78,17 +76,9 @@ export function parseBatchLine(text: string, lineNumber: number, options: BatchL
         throw new ValidationError('invalid_request', [
           'body.n: more than one choice per batch line is not supported; write n lines',
         ]);
-      const passthrough = passthroughOf(body);
       return {
         customId: parsed.data.custom_id,
-        request: {
-          model: modelName(body.model, options),
-          ...messagesFromChat(body.messages),
-          ...samplingFromChat(body as SamplingInput),
-          ...toolsFromChat(body),
-          ...(passthrough ? { passthrough } : {}),
-          label: parsed.data.custom_id,
-        },
+        request: { ...requestFieldsFromChat(body, options), label: parsed.data.custom_id },
       };
     }
     const parsed = shortLine.safeParse(json);

@@ -1,5 +1,13 @@
 import type { Clock } from './clock.js';
-import type { ChatMessage, ModelResult, ResponseFormat, ToolCallDelta, ToolChoice, ToolDefinition } from './types.js';
+import type {
+  ChatMessage,
+  ModelResult,
+  ReasoningSettings,
+  ResponseFormat,
+  ToolCallDelta,
+  ToolChoice,
+  ToolDefinition,
+} from './types.js';
 
 /** One call as a provider receives it: the model name without its `provider:` prefix. */
 export interface ModelCall {
@@ -22,6 +30,7 @@ export interface ModelCall {
   toolChoice?: ToolChoice;
   parallelToolCalls?: boolean;
   responseFormat?: ResponseFormat;
+  reasoning?: ReasoningSettings;
   passthrough?: Record<string, unknown>;
 }
 
@@ -45,6 +54,8 @@ export type StreamEvent =
   | { type: 'delta'; text: string }
   /** A piece of a tool call, as it comes. */
   | { type: 'tool-delta'; call: ToolCallDelta }
+  /** A piece of the model's reasoning text, as it comes. */
+  | { type: 'reasoning-delta'; text: string }
   | { type: 'done'; result: ModelResult };
 
 /**

@@ -26,6 +26,32 @@ export interface ToolCallDelta {
   arguments?: string;
 }
 
+/**
+ * A block of a model's reasoning as its provider returned it: thinking text
+ * with the provider's signature, or reasoning the provider hid (opaque
+ * `data`). A tool conversation hands them back unchanged on its next turn,
+ * as Anthropic requires.
+ */
+export type ReasoningBlock =
+  { type: 'thinking'; text: string; signature?: string } | { type: 'redacted'; data: string };
+
+/** How much a model may think before it answers. */
+export interface ReasoningSettings {
+  /**
+   * How hard to think, in the provider's words: OpenAI `reasoning_effort`
+   * (`none`, `minimal`, `low`, `medium`, `high`, `xhigh`), Anthropic
+   * `output_config.effort` (`low`, `medium`, `high`, `xhigh`, `max`), Amazon
+   * Nova's `maxReasoningEffort` on Bedrock (`low`, `medium`, `high`).
+   */
+  effort?: string;
+  /**
+   * Extended thinking (Anthropic, Claude on Bedrock): up to `budgetTokens`
+   * tokens of it (at least 1,024, fewer than `maxTokens`), `adaptive` (the
+   * model decides), or `off`.
+   */
+  thinking?: { budgetTokens: number } | 'adaptive' | 'off';
+}
+
 export interface ChatMessage {
   role: Role;
   /** Text, or parts (text and images). */
@@ -40,6 +66,10 @@ export interface ChatMessage {
   toolCalls?: ToolCall[];
   /** A `tool` message: the call it answers. */
   toolCallId?: string;
+  /** An assistant message's reasoning, as its answer returned it (`ModelResult.reasoning`). */
+  reasoning?: ReasoningBlock[];
+  /** The speaker's name (OpenAI `name`). */
+  name?: string;
 }
 
 /** A tool the model may call. */
@@ -106,6 +136,8 @@ export interface ModelRequest {
   /** May the model call several tools in one turn (OpenAI `parallel_tool_calls`). */
   parallelToolCalls?: boolean;
   responseFormat?: ResponseFormat;
+  /** How much the model may think before it answers. */
+  reasoning?: ReasoningSettings;
   /**
    * Check a JSON answer before the task completes (default true when
    * `responseFormat` asks for JSON): one that does not parse or match the
@@ -203,6 +235,8 @@ export interface ModelResult {
   toolCalls?: ToolCall[];
   /** The model's refusal to answer, where the provider says so apart from the text. */
   refusal?: string;
+  /** The model's reasoning, where the provider returns it: hand it back in the assistant message of the next turn. */
+  reasoning?: ReasoningBlock[];
   /** The answer parsed, when the request asked for JSON (`responseFormat`) and fanout checked it. */
   object?: unknown;
   usage: Usage;

@@ -142,7 +142,9 @@ export class Attempts {
         const delta =
           event.type === 'delta'
             ? { attempt: context.attempt, delta: event.text }
-            : { attempt: context.attempt, delta: '', toolCall: event.call };
+            : event.type === 'reasoning-delta'
+              ? { attempt: context.attempt, delta: '', reasoning: event.text }
+              : { attempt: context.attempt, delta: '', toolCall: event.call };
         this.s.board.emit('task-delta', task, this.s.clock.now(), delta);
       }
     }
@@ -314,6 +316,7 @@ function modelCall(request: TaskRequest, resolved: ResolvedModel, maxTokens: num
     toolChoice: request.toolChoice,
     parallelToolCalls: request.parallelToolCalls,
     responseFormat: request.responseFormat,
+    reasoning: request.reasoning,
     passthrough: request.passthrough,
   };
 }

@@ -35,7 +35,16 @@ export type TaskEvent =
   | (TaskEventBase & { type: 'task-rate-limited'; eta: number; reason: string })
   | (TaskEventBase & { type: 'task-started'; attempt: number })
   /** Streamed text of the attempt in progress. */
-  | (TaskEventBase & { type: 'task-delta'; attempt: number; delta: string; toolCall?: ToolCallDelta })
+  | (TaskEventBase & {
+      type: 'task-delta';
+      attempt: number;
+      /** A piece of the answer's text ('' when the event tells another piece). */
+      delta: string;
+      /** A piece of a tool call. */
+      toolCall?: ToolCallDelta;
+      /** A piece of the model's reasoning text. */
+      reasoning?: string;
+    })
   | (TaskEventBase & { type: 'attempt-failed'; attempt: number; error: EventError })
   /** The attempt failed and another follows at `eta`, `waitMs` from now. */
   | (TaskEventBase & { type: 'task-retrying'; attempt: number; eta: number; waitMs: number; reason: string })

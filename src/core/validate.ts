@@ -15,6 +15,24 @@ const contentPart = z.discriminatedUnion('type', [
 
 const toolCallSchema = z.strictObject({ id: z.string().min(1), name: z.string().min(1), arguments: z.string() });
 
+const reasoningBlock = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('thinking'), text: z.string(), signature: z.string().min(1).optional() }),
+  z.strictObject({ type: z.literal('redacted'), data: z.string().min(1) }),
+]);
+
+const reasoningSettings = z.strictObject({
+  effort: z
+    .string()
+    .regex(/^[a-z_]{1,32}$/, 'expected an effort such as low, medium or high')
+    .optional(),
+  thinking: z
+    .union([
+      z.strictObject({ budgetTokens: z.number().int('expected a whole number').positive() }),
+      z.enum(['adaptive', 'off']),
+    ])
+    .optional(),
+});
+
 const messageSchema = z
   .strictObject({
     role: z.enum(['system', 'user', 'assistant', 'tool']),
@@ -22,6 +40,8 @@ const messageSchema = z
     cache: z.boolean().optional(),
     toolCalls: z.array(toolCallSchema).optional(),
     toolCallId: z.string().min(1).optional(),
+    reasoning: z.array(reasoningBlock).optional(),
+    name: z.string().min(1).max(64).optional(),
   })
   .refine((m) => (m.role === 'tool') === (m.toolCallId !== undefined), {
     message: 'a tool message names the call it answers (toolCallId), and only a tool message does',
@@ -34,6 +54,10 @@ const messageSchema = z
   .refine((m) => m.toolCalls === undefined || m.role === 'assistant', {
     message: 'only an assistant message calls tools',
     path: ['toolCalls'],
+  })
+  .refine((m) => m.reasoning === undefined || m.role === 'assistant', {
+    message: 'only an assistant message carries reasoning',
+    path: ['reasoning'],
   });
 
 const jsonObject = z.record(z.string(), z.unknown());
@@ -80,6 +104,7 @@ export const taskRequestSchema = z.strictObject({
   toolChoice: z.union([z.enum(['auto', 'none', 'required']), z.strictObject({ name: z.string().min(1) })]).optional(),
   parallelToolCalls: z.boolean().optional(),
   responseFormat: responseFormatSchema.optional(),
+  reasoning: reasoningSettings.optional(),
   passthrough: z.record(z.string(), z.unknown()).optional(),
   checkOutput: z.boolean().optional(),
   priority: z.number().min(-MAX_PRIORITY).max(MAX_PRIORITY).optional(),
@@ -138,6 +163,7 @@ export function isPlainValidRequest(input: unknown): input is TaskRequest {
     r.toolChoice === undefined &&
     r.parallelToolCalls === undefined &&
     r.responseFormat === undefined &&
+    r.reasoning === undefined &&
     r.passthrough === undefined &&
     r.checkOutput === undefined &&
     (r.priority === undefined || (isNumber(r.priority) && Math.abs(r.priority) <= MAX_PRIORITY)) &&

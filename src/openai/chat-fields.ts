@@ -1,4 +1,5 @@
 import type {
+  ChatCompletionAssistantMessageParam,
   ChatCompletionContentPart,
   ChatCompletionMessageParam,
   ChatCompletionMessageToolCall,
@@ -11,6 +12,8 @@ import type {
   ChatMessage,
   ContentPart,
   ModelRequest,
+  ReasoningBlock,
+  ReasoningSettings,
   ResponseFormat,
   ToolCall,
   ToolChoice,
@@ -31,6 +34,11 @@ const imagePart = z.strictObject({
 });
 const textContent = z.union([z.string(), z.array(textPart)]);
 const userContent = z.union([z.string(), z.array(z.discriminatedUnion('type', [textPart, imagePart]))]);
+/** Reasoning blocks of an earlier answer, in the form fanout's answers give them (`thinking_blocks`, as LiteLLM names them). */
+const thinkingBlock = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('thinking'), thinking: z.string(), signature: z.string().min(1).optional() }),
+  z.strictObject({ type: z.literal('redacted_thinking'), data: z.string().min(1) }),
+]);
 const toolCall = z.strictObject({
   id: z.string().min(1),
   type: z.literal('function'),
@@ -38,14 +46,16 @@ const toolCall = z.strictObject({
 });
 
 export const chatMessageSchema = z.union([
-  z.strictObject({ role: z.enum(['system', 'developer']), content: textContent, name: z.string().optional() }),
-  z.strictObject({ role: z.literal('user'), content: userContent, name: z.string().optional() }),
+  z.strictObject({ role: z.enum(['system', 'developer']), content: textContent }),
+  z.strictObject({ role: z.literal('user'), content: userContent, name: z.string().min(1).max(64).optional() }),
   z.strictObject({
     role: z.literal('assistant'),
     content: textContent.nullable().optional(),
-    name: z.string().optional(),
+    name: z.string().min(1).max(64).optional(),
     tool_calls: z.array(toolCall).optional(),
     refusal: z.string().nullable().optional(),
+    reasoning_content: z.string().nullable().optional(),
+    thinking_blocks: z.array(thinkingBlock).nullable().optional(),
   }),
   z.strictObject({ role: z.literal('tool'), content: textContent, tool_call_id: z.string().min(1) }),
 ]);
@@ -53,6 +63,77 @@ export const chatMessageSchema = z.union([
 export type ChatBodyMessage = z.infer<typeof chatMessageSchema>;
 
 const jsonObject = z.record(z.string(), z.unknown());
+
+/** The reasoning fields of a body: OpenAI's `reasoning_effort`, and `thinking` as Anthropic's own OpenAI-compatible API takes it. */
+export const reasoningShape = {
+  reasoning_effort: z
+    .string()
+    .regex(/^[a-z_]{1,32}$/, 'expected an effort such as low, medium or high')
+    .nullable()
+    .optional(),
+  thinking: z
+    .discriminatedUnion('type', [
+      z.strictObject({ type: z.literal('enabled'), budget_tokens: z.number().int().positive() }),
+      z.strictObject({ type: z.literal('adaptive') }),
+      z.strictObject({ type: z.literal('disabled') }),
+    ])
+    .optional(),
+};
+
+type ReasoningFields = { [K in keyof typeof reasoningShape]?: z.infer<(typeof reasoningShape)[K]> };
+
+/** A body's reasoning fields as fanout's. */
+export function reasoningFromChat(body: ReasoningFields): Partial<ModelRequest> {
+  const reasoning: ReasoningSettings = {};
+  if (body.reasoning_effort != null) reasoning.effort = body.reasoning_effort;
+  const thinking = body.thinking;
+  if (thinking)
+    reasoning.thinking =
+      thinking.type === 'enabled'
+        ? { budgetTokens: thinking.budget_tokens }
+        : thinking.type === 'adaptive'
+          ? 'adaptive'
+          : 'off';
+  return reasoning.effort !== undefined || reasoning.thinking !== undefined ? { reasoning } : {};
+}
+
+/** fanout's reasoning settings as an OpenAI-compatible request's fields. */
+export function reasoningToChat(reasoning: ReasoningSettings | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (reasoning?.effort !== undefined) out.reasoning_effort = reasoning.effort;
+  const thinking = reasoning?.thinking;
+  if (thinking !== undefined)
+    out.thinking =
+      thinking === 'off'
+        ? { type: 'disabled' }
+        : thinking === 'adaptive'
+          ? { type: 'adaptive' }
+          : { type: 'enabled', budget_tokens: thinking.budgetTokens };
+  return out;
+}
+
+/** Reasoning blocks in the form fanout's answers give them, and takes them back (`thinking_blocks`). */
+export function thinkingBlocksToChat(blocks: readonly ReasoningBlock[]): Array<z.infer<typeof thinkingBlock>> {
+  return blocks.map((b) =>
+    b.type === 'redacted'
+      ? { type: 'redacted_thinking' as const, data: b.data }
+      : { type: 'thinking' as const, thinking: b.text, ...(b.signature ? { signature: b.signature } : {}) },
+  );
+}
+
+/** The reasoning of an assistant message: its thinking blocks, else its reasoning text as one block. */
+function reasoningFrom(message: {
+  reasoning_content?: string | null;
+  thinking_blocks?: Array<z.infer<typeof thinkingBlock>> | null;
+}): ReasoningBlock[] | undefined {
+  if (message.thinking_blocks?.length)
+    return message.thinking_blocks.map((b) =>
+      b.type === 'redacted_thinking'
+        ? { type: 'redacted', data: b.data }
+        : { type: 'thinking', text: b.thinking, ...(b.signature ? { signature: b.signature } : {}) },
+    );
+  return message.reasoning_content ? [{ type: 'thinking', text: message.reasoning_content }] : undefined;
+}
 
 /** The tool fields of a body, as OpenAI names them. */
 export const toolShape = {
@@ -129,11 +210,16 @@ export function messagesFromChat(raw: readonly ChatBodyMessage[]): { system?: st
           name: c.function.name,
           arguments: c.function.arguments,
         }));
+      const reasoning = reasoningFrom(message);
+      if (reasoning) out.reasoning = reasoning;
+      if (message.name !== undefined) out.name = message.name;
       messages.push(out);
     } else if (message.role === 'tool') {
       messages.push({ role: 'tool', content: partsFrom(message.content), toolCallId: message.tool_call_id });
     } else {
-      messages.push({ role: 'user', content: partsFrom(message.content) });
+      const out: ChatMessage = { role: 'user', content: partsFrom(message.content) };
+      if ('name' in message && message.name !== undefined) out.name = message.name;
+      messages.push(out);
     }
   }
   return systems.length > 0 ? { system: systems.join('\n\n'), messages } : { messages };
@@ -194,6 +280,16 @@ function textOnly(content: string | readonly ContentPart[]): string | TextPart[]
   return typeof content === 'string' ? content : content.filter((p): p is TextPart => p.type === 'text');
 }
 
+/**
+ * An assistant message's reasoning as it came: `thinking_blocks` when any
+ * block carries a signature or was redacted, else its text as `reasoning_content`.
+ */
+function reasoningOnMessage(blocks: readonly ReasoningBlock[]): Record<string, unknown> {
+  if (blocks.some((b) => b.type === 'redacted' || b.signature !== undefined))
+    return { thinking_blocks: thinkingBlocksToChat(blocks) };
+  return { reasoning_content: blocks.map((b) => (b.type === 'thinking' ? b.text : '')).join('') };
+}
+
 /** A fanout call's system prompt and messages as OpenAI messages. */
 export function messagesToChat(call: {
   system?: string;
@@ -207,18 +303,23 @@ export function messagesToChat(call: {
       messages.push({ role: 'tool', tool_call_id: m.toolCallId ?? '', content });
     } else if (m.role === 'assistant') {
       const content = textOnly(m.content);
-      messages.push(
-        m.toolCalls?.length
-          ? { role: 'assistant', content: content === '' ? null : content, tool_calls: toolCallsToChat(m.toolCalls) }
-          : { role: 'assistant', content },
-      );
+      const message: ChatCompletionAssistantMessageParam & Record<string, unknown> = m.toolCalls?.length
+        ? { role: 'assistant', content: content === '' ? null : content, tool_calls: toolCallsToChat(m.toolCalls) }
+        : { role: 'assistant', content };
+      if (m.name !== undefined) message.name = m.name;
+      if (m.reasoning?.length) Object.assign(message, reasoningOnMessage(m.reasoning));
+      messages.push(message);
     } else if (m.role === 'system') {
       messages.push({
         role: 'system',
         content: textOnly(m.content),
       });
     } else {
-      messages.push({ role: 'user', content: partsToChat(m.content) });
+      messages.push(
+        m.name !== undefined
+          ? { role: 'user', content: partsToChat(m.content), name: m.name }
+          : { role: 'user', content: partsToChat(m.content) },
+      );
     }
   }
   return messages;

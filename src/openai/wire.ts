@@ -2,9 +2,19 @@ import type OpenAI from 'openai';
 import { z } from 'zod';
 import { describeIssues, ValidationError } from '../contracts/errors.js';
 import { addUsage, type FinishReason, type ModelResult, type TaskRequest, type Usage } from '../contracts/types.js';
-import { chatMessageSchema, messagesFromChat, toolCallsToChat, toolsFromChat, toolShape } from './chat-fields.js';
+import {
+  chatMessageSchema,
+  messagesFromChat,
+  reasoningFromChat,
+  reasoningShape,
+  thinkingBlocksToChat,
+  toolCallsToChat,
+  toolsFromChat,
+  toolShape,
+} from './chat-fields.js';
 export {
   chatMessageSchema,
+  reasoningToChat,
   messagesFromChat,
   messagesToChat,
   toolsToChat,
@@ -42,6 +52,7 @@ export const chatBodySchema = z.looseObject({
   messages: z.array(chatMessageSchema).min(1, 'expected at least one message'),
   ...samplingShape,
   ...toolShape,
+  ...reasoningShape,
   stream_options: z.strictObject({ include_usage: z.boolean().optional() }).nullable().optional(),
   n: z.number().int().min(1).max(MAX_CHOICES, `at most ${MAX_CHOICES} choices per request`).nullable().optional(),
 });
@@ -120,6 +131,19 @@ export function samplingFromChat(input: SamplingInput): Partial<TaskRequest> {
   return fields;
 }
 
+/** A parsed chat completions body as fanout's request fields (the gateway's requests, batch lines in OpenAI's form). */
+export function requestFieldsFromChat(chat: z.infer<typeof chatBodySchema>, naming: ModelNaming): TaskRequest {
+  const passthrough = passthroughOf(chat);
+  return {
+    model: modelName(chat.model, naming),
+    ...messagesFromChat(chat.messages),
+    ...samplingFromChat(chat as SamplingInput),
+    ...toolsFromChat(chat),
+    ...reasoningFromChat(chat),
+    ...(passthrough ? { passthrough } : {}),
+  };
+}
+
 /**
  * An OpenAI chat completions request body as a fanout request (the gateway's
  * `POST /v1/chat/completions`). Throws a `ValidationError` naming the field.
@@ -131,16 +155,10 @@ export function requestFromChatBody(
   const parsed = chatBodySchema.safeParse(body);
   if (!parsed.success) throw new ValidationError('invalid_request', describeIssues(parsed.error));
   const chat = parsed.data;
-  const streamOptions = chat.stream_options;
-  const passthrough = passthroughOf(chat);
   return {
-    model: modelName(chat.model, naming),
-    ...messagesFromChat(chat.messages),
-    ...samplingFromChat(chat as SamplingInput),
-    ...toolsFromChat(chat),
-    ...(passthrough ? { passthrough } : {}),
+    ...requestFieldsFromChat(chat, naming),
     ...(chat.stream ? { stream: true } : {}),
-    includeUsage: streamOptions?.include_usage === true,
+    includeUsage: chat.stream_options?.include_usage === true,
     choices: chat.n ?? 1,
   };
 }
@@ -188,6 +206,10 @@ export interface ChatCompletionMessage {
   content: string | null;
   refusal: string | null;
   tool_calls?: ReturnType<typeof toolCallsToChat>;
+  /** The model's reasoning text, where the provider returned it (as DeepSeek, vLLM and LiteLLM name it). */
+  reasoning_content?: string;
+  /** The reasoning blocks with their signatures, to hand back on the next turn (as LiteLLM names them). */
+  thinking_blocks?: ReturnType<typeof thinkingBlocksToChat>;
 }
 
 export interface ChatCompletion {
@@ -208,7 +230,19 @@ export function chatMessageOf(result: ModelResult): ChatCompletionMessage {
     refusal: result.refusal ?? null,
   };
   if (calls?.length) message.tool_calls = toolCallsToChat(calls);
+  if (result.reasoning?.length) Object.assign(message, reasoningOfAnswer(result.reasoning));
   return message;
+}
+
+/** An answer's reasoning as fanout's answers give it: its text, and its blocks with their signatures. */
+export function reasoningOfAnswer(blocks: NonNullable<ModelResult['reasoning']>): {
+  reasoning_content: string;
+  thinking_blocks: ReturnType<typeof thinkingBlocksToChat>;
+} {
+  return {
+    reasoning_content: blocks.map((b) => (b.type === 'thinking' ? b.text : '')).join(''),
+    thinking_blocks: thinkingBlocksToChat(blocks),
+  };
 }
 
 /** An answer as OpenAI's `chat.completion` object; `created` in seconds. More answers (`n`) are more choices, their usage summed. */

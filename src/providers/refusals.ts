@@ -5,6 +5,10 @@ export interface Carries {
   tools?: boolean;
   images?: boolean;
   responseFormat?: boolean;
+  /** Reasoning settings and the reasoning blocks of earlier answers. */
+  reasoning?: boolean;
+  /** Speakers' names on messages. */
+  names?: boolean;
 }
 
 /**
@@ -23,10 +27,13 @@ export function fieldsNotCarried(
   const notHere = (field: string) => not(`${field} is not supported by ${provider} in this version of fanout`);
   let toolTurns = false;
   let images = false;
-  for (const m of call.messages) {
+  let reasoningBlocks = false;
+  call.messages.forEach((m, i) => {
     if (m.role === 'tool' || m.toolCalls?.length) toolTurns = true;
     if (typeof m.content !== 'string' && m.content.some((p) => p.type === 'image')) images = true;
-  }
+    if (m.reasoning?.length) reasoningBlocks = true;
+    if (m.name !== undefined && !carries.names) not(`messages.${i}.name is not supported by ${provider}`);
+  });
   if (!carries.tools) {
     if (call.tools?.length) notHere('tools');
     if (call.toolChoice !== undefined) notHere('tool_choice');
@@ -35,6 +42,11 @@ export function fieldsNotCarried(
   }
   if (!carries.images && images) notHere('image content');
   if (!carries.responseFormat && call.responseFormat && call.responseFormat.type !== 'text') notHere('response_format');
+  if (!carries.reasoning) {
+    if (call.reasoning?.effort !== undefined) notHere('reasoning_effort');
+    if (call.reasoning?.thinking !== undefined) notHere('thinking');
+    if (reasoningBlocks) notHere('thinking_blocks');
+  }
   if (call.passthrough) for (const key of Object.keys(call.passthrough)) not(`${key} is not supported by ${provider}`);
   return refused ?? NONE;
 }
@@ -43,7 +55,8 @@ const NONE: string[] = [];
 
 /**
  * What a provider that carries tools, images and JSON Schema output in its
- * own form still refuses: a JSON object format without a schema, a tool
+ * own form still refuses (its reasoning settings it checks itself, in
+ * `more`): a JSON object format without a schema, a tool
  * call whose arguments are not a JSON object (its input must be one), and an
  * image `imageRefusal` names a reason for (a type or source it cannot take).
  */
@@ -53,7 +66,12 @@ export function nativeFormRefusals(
   imageRefusal: (url: string) => string | undefined,
   more: string[] = [],
 ): string[] {
-  const refused = fieldsNotCarried(call, provider, { tools: true, images: true, responseFormat: true });
+  const refused = fieldsNotCarried(call, provider, {
+    tools: true,
+    images: true,
+    responseFormat: true,
+    reasoning: true,
+  });
   if (call.responseFormat?.type === 'json_object')
     more.push(`response_format json_object is not supported by ${provider}; give a json_schema`);
   call.messages.forEach((message, i) => {

@@ -1,5 +1,5 @@
 import { ProviderError } from '../contracts/errors.js';
-import type { FinishReason, ModelResult, RateLimitInfo, ToolCall, Usage } from '../contracts/types.js';
+import type { FinishReason, ModelResult, RateLimitInfo, ReasoningBlock, ToolCall, Usage } from '../contracts/types.js';
 import type { StreamEvent } from '../contracts/provider.js';
 
 /**
@@ -14,6 +14,8 @@ export class StreamResult {
   requestId?: string;
   rateLimit?: RateLimitInfo;
   refusal?: string;
+  /** Reasoning blocks so far, in order. */
+  private reasoning?: ReasoningBlock[];
   /** Tool calls so far, in the order they began. */
   private toolCalls?: ToolCall[];
   /** Each tool call's index, by the provider's own place for it. */
@@ -27,6 +29,40 @@ export class StreamResult {
   delta(text: string): StreamEvent {
     this.text += text;
     return { type: 'delta', text };
+  }
+
+  /**
+   * A piece of reasoning text. `at` is the provider's place for its block (an
+   * Anthropic or Converse content block index); pieces at one place make one
+   * block. Without `at`, every piece joins one block (OpenAI-compatible servers).
+   */
+  reasoningDelta(text: string, at = -1): StreamEvent {
+    const block = this.reasoningBlock(at);
+    if (block.type === 'thinking') block.text += text;
+    return { type: 'reasoning-delta', text };
+  }
+
+  /** The signature of the reasoning block at `at` (it comes after the block's text). */
+  reasoningSignature(signature: string, at = -1): void {
+    const block = this.reasoningBlock(at);
+    if (block.type === 'thinking') block.signature = (block.signature ?? '') + signature;
+  }
+
+  /** A block of reasoning the provider hid, whole. */
+  redactedReasoning(data: string): void {
+    (this.reasoning ??= []).push({ type: 'redacted', data });
+  }
+
+  private reasoningPlace?: number;
+
+  private reasoningBlock(at: number): ReasoningBlock {
+    const blocks = (this.reasoning ??= []);
+    const last = blocks[blocks.length - 1];
+    if (last?.type === 'thinking' && this.reasoningPlace === at) return last;
+    const block: ReasoningBlock = { type: 'thinking', text: '' };
+    blocks.push(block);
+    this.reasoningPlace = at;
+    return block;
   }
 
   /**
@@ -71,6 +107,7 @@ export class StreamResult {
     const toolCalls = this.toolCalls?.map((call) => (call.arguments === '' ? { ...call, arguments: '{}' } : call));
     if (toolCalls?.length) result.toolCalls = toolCalls;
     if (this.refusal) result.refusal = this.refusal;
+    if (this.reasoning?.length) result.reasoning = this.reasoning;
     return { type: 'done', result };
   }
 }

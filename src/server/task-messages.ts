@@ -4,7 +4,7 @@ import type { ToolCallDelta } from '../contracts/types.js';
 
 /** A task's change as a client sees it, over server-sent events and the WebSocket alike. */
 export type TaskMessage =
-  | { type: 'delta'; task: string; text: string; at: number; toolCall?: ToolCallDelta }
+  | { type: 'delta'; task: string; text: string; at: number; toolCall?: ToolCallDelta; reasoning?: string }
   | { type: 'state'; task: string; state: TaskState; at: number; attempt?: number; eta?: number; error?: EventError };
 
 /** The message for a task event that is not its end (the end is the task's `response` or `error`). */
@@ -12,6 +12,7 @@ export function taskMessage(event: Exclude<TaskEvent, TaskEndEvent>): TaskMessag
   if (event.type === 'task-delta') {
     const delta: TaskMessage = { type: 'delta', task: event.taskId, text: event.delta, at: event.at };
     if (event.toolCall) delta.toolCall = event.toolCall;
+    if (event.reasoning) delta.reasoning = event.reasoning;
     return delta;
   }
   const message: TaskMessage = { type: 'state', task: event.taskId, state: event.state, at: event.at };

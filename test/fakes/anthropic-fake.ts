@@ -23,6 +23,8 @@ export type AnthropicReply =
       stallAfter?: number;
       /** A tool_use block after the text, its input streamed in pieces of JSON as Anthropic does. */
       toolUse?: { id: string; name: string; inputPieces: string[] };
+      /** A thinking block before the text: its text in pieces, then its signature, as Anthropic streams them. */
+      thinking?: { pieces: string[]; signature: string };
     }
   | { kind: 'hang' };
 
@@ -53,6 +55,13 @@ export function toolUseMessage(text: string, tool: { id: string; name: string; i
   const body = message(text) as { content: unknown[]; stop_reason: string };
   body.content = [...(text ? [{ type: 'text', text }] : []), { type: 'tool_use', ...tool }];
   body.stop_reason = 'tool_use';
+  return body;
+}
+
+/** A message that thought before it answered: a thinking block with its signature, then the text. */
+export function thinkingMessage(thinking: string, signature: string, text: string): unknown {
+  const body = message(text) as { content: unknown[] };
+  body.content = [{ type: 'thinking', thinking, signature }, ...body.content];
   return body;
 }
 
@@ -131,10 +140,32 @@ export async function startAnthropicFake(): Promise<AnthropicFake> {
           },
         }),
       );
+      const thinking = reply.thinking;
+      if (thinking) {
+        const block = { type: 'content_block_start', index: 0, content_block: { type: 'thinking', thinking: '' } };
+        res.write(sse('content_block_start', { ...block, content_block: { ...block.content_block, signature: '' } }));
+        for (const piece of thinking.pieces)
+          res.write(
+            sse('content_block_delta', {
+              type: 'content_block_delta',
+              index: 0,
+              delta: { type: 'thinking_delta', thinking: piece },
+            }),
+          );
+        res.write(
+          sse('content_block_delta', {
+            type: 'content_block_delta',
+            index: 0,
+            delta: { type: 'signature_delta', signature: thinking.signature },
+          }),
+        );
+        res.write(sse('content_block_stop', { type: 'content_block_stop', index: 0 }));
+      }
+      const at = thinking ? 1 : 0;
       res.write(
         sse('content_block_start', {
           type: 'content_block_start',
-          index: 0,
+          index: at,
           content_block: { type: 'text', text: '' },
         }),
       );
@@ -148,18 +179,18 @@ export async function startAnthropicFake(): Promise<AnthropicFake> {
         res.write(
           sse('content_block_delta', {
             type: 'content_block_delta',
-            index: 0,
+            index: at,
             delta: { type: 'text_delta', text: delta },
           }),
         );
       }
-      res.write(sse('content_block_stop', { type: 'content_block_stop', index: 0 }));
+      res.write(sse('content_block_stop', { type: 'content_block_stop', index: at }));
       if (reply.toolUse) {
         const { id, name, inputPieces } = reply.toolUse;
         res.write(
           sse('content_block_start', {
             type: 'content_block_start',
-            index: 1,
+            index: at + 1,
             content_block: { type: 'tool_use', id, name, input: {} },
           }),
         );
@@ -167,11 +198,11 @@ export async function startAnthropicFake(): Promise<AnthropicFake> {
           res.write(
             sse('content_block_delta', {
               type: 'content_block_delta',
-              index: 1,
+              index: at + 1,
               delta: { type: 'input_json_delta', partial_json: piece },
             }),
           );
-        res.write(sse('content_block_stop', { type: 'content_block_stop', index: 1 }));
+        res.write(sse('content_block_stop', { type: 'content_block_stop', index: at + 1 }));
       }
       res.write(
         sse('message_delta', {

@@ -10,13 +10,15 @@ import { listenOnLoopback } from './listen.js';
  * (`:` as `%3A`).
  */
 export type BedrockReply =
-  | { kind: 'converse'; text: string; usage?: Usage; toolUse?: ToolUse }
+  | { kind: 'converse'; text: string; usage?: Usage; toolUse?: ToolUse; reasoning?: Reasoning }
   | {
       kind: 'stream';
       deltas: string[];
       usage?: Usage;
       exceptionAfter?: number;
       toolUse?: ToolUse & { inputPieces: string[] };
+      /** A reasoning block before the text, its text in pieces and then its signature. */
+      reasoning?: { pieces: string[]; signature: string };
     }
   | { kind: 'error'; status: number; type: string; message: string; headers?: Record<string, string> };
 
@@ -25,6 +27,12 @@ interface ToolUse {
   toolUseId: string;
   name: string;
   input?: unknown;
+}
+
+/** A reasoning block before the text, as Converse answers one for a model that thinks. */
+interface Reasoning {
+  text: string;
+  signature: string;
 }
 
 interface Usage {
@@ -100,7 +108,11 @@ export async function startBedrockFake(): Promise<BedrockFake> {
             output: {
               message: {
                 role: 'assistant',
-                content: [{ text: reply.text }, ...(reply.toolUse ? [{ toolUse: reply.toolUse }] : [])],
+                content: [
+                  ...(reply.reasoning ? [{ reasoningContent: { reasoningText: reply.reasoning } }] : []),
+                  { text: reply.text },
+                  ...(reply.toolUse ? [{ toolUse: reply.toolUse }] : []),
+                ],
               },
             },
             stopReason: reply.toolUse ? 'tool_use' : 'end_turn',
@@ -112,6 +124,15 @@ export async function startBedrockFake(): Promise<BedrockFake> {
       }
       res.writeHead(200, { 'content-type': 'application/vnd.amazon.eventstream', 'x-amzn-requestid': requestId });
       res.write(frame('event', 'messageStart', { role: 'assistant' }));
+      const reasoning = reply.reasoning;
+      if (reasoning) {
+        const delta = (reasoningContent: unknown) =>
+          frame('event', 'contentBlockDelta', { contentBlockIndex: 0, delta: { reasoningContent } });
+        for (const text of reasoning.pieces) res.write(delta({ text }));
+        res.write(delta({ signature: reasoning.signature }));
+        res.write(frame('event', 'contentBlockStop', { contentBlockIndex: 0 }));
+      }
+      const at = reasoning ? 1 : 0;
       for (const [i, text] of reply.deltas.entries()) {
         if (reply.exceptionAfter === i) {
           res.end(
@@ -119,16 +140,16 @@ export async function startBedrockFake(): Promise<BedrockFake> {
           );
           return;
         }
-        res.write(frame('event', 'contentBlockDelta', { contentBlockIndex: 0, delta: { text } }));
+        res.write(frame('event', 'contentBlockDelta', { contentBlockIndex: at, delta: { text } }));
       }
-      res.write(frame('event', 'contentBlockStop', { contentBlockIndex: 0 }));
+      res.write(frame('event', 'contentBlockStop', { contentBlockIndex: at }));
       const tool = reply.toolUse;
       if (tool) {
         const start = { toolUse: { toolUseId: tool.toolUseId, name: tool.name } };
-        res.write(frame('event', 'contentBlockStart', { contentBlockIndex: 1, start }));
+        res.write(frame('event', 'contentBlockStart', { contentBlockIndex: at + 1, start }));
         for (const input of tool.inputPieces)
-          res.write(frame('event', 'contentBlockDelta', { contentBlockIndex: 1, delta: { toolUse: { input } } }));
-        res.write(frame('event', 'contentBlockStop', { contentBlockIndex: 1 }));
+          res.write(frame('event', 'contentBlockDelta', { contentBlockIndex: at + 1, delta: { toolUse: { input } } }));
+        res.write(frame('event', 'contentBlockStop', { contentBlockIndex: at + 1 }));
       }
       res.write(frame('event', 'messageStop', { stopReason: tool ? 'tool_use' : 'end_turn' }));
       res.end(frame('event', 'metadata', { usage: usageBody(usage), metrics: { latencyMs: 530 } }));

@@ -19,6 +19,8 @@ export type FakeReply =
       stallAfter?: number;
       /** Tool calls streamed after the text, as OpenAI streams them: id and name first, then the arguments in pieces. */
       toolCalls?: Array<{ id: string; name: string; argumentPieces: string[] }>;
+      /** Reasoning text before the answer, as DeepSeek and vLLM stream it (`delta.reasoning_content`). */
+      reasoningPieces?: string[];
     }
   | { kind: 'text'; status: number; contentType: string; body: string }
   | { kind: 'reset' }
@@ -128,6 +130,7 @@ function chunk(delta: Record<string, unknown>, finish: string | null, usage: unk
 function stream(res: ServerResponse, reply: Extract<FakeReply, { kind: 'stream' }>): void {
   res.writeHead(200, { 'content-type': 'text/event-stream', 'x-request-id': 'req_stream_1', ...reply.headers });
   res.write(chunk({ role: 'assistant', content: '', refusal: null }, null));
+  for (const piece of reply.reasoningPieces ?? []) res.write(chunk({ reasoning_content: piece }, null));
   for (const [i, delta] of reply.deltas.entries()) {
     if (reply.stallAfter === i) return;
     if (reply.errorAfter === i) {

@@ -1,6 +1,13 @@
 import type Anthropic from '@anthropic-ai/sdk';
 import type { ModelCall } from '../../contracts/provider.js';
-import { textOf, type ChatMessage, type ContentPart, type ToolCall } from '../../contracts/types.js';
+import {
+  textOf,
+  type ChatMessage,
+  type ContentPart,
+  type ModelResult,
+  type ReasoningBlock,
+  type ToolCall,
+} from '../../contracts/types.js';
 import { nativeFormRefusals } from '../refusals.js';
 
 /**
@@ -9,8 +16,10 @@ import { nativeFormRefusals } from '../refusals.js';
  * URL), assistant tool calls as `tool_use` blocks, tool results as
  * `tool_result` blocks in one user turn, tools with their input schema, tool
  * choice (`required` is `any`; parallel calls off is
- * `disable_parallel_tool_use`), and a JSON Schema response format as
- * `output_config.format`, Anthropic's own structured output.
+ * `disable_parallel_tool_use`), a JSON Schema response format as
+ * `output_config.format`, Anthropic's own structured output, and reasoning
+ * as `thinking` and `output_config.effort`, with the thinking blocks of
+ * earlier answers handed back first in their turns, as Anthropic requires.
  */
 
 type Block = Anthropic.ContentBlockParam;
@@ -46,6 +55,15 @@ function toolUse(call: ToolCall): Anthropic.ToolUseBlockParam {
   return { type: 'tool_use', id: call.id, name: call.name, input: JSON.parse(call.arguments) as unknown };
 }
 
+function thinkingBlocks(reasoning: ChatMessage['reasoning']): Block[] {
+  if (!reasoning) return [];
+  return reasoning.map((b): Block =>
+    b.type === 'redacted'
+      ? { type: 'redacted_thinking', data: b.data }
+      : { type: 'thinking', thinking: b.text, signature: b.signature ?? '' },
+  );
+}
+
 /** The conversation as Anthropic's turns: tool results join one user turn, as Anthropic requires. */
 export function anthropicMessages(messages: readonly ChatMessage[]): MessageParam[] {
   const turns: MessageParam[] = [];
@@ -62,7 +80,8 @@ export function anthropicMessages(messages: readonly ChatMessage[]): MessagePara
       blocks = [result];
       role = 'user';
     } else {
-      blocks = contentBlocks(message.content);
+      // Thinking blocks come first in an assistant turn, unchanged, as Anthropic requires.
+      blocks = [...thinkingBlocks(message.reasoning), ...contentBlocks(message.content)];
       if (message.toolCalls) for (const call of message.toolCalls) blocks.push(toolUse(call));
     }
     const last = blocks.length - 1;
@@ -98,25 +117,75 @@ export function anthropicToolFields(
   return fields;
 }
 
-/** What Anthropic cannot take of a call, each naming the field (see `Provider.refuses`). */
-export function anthropicRefusals(call: Omit<ModelCall, 'maxTokens'>, provider: string): string[] {
-  return nativeFormRefusals(call, provider, (url) => {
-    if (!url.startsWith('data:')) return undefined;
-    const data = DATA_URL.exec(url);
-    return data && IMAGE_TYPES.has((data[1] as string).toLowerCase())
-      ? undefined
-      : `${provider} takes base64 images of type jpeg, png, gif or webp`;
-  });
+const EFFORTS = ['low', 'medium', 'high', 'xhigh', 'max'];
+const MIN_THINKING_BUDGET = 1024;
+
+/** Reasoning settings as Anthropic's `thinking` and `output_config.effort`, beside any output format. */
+export function anthropicReasoningFields(
+  call: Pick<ModelCall, 'reasoning'>,
+  outputConfig: Anthropic.OutputConfig | null | undefined,
+): Partial<Anthropic.MessageCreateParamsNonStreaming> {
+  const fields: Partial<Anthropic.MessageCreateParamsNonStreaming> = {};
+  const thinking = call.reasoning?.thinking;
+  if (thinking !== undefined)
+    fields.thinking =
+      thinking === 'off'
+        ? { type: 'disabled' }
+        : thinking === 'adaptive'
+          ? { type: 'adaptive' }
+          : { type: 'enabled', budget_tokens: thinking.budgetTokens };
+  const effort = call.reasoning?.effort;
+  if (effort !== undefined)
+    fields.output_config = { ...outputConfig, effort: effort as NonNullable<Anthropic.OutputConfig['effort']> };
+  return fields;
 }
 
-/** Anthropic's answer blocks as fanout's text and tool calls. */
-export function anthropicAnswer(content: readonly Anthropic.ContentBlock[]): { text: string; toolCalls?: ToolCall[] } {
+function reasoningRefusals(call: Omit<ModelCall, 'maxTokens'>, provider: string): string[] {
+  const refused: string[] = [];
+  const { effort, thinking } = call.reasoning ?? {};
+  if (effort !== undefined && !EFFORTS.includes(effort))
+    refused.push(`reasoning_effort ${effort} is not supported by ${provider}; give one of ${EFFORTS.join(', ')}`);
+  if (typeof thinking === 'object' && thinking.budgetTokens < MIN_THINKING_BUDGET)
+    refused.push(`thinking.budget_tokens: ${provider} takes a budget of at least ${MIN_THINKING_BUDGET}`);
+  call.messages.forEach((message, i) => {
+    if (message.reasoning?.some((b) => b.type === 'thinking' && b.signature === undefined))
+      refused.push(
+        `messages.${i}.thinking_blocks: ${provider} needs each thinking block back with its signature, as its answer gave it`,
+      );
+  });
+  return refused;
+}
+
+/** What Anthropic cannot take of a call, each naming the field (see `Provider.refuses`). */
+export function anthropicRefusals(call: Omit<ModelCall, 'maxTokens'>, provider: string): string[] {
+  return nativeFormRefusals(
+    call,
+    provider,
+    (url) => {
+      if (!url.startsWith('data:')) return undefined;
+      const data = DATA_URL.exec(url);
+      return data && IMAGE_TYPES.has((data[1] as string).toLowerCase())
+        ? undefined
+        : `${provider} takes base64 images of type jpeg, png, gif or webp`;
+    },
+    reasoningRefusals(call, provider),
+  );
+}
+
+/** Anthropic's answer blocks as fanout's text, tool calls and reasoning. */
+export function anthropicAnswer(
+  content: readonly Anthropic.ContentBlock[],
+): Pick<ModelResult, 'text' | 'toolCalls' | 'reasoning'> {
   let text = '';
   let toolCalls: ToolCall[] | undefined;
+  let reasoning: ReasoningBlock[] | undefined;
   for (const block of content) {
     if (block.type === 'text') text += block.text;
     else if (block.type === 'tool_use')
       (toolCalls ??= []).push({ id: block.id, name: block.name, arguments: JSON.stringify(block.input) });
+    else if (block.type === 'thinking')
+      (reasoning ??= []).push({ type: 'thinking', text: block.thinking, signature: block.signature });
+    else if (block.type === 'redacted_thinking') (reasoning ??= []).push({ type: 'redacted', data: block.data });
   }
-  return toolCalls ? { text, toolCalls } : { text };
+  return { text, ...(toolCalls ? { toolCalls } : {}), ...(reasoning ? { reasoning } : {}) };
 }

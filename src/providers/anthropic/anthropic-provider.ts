@@ -2,7 +2,13 @@ import type { AccountingOptions, CallTimeouts } from '../../contracts/provider.j
 import type Anthropic from '@anthropic-ai/sdk';
 import { FanoutError, ProviderError, type ErrorCode } from '../../contracts/errors.js';
 import { textOf, type FinishReason, type ModelResult, type Usage } from '../../contracts/types.js';
-import { anthropicAnswer, anthropicMessages, anthropicRefusals, anthropicToolFields } from './anthropic-messages.js';
+import {
+  anthropicAnswer,
+  anthropicMessages,
+  anthropicReasoningFields,
+  anthropicRefusals,
+  anthropicToolFields,
+} from './anthropic-messages.js';
 import type { CallContext, ModelCall, Provider, StreamEvent } from '../../contracts/provider.js';
 import { anthropicRateLimits } from '../rate-limit-headers.js';
 import { anthropicSdk } from '../sdk.js';
@@ -92,11 +98,13 @@ export class AnthropicProvider implements Provider {
   }
 
   private params(call: ModelCall): Anthropic.MessageCreateParamsNonStreaming {
+    const toolFields = anthropicToolFields(call);
     const params: Anthropic.MessageCreateParamsNonStreaming = {
       model: call.model,
       max_tokens: call.maxTokens,
       messages: anthropicMessages(call.messages),
-      ...anthropicToolFields(call),
+      ...toolFields,
+      ...anthropicReasoningFields(call, toolFields.output_config),
     };
     const systems = [
       call.system,
@@ -145,6 +153,12 @@ export class AnthropicProvider implements Provider {
         } else if (event.type === 'content_block_start' && event.content_block.type === 'tool_use') {
           const { id, name } = event.content_block;
           yield result.toolCallDelta(event.index, { id, name });
+        } else if (event.type === 'content_block_start' && event.content_block.type === 'redacted_thinking') {
+          result.redactedReasoning(event.content_block.data);
+        } else if (event.type === 'content_block_delta' && event.delta.type === 'thinking_delta') {
+          yield result.reasoningDelta(event.delta.thinking, event.index);
+        } else if (event.type === 'content_block_delta' && event.delta.type === 'signature_delta') {
+          result.reasoningSignature(event.delta.signature, event.index);
         } else if (event.type === 'content_block_delta' && event.delta.type === 'input_json_delta') {
           if (event.delta.partial_json)
             yield result.toolCallDelta(event.index, { arguments: event.delta.partial_json });

@@ -7,7 +7,13 @@ import type {
 } from '@aws-sdk/client-bedrock-runtime';
 import { FanoutError, ProviderError, type ErrorCode } from '../../contracts/errors.js';
 import { textOf, type FinishReason, type ModelResult, type Usage } from '../../contracts/types.js';
-import { converseAnswer, converseMessages, converseRefusals, converseToolFields } from './converse-messages.js';
+import {
+  converseAnswer,
+  converseMessages,
+  converseReasoningFields,
+  converseRefusals,
+  converseToolFields,
+} from './converse-messages.js';
 import { bedrockBurndown } from '../../limits/accounting.js';
 import type { CallContext, ModelCall, Provider, StreamEvent } from '../../contracts/provider.js';
 import { bedrockSdk, nodeHttpHandlerModule } from '../sdk.js';
@@ -126,7 +132,13 @@ export class BedrockProvider implements Provider {
     };
     if (system.length > 0) input.system = system;
     if (call.latency) input.performanceConfig = { latency: call.latency };
-    return { ...input, ...(call.providerOptions as Partial<ConverseCommandInput> | undefined) };
+    const options = call.providerOptions as Partial<ConverseCommandInput> | undefined;
+    const modelFields = { ...converseReasoningFields(call), ...(options?.additionalModelRequestFields as object) };
+    return {
+      ...input,
+      ...options,
+      ...(Object.keys(modelFields).length > 0 ? { additionalModelRequestFields: modelFields as never } : {}),
+    };
   }
 
   async complete(call: ModelCall, context: CallContext): Promise<ModelResult> {
@@ -163,6 +175,10 @@ export class BedrockProvider implements Provider {
         if (input) yield result.toolCallDelta(index, { arguments: input });
         const delta = event.contentBlockDelta?.delta?.text;
         if (delta) yield result.delta(delta);
+        const thought = event.contentBlockDelta?.delta?.reasoningContent;
+        if (thought?.text) yield result.reasoningDelta(thought.text, index);
+        if (thought?.signature) result.reasoningSignature(thought.signature, index);
+        if (thought?.redactedContent) result.redactedReasoning(Buffer.from(thought.redactedContent).toString('base64'));
         if (event.messageStop) result.finishReason = FINISH[event.messageStop.stopReason ?? 'end_turn'] ?? 'other';
         if (event.metadata?.usage) result.usage = usageOf(event.metadata.usage);
       }

@@ -6,7 +6,14 @@ import type {
   ToolConfiguration,
 } from '@aws-sdk/client-bedrock-runtime';
 import type { ModelCall } from '../../contracts/provider.js';
-import { textOf, type ChatMessage, type ContentPart, type ToolCall } from '../../contracts/types.js';
+import {
+  textOf,
+  type ChatMessage,
+  type ContentPart,
+  type ModelResult,
+  type ReasoningBlock,
+  type ToolCall,
+} from '../../contracts/types.js';
 import { nativeFormRefusals } from '../refusals.js';
 
 /**
@@ -15,7 +22,9 @@ import { nativeFormRefusals } from '../refusals.js';
  * URL and fanout never fetches one) as content blocks, assistant tool calls
  * as `toolUse` blocks, tool results as `toolResult` blocks in one user turn,
  * tools and tool choice as `toolConfig`, and a JSON Schema response format as
- * `outputConfig.textFormat`, Bedrock's own structured output.
+ * `outputConfig.textFormat`, Bedrock's own structured output; reasoning
+ * blocks as `reasoningContent` and reasoning settings in the model's own
+ * fields (Claude's `thinking`, Amazon Nova's `reasoningConfig`).
  */
 
 const DATA_URL = /^data:image\/(png|jpeg|gif|webp);base64,([A-Za-z0-9+/=\s]+)$/i;
@@ -39,6 +48,17 @@ function toolUse(call: ToolCall): ContentBlock {
   return { toolUse: { toolUseId: call.id, name: call.name, input: JSON.parse(call.arguments) as never } };
 }
 
+/** An earlier answer's reasoning, first in its turn and unchanged, as Claude requires of a tool conversation. */
+function reasoningBlocks(reasoning: ChatMessage['reasoning']): ContentBlock[] {
+  if (!reasoning) return [];
+  return reasoning.map((b): ContentBlock => ({
+    reasoningContent:
+      b.type === 'redacted'
+        ? { redactedContent: Buffer.from(b.data, 'base64') }
+        : { reasoningText: { text: b.text, ...(b.signature !== undefined ? { signature: b.signature } : {}) } },
+  }));
+}
+
 /** The conversation as Converse turns: tool results join one user turn; a message marked `cache` ends with a cache point. */
 export function converseMessages(messages: readonly ChatMessage[]): Message[] {
   const turns: Message[] = [];
@@ -48,7 +68,7 @@ export function converseMessages(messages: readonly ChatMessage[]): Message[] {
     if (message.role === 'tool') {
       blocks = [{ toolResult: { toolUseId: message.toolCallId, content: [{ text: textOf(message.content) }] } }];
     } else {
-      blocks = contentBlocks(message.content);
+      blocks = [...reasoningBlocks(message.reasoning), ...contentBlocks(message.content)];
       if (message.toolCalls) for (const call of message.toolCalls) blocks.push(toolUse(call));
     }
     if (message.cache) blocks.push({ cachePoint: { type: 'default' } });
@@ -93,9 +113,57 @@ export function converseToolFields(
   return fields;
 }
 
+const claude = (model: string) => /anthropic\.claude/.test(model);
+const nova = (model: string) => /amazon\.nova/.test(model);
+const NOVA_EFFORTS = ['low', 'medium', 'high'];
+
+/**
+ * Reasoning settings as the model's own request fields, which Converse
+ * passes on (`additionalModelRequestFields`): Claude's `thinking`, Amazon
+ * Nova's `reasoningConfig`. Other models are refused them (`converseRefusals`).
+ */
+export function converseReasoningFields(call: Pick<ModelCall, 'model' | 'reasoning'>): Record<string, unknown> {
+  const { effort, thinking } = call.reasoning ?? {};
+  const fields: Record<string, unknown> = {};
+  if (thinking !== undefined && claude(call.model))
+    fields.thinking =
+      thinking === 'off'
+        ? { type: 'disabled' }
+        : thinking === 'adaptive'
+          ? { type: 'adaptive' }
+          : { type: 'enabled', budget_tokens: thinking.budgetTokens };
+  if (effort !== undefined && nova(call.model))
+    fields.reasoningConfig = { type: 'enabled', maxReasoningEffort: effort };
+  return fields;
+}
+
+function reasoningRefusals(call: Omit<ModelCall, 'maxTokens'>, provider: string): string[] {
+  const refused: string[] = [];
+  const { effort, thinking } = call.reasoning ?? {};
+  const forModel = `by ${provider} for ${call.model}`;
+  if (thinking !== undefined && !claude(call.model))
+    refused.push(`thinking is not supported ${forModel}; Claude models take it`);
+  if (typeof thinking === 'object' && thinking.budgetTokens < 1024)
+    refused.push(`thinking.budget_tokens: ${provider} takes a budget of at least 1024`);
+  if (effort !== undefined && !(nova(call.model) && NOVA_EFFORTS.includes(effort)))
+    refused.push(
+      nova(call.model)
+        ? `reasoning_effort ${effort} is not supported ${forModel}; give one of ${NOVA_EFFORTS.join(', ')}`
+        : `reasoning_effort is not supported ${forModel}; Amazon Nova models take it (Claude takes thinking)`,
+    );
+  if (claude(call.model))
+    call.messages.forEach((message, i) => {
+      if (message.reasoning?.some((b) => b.type === 'thinking' && b.signature === undefined))
+        refused.push(
+          `messages.${i}.thinking_blocks: ${provider} needs each thinking block back with its signature, as its answer gave it`,
+        );
+    });
+  return refused;
+}
+
 /** What Converse cannot take of a call, each naming the field (see `Provider.refuses`). */
 export function converseRefusals(call: Omit<ModelCall, 'maxTokens'>, provider: string): string[] {
-  const more: string[] = [];
+  const more: string[] = reasoningRefusals(call, provider);
   if (call.toolChoice === 'none') more.push(`tool_choice none is not supported by ${provider}; send no tools`);
   if (call.parallelToolCalls !== undefined) more.push(`parallel_tool_calls is not supported by ${provider}`);
   const toolTurns = call.messages.some((m) => m.role === 'tool' || m.toolCalls?.length);
@@ -110,10 +178,11 @@ export function converseRefusals(call: Omit<ModelCall, 'maxTokens'>, provider: s
   );
 }
 
-/** Converse's answer blocks as fanout's text and tool calls. */
-export function converseAnswer(blocks: readonly ContentBlock[]): { text: string; toolCalls?: ToolCall[] } {
+/** Converse's answer blocks as fanout's text, tool calls and reasoning. */
+export function converseAnswer(blocks: readonly ContentBlock[]): Pick<ModelResult, 'text' | 'toolCalls' | 'reasoning'> {
   let text = '';
   let toolCalls: ToolCall[] | undefined;
+  let reasoning: ReasoningBlock[] | undefined;
   for (const block of blocks) {
     if (block.text !== undefined) text += block.text;
     else if (block.toolUse)
@@ -122,6 +191,14 @@ export function converseAnswer(blocks: readonly ContentBlock[]): { text: string;
         name: block.toolUse.name ?? '',
         arguments: JSON.stringify(block.toolUse.input ?? {}),
       });
+    else if (block.reasoningContent?.reasoningText) {
+      const { text: thought, signature } = block.reasoningContent.reasoningText;
+      (reasoning ??= []).push({ type: 'thinking', text: thought ?? '', ...(signature ? { signature } : {}) });
+    } else if (block.reasoningContent?.redactedContent)
+      (reasoning ??= []).push({
+        type: 'redacted',
+        data: Buffer.from(block.reasoningContent.redactedContent).toString('base64'),
+      });
   }
-  return toolCalls ? { text, toolCalls } : { text };
+  return { text, ...(toolCalls ? { toolCalls } : {}), ...(reasoning ? { reasoning } : {}) };
 }

@@ -12,6 +12,7 @@ import type { ModelResult } from '../../contracts/types.js';
 import {
   FINISH_FROM_OPENAI,
   messagesToChat,
+  reasoningToChat,
   toolCallsFromChat,
   toolsToChat,
   usageFromOpenAi,
@@ -91,6 +92,7 @@ export class OpenAiCompatibleProvider implements Provider {
     return {
       ...params,
       ...toolsToChat(call),
+      ...reasoningToChat(call.reasoning),
       ...(call.passthrough as Partial<ChatCompletionCreateParamsNonStreaming> | undefined),
       ...(call.providerOptions as Partial<ChatCompletionCreateParamsNonStreaming> | undefined),
     };
@@ -101,9 +103,11 @@ export class OpenAiCompatibleProvider implements Provider {
       const { data, headers } = await this.http.create(this.params(call), context.signal);
       const choice = data.choices[0];
       const toolCalls = toolCallsFromChat(choice?.message.tool_calls);
+      const reasoning = reasoningText(choice?.message);
       return {
         text: choice?.message.content ?? '',
         ...(toolCalls ? { toolCalls } : {}),
+        ...(reasoning ? { reasoning: [{ type: 'thinking' as const, text: reasoning }] } : {}),
         ...(choice?.message.refusal ? { refusal: choice.message.refusal } : {}),
         usage: usageFromOpenAi(data.usage),
         finishReason: FINISH_FROM_OPENAI[choice?.finish_reason ?? 'stop'] ?? 'other',
@@ -143,6 +147,8 @@ export class OpenAiCompatibleProvider implements Provider {
             arguments: piece.function?.arguments,
           });
         if (choice?.delta?.refusal) result.refusal = (result.refusal ?? '') + choice.delta.refusal;
+        const reasoning = reasoningText(choice?.delta);
+        if (reasoning) yield result.reasoningDelta(reasoning);
         if (choice?.delta?.content) yield result.delta(choice.delta.content);
       }
     } catch (error) {
@@ -159,6 +165,17 @@ export class OpenAiCompatibleProvider implements Provider {
       signal: context.signal,
     });
   }
+}
+
+/**
+ * The reasoning text of an answer or delta, where an OpenAI-compatible server
+ * returns one: `reasoning_content` (DeepSeek, vLLM) or `reasoning` (Groq,
+ * OpenRouter, Ollama). OpenAI itself returns none in chat completions.
+ */
+function reasoningText(message: object | undefined): string | undefined {
+  const fields = message as { reasoning_content?: unknown; reasoning?: unknown } | undefined;
+  const text = fields?.reasoning_content ?? fields?.reasoning;
+  return typeof text === 'string' && text !== '' ? text : undefined;
 }
 
 export function createOpenAiCompatibleProvider(options: OpenAiCompatibleOptions): OpenAiCompatibleProvider {

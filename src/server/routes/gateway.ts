@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { chatCompletion } from '../../batch/output-line.js';
 import {
   completionChunk,
+  reasoningOfAnswer,
   errorBody,
   openAiUsage,
   requestFromChatBody,
@@ -151,6 +152,7 @@ async function streamCompletion(
   });
   let sent = false;
   let toolsSent = false;
+  let reasoningSent = false;
   const events = engine.events({
     taskIds: [id],
     until: isEnd,
@@ -164,6 +166,9 @@ async function streamCompletion(
       sent = true;
       toolsSent = true;
       out.write(chunk({ tool_calls: [toolCallChunk(event.toolCall)] }, null));
+    } else if (event.type === 'task-delta' && event.reasoning) {
+      reasoningSent = true;
+      out.write(chunk({ reasoning_content: event.reasoning }, null));
     } else if (event.type === 'task-delta' && event.delta) {
       sent = true;
       out.write(chunk({ content: event.delta }, null));
@@ -173,7 +178,12 @@ async function streamCompletion(
   }
   const status = engine.status(id);
   if (status?.state === 'completed' && status.result) {
-    const { text, toolCalls, refusal } = status.result;
+    const { text, toolCalls, refusal, reasoning } = status.result;
+    // Reasoning not told as it came is told whole; its blocks, with their signatures, always at the end.
+    if (reasoning?.length) {
+      const { reasoning_content, thinking_blocks } = reasoningOfAnswer(reasoning);
+      out.write(chunk(reasoningSent ? { thinking_blocks } : { reasoning_content, thinking_blocks }, null));
+    }
     if (!sent && text) out.write(chunk({ content: text }, null));
     if (refusal) out.write(chunk({ refusal }, null));
     // Tool calls not told as they came (an answer from the cache, a provider that does not stream them) are told whole.
