@@ -9,7 +9,7 @@ import { createFanoutServer } from '../src/server/server.js';
 import { startAnthropicFake, toolUseMessage, type AnthropicFake } from './fakes/anthropic-fake.js';
 import { startBedrockFake, type BedrockFake } from './fakes/bedrock-fake.js';
 import { BedrockProvider } from '../src/providers/bedrock/bedrock-provider.js';
-import { completion, startOpenAiFake, toolCallCompletion, type OpenAiFake } from './fakes/openai-fake.js';
+import { completion, startOpenAiFake, tokenLogprob, toolCallCompletion, type OpenAiFake } from './fakes/openai-fake.js';
 
 let fake: OpenAiFake;
 let anthropic: AnthropicFake;
@@ -158,6 +158,31 @@ describe('a call reaches an OpenAI-compatible provider as the client sent it', (
     const tooMany = await client.chat.completions.create({ ...ask, n: 17 }).catch((e: unknown) => e);
     expect(tooMany).toBeInstanceOf(OpenAI.BadRequestError);
     expect((tooMany as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('n');
+  });
+
+  it('asks for log probabilities as the client did and hands them back, streamed or not; other providers refuse them', async () => {
+    const tokens = [tokenLogprob('Hel', 0), tokenLogprob('lo', 1)];
+    const answered = completion('Hello') as { choices: Array<{ logprobs: unknown }> };
+    (answered.choices[0] as { logprobs: unknown }).logprobs = { content: tokens, refusal: null };
+    fake.script({ kind: 'json', body: answered }, { kind: 'stream', deltas: ['Hel', 'lo'], logprobs: true });
+    const ask = {
+      model: 'openai:gpt-4o',
+      messages: [{ role: 'user' as const, content: 'Say hello' }],
+      logprobs: true,
+      top_logprobs: 2,
+    };
+    const answer = await client.chat.completions.create(ask);
+    expect(fake.requests[0]?.body).toEqual({ ...ask, model: 'gpt-4o' });
+    expect(answer.choices[0]?.logprobs).toEqual({ content: tokens, refusal: null });
+    const streamed: unknown[] = [];
+    for await (const chunk of await client.chat.completions.create({ ...ask, stream: true }))
+      streamed.push(...(chunk.choices[0]?.logprobs?.content ?? []));
+    expect(streamed).toEqual(tokens);
+    const refused = await client.chat.completions
+      .create({ ...ask, model: 'anthropic:claude-sonnet-4-5' })
+      .catch((e: unknown) => e);
+    expect((refused as Error).message).toContain('logprobs is not supported by anthropic');
+    expect((refused as Error).message).toContain('top_logprobs is not supported by anthropic');
   });
 
   it('hands a streamed answer’s tool calls to a streaming client, with finish reason tool_calls', async () => {

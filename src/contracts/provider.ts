@@ -4,6 +4,7 @@ import type {
   ModelResult,
   ReasoningSettings,
   ResponseFormat,
+  TokenLogprob,
   ToolCallDelta,
   ToolChoice,
   ToolDefinition,
@@ -51,7 +52,7 @@ export interface CallContext {
 }
 
 export type StreamEvent =
-  | { type: 'delta'; text: string }
+  | { type: 'delta'; text: string; logprobs?: TokenLogprob[] }
   /** A piece of a tool call, as it comes. */
   | { type: 'tool-delta'; call: ToolCallDelta }
   /** A piece of the model's reasoning text, as it comes. */

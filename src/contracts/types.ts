@@ -229,6 +229,14 @@ export interface RateLimitInfo {
   retryAfterMs?: number;
 }
 
+/** One token of an answer with its log probability, and the likeliest alternatives (OpenAI's `logprobs.content`). */
+export interface TokenLogprob {
+  token: string;
+  logprob: number;
+  bytes: number[] | null;
+  top_logprobs: Array<{ token: string; logprob: number; bytes: number[] | null }>;
+}
+
 export interface ModelResult {
   text: string;
   /** The tools the model called, when it called any (finish reason `tool_calls`). */
@@ -237,6 +245,8 @@ export interface ModelResult {
   refusal?: string;
   /** The model's reasoning, where the provider returns it: hand it back in the assistant message of the next turn. */
   reasoning?: ReasoningBlock[];
+  /** The answer's tokens with their log probabilities, when the request asked for them (`passthrough.logprobs`, OpenAI-compatible providers). */
+  logprobs?: TokenLogprob[];
   /** The answer parsed, when the request asked for JSON (`responseFormat`) and fanout checked it. */
   object?: unknown;
   usage: Usage;

@@ -141,7 +141,7 @@ export class Attempts {
       else if (this.s.hub.wants('task-delta') && task.isRunning(context.attempt)) {
         const delta =
           event.type === 'delta'
-            ? { attempt: context.attempt, delta: event.text }
+            ? { attempt: context.attempt, delta: event.text, ...(event.logprobs ? { logprobs: event.logprobs } : {}) }
             : event.type === 'reasoning-delta'
               ? { attempt: context.attempt, delta: '', reasoning: event.text }
               : { attempt: context.attempt, delta: '', toolCall: event.call };

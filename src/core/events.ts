@@ -1,6 +1,6 @@
 import { ProviderError, type ErrorCode, type FanoutError } from '../contracts/errors.js';
 import type { TaskState } from '../contracts/task-state.js';
-import type { ModelResult, ToolCallDelta } from '../contracts/types.js';
+import type { ModelResult, TokenLogprob, ToolCallDelta } from '../contracts/types.js';
 
 /** What an event says of an error: never the prompt or a key. */
 export interface EventError {
@@ -44,6 +44,8 @@ export type TaskEvent =
       toolCall?: ToolCallDelta;
       /** A piece of the model's reasoning text. */
       reasoning?: string;
+      /** The log probabilities of the text's tokens, when the request asked for them. */
+      logprobs?: TokenLogprob[];
     })
   | (TaskEventBase & { type: 'attempt-failed'; attempt: number; error: EventError })
   /** The attempt failed and another follows at `eta`, `waitMs` from now. */

@@ -103,7 +103,7 @@ describe("OpenAI's wire format", () => {
     });
     const stream = { id: 't1', created: 1700000000, model: 'mock:m' };
     expect(completionChunk(stream, { content: 'He' }, null)).toBe(
-      'data: {"id":"chatcmpl-t1","object":"chat.completion.chunk","created":1700000000,"model":"mock:m","choices":[{"index":0,"delta":{"content":"He"},"finish_reason":null}]}\n\n',
+      'data: {"id":"chatcmpl-t1","object":"chat.completion.chunk","created":1700000000,"model":"mock:m","choices":[{"index":0,"delta":{"content":"He"},"logprobs":null,"finish_reason":null}]}\n\n',
     );
     expect(JSON.parse(completionChunk(stream, {}, null, openAiUsage(result.usage)).slice(6))).toMatchObject({
       choices: [],
@@ -193,9 +193,15 @@ describe("OpenAI's wire format", () => {
     const body = { model: 'openai:gpt-4o', messages: [{ role: 'user', content: 'hi' }] };
     expect(requestFromChatBody({ ...body, n: 3 }).choices).toBe(3);
     expect(() => requestFromChatBody({ ...body, n: 17 })).toThrow('n: at most 16 choices per request');
-    expect(() => requestFromChatBody({ ...body, logprobs: true })).toThrow('logprobs: log probabilities');
+    // Log probabilities pass through to an OpenAI-compatible provider (others refuse passed-through fields by name).
+    expect(requestFromChatBody({ ...body, logprobs: true, top_logprobs: 3 }).passthrough).toEqual({
+      logprobs: true,
+      top_logprobs: 3,
+    });
     expect(() => requestFromChatBody({ ...body, functions: [] })).toThrow('functions: deprecated by OpenAI; use tools');
-    expect(requestFromChatBody({ ...body, n: 1, logprobs: false }).passthrough).toBeUndefined();
+    expect(() => requestFromChatBody({ ...body, modalities: ['text', 'audio'] })).toThrow(
+      'modalities: only text answers are supported',
+    );
     expect(() =>
       requestFromChatBody({
         ...body,

@@ -1,7 +1,14 @@
 import type OpenAI from 'openai';
 import { z } from 'zod';
 import { describeIssues, ValidationError } from '../contracts/errors.js';
-import { addUsage, type FinishReason, type ModelResult, type TaskRequest, type Usage } from '../contracts/types.js';
+import {
+  addUsage,
+  type FinishReason,
+  type ModelResult,
+  type TaskRequest,
+  type TokenLogprob,
+  type Usage,
+} from '../contracts/types.js';
 import {
   chatMessageSchema,
   messagesFromChat,
@@ -71,8 +78,6 @@ const REFUSED_FIELDS: Readonly<Record<string, (value: unknown) => string | undef
   audio: () => 'audio: audio answers are not supported',
   modalities: (m) =>
     Array.isArray(m) && m.some((x) => x !== 'text') ? 'modalities: only text answers are supported' : undefined,
-  logprobs: (v) => (v ? 'logprobs: log probabilities are not handed back yet' : undefined),
-  top_logprobs: (v) => (v ? 'top_logprobs: log probabilities are not handed back yet' : undefined),
 };
 
 /** The fields of a body fanout does not read, to pass to an OpenAI-compatible provider as they are; refuses those it cannot carry. */
@@ -212,12 +217,23 @@ export interface ChatCompletionMessage {
   thinking_blocks?: ReturnType<typeof thinkingBlocksToChat>;
 }
 
+/** A choice's log probabilities as OpenAI writes them. */
+export interface ChoiceLogprobs {
+  content: TokenLogprob[];
+  refusal: null;
+}
+
 export interface ChatCompletion {
   id: string;
   object: 'chat.completion';
   created: number;
   model: string;
-  choices: Array<{ index: number; message: ChatCompletionMessage; finish_reason: string; logprobs: null }>;
+  choices: Array<{
+    index: number;
+    message: ChatCompletionMessage;
+    finish_reason: string;
+    logprobs: ChoiceLogprobs | null;
+  }>;
   usage: ChatCompletionUsage;
 }
 
@@ -263,7 +279,7 @@ export function chatCompletionBody(
       index,
       message: chatMessageOf(r),
       finish_reason: r.finishReason,
-      logprobs: null,
+      logprobs: r.logprobs ? { content: r.logprobs, refusal: null } : null,
     })),
     usage: openAiUsage(usage),
   };
@@ -278,8 +294,11 @@ export function completionChunk(
   delta: Record<string, unknown>,
   finish: string | null,
   usage?: ChatCompletionUsage,
+  logprobs?: TokenLogprob[],
 ): string {
-  const choices = usage ? [] : [{ index: 0, delta, finish_reason: finish }];
+  const choices = usage
+    ? []
+    : [{ index: 0, delta, logprobs: logprobs ? { content: logprobs, refusal: null } : null, finish_reason: finish }];
   const chunk = {
     id: `chatcmpl-${stream.id}`,
     object: 'chat.completion.chunk',

@@ -1,5 +1,13 @@
 import { ProviderError } from '../contracts/errors.js';
-import type { FinishReason, ModelResult, RateLimitInfo, ReasoningBlock, ToolCall, Usage } from '../contracts/types.js';
+import type {
+  FinishReason,
+  ModelResult,
+  RateLimitInfo,
+  ReasoningBlock,
+  TokenLogprob,
+  ToolCall,
+  Usage,
+} from '../contracts/types.js';
 import type { StreamEvent } from '../contracts/provider.js';
 
 /**
@@ -26,10 +34,15 @@ export class StreamResult {
     public model: string,
   ) {}
 
-  delta(text: string): StreamEvent {
+  /** A piece of the answer's text, with its tokens' log probabilities when the request asked for them. */
+  delta(text: string, logprobs?: TokenLogprob[]): StreamEvent {
     this.text += text;
-    return { type: 'delta', text };
+    if (!logprobs?.length) return { type: 'delta', text };
+    (this.logprobs ??= []).push(...logprobs);
+    return { type: 'delta', text, logprobs };
   }
+
+  private logprobs?: TokenLogprob[];
 
   /**
    * A piece of reasoning text. `at` is the provider's place for its block (an
@@ -108,6 +121,7 @@ export class StreamResult {
     if (toolCalls?.length) result.toolCalls = toolCalls;
     if (this.refusal) result.refusal = this.refusal;
     if (this.reasoning?.length) result.reasoning = this.reasoning;
+    if (this.logprobs) result.logprobs = this.logprobs;
     return { type: 'done', result };
   }
 }

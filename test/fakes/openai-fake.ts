@@ -21,6 +21,8 @@ export type FakeReply =
       toolCalls?: Array<{ id: string; name: string; argumentPieces: string[] }>;
       /** Reasoning text before the answer, as DeepSeek and vLLM stream it (`delta.reasoning_content`). */
       reasoningPieces?: string[];
+      /** Each text chunk with its token's log probability (`logprobs`), as OpenAI streams them when asked. */
+      logprobs?: boolean;
     }
   | { kind: 'text'; status: number; contentType: string; body: string }
   | { kind: 'reset' }
@@ -115,14 +117,24 @@ export interface OpenAiFake {
   close(): Promise<void>;
 }
 
-function chunk(delta: Record<string, unknown>, finish: string | null, usage: unknown = null): string {
+/** A token's log probability as OpenAI writes one, made up from its text and place. */
+export function tokenLogprob(token: string, i: number) {
+  return { token, logprob: -0.25 * (i + 1), bytes: [...Buffer.from(token)], top_logprobs: [] };
+}
+
+function chunk(
+  delta: Record<string, unknown>,
+  finish: string | null,
+  usage: unknown = null,
+  logprobs: unknown = null,
+): string {
   return `data: ${JSON.stringify({
     id: 'chatcmpl-stream-1',
     object: 'chat.completion.chunk',
     created: 1741569952,
     model: 'gpt-4o-mini-2024-07-18',
     system_fingerprint: 'fp_06737a9306',
-    choices: finish === 'none' ? [] : [{ index: 0, delta, logprobs: null, finish_reason: finish }],
+    choices: finish === 'none' ? [] : [{ index: 0, delta, logprobs, finish_reason: finish }],
     usage,
   })}\n\n`;
 }
@@ -139,7 +151,14 @@ function stream(res: ServerResponse, reply: Extract<FakeReply, { kind: 'stream' 
       );
       return;
     }
-    res.write(chunk({ content: delta }, null));
+    res.write(
+      chunk(
+        { content: delta },
+        null,
+        null,
+        reply.logprobs ? { content: [tokenLogprob(delta, i)], refusal: null } : null,
+      ),
+    );
   }
   for (const [index, call] of (reply.toolCalls ?? []).entries()) {
     res.write(

@@ -108,6 +108,7 @@ export class OpenAiCompatibleProvider implements Provider {
         text: choice?.message.content ?? '',
         ...(toolCalls ? { toolCalls } : {}),
         ...(reasoning ? { reasoning: [{ type: 'thinking' as const, text: reasoning }] } : {}),
+        ...(choice?.logprobs?.content ? { logprobs: choice.logprobs.content } : {}),
         ...(choice?.message.refusal ? { refusal: choice.message.refusal } : {}),
         usage: usageFromOpenAi(data.usage),
         finishReason: FINISH_FROM_OPENAI[choice?.finish_reason ?? 'stop'] ?? 'other',
@@ -149,7 +150,8 @@ export class OpenAiCompatibleProvider implements Provider {
         if (choice?.delta?.refusal) result.refusal = (result.refusal ?? '') + choice.delta.refusal;
         const reasoning = reasoningText(choice?.delta);
         if (reasoning) yield result.reasoningDelta(reasoning);
-        if (choice?.delta?.content) yield result.delta(choice.delta.content);
+        const logprobs = choice?.logprobs?.content ?? undefined;
+        if (choice?.delta?.content || logprobs?.length) yield result.delta(choice?.delta?.content ?? '', logprobs);
       }
     } catch (error) {
       throw this.classify(error, context);

@@ -11,7 +11,7 @@ import {
 } from '../../openai/wire.js';
 import type { FanoutEngine } from '../../create-engine.js';
 import { isTerminal } from '../../contracts/task-state.js';
-import { addUsage, ZERO_USAGE, type ToolCallDelta, type Usage } from '../../contracts/types.js';
+import { addUsage, ZERO_USAGE, type TokenLogprob, type ToolCallDelta, type Usage } from '../../contracts/types.js';
 import { ValidationError } from '../../contracts/errors.js';
 import type { TaskHandle } from '../../core/engine-options.js';
 import type { TaskStatus } from '../../core/task.js';
@@ -144,8 +144,12 @@ async function streamCompletion(
   const created = Math.floor(engine.clock.now() / 1000);
   const model = engine.status(id)?.model ?? '';
   const stream = { id, created, model };
-  const chunk = (delta: Record<string, unknown>, finish: string | null, usage?: ChatCompletionUsage): string =>
-    completionChunk(stream, delta, finish, usage);
+  const chunk = (
+    delta: Record<string, unknown>,
+    finish: string | null,
+    usage?: ChatCompletionUsage,
+    logprobs?: TokenLogprob[],
+  ): string => completionChunk(stream, delta, finish, usage, logprobs);
   // The client went away before the end: stop paying for an answer nobody reads.
   out.on('close', () => {
     if (!out.writableEnded) engine.cancel(id);
@@ -169,9 +173,9 @@ async function streamCompletion(
     } else if (event.type === 'task-delta' && event.reasoning) {
       reasoningSent = true;
       out.write(chunk({ reasoning_content: event.reasoning }, null));
-    } else if (event.type === 'task-delta' && event.delta) {
+    } else if (event.type === 'task-delta' && (event.delta || event.logprobs)) {
       sent = true;
-      out.write(chunk({ content: event.delta }, null));
+      out.write(chunk({ content: event.delta }, null, undefined, event.logprobs));
     } else if (event.type === 'attempt-failed' && sent) {
       engine.cancel(id);
     }
@@ -184,7 +188,7 @@ async function streamCompletion(
       const { reasoning_content, thinking_blocks } = reasoningOfAnswer(reasoning);
       out.write(chunk(reasoningSent ? { thinking_blocks } : { reasoning_content, thinking_blocks }, null));
     }
-    if (!sent && text) out.write(chunk({ content: text }, null));
+    if (!sent && text) out.write(chunk({ content: text }, null, undefined, status.result.logprobs));
     if (refusal) out.write(chunk({ refusal }, null));
     // Tool calls not told as they came (an answer from the cache, a provider that does not stream them) are told whole.
     if (toolCalls?.length && !toolsSent)
