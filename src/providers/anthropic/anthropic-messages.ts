@@ -140,8 +140,12 @@ export function anthropicReasoningFields(
   return fields;
 }
 
-function reasoningRefusals(call: Omit<ModelCall, 'maxTokens'>, provider: string): string[] {
+function settingRefusals(call: Omit<ModelCall, 'maxTokens'>, provider: string): string[] {
   const refused: string[] = [];
+  // The Messages API takes no sampling settings: refused rather than dropped (fanout caches a call with `cache: true`).
+  if (call.temperature !== undefined) refused.push(`temperature is not supported by ${provider}`);
+  if (call.topP !== undefined) refused.push(`top_p is not supported by ${provider}`);
+  if (call.seed !== undefined) refused.push(`seed is not supported by ${provider}`);
   const { effort, thinking } = call.reasoning ?? {};
   if (effort !== undefined && !EFFORTS.includes(effort))
     refused.push(`reasoning_effort ${effort} is not supported by ${provider}; give one of ${EFFORTS.join(', ')}`);
@@ -168,7 +172,7 @@ export function anthropicRefusals(call: Omit<ModelCall, 'maxTokens'>, provider: 
         ? undefined
         : `${provider} takes base64 images of type jpeg, png, gif or webp`;
     },
-    reasoningRefusals(call, provider),
+    settingRefusals(call, provider),
   );
 }
 

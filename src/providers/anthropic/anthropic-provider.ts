@@ -112,7 +112,7 @@ export class AnthropicProvider implements Provider {
     ].filter((s): s is string => s !== undefined);
     if (systems.length > 0)
       params.system = systems.map((text, i) => block(text, i === 0 ? call.cacheSystem : undefined));
-    // The Messages API of the SDK fanout uses no longer takes temperature or top_p; they still decide caching in fanout.
+    // The Messages API takes no temperature, top_p or seed: a call with one is refused (`anthropicRefusals`).
     if (call.stop !== undefined) params.stop_sequences = call.stop;
     return { ...params, ...(call.providerOptions as Partial<Anthropic.MessageCreateParamsNonStreaming> | undefined) };
   }

@@ -164,6 +164,7 @@ function reasoningRefusals(call: Omit<ModelCall, 'maxTokens'>, provider: string)
 /** What Converse cannot take of a call, each naming the field (see `Provider.refuses`). */
 export function converseRefusals(call: Omit<ModelCall, 'maxTokens'>, provider: string): string[] {
   const more: string[] = reasoningRefusals(call, provider);
+  if (call.seed !== undefined) more.push(`seed is not supported by ${provider}`);
   if (call.toolChoice === 'none') more.push(`tool_choice none is not supported by ${provider}; send no tools`);
   if (call.parallelToolCalls !== undefined) more.push(`parallel_tool_calls is not supported by ${provider}`);
   const toolTurns = call.messages.some((m) => m.role === 'tool' || m.toolCalls?.length);
