@@ -107,6 +107,7 @@ const library = block(
 );
 const pipelineYaml = block('of a pipeline from examples/pr-review.yaml', starts('# examples/pr-review.yaml'));
 const simulateRun = block('of fanout simulate', starts('$ fanout simulate'));
+const agentsYaml = block('of the agents pipeline', starts('# examples/pr-review-agents.yaml'));
 const runFragment = block('of engine.run', starts('const run = await engine.run('));
 const ownParts = block(
   'of the contract suites',
@@ -209,6 +210,11 @@ describe('README, pipelines', () => {
     };
     const { description: _description, ...pipeline } = file.pipelines['three-agents'] as Record<string, unknown>;
     expect(parseYaml(pipelineYaml.text)).toEqual(pipeline);
+  });
+
+  it('quotes the steps of examples/pr-review-agents.yaml as they are there', () => {
+    const file = parseYaml(readFileSync(join(root, 'examples/pr-review-agents.yaml'), 'utf8')) as { steps: unknown };
+    expect(parseYaml(agentsYaml.text)).toEqual(file.steps);
   });
 
   it('prints what README shows for fanout simulate, character for character', async () => {

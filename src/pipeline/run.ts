@@ -1,15 +1,29 @@
 import type { Engine, TaskHandle } from '../core/engine.js';
 import { asFanoutError, FanoutError } from '../contracts/errors.js';
 import type { TaskStatus } from '../core/task.js';
-import { addUsage, ZERO_USAGE, type ModelResult, type TaskRequest, type Usage } from '../contracts/types.js';
+import {
+  addUsage,
+  ZERO_USAGE,
+  type ChatMessage,
+  type ModelResult,
+  type TaskRequest,
+  type ToolCall,
+  type ToolDefinition,
+  type Usage,
+} from '../contracts/types.js';
 import { countTextTokens } from '../limits/estimate.js';
 import { splitByTokens } from './chunk.js';
-import { resolveInputs, type CheckedStep, type Pipeline } from './spec.js';
+import { DEFAULT_MAX_TURNS, resolveInputs, type CheckedStep, type Pipeline, type PipelineTool } from './spec.js';
 import { MAX_PRIORITY } from '../core/validate.js';
 import { render } from './template.js';
 
-/** A function a `tool` step calls. Its result becomes the step's output (strings as they are, anything else as JSON). */
-export type ToolFunction = (args: Record<string, string>, context: { item?: string; index?: number }) => unknown;
+/**
+ * A function a `tool` step calls, or a model calls in an agent step. Its
+ * result becomes the step's output, or is handed back to the model (strings
+ * as they are, anything else as JSON). A tool step passes its rendered `args`
+ * (strings); a model passes the arguments it wrote (any JSON values).
+ */
+export type ToolFunction = (args: Record<string, any>, context: { item?: string; index?: number }) => unknown;
 
 export interface RunPipelineOptions {
   inputs?: Readonly<Record<string, string>>;
@@ -42,7 +56,7 @@ export interface RunPipelineOptions {
    * fallback). With it, a call already made under that id, answered or still
    * going, is joined instead of made again (`Engine.submitOnce`).
    */
-  callId?: (call: { step: string; index?: number; model: string; fallback: boolean }) => string;
+  callId?: (call: { step: string; index?: number; model: string; fallback: boolean; turn: number }) => string;
   /** Aborting stops the run: calls in flight are cancelled, later steps skipped, and the run fails `cancelled`. */
   signal?: AbortSignal;
 }
@@ -84,9 +98,11 @@ export interface CallSpan {
   cached?: 'stored' | 'in-flight';
 }
 
-/** A span of a tool step, in the same timeline. */
+/** A span of a tool step, or of a tool an agent step's model called, in the same timeline. */
 export interface ToolSpan {
   step: string;
+  /** The tool a model called (an agent step); unset for a tool step. */
+  tool?: string;
   item?: number;
   startedAt: number;
   endedAt: number;
@@ -149,10 +165,13 @@ class PipelineRunner {
   ) {
     this.inputs = resolveInputs(pipeline, options.inputs ?? {});
     for (const [name, step] of pipeline.steps) {
-      if (step.kind === 'tool' && !options.simulateTools && !options.tools?.[step.spec.tool as string]) {
+      const wanted = step.kind === 'tool' ? [step.spec.tool as string] : (step.spec.tools ?? []);
+      const missing = options.simulateTools ? undefined : wanted.find((tool) => !options.tools?.[tool]);
+      if (missing !== undefined) {
+        const field = step.kind === 'tool' ? 'tool' : 'tools';
         throw new FanoutError(
           'invalid_config',
-          `${pipeline.name}: steps.${name}.tool: no tool "${step.spec.tool}" is registered`,
+          `${pipeline.name}: steps.${name}.${field}: no tool "${missing}" is registered`,
         );
       }
     }
@@ -256,6 +275,7 @@ class PipelineRunner {
     this.options.onStepStart?.(step.name);
     try {
       if (step.kind === 'split') result.output = this.split(step);
+      else if (step.kind === 'merge') result.output = this.merge(step);
       else if (step.spec.forEach !== undefined) {
         const source = step.spec.forEach;
         const items = typeof source === 'string' ? this.results[source]?.output : source;
@@ -347,10 +367,16 @@ class PipelineRunner {
         if (spec.temperature !== undefined) request.temperature = spec.temperature;
         if (spec.cache !== undefined) request.cache = spec.cache;
         if (spec.latency !== undefined) request.latency = spec.latency;
+        if (spec.schema !== undefined)
+          request.responseFormat = {
+            type: 'json_schema',
+            name: step.name.replace(/[^\w-]/g, '_'),
+            schema: spec.schema,
+          };
         const fallback = typeof spec.onError === 'object' ? spec.onError.fallback : undefined;
-        const answer = await this.call(step.name, scope.index, request, result, false).catch((error: unknown) => {
+        const answer = await this.converse(step, scope, request, result, false).catch((error: unknown) => {
           if (!fallback || this.failed) throw error;
-          return this.call(step.name, scope.index, { ...request, model: fallback }, result, true);
+          return this.converse(step, scope, { ...request, model: fallback }, result, true);
         });
         return answer.text;
       }),
@@ -360,16 +386,103 @@ class PipelineRunner {
     return combine(spec.combine === 'vote' ? 'vote' : 'concat', models, texts);
   }
 
+  /**
+   * One call, or for an agent step a conversation: each tool the model calls
+   * is run and its result handed back, until it answers without calling one
+   * or `maxTurns` calls have been made (the step then fails).
+   */
+  private async converse(
+    step: CheckedStep,
+    scope: { item?: string; index?: number },
+    request: TaskRequest,
+    result: StepResult,
+    fallback: boolean,
+  ): Promise<ModelResult> {
+    const names = step.spec.tools;
+    if (!names) return this.call(step.name, scope.index, request, result, fallback, 1);
+    const tools = names.map((name) => ({ name, ...toolDefinition(this.pipeline.tools[name]) }));
+    const messages: ChatMessage[] = [...request.messages];
+    const maxTurns = step.spec.maxTurns ?? DEFAULT_MAX_TURNS;
+    for (let turn = 1; ; turn++) {
+      const ask = { ...request, messages: [...messages], tools };
+      const answer = await this.call(step.name, scope.index, ask, result, fallback, turn);
+      if (!answer.toolCalls?.length) return answer;
+      if (turn >= maxTurns)
+        throw new FanoutError(
+          'invalid_output',
+          `steps.${step.name}: the model still called tools after ${maxTurns} turns (maxTurns)`,
+        );
+      messages.push({
+        role: 'assistant',
+        content: answer.text,
+        toolCalls: answer.toolCalls,
+        ...(answer.reasoning ? { reasoning: answer.reasoning } : {}),
+      });
+      for (const toolCall of answer.toolCalls)
+        messages.push({ role: 'tool', toolCallId: toolCall.id, content: await this.answerTool(step, toolCall, scope) });
+    }
+  }
+
+  /** Runs a tool a model called; what it returns, or why it failed, is what the model is handed back. */
+  private async answerTool(
+    step: CheckedStep,
+    toolCall: ToolCall,
+    scope: { item?: string; index?: number },
+  ): Promise<string> {
+    const startedAt = this.engine.clock.now();
+    let output: string;
+    try {
+      const args: unknown = JSON.parse(toolCall.arguments);
+      if (typeof args !== 'object' || args === null || Array.isArray(args))
+        throw new Error('the arguments are not a JSON object');
+      if (this.options.simulateTools) {
+        await this.engine.clock.sleep(this.pipeline.tools[toolCall.name]?.expectedMs ?? 0);
+        output = `[simulated ${toolCall.name}]`;
+      } else {
+        const value = await (this.options.tools?.[toolCall.name] as ToolFunction)(
+          args as Record<string, unknown>,
+          scope,
+        );
+        output = typeof value === 'string' ? value : JSON.stringify(value);
+      }
+    } catch (error) {
+      output = `error: ${error instanceof Error ? error.message : String(error)}`;
+    }
+    this.tools.push({
+      step: step.name,
+      tool: toolCall.name,
+      item: scope.index,
+      startedAt,
+      endedAt: this.engine.clock.now(),
+    });
+    return output;
+  }
+
+  /** A merge step: the JSON answers of a list step as one JSON value. */
+  private merge(step: CheckedStep): string {
+    const source = step.spec.merge as string;
+    const items = this.results[source]?.output;
+    const values = (Array.isArray(items) ? items : [items ?? '']).map((text, i) => {
+      try {
+        return JSON.parse(text) as unknown;
+      } catch {
+        throw new FanoutError('invalid_output', `steps.${step.name}.merge: item ${i} of "${source}" is not JSON`);
+      }
+    });
+    return JSON.stringify(mergeJson(values));
+  }
+
   private async call(
     step: string,
     index: number | undefined,
     request: TaskRequest,
     result: StepResult,
     fallback: boolean,
+    turn: number,
   ): Promise<ModelResult> {
     const { callId } = this.options;
     const handle = callId
-      ? await this.engine.submitOnce(request, { id: callId({ step, index, model: request.model, fallback }) })
+      ? await this.engine.submitOnce(request, { id: callId({ step, index, model: request.model, fallback, turn }) })
       : this.engine.submit(request);
     if (this.failed) handle.cancel();
     this.live.add(handle);
@@ -428,6 +541,34 @@ class PipelineRunner {
     this.tools.push({ step: step.name, item: scope.index, startedAt, endedAt: this.engine.clock.now() });
     return output;
   }
+}
+
+/** A pipeline tool as a request's tool definition. */
+function toolDefinition(tool: PipelineTool | undefined): Omit<ToolDefinition, 'name'> {
+  const definition: Omit<ToolDefinition, 'name'> = {
+    parameters: tool?.parameters ?? { type: 'object', properties: {} },
+  };
+  if (tool?.description !== undefined) definition.description = tool.description;
+  return definition;
+}
+
+/**
+ * JSON answers as one value: lists joined into one list; objects into one
+ * object whose keys hold, for lists, the lists joined, and for anything else
+ * each answer's value in turn; anything else, a list of the answers.
+ */
+export function mergeJson(values: readonly unknown[]): unknown {
+  if (values.every(Array.isArray)) return (values as unknown[][]).flat();
+  const isObject = (v: unknown): v is Record<string, unknown> =>
+    typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!values.every(isObject)) return [...values];
+  const merged: Record<string, unknown> = {};
+  const keys = new Set(values.flatMap((v) => Object.keys(v)));
+  for (const key of keys) {
+    const present = values.filter((v) => key in v).map((v) => v[key]);
+    merged[key] = present.every(Array.isArray) ? (present as unknown[][]).flat() : present;
+  }
+  return merged;
 }
 
 /** An ensemble's answers as one: all of them (`concat`), or the one most models gave (`vote`; ties go to the earlier model). */

@@ -73,8 +73,8 @@ describe('pipeline checks', () => {
       }),
     ).toEqual([
       'p: steps.a.prompt: "{{ item }}" is only known in a forEach step',
-      'p: steps.b: expected exactly one of "model" (or "models"), "split" or "tool", found none',
-      'p: steps.c: expected exactly one of "model" (or "models"), "split" or "tool", found llm and tool',
+      'p: steps.b: expected exactly one of "model" (or "models"), "split", "tool" or "merge", found none',
+      'p: steps.c: expected exactly one of "model" (or "models"), "split", "tool" or "merge", found llm and tool',
       'p: steps.d.prompt: an LLM step needs a prompt',
     ]);
   });

@@ -6,6 +6,10 @@ import { templateRefs } from './template.js';
 const stepName = z.string().regex(/^[\w-]+$/, 'expected a step name (letters, digits, _ and -)');
 const modelName = z.string().regex(/^[A-Za-z0-9_-]+:.+$/, 'expected "provider:model"');
 
+/** Most model calls of one agent step. */
+export const MAX_TURNS = 32;
+export const DEFAULT_MAX_TURNS = 8;
+
 const onErrorSchema = z.union([z.enum(['fail', 'continue']), z.strictObject({ fallback: modelName })]);
 
 /** One step of a pipeline. Exactly one of `model`/`models` (an LLM call), `split` or `tool` says what it does. */
@@ -60,6 +64,19 @@ export const stepSchema = z.strictObject({
     })
     .optional(),
 
+  /**
+   * An agent step: tools (defined under the pipeline's `tools`) the model may
+   * call. Each call runs the registered function of that name and hands its
+   * result back, until the model answers without calling one.
+   */
+  tools: z.array(z.string().min(1)).min(1, 'expected at least one tool').max(128, 'at most 128 tools').optional(),
+  /** Most model calls an agent step makes, the first included. Default 8, at most 32. */
+  maxTurns: z.number().int().min(1).max(MAX_TURNS, `at most ${MAX_TURNS} turns`).optional(),
+  /** The answer is JSON that matches this JSON Schema, checked before the step completes. */
+  schema: z.record(z.string(), z.unknown()).optional(),
+  /** Merge the JSON answers of a list step (a `forEach`) into one JSON value: arrays under the same key joined. */
+  merge: stepName.optional(),
+
   /** Call a function registered with the runner. */
   tool: z.string().min(1).optional(),
   /** The tool's arguments; string values are templates. */
@@ -81,10 +98,23 @@ const inputsSchema = z.union([
   ),
 ]);
 
+/** A tool a model may call in an agent step: what the model is told of it. The function is registered with the runner under its name. */
+const toolDefinitionSchema = z.strictObject({
+  description: z.string().optional(),
+  /** JSON Schema of its arguments. */
+  parameters: z.record(z.string(), z.unknown()).optional(),
+  /** Expected duration in ms, for simulating the agent step. */
+  expectedMs: z.number().min(0).optional(),
+});
+
 export const pipelineSchema = z.strictObject({
   name: z.string().optional(),
   description: z.string().optional(),
   inputs: inputsSchema.optional(),
+  /** Tools the model may call in agent steps, by name (letters, digits, _ and -, as providers require). */
+  tools: z
+    .record(z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected 1 to 64 letters, digits, _ or -'), toolDefinitionSchema)
+    .optional(),
   steps: z.record(stepName, stepSchema).refine((steps) => Object.keys(steps).length > 0, 'expected at least one step'),
 });
 
@@ -100,12 +130,16 @@ export const pipelineFileSchema = z.union([
   }),
 ]);
 
-export type StepKind = 'llm' | 'split' | 'tool';
+export type StepKind = 'llm' | 'split' | 'tool' | 'merge';
+
+export type PipelineTool = z.infer<typeof toolDefinitionSchema>;
 
 /** A checked pipeline: steps with their kind and every dependency, in a runnable order. */
 export interface Pipeline {
   name: string;
   inputs: Record<string, { default?: string }>;
+  /** Tools agent steps may call. */
+  tools: Record<string, PipelineTool>;
   steps: Map<string, CheckedStep>;
   /** Step names such that every step comes after the steps it depends on. */
   order: string[];
@@ -126,9 +160,10 @@ function kindOf(name: string, step: StepSpec, issues: string[]): StepKind | unde
   if (step.model !== undefined || step.models !== undefined) kinds.push('llm');
   if (step.split !== undefined) kinds.push('split');
   if (step.tool !== undefined) kinds.push('tool');
+  if (step.merge !== undefined) kinds.push('merge');
   if (kinds.length !== 1) {
     issues.push(
-      `steps.${name}: expected exactly one of "model" (or "models"), "split" or "tool", found ${kinds.length === 0 ? 'none' : kinds.join(' and ')}`,
+      `steps.${name}: expected exactly one of "model" (or "models"), "split", "tool" or "merge", found ${kinds.length === 0 ? 'none' : kinds.join(' and ')}`,
     );
     return undefined;
   }
@@ -140,6 +175,12 @@ function kindOf(name: string, step: StepSpec, issues: string[]): StepKind | unde
   }
   if (step.combine !== undefined && step.models === undefined)
     issues.push(`steps.${name}.combine: only an ensemble ("models") is combined`);
+  for (const field of ['tools', 'maxTurns', 'schema'] as const)
+    if (step[field] !== undefined && kind !== 'llm') issues.push(`steps.${name}.${field}: only an LLM step takes it`);
+  if (step.maxTurns !== undefined && step.tools === undefined)
+    issues.push(`steps.${name}.maxTurns: only an agent step (one with tools) makes more than one call`);
+  if (kind === 'merge' && step.forEach !== undefined)
+    issues.push(`steps.${name}.forEach: a merge step merges a list once; it does not run per item`);
   return kind;
 }
 
@@ -178,6 +219,15 @@ export function checkPipeline(input: unknown, name = 'pipeline'): Pipeline {
     }
     if (step.primeCache && step.forEach === undefined)
       issues.push(`steps.${stepName}.primeCache: only a forEach step sends one call first`);
+    for (const tool of step.tools ?? [])
+      if (!spec.tools?.[tool])
+        issues.push(
+          `steps.${stepName}.tools: unknown tool "${tool}"; defined tools: ${Object.keys(spec.tools ?? {}).join(', ') || '(none)'}`,
+        );
+    if (step.merge !== undefined) {
+      if (names.has(step.merge)) dependsOn.add(step.merge);
+      else issues.push(`steps.${stepName}.merge: unknown step "${step.merge}"`);
+    }
     if (step.split) {
       const from = step.split.from;
       if (names.has(from)) dependsOn.add(from);
@@ -217,6 +267,9 @@ export function checkPipeline(input: unknown, name = 'pipeline'): Pipeline {
       issues.push(
         `steps.${step.name}.forEach: "${source.name}" gives one output, not a list (use a split step or another forEach step)`,
       );
+    const merged = step.spec.merge === undefined ? undefined : steps.get(step.spec.merge);
+    if (merged && !(merged.isList && merged.kind === 'llm'))
+      issues.push(`steps.${step.name}.merge: "${merged.name}" is not an LLM step run for each item of a list`);
   }
   addJudges(steps, issues);
   const order = issues.length === 0 ? topologicalOrder(steps, issues) : [];
@@ -225,7 +278,7 @@ export function checkPipeline(input: unknown, name = 'pipeline'): Pipeline {
       'invalid_config',
       issues.map((issue) => `${name}: ${issue}`),
     );
-  return { name: spec.name ?? name, inputs, steps, order };
+  return { name: spec.name ?? name, inputs, tools: spec.tools ?? {}, steps, order };
 }
 
 /**

@@ -132,12 +132,15 @@ export class RunRegistry {
       index,
       model,
       fallback,
+      turn,
     }: {
       step: string;
       index?: number;
       model: string;
       fallback: boolean;
-    }) => `${run.id}:${step}${index === undefined ? '' : `[${index}]`}:${model}${fallback ? ':fallback' : ''}`;
+      turn: number;
+    }) =>
+      `${run.id}:${step}${index === undefined ? '' : `[${index}]`}:${model}${fallback ? ':fallback' : ''}${turn > 1 ? `#${turn}` : ''}`;
     this.engine
       .run(pipeline, data.inputs, {
         tenant: run.tenant,

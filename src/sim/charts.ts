@@ -24,7 +24,7 @@ export function barsOf(run: PipelineRun): Bar[] {
       ended: c.endedAt - run.startedAt,
     })),
     ...run.tools.map((t) => ({
-      label: `${t.step}${t.item === undefined ? '' : `[${t.item}]`} (tool)`,
+      label: `${t.step}${t.item === undefined ? '' : `[${t.item}]`} (${t.tool ?? 'tool'})`,
       submitted: t.startedAt - run.startedAt,
       started: t.startedAt - run.startedAt,
       ended: t.endedAt - run.startedAt,

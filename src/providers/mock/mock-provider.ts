@@ -3,12 +3,13 @@ import { fieldsNotCarried } from '../refusals.js';
 import { appendFileSync } from 'node:fs';
 import { ProviderError } from '../../contracts/errors.js';
 import { seededRandom, type Random } from '../../contracts/random.js';
-import type { ModelResult, RateLimitInfo, Usage } from '../../contracts/types.js';
+import type { ModelResult, RateLimitInfo, ToolCall, Usage } from '../../contracts/types.js';
 import { admissionCost, failedCost, settledCost } from '../../limits/accounting.js';
 import { type LimitSpec, type Reservation } from '../../contracts/limiter.js';
 import { MemoryLimiter } from '../../limits/limiter.js';
 import type { CallContext, ModelCall, Provider, StreamEvent } from '../../contracts/provider.js';
 import { hashPrompt, mockWords } from './text.js';
+import { mockJson, mockToolCalls } from './structured.js';
 
 /** A call's latency: fixed milliseconds, or lognormal around a median (seeded). */
 export type LatencyProfile =
@@ -146,8 +147,9 @@ export class MockProvider implements Provider {
     return this.settingsFor(model).limits !== undefined;
   }
 
+  /** The mock calls tools and writes JSON that fits a schema (see `structured.ts`); it takes no images, reasoning or passed-through fields. */
   refuses(call: Omit<ModelCall, 'maxTokens'>): string[] {
-    return fieldsNotCarried(call, this.name);
+    return fieldsNotCarried(call, this.name, { tools: true, responseFormat: true });
   }
 
   accounting(): AccountingOptions {
@@ -185,10 +187,11 @@ export class MockProvider implements Provider {
       const ttft = timeToFirstTokenMs ?? (interTokenMs === undefined ? run.latencyMs : 0);
       const inter = interTokenMs ?? 0;
       if (ttft > 0) await context.clock.sleep(ttft, context.signal);
-      for (let i = 0; i < run.words.length; i++) {
+      const pieces = run.pieces();
+      for (let i = 0; i < pieces.length; i++) {
         if (i > 0 && inter > 0) await context.clock.sleep(inter, context.signal);
-        if (run.fault !== undefined && i === run.words.length >> 1) run.throwFault();
-        yield { type: 'delta', text: i === 0 ? (run.words[i] as string) : ` ${run.words[i] as string}` };
+        if (run.fault !== undefined && i === pieces.length >> 1) run.throwFault();
+        yield pieces[i] as StreamEvent;
       }
       yield { type: 'done', result: run.finish() };
     } catch (error) {
@@ -309,6 +312,9 @@ interface MockRunOptions {
 class MockRun {
   readonly settings: MockModelOptions;
   readonly words: string[];
+  /** The tool the answer calls, if it calls one; else its JSON text, if it was asked for JSON. */
+  readonly toolCalls?: ToolCall[];
+  readonly json?: string;
   readonly latencyMs: number;
   readonly fault?: keyof MockFaults;
   private readonly options: MockRunOptions;
@@ -323,6 +329,8 @@ class MockRun {
     const wanted = outputTokensFor(this.settings.outputTokens, hash);
     this.truncated = wanted > call.maxTokens;
     this.words = mockWords(hash, Math.min(wanted, call.maxTokens));
+    this.toolCalls = mockToolCalls(call, hash);
+    this.json = this.toolCalls ? undefined : mockJson(call, this.words, hash);
     this.latencyMs = latencyFor(this.settings, options.inputTokens, this.words.length, random);
     this.fault = drawFault(this.settings.faults, random);
   }
@@ -344,11 +352,30 @@ class MockRun {
     });
   }
 
+  /** The answer as a stream tells it: the text word by word, JSON in pieces, or a tool call's name and then its arguments. */
+  pieces(): StreamEvent[] {
+    const call = this.toolCalls?.[0];
+    if (call)
+      return [
+        { type: 'tool-delta', call: { index: 0, id: call.id, name: call.name } },
+        { type: 'tool-delta', call: { index: 0, arguments: call.arguments } },
+      ];
+    if (this.json !== undefined)
+      return (this.json.match(/[\s\S]{1,16}/g) ?? []).map((text) => ({ type: 'delta' as const, text }));
+    return this.words.map((word, i) => ({ type: 'delta' as const, text: i === 0 ? word : ` ${word}` }));
+  }
+
+  /** Output tokens: a word each for text; a token per four characters of JSON or tool arguments. */
+  private outputTokens(): number {
+    const written = this.toolCalls?.[0]?.arguments ?? this.json;
+    return written === undefined ? this.words.length : Math.ceil(written.length / 4);
+  }
+
   finish(): ModelResult {
     if (this.fault === 'serverError' || this.fault === 'overloaded') this.throwFault();
     const usage: Usage = {
       inputTokens: this.options.inputTokens,
-      outputTokens: this.words.length,
+      outputTokens: this.outputTokens(),
       cacheReadTokens: 0,
       cacheWriteTokens: 0,
     };
@@ -357,9 +384,10 @@ class MockRun {
     stats.inputTokens += usage.inputTokens;
     stats.outputTokens += usage.outputTokens;
     return {
-      text: this.words.join(' '),
+      text: this.toolCalls ? '' : (this.json ?? this.words.join(' ')),
+      ...(this.toolCalls ? { toolCalls: this.toolCalls } : {}),
       usage,
-      finishReason: this.truncated ? 'length' : 'stop',
+      finishReason: this.toolCalls ? 'tool_calls' : this.truncated && this.json === undefined ? 'length' : 'stop',
       // The mock names its models as fanout does: what answered is what was asked for.
       model: `mock:${call.model}`,
       requestId: `mock-${stats.calls}`,
