@@ -5,6 +5,7 @@ import type { CallTimeouts, ModelCall } from '../contracts/provider.js';
 import type { Random } from '../contracts/random.js';
 import type { ModelResult, RateLimitInfo, TaskRequest } from '../contracts/types.js';
 import { failedCost, settledCost } from '../limits/accounting.js';
+import { estimateInputTokens } from '../limits/estimate.js';
 import { observedLimits } from '../limits/learning.js';
 import { errorSummary, type EventHub } from './events.js';
 import type { ResolvedModel } from './models.js';
@@ -188,6 +189,8 @@ export class Attempts {
     if (answer.rateLimit) this.learn(task.key, answer.rateLimit, now);
     // A key that limits no tokens needs no settled token count: its reservation stands.
     const actual = resolved.countsTokens ? settledCost(resolved.accounting, reserved, answer.usage) : undefined;
+    if (resolved.countsTokens && !resolved.provider.countInputTokens && !answer.cache)
+      learnInputCount(resolved, task, answer);
     let result = answer;
     const format = task.request.responseFormat;
     // An answer that calls tools has no JSON of its own to check: the format applies to the final answer.
@@ -294,6 +297,12 @@ export class Attempts {
     this.probes.delete(key);
     if (this.s.limiter.stopProbing(key, MODEST_CONCURRENCY)) this.s.scheduler.unblock(key);
   }
+}
+
+/** Calibrates the model's input estimate by what its provider counted for this call (cached and uncached input alike). */
+function learnInputCount(resolved: ResolvedModel, task: Task, answer: ModelResult): void {
+  const { inputTokens, cacheReadTokens, cacheWriteTokens } = answer.usage;
+  resolved.calibration.observe(estimateInputTokens(task.request), inputTokens + cacheReadTokens + cacheWriteTokens);
 }
 
 /** What the provider is asked: the request as the model's provider takes it. */

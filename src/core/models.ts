@@ -4,7 +4,7 @@ import type { Cost, Limiter, LimitSpec } from '../contracts/limiter.js';
 import type { AccountingOptions, AccountingRule, Provider } from '../contracts/provider.js';
 import type { TaskRequest, Usage } from '../contracts/types.js';
 import { admissionCost } from '../limits/accounting.js';
-import { estimateInputTokens } from '../limits/estimate.js';
+import { estimateInputTokens, InputCalibration } from '../limits/estimate.js';
 import { accountingSchema, limitSpecSchema } from '../limits/limit-spec-schema.js';
 
 /** How fanout treats one model (`provider:model`), every model of a provider (`provider:*`), or every model (`*`). */
@@ -80,6 +80,8 @@ export interface ResolvedModel {
    * tokens: those charges, made once and shared (frozen) by every task.
    */
   fixedCosts: Map<number, Readonly<Cost>>;
+  /** How the provider counts this model's input relative to fanout's estimate, learned from its answers. */
+  calibration: InputCalibration;
 }
 
 export interface ModelRegistryOptions {
@@ -241,6 +243,7 @@ export class ModelRegistry {
       accounting,
       countsTokens,
       fixedCosts: new Map(),
+      calibration: new InputCalibration(),
       cacheTtlMs: settings.cacheTtlMs,
       price: settings.price,
     };
@@ -291,6 +294,6 @@ export function admissionCostOf(resolved: ResolvedModel, request: TaskRequest, m
   const provider = resolved.provider;
   const inputTokens = provider.countInputTokens
     ? provider.countInputTokens({ model: resolved.modelName, messages: request.messages, system: request.system })
-    : estimateInputTokens(request);
+    : resolved.calibration.apply(estimateInputTokens(request));
   return admissionCost(resolved.accounting, { inputTokens, cacheReadTokens: 0, cacheWriteTokens: 0, maxOutputTokens });
 }
