@@ -8,7 +8,7 @@
 import { serve } from '@hono/node-server';
 import Fastify from 'fastify';
 import { Hono } from 'hono';
-import { requestFromChatBody } from '../../dist/batch/batch-line.js';
+import { requestFromChatBody } from '../../dist/openai/wire.js';
 import { chatCompletion } from '../../dist/batch/output-line.js';
 import { FanoutError } from '../../dist/contracts/errors.js';
 import { createEngine } from '../../dist/create-engine.js';
@@ -31,7 +31,7 @@ async function complete(authorization, body) {
   try {
     const tenant = keys.tenantOf(authorization);
     if (tenant === undefined) throw new FanoutError('auth', 'a valid API key is needed');
-    const { includeUsage: _, ...task } = requestFromChatBody(body);
+    const { includeUsage: _, choices: __, ...task } = requestFromChatBody(body);
     const handle = engine.submit({ ...task, tenant }, { durable: false });
     await handle.result();
     return [200, chatCompletion(handle.status())];
