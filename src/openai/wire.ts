@@ -177,6 +177,15 @@ export const FINISH_FROM_OPENAI: Readonly<Record<string, FinishReason>> = {
   function_call: 'tool_calls',
 };
 
+/**
+ * fanout's finish reason as OpenAI's, whose list has no `other`: an answer
+ * that ended for another reason (Anthropic's `pause_turn`, say) ended
+ * without being cut, which OpenAI calls `stop`.
+ */
+export function finishReasonToChat(reason: FinishReason): 'stop' | 'length' | 'tool_calls' | 'content_filter' {
+  return reason === 'other' ? 'stop' : reason;
+}
+
 /** OpenAI's usage as fanout's: cached prompt tokens apart from the rest of the input. */
 export function usageFromOpenAi(usage: OpenAI.CompletionUsage | undefined | null): Usage {
   const cached = usage?.prompt_tokens_details?.cached_tokens ?? 0;
@@ -278,7 +287,7 @@ export function chatCompletionBody(
     choices: [result, ...more].map((r, index) => ({
       index,
       message: chatMessageOf(r),
-      finish_reason: r.finishReason,
+      finish_reason: finishReasonToChat(r.finishReason),
       logprobs: r.logprobs ? { content: r.logprobs, refusal: null } : null,
     })),
     usage: openAiUsage(usage),

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { chatCompletion } from '../../batch/output-line.js';
 import {
   completionChunk,
+  finishReasonToChat,
   reasoningOfAnswer,
   errorBody,
   openAiUsage,
@@ -195,7 +196,7 @@ async function streamCompletion(
       out.write(
         chunk({ tool_calls: toolCalls.map((call, index) => ({ index, ...toolCallsToChat([call])[0] })) }, null),
       );
-    out.write(chunk({}, status.result.finishReason));
+    out.write(chunk({}, finishReasonToChat(status.result.finishReason)));
     if (includeUsage) out.write(chunk({}, null, openAiUsage(status.result.usage)));
   } else {
     const error =
