@@ -6,7 +6,7 @@ import { createAnthropicProvider } from '../src/providers/anthropic/anthropic-pr
 import { createOpenAiCompatibleProvider } from '../src/providers/openai-compatible/openai-provider.js';
 import { ApiKeys } from '../src/server/api-keys.js';
 import { createFanoutServer } from '../src/server/server.js';
-import { startAnthropicFake, toolUseMessage, type AnthropicFake } from './fakes/anthropic-fake.js';
+import { message, startAnthropicFake, toolUseMessage, type AnthropicFake } from './fakes/anthropic-fake.js';
 import { startBedrockFake, type BedrockFake } from './fakes/bedrock-fake.js';
 import { BedrockProvider } from '../src/providers/bedrock/bedrock-provider.js';
 import { completion, startOpenAiFake, tokenLogprob, toolCallCompletion, type OpenAiFake } from './fakes/openai-fake.js';
@@ -293,6 +293,83 @@ describe('the official openai SDK through fanout serve, to Anthropic and Bedrock
       calls: [{ id: 'tu_10', name: 'read_file', arguments: '{"path":"c"}' }],
       finish: 'tool_calls',
     });
+  });
+});
+
+describe('documents in a message, to each provider in its own form', () => {
+  const pdf = `data:application/pdf;base64,${Buffer.from('%PDF-1.7 design review').toString('base64')}`;
+  const notes = `data:text/plain;base64,${Buffer.from('The cache keeps answers for a day.').toString('base64')}`;
+  const withDocuments: OpenAI.Chat.Completions.ChatCompletionMessageParam[] = [
+    {
+      role: 'user',
+      content: [
+        { type: 'text', text: 'Does the change match these?' },
+        { type: 'file', file: { file_data: pdf, filename: 'design v2.pdf' } },
+        { type: 'file', file: { file_data: notes, filename: 'notes.txt' } },
+      ],
+    },
+  ];
+
+  it('sends file parts as sent to OpenAI-compatible providers, as document blocks to Anthropic and Bedrock', async () => {
+    fake.script({ kind: 'json', body: completion('yes') });
+    await client.chat.completions.create({ model: 'openai:gpt-4o', messages: withDocuments });
+    expect(fake.requests[0]?.body.messages).toEqual(withDocuments);
+
+    anthropic.script({ kind: 'json', body: message('yes') });
+    await client.chat.completions.create({
+      model: 'anthropic:claude-sonnet-4-6',
+      messages: withDocuments,
+      max_tokens: 50,
+    });
+    const anthropicTurn = (anthropic.requests[0]?.body as { messages: Array<{ content: unknown[] }> }).messages[0];
+    expect(anthropicTurn?.content.slice(1)).toEqual([
+      {
+        type: 'document',
+        source: { type: 'base64', media_type: 'application/pdf', data: pdf.split(',')[1] },
+        title: 'design v2.pdf',
+      },
+      {
+        type: 'document',
+        source: { type: 'text', media_type: 'text/plain', data: 'The cache keeps answers for a day.' },
+        title: 'notes.txt',
+      },
+    ]);
+
+    bedrock.script({ kind: 'converse', text: 'yes' });
+    await client.chat.completions.create({ model: 'bedrock:anthropic.claude-sonnet-4-5', messages: withDocuments });
+    const bedrockTurn = (bedrock.requests[0]?.body as { messages: Array<{ content: unknown[] }> }).messages[0];
+    expect(bedrockTurn?.content.slice(1)).toEqual([
+      { document: { format: 'pdf', name: 'design v2', source: { bytes: pdf.split(',')[1] } } },
+      { document: { format: 'txt', name: 'notes', source: { bytes: notes.split(',')[1] } } },
+    ]);
+  });
+
+  it('refuses by name a document a provider cannot read', async () => {
+    const byId: OpenAI.Chat.Completions.ChatCompletionMessageParam[] = [
+      { role: 'user', content: [{ type: 'file', file: { file_id: 'file-abc123' } }] },
+    ];
+    const sheet = `data:application/vnd.oasis.opendocument.spreadsheet;base64,${Buffer.from('x').toString('base64')}`;
+    const odsFile: OpenAI.Chat.Completions.ChatCompletionMessageParam[] = [
+      { role: 'user', content: [{ type: 'file', file: { file_data: sheet } }] },
+    ];
+    const refusal = async (model: string, asked: OpenAI.Chat.Completions.ChatCompletionMessageParam[]) =>
+      ((await client.chat.completions.create({ model, messages: asked }).catch((e: unknown) => e)) as Error).message;
+    expect(await refusal('anthropic:claude-sonnet-4-6', byId)).toContain(
+      'messages.0.content.0: file_id names a file uploaded to OpenAI, which anthropic cannot read; send the document as file_data',
+    );
+    expect(await refusal('bedrock:anthropic.claude-sonnet-4-5', odsFile)).toContain(
+      'messages.0.content.0: bedrock takes documents of type application/pdf',
+    );
+    expect(await refusal('anthropic:claude-sonnet-4-6', odsFile)).toContain(
+      'anthropic takes documents of type application/pdf or text/plain',
+    );
+    expect(await refusal('mock:m', byId)).toContain('file content is not supported by mock');
+    expect(anthropic.requests).toHaveLength(0);
+    expect(bedrock.requests).toHaveLength(0);
+    // OpenAI reads its own file ids.
+    fake.script({ kind: 'json', body: completion('yes') });
+    await client.chat.completions.create({ model: 'openai:gpt-4o', messages: byId });
+    expect(fake.requests[0]?.body.messages).toEqual(byId);
   });
 });
 

@@ -5,9 +5,15 @@
 
 export type Role = 'system' | 'user' | 'assistant' | 'tool';
 
-/** A piece of a message: text, or an image by URL (`https:` or a base64 `data:` URL). */
+/**
+ * A piece of a message: text; an image by URL (`https:` or a base64 `data:`
+ * URL); or a document (a PDF, say) as a base64 `data:` URL, or by the id of a
+ * file uploaded to the provider (OpenAI's Files API).
+ */
 export type ContentPart =
-  { type: 'text'; text: string } | { type: 'image'; url: string; detail?: 'auto' | 'low' | 'high' };
+  | { type: 'text'; text: string }
+  | { type: 'image'; url: string; detail?: 'auto' | 'low' | 'high' }
+  | { type: 'file'; url?: string; fileId?: string; filename?: string };
 
 /** A call of one of the request's tools, as the model wrote it. */
 export interface ToolCall {
@@ -91,7 +97,7 @@ export type ResponseFormat =
   | { type: 'json_object' }
   | { type: 'json_schema'; name: string; schema: Record<string, unknown>; description?: string; strict?: boolean };
 
-/** A message's text: its content, or the text of its parts (images left out). */
+/** A message's text: its content, or the text of its parts (images and documents left out). */
 export function textOf(content: string | readonly ContentPart[]): string {
   if (typeof content === 'string') return content;
   let text = '';

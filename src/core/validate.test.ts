@@ -25,7 +25,7 @@ describe('request validation', () => {
           ...base,
           messages: [{ role, content: [image], ...(role === 'tool' ? { toolCallId: 'c' } : {}) }],
         }),
-      ).toThrow('messages.0.content: images are taken in user messages only');
+      ).toThrow('messages.0.content: images and documents are taken in user messages only');
     expect(validateTaskRequest({ ...base, messages: [{ role: 'user', content: [image] }] }).messages).toHaveLength(1);
   });
 

@@ -11,6 +11,22 @@ const contentPart = z.discriminatedUnion('type', [
     url: z.string().regex(/^(https?:|data:image\/)/, 'expected an http(s) URL or a data:image/… URL'),
     detail: z.enum(['auto', 'low', 'high']).optional(),
   }),
+  z
+    .strictObject({
+      type: z.literal('file'),
+      url: z
+        .string()
+        .regex(
+          /^data:[\w.+-]+\/[\w.+-]+;base64,/,
+          'expected a base64 data: URL, for example data:application/pdf;base64,…',
+        )
+        .optional(),
+      fileId: z.string().min(1).optional(),
+      filename: z.string().min(1).max(255).optional(),
+    })
+    .refine((part) => (part.url === undefined) !== (part.fileId === undefined), {
+      message: 'expected a document as a data: URL (url) or as an uploaded file (fileId), one of the two',
+    }),
 ]);
 
 const toolCallSchema = z.strictObject({ id: z.string().min(1), name: z.string().min(1), arguments: z.string() });
@@ -48,7 +64,7 @@ const messageSchema = z
     path: ['toolCallId'],
   })
   .refine((m) => m.role === 'user' || typeof m.content === 'string' || m.content.every((p) => p.type === 'text'), {
-    message: 'images are taken in user messages only',
+    message: 'images and documents are taken in user messages only',
     path: ['content'],
   })
   .refine((m) => m.toolCalls === undefined || m.role === 'assistant', {

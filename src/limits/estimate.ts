@@ -59,7 +59,8 @@ const estimates = new WeakMap<Request, number>();
 /**
  * Input tokens of a request before the call, by `estimateTextTokens`: its
  * system prompt and messages with the chat format's overhead, tool calls,
- * images (`IMAGE_TOKENS` each), tools and a JSON schema by their JSON text.
+ * images (`IMAGE_TOKENS` each), documents (`documentTokens`), tools and a
+ * JSON schema by their JSON text.
  * The engine scales it by what each model's provider counted for earlier
  * calls (`InputCalibration`), and `settle` corrects each call to the
  * provider's own count. Loads no tokenizer.
@@ -73,13 +74,33 @@ export function estimateInputTokens(request: Request): number {
   for (const message of request.messages) {
     total += PER_MESSAGE_OVERHEAD + count(textOf(message.content));
     if (typeof message.content !== 'string')
-      for (const part of message.content) if (part.type === 'image') total += IMAGE_TOKENS;
+      for (const part of message.content)
+        if (part.type === 'image') total += IMAGE_TOKENS;
+        else if (part.type === 'file') total += documentTokens(part.url);
     if (message.toolCalls) for (const call of message.toolCalls) total += count(call.name) + count(call.arguments);
   }
   if (request.tools) total += count(JSON.stringify(request.tools));
   if (request.responseFormat?.type === 'json_schema') total += count(JSON.stringify(request.responseFormat.schema));
   estimates.set(request, total);
   return total;
+}
+
+/** Bytes of a PDF counted as one token before the call: its pages' text and images, roughly (the provider's count settles it). */
+const PDF_BYTES_PER_TOKEN = 4;
+
+/**
+ * Tokens of a document sent as a base64 data: URL: a text document by its
+ * text, anything else (a PDF) a token per `PDF_BYTES_PER_TOKEN` bytes. A file
+ * named by id counts 0 here: only the provider knows its size, and its count
+ * settles the call.
+ */
+function documentTokens(url: string | undefined): number {
+  const comma = url?.indexOf(',') ?? -1;
+  if (url === undefined || comma < 0) return 0;
+  const bytes = Math.floor(((url.length - comma - 1) * 3) / 4);
+  if (url.startsWith('data:text/'))
+    return estimateTextTokens(Buffer.from(url.slice(comma + 1), 'base64').toString('utf8'));
+  return Math.ceil(bytes / PDF_BYTES_PER_TOKEN);
 }
 
 /** Calls counted before a model's calibration stops averaging them all and follows the newest. */

@@ -22,7 +22,7 @@ import type {
 
 /**
  * The parts of an OpenAI chat request beyond plain text, both ways: content
- * parts (text and images), tools and tool choice, assistant tool calls, tool
+ * parts (text, images and files), tools and tool choice, assistant tool calls, tool
  * results and the response format, read from a body into fanout's neutral
  * request and written back for an OpenAI-compatible provider.
  */
@@ -33,7 +33,15 @@ const imagePart = z.strictObject({
   image_url: z.strictObject({ url: z.string().min(1), detail: z.enum(['auto', 'low', 'high']).optional() }),
 });
 const textContent = z.union([z.string(), z.array(textPart)]);
-const userContent = z.union([z.string(), z.array(z.discriminatedUnion('type', [textPart, imagePart]))]);
+const filePart = z.strictObject({
+  type: z.literal('file'),
+  file: z.strictObject({
+    file_data: z.string().min(1).optional(),
+    file_id: z.string().min(1).optional(),
+    filename: z.string().min(1).optional(),
+  }),
+});
+const userContent = z.union([z.string(), z.array(z.discriminatedUnion('type', [textPart, imagePart, filePart]))]);
 /** Reasoning blocks of an earlier answer, in the form fanout's answers give them (`thinking_blocks`, as LiteLLM names them). */
 const thinkingBlock = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('thinking'), thinking: z.string(), signature: z.string().min(1).optional() }),
@@ -179,7 +187,12 @@ type ToolFields = { [K in keyof typeof toolShape]?: z.infer<(typeof toolShape)[K
 function partsFrom(
   content:
     | string
-    | ReadonlyArray<{ type: string; text?: string; image_url?: { url: string; detail?: 'auto' | 'low' | 'high' } }>,
+    | ReadonlyArray<{
+        type: string;
+        text?: string;
+        image_url?: { url: string; detail?: 'auto' | 'low' | 'high' };
+        file?: { file_data?: string; file_id?: string; filename?: string };
+      }>,
 ): string | ContentPart[] {
   if (typeof content === 'string') return content;
   const parts: ContentPart[] = [];
@@ -189,6 +202,12 @@ function partsFrom(
       const image: ContentPart = { type: 'image', url: part.image_url.url };
       if (part.image_url.detail) image.detail = part.image_url.detail;
       parts.push(image);
+    } else if (part.file) {
+      const file: Extract<ContentPart, { type: 'file' }> = { type: 'file' };
+      if (part.file.file_data !== undefined) file.url = part.file.file_data;
+      if (part.file.file_id !== undefined) file.fileId = part.file.file_id;
+      if (part.file.filename !== undefined) file.filename = part.file.filename;
+      parts.push(file);
     }
   }
   return parts;
@@ -254,14 +273,16 @@ export function toolsFromChat(body: ToolFields): Partial<ModelRequest> {
 
 function partsToChat(content: string | readonly ContentPart[]): string | ChatCompletionContentPart[] {
   if (typeof content === 'string') return content;
-  return content.map((part) =>
-    part.type === 'text'
-      ? { type: 'text' as const, text: part.text }
-      : {
-          type: 'image_url' as const,
-          image_url: part.detail ? { url: part.url, detail: part.detail } : { url: part.url },
-        },
-  );
+  return content.map((part): ChatCompletionContentPart => {
+    if (part.type === 'text') return { type: 'text', text: part.text };
+    if (part.type === 'image')
+      return { type: 'image_url', image_url: part.detail ? { url: part.url, detail: part.detail } : { url: part.url } };
+    const file: { file_data?: string; file_id?: string; filename?: string } = {};
+    if (part.url !== undefined) file.file_data = part.url;
+    if (part.fileId !== undefined) file.file_id = part.fileId;
+    if (part.filename !== undefined) file.filename = part.filename;
+    return { type: 'file', file };
+  });
 }
 
 /** fanout's tool calls as OpenAI's. */

@@ -1,9 +1,12 @@
 import type { ModelCall } from '../contracts/provider.js';
+import type { ContentPart } from '../contracts/types.js';
 
 /** What a provider carries of a request beyond plain text messages. */
 export interface Carries {
   tools?: boolean;
   images?: boolean;
+  /** Documents (`file` parts). */
+  files?: boolean;
   responseFormat?: boolean;
   /** Reasoning settings and the reasoning blocks of earlier answers. */
   reasoning?: boolean;
@@ -27,10 +30,12 @@ export function fieldsNotCarried(
   const notHere = (field: string) => not(`${field} is not supported by ${provider} in this version of fanout`);
   let toolTurns = false;
   let images = false;
+  let files = false;
   let reasoningBlocks = false;
   call.messages.forEach((m, i) => {
     if (m.role === 'tool' || m.toolCalls?.length) toolTurns = true;
     if (typeof m.content !== 'string' && m.content.some((p) => p.type === 'image')) images = true;
+    if (typeof m.content !== 'string' && m.content.some((p) => p.type === 'file')) files = true;
     if (m.reasoning?.length) reasoningBlocks = true;
     if (m.name !== undefined && !carries.names) not(`messages.${i}.name is not supported by ${provider}`);
   });
@@ -41,6 +46,7 @@ export function fieldsNotCarried(
     if (toolTurns) notHere('tool calls and tool results');
   }
   if (!carries.images && images) notHere('image content');
+  if (!carries.files && files) notHere('file content');
   if (!carries.responseFormat && call.responseFormat && call.responseFormat.type !== 'text') notHere('response_format');
   if (!carries.reasoning) {
     if (call.reasoning?.effort !== undefined) notHere('reasoning_effort');
@@ -58,17 +64,19 @@ const NONE: string[] = [];
  * own form still refuses (its reasoning settings it checks itself, in
  * `more`): a JSON object format without a schema, a tool
  * call whose arguments are not a JSON object (its input must be one), and an
- * image `imageRefusal` names a reason for (a type or source it cannot take).
+ * image or document `partRefusal` names a reason for (a type or source it
+ * cannot take).
  */
 export function nativeFormRefusals(
   call: Omit<ModelCall, 'maxTokens'>,
   provider: string,
-  imageRefusal: (url: string) => string | undefined,
+  partRefusal: (part: Exclude<ContentPart, { type: 'text' }>) => string | undefined,
   more: string[] = [],
 ): string[] {
   const refused = fieldsNotCarried(call, provider, {
     tools: true,
     images: true,
+    files: true,
     responseFormat: true,
     reasoning: true,
   });
@@ -83,7 +91,7 @@ export function nativeFormRefusals(
     });
     if (typeof message.content === 'string') return;
     message.content.forEach((part, j) => {
-      const why = part.type === 'image' ? imageRefusal(part.url) : undefined;
+      const why = part.type === 'text' ? undefined : partRefusal(part);
       if (why) more.push(`messages.${i}.content.${j}: ${why}`);
     });
   });

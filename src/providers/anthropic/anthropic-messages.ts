@@ -46,9 +46,31 @@ function imageBlock(part: Extract<ContentPart, { type: 'image' }>): Anthropic.Im
   return { type: 'image', source: { type: 'url', url: part.url } };
 }
 
+/** A document's base64 data URL: its media type and data. */
+const DOCUMENT_URL = /^data:([\w.+-]+\/[\w.+-]+);base64,([A-Za-z0-9+/=\s]+)$/i;
+
+/** A PDF as a base64 document block, plain text as a text one; the file name as its title. */
+function documentBlock(part: Extract<ContentPart, { type: 'file' }>): Anthropic.DocumentBlockParam {
+  const [, mediaType, data] = DOCUMENT_URL.exec(part.url ?? '') as RegExpExecArray;
+  const base64 = (data as string).replace(/\s/g, '');
+  const source: Anthropic.DocumentBlockParam['source'] =
+    (mediaType as string).toLowerCase() === 'application/pdf'
+      ? { type: 'base64', media_type: 'application/pdf', data: base64 }
+      : { type: 'text', media_type: 'text/plain', data: Buffer.from(base64, 'base64').toString('utf8') };
+  return part.filename === undefined
+    ? { type: 'document', source }
+    : { type: 'document', source, title: part.filename };
+}
+
 function contentBlocks(content: ChatMessage['content']): Block[] {
   if (typeof content === 'string') return content === '' ? [] : [{ type: 'text', text: content }];
-  return content.map((part): Block => (part.type === 'text' ? { type: 'text', text: part.text } : imageBlock(part)));
+  return content.map((part): Block =>
+    part.type === 'text'
+      ? { type: 'text', text: part.text }
+      : part.type === 'image'
+        ? imageBlock(part)
+        : documentBlock(part),
+  );
 }
 
 function toolUse(call: ToolCall): Anthropic.ToolUseBlockParam {
@@ -165,9 +187,17 @@ export function anthropicRefusals(call: Omit<ModelCall, 'maxTokens'>, provider: 
   return nativeFormRefusals(
     call,
     provider,
-    (url) => {
-      if (!url.startsWith('data:')) return undefined;
-      const data = DATA_URL.exec(url);
+    (part) => {
+      if (part.type === 'file') {
+        if (part.fileId !== undefined)
+          return `file_id names a file uploaded to OpenAI, which ${provider} cannot read; send the document as file_data`;
+        const type = DOCUMENT_URL.exec(part.url ?? '')?.[1]?.toLowerCase();
+        return type === 'application/pdf' || type === 'text/plain'
+          ? undefined
+          : `${provider} takes documents of type application/pdf or text/plain`;
+      }
+      if (!part.url.startsWith('data:')) return undefined;
+      const data = DATA_URL.exec(part.url);
       return data && IMAGE_TYPES.has((data[1] as string).toLowerCase())
         ? undefined
         : `${provider} takes base64 images of type jpeg, png, gif or webp`;

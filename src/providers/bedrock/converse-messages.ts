@@ -1,5 +1,6 @@
 import type {
   ContentBlock,
+  DocumentFormat,
   ConverseCommandInput,
   ImageFormat,
   Message,
@@ -39,9 +40,48 @@ function imageBlock(part: Extract<ContentPart, { type: 'image' }>): ContentBlock
   };
 }
 
+/** Document formats Converse takes, by media type. */
+const DOCUMENT_FORMATS: Readonly<Record<string, DocumentFormat>> = {
+  'application/pdf': 'pdf',
+  'text/plain': 'txt',
+  'text/markdown': 'md',
+  'text/html': 'html',
+  'text/csv': 'csv',
+  'application/msword': 'doc',
+  'application/vnd.openxmlformats-officedocument.wordprocessingml.document': 'docx',
+  'application/vnd.ms-excel': 'xls',
+  'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet': 'xlsx',
+};
+const DOCUMENT_URL = /^data:([\w.+-]+\/[\w.+-]+);base64,([A-Za-z0-9+/=\s]+)$/i;
+
+/**
+ * A document block: its format from the media type, its bytes, and a name
+ * Converse accepts (letters, digits, single spaces, hyphens, parentheses and
+ * square brackets), made from the file name without its extension, else
+ * `document-<place in the message>`.
+ */
+function documentBlock(part: Extract<ContentPart, { type: 'file' }>, at: number): ContentBlock {
+  const [, mediaType, data] = DOCUMENT_URL.exec(part.url ?? '') as RegExpExecArray;
+  const stem = (part.filename ?? '').replace(/\.[^.]*$/, '');
+  const name =
+    stem
+      .replace(/[^A-Za-z0-9\s()[\]-]/g, '-')
+      .replace(/\s+/g, ' ')
+      .trim() || `document-${at}`;
+  return {
+    document: {
+      format: DOCUMENT_FORMATS[(mediaType as string).toLowerCase()] as DocumentFormat,
+      name,
+      source: { bytes: Buffer.from((data as string).replace(/\s/g, ''), 'base64') },
+    },
+  };
+}
+
 function contentBlocks(content: ChatMessage['content']): ContentBlock[] {
   if (typeof content === 'string') return content === '' ? [] : [{ text: content }];
-  return content.map((part): ContentBlock => (part.type === 'text' ? { text: part.text } : imageBlock(part)));
+  return content.map((part, at): ContentBlock =>
+    part.type === 'text' ? { text: part.text } : part.type === 'image' ? imageBlock(part) : documentBlock(part, at),
+  );
 }
 
 function toolUse(call: ToolCall): ContentBlock {
@@ -161,6 +201,15 @@ function reasoningRefusals(call: Omit<ModelCall, 'maxTokens'>, provider: string)
   return refused;
 }
 
+function documentRefusal(part: Extract<ContentPart, { type: 'file' }>, provider: string): string | undefined {
+  if (part.fileId !== undefined)
+    return `file_id names a file uploaded to OpenAI, which ${provider} cannot read; send the document as file_data`;
+  const type = DOCUMENT_URL.exec(part.url ?? '')?.[1]?.toLowerCase();
+  return type !== undefined && type in DOCUMENT_FORMATS
+    ? undefined
+    : `${provider} takes documents of type ${Object.keys(DOCUMENT_FORMATS).join(', ')}`;
+}
+
 /** What Converse cannot take of a call, each naming the field (see `Provider.refuses`). */
 export function converseRefusals(call: Omit<ModelCall, 'maxTokens'>, provider: string): string[] {
   const more: string[] = reasoningRefusals(call, provider);
@@ -173,8 +222,12 @@ export function converseRefusals(call: Omit<ModelCall, 'maxTokens'>, provider: s
   return nativeFormRefusals(
     call,
     provider,
-    (url) =>
-      DATA_URL.test(url) ? undefined : `${provider} takes images as base64 data: URLs of type png, jpeg, gif or webp`,
+    (part) =>
+      part.type === 'file'
+        ? documentRefusal(part, provider)
+        : DATA_URL.test(part.url)
+          ? undefined
+          : `${provider} takes images as base64 data: URLs of type png, jpeg, gif or webp`,
     more,
   );
 }
