@@ -8,7 +8,7 @@ import { failedCost, settledCost } from '../limits/accounting.js';
 import { estimateInputTokens } from '../limits/estimate.js';
 import { observedLimits } from '../limits/learning.js';
 import { errorSummary, type EventHub } from './events.js';
-import type { ResolvedModel } from './models.js';
+import { outputCeiling, type ResolvedModel } from './models.js';
 import { decideRetry, type RetryOptions } from './retry.js';
 import { outputCheck } from './output-check.js';
 import type { TaskBoard } from './task-board.js';
@@ -74,7 +74,7 @@ export class Attempts {
     const now = clock.now();
     const request = task.request;
     const resolved = task.model;
-    const maxTokens = request.maxTokens ?? this.s.defaultMaxTokens;
+    const maxTokens = outputCeiling(resolved, request, this.s.defaultMaxTokens);
     const limits = this.s.timeouts.get(resolved.provider.name) ?? DEFAULT_CALL_TIMEOUTS;
     const firstByteMs = request.stream
       ? limits.firstByteMs

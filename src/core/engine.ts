@@ -286,7 +286,7 @@ export class Engine {
     const now = this.clock.now();
     if (options.id !== undefined && this.board.has(options.id))
       throw new FanoutError('invalid_request', `id: a task with id ${options.id} exists`);
-    const cache = this.cache?.policy(request, resolved, request.maxTokens ?? this.settings.defaultMaxTokens);
+    const cache = this.cache?.policy(request, resolved, this.settings.defaultMaxTokens);
     const journal = options.durable !== false ? this.journal : undefined;
     const task = new Task(options.id ?? this.nextId(), this.seq++, request, resolved.key, now);
     if (journal || cache || options.batch || options.tenantCharged) task.place(options, journal, cache);
@@ -324,7 +324,7 @@ export class Engine {
 
   /** The charge a request is admitted at. */
   private costOf(resolved: ResolvedModel, request: TaskRequest): Cost {
-    return admissionCostOf(resolved, request, request.maxTokens ?? this.settings.defaultMaxTokens);
+    return admissionCostOf(resolved, request, this.settings.defaultMaxTokens);
   }
 
   /** Puts back in the queues the tasks an earlier run left in the store. */

@@ -21,6 +21,12 @@ export interface ModelSettings {
   cacheReadsCount?: boolean;
   /** How long this model's answers stay in the result cache, in ms. Default: the engine's. */
   cacheTtlMs?: number;
+  /**
+   * The output ceiling of a request of this model that names none: reserved
+   * at admission, and sent where the API needs one (Anthropic, Bedrock).
+   * Default: the engine's `defaultMaxTokens`.
+   */
+  maxOutputTokens?: number;
   /** Prices in US dollars per million tokens, for cost reports. */
   price?: Price;
 }
@@ -51,6 +57,7 @@ export const modelSettingsSchema = z.strictObject({
   outputBurndown: z.number().finite().positive().optional(),
   cacheReadsCount: z.boolean().optional(),
   cacheTtlMs: z.number().finite().positive().optional(),
+  maxOutputTokens: z.number().int('expected a whole number').positive().optional(),
   price: z
     .strictObject({
       inputPerMillion: z.number().min(0),
@@ -72,6 +79,8 @@ export interface ResolvedModel {
   accounting: AccountingOptions;
   /** How long answers stay in the result cache, in ms, when the model's settings say. */
   cacheTtlMs?: number;
+  /** The output ceiling of a request that names none, when the model's settings say. */
+  maxOutputTokens?: number;
   price?: Price;
   /** True when the key limits tokens, so input must be counted before admission. */
   countsTokens: boolean;
@@ -245,6 +254,7 @@ export class ModelRegistry {
       fixedCosts: new Map(),
       calibration: new InputCalibration(),
       cacheTtlMs: settings.cacheTtlMs,
+      maxOutputTokens: settings.maxOutputTokens,
       price: settings.price,
     };
     this.resolved.set(model, entry);
@@ -275,7 +285,13 @@ function checkSettings(
  * tokens, as the model's accounting says. A key that limits no tokens needs
  * no count: its charges depend on the max tokens alone and are made once.
  */
-export function admissionCostOf(resolved: ResolvedModel, request: TaskRequest, maxOutputTokens: number): Cost {
+/** A request's output ceiling: its own, else its model's (`maxOutputTokens`), else the engine's default. */
+export function outputCeiling(resolved: ResolvedModel, request: TaskRequest, engineDefault: number): number {
+  return request.maxTokens ?? resolved.maxOutputTokens ?? engineDefault;
+}
+
+export function admissionCostOf(resolved: ResolvedModel, request: TaskRequest, defaultMaxTokens: number): Cost {
+  const maxOutputTokens = outputCeiling(resolved, request, defaultMaxTokens);
   if (!resolved.countsTokens) {
     let cost = resolved.fixedCosts.get(maxOutputTokens);
     if (!cost) {

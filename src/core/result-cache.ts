@@ -1,4 +1,4 @@
-import type { ResolvedModel } from './models.js';
+import { outputCeiling, type ResolvedModel } from './models.js';
 import type { Task } from './task.js';
 import type { ModelResult, TaskRequest } from '../contracts/types.js';
 import type { Clock } from '../contracts/clock.js';
@@ -59,13 +59,14 @@ export class ResultCache {
     private readonly hooks: CacheHooks,
   ) {}
 
-  policy(request: TaskRequest, model: ResolvedModel, maxTokens: number): CachePolicy | undefined {
+  /** Whether and how a request uses the cache; `defaultMaxTokens` is the engine's, for a request and model that name no ceiling. */
+  policy(request: TaskRequest, model: ResolvedModel, defaultMaxTokens: number): CachePolicy | undefined {
     const choice = request.cache;
     if (choice === false) return undefined;
     if (choice === undefined && request.temperature !== 0) return undefined;
     const tenant = request.tenant ?? DEFAULT_TENANT;
     const ttlMs = (typeof choice === 'object' ? choice.ttlMs : undefined) ?? model.cacheTtlMs ?? this.ttlMs;
-    return { key: cacheKey(tenant, request, maxTokens), tenant, ttlMs };
+    return { key: cacheKey(tenant, request, outputCeiling(model, request, defaultMaxTokens)), tenant, ttlMs };
   }
 
   /** Looks up a new task's answer; then answers it, makes it wait on the call in flight, or admits it to lead one. */
