@@ -2,19 +2,9 @@ import { createRequire } from 'node:module';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { createGenerator } from 'ts-json-schema-generator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createEngine, type FanoutEngine } from '../src/create-engine.js';
-import { createAnthropicProvider } from '../src/providers/anthropic/anthropic-provider.js';
-import { createOpenAiCompatibleProvider } from '../src/providers/openai-compatible/openai-provider.js';
-import { ApiKeys } from '../src/server/api-keys.js';
-import { createFanoutServer } from '../src/server/server.js';
-import {
-  message,
-  startAnthropicFake,
-  thinkingMessage,
-  toolUseMessage,
-  type AnthropicFake,
-} from './fakes/anthropic-fake.js';
-import { completion, startOpenAiFake, tokenLogprob, toolCallCompletion, type OpenAiFake } from './fakes/openai-fake.js';
+import { message, thinkingMessage, toolUseMessage, type AnthropicFake } from './fakes/anthropic-fake.js';
+import { startGatewayRig, type GatewayRig } from './fakes/gateway-rig.js';
+import { completion, tokenLogprob, toolCallCompletion, type OpenAiFake } from './fakes/openai-fake.js';
 
 /**
  * The gateway's answers, stream chunks, model list and error bodies, held to
@@ -41,10 +31,9 @@ function schemaOf(module: string, type: string): object {
 }
 
 let check: Record<'completion' | 'chunk' | 'models' | 'error', ValidateFunction>;
+let rig: GatewayRig;
 let openai: OpenAiFake;
 let anthropic: AnthropicFake;
-let engine: FanoutEngine;
-let app: ReturnType<typeof createFanoutServer>;
 let base: string;
 
 beforeAll(async () => {
@@ -61,25 +50,11 @@ beforeAll(async () => {
     }),
     error: ajv.compile({ type: 'object', required: ['error'], properties: { error } }),
   };
-  openai = await startOpenAiFake();
-  anthropic = await startAnthropicFake();
-  engine = createEngine({
-    cache: false,
-    retry: { maxAttempts: 1 },
-    providers: [
-      createOpenAiCompatibleProvider({ name: 'openai', apiKey: 'sk-upstream', baseURL: openai.url }),
-      createAnthropicProvider({ apiKey: 'sk-ant-upstream', baseURL: anthropic.url }),
-    ],
-  });
-  app = createFanoutServer({ engine, keys: new ApiKeys([{ tenant: 'acme', key: 'fk-acme' }]) });
-  base = await app.listen({ port: 0, host: '127.0.0.1' });
+  rig = await startGatewayRig();
+  ({ openai, anthropic } = rig);
+  base = rig.baseURL.replace(/\/v1$/, '');
 }, 60_000);
-afterAll(async () => {
-  await app.close();
-  await engine.close();
-  await openai.close();
-  await anthropic.close();
-});
+afterAll(() => rig.close());
 
 const user = [{ role: 'user', content: 'Is this diff safe?' }];
 const tools = [{ type: 'function', function: { name: 'read_file', parameters: { type: 'object' } } }];

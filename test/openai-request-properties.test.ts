@@ -1,17 +1,11 @@
 import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
 import ts from 'typescript';
-import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createEngine, type FanoutEngine } from '../src/create-engine.js';
-import { createAnthropicProvider } from '../src/providers/anthropic/anthropic-provider.js';
-import { createOpenAiCompatibleProvider } from '../src/providers/openai-compatible/openai-provider.js';
-import { BedrockProvider } from '../src/providers/bedrock/bedrock-provider.js';
-import { ApiKeys } from '../src/server/api-keys.js';
-import { createFanoutServer } from '../src/server/server.js';
-import { message, startAnthropicFake, type AnthropicFake } from './fakes/anthropic-fake.js';
-import { startBedrockFake, type BedrockFake } from './fakes/bedrock-fake.js';
-import { completion, startOpenAiFake, type OpenAiFake } from './fakes/openai-fake.js';
+import { message, type AnthropicFake } from './fakes/anthropic-fake.js';
+import type { BedrockFake } from './fakes/bedrock-fake.js';
+import { startGatewayRig, type GatewayRig } from './fakes/gateway-rig.js';
+import { completion, type OpenAiFake } from './fakes/openai-fake.js';
 
 /**
  * Every property of OpenAI's chat completions request, sent through `fanout
@@ -241,41 +235,17 @@ const DECISIONS: Record<string, Decision> = {
   },
 };
 
+let rig: GatewayRig;
 let openai: OpenAiFake;
 let anthropic: AnthropicFake;
 let bedrock: BedrockFake;
-let engine: FanoutEngine;
-let app: ReturnType<typeof createFanoutServer>;
 let baseURL: string;
 
 beforeAll(async () => {
-  openai = await startOpenAiFake();
-  anthropic = await startAnthropicFake();
-  bedrock = await startBedrockFake();
-  engine = createEngine({
-    cache: false,
-    retry: { maxAttempts: 1 },
-    providers: [
-      createOpenAiCompatibleProvider({ name: 'openai', apiKey: 'sk-upstream', baseURL: openai.url }),
-      createAnthropicProvider({ apiKey: 'sk-ant-upstream', baseURL: anthropic.url }),
-      new BedrockProvider({
-        region: 'us-east-1',
-        endpoint: bedrock.url,
-        http1: true,
-        credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' },
-      }),
-    ],
-  });
-  app = createFanoutServer({ engine, keys: new ApiKeys([{ tenant: 'acme', key: 'fk-acme' }]) });
-  baseURL = `${await app.listen({ port: 0, host: '127.0.0.1' })}/v1`;
+  rig = await startGatewayRig();
+  ({ openai, anthropic, bedrock, baseURL } = rig);
 });
-afterAll(async () => {
-  await app.close();
-  await engine.close();
-  await openai.close();
-  await anthropic.close();
-  await bedrock.close();
-});
+afterAll(() => rig.close());
 
 const MODELS = {
   openai: 'openai:gpt-4o',

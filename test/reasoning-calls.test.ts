@@ -1,15 +1,9 @@
 import OpenAI from 'openai';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createEngine, type FanoutEngine } from '../src/create-engine.js';
-import { MockProvider } from '../src/providers/mock/mock-provider.js';
-import { createAnthropicProvider } from '../src/providers/anthropic/anthropic-provider.js';
-import { createOpenAiCompatibleProvider } from '../src/providers/openai-compatible/openai-provider.js';
-import { BedrockProvider } from '../src/providers/bedrock/bedrock-provider.js';
-import { ApiKeys } from '../src/server/api-keys.js';
-import { createFanoutServer } from '../src/server/server.js';
-import { startAnthropicFake, thinkingMessage, type AnthropicFake } from './fakes/anthropic-fake.js';
-import { startBedrockFake, type BedrockFake } from './fakes/bedrock-fake.js';
-import { completion, startOpenAiFake, type OpenAiFake } from './fakes/openai-fake.js';
+import { thinkingMessage, type AnthropicFake } from './fakes/anthropic-fake.js';
+import type { BedrockFake } from './fakes/bedrock-fake.js';
+import { startGatewayRig, type GatewayRig } from './fakes/gateway-rig.js';
+import { completion, type OpenAiFake } from './fakes/openai-fake.js';
 
 /**
  * Reasoning settings and reasoning answers, through `fanout serve` with the
@@ -20,48 +14,18 @@ import { completion, startOpenAiFake, type OpenAiFake } from './fakes/openai-fak
  * its assistant turn, as Anthropic requires of a tool conversation.
  */
 
+let rig: GatewayRig;
 let fake: OpenAiFake;
 let anthropic: AnthropicFake;
 let bedrock: BedrockFake;
-let engine: FanoutEngine;
-let app: ReturnType<typeof createFanoutServer>;
 let client: OpenAI;
 
 beforeAll(async () => {
-  fake = await startOpenAiFake();
-  anthropic = await startAnthropicFake();
-  bedrock = await startBedrockFake();
-  engine = createEngine({
-    cache: false,
-    retry: { maxAttempts: 1 },
-    providers: [
-      createOpenAiCompatibleProvider({ name: 'vllm', apiKey: 'sk-upstream', baseURL: fake.url }),
-      createAnthropicProvider({ apiKey: 'sk-ant-upstream', baseURL: anthropic.url }),
-      new BedrockProvider({
-        region: 'us-east-1',
-        endpoint: bedrock.url,
-        http1: true,
-        credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' },
-      }),
-      new MockProvider(),
-    ],
-  });
-  app = createFanoutServer({ engine, keys: new ApiKeys([{ tenant: 'acme', key: 'fk-acme' }]) });
-  const address = await app.listen({ port: 0, host: '127.0.0.1' });
-  client = new OpenAI({ apiKey: 'fk-acme', baseURL: `${address}/v1`, maxRetries: 0 });
+  rig = await startGatewayRig({ openAiName: 'vllm' });
+  ({ openai: fake, anthropic, bedrock, client } = rig);
 });
-afterAll(async () => {
-  await app.close();
-  await engine.close();
-  await fake.close();
-  await anthropic.close();
-  await bedrock.close();
-});
-beforeEach(() => {
-  fake.requests.length = 0;
-  anthropic.requests.length = 0;
-  bedrock.requests.length = 0;
-});
+afterAll(() => rig.close());
+beforeEach(() => rig.forget());
 
 type Params = OpenAI.Chat.Completions.ChatCompletionCreateParamsNonStreaming;
 type Message = OpenAI.Chat.Completions.ChatCompletionMessageParam;

@@ -9,6 +9,7 @@ import {
   type ToolCall,
 } from '../../contracts/types.js';
 import { nativeFormRefusals } from '../refusals.js';
+import { MIN_THINKING_BUDGET, thinkingParam, unsignedThinkingRefusals } from '../reasoning.js';
 
 /**
  * fanout's request in Anthropic's Messages form, and Anthropic's answer back:
@@ -140,7 +141,6 @@ export function anthropicToolFields(
 }
 
 const EFFORTS = ['low', 'medium', 'high', 'xhigh', 'max'];
-const MIN_THINKING_BUDGET = 1024;
 
 /** Reasoning settings as Anthropic's `thinking` and `output_config.effort`, beside any output format. */
 export function anthropicReasoningFields(
@@ -149,13 +149,7 @@ export function anthropicReasoningFields(
 ): Partial<Anthropic.MessageCreateParamsNonStreaming> {
   const fields: Partial<Anthropic.MessageCreateParamsNonStreaming> = {};
   const thinking = call.reasoning?.thinking;
-  if (thinking !== undefined)
-    fields.thinking =
-      thinking === 'off'
-        ? { type: 'disabled' }
-        : thinking === 'adaptive'
-          ? { type: 'adaptive' }
-          : { type: 'enabled', budget_tokens: thinking.budgetTokens };
+  if (thinking !== undefined) fields.thinking = thinkingParam(thinking);
   const effort = call.reasoning?.effort;
   if (effort !== undefined)
     fields.output_config = { ...outputConfig, effort: effort as NonNullable<Anthropic.OutputConfig['effort']> };
@@ -173,13 +167,7 @@ function settingRefusals(call: Omit<ModelCall, 'maxTokens'>, provider: string): 
     refused.push(`reasoning_effort ${effort} is not supported by ${provider}; give one of ${EFFORTS.join(', ')}`);
   if (typeof thinking === 'object' && thinking.budgetTokens < MIN_THINKING_BUDGET)
     refused.push(`thinking.budget_tokens: ${provider} takes a budget of at least ${MIN_THINKING_BUDGET}`);
-  call.messages.forEach((message, i) => {
-    if (message.reasoning?.some((b) => b.type === 'thinking' && b.signature === undefined))
-      refused.push(
-        `messages.${i}.thinking_blocks: ${provider} needs each thinking block back with its signature, as its answer gave it`,
-      );
-  });
-  return refused;
+  return [...refused, ...unsignedThinkingRefusals(call, provider)];
 }
 
 /** What Anthropic cannot take of a call, each naming the field (see `Provider.refuses`). */

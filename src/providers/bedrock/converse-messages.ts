@@ -16,6 +16,7 @@ import {
   type ToolCall,
 } from '../../contracts/types.js';
 import { nativeFormRefusals } from '../refusals.js';
+import { MIN_THINKING_BUDGET, thinkingParam, unsignedThinkingRefusals } from '../reasoning.js';
 
 /**
  * fanout's request in Bedrock Converse's form, and Converse's answer back:
@@ -165,13 +166,7 @@ const NOVA_EFFORTS = ['low', 'medium', 'high'];
 export function converseReasoningFields(call: Pick<ModelCall, 'model' | 'reasoning'>): Record<string, unknown> {
   const { effort, thinking } = call.reasoning ?? {};
   const fields: Record<string, unknown> = {};
-  if (thinking !== undefined && claude(call.model))
-    fields.thinking =
-      thinking === 'off'
-        ? { type: 'disabled' }
-        : thinking === 'adaptive'
-          ? { type: 'adaptive' }
-          : { type: 'enabled', budget_tokens: thinking.budgetTokens };
+  if (thinking !== undefined && claude(call.model)) fields.thinking = thinkingParam(thinking);
   if (effort !== undefined && nova(call.model))
     fields.reasoningConfig = { type: 'enabled', maxReasoningEffort: effort };
   return fields;
@@ -183,22 +178,15 @@ function reasoningRefusals(call: Omit<ModelCall, 'maxTokens'>, provider: string)
   const forModel = `by ${provider} for ${call.model}`;
   if (thinking !== undefined && !claude(call.model))
     refused.push(`thinking is not supported ${forModel}; Claude models take it`);
-  if (typeof thinking === 'object' && thinking.budgetTokens < 1024)
-    refused.push(`thinking.budget_tokens: ${provider} takes a budget of at least 1024`);
+  if (typeof thinking === 'object' && thinking.budgetTokens < MIN_THINKING_BUDGET)
+    refused.push(`thinking.budget_tokens: ${provider} takes a budget of at least ${MIN_THINKING_BUDGET}`);
   if (effort !== undefined && !(nova(call.model) && NOVA_EFFORTS.includes(effort)))
     refused.push(
       nova(call.model)
         ? `reasoning_effort ${effort} is not supported ${forModel}; give one of ${NOVA_EFFORTS.join(', ')}`
         : `reasoning_effort is not supported ${forModel}; Amazon Nova models take it (Claude takes thinking)`,
     );
-  if (claude(call.model))
-    call.messages.forEach((message, i) => {
-      if (message.reasoning?.some((b) => b.type === 'thinking' && b.signature === undefined))
-        refused.push(
-          `messages.${i}.thinking_blocks: ${provider} needs each thinking block back with its signature, as its answer gave it`,
-        );
-    });
-  return refused;
+  return claude(call.model) ? [...refused, ...unsignedThinkingRefusals(call, provider)] : refused;
 }
 
 function documentRefusal(part: Extract<ContentPart, { type: 'file' }>, provider: string): string | undefined {
