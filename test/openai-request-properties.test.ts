@@ -225,7 +225,12 @@ const DECISIONS: Record<string, Decision> = {
     anthropic: 'refused',
     bedrock: { read: config('topP'), is: 0.9 },
   },
-  user: { sample: { user: 'user-7' }, openai: 'as sent', anthropic: 'refused', bedrock: 'refused' },
+  user: {
+    sample: { user: 'user-7' },
+    openai: 'as sent',
+    anthropic: { read: at('metadata', 'user_id'), is: 'user-7' },
+    bedrock: 'refused',
+  },
   verbosity: { sample: { verbosity: 'low' }, openai: 'as sent', anthropic: 'refused', bedrock: 'refused' },
   web_search_options: {
     sample: { web_search_options: { search_context_size: 'low' } },

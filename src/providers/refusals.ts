@@ -12,6 +12,8 @@ export interface Carries {
   reasoning?: boolean;
   /** Speakers' names on messages. */
   names?: boolean;
+  /** Passed-through OpenAI fields the provider translates to its own (Anthropic: `user`). */
+  passthrough?: ReadonlySet<string>;
 }
 
 /**
@@ -53,7 +55,9 @@ export function fieldsNotCarried(
     if (call.reasoning?.thinking !== undefined) notHere('thinking');
     if (reasoningBlocks) notHere('thinking_blocks');
   }
-  if (call.passthrough) for (const key of Object.keys(call.passthrough)) not(`${key} is not supported by ${provider}`);
+  if (call.passthrough)
+    for (const key of Object.keys(call.passthrough))
+      if (!carries.passthrough?.has(key)) not(`${key} is not supported by ${provider}`);
   return refused ?? NONE;
 }
 
@@ -72,8 +76,10 @@ export function nativeFormRefusals(
   provider: string,
   partRefusal: (part: Exclude<ContentPart, { type: 'text' }>) => string | undefined,
   more: string[] = [],
+  passthrough?: ReadonlySet<string>,
 ): string[] {
   const refused = fieldsNotCarried(call, provider, {
+    passthrough,
     tools: true,
     images: true,
     files: true,

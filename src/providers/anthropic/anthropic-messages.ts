@@ -159,6 +159,8 @@ export function anthropicReasoningFields(
 function settingRefusals(call: Omit<ModelCall, 'maxTokens'>, provider: string): string[] {
   const refused: string[] = [];
   // The Messages API takes no sampling settings: refused rather than dropped (fanout caches a call with `cache: true`).
+  if (call.passthrough?.user !== undefined && typeof call.passthrough.user !== 'string')
+    refused.push(`user: expected a string, which ${provider} takes as metadata.user_id`);
   if (call.temperature !== undefined) refused.push(`temperature is not supported by ${provider}`);
   if (call.topP !== undefined) refused.push(`top_p is not supported by ${provider}`);
   if (call.seed !== undefined) refused.push(`seed is not supported by ${provider}`);
@@ -191,7 +193,19 @@ export function anthropicRefusals(call: Omit<ModelCall, 'maxTokens'>, provider: 
         : `${provider} takes base64 images of type jpeg, png, gif or webp`;
     },
     settingRefusals(call, provider),
+    TRANSLATED,
   );
+}
+
+/** OpenAI fields Anthropic has a field of its own for: `user` is `metadata.user_id`. */
+const TRANSLATED: ReadonlySet<string> = new Set(['user']);
+
+/** The passed-through OpenAI fields Anthropic takes in its own form. */
+export function anthropicPassthroughFields(
+  passthrough: Record<string, unknown> | undefined,
+): Partial<Anthropic.MessageCreateParamsNonStreaming> {
+  const user = passthrough?.user;
+  return typeof user === 'string' ? { metadata: { user_id: user } } : {};
 }
 
 /** Anthropic's answer blocks as fanout's text, tool calls and reasoning. */

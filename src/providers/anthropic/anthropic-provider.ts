@@ -5,6 +5,7 @@ import { textOf, type FinishReason, type ModelResult, type Usage } from '../../c
 import {
   anthropicAnswer,
   anthropicMessages,
+  anthropicPassthroughFields,
   anthropicReasoningFields,
   anthropicRefusals,
   anthropicToolFields,
@@ -105,6 +106,7 @@ export class AnthropicProvider implements Provider {
       messages: anthropicMessages(call.messages),
       ...toolFields,
       ...anthropicReasoningFields(call, toolFields.output_config),
+      ...anthropicPassthroughFields(call.passthrough),
     };
     const systems = [
       call.system,
