@@ -8,6 +8,7 @@ import type {
 } from 'openai/resources/chat/completions';
 import type { ResponseFormatJSONSchema } from 'openai/resources/shared';
 import { z } from 'zod';
+import { thinkingParam } from '../providers/reasoning.js';
 import type {
   ChatMessage,
   ContentPart,
@@ -109,14 +110,8 @@ export function reasoningFromChat(body: ReasoningFields): Partial<ModelRequest> 
 export function reasoningToChat(reasoning: ReasoningSettings | undefined): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   if (reasoning?.effort !== undefined) out.reasoning_effort = reasoning.effort;
-  const thinking = reasoning?.thinking;
-  if (thinking !== undefined)
-    out.thinking =
-      thinking === 'off'
-        ? { type: 'disabled' }
-        : thinking === 'adaptive'
-          ? { type: 'adaptive' }
-          : { type: 'enabled', budget_tokens: thinking.budgetTokens };
+  // The field as Anthropic's own OpenAI-compatible API takes it: Anthropic's form.
+  if (reasoning?.thinking !== undefined) out.thinking = thinkingParam(reasoning.thinking);
   return out;
 }
 

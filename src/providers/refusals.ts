@@ -69,7 +69,8 @@ const NONE: string[] = [];
  * `more`): a JSON object format without a schema, a tool
  * call whose arguments are not a JSON object (its input must be one), and an
  * image or document `partRefusal` names a reason for (a type or source it
- * cannot take).
+ * cannot take); a document named by an OpenAI file id, which only OpenAI can
+ * read.
  */
 export function nativeFormRefusals(
   call: Omit<ModelCall, 'maxTokens'>,
@@ -97,11 +98,27 @@ export function nativeFormRefusals(
     });
     if (typeof message.content === 'string') return;
     message.content.forEach((part, j) => {
-      const why = part.type === 'text' ? undefined : partRefusal(part);
+      const why =
+        part.type === 'file' && part.fileId !== undefined
+          ? `file_id names a file uploaded to OpenAI, which ${provider} cannot read; send the document as file_data`
+          : part.type === 'text'
+            ? undefined
+            : partRefusal(part);
       if (why) more.push(`messages.${i}.content.${j}: ${why}`);
     });
   });
   return more.length > 0 ? [...refused, ...more] : refused;
+}
+
+const DOCUMENT_URL = /^data:([\w.+-]+\/[\w.+-]+);base64,([A-Za-z0-9+/=\s]+)$/i;
+
+/** A document sent as a base64 data: URL: its media type, in lower case, and its data without white space. */
+export function documentData(
+  part: Extract<ContentPart, { type: 'file' }>,
+): { mediaType: string; base64: string } | undefined {
+  const match = DOCUMENT_URL.exec(part.url ?? '');
+  if (!match) return undefined;
+  return { mediaType: (match[1] as string).toLowerCase(), base64: (match[2] as string).replace(/\s/g, '') };
 }
 
 function isJsonObject(text: string): boolean {

@@ -8,7 +8,7 @@ import {
   type ReasoningBlock,
   type ToolCall,
 } from '../../contracts/types.js';
-import { nativeFormRefusals } from '../refusals.js';
+import { documentData, nativeFormRefusals } from '../refusals.js';
 import { MIN_THINKING_BUDGET, thinkingParam, unsignedThinkingRefusals } from '../reasoning.js';
 
 /**
@@ -47,15 +47,11 @@ function imageBlock(part: Extract<ContentPart, { type: 'image' }>): Anthropic.Im
   return { type: 'image', source: { type: 'url', url: part.url } };
 }
 
-/** A document's base64 data URL: its media type and data. */
-const DOCUMENT_URL = /^data:([\w.+-]+\/[\w.+-]+);base64,([A-Za-z0-9+/=\s]+)$/i;
-
 /** A PDF as a base64 document block, plain text as a text one; the file name as its title. */
 function documentBlock(part: Extract<ContentPart, { type: 'file' }>): Anthropic.DocumentBlockParam {
-  const [, mediaType, data] = DOCUMENT_URL.exec(part.url ?? '') as RegExpExecArray;
-  const base64 = (data as string).replace(/\s/g, '');
+  const { mediaType, base64 } = documentData(part) as NonNullable<ReturnType<typeof documentData>>;
   const source: Anthropic.DocumentBlockParam['source'] =
-    (mediaType as string).toLowerCase() === 'application/pdf'
+    mediaType === 'application/pdf'
       ? { type: 'base64', media_type: 'application/pdf', data: base64 }
       : { type: 'text', media_type: 'text/plain', data: Buffer.from(base64, 'base64').toString('utf8') };
   return part.filename === undefined
@@ -179,9 +175,7 @@ export function anthropicRefusals(call: Omit<ModelCall, 'maxTokens'>, provider: 
     provider,
     (part) => {
       if (part.type === 'file') {
-        if (part.fileId !== undefined)
-          return `file_id names a file uploaded to OpenAI, which ${provider} cannot read; send the document as file_data`;
-        const type = DOCUMENT_URL.exec(part.url ?? '')?.[1]?.toLowerCase();
+        const type = documentData(part)?.mediaType;
         return type === 'application/pdf' || type === 'text/plain'
           ? undefined
           : `${provider} takes documents of type application/pdf or text/plain`;

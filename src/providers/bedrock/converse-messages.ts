@@ -15,7 +15,7 @@ import {
   type ReasoningBlock,
   type ToolCall,
 } from '../../contracts/types.js';
-import { nativeFormRefusals } from '../refusals.js';
+import { documentData, nativeFormRefusals } from '../refusals.js';
 import { MIN_THINKING_BUDGET, thinkingParam, unsignedThinkingRefusals } from '../reasoning.js';
 
 /**
@@ -53,7 +53,6 @@ const DOCUMENT_FORMATS: Readonly<Record<string, DocumentFormat>> = {
   'application/vnd.ms-excel': 'xls',
   'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet': 'xlsx',
 };
-const DOCUMENT_URL = /^data:([\w.+-]+\/[\w.+-]+);base64,([A-Za-z0-9+/=\s]+)$/i;
 
 /**
  * A document block: its format from the media type, its bytes, and a name
@@ -62,7 +61,7 @@ const DOCUMENT_URL = /^data:([\w.+-]+\/[\w.+-]+);base64,([A-Za-z0-9+/=\s]+)$/i;
  * `document-<place in the message>`.
  */
 function documentBlock(part: Extract<ContentPart, { type: 'file' }>, at: number): ContentBlock {
-  const [, mediaType, data] = DOCUMENT_URL.exec(part.url ?? '') as RegExpExecArray;
+  const { mediaType, base64 } = documentData(part) as NonNullable<ReturnType<typeof documentData>>;
   const stem = (part.filename ?? '').replace(/\.[^.]*$/, '');
   const name =
     stem
@@ -71,9 +70,9 @@ function documentBlock(part: Extract<ContentPart, { type: 'file' }>, at: number)
       .trim() || `document-${at}`;
   return {
     document: {
-      format: DOCUMENT_FORMATS[(mediaType as string).toLowerCase()] as DocumentFormat,
+      format: DOCUMENT_FORMATS[mediaType] as DocumentFormat,
       name,
-      source: { bytes: Buffer.from((data as string).replace(/\s/g, ''), 'base64') },
+      source: { bytes: Buffer.from(base64, 'base64') },
     },
   };
 }
@@ -190,9 +189,7 @@ function reasoningRefusals(call: Omit<ModelCall, 'maxTokens'>, provider: string)
 }
 
 function documentRefusal(part: Extract<ContentPart, { type: 'file' }>, provider: string): string | undefined {
-  if (part.fileId !== undefined)
-    return `file_id names a file uploaded to OpenAI, which ${provider} cannot read; send the document as file_data`;
-  const type = DOCUMENT_URL.exec(part.url ?? '')?.[1]?.toLowerCase();
+  const type = documentData(part)?.mediaType;
   return type !== undefined && type in DOCUMENT_FORMATS
     ? undefined
     : `${provider} takes documents of type ${Object.keys(DOCUMENT_FORMATS).join(', ')}`;
