@@ -96,4 +96,14 @@ describe('pipeline checks', () => {
       'pipeline: inputs.diff: required (pass --input diff=VALUE or --input diff=@FILE); pipeline: inputs.other: the pipeline declares no such input',
     );
   });
+
+  it('bounds the tools a pipeline defines and a step names at 128', () => {
+    const tools = Object.fromEntries(Array.from({ length: 129 }, (_, i) => [`t${i}`, {}]));
+    expect(() => checkPipeline({ tools, steps: { a: { model: 'mock:m', prompt: 'p' } } }, 'p')).toThrow(
+      'at most 128 tools',
+    );
+    expect(() =>
+      checkPipeline({ tools, steps: { a: { model: 'mock:m', prompt: 'p', tools: Object.keys(tools) } } }, 'p'),
+    ).toThrow('at most 128 tools');
+  });
 });

@@ -114,6 +114,7 @@ export const pipelineSchema = z.strictObject({
   /** Tools the model may call in agent steps, by name (letters, digits, _ and -, as providers require). */
   tools: z
     .record(z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected 1 to 64 letters, digits, _ or -'), toolDefinitionSchema)
+    .refine((tools) => Object.keys(tools).length <= 128, 'at most 128 tools')
     .optional(),
   steps: z.record(stepName, stepSchema).refine((steps) => Object.keys(steps).length > 0, 'expected at least one step'),
 });
