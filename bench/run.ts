@@ -9,6 +9,7 @@ import { benchGateway } from './gateway.js';
 import { benchDag, benchInterviews, benchSimulate } from './pipelines.js';
 import { fmt } from './stats.js';
 import { benchSoak } from './soak.js';
+import { benchSharedLimits } from './shared-limits.js';
 import { benchAnthropicLimits, benchKnownLimits, benchLearnedLimits, benchTokenRefunds } from './utilisation.js';
 
 /**
@@ -133,6 +134,18 @@ const benches = {
       `${fmt(t.refunding.utilisation * 100, 1)} % of the limit (${fmt(t.refunding.outputTokensPerMinute)}/min), ${t.refunding.http429} × 429`,
       `reserve-never-refund (cookbook) ${fmt(t.neverRefund.utilisation * 100, 1)} %, ${t.neverRefund.http429} × 429`,
       'goal ≥ 95 %',
+    ];
+  },
+  'shared-limits': async () => {
+    const r = await benchSharedLimits();
+    const row = (x: { engines: number; utilisation: number; http429: number; roundTripsPerCall: number }) =>
+      `${x.engines}: ${fmt(x.utilisation * 100, 1)} %, ${x.http429} × 429, ${fmt(x.roundTripsPerCall, 3)} round trips/call`;
+    return [
+      'R-multi',
+      `engines sharing one Redis limiter, ${r.limit}, steady state from ${r.warmupSeconds} s to ${r.seconds} s, 64 calls queued per engine`,
+      r.shared.map(row).join(' · '),
+      `one engine, in-process limiter: ${fmt(r.anchor.utilisation * 100, 1)} %, ${r.anchor.http429} × 429`,
+      'goal ≥ 95 % of the limit, 0 × 429, ≤ 0.2 round trips/call',
     ];
   },
   soak: async () => {

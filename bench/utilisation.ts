@@ -11,7 +11,7 @@ import {
   type LimitSpec,
   type MockModelOptions,
 } from '../dist/index.js';
-import { startLimitedUpstream } from './openai-upstream.js';
+import { startLimitedUpstream } from '../test/fakes/limited-upstream.js';
 import { startAnthropicUpstream } from './anthropic-upstream.js';
 import { lowerBound } from '../dist/metrics/lower-bound.js';
 import { nowMs } from './stats.js';

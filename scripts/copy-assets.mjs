@@ -11,7 +11,7 @@ function* walk(dir) {
   for (const name of readdirSync(dir)) {
     const path = join(dir, name);
     if (statSync(path).isDirectory()) yield* walk(path);
-    else if (path.endsWith('.sql')) yield path;
+    else if (path.endsWith('.sql') || path.endsWith('.lua')) yield path;
   }
 }
 

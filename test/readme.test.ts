@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { fromData } from '../src/cli/config-file.js';
 import { engineOptionsFromConfig } from '../src/config/engine-options.js';
@@ -103,7 +103,8 @@ const quickStartSummary = block(
 );
 const library = block(
   'of the library',
-  (b) => b.lang === 'ts' && b.text.includes("import { createEngine } from 'fanout'"),
+  (b) =>
+    b.lang === 'ts' && b.text.includes("import { createEngine } from 'fanout'") && !b.text.includes('RedisLimiter'),
 );
 const pipelineYaml = block('of a pipeline from examples/pr-review.yaml', starts('# examples/pr-review.yaml'));
 const simulateRun = block('of fanout simulate', starts('$ fanout simulate'));
@@ -112,6 +113,10 @@ const runFragment = block('of engine.run', starts('const run = await engine.run(
 const ownParts = block(
   'of the contract suites',
   starts("import { limiterContract, taskStoreContract } from 'fanout/testing/contracts';"),
+);
+const sharedLimits = block(
+  'of shared limits',
+  starts("import { createEngine } from 'fanout';\nimport { RedisLimiter }"),
 );
 const providersYaml = block('of providers', (b) => b.lang === 'yaml' && b.text.startsWith('providers:\n  anthropic:'));
 const serveCommand = block('that starts fanout serve', starts('fanout serve --key'));
@@ -187,6 +192,33 @@ describe('README, the library', () => {
     expect(file.slice(file.indexOf('\n') + 1)).toBe(ownParts.text);
     const config = readFileSync(join(root, 'vitest.config.ts'), 'utf8');
     expect(config).toContain("'examples/**/*.test.ts'");
+  });
+
+  it('shows the shared-limits example exactly as examples/shared-limits.ts, which two processes run on one Redis', async () => {
+    const file = readFileSync(join(root, 'examples/shared-limits.ts'), 'utf8');
+    expect(file.slice(file.indexOf('\n') + 1)).toBe(sharedLimits.text);
+    const runs = await Promise.all(
+      [1, 2].map(
+        () =>
+          new Promise<Ran>((resolve) => {
+            const child = spawn(process.execPath, ['--import', 'tsx', 'examples/shared-limits.ts'], {
+              cwd: root,
+              timeout: 60_000,
+              env: { ...process.env, REDIS_URL: inject('redisUrl') },
+            });
+            let stdout = '';
+            let stderr = '';
+            child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+            child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+            child.on('close', (code) => resolve({ code, stdout, stderr }));
+          }),
+      ),
+    );
+    for (const run of runs) {
+      expect(run.stderr).toBe('');
+      expect(run.code).toBe(0);
+      expect(run.stdout).toMatch(/^40 answers, \d+ round trips to Redis\n$/);
+    }
   });
 
   it('runs the engine.run fragment on an engine and a diff', async () => {

@@ -52,24 +52,50 @@ function started(redis: ChildProcess): Promise<void> {
   });
 }
 
+export interface RedisServer {
+  url: string;
+  /** Stops the server (SIGTERM, so an append-only file is flushed) and removes its directory unless one was given. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `redis-server` on a free loopback port, in `dir` (a scratch directory
+ * by default), without snapshots; with `appendOnly`, every write is kept in an
+ * append-only file there, so a server started again in the same directory has it.
+ */
+export async function startRedisServer(
+  options: { dir?: string; appendOnly?: boolean; port?: number } = {},
+): Promise<RedisServer> {
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'fanout-redis-'));
+  const port = options.port ?? (await freePort());
+  const appendOnly = options.appendOnly ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
+  const redis = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...appendOnly, '--dir', dir],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  await started(redis);
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    stop: async () => {
+      if (redis.exitCode === null && redis.signalCode === null) {
+        redis.kill('SIGTERM');
+        await new Promise((resolve) => redis.once('exit', resolve));
+      }
+      if (!options.dir) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const given = process.env.FANOUT_TEST_REDIS_URL;
   if (given) {
     project.provide('redisUrl', given);
     return async () => {};
   }
-  const dir = mkdtempSync(join(tmpdir(), 'fanout-redis-'));
-  const port = await freePort();
-  const redis = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  await started(redis);
-  project.provide('redisUrl', `redis://127.0.0.1:${port}`);
-  return async () => {
-    redis.kill('SIGTERM');
-    await new Promise((resolve) => redis.once('exit', resolve));
-    rmSync(dir, { recursive: true, force: true });
-  };
+  const server = await startRedisServer();
+  project.provide('redisUrl', server.url);
+  return server.stop;
 }

@@ -155,4 +155,14 @@ export interface Limiter extends LimitView {
   stopProbing(key: string, concurrent: number): boolean;
   /** A call on `key` succeeded. */
   succeeded(key: string): void;
+  /**
+   * A shared limiter answers from the share of a shared budget it holds and
+   * fetches more in the background; `reserve` then says to wait while it does.
+   * It calls `listener` when `key` may admit again sooner than it said (a
+   * slice came, a slot came free elsewhere), so the engine looks again.
+   * Returns a function that stops the calls. In-process limiters have no need.
+   */
+  onChange?(listener: (key: string) => void): () => void;
+  /** A shared limiter: resolves once every round trip to its store started so far has been answered. */
+  whenIdle?(): Promise<void>;
 }

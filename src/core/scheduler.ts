@@ -94,6 +94,8 @@ export class Scheduler {
   private readonly isOpen: (tenant: string) => boolean;
   private nowForOpen = 0;
 
+  private readonly stopListening: (() => void) | undefined;
+
   constructor(
     private readonly clock: Clock,
     private readonly limiter: Limiter,
@@ -105,6 +107,8 @@ export class Scheduler {
       const share = this.tenants.get(tenant);
       return !share || (share.inFlight < this.policy.maxInFlight && share.blockedUntil <= this.nowForOpen);
     };
+    // A shared limiter says when a key it held back may admit again (its share of the budget came).
+    this.stopListening = limiter.onChange?.((key) => this.unblock(key));
   }
 
   /** Calls in flight across the engine. */
@@ -180,6 +184,7 @@ export class Scheduler {
 
   close(): void {
     this.closed = true;
+    this.stopListening?.();
     this.cancelTimer?.();
     this.cancelTimer = undefined;
   }

@@ -1,10 +1,7 @@
-import { FanoutError } from '../contracts/errors.js';
 import {
   ZERO_COST,
   type BucketLevel,
-  type BucketView,
   type Cost,
-  type KeyStats,
   type LimitDimension,
   type Limiter,
   type LimitSpec,
@@ -13,8 +10,8 @@ import {
   type ReserveResult,
   type WaitReason,
 } from '../contracts/limiter.js';
+import { addInto, KeyedLimiter, levelOf, type KeyedBucket, type KeyedState } from './keyed-limiter.js';
 import {
-  exceedsLimit,
   fullBucket,
   give,
   refill,
@@ -26,10 +23,12 @@ import {
 } from './token-bucket.js';
 
 const MINUTE_MS = 60_000;
-const DEFAULT_TRANSIT_MS = 100;
+/** `LimitSpec.transitMs` when not set, and the transit of every bucket learned from headers. */
+export const DEFAULT_TRANSIT_MS = 100;
 const DAY_MS = 86_400_000;
 
-const DIMENSIONS: ReadonlyArray<{ name: LimitDimension; field: keyof Cost; windowMs: number }> = [
+/** Each limit dimension: the part of a call's cost it charges, and the window its limit is stated over. */
+export const DIMENSIONS: ReadonlyArray<{ name: LimitDimension; field: keyof Cost; windowMs: number }> = [
   { name: 'requestsPerMinute', field: 'requests', windowMs: MINUTE_MS },
   { name: 'requestsPerDay', field: 'requests', windowMs: DAY_MS },
   { name: 'tokensPerMinute', field: 'tokens', windowMs: MINUTE_MS },
@@ -37,58 +36,64 @@ const DIMENSIONS: ReadonlyArray<{ name: LimitDimension; field: keyof Cost; windo
   { name: 'outputTokensPerMinute', field: 'outputTokens', windowMs: MINUTE_MS },
 ];
 
-interface Bucket {
-  name: LimitDimension;
-  field: keyof Cost;
-  spec: BucketSpec;
+interface Bucket extends KeyedBucket {
   state: BucketState;
   /** Which buckets a reservation took from: those of a generation no later than its own. */
   generation: number;
-  /** Charged on this bucket since it was made, after settlement. */
-  charged: number;
 }
 
-interface KeyState {
-  key: string;
-  buckets: Bucket[];
-  maxConcurrent: number;
-  inFlight: number;
-  cooldownUntil: number;
-  charged: Cost;
-  /**
-   * Calls in flight allowed after the provider refused one (a 429 fanout's
-   * limits did not foresee): halved at each refusal, raised by one after a
-   * window of successes, like TCP's congestion window. Unset until the first refusal.
-   */
-  adaptive?: { limit: number; successes: number };
-  /** One call at a time until the provider's first answer has said what the limits are. */
-  probing?: boolean;
-}
+type KeyState = KeyedState<Bucket>;
 
-function bucketsFor(spec: LimitSpec, now: number, generation: number): Bucket[] {
+/** The buckets a spec makes, in `DIMENSIONS` order: one per limit it sets. */
+export function bucketSpecsOf(spec: LimitSpec): Array<{ name: LimitDimension; field: keyof Cost; spec: BucketSpec }> {
   const burstMs = (spec.burstSeconds ?? 60) * 1000;
-  const buckets: Bucket[] = [];
+  const specs = [];
   for (const dimension of DIMENSIONS) {
     const limit = spec[dimension.name];
     if (limit === undefined) continue;
     const share =
       dimension.windowMs === DAY_MS ? limit : (limit * Math.min(burstMs, dimension.windowMs)) / dimension.windowMs;
-    const bucketSpec: BucketSpec = {
-      limit,
-      windowMs: dimension.windowMs,
-      capacity: Math.max(share, Math.min(1, limit)),
-      transitMs: spec.transitMs ?? DEFAULT_TRANSIT_MS,
-    };
-    buckets.push({
+    specs.push({
       name: dimension.name,
       field: dimension.field,
-      spec: bucketSpec,
-      state: fullBucket(bucketSpec, now),
-      generation,
-      charged: 0,
+      spec: {
+        limit,
+        windowMs: dimension.windowMs,
+        capacity: Math.max(share, Math.min(1, limit)),
+        transitMs: spec.transitMs ?? DEFAULT_TRANSIT_MS,
+      },
     });
   }
-  return buckets;
+  return specs;
+}
+
+/**
+ * The bucket a provider's headers teach for a dimension fanout was not told:
+ * the stated rate, holding what the provider's holds when full (`remaining`
+ * plus the refill until its reset), at most a whole window.
+ */
+export function learnedBucketSpec(seen: ObservedLimit & { limit: number }, windowMs: number): BucketSpec {
+  const full =
+    seen.remaining !== undefined && seen.resetMs !== undefined
+      ? seen.remaining + (seen.limit / windowMs) * seen.resetMs
+      : seen.limit;
+  return {
+    limit: seen.limit,
+    windowMs,
+    capacity: Math.max(1, Math.min(seen.limit, full)),
+    transitMs: DEFAULT_TRANSIT_MS,
+  };
+}
+
+function bucketsFor(spec: LimitSpec, now: number, generation: number): Bucket[] {
+  return bucketSpecsOf(spec).map(({ name, field, spec: bucketSpec }) => ({
+    name,
+    field,
+    spec: bucketSpec,
+    state: fullBucket(bucketSpec, now),
+    generation,
+    charged: 0,
+  }));
 }
 
 /**
@@ -101,8 +106,7 @@ function bucketsFor(spec: LimitSpec, now: number, generation: number): Bucket[] 
  * bucket's capacity), a debit when it used more. `cooldown` stops the whole key
  * until a time, when a provider has said to wait.
  */
-export class MemoryLimiter implements Limiter {
-  private readonly keys = new Map<string, KeyState>();
+export class MemoryLimiter extends KeyedLimiter<Bucket, KeyState> implements Limiter {
   /** Raised each time buckets are made. */
   private generation = 0;
 
@@ -120,38 +124,12 @@ export class MemoryLimiter implements Limiter {
     });
   }
 
-  has(key: string): boolean {
-    return this.keys.has(key);
-  }
-
-  /**
-   * Throws `request_too_large` (not retryable) when `cost` exceeds a whole
-   * window's limit on some dimension of `key`, so it could never be admitted.
-   */
-  checkFits(key: string, cost: Cost): void {
-    const state = this.keys.get(key);
-    if (!state) return;
-    for (const bucket of state.buckets) {
-      const amount = cost[bucket.field];
-      if (exceedsLimit(bucket.spec, amount)) {
-        throw new FanoutError(
-          'request_too_large',
-          `request needs ${Math.ceil(amount)} on ${bucket.name} but the limit of ${key} is ${bucket.spec.limit}; it can never be admitted (lower max tokens or shorten the prompt)`,
-        );
-      }
-    }
-  }
-
   /** Takes a permit for `cost` on `key` if every dimension has room now. */
   reserve(key: string, cost: Cost, now: number): ReserveResult {
     now = Math.floor(now);
     const state = this.ensure(key, now);
     if (state.cooldownUntil > now) return { granted: false, waitMs: state.cooldownUntil - now, reason: 'cooldown' };
-    if (
-      state.inFlight >= state.maxConcurrent ||
-      (state.adaptive && state.inFlight >= state.adaptive.limit) ||
-      (state.probing && state.inFlight >= 1)
-    ) {
+    if (state.inFlight >= state.maxConcurrent || this.heldBack(state)) {
       return { granted: false, waitMs: Number.POSITIVE_INFINITY, reason: 'concurrency' };
     }
     this.checkFits(key, cost);
@@ -223,17 +201,7 @@ export class MemoryLimiter implements Limiter {
       const meta = DIMENSIONS.find((d) => d.name === seen.dimension) as (typeof DIMENSIONS)[number];
       let bucket = state.buckets.find((b) => b.name === seen.dimension);
       if (!bucket && seen.limit !== undefined && seen.limit > 0) {
-        const perMs = seen.limit / meta.windowMs;
-        const full =
-          seen.remaining !== undefined && seen.resetMs !== undefined
-            ? seen.remaining + perMs * seen.resetMs
-            : seen.limit;
-        const spec: BucketSpec = {
-          limit: seen.limit,
-          windowMs: meta.windowMs,
-          capacity: Math.max(1, Math.min(seen.limit, full)),
-          transitMs: DEFAULT_TRANSIT_MS,
-        };
+        const spec = learnedBucketSpec({ ...seen, limit: seen.limit }, meta.windowMs);
         bucket = {
           name: seen.dimension,
           field: meta.field,
@@ -254,105 +222,14 @@ export class MemoryLimiter implements Limiter {
     return learnedTokens;
   }
 
-  /** The provider refused a call fanout admitted: halve the calls in flight allowed on `key`. */
-  backOff(key: string, now: number): void {
-    const state = this.ensure(key, Math.floor(now));
-    const base = state.adaptive?.limit ?? Math.max(1, state.inFlight + 1);
-    state.adaptive = { limit: Math.max(1, Math.floor(base / 2)), successes: 0 };
-  }
-
-  /**
-   * Admits one call at a time on `key` until `observe` or `succeeded` says the
-   * provider has answered: for a key whose limits fanout was not told.
-   */
-  probe(key: string, now: number): void {
-    const state = this.ensure(key, Math.floor(now));
-    if (state.buckets.length === 0 && !Number.isFinite(state.maxConcurrent)) state.probing = true;
-  }
-
-  /** True while `key` admits one call at a time for want of known limits. */
-  isProbing(key: string): boolean {
-    return this.keys.get(key)?.probing === true;
-  }
-
-  /**
-   * Stops admitting one call at a time on `key` without having learned its
-   * limits (the first call failed or hangs): `concurrent` calls at once from
-   * now on, one more after each window of successes. False when `key` was not probing.
-   */
-  stopProbing(key: string, concurrent: number): boolean {
-    const state = this.keys.get(key);
-    if (!state?.probing) return false;
-    state.probing = false;
-    state.adaptive ??= { limit: concurrent, successes: 0 };
-    return true;
-  }
-
-  /** A call on `key` succeeded: after as many successes as calls allowed, allow one more. */
-  succeeded(key: string): void {
-    const state = this.keys.get(key);
-    if (state) state.probing = false;
-    const adaptive = state?.adaptive;
-    if (!adaptive) return;
-    adaptive.successes += 1;
-    if (adaptive.successes >= adaptive.limit) {
-      adaptive.limit += 1;
-      adaptive.successes = 0;
-    }
-  }
-
-  /** Calls in flight allowed on `key` after refusals, when the provider has refused any. */
-  adaptiveLimit(key: string): number | undefined {
-    return this.keys.get(key)?.adaptive?.limit;
-  }
-
-  stats(key: string): KeyStats | undefined {
-    const state = this.keys.get(key);
-    if (!state) return undefined;
-    return { charged: { ...state.charged }, inFlight: state.inFlight, cooldownUntil: state.cooldownUntil };
-  }
-
-  /** The keys that have limits or have been used. */
-  keyNames(): string[] {
-    return [...this.keys.keys()];
-  }
-
-  /** The limits of `key` as buckets see them (limit per window, capacity, and what was charged on each since it was made), for reports. */
-  buckets(key: string): readonly BucketView[] {
-    const state = this.keys.get(key);
-    if (!state) return [];
-    return state.buckets.map((b) => ({
-      name: b.name,
-      limit: b.spec.limit,
-      windowMs: b.spec.windowMs,
-      capacity: b.spec.capacity,
-      charged: b.charged,
-    }));
-  }
-
   /** Each bucket's level at `now`: what a provider's rate-limit headers would report. */
   levels(key: string, now: number): readonly BucketLevel[] {
     const state = this.keys.get(key);
     if (!state) return [];
-    return state.buckets.map((b) => {
-      const current = refill(b.spec, b.state, Math.floor(now));
-      const tokens = tokensIn(b.spec, current);
-      const missing = b.spec.capacity - tokens;
-      return {
-        name: b.name,
-        limit: b.spec.limit,
-        capacity: b.spec.capacity,
-        remaining: Math.max(0, Math.floor(tokens)),
-        resetMs: Math.ceil((missing * b.spec.windowMs) / b.spec.limit),
-      };
-    });
+    return state.buckets.map((b) => levelOf(b, tokensIn(b.spec, refill(b.spec, b.state, Math.floor(now)))));
   }
 
-  maxConcurrent(key: string): number {
-    return this.keys.get(key)?.maxConcurrent ?? Number.POSITIVE_INFINITY;
-  }
-
-  private ensure(key: string, now: number): KeyState {
+  protected ensure(key: string, now: number): KeyState {
     let state = this.keys.get(key);
     if (!state) {
       this.define(key, {}, now);
@@ -360,11 +237,4 @@ export class MemoryLimiter implements Limiter {
     }
     return state;
   }
-}
-
-function addInto(target: Cost, cost: Readonly<Cost>, sign: 1 | -1): void {
-  target.requests += sign * cost.requests;
-  target.tokens += sign * cost.tokens;
-  target.inputTokens += sign * cost.inputTokens;
-  target.outputTokens += sign * cost.outputTokens;
 }

@@ -1,1 +1,2 @@
 export { RedisCacheStore, type RedisCacheStoreOptions } from './redis-cache-store.js';
+export { RedisLimiter, type RedisLimiterOptions } from './redis-limiter.js';

@@ -7,13 +7,13 @@ import {
   type LatencyProfile,
   type LimitSpec,
   type RateLimitInfo,
-} from '../dist/index.js';
+} from '../../src/index.js';
 
 /**
  * An OpenAI-compatible HTTP upstream that enforces limits it does not
  * announce: the mock model's own token buckets decide, and only the answers'
  * `x-ratelimit-*` headers and the 429s (with `retry-after-ms`) tell a client
- * what they are. For the W-learned benchmark.
+ * what they are. For the W-learned benchmark and the shared-limits tests.
  */
 export interface LimitedUpstream {
   url: string;
