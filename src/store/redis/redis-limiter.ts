@@ -123,6 +123,8 @@ export class RedisLimiter extends KeyedLimiter<SharedBucket, SharedKey> implemen
     this.id = Math.floor(systemRandom.next() * 2 ** 48).toString(36);
     this.scripts = limiterScripts(this.redis);
     this.subscriber.on('message', (_channel: string, text: string) => this.announced(text));
+    // Counted as a round trip for `whenIdle`: a limiter that is idle hears every announcement from then on.
+    this.pending += 1;
     this.background(this.subscriber.subscribe(this.channel));
   }
 
@@ -188,6 +190,7 @@ export class RedisLimiter extends KeyedLimiter<SharedBucket, SharedKey> implemen
     spend(state, cost, now);
     for (const bucket of state.buckets) bucket.charged += cost[bucket.field];
     state.inFlight += 1;
+    state.slotsIdle = false;
     addInto(state.charged, cost, 1);
     this.prefetch(state, cost, now);
     return { granted: true, key, cost, generation: newestGeneration(state), settled: false };
@@ -201,6 +204,7 @@ export class RedisLimiter extends KeyedLimiter<SharedBucket, SharedKey> implemen
     if (!state) return;
     state.inFlight = Math.max(0, state.inFlight - 1);
     if (state.wantsSlot) this.notify(state.key);
+    else if (state.othersWantSlots) this.giveBackSlots(state, now);
     if (!actual) return;
     const refunds: Partial<Record<LimitDimension, number>> = {};
     for (const bucket of state.buckets) {
@@ -399,6 +403,8 @@ export class RedisLimiter extends KeyedLimiter<SharedBucket, SharedKey> implemen
       backSlots,
       this.slotTtlMs,
       hold,
+      this.channel,
+      state.key,
     ];
     const keys = [this.hashOf(state.key), `${this.prefix}limit-holders:${state.key}`];
     this.roundTrip(state, now, this.scripts.lease(keys, args), (answer) => {
@@ -448,10 +454,11 @@ export class RedisLimiter extends KeyedLimiter<SharedBucket, SharedKey> implemen
         state.next = undefined;
         if (next && !this.closed && this.stillShort(state, next)) {
           this.lease(state, next.now, next.cost, next.units, next.slots);
+        } else if (state.backSlots > 0 && !this.closed) {
+          this.lease(state, now, ZERO_COST, 0);
         }
-        this.pending -= 1;
         this.notify(state.key);
-        if (this.pending === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+        this.answered();
       });
   }
 
@@ -499,9 +506,14 @@ export class RedisLimiter extends KeyedLimiter<SharedBucket, SharedKey> implemen
     for (const state of this.keys.values()) {
       if (state.pending) continue;
       expireSlices(state, now, this.holdMs);
+      // Slots go back once they were idle at two flushes in a row (at most slotTtlMs / 3 apart), never
+      // between a slot's lease and the call it was leased for; at once when another process asks for one.
       const idleSlots = state.wantsSlot ? 0 : Math.max(0, state.slots - state.inFlight);
-      state.backSlots += idleSlots;
-      state.slots -= idleSlots;
+      if (idleSlots > 0 && state.slotsIdle) {
+        state.backSlots += idleSlots;
+        state.slots -= idleSlots;
+      }
+      state.slotsIdle = idleSlots > 0;
       if (Object.keys(state.back.amounts).length > 0 || state.backSlots > 0 || state.slots > 0) {
         this.lease(state, now, ZERO_COST, 0);
       }
@@ -520,6 +532,15 @@ export class RedisLimiter extends KeyedLimiter<SharedBucket, SharedKey> implemen
     const state = message.key === undefined ? undefined : this.keys.get(message.key);
     // This process's own changes are known here already.
     if (!state || message.from === this.id) return;
+    if (message.type === 'wants-slots') {
+      state.othersWantSlots = true;
+      this.giveBackSlots(state, this.nowForBackground());
+      return;
+    }
+    if (message.type === 'slots') {
+      if (state.wantsSlot) this.notify(state.key);
+      return;
+    }
     // Slices were leased against levels that no longer hold: drop them (never given back, so never counted twice).
     state.slices = [];
     state.retryAt = 0;
@@ -531,6 +552,17 @@ export class RedisLimiter extends KeyedLimiter<SharedBucket, SharedKey> implemen
     this.notify(state.key);
   }
 
+  /** Gives back the slots no call here uses, at once: another process waits for one. */
+  private giveBackSlots(state: SharedKey, now: number): void {
+    const idle = state.wantsSlot ? 0 : Math.max(0, state.slots - state.inFlight);
+    if (idle === 0) return;
+    state.othersWantSlots = false;
+    state.slots -= idle;
+    state.backSlots += idle;
+    if (state.pending) return;
+    this.lease(state, now, ZERO_COST, 0);
+  }
+
   private nowForBackground(): number {
     return this.callerTime ? this.lastNow : Math.floor(this.clock.now());
   }
@@ -540,7 +572,13 @@ export class RedisLimiter extends KeyedLimiter<SharedBucket, SharedKey> implemen
   }
 
   private background(promise: Promise<unknown>): void {
-    promise.catch((error: Error) => this.onError?.(error));
+    promise.catch((error: Error) => this.onError?.(error)).finally(() => this.answered());
+  }
+
+  /** One round trip fewer on its way; when none is, `whenIdle` resolves. */
+  private answered(): void {
+    this.pending -= 1;
+    if (this.pending === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
 
   private seen(now: number): number {

@@ -40,6 +40,10 @@ export interface SharedKey extends KeyedState<SharedBucket> {
   /** A lease asked for while one was on its way: sent when it answers. */
   next?: { now: number; cost: Cost; units: number; slots: number };
   wantsSlot: boolean;
+  /** Some slots were unused at the last flush: unused at the next, they go back. */
+  slotsIdle: boolean;
+  /** Another process was refused a slot: give back idle ones as soon as there are. */
+  othersWantSlots: boolean;
   /** Calls asked for since `rateSince`: how big a slice to lease. */
   asked: number;
   rateSince: number;
@@ -63,6 +67,8 @@ export function newSharedKey(key: string, now: number): SharedKey {
     retryReason: 'requestsPerMinute',
     retryNeed: 0,
     wantsSlot: false,
+    othersWantSlots: false,
+    slotsIdle: false,
     asked: 0,
     rateSince: now,
     perMs: 0,

@@ -19,6 +19,7 @@
 -- ARGV[7] what is given back, as JSON: { gen = n, amounts = { <bucket name> = amount } }: only to buckets of gen <= n
 -- ARGV[8] slots wanted; ARGV[9] slots given back; ARGV[10] ms a holder's slots live without a round trip
 -- ARGV[11] ahead: how far ahead a slice may be leased, in ms
+-- ARGV[12] the channel to announce slots on; ARGV[13] the limit key's name
 local hash, holders = KEYS[1], KEYS[2]
 local now = now_of(ARGV[1])
 local id, hold = ARGV[2], tonumber(ARGV[3])
@@ -89,6 +90,14 @@ mine = math.max(0, mine - tonumber(ARGV[9]))
 if max >= 0 then
   slots = math.max(0, math.min(tonumber(ARGV[8]), max - used - mine))
   mine = mine + slots
+end
+-- Slots given back are announced to processes waiting for one; a process refused one says so, so that
+-- processes holding idle slots give them back.
+if tonumber(ARGV[9]) > 0 then
+  redis.call('PUBLISH', ARGV[12], cjson.encode({ type = 'slots', key = ARGV[13], from = id }))
+end
+if max >= 0 and slots < tonumber(ARGV[8]) then
+  redis.call('PUBLISH', ARGV[12], cjson.encode({ type = 'wants-slots', key = ARGV[13], from = id }))
 end
 if mine > 0 then
   redis.call('HSET', holders, id, mine .. ':' .. num(now + tonumber(ARGV[10])))
