@@ -1,8 +1,9 @@
+import { randomUUID } from 'node:crypto';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 
 const bin = join(new URL('..', import.meta.url).pathname, 'bin/fanout.js');
 
@@ -197,5 +198,36 @@ describe('fanout serve', () => {
     });
     expect(run.status).toBe(2);
     expect(run.stderr).toContain('refusing to serve on 0.0.0.0 without API keys');
+  });
+});
+
+describe('fanout serve --redis', () => {
+  it('shares cached answers between servers on one Redis, and says where limits and cache live', async () => {
+    const config = 'providers:\n  mock:\n    models:\n      m: { latency: 0 }\n';
+    const args = ['--config', 'fanout.yaml', '--store', 'memory', '--redis', inject('redisUrl')];
+    const a = await startServe(args, { 'fanout.yaml': config });
+    const b = await startServe(args, { 'fanout.yaml': config });
+    try {
+      expect(a.out.stderr).toContain(`tasks in memory; limits and cache in ${inject('redisUrl')}`);
+      const question = `one question ${randomUUID()}`;
+      const ask = async (address: string) =>
+        (await (
+          await fetch(`${address}/v1/tasks?wait=1`, {
+            method: 'POST',
+            headers: { authorization: 'Bearer fk-test', 'content-type': 'application/json' },
+            body: JSON.stringify({ model: 'mock:m', temperature: 0, messages: [{ role: 'user', content: question }] }),
+          })
+        ).json()) as { result: { text: string; cache?: { source: string } } };
+      const first = await ask(a.address);
+      const second = await ask(b.address);
+      expect(first.result.cache).toBeUndefined();
+      expect(second.result.text).toBe(first.result.text);
+      expect(second.result.cache?.source).toBe('stored');
+    } finally {
+      a.child.kill('SIGTERM');
+      b.child.kill('SIGTERM');
+      expect(await a.exited).toBe(0);
+      expect(await b.exited).toBe(0);
+    }
   });
 });

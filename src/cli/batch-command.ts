@@ -8,13 +8,14 @@ import { createEngine, type FanoutEngine } from '../create-engine.js';
 import { FanoutError } from '../contracts/errors.js';
 import type { LimitSpec } from '../contracts/limiter.js';
 import { batchIdFor, refuseInputAsOutput, openInput, openOutput, type OutputFile } from './batch-files.js';
-import { DEFAULT_STORE, openStores } from './stores.js';
+import { DEFAULT_STORE, openStores, withRedis } from './stores.js';
 import { loadConfig } from './config-file.js';
 import { EXIT } from './exit-codes.js';
 import { formatCount, formatMs, formatPercent, unconfiguredNotice } from './format.js';
 
 interface BatchFlags {
   output: string;
+  redis?: string;
   config?: string;
   concurrency?: number;
   model?: string;
@@ -78,6 +79,10 @@ export function registerBatchCommand(program: Command, setExitCode: (code: numbe
       positiveNumber('--window'),
     )
     .option('--store <spec>', 'where tasks and cached answers live: sqlite:PATH or memory', DEFAULT_STORE)
+    .option(
+      '--redis <url>',
+      'share limits and cached answers with every fanout process on this Redis (redis://host:port)',
+    )
     .option('--fresh', 'start the batch over: overwrite the output and forget its stored tasks')
     .option('--no-cache', 'no result cache and no sharing of identical calls in flight')
     .option('--json', 'print the summary as JSON')
@@ -117,7 +122,7 @@ async function batchAction(input: string, flags: BatchFlags): Promise<number> {
   const config = withFlagLimits(await loadConfig(flags.config), flags);
   refuseInputAsOutput(input, flags.output);
   const inputStream = await openInput(input);
-  const stores = openStores(flags.store ?? DEFAULT_STORE, flags.cache !== false);
+  const stores = await withRedis(openStores(flags.store ?? DEFAULT_STORE, flags.cache !== false), flags.redis);
   const toStdout = flags.output === '-';
   const batchId = toStdout ? undefined : batchIdFor(input, flags.output);
   const notResumable = whyNotResumable(input, toStdout, stores.where);
@@ -145,6 +150,7 @@ async function batchAction(input: string, flags: BatchFlags): Promise<number> {
     engineOptionsFromConfig(config, {
       store: stores.tasks,
       cache: stores.cache ? { store: stores.cache, ttlMs: config.cacheTtlMs } : false,
+      limiter: stores.limiter,
     }),
   );
   const controller = new AbortController();

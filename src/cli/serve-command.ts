@@ -11,13 +11,14 @@ import { createFanoutServer } from '../server/server.js';
 import { shutDownServer } from '../server/shutdown.js';
 import { pino } from 'pino';
 import { loadConfig } from './config-file.js';
-import { DEFAULT_STORE, openStores } from './stores.js';
+import { DEFAULT_STORE, openStores, withRedis } from './stores.js';
 
 interface ServeFlags {
   port: string;
   host: string;
   config?: string;
   store?: string;
+  redis?: string;
   key: string[];
   insecureNoAuth?: boolean;
   defaultProvider?: string;
@@ -60,6 +61,10 @@ export function registerServeCommand(program: Command): void {
     .option('--host <address>', 'address to listen on', '127.0.0.1')
     .option('-c, --config <file>', 'fanout.yaml with models, limits and providers (default: $FANOUT_CONFIG)')
     .option('--store <spec>', 'where tasks and cached answers live: sqlite:PATH or memory', DEFAULT_STORE)
+    .option(
+      '--redis <url>',
+      'share limits and cached answers with every fanout process on this Redis (redis://host:port)',
+    )
     .option(
       '--key <tenant=KEY>',
       'an API key and its tenant (repeatable; also FANOUT_API_KEYS=t1=k1,t2=k2)',
@@ -165,12 +170,13 @@ async function serveAction(flags: ServeFlags): Promise<void> {
   }
   const { port, graceMs, retentionHours, connections } = serveSettings(flags);
   const config = await loadConfig(flags.config);
-  const stores = openStores(flags.store ?? DEFAULT_STORE, true);
+  const stores = await withRedis(openStores(flags.store ?? DEFAULT_STORE, true), flags.redis);
   const tenants = tenantOptions(flags, config.concurrency ?? 256);
   // Ended tasks answer from the store: memory keeps only the newest thousand of them.
   const options = engineOptionsFromConfig(config, {
     store: stores.tasks,
     cache: stores.cache ? { store: stores.cache, ttlMs: config.cacheTtlMs } : false,
+    limiter: stores.limiter,
     tenants,
     maxEndedTasks: 1_000,
   });

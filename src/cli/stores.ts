@@ -5,6 +5,7 @@ import { MemoryTaskStore } from '../store/memory/memory-task-store.js';
 import { SqliteCacheStore } from '../store/sqlite/sqlite-cache-store.js';
 import { SqliteTaskStore } from '../store/sqlite/sqlite-task-store.js';
 import type { TaskStore } from '../contracts/task-store.js';
+import type { Limiter } from '../contracts/limiter.js';
 
 export const DEFAULT_STORE = 'sqlite:.fanout/fanout.db';
 
@@ -12,6 +13,8 @@ export interface Stores {
   tasks: TaskStore;
   /** Absent when the cache is off. */
   cache?: CacheStore;
+  /** Set with `--redis`: the limits every process on that Redis shares. */
+  limiter?: Limiter;
   /** Where the data lives, for messages. */
   where: string;
   close(): Promise<void>;
@@ -43,4 +46,55 @@ export function openStores(spec: string, withCache: boolean): Stores {
     };
   }
   throw new FanoutError('invalid_config', `--store: expected "sqlite:PATH" or "memory", received "${spec}"`);
+}
+
+/** `url` with any password replaced, for messages and logs. */
+export function redactedUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return 'the --redis URL';
+  }
+}
+
+/** How long `--redis` waits for the server at start before it gives up. */
+const REDIS_CONNECT_MS = 5000;
+
+/**
+ * With `--redis URL`: the limits and the result cache move to that Redis, so
+ * every process pointed at it shares one set of limits and one cache; tasks
+ * stay in `stores` (each process's own `--store`). Loads the Redis client
+ * only when asked, and fails at once, naming the server, when it cannot be reached.
+ */
+export async function withRedis(stores: Stores, url: string | undefined): Promise<Stores> {
+  if (url === undefined) return stores;
+  if (!/^rediss?:\/\//.test(url)) {
+    throw new FanoutError(
+      'invalid_config',
+      `--redis: expected redis://host:port or rediss://host:port, received "${redactedUrl(url)}"`,
+    );
+  }
+  const { RedisCacheStore, RedisLimiter } = await import('../store/redis/index.js');
+  const limiter = new RedisLimiter({ url });
+  const cache = stores.cache ? new RedisCacheStore({ url }) : undefined;
+  const close = async (): Promise<void> => {
+    await Promise.allSettled([limiter.close(), cache?.close()]);
+    await stores.close();
+  };
+  try {
+    await limiter.ping(REDIS_CONNECT_MS);
+  } catch (error) {
+    await close();
+    throw new FanoutError('invalid_config', `--redis: cannot reach ${redactedUrl(url)}: ${(error as Error).message}`);
+  }
+  stores.cache?.close();
+  return {
+    tasks: stores.tasks,
+    cache,
+    limiter,
+    where: `${stores.where}; limits and cache in ${redactedUrl(url)}`,
+    close,
+  };
 }

@@ -45,6 +45,8 @@ export interface RemoteState {
   gen: number;
   /** observe: whether what was seen changed a bucket. */
   changed: boolean;
+  /** lease: Redis holds no limits for a key the caller has limits for. */
+  missing: boolean;
 }
 
 type Raw = Record<string, unknown> & { dims: Record<string, Record<string, string>> | Array<Record<string, string>> };
@@ -77,6 +79,7 @@ function parseState(text: string): RemoteState {
     held: number(raw.held),
     gen: number(raw.gen),
     changed: raw.changed === true,
+    missing: raw.missing === true,
   };
 }
 

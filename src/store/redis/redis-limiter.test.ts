@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
 import { afterEach, describe, expect, inject, it, vi } from 'vitest';
 import type { Cost, Limiter, ReserveResult } from '../../contracts/limiter.js';
 import { limiterContract } from '../../testing/contracts/index.js';
@@ -19,6 +20,28 @@ async function reserve(limiter: Limiter, key: string, now: number): Promise<Rese
   await limiter.whenIdle?.();
   return limiter.reserve(key, call, now);
 }
+
+describe('a Redis limiter whose Redis lost its keys', () => {
+  it('defines its limits again, rather than spend without limit', async () => {
+    const prefix = `test-${randomUUID()}:`;
+    const limiter = new RedisLimiter({ url: inject('redisUrl'), prefix, time: 'caller', holdMs: 0 });
+    const redis = new Redis(inject('redisUrl'));
+    try {
+      limiter.define('k', { requestsPerMinute: 60, transitMs: 0 }, 0);
+      expect((await reserve(limiter, 'k', 0)).granted).toBe(true);
+      // A restart without persistence, a flush or an eviction: the key's buckets are gone.
+      await redis.del(`${prefix}limit:k`);
+      let granted = 0;
+      for (let i = 0; i < 100; i++) if ((await reserve(limiter, 'k', 0)).granted) granted += 1;
+      // The bucket starts over full (what was spent before the loss is not known): 60, never 100.
+      expect(granted).toBe(60);
+      expect(await redis.hget(`${prefix}limit:k`, 'requestsPerMinute.limit')).toBe('60');
+    } finally {
+      await limiter.close();
+      await redis.quit();
+    }
+  });
+});
 
 describe('processes on one Redis limiter', () => {
   const made: RedisLimiter[] = [];

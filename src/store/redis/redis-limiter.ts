@@ -128,6 +128,19 @@ export class RedisLimiter extends KeyedLimiter<SharedBucket, SharedKey> implemen
     this.background(this.subscriber.subscribe(this.channel));
   }
 
+  /** Resolves once Redis answers; rejects after `timeoutMs` or when it cannot be reached. */
+  async ping(timeoutMs: number): Promise<void> {
+    let cancel: (() => void) | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      cancel = this.clock.setTimer(timeoutMs, () => reject(new Error(`no answer in ${timeoutMs} ms`)));
+    });
+    try {
+      await Promise.race([this.redis.ping(), timeout]);
+    } finally {
+      cancel?.();
+    }
+  }
+
   /** Round trips to Redis so far (leases, give-backs, definitions, cooldowns, observations). */
   roundTrips(): number {
     return this.trips;
@@ -160,6 +173,11 @@ export class RedisLimiter extends KeyedLimiter<SharedBucket, SharedKey> implemen
       this.lease(state, now, ZERO_COST, 0);
       return;
     }
+    this.sendDefine(state, now);
+  }
+
+  /** Sends the limits this process holds for `state`'s key to Redis (see lua/define-1.lua). */
+  private sendDefine(state: SharedKey, now: number): void {
     const dims = state.buckets.map((b) => ({
       name: b.name,
       limit: b.spec.limit,
@@ -167,12 +185,10 @@ export class RedisLimiter extends KeyedLimiter<SharedBucket, SharedKey> implemen
       cap: b.spec.capacity,
       transit: b.spec.transitMs ?? DEFAULT_TRANSIT_MS,
     }));
-    const body = JSON.stringify({ dims, max: spec.maxConcurrent ?? -1 });
-    this.roundTrip(
-      state,
-      now,
-      this.scripts.define([this.hashOf(key)], [this.timeArg(now), body, this.channel, key, this.id]),
-    );
+    const max = Number.isFinite(state.maxConcurrent) ? state.maxConcurrent : -1;
+    const body = JSON.stringify({ dims, max });
+    const args = [this.timeArg(now), body, this.channel, state.key, this.id];
+    this.roundTrip(state, now, this.scripts.define([this.hashOf(state.key)], args));
   }
 
   reserve(key: string, cost: Cost, now: number): ReserveResult {
@@ -405,13 +421,23 @@ export class RedisLimiter extends KeyedLimiter<SharedBucket, SharedKey> implemen
       hold,
       this.channel,
       state.key,
+      state.buckets.length > 0 || Number.isFinite(state.maxConcurrent) ? '1' : '0',
     ];
     const keys = [this.hashOf(state.key), `${this.prefix}limit-holders:${state.key}`];
     this.roundTrip(state, now, this.scripts.lease(keys, args), (answer) => {
+      if (answer.missing) {
+        // Redis lost the key's limits: define them again, then lease (what was given back is lost: never counted twice).
+        this.sendDefine(state, now);
+        state.next = { now, cost: unit, units, slots };
+        return;
+      }
       if (answer.granted > 0) {
         const slice: Record<string, number> = {};
         for (const [name, amount] of Object.entries(amounts)) slice[name] = amount * answer.granted;
-        state.slices.push({ at: now + answer.start, generation: answer.gen, amounts: slice });
+        // A slice leased ahead may be spent `start` ms after Redis leased it: counted from when the answer
+        // came (never from before the request left), so that it is never spent early.
+        const at = answer.start > 0 ? this.nowForBackground() + answer.start : now;
+        state.slices.push({ at, generation: answer.gen, amounts: slice });
       }
       if (answer.start > 0) state.retryReason = answer.reason as WaitReason;
       if (answer.granted === 0 && units > 0) {
@@ -438,7 +464,7 @@ export class RedisLimiter extends KeyedLimiter<SharedBucket, SharedKey> implemen
     sent
       .then((answer) => {
         this.offset = answer.now - now;
-        this.takeIn(state, answer);
+        if (!answer.missing) this.takeIn(state, answer);
         then?.(answer);
       })
       .catch((error: Error) => {

@@ -20,12 +20,18 @@
 -- ARGV[8] slots wanted; ARGV[9] slots given back; ARGV[10] ms a holder's slots live without a round trip
 -- ARGV[11] ahead: how far ahead a slice may be leased, in ms
 -- ARGV[12] the channel to announce slots on; ARGV[13] the limit key's name
+-- ARGV[14] '1' when the caller knows limits on the key: if Redis has none (lost in a restart without
+--          persistence, flushed, evicted), nothing is leased and the answer says `missing`, so that the
+--          caller defines them again rather than spend without limit
 local hash, holders = KEYS[1], KEYS[2]
 local now = now_of(ARGV[1])
 local id, hold = ARGV[2], tonumber(ARGV[3])
 local wanted, least = tonumber(ARGV[4]), tonumber(ARGV[5])
 local unit = cjson.decode(ARGV[6])
 local back = cjson.decode(ARGV[7])
+if ARGV[14] == '1' and redis.call('HEXISTS', hash, 'dims') == 0 then
+  return cjson.encode({ missing = true, now = num(now), dims = {} })
+end
 local dims = load_dims(hash)
 
 for _, b in ipairs(dims) do
@@ -42,14 +48,19 @@ elseif wanted > 0 then
   granted = wanted
   -- A slice of `least` units must fit in a full bucket, or the wait would never end.
   least = math.min(least, wanted)
+  -- Near full, a slice may use only what is left after the refill given up for transit + hold (see take).
+  local function usable(b, cost)
+    local room = b.cap * b.window - (b.transit + hold) * b.limit
+    return math.max(room, cost * b.window)
+  end
   for _, b in ipairs(dims) do
     local cost = unit[b.name] or 0
-    if cost > 0 then least = math.min(least, math.max(1, math.floor(b.cap / cost))) end
+    if cost > 0 then least = math.min(least, math.max(1, math.floor(usable(b, cost) / (cost * b.window)))) end
   end
   for _, b in ipairs(dims) do
     local cost = unit[b.name] or 0
     if cost > 0 then
-      local fit = math.floor(b.level / (cost * b.window))
+      local fit = math.floor(math.min(b.level, usable(b, cost)) / (cost * b.window))
       if fit < 1 and cost > b.cap and b.level >= b.cap * b.window then fit = 1 end
       granted = math.min(granted, fit)
     end
