@@ -57,6 +57,8 @@ export class RedisCacheStore implements CacheStore {
     if (!options.client && !options.url) throw new Error('RedisCacheStore: give a url or a client');
     this.ownsClient = !options.client;
     this.redis = options.client ?? new Redis(options.url as string, { lazyConnect: false, maxRetriesPerRequest: 3 });
+    // Each command's promise says when Redis cannot be reached; the connection's own errors would only repeat it.
+    if (this.ownsClient) this.redis.on('error', () => undefined);
     this.prefix = options.prefix ?? 'fanout:';
     this.redis.defineCommand('fanoutClearTenant', { numberOfKeys: 1, lua: CLEAR_TENANT });
     this.redis.defineCommand('fanoutDeleteEntry', { numberOfKeys: 1, lua: DELETE_ENTRY });

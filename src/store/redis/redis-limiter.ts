@@ -111,15 +111,17 @@ export class RedisLimiter extends KeyedLimiter<SharedBucket, SharedKey> implemen
     const holdMs = options.holdMs ?? 1000;
     if (!(holdMs >= 0 && Number.isFinite(holdMs))) throw new Error(`RedisLimiter: holdMs must be ≥ 0, got ${holdMs}`);
     this.ownsClient = !options.client;
+    this.onError = options.onError;
     this.redis = options.client ?? new Redis(options.url as string, { maxRetriesPerRequest: 2 });
     this.subscriber = this.redis.duplicate();
+    // A lost connection is told once per attempt to reconnect; round trips that fail say so themselves.
+    for (const client of [this.redis, this.subscriber]) client.on('error', (error: Error) => this.onError?.(error));
     this.prefix = options.prefix ?? 'fanout:';
     this.channel = `${this.prefix}limits`;
     this.clock = options.clock ?? new SystemClock();
     this.holdMs = holdMs;
     this.slotTtlMs = options.slotTtlMs ?? 15_000;
     this.callerTime = options.time === 'caller';
-    this.onError = options.onError;
     this.id = Math.floor(systemRandom.next() * 2 ** 48).toString(36);
     this.scripts = limiterScripts(this.redis);
     this.subscriber.on('message', (_channel: string, text: string) => this.announced(text));
