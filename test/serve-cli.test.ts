@@ -3,7 +3,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, inject, it } from 'vitest';
+import { describe, expect, inject, it, vi } from 'vitest';
+import { startRedisServer } from './redis-server.js';
 
 const bin = join(new URL('..', import.meta.url).pathname, 'bin/fanout.js');
 
@@ -228,6 +229,40 @@ describe('fanout serve --redis', () => {
       b.child.kill('SIGTERM');
       expect(await a.exited).toBe(0);
       expect(await b.exited).toBe(0);
+    }
+  });
+
+  it('answers new work 503 at once with retry-after while its Redis is down, and takes it again once Redis is back', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fanout-serve-redis-'));
+    let redis = await startRedisServer({ dir });
+    const port = Number(new URL(redis.url).port);
+    const server = await startServe(['--store', 'memory', '--allow-mock', '--redis', redis.url]);
+    const chat = () =>
+      fetch(`${server.address}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: 'Bearer fk-test', 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'mock:m', messages: [{ role: 'user', content: 'hi' }] }),
+      });
+    const ready = async () => (await fetch(`${server.address}/readyz`)).status;
+    try {
+      expect((await chat()).status).toBe(200);
+      await redis.stop();
+      await vi.waitFor(async () => expect(await ready()).toBe(503), { timeout: 5000 });
+      const refused = await chat();
+      expect(refused.status).toBe(503);
+      expect(refused.headers.get('retry-after')).toBe('1');
+      expect(((await refused.json()) as { error: { message: string } }).error.message).toContain('cannot be reached');
+      // Reading goes on.
+      expect(
+        (await fetch(`${server.address}/v1/models`, { headers: { authorization: 'Bearer fk-test' } })).status,
+      ).toBe(200);
+      redis = await startRedisServer({ dir, port });
+      await vi.waitFor(async () => expect(await ready()).toBe(200), { timeout: 10_000 });
+      expect((await chat()).status).toBe(200);
+    } finally {
+      server.child.kill('SIGTERM');
+      expect(await server.exited).toBe(0);
+      await redis.stop();
     }
   });
 });

@@ -165,4 +165,6 @@ export interface Limiter extends LimitView {
   onChange?(listener: (key: string) => void): () => void;
   /** A shared limiter: resolves once every round trip to its store started so far has been answered. */
   whenIdle?(): Promise<void>;
+  /** A shared limiter: false while its store cannot be reached (the server then refuses new work with 503). */
+  isAvailable?(): boolean;
 }

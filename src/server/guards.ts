@@ -34,6 +34,14 @@ export function registerGuards(app: FastifyInstance, parts: ServerParts): void {
     if (tenant === undefined)
       return send(reply, new FanoutError('auth', 'a valid API key is needed: Authorization: Bearer <key>'));
     request.tenant = tenant;
+    // Work taken now could not be held to the shared limits: say so at once, rather than hold the caller.
+    if (request.method === 'POST' && parts.engine.limiter.isAvailable?.() === false) {
+      reply.header('retry-after', '1');
+      return send(
+        reply,
+        new FanoutError('overloaded', 'the Redis that holds the shared limits cannot be reached; try again shortly'),
+      );
+    }
   });
 
   // Every JSON body is bounded once, here, before any route reads it: a value nested thousands deep

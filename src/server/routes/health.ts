@@ -11,14 +11,17 @@ export function registerHealthRoutes(app: FastifyInstance, parts: ServerParts): 
   const openapi = openApiDocument();
   app.get('/openapi.json', async () => openapi);
   app.get('/healthz', async () => ({ ok: true }));
-  // Not ready while the store refuses writes: what is accepted now could not be kept.
+  // Not ready while the store refuses writes (what is accepted now could not be kept), or while the
+  // Redis of the shared limits cannot be reached.
   app.get('/readyz', async (_request, reply) => {
     const store = engine.storeHealth();
-    return reply.code(store.ok ? 200 : 503).send({
-      ready: store.ok,
+    const limits = engine.limiter.isAvailable?.() !== false;
+    return reply.code(store.ok && limits ? 200 : 503).send({
+      ready: store.ok && limits,
       pending: engine.pendingCount,
       inFlight: engine.inFlight,
       ...(store.ok ? {} : { store }),
+      ...(limits ? {} : { limits: { ok: false } }),
     });
   });
   if (options.logger) {

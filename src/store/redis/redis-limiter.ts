@@ -143,6 +143,11 @@ export class RedisLimiter extends KeyedLimiter<SharedBucket, SharedKey> implemen
     }
   }
 
+  /** False while the connection to Redis is down (it reconnects by itself). */
+  isAvailable(): boolean {
+    return this.redis.status === 'ready';
+  }
+
   /** Round trips to Redis so far (leases, give-backs, definitions, cooldowns, observations). */
   roundTrips(): number {
     return this.trips;
