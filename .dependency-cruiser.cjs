@@ -25,7 +25,7 @@ module.exports = {
       comment:
         'Limits, the cache key, the concrete stores and providers, and the OpenAI wire format build on the contracts, never on the engine or what uses it.',
       from: { path: '^src/(limits|cache|store|providers|openai)/', pathNot: '\\.test\\.ts$' },
-      to: { path: '^src/(core|metrics|pipeline|sim|batch|config|server|cli)/' },
+      to: { path: '^src/(core|metrics|pipeline|sim|batch|config|queue|server|cli)/' },
     },
     {
       name: 'engine-knows-no-concrete-part',
@@ -33,7 +33,7 @@ module.exports = {
       comment:
         'The engine works through the contracts: no server, CLI, concrete provider or store, nor anything that runs on it.',
       from: { path: '^src/core/', pathNot: '\\.test\\.ts$' },
-      to: { path: '^src/(server|cli|batch|pipeline|sim|config|metrics|store|providers)/' },
+      to: { path: '^src/(server|cli|batch|pipeline|sim|config|metrics|queue|store|providers)/' },
     },
   ],
   options: {

@@ -10,6 +10,7 @@ import { benchDag, benchInterviews, benchSimulate } from './pipelines.js';
 import { fmt } from './stats.js';
 import { benchSoak } from './soak.js';
 import { benchSharedLimits } from './shared-limits.js';
+import { benchQueue } from './queue.js';
 import { benchAnthropicLimits, benchKnownLimits, benchLearnedLimits, benchTokenRefunds } from './utilisation.js';
 
 /**
@@ -146,6 +147,17 @@ const benches = {
       r.shared.map(row).join(' · '),
       `one engine, in-process limiter: ${fmt(r.anchor.utilisation * 100, 1)} %, ${r.anchor.http429} × 429`,
       'goal ≥ 95 % of the limit, 0 × 429, ≤ 0.2 round trips/call',
+    ];
+  },
+  queue: async () => {
+    const q = await benchQueue();
+    const rows = q.rows.map((r) => `${r.workers}: ${fmt(r.fanout)}/s (${fmt(r.fanout / r.bullmq, 2)} ×)`);
+    return [
+      'R-queue',
+      `tasks/s through the Redis queue, ${fmt(q.tasks)} zero-latency mock tasks, submission to the last outcome read back, workers of ${q.concurrency} at once in one process`,
+      rows.join(' · '),
+      `bare BullMQ, as many empty jobs: ${q.rows.map((r) => `${r.workers}: ${fmt(r.bullmq)}/s`).join(' · ')}`,
+      'goal ≥ 0.5 × bare BullMQ',
     ];
   },
   soak: async () => {

@@ -118,6 +118,8 @@ const sharedLimits = block(
   'of shared limits',
   starts("import { createEngine } from 'fanout';\nimport { RedisLimiter }"),
 );
+const machinesCommands = block('of the machines sharing a Redis', starts('redis-server --port 6379'));
+const queueExample = block('of the task queue', starts("import { TaskQueue } from 'fanout/queue';"));
 const providersYaml = block('of providers', (b) => b.lang === 'yaml' && b.text.startsWith('providers:\n  anthropic:'));
 const serveCommand = block('that starts fanout serve', starts('fanout serve --key'));
 const curlCalls = block('of curl calls', starts('curl -s -X POST http://127.0.0.1:8787/v1/tasks'));
@@ -218,6 +220,55 @@ describe('README, the library', () => {
       expect(run.stderr).toBe('');
       expect(run.code).toBe(0);
       expect(run.stdout).toMatch(/^40 answers, \d+ round trips to Redis\n$/);
+    }
+  });
+
+  it('runs the two workers of "More than one machine" as written, and the queue example beside them', async () => {
+    const file = readFileSync(join(root, 'examples/shared-queue.ts'), 'utf8');
+    expect(file.slice(file.indexOf('\n') + 1)).toBe(queueExample.text);
+    // A database of the test Redis of its own, so that no other test's queue meets this one.
+    const url = `${inject('redisUrl')}/7`;
+    const lines = machinesCommands.text.trim().split('\n');
+    expect(lines[0]).toBe('redis-server --port 6379 --appendonly yes --daemonize yes');
+    expect(lines[3]).toBe('fanout serve --redis redis://127.0.0.1:6379 --config examples/fanout.yaml');
+    const workers = lines.slice(1, 3).map((line) => {
+      expect(line).toMatch(/^fanout worker .* &$/);
+      const args = line.replace(/ &$/, '').replace('redis://127.0.0.1:6379', url).split(' ').slice(1);
+      return spawn(process.execPath, [fanoutBin, ...args], { cwd: root });
+    });
+    try {
+      await Promise.all(
+        workers.map(
+          (worker) =>
+            new Promise<void>((resolve, reject) => {
+              let said = '';
+              worker.stderr.on('data', (c: Buffer) => {
+                said += c.toString();
+                if (said.includes('fanout worker: running tasks')) resolve();
+              });
+              worker.once('exit', () => reject(new Error(said)));
+            }),
+        ),
+      );
+      const ran = await new Promise<Ran>((resolve) => {
+        const child = spawn(process.execPath, ['--import', 'tsx', 'examples/shared-queue.ts'], {
+          cwd: root,
+          timeout: 60_000,
+          env: { ...process.env, REDIS_URL: url },
+        });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+        child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+        child.on('close', (code) => resolve({ code, stdout, stderr }));
+      });
+      expect(ran.stderr).toBe('');
+      expect(ran.code).toBe(0);
+      expect(ran.stdout).toBe('20 of 20 completed\n');
+    } finally {
+      const exits = workers.map((worker) => new Promise((resolve) => worker.once('exit', resolve)));
+      for (const worker of workers) worker.kill('SIGTERM');
+      expect(await Promise.all(exits)).toEqual([0, 0]);
     }
   });
 

@@ -9,6 +9,7 @@ import { FanoutError } from '../contracts/errors.js';
 import type { LimitSpec } from '../contracts/limiter.js';
 import { batchIdFor, refuseInputAsOutput, openInput, openOutput, type OutputFile } from './batch-files.js';
 import { DEFAULT_STORE, openStores, withRedis } from './stores.js';
+import { positiveNumber } from './format.js';
 import { loadConfig } from './config-file.js';
 import { EXIT } from './exit-codes.js';
 import { formatCount, formatMs, formatPercent, unconfiguredNotice } from './format.js';
@@ -34,15 +35,6 @@ interface BatchFlags {
   cache?: boolean;
   store?: string;
   fresh?: boolean;
-}
-
-function positiveNumber(flag: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isFinite(n) || n <= 0)
-      throw new FanoutError('invalid_config', `${flag}: expected a positive number, received "${value}"`);
-    return n;
-  };
 }
 
 export function registerBatchCommand(program: Command, setExitCode: (code: number) => void): void {

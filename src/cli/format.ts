@@ -1,3 +1,4 @@
+import { FanoutError } from '../contracts/errors.js';
 const integer = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
 
 export function formatCount(n: number): string {
@@ -22,4 +23,14 @@ export function unconfiguredNotice(model: string, notice: { suggestion?: string;
   if (notice.learnsLimits)
     return `fanout: ${model} has no limits configured; fanout sends one call first and learns them from the provider's answers (set models["${model}"].limits to start at full speed)\n`;
   return `fanout: ${model} has no limits configured and its provider reports none: its calls go as fast as the worker pool allows (set models["${model}"].limits to pace them)\n`;
+}
+
+/** A commander parser for a flag that takes a positive number, naming the flag when it gets anything else. */
+export function positiveNumber(flag: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n <= 0)
+      throw new FanoutError('invalid_config', `${flag}: expected a positive number, received "${value}"`);
+    return n;
+  };
 }

@@ -4,6 +4,7 @@ import { FanoutError } from '../contracts/errors.js';
 import { registerBatchCommand } from './batch-command.js';
 import { registerPipelineCommands } from './pipeline-commands.js';
 import { registerServeCommand } from './serve-command.js';
+import { registerWorkerCommand } from './worker-command.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 
 /**
@@ -25,6 +26,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   registerBatchCommand(program, setExitCode);
   registerPipelineCommands(program, setExitCode);
   registerServeCommand(program);
+  registerWorkerCommand(program);
   try {
     await program.parseAsync([...argv]);
   } catch (error) {

@@ -14,7 +14,7 @@ import { Task, type TaskChanges } from './task.js';
 export interface RecoveryHost {
   board: TaskBoard;
   models: ModelRegistry;
-  journal: TaskChanges;
+  journal?: TaskChanges;
   costOf(model: ResolvedModel, request: TaskRequest): Cost;
   /** Queues a task for a permit (or fails it when it can never fit). */
   admit(task: Task, now: number): void;

@@ -49,6 +49,13 @@ export interface EngineOptions {
    * as they are. Writes are grouped: one transaction every 5 ms at most.
    */
   store?: TaskStore;
+  /**
+   * With a store, take back at start the tasks an earlier run left unfinished
+   * (`recovered`). Default true. False for an engine that shares its store
+   * with others and is handed its work (`adopt`) by a queue: it must not take
+   * tasks another live process is running.
+   */
+  resume?: boolean;
   /** How long an attempt holds its task in the store, in ms. Default: its attempt timeout, else 10 minutes. */
   leaseMs?: number;
   /**

@@ -2,7 +2,7 @@ import { SystemClock, type Clock } from '../contracts/clock.js';
 import { asFanoutError, FanoutError, ValidationError, type ErrorCode } from '../contracts/errors.js';
 import type { Cost, Limiter, Reservation } from '../contracts/limiter.js';
 import { createIdGenerator, systemRandom } from '../contracts/random.js';
-import type { TaskStore } from '../contracts/task-store.js';
+import type { TaskRow, TaskStore } from '../contracts/task-store.js';
 import { isTerminal } from '../contracts/task-state.js';
 import type { ModelResult, TaskRequest, Usage } from '../contracts/types.js';
 import { MemoryLimiter } from '../limits/limiter.js';
@@ -119,7 +119,7 @@ export class Engine {
     });
     const fail = (task: Task, error: FanoutError) => this.end(task, error, 'failed');
     this.journal = options.store && openJournal(options.store, clock, { report: this.report.bind(this), fail });
-    this.recovered = this.journal ? this.recover(this.journal) : Promise.resolve(0);
+    this.recovered = this.journal && options.resume !== false ? this.recover(this.journal) : Promise.resolve(0);
   }
 
   /**
@@ -330,16 +330,24 @@ export class Engine {
   /** Puts back in the queues the tasks an earlier run left in the store. */
   private async recover(journal: TaskJournal): Promise<number> {
     const rows = await journal.store.recover(this.clock.now());
-    const host = {
-      board: this.board,
-      models: this.models,
-      journal,
-      costOf: (model: ResolvedModel, request: TaskRequest) => this.costOf(model, request),
-      admit: (task: Task, now: number) => this.admit(task, now),
-      delay: (task: Task) => this.scheduler.delay(task),
-    };
-    this.seq = restoreTasks(rows, host, this.clock.now(), this.seq);
+    this.adopt(rows);
     return rows.length;
+  }
+
+  /**
+   * Runs tasks kept in the store by another engine (a queue handed them
+   * over), under their ids, with their attempts so far, kept in this engine's
+   * store as they go. A task whose id this engine holds already is that task.
+   */
+  adopt(rows: readonly TaskRow[]): TaskHandle[] {
+    if (this.closed) throw new FanoutError('engine_closed', 'the engine is closed; create a new one');
+    const fresh = rows.filter((row) => !this.board.has(row.id));
+    const { board, models, journal, scheduler } = this;
+    const admit = (task: Task, now: number) => this.admit(task, now);
+    const costOf = (model: ResolvedModel, request: TaskRequest) => this.costOf(model, request);
+    const host = { board, models, journal, admit, costOf, delay: (task: Task) => scheduler.delay(task) };
+    this.seq = restoreTasks(fresh, host, this.clock.now(), this.seq);
+    return rows.map((row) => taskHandle(this.board.get(row.id) as Task, this.host));
   }
 
   private report(type: 'store-error' | 'store-conflict' | 'cache-error', error: { code: ErrorCode; message: string }) {

@@ -99,27 +99,35 @@ export class RedisTaskStore implements TaskStore {
    */
   async recover(now: number): Promise<TaskRow[]> {
     const open = await this.rowsOf(await this.redis.zrange(`${this.prefix}tasks-open`, '0', '-1'));
-    const lost = open.filter((row) => row.state === 'processing');
-    for (const row of lost) releaseLostAttempt(row, now);
-    if (lost.length > 0) {
-      // Written without the lease check: the process that held these leases is gone.
-      const release = this.redis.multi();
-      for (const row of lost) {
-        release.hset(
-          this.taskKey(row.id),
-          'state',
-          row.state,
-          'lease',
-          '',
-          'leaseUntil',
-          0,
-          'row',
-          JSON.stringify(row),
-        );
-      }
-      await release.exec();
-    }
+    await this.release(
+      open.filter((row) => row.state === 'processing'),
+      now,
+    );
     return open;
+  }
+
+  /**
+   * The task of `id` as the process that ran it left it: when it was
+   * processing, back to queued with its attempt marked lost, written over
+   * the lease. Only for a task whose holder is known to be gone (a queue's
+   * stalled-job check said so): a live holder's later writes are then refused.
+   */
+  async releaseLost(id: string, now: number): Promise<TaskRow | undefined> {
+    const row = await this.get(id);
+    if (row?.state === 'processing') await this.release([row], now);
+    return row;
+  }
+
+  /** Puts `lost` back in the queue, written without the lease check: the process that held them is gone. */
+  private async release(lost: TaskRow[], now: number): Promise<void> {
+    if (lost.length === 0) return;
+    const write = this.redis.multi();
+    for (const row of lost) {
+      releaseLostAttempt(row, now);
+      const fields = { state: row.state, lease: '', leaseUntil: 0, row: JSON.stringify(row) };
+      write.hset(this.taskKey(row.id), fields);
+    }
+    await write.exec();
   }
 
   async putRecord(record: StoredRecord): Promise<void> {

@@ -1,0 +1,192 @@
+import { Queue, QueueEvents, Worker, type Job } from 'bullmq';
+import { SystemClock, type Clock } from '../contracts/clock.js';
+import { FanoutError } from '../contracts/errors.js';
+import { createIdGenerator } from '../contracts/random.js';
+import type { TaskRow } from '../contracts/task-store.js';
+import { isTerminal } from '../contracts/task-state.js';
+import type { TaskRequest } from '../contracts/types.js';
+import type { Engine } from '../core/engine.js';
+import { validateTaskRequest } from '../core/validate.js';
+import type { RedisTaskStore } from '../store/redis/redis-task-store.js';
+
+export interface TaskQueueOptions {
+  /** The Redis the queue and `store` live in: `redis://host:port/db`. */
+  url: string;
+  /** Where the tasks' rows are kept; on the same Redis. */
+  store: RedisTaskStore;
+  /** Prefix of the queue's keys (BullMQ's). Default `fanout:`, beside the store's. */
+  prefix?: string;
+  clock?: Clock;
+  /**
+   * Milliseconds a worker holds a task without renewing its hold; a worker
+   * that dies lets go of its tasks after this (BullMQ's lock), and another
+   * takes them within a second more. Default 10,000.
+   */
+  leaseMs?: number;
+}
+
+export interface WorkerOptions {
+  /** Tasks this worker runs at once. Default 64. */
+  concurrency?: number;
+}
+
+const QUEUE = 'tasks';
+
+/**
+ * Work shared through Redis: any process submits tasks (their rows go to the
+ * Redis task store, their ids to a BullMQ queue), any number of workers run
+ * them on engines of their own, and a task's outcome is read from the store
+ * by whoever asks. A worker holds each task it runs (BullMQ's job lock, renewed
+ * while it runs); when a worker dies, its tasks go back to the queue once the
+ * hold lapses and another worker takes them, the lost attempt recorded.
+ * Results are committed only by the attempt that holds the task's lease in
+ * the store, so no task completes twice, however late a presumed-dead worker
+ * answers.
+ */
+export class TaskQueue {
+  private readonly queue: Queue;
+  private readonly store: RedisTaskStore;
+  private readonly connection: { url: string; maxRetriesPerRequest: null };
+  private readonly prefix: string;
+  private readonly clock: Clock;
+  private readonly leaseMs: number;
+  private readonly nextId = createIdGenerator();
+  private events: Promise<QueueEvents> | undefined;
+  private readonly waiting = new Map<string, Array<{ resolve: () => void; reject: (error: Error) => void }>>();
+  private readonly workers: Worker[] = [];
+  private closed = false;
+
+  constructor(options: TaskQueueOptions) {
+    this.store = options.store;
+    this.prefix = options.prefix ?? 'fanout:';
+    this.clock = options.clock ?? new SystemClock();
+    this.leaseMs = options.leaseMs ?? 10_000;
+    // BullMQ's blocking reads need a client that never gives up a command.
+    this.connection = { url: options.url, maxRetriesPerRequest: null };
+    this.queue = new Queue(QUEUE, { connection: this.connection, prefix: this.bullPrefix() });
+  }
+
+  /** Validates and queues each request; resolves with their task ids, in order, once they are kept. */
+  async submit(requests: readonly TaskRequest[]): Promise<string[]> {
+    const now = this.clock.now();
+    const rows: TaskRow[] = requests.map((input, i) => {
+      const request = validateTaskRequest(input);
+      return {
+        id: this.nextId(),
+        seq: now * 1000 + i,
+        key: request.model,
+        request,
+        state: 'queued',
+        submittedAt: now,
+        readyAt: 0,
+        attempts: [],
+        queuedMs: 0,
+        rateLimitedMs: 0,
+        providerMs: 0,
+      };
+    });
+    const outcome = await this.store.write(rows, now);
+    if (outcome.unwritable?.length) {
+      throw new FanoutError('invalid_request', `tasks that cannot be kept: ${outcome.unwritable.join(', ')}`);
+    }
+    await this.queue.addBulk(
+      rows.map((row) => ({
+        name: 'task',
+        data: { id: row.id },
+        // A worker that cannot take a task now (it is stopping) hands it back: tried again a second later.
+        opts: {
+          jobId: row.id,
+          removeOnComplete: true,
+          removeOnFail: true,
+          attempts: Number.MAX_SAFE_INTEGER,
+          backoff: { type: 'fixed', delay: 1000 },
+        },
+      })),
+    );
+    return rows.map((row) => row.id);
+  }
+
+  /** The task's row once it has ended (completed, failed or cancelled). */
+  async ended(id: string): Promise<TaskRow> {
+    await this.queueEvents();
+    for (;;) {
+      // Listening before reading: an end between the read and the wait still wakes it.
+      let waiter!: { resolve: () => void; reject: (error: Error) => void };
+      const done = new Promise<void>((resolve, reject) => (waiter = { resolve, reject }));
+      this.waiting.set(id, [...(this.waiting.get(id) ?? []), waiter]);
+      const row = await this.store.get(id);
+      if (!row || isTerminal(row.state)) {
+        const others = (this.waiting.get(id) ?? []).filter((w) => w !== waiter);
+        if (others.length > 0) this.waiting.set(id, others);
+        else this.waiting.delete(id);
+        if (!row) throw new FanoutError('unknown_task', `no task with id ${id}`);
+        return row;
+      }
+      await done;
+    }
+  }
+
+  /**
+   * Runs queued tasks on `engine` (made with this queue's store, `resume:
+   * false`) until `close`: at most `concurrency` at once. A task another
+   * worker lost (it died holding it) is released first: its attempt recorded
+   * as lost, then run again here.
+   */
+  work(engine: Engine, options: WorkerOptions = {}): Worker {
+    const worker = new Worker<{ id: string }>(QUEUE, (job) => this.run(engine, job), {
+      connection: this.connection,
+      prefix: this.bullPrefix(),
+      concurrency: options.concurrency ?? 64,
+      lockDuration: this.leaseMs,
+      stalledInterval: 1000,
+      // The engine's own attempts decide when a task gives up; a lost worker never fails a task.
+      maxStalledCount: Number.MAX_SAFE_INTEGER,
+    });
+    worker.on('error', () => undefined);
+    this.workers.push(worker);
+    return worker;
+  }
+
+  private async run(engine: Engine, job: Job<{ id: string }>): Promise<void> {
+    const now = this.clock.now();
+    // A task found processing was held by a worker whose hold lapsed: that worker is gone.
+    const row = await this.store.releaseLost(job.data.id, now);
+    if (!row || isTerminal(row.state)) return;
+    const [handle] = engine.adopt([row]);
+    await handle?.result().catch(() => undefined);
+    await engine.flush();
+  }
+
+  /** One listener for the queue's ends, made on first use (its connection reads BullMQ's event stream). */
+  private queueEvents(): Promise<QueueEvents> {
+    this.events ??= (async () => {
+      const events = new QueueEvents(QUEUE, { connection: this.connection, prefix: this.bullPrefix() });
+      events.on('error', () => undefined);
+      const wake = ({ jobId }: { jobId: string }) => {
+        for (const waiter of this.waiting.get(jobId) ?? []) waiter.resolve();
+        this.waiting.delete(jobId);
+      };
+      events.on('completed', wake);
+      events.on('failed', wake);
+      await events.waitUntilReady();
+      return events;
+    })();
+    return this.events;
+  }
+
+  private bullPrefix(): string {
+    return `${this.prefix}bull`;
+  }
+
+  /** Stops this process's workers (their tasks in progress end first) and closes the connections. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all(this.workers.map((worker) => worker.close()));
+    const closed = new FanoutError('engine_closed', 'the task queue was closed');
+    for (const list of this.waiting.values()) for (const waiter of list) waiter.reject(closed);
+    this.waiting.clear();
+    await (await this.events)?.close();
+    await this.queue.close();
+  }
+}

@@ -1,0 +1,90 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, expect, inject, it } from 'vitest';
+import { TaskQueue } from '../src/queue/task-queue.js';
+import { RedisTaskStore } from '../src/store/redis/redis-task-store.js';
+
+/**
+ * `fanout worker`s sharing one queue on Redis, one of them killed (SIGKILL)
+ * five times while 2,000 tasks run: every task completes once, and the only
+ * calls made twice are those the killed workers had in flight.
+ */
+const bin = new URL('../bin/fanout.js', import.meta.url).pathname;
+const concurrency = 8;
+
+function startWorker(dir: string, url: string): { child: ChildProcess; ready: Promise<void> } {
+  const child = spawn(
+    process.execPath,
+    [bin, 'worker', '--redis', url, '--config', 'fanout.yaml', '--concurrency', String(concurrency)],
+    {
+      cwd: dir,
+      env: { PATH: process.env.PATH ?? '' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
+  let said = '';
+  const ready = new Promise<void>((resolve, reject) => {
+    child.stderr?.on('data', (chunk: Buffer) => {
+      said += chunk.toString();
+      if (said.includes('fanout worker: running tasks')) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`worker exited ${code}: ${said}`)));
+  });
+  ready.catch(() => undefined);
+  return { child, ready };
+}
+
+const calls = (dir: string): number =>
+  existsSync(join(dir, 'calls.jsonl')) ? readFileSync(join(dir, 'calls.jsonl'), 'utf8').trim().split('\n').length : 0;
+
+describe('fanout worker', () => {
+  it('loses no task and completes none twice when a worker is killed five times', async () => {
+    // A database of the test Redis of its own, so that no other test's keys meet these.
+    const url = `${inject('redisUrl')}/5`;
+    const dir = mkdtempSync(join(tmpdir(), 'fanout-workers-'));
+    writeFileSync(
+      join(dir, 'fanout.yaml'),
+      'providers:\n  mock:\n    callLog: calls.jsonl\n    models:\n      w: { latency: 200 }\n',
+    );
+    const store = new RedisTaskStore({ url });
+    const queue = new TaskQueue({ url, store });
+    const workers = [0, 1, 2].map(() => startWorker(dir, url));
+    try {
+      await Promise.all(workers.map((w) => w.ready));
+      const ids = await queue.submit(
+        Array.from({ length: 2000 }, (_, i) => ({
+          model: 'mock:w',
+          messages: [{ role: 'user' as const, content: `task ${i}` }],
+        })),
+      );
+      const ended = Promise.all(ids.map((id) => queue.ended(id)));
+      for (let kill = 0; kill < 5; kill++) {
+        const before = calls(dir);
+        while (calls(dir) < before + 250) await sleep(20);
+        const victim = workers[kill % 3] as ReturnType<typeof startWorker>;
+        victim.child.kill('SIGKILL');
+        await new Promise((resolve) => victim.child.once('exit', resolve));
+        workers[kill % 3] = startWorker(dir, url);
+        await workers[kill % 3]?.ready;
+      }
+      const rows = await ended;
+      expect(rows.map((row) => row.state)).toEqual(ids.map(() => 'completed'));
+      const completedAttempts = rows.map((row) => row.attempts.filter((a) => a.outcome === 'completed').length);
+      expect(completedAttempts).toEqual(ids.map(() => 1));
+      // Attempts lost with a killed worker are recorded as such.
+      const lost = rows.flatMap((row) => row.attempts.filter((a) => a.error?.code === 'network'));
+      expect(lost.length).toBeGreaterThan(0);
+      expect(lost.length).toBeLessThanOrEqual(5 * concurrency);
+      // The only calls made twice: those in flight on a worker when it was killed.
+      expect(calls(dir)).toBeGreaterThanOrEqual(2000);
+      expect(calls(dir)).toBeLessThanOrEqual(2000 + 5 * concurrency);
+    } finally {
+      for (const w of workers) w.child.kill('SIGTERM');
+      await queue.close();
+      await store.close();
+    }
+  }, 120_000);
+});
