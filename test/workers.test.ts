@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, inject, it } from 'vitest';
 import { TaskQueue } from '../src/queue/task-queue.js';
 import { RedisTaskStore } from '../src/store/redis/redis-task-store.js';
+import { startRedisServer } from './redis-server.js';
 
 /**
  * `fanout worker`s sharing one queue on Redis, one of them killed (SIGKILL)
@@ -85,6 +86,42 @@ describe('fanout worker', () => {
       for (const w of workers) w.child.kill('SIGTERM');
       await queue.close();
       await store.close();
+    }
+  }, 120_000);
+
+  it('loses no task when its Redis restarts mid-run (append-only file on), and resumes without a restart', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fanout-workers-restart-'));
+    writeFileSync(
+      join(dir, 'fanout.yaml'),
+      'providers:\n  mock:\n    callLog: calls.jsonl\n    models:\n      w: { latency: 200 }\n',
+    );
+    let redis = await startRedisServer({ dir, appendOnly: true });
+    const port = Number(new URL(redis.url).port);
+    const workers = [0, 1].map(() => startWorker(dir, redis.url));
+    const store = new RedisTaskStore({ url: redis.url });
+    const queue = new TaskQueue({ url: redis.url, store });
+    try {
+      await Promise.all(workers.map((w) => w.ready));
+      const ids = await queue.submit(
+        Array.from({ length: 500 }, (_, i) => ({
+          model: 'mock:w',
+          messages: [{ role: 'user' as const, content: `task ${i}` }],
+        })),
+      );
+      while (calls(dir) < 100) await sleep(20);
+      await redis.stop();
+      await sleep(2000);
+      redis = await startRedisServer({ dir, appendOnly: true, port });
+      const rows = await Promise.all(ids.map((id) => queue.ended(id)));
+      expect(rows.map((row) => row.state)).toEqual(ids.map(() => 'completed'));
+      expect(rows.map((row) => row.attempts.filter((a) => a.outcome === 'completed').length)).toEqual(ids.map(() => 1));
+      // The workers went on by themselves: both still running, no restart.
+      expect(workers.map((w) => w.child.exitCode)).toEqual([null, null]);
+    } finally {
+      for (const w of workers) w.child.kill('SIGTERM');
+      await queue.close();
+      await store.close();
+      await redis.stop();
     }
   }, 120_000);
 });

@@ -31,6 +31,10 @@ export interface WorkerOptions {
 }
 
 const QUEUE = 'tasks';
+/** How often a worker looks whether a task's end is stored yet, while it is not. */
+const STORE_RETRY_MS = 200;
+/** How often `ended` reads a task again without having been told it ended. */
+const LOOK_AGAIN_MS = 5000;
 
 /**
  * Work shared through Redis: any process submits tasks (their rows go to the
@@ -64,6 +68,8 @@ export class TaskQueue {
     // BullMQ's blocking reads need a client that never gives up a command.
     this.connection = { url: options.url, maxRetriesPerRequest: null };
     this.queue = new Queue(QUEUE, { connection: this.connection, prefix: this.bullPrefix() });
+    // A lost connection comes back by itself; what could not be sent fails on its own promise.
+    this.queue.on('error', () => undefined);
   }
 
   /** Validates and queues each request; resolves with their task ids, in order, once they are kept. */
@@ -122,7 +128,10 @@ export class TaskQueue {
         if (!row) throw new FanoutError('unknown_task', `no task with id ${id}`);
         return row;
       }
-      await done;
+      // An end told while this process could not hear (its connection to Redis was down) is found by looking again.
+      let cancel: (() => void) | undefined;
+      const again = new Promise<void>((resolve) => (cancel = this.clock.setTimer(LOOK_AGAIN_MS, resolve)));
+      await Promise.race([done, again]).finally(() => cancel?.());
     }
   }
 
@@ -154,7 +163,13 @@ export class TaskQueue {
     if (!row || isTerminal(row.state)) return;
     const [handle] = engine.adopt([row]);
     await handle?.result().catch(() => undefined);
-    await engine.flush();
+    // The job ends once the task's end is stored: whoever waits for it reads it then. While the store
+    // cannot be written (Redis away), the engine's journal keeps trying; so does this.
+    for (;;) {
+      await engine.flush();
+      if (isTerminal((await this.store.get(row.id).catch(() => undefined))?.state ?? 'queued')) return;
+      await this.clock.sleep(STORE_RETRY_MS);
+    }
   }
 
   /** One listener for the queue's ends, made on first use (its connection reads BullMQ's event stream). */
