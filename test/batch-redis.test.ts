@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import { startLimitedUpstream } from './fakes/limited-upstream.js';
+import { startWorker } from './processes/worker-process.js';
 
 /**
  * `fanout batch --redis`: batches run by separate processes on one provider
@@ -107,4 +108,42 @@ describe('fanout batch --redis', () => {
     expect(run.stderr).toContain('--redis: cannot reach redis://:***@127.0.0.1:9');
     expect(run.stderr).not.toContain('hunter2');
   }, 30_000);
+
+  it('shares a batch with the fanout workers on its Redis, and writes every line in order', async () => {
+    // A database of the test Redis of its own: its queue is this test's alone.
+    const url = `${inject('redisUrl')}/8`;
+    const config = 'providers:\n  mock:\n    callLog: calls.jsonl\n    models:\n      w: { latency: 100 }\n';
+    const batchDir = mkdtempSync(join(tmpdir(), 'fanout-shared-batch-'));
+    const workerDir = mkdtempSync(join(tmpdir(), 'fanout-shared-workers-'));
+    for (const dir of [batchDir, workerDir]) writeFileSync(join(dir, 'fanout.yaml'), config);
+    const input = Array.from({ length: 300 }, (_, i) =>
+      JSON.stringify({ id: `q${i}`, model: 'mock:w', prompt: `question ${i}` }),
+    );
+    writeFileSync(join(batchDir, 'in.jsonl'), `${input.join('\n')}\n`);
+    const workers = [0, 1].map(() =>
+      startWorker(workerDir, ['--redis', url, '--config', 'fanout.yaml', '--concurrency', '16']),
+    );
+    try {
+      await Promise.all(workers.map((worker) => worker.ready));
+      const run = await fanout(
+        ['batch', 'in.jsonl', '-o', 'out.jsonl', '--config', 'fanout.yaml', '--redis', url, '--no-progress'],
+        batchDir,
+      );
+      expect(run.code, run.stderr).toBe(0);
+      const out = readFileSync(join(batchDir, 'out.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as { custom_id: string; fanout: { state: string } });
+      expect(out.map((line) => `${line.custom_id}:${line.fanout.state}`)).toEqual(
+        Array.from({ length: 300 }, (_, i) => `q${i}:completed`),
+      );
+      // Both the batch's own process and the workers ran lines: 300 calls in all, none twice.
+      const calls = (dir: string) => readFileSync(join(dir, 'calls.jsonl'), 'utf8').trim().split('\n').length;
+      expect(calls(workerDir)).toBeGreaterThan(0);
+      expect(calls(batchDir)).toBeGreaterThan(0);
+      expect(calls(workerDir) + calls(batchDir)).toBe(300);
+    } finally {
+      expect(await Promise.all(workers.map((worker) => worker.stop()))).toEqual([0, 0]);
+    }
+  }, 60_000);
 });

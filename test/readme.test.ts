@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { startWorker } from './processes/worker-process.js';
 import { parse as parseYaml } from 'yaml';
 import { fromData } from '../src/cli/config-file.js';
 import { engineOptionsFromConfig } from '../src/config/engine-options.js';
@@ -230,26 +231,13 @@ describe('README, the library', () => {
     const url = `${inject('redisUrl')}/7`;
     const lines = machinesCommands.text.trim().split('\n');
     expect(lines[0]).toBe('redis-server --port 6379 --appendonly yes --daemonize yes');
-    expect(lines[3]).toBe('fanout serve --redis redis://127.0.0.1:6379 --config examples/fanout.yaml');
+    expect(lines[4]).toBe('fanout serve --redis redis://127.0.0.1:6379 --config examples/fanout.yaml');
     const workers = lines.slice(1, 3).map((line) => {
       expect(line).toMatch(/^fanout worker .* &$/);
-      const args = line.replace(/ &$/, '').replace('redis://127.0.0.1:6379', url).split(' ').slice(1);
-      return spawn(process.execPath, [fanoutBin, ...args], { cwd: root });
+      return startWorker(root, line.replace(/ &$/, '').replace('redis://127.0.0.1:6379', url).split(' ').slice(2));
     });
     try {
-      await Promise.all(
-        workers.map(
-          (worker) =>
-            new Promise<void>((resolve, reject) => {
-              let said = '';
-              worker.stderr.on('data', (c: Buffer) => {
-                said += c.toString();
-                if (said.includes('fanout worker: running tasks')) resolve();
-              });
-              worker.once('exit', () => reject(new Error(said)));
-            }),
-        ),
-      );
+      await Promise.all(workers.map((worker) => worker.ready));
       const ran = await new Promise<Ran>((resolve) => {
         const child = spawn(process.execPath, ['--import', 'tsx', 'examples/shared-queue.ts'], {
           cwd: root,
@@ -265,10 +253,21 @@ describe('README, the library', () => {
       expect(ran.stderr).toBe('');
       expect(ran.code).toBe(0);
       expect(ran.stdout).toBe('20 of 20 completed\n');
+      // The batch of the quick start, shared with the two workers.
+      const output = join(work, 'shared-results.jsonl');
+      const batch = await sh(
+        (lines[3] as string).replace('redis://127.0.0.1:6379', url).replace('-o results.jsonl', `-o ${output}`),
+        root,
+      );
+      expect(batch.code, batch.stderr).toBe(0);
+      const states = readFileSync(output, 'utf8')
+        .trim()
+        .split('\n')
+        .map((line) => (JSON.parse(line) as { fanout: { state: string } }).fanout.state);
+      expect(states).toHaveLength(300);
+      expect(new Set(states)).toEqual(new Set(['completed']));
     } finally {
-      const exits = workers.map((worker) => new Promise((resolve) => worker.once('exit', resolve)));
-      for (const worker of workers) worker.kill('SIGTERM');
-      expect(await Promise.all(exits)).toEqual([0, 0]);
+      expect(await Promise.all(workers.map((worker) => worker.stop()))).toEqual([0, 0]);
     }
   });
 

@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, inject, it } from 'vitest';
 import { TaskQueue } from '../src/queue/task-queue.js';
 import { RedisTaskStore } from '../src/store/redis/redis-task-store.js';
+import { startWorker, type WorkerProcess } from './processes/worker-process.js';
 import { startRedisServer } from './redis-server.js';
 
 /**
@@ -13,30 +13,10 @@ import { startRedisServer } from './redis-server.js';
  * five times while 2,000 tasks run: every task completes once, and the only
  * calls made twice are those the killed workers had in flight.
  */
-const bin = new URL('../bin/fanout.js', import.meta.url).pathname;
 const concurrency = 8;
 
-function startWorker(dir: string, url: string): { child: ChildProcess; ready: Promise<void> } {
-  const child = spawn(
-    process.execPath,
-    [bin, 'worker', '--redis', url, '--config', 'fanout.yaml', '--concurrency', String(concurrency)],
-    {
-      cwd: dir,
-      env: { PATH: process.env.PATH ?? '' },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    },
-  );
-  let said = '';
-  const ready = new Promise<void>((resolve, reject) => {
-    child.stderr?.on('data', (chunk: Buffer) => {
-      said += chunk.toString();
-      if (said.includes('fanout worker: running tasks')) resolve();
-    });
-    child.once('exit', (code) => reject(new Error(`worker exited ${code}: ${said}`)));
-  });
-  ready.catch(() => undefined);
-  return { child, ready };
-}
+const startWorkerOn = (dir: string, url: string) =>
+  startWorker(dir, ['--redis', url, '--config', 'fanout.yaml', '--concurrency', String(concurrency)]);
 
 const calls = (dir: string): number =>
   existsSync(join(dir, 'calls.jsonl')) ? readFileSync(join(dir, 'calls.jsonl'), 'utf8').trim().split('\n').length : 0;
@@ -52,7 +32,7 @@ describe('fanout worker', () => {
     );
     const store = new RedisTaskStore({ url });
     const queue = new TaskQueue({ url, store });
-    const workers = [0, 1, 2].map(() => startWorker(dir, url));
+    const workers = [0, 1, 2].map(() => startWorkerOn(dir, url));
     try {
       await Promise.all(workers.map((w) => w.ready));
       const ids = await queue.submit(
@@ -65,10 +45,10 @@ describe('fanout worker', () => {
       for (let kill = 0; kill < 5; kill++) {
         const before = calls(dir);
         while (calls(dir) < before + 250) await sleep(20);
-        const victim = workers[kill % 3] as ReturnType<typeof startWorker>;
+        const victim = workers[kill % 3] as WorkerProcess;
         victim.child.kill('SIGKILL');
         await new Promise((resolve) => victim.child.once('exit', resolve));
-        workers[kill % 3] = startWorker(dir, url);
+        workers[kill % 3] = startWorkerOn(dir, url);
         await workers[kill % 3]?.ready;
       }
       const rows = await ended;
@@ -83,7 +63,7 @@ describe('fanout worker', () => {
       expect(calls(dir)).toBeGreaterThanOrEqual(2000);
       expect(calls(dir)).toBeLessThanOrEqual(2000 + 5 * concurrency);
     } finally {
-      for (const w of workers) w.child.kill('SIGTERM');
+      await Promise.all(workers.map((w) => w.stop()));
       await queue.close();
       await store.close();
     }
@@ -97,7 +77,7 @@ describe('fanout worker', () => {
     );
     let redis = await startRedisServer({ dir, appendOnly: true });
     const port = Number(new URL(redis.url).port);
-    const workers = [0, 1].map(() => startWorker(dir, redis.url));
+    const workers = [0, 1].map(() => startWorkerOn(dir, redis.url));
     const store = new RedisTaskStore({ url: redis.url });
     const queue = new TaskQueue({ url: redis.url, store });
     try {
@@ -118,7 +98,7 @@ describe('fanout worker', () => {
       // The workers went on by themselves: both still running, no restart.
       expect(workers.map((w) => w.child.exitCode)).toEqual([null, null]);
     } finally {
-      for (const w of workers) w.child.kill('SIGTERM');
+      await Promise.all(workers.map((w) => w.stop()));
       await queue.close();
       await store.close();
       await redis.stop();

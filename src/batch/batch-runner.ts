@@ -1,6 +1,7 @@
 import type { FanoutError } from '../contracts/errors.js';
-import type { Engine } from '../core/engine.js';
+import type { SubmitOptions } from '../core/engine-options.js';
 import type { TaskStatus } from '../core/task.js';
+import type { TaskRequest } from '../contracts/types.js';
 import type { BatchLineOptions } from './batch-line.js';
 import { startLine, type StartedLine } from './line-task.js';
 import type { OutputLine } from './output-line.js';
@@ -42,7 +43,21 @@ export interface ReadOptions {
   take?: (text: string, place: LinePlace) => boolean;
 }
 
-type RunnerEngine = Pick<Engine, 'submit' | 'status' | 'find' | 'result' | 'recovered'>;
+/**
+ * What the runner needs of whatever runs the lines: an engine, or a queue
+ * that workers run them from (see `queuedRunner` in `src/queue/`).
+ */
+export interface RunnerEngine {
+  submit(request: TaskRequest, options?: SubmitOptions): { id: string };
+  /** The task's state if this process holds it. */
+  status(id: string): TaskStatus | undefined;
+  /** The task's state wherever it is kept. */
+  find(id: string): Promise<TaskStatus | undefined>;
+  /** Settles when the task has ended. */
+  result(id: string): Promise<unknown>;
+  /** Resolves once tasks an earlier run left are back in hand. */
+  recovered: Promise<unknown>;
+}
 
 /**
  * Runs the lines of one batch through the engine: the one batch runner of

@@ -1,5 +1,5 @@
 import { asFanoutError, type FanoutError } from '../contracts/errors.js';
-import type { Engine } from '../core/engine.js';
+import type { TaskRequest } from '../contracts/types.js';
 import type { SubmitOptions } from '../core/engine-options.js';
 import type { TaskStatus } from '../core/task.js';
 import { parseBatchLine, salvageCustomId, type BatchLineOptions } from './batch-line.js';
@@ -16,7 +16,7 @@ export type StartedLine =
  * an error line naming its line number; nothing is submitted for it.
  */
 export function startLine(
-  engine: Pick<Engine, 'submit'>,
+  engine: { submit(request: TaskRequest, options?: SubmitOptions): { id: string } },
   text: string,
   line: number,
   options: { parse?: BatchLineOptions; tenant?: string; submit?: SubmitOptions } = {},

@@ -6,7 +6,7 @@ import { lowerBound, type KeyWork, type LowerBound } from '../metrics/lower-boun
 import { percentiles } from '../metrics/percentiles.js';
 import type { BatchLineOptions } from './batch-line.js';
 import { endedLine } from './line-task.js';
-import { BatchRunner, type LineEnd, type LinePlace } from './batch-runner.js';
+import { BatchRunner, type LineEnd, type LinePlace, type RunnerEngine } from './batch-runner.js';
 import type { TaskRow } from '../contracts/task-store.js';
 import type { OutputLine } from './output-line.js';
 
@@ -35,6 +35,11 @@ export interface BatchOptions {
   onProgress?: (progress: BatchProgress) => void;
   /** Picks up a batch an earlier run left unfinished. */
   resume?: BatchResume;
+  /**
+   * Where the lines run, when not on `engine`: a queue that workers run them
+   * from (`engine` then counts only what this process ran of them).
+   */
+  runOn?: RunnerEngine;
 }
 
 export interface BatchResume {
@@ -168,7 +173,7 @@ class BatchRun {
       await engine.flush();
       await options.write(text);
     }, options.resume?.written ?? 0);
-    this.runner = new BatchRunner(engine, {
+    this.runner = new BatchRunner(options.runOn ?? engine, {
       parse: options.parse,
       batchId: options.resume?.batchId,
       onEnd: (end) => this.lineEnded(end),
@@ -218,7 +223,8 @@ class BatchRun {
       this.taskEnded(place.slot, place.line, label, statusFromRow(stored));
       return true;
     }
-    if (this.engine.status(stored.id) && stored.state !== 'cancelled') {
+    // Not ended: running in this engine (it took the task up again), or still in the queue the lines run from.
+    if ((this.options.runOn !== undefined || this.engine.status(stored.id)) && stored.state !== 'cancelled') {
       this.resumed.running += 1;
       this.runner.follow(stored.id, place, label);
       return true;

@@ -8,7 +8,8 @@ import { createEngine, type FanoutEngine } from '../create-engine.js';
 import { FanoutError } from '../contracts/errors.js';
 import type { LimitSpec } from '../contracts/limiter.js';
 import { batchIdFor, refuseInputAsOutput, openInput, openOutput, type OutputFile } from './batch-files.js';
-import { DEFAULT_STORE, openStores, withRedis } from './stores.js';
+import { DEFAULT_STORE, openRedisStores, openStores, type Stores } from './stores.js';
+import type { RedisTaskStore } from '../store/redis/redis-task-store.js';
 import { positiveNumber } from './format.js';
 import { loadConfig } from './config-file.js';
 import { EXIT } from './exit-codes.js';
@@ -73,7 +74,7 @@ export function registerBatchCommand(program: Command, setExitCode: (code: numbe
     .option('--store <spec>', 'where tasks and cached answers live: sqlite:PATH or memory', DEFAULT_STORE)
     .option(
       '--redis <url>',
-      'share limits and cached answers with every fanout process on this Redis (redis://host:port)',
+      'keep the tasks, limits and cached answers on this Redis (redis://host:port); fanout workers there run lines too',
     )
     .option('--fresh', 'start the batch over: overwrite the output and forget its stored tasks')
     .option('--no-cache', 'no result cache and no sharing of identical calls in flight')
@@ -82,6 +83,19 @@ export function registerBatchCommand(program: Command, setExitCode: (code: numbe
     .action(async (input: string, flags: BatchFlags) => {
       setExitCode(await batchAction(input, flags));
     });
+}
+
+/**
+ * With the tasks in Redis: the batch's lines go to the queue, and this
+ * process works on it too (so a batch finishes with no other worker), beside
+ * any `fanout worker` on that Redis.
+ */
+async function sharedWork(stores: Stores, engine: FanoutEngine, concurrency = 64) {
+  const { TaskQueue, queuedRunner } = await import('../queue/index.js');
+  const store = stores.tasks as RedisTaskStore;
+  const queue = new TaskQueue({ url: stores.redisUrl as string, store });
+  queue.work(engine, { concurrency });
+  return { queue, runOn: queuedRunner(queue, store) };
 }
 
 function withFlagLimits(config: FanoutConfig, flags: BatchFlags): FanoutConfig {
@@ -114,7 +128,10 @@ async function batchAction(input: string, flags: BatchFlags): Promise<number> {
   const config = withFlagLimits(await loadConfig(flags.config), flags);
   refuseInputAsOutput(input, flags.output);
   const inputStream = await openInput(input);
-  const stores = await withRedis(openStores(flags.store ?? DEFAULT_STORE, flags.cache !== false), flags.redis);
+  const stores =
+    flags.redis === undefined
+      ? openStores(flags.store ?? DEFAULT_STORE, flags.cache !== false)
+      : await openRedisStores(flags.redis, flags.cache !== false);
   const toStdout = flags.output === '-';
   const batchId = toStdout ? undefined : batchIdFor(input, flags.output);
   const notResumable = whyNotResumable(input, toStdout, stores.where);
@@ -143,8 +160,11 @@ async function batchAction(input: string, flags: BatchFlags): Promise<number> {
       store: stores.tasks,
       cache: stores.cache ? { store: stores.cache, ttlMs: config.cacheTtlMs } : false,
       limiter: stores.limiter,
+      // With the tasks in Redis, the queue hands this process its share of them, and no other's.
+      resume: stores.redisUrl === undefined,
     }),
   );
+  const shared = stores.redisUrl === undefined ? undefined : await sharedWork(stores, engine, config.concurrency);
   const controller = new AbortController();
   const storeErrors: string[] = [];
   // Without a working store nothing more can be kept safe: stop as Ctrl-C would, and say why.
@@ -171,10 +191,12 @@ async function batchAction(input: string, flags: BatchFlags): Promise<number> {
       signal: controller.signal,
       onProgress: reporter.update,
       resume: batchId && output ? { batchId, written: output.written, stored } : undefined,
+      runOn: shared?.runOn,
     });
   } finally {
     reporter.stop();
     signals.detach();
+    await shared?.queue.close();
     await engine.close();
     await stores.close();
     if (output) {

@@ -15,6 +15,8 @@ export interface Stores {
   cache?: CacheStore;
   /** Set with `--redis`: the limits every process on that Redis shares. */
   limiter?: Limiter;
+  /** Set when the tasks themselves are in Redis: its URL, for the queue beside them. */
+  redisUrl?: string;
   /** Where the data lives, for messages. */
   where: string;
   close(): Promise<void>;
@@ -57,6 +59,39 @@ export function redactedUrl(url: string): string {
   } catch {
     return 'the --redis URL';
   }
+}
+
+/** The Redis store classes, loaded only when asked for, after `url` is checked. */
+async function redisParts(url: string) {
+  if (!/^rediss?:\/\//.test(url)) {
+    throw new FanoutError(
+      'invalid_config',
+      `--redis: expected redis://host:port or rediss://host:port, received "${redactedUrl(url)}"`,
+    );
+  }
+  return import('../store/redis/index.js');
+}
+
+/**
+ * Everything in Redis (`fanout batch --redis`): the tasks (so that workers on
+ * other machines run them from the queue, and a batch resumes from there),
+ * the limits and the cache. Fails at once, naming the server, when it cannot be reached.
+ */
+export async function openRedisStores(url: string, withCache: boolean): Promise<Stores> {
+  const { RedisCacheStore, RedisLimiter, RedisTaskStore } = await redisParts(url);
+  const limiter = new RedisLimiter({ url });
+  const tasks = new RedisTaskStore({ url });
+  const cache = withCache ? new RedisCacheStore({ url }) : undefined;
+  const close = async (): Promise<void> => {
+    await Promise.allSettled([limiter.close(), cache?.close(), tasks.close()]);
+  };
+  try {
+    await limiter.ping(REDIS_CONNECT_MS);
+  } catch (error) {
+    await close();
+    throw new FanoutError('invalid_config', `--redis: cannot reach ${redactedUrl(url)}: ${(error as Error).message}`);
+  }
+  return { tasks, cache, limiter, redisUrl: url, where: `${redactedUrl(url)} (tasks, limits and cache)`, close };
 }
 
 /** How long `--redis` waits for the server at start before it gives up. */

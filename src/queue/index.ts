@@ -1,2 +1,3 @@
 // Work shared through Redis: a queue any process submits tasks to and any number of workers run.
 export { TaskQueue, type TaskQueueOptions, type WorkerOptions } from './task-queue.js';
+export { queuedRunner } from './queued-runner.js';

@@ -1,6 +1,6 @@
 import { Queue, QueueEvents, Worker, type Job } from 'bullmq';
 import { SystemClock, type Clock } from '../contracts/clock.js';
-import { FanoutError } from '../contracts/errors.js';
+import { asFanoutError, FanoutError } from '../contracts/errors.js';
 import { createIdGenerator } from '../contracts/random.js';
 import type { TaskRow } from '../contracts/task-store.js';
 import { isTerminal } from '../contracts/task-state.js';
@@ -58,6 +58,12 @@ export class TaskQueue {
   private events: Promise<QueueEvents> | undefined;
   private readonly waiting = new Map<string, Array<{ resolve: () => void; reject: (error: Error) => void }>>();
   private readonly workers: Worker[] = [];
+  /** Rows queued in this turn of the event loop, kept and queued together at its end. */
+  private pending: TaskRow[] = [];
+  /** Writes of queued rows on their way. */
+  private readonly sending = new Set<Promise<void>>();
+  /** Why tasks queued here could not be kept or queued. */
+  private readonly unsent = new Map<string, FanoutError>();
   private closed = false;
 
   constructor(options: TaskQueueOptions) {
@@ -74,46 +80,87 @@ export class TaskQueue {
 
   /** Validates and queues each request; resolves with their task ids, in order, once they are kept. */
   async submit(requests: readonly TaskRequest[]): Promise<string[]> {
+    const ids = requests.map((request) => this.enqueue(request));
+    await this.allSent();
+    const failed = ids.map((id) => this.unsent.get(id)).find((error) => error !== undefined);
+    if (failed) throw failed;
+    return ids;
+  }
+
+  /**
+   * Validates and queues one request at once, returning its id; requests
+   * queued in the same turn of the event loop are kept and queued together
+   * (one write, one bulk add). When that fails, `ended` of their ids rejects
+   * with the reason. `batch` keeps the task's batch and input line in its row.
+   */
+  enqueue(input: TaskRequest, options: { batch?: { id: string; line: number } } = {}): string {
+    if (this.closed) throw new FanoutError('engine_closed', 'the task queue was closed');
+    const request = validateTaskRequest(input);
     const now = this.clock.now();
-    const rows: TaskRow[] = requests.map((input, i) => {
-      const request = validateTaskRequest(input);
-      return {
-        id: this.nextId(),
-        seq: now * 1000 + i,
-        key: request.model,
-        request,
-        state: 'queued',
-        submittedAt: now,
-        readyAt: 0,
-        attempts: [],
-        queuedMs: 0,
-        rateLimitedMs: 0,
-        providerMs: 0,
-      };
-    });
-    const outcome = await this.store.write(rows, now);
-    if (outcome.unwritable?.length) {
-      throw new FanoutError('invalid_request', `tasks that cannot be kept: ${outcome.unwritable.join(', ')}`);
+    const row: TaskRow = {
+      id: this.nextId(),
+      seq: now * 1000 + (this.pending.length % 1000),
+      ...(options.batch ? { batchId: options.batch.id, line: options.batch.line } : {}),
+      key: request.model,
+      request,
+      state: 'queued',
+      submittedAt: now,
+      readyAt: 0,
+      attempts: [],
+      queuedMs: 0,
+      rateLimitedMs: 0,
+      providerMs: 0,
+    };
+    this.pending.push(row);
+    if (this.pending.length === 1) {
+      const sending: Promise<void> = new Promise<void>((resolve) => queueMicrotask(() => resolve(this.send()))).finally(
+        () => this.sending.delete(sending),
+      );
+      this.sending.add(sending);
     }
-    await this.queue.addBulk(
-      rows.map((row) => ({
-        name: 'task',
-        data: { id: row.id },
-        // A worker that cannot take a task now (it is stopping) hands it back: tried again a second later.
-        opts: {
-          jobId: row.id,
-          removeOnComplete: true,
-          removeOnFail: true,
-          attempts: Number.MAX_SAFE_INTEGER,
-          backoff: { type: 'fixed', delay: 1000 },
-        },
-      })),
-    );
-    return rows.map((row) => row.id);
+    return row.id;
+  }
+
+  private async allSent(): Promise<void> {
+    await Promise.all([...this.sending]);
+  }
+
+  /** Keeps the rows queued so far and adds their jobs; a failure is kept against each of their ids. */
+  private async send(): Promise<void> {
+    const rows = this.pending;
+    this.pending = [];
+    try {
+      const outcome = await this.store.write(rows, this.clock.now());
+      if (outcome.unwritable?.length) {
+        const error = new FanoutError('invalid_request', 'a task that cannot be kept (a value JSON cannot hold)');
+        for (const id of outcome.unwritable) this.unsent.set(id, error);
+      }
+      const kept = rows.filter((row) => !this.unsent.has(row.id));
+      await this.queue.addBulk(
+        kept.map((row) => ({
+          name: 'task',
+          data: { id: row.id },
+          // A worker that cannot take a task now (it is stopping) hands it back: tried again a second later.
+          opts: {
+            jobId: row.id,
+            removeOnComplete: true,
+            removeOnFail: true,
+            attempts: Number.MAX_SAFE_INTEGER,
+            backoff: { type: 'fixed', delay: 1000 },
+          },
+        })),
+      );
+    } catch (raw) {
+      const error = asFanoutError(raw, 'io_error');
+      for (const row of rows) this.unsent.set(row.id, error);
+    }
   }
 
   /** The task's row once it has ended (completed, failed or cancelled). */
   async ended(id: string): Promise<TaskRow> {
+    await this.allSent();
+    const unsent = this.unsent.get(id);
+    if (unsent) throw unsent;
     await this.queueEvents();
     for (;;) {
       // Listening before reading: an end between the read and the wait still wakes it.
@@ -197,6 +244,7 @@ export class TaskQueue {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.allSent();
     await Promise.all(this.workers.map((worker) => worker.close()));
     const closed = new FanoutError('engine_closed', 'the task queue was closed');
     for (const list of this.waiting.values()) for (const waiter of list) waiter.reject(closed);
