@@ -30,6 +30,19 @@ async function schedulingRow(upstream: Upstream, what: string): Promise<string[]
   ];
 }
 
+/** F-soak: a minute and a half of `fanout serve` under another tenant's flood. */
+async function soakRow(): Promise<string[]> {
+  const s = await benchSoak();
+  const ms = (n: number) => `${fmt(n, 1)} ms`;
+  return [
+    'F-soak',
+    `fanout serve, one model at 8 calls × ${s.callMs} ms; the interactive tenant alone (${s.idle.calls} calls), then beside a tenant flooding it for 60 s (${fmt(s.floodCalls)} lines); wait per call = queued + rate-limited`,
+    `flood: p50 ${ms(s.flood.p50)} · p99 ${ms(s.flood.p99)} (${s.flood.calls} calls); RSS ${fmt(s.rssStartMb)} MB → peak ${fmt(s.rssPeakMb)} MB → ${fmt(s.rssAfterMb)} MB 30 s after (every 5 s: ${s.rssSettlingMb.map((mb) => fmt(mb)).join(', ')})`,
+    `idle server: p50 ${ms(s.idle.p50)} · p99 ${ms(s.idle.p99)}`,
+    `p99 +${ms(s.flood.p99 - s.idle.p99)} over idle (goal ≤ one call, ${s.callMs} ms); RSS after ${fmt(s.rssAfterMb / s.rssStartMb, 2)} × start (goal ≤ 1.10)`,
+  ];
+}
+
 const benches = {
   memory: async () => {
     const m = await benchMemory();
@@ -160,22 +173,12 @@ const benches = {
       'goal ≥ 0.5 × bare BullMQ',
     ];
   },
-  soak: async () => {
-    const s = await benchSoak();
-    const ms = (n: number) => `${fmt(n, 1)} ms`;
-    return [
-      'F-soak',
-      `fanout serve, one model at 8 calls × ${s.callMs} ms; the interactive tenant alone (${s.idle.calls} calls), then beside a tenant flooding it for 60 s (${fmt(s.floodCalls)} lines); wait per call = queued + rate-limited`,
-      `flood: p50 ${ms(s.flood.p50)} · p99 ${ms(s.flood.p99)} (${s.flood.calls} calls); RSS ${fmt(s.rssStartMb)} MB → peak ${fmt(s.rssPeakMb)} MB → ${fmt(s.rssAfterMb)} MB 30 s after (every 5 s: ${s.rssSettlingMb.map((mb) => fmt(mb)).join(', ')})`,
-      `idle server: p50 ${ms(s.idle.p50)} · p99 ${ms(s.idle.p99)}`,
-      `p99 +${ms(s.flood.p99 - s.idle.p99)} over idle (goal ≤ one call, ${s.callMs} ms); RSS after ${fmt(s.rssAfterMb / s.rssStartMb, 2)} × start (goal ≤ 1.10)`,
-    ];
-  },
 } satisfies Record<string, () => Promise<string[]>>;
 
-/** Heavier sets, run by name only (`npm run bench -- gateway`); each gives several rows. */
+/** Heavier sets, run by name only (`npm run bench -- gateway`, `-- soak`); each gives rows of its own. */
 const suites = {
   gateway: benchGateway,
+  soak: async () => [await soakRow()],
 } satisfies Record<string, () => Promise<string[][]>>;
 
 type Name = keyof typeof benches | keyof typeof suites;

@@ -72,7 +72,7 @@ async function run(
   return row;
 }
 
-export async function benchSharedLimits(seconds = 12, warmupSeconds = 4): Promise<SharedLimitsResult> {
+export async function benchSharedLimits(seconds = 9, warmupSeconds = 3): Promise<SharedLimitsResult> {
   const redis = await startRedisServer();
   const timing = { seconds, warmupSeconds };
   try {

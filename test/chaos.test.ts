@@ -38,7 +38,8 @@ describe('chaos: 1,000 streamed calls through a failing upstream', () => {
         model: 'flaky:gpt',
         messages: [{ role: 'user' as const, content: `change ${i}` }],
         stream: true,
-        attemptTimeoutMs: 300,
+        // Long enough for a stream on a busy machine; a hanging one still ends by it.
+        attemptTimeoutMs: 1000,
       })),
     );
     await engine.close();
