@@ -14,6 +14,7 @@ import { addInto, KeyedLimiter, levelOf, type KeyedBucket, type KeyedState } fro
 import {
   fullBucket,
   give,
+  lowered,
   refill,
   take,
   tokensIn,
@@ -213,11 +214,8 @@ export class MemoryLimiter extends KeyedLimiter<Bucket, KeyState> implements Lim
         state.buckets.push(bucket);
         if (meta.field !== 'requests') learnedTokens = true;
       }
-      if (bucket && seen.remaining !== undefined) {
-        const current = refill(bucket.spec, bucket.state, now);
-        const level = seen.remaining * bucket.spec.windowMs;
-        if (level < current.level) bucket.state = { level, updatedAt: current.updatedAt };
-      }
+      const lower = bucket && seen.remaining !== undefined && lowered(bucket.spec, bucket.state, now, seen.remaining);
+      if (bucket && lower) bucket.state = lower;
     }
     return learnedTokens;
   }

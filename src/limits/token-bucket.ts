@@ -96,3 +96,14 @@ export function give(spec: BucketSpec, state: BucketState, now: number, amount: 
   const current = refill(spec, state, now);
   return { level: Math.min(capacityUnits(spec), current.level + amount * spec.windowMs), updatedAt: current.updatedAt };
 }
+
+/**
+ * The bucket brought down to `remaining` tokens when it holds more at `now`
+ * (what a provider's headers say remains); undefined when it holds no more:
+ * a level never goes up on a header's word.
+ */
+export function lowered(spec: BucketSpec, state: BucketState, now: number, remaining: number): BucketState | undefined {
+  const current = refill(spec, state, now);
+  const level = remaining * spec.windowMs;
+  return level < current.level ? { level, updatedAt: current.updatedAt } : undefined;
+}

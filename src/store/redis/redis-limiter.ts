@@ -14,7 +14,7 @@ import {
 } from '../../contracts/limiter.js';
 import { systemRandom } from '../../contracts/random.js';
 import { bucketSpecsOf, DEFAULT_TRANSIT_MS, DIMENSIONS, learnedBucketSpec } from '../../limits/limiter.js';
-import { fullBucket, refill, tokensIn, waitTime } from '../../limits/token-bucket.js';
+import { fullBucket, lowered, refill, tokensIn, waitTime } from '../../limits/token-bucket.js';
 import { addInto, KeyedLimiter, levelOf } from '../../limits/keyed-limiter.js';
 import { limiterScripts, type LimiterScripts, type RemoteState } from './limiter-scripts.js';
 import {
@@ -261,6 +261,7 @@ export class RedisLimiter extends KeyedLimiter<SharedBucket, SharedKey> implemen
     for (const seen of observed) {
       const meta = DIMENSIONS.find((d) => d.name === seen.dimension) as (typeof DIMENSIONS)[number];
       let bucket = state.buckets.find((b) => b.name === seen.dimension);
+      const known = bucket !== undefined;
       if (!bucket && seen.limit !== undefined && seen.limit > 0) {
         const spec = learnedBucketSpec({ ...seen, limit: seen.limit }, meta.windowMs);
         bucket = {
@@ -274,18 +275,14 @@ export class RedisLimiter extends KeyedLimiter<SharedBucket, SharedKey> implemen
         state.buckets.push(bucket);
         if (meta.field !== 'requests') learnedTokens = true;
         news.push({ seen, meta });
-      } else if (bucket && seen.remaining !== undefined) {
-        const level = refill(bucket.spec, bucket.seen, now).level;
-        if (seen.remaining * bucket.spec.windowMs < level) {
-          news.push({ seen, meta });
-          // The provider has less left than this process thought: what it holds was leased against too much.
-          state.slices = [];
-        }
       }
-      if (bucket && seen.remaining !== undefined) {
-        const current = refill(bucket.spec, bucket.seen, now);
-        const level = seen.remaining * bucket.spec.windowMs;
-        if (level < current.level) bucket.seen = { level, updatedAt: current.updatedAt };
+      const lower = bucket && seen.remaining !== undefined && lowered(bucket.spec, bucket.seen, now, seen.remaining);
+      if (!bucket || !lower) continue;
+      bucket.seen = lower;
+      if (known) {
+        news.push({ seen, meta });
+        // The provider has less left than this process thought: what it holds was leased against too much.
+        state.slices = [];
       }
     }
     if (news.length === 0) return learnedTokens;
