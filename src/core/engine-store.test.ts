@@ -3,6 +3,7 @@ import { createEngine } from '../create-engine.js';
 import { MockProvider } from '../providers/mock/mock-provider.js';
 import type { Provider } from '../contracts/provider.js';
 import { MemoryTaskStore } from '../store/memory/memory-task-store.js';
+import { MemoryCacheStore } from '../store/memory/memory-cache-store.js';
 import { ManualClock } from '../contracts/manual-clock.js';
 import { ProviderError } from '../contracts/errors.js';
 import type { EngineEvent } from './events.js';
@@ -212,5 +213,42 @@ describe('a task’s status, live and as stored', () => {
       expect(stored).toEqual(live.endedAt === undefined ? { ...live, timing: stored.timing, eta: undefined } : live);
     }
     await engine.close();
+  });
+
+  it('answers a task adopted from the store through the result cache, and fills the cache with its answer', async () => {
+    const store = new MemoryTaskStore();
+    const cache = new MemoryCacheStore();
+    const worker = () => {
+      const clock = new ManualClock(0);
+      const mock = new MockProvider({ defaults: { latency: 10 } });
+      const engine = createEngine({ clock, store, cache: { store: cache }, providers: [mock], resume: false });
+      return { clock, mock, engine };
+    };
+    const row = (id: string, content: string) => ({
+      id,
+      seq: 1,
+      key: 'mock:m',
+      request: ask(content, { temperature: 0 }),
+      state: 'queued' as const,
+      submittedAt: 0,
+      readyAt: 0,
+      attempts: [],
+      queuedMs: 0,
+      rateLimitedMs: 0,
+      providerMs: 0,
+    });
+    const first = worker();
+    const [led] = first.engine.adopt([row('t_a', 'same question')]);
+    await first.clock.runAll();
+    const answer = await led!.result();
+    expect(first.mock.stats('m').calls).toBe(1);
+    expect(answer.cache).toBeUndefined();
+    // Another process adopts a task asking the same: answered from the cache, no call.
+    const second = worker();
+    const [followed] = second.engine.adopt([row('t_b', 'same question')]);
+    await second.clock.runAll();
+    const cached = await followed!.result();
+    expect(second.mock.stats('m').calls).toBe(0);
+    expect(cached).toMatchObject({ text: answer.text, cache: { source: 'stored' } });
   });
 });

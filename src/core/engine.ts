@@ -297,6 +297,19 @@ export class Engine {
     return task;
   }
 
+  /**
+   * Queues a task read back from the store (recovered, or handed over by a
+   * queue) as a new one is queued: through the result cache when its request
+   * may use it, so a worker answers from the cache every process shares and
+   * fills it.
+   */
+  private admitKept(task: Task, now: number): void {
+    const cache = this.cache?.policy(task.request, task.model, this.settings.defaultMaxTokens);
+    if (!cache || !this.cache) return this.admit(task, now);
+    task.place({}, undefined, cache);
+    this.cache.admit(task, cache, now);
+  }
+
   /** Queues a task for the scheduler, or fails it at once when it can never fit its limits. */
   private admit(task: Task, now: number): void {
     try {
@@ -343,7 +356,7 @@ export class Engine {
     if (this.closed) throw new FanoutError('engine_closed', 'the engine is closed; create a new one');
     const fresh = rows.filter((row) => !this.board.has(row.id));
     const { board, models, journal, scheduler } = this;
-    const admit = (task: Task, now: number) => this.admit(task, now);
+    const admit = (task: Task, now: number) => this.admitKept(task, now);
     const costOf = (model: ResolvedModel, request: TaskRequest) => this.costOf(model, request);
     const host = { board, models, journal, admit, costOf, delay: (task: Task) => scheduler.delay(task) };
     this.seq = restoreTasks(fresh, host, this.clock.now(), this.seq);
