@@ -14,7 +14,7 @@ import type { TaskQueue } from './task-queue.js';
  */
 export function queuedRunner(queue: TaskQueue, store: RedisTaskStore): RunnerEngine {
   return {
-    submit: (request: TaskRequest, options: SubmitOptions = {}) => ({ id: queue.enqueue(request, options) }),
+    submit: (request: TaskRequest, options: SubmitOptions = {}) => ({ id: queue.enqueue(request, options).id }),
     status: () => undefined,
     find: async (id: string): Promise<TaskStatus | undefined> => {
       const row = await store.get(id);

@@ -6,8 +6,10 @@ import type { TaskRow } from '../contracts/task-store.js';
 import { isTerminal } from '../contracts/task-state.js';
 import type { TaskRequest } from '../contracts/types.js';
 import type { Engine } from '../core/engine.js';
+import { isEnd } from '../core/events.js';
 import { validateTaskRequest } from '../core/validate.js';
 import type { RedisTaskStore } from '../store/redis/redis-task-store.js';
+import { TaskFeed } from './task-feed.js';
 
 export interface TaskQueueOptions {
   /** The Redis the queue and `store` live in: `redis://host:port/db`. */
@@ -33,8 +35,16 @@ export interface WorkerOptions {
 const QUEUE = 'tasks';
 /** How often a worker looks whether a task's end is stored yet, while it is not. */
 const STORE_RETRY_MS = 200;
-/** How often `ended` reads a task again without having been told it ended. */
+/** How long closing workers waits, once their tasks have ended, for BullMQ to let go before cutting its connections. */
+const CLOSE_GRACE_MS = 2000;
+/** How often the tasks `ended` waits for are read again (all in one go) without having been told they ended. */
 const LOOK_AGAIN_MS = 5000;
+/** Rows read per round trip when they are read again. */
+const LOOK_AGAIN_CHUNK = 1000;
+
+/** A task's job id: its task id, with `:` (which BullMQ refuses in an id) and `%` escaped. */
+const jobId = (taskId: string): string => taskId.replace(/%/g, '%25').replace(/:/g, '%3A');
+const taskIdOf = (job: string): string => job.replace(/%3A/g, ':').replace(/%25/g, '%');
 
 /**
  * Work shared through Redis: any process submits tasks (their rows go to the
@@ -65,6 +75,12 @@ export class TaskQueue {
   /** Why tasks queued here could not be kept or queued. */
   private readonly unsent = new Map<string, FanoutError>();
   private closed = false;
+  /** Tasks this process's workers are running, until BullMQ has recorded their jobs' ends. */
+  private readonly running = new Set<Promise<void>>();
+  /** What tells each running job's end recorded, by job id. */
+  private readonly recording = new Map<string, () => void>();
+  private taskFeed: TaskFeed | undefined;
+  private lookingAgain: (() => void) | undefined;
 
   constructor(options: TaskQueueOptions) {
     this.store = options.store;
@@ -80,7 +96,7 @@ export class TaskQueue {
 
   /** Validates and queues each request; resolves with their task ids, in order, once they are kept. */
   async submit(requests: readonly TaskRequest[]): Promise<string[]> {
-    const ids = requests.map((request) => this.enqueue(request));
+    const ids = requests.map((request) => this.enqueue(request).id);
     await this.allSent();
     const failed = ids.map((id) => this.unsent.get(id)).find((error) => error !== undefined);
     if (failed) throw failed;
@@ -88,17 +104,18 @@ export class TaskQueue {
   }
 
   /**
-   * Validates and queues one request at once, returning its id; requests
+   * Validates and queues one request at once, returning its row; requests
    * queued in the same turn of the event loop are kept and queued together
    * (one write, one bulk add). When that fails, `ended` of their ids rejects
-   * with the reason. `batch` keeps the task's batch and input line in its row.
+   * with the reason. `batch` keeps the task's batch and input line in its row;
+   * `id` names the task instead of a generated id.
    */
-  enqueue(input: TaskRequest, options: { batch?: { id: string; line: number } } = {}): string {
+  enqueue(input: TaskRequest, options: { batch?: { id: string; line: number }; id?: string } = {}): TaskRow {
     if (this.closed) throw new FanoutError('engine_closed', 'the task queue was closed');
     const request = validateTaskRequest(input);
     const now = this.clock.now();
     const row: TaskRow = {
-      id: this.nextId(),
+      id: options.id ?? this.nextId(),
       seq: now * 1000 + (this.pending.length % 1000),
       ...(options.batch ? { batchId: options.batch.id, line: options.batch.line } : {}),
       key: request.model,
@@ -118,11 +135,38 @@ export class TaskQueue {
       );
       this.sending.add(sending);
     }
-    return row.id;
+    return row;
+  }
+
+  /** Queues again the tasks of `ids` whose rows are kept but whose jobs may be gone; a job still queued is left as it is. */
+  async requeue(ids: readonly string[]): Promise<void> {
+    await this.queue.addBulk(ids.map((id) => this.job(id)));
+  }
+
+  /** Resolves once every task queued so far is kept and queued: true, false if any of them could not be. */
+  async written(): Promise<boolean> {
+    const before = this.unsent.size;
+    await this.allSent();
+    return this.unsent.size === before;
   }
 
   private async allSent(): Promise<void> {
     await Promise.all([...this.sending]);
+  }
+
+  private job(id: string) {
+    return {
+      name: 'task',
+      data: { id },
+      // A worker that cannot take a task now (it is stopping) hands it back: tried again a second later.
+      opts: {
+        jobId: jobId(id),
+        removeOnComplete: true,
+        removeOnFail: true,
+        attempts: Number.MAX_SAFE_INTEGER,
+        backoff: { type: 'fixed' as const, delay: 1000 },
+      },
+    };
   }
 
   /** Keeps the rows queued so far and adds their jobs; a failure is kept against each of their ids. */
@@ -136,20 +180,7 @@ export class TaskQueue {
         for (const id of outcome.unwritable) this.unsent.set(id, error);
       }
       const kept = rows.filter((row) => !this.unsent.has(row.id));
-      await this.queue.addBulk(
-        kept.map((row) => ({
-          name: 'task',
-          data: { id: row.id },
-          // A worker that cannot take a task now (it is stopping) hands it back: tried again a second later.
-          opts: {
-            jobId: row.id,
-            removeOnComplete: true,
-            removeOnFail: true,
-            attempts: Number.MAX_SAFE_INTEGER,
-            backoff: { type: 'fixed', delay: 1000 },
-          },
-        })),
-      );
+      await this.queue.addBulk(kept.map((row) => this.job(row.id)));
     } catch (raw) {
       const error = asFanoutError(raw, 'io_error');
       for (const row of rows) this.unsent.set(row.id, error);
@@ -160,12 +191,18 @@ export class TaskQueue {
   async ended(id: string): Promise<TaskRow> {
     await this.allSent();
     const unsent = this.unsent.get(id);
-    if (unsent) throw unsent;
+    if (unsent) {
+      this.unsent.delete(id);
+      throw unsent;
+    }
     await this.queueEvents();
     for (;;) {
+      if (this.closed) throw new FanoutError('engine_closed', 'the task queue was closed');
       // Listening before reading: an end between the read and the wait still wakes it.
       let waiter!: { resolve: () => void; reject: (error: Error) => void };
       const done = new Promise<void>((resolve, reject) => (waiter = { resolve, reject }));
+      // Closing rejects it, perhaps while the row is being read: handled here, and thrown where it is awaited.
+      done.catch(() => undefined);
       this.waiting.set(id, [...(this.waiting.get(id) ?? []), waiter]);
       const row = await this.store.get(id);
       if (!row || isTerminal(row.state)) {
@@ -175,11 +212,42 @@ export class TaskQueue {
         if (!row) throw new FanoutError('unknown_task', `no task with id ${id}`);
         return row;
       }
-      // An end told while this process could not hear (its connection to Redis was down) is found by looking again.
-      let cancel: (() => void) | undefined;
-      const again = new Promise<void>((resolve) => (cancel = this.clock.setTimer(LOOK_AGAIN_MS, resolve)));
-      await Promise.race([done, again]).finally(() => cancel?.());
+      this.lookAgainLater();
+      await done;
     }
+  }
+
+  /**
+   * An end told while this process could not hear (its connection to Redis
+   * was down) is found by reading the waited-for rows again, every few
+   * seconds while any are waited for: all of them in a few round trips.
+   */
+  private lookAgainLater(): void {
+    if (this.lookingAgain || this.closed) return;
+    this.lookingAgain = this.clock.setTimer(LOOK_AGAIN_MS, () => void this.lookAgain());
+  }
+
+  private async lookAgain(): Promise<void> {
+    const ids = [...this.waiting.keys()];
+    for (let i = 0; i < ids.length; i += LOOK_AGAIN_CHUNK) {
+      const chunk = ids.slice(i, i + LOOK_AGAIN_CHUNK);
+      const rows = await this.store.getMany(chunk).catch(() => undefined);
+      if (!rows) break;
+      chunk.forEach((id, at) => {
+        const row = rows[at];
+        if (row && !isTerminal(row.state)) return;
+        for (const waiter of this.waiting.get(id) ?? []) waiter.resolve();
+        this.waiting.delete(id);
+      });
+    }
+    this.lookingAgain = undefined;
+    if (this.waiting.size > 0) this.lookAgainLater();
+  }
+
+  /** Task events and cancellations between this Redis's processes, opened on first use. */
+  get feed(): TaskFeed {
+    this.taskFeed ??= new TaskFeed(this.connection.url, this.prefix);
+    return this.taskFeed;
   }
 
   /**
@@ -199,11 +267,39 @@ export class TaskQueue {
       maxStalledCount: Number.MAX_SAFE_INTEGER,
     });
     worker.on('error', () => undefined);
+    const recorded = (job: Job | undefined) => job?.id !== undefined && this.recording.get(job.id)?.();
+    worker.on('completed', recorded);
+    worker.on('failed', recorded);
     this.workers.push(worker);
+    // What happens to the tasks run here is told to every process of this Redis; a cancellation asked anywhere is done here.
+    const feed = this.feed;
+    engine.on('*', (event) => {
+      if ('taskId' in event) feed.tell(event, isEnd(event) ? engine.status(event.taskId) : undefined);
+    });
+    // Until it listens (or if the queue closes first), a cancellation reaches only tasks no worker holds yet.
+    feed.onCancel((id) => engine.cancel(id)).catch(() => undefined);
     return worker;
   }
 
+  /** Runs the job's task; counted as running until BullMQ has recorded the job's end (or a while after, if it cannot). */
   private async run(engine: Engine, job: Job<{ id: string }>): Promise<void> {
+    let recorded!: () => void;
+    let late: (() => void) | undefined;
+    const running: Promise<void> = new Promise<void>((resolve) => (recorded = resolve)).finally(() => {
+      late?.();
+      this.running.delete(running);
+      this.recording.delete(job.id as string);
+    });
+    this.running.add(running);
+    this.recording.set(job.id as string, recorded);
+    try {
+      await this.runOne(engine, job);
+    } finally {
+      late = this.clock.setTimer(CLOSE_GRACE_MS, recorded);
+    }
+  }
+
+  private async runOne(engine: Engine, job: Job<{ id: string }>): Promise<void> {
     const now = this.clock.now();
     // A task found processing was held by a worker whose hold lapsed: that worker is gone.
     const row = await this.store.releaseLost(job.data.id, now);
@@ -224,9 +320,10 @@ export class TaskQueue {
     this.events ??= (async () => {
       const events = new QueueEvents(QUEUE, { connection: this.connection, prefix: this.bullPrefix() });
       events.on('error', () => undefined);
-      const wake = ({ jobId }: { jobId: string }) => {
-        for (const waiter of this.waiting.get(jobId) ?? []) waiter.resolve();
-        this.waiting.delete(jobId);
+      const wake = (event: { jobId: string }) => {
+        const id = taskIdOf(event.jobId);
+        for (const waiter of this.waiting.get(id) ?? []) waiter.resolve();
+        this.waiting.delete(id);
       };
       events.on('completed', wake);
       events.on('failed', wake);
@@ -240,16 +337,51 @@ export class TaskQueue {
     return `${this.prefix}bull`;
   }
 
+  /**
+   * Closes the workers once the tasks they run have ended and BullMQ has
+   * recorded their jobs' ends: they take no new task from the start (paused),
+   * and close without waiting on their blocking connection, which BullMQ's
+   * graceful close can wait on for ever after Redis went away and came back
+   * (taskforcesh/bullmq#4656).
+   */
+  private async closeWorkers(): Promise<void> {
+    await Promise.all(this.workers.map((worker) => worker.pause(true)));
+    while (this.running.size > 0) await Promise.allSettled([...this.running]);
+    await Promise.all(this.workers.map((worker) => worker.close(true)));
+  }
+
+  /** `close()`, or `cut()` when it has not ended within `CLOSE_GRACE_MS`. */
+  private async closeWithin(close: () => Promise<unknown>, cut: () => Promise<unknown>): Promise<void> {
+    const within = (work: Promise<unknown>): Promise<boolean> => {
+      let cancel: (() => void) | undefined;
+      const late = new Promise<boolean>(
+        (resolve) => (cancel = this.clock.setTimer(CLOSE_GRACE_MS, () => resolve(false))),
+      );
+      return Promise.race([work.then(() => true), late]).finally(() => cancel?.());
+    };
+    if (!(await within(close()))) await within(cut());
+  }
+
   /** Stops this process's workers (their tasks in progress end first) and closes the connections. Idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     await this.allSent();
-    await Promise.all(this.workers.map((worker) => worker.close()));
+    await this.closeWorkers();
+    this.lookingAgain?.();
     const closed = new FanoutError('engine_closed', 'the task queue was closed');
     for (const list of this.waiting.values()) for (const waiter of list) waiter.reject(closed);
     this.waiting.clear();
-    await (await this.events)?.close();
-    await this.queue.close();
+    const events = await this.events;
+    if (events)
+      await this.closeWithin(
+        () => events.close(),
+        () => events.disconnect(),
+      );
+    await this.taskFeed?.close();
+    await this.closeWithin(
+      () => this.queue.close(),
+      () => this.queue.disconnect(),
+    );
   }
 }

@@ -166,15 +166,20 @@ export class RedisTaskStore implements TaskStore {
     return `${this.prefix}task:${id}`;
   }
 
-  /** The rows of `ids`, in that order, in one round trip. */
-  private async rowsOf(ids: string[]): Promise<TaskRow[]> {
+  /** The rows of `ids`, in that order, in one round trip; undefined for an id with none. */
+  async getMany(ids: readonly string[]): Promise<Array<TaskRow | undefined>> {
     if (ids.length === 0) return [];
     const read = this.redis.pipeline();
     for (const id of ids) read.hget(this.taskKey(id), 'row');
     const answers = (await read.exec()) ?? [];
-    return answers
-      .map(([, json]) => json as string | null)
-      .filter((json): json is string => json !== null)
-      .map((json) => JSON.parse(json) as TaskRow);
+    return answers.map(([error, json]) => {
+      if (error) throw error;
+      return typeof json === 'string' ? (JSON.parse(json) as TaskRow) : undefined;
+    });
+  }
+
+  /** The rows of `ids` that exist, in that order. */
+  private async rowsOf(ids: string[]): Promise<TaskRow[]> {
+    return (await this.getMany(ids)).filter((row): row is TaskRow => row !== undefined);
   }
 }
