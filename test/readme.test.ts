@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { startServe } from './processes/serve-process.js';
 import { startWorker } from './processes/worker-process.js';
 import { parse as parseYaml } from 'yaml';
 import { fromData } from '../src/cli/config-file.js';
@@ -224,14 +225,14 @@ describe('README, the library', () => {
     }
   });
 
-  it('runs the two workers of "More than one machine" as written, and the queue example beside them', async () => {
+  it('runs the workers, the server and the batch of "More than one machine" as written, and the queue example beside them', async () => {
     const file = readFileSync(join(root, 'examples/shared-queue.ts'), 'utf8');
     expect(file.slice(file.indexOf('\n') + 1)).toBe(queueExample.text);
     // A database of the test Redis of its own, so that no other test's queue meets this one.
     const url = `${inject('redisUrl')}/7`;
     const lines = machinesCommands.text.trim().split('\n');
     expect(lines[0]).toBe('redis-server --port 6379 --appendonly yes --daemonize yes');
-    expect(lines[4]).toBe('fanout serve --redis redis://127.0.0.1:6379 --config examples/fanout.yaml');
+    expect(lines[3]).toBe('fanout serve --redis redis://127.0.0.1:6379 --config examples/fanout.yaml &');
     const workers = lines.slice(1, 3).map((line) => {
       expect(line).toMatch(/^fanout worker .* &$/);
       return startWorker(root, line.replace(/ &$/, '').replace('redis://127.0.0.1:6379', url).split(' ').slice(2));
@@ -253,10 +254,24 @@ describe('README, the library', () => {
       expect(ran.stderr).toBe('');
       expect(ran.code).toBe(0);
       expect(ran.stdout).toBe('20 of 20 completed\n');
+      // The server beside them: a task it takes runs on the queue.
+      const serve = (lines[3] as string).replace(/ &$/, '').replace('redis://127.0.0.1:6379', url).split(' ');
+      const server = await startServe(serve.slice(2), {}, root);
+      try {
+        const answered = await fetch(`${server.address}/v1/tasks?wait=1`, {
+          method: 'POST',
+          headers: { authorization: 'Bearer fk-test', 'content-type': 'application/json' },
+          body: JSON.stringify({ model: 'mock:reviewer', messages: [{ role: 'user', content: 'through the server' }] }),
+        });
+        expect(((await answered.json()) as { state: string }).state).toBe('completed');
+      } finally {
+        server.child.kill('SIGTERM');
+        expect(await server.exited, server.out.stderr).toBe(0);
+      }
       // The batch of the quick start, shared with the two workers.
       const output = join(work, 'shared-results.jsonl');
       const batch = await sh(
-        (lines[3] as string).replace('redis://127.0.0.1:6379', url).replace('-o results.jsonl', `-o ${output}`),
+        (lines[4] as string).replace('redis://127.0.0.1:6379', url).replace('-o results.jsonl', `-o ${output}`),
         root,
       );
       expect(batch.code, batch.stderr).toBe(0);

@@ -4,30 +4,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, inject, it, vi } from 'vitest';
+import { bin, startServe } from './processes/serve-process.js';
 import { startRedisServer } from './redis-server.js';
-
-const bin = join(new URL('..', import.meta.url).pathname, 'bin/fanout.js');
-
-/** Starts `fanout serve` in a fresh directory and resolves once it listens. */
-async function startServe(args: string[], files: Record<string, string> = {}, inDir?: string) {
-  const dir = inDir ?? mkdtempSync(join(tmpdir(), 'fanout-serve-'));
-  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
-  const child = spawn(process.execPath, [bin, 'serve', '--port', '0', '--key', 'acme=fk-test', ...args], {
-    cwd: dir,
-    env: { PATH: process.env.PATH ?? '' },
-  });
-  const out = { stderr: '' };
-  const address = await new Promise<string>((resolve, reject) => {
-    child.stderr.on('data', (chunk: Buffer) => {
-      out.stderr += chunk.toString();
-      const match = /listening on (http:\/\/\S+) /.exec(out.stderr);
-      if (match) resolve(match[1] as string);
-    });
-    child.on('exit', () => reject(new Error(out.stderr)));
-  });
-  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
-  return { child, out, address, exited, dir };
-}
 
 const askAndWait = (address: string, model: string) =>
   fetch(`${address}/v1/tasks?wait=1`, {
@@ -205,30 +183,36 @@ describe('fanout serve', () => {
 describe('fanout serve --redis', () => {
   it('shares cached answers between servers on one Redis, and says where limits and cache live', async () => {
     const config = 'providers:\n  mock:\n    models:\n      m: { latency: 0 }\n';
-    const args = ['--config', 'fanout.yaml', '--store', 'memory', '--redis', inject('redisUrl')];
-    const a = await startServe(args, { 'fanout.yaml': config });
-    const b = await startServe(args, { 'fanout.yaml': config });
+    // A database of the test Redis of its own: no other test's workers take these tasks.
+    const redisUrl = `${inject('redisUrl')}/9`;
+    // B leaves the queue to others: the first task runs on A; A stops, and the second runs on C, a new process.
+    const a = await startServe(['--config', 'fanout.yaml', '--redis', redisUrl], { 'fanout.yaml': config });
+    const b = await startServe(['--config', 'fanout.yaml', '--redis', redisUrl, '--work', '0'], {
+      'fanout.yaml': config,
+    });
+    let c: Awaited<ReturnType<typeof startServe>> | undefined;
     try {
-      expect(a.out.stderr).toContain(`tasks in memory; limits and cache in ${inject('redisUrl')}`);
+      expect(a.out.stderr).toContain(`tasks in ${redisUrl}, with limits and cache`);
       const question = `one question ${randomUUID()}`;
-      const ask = async (address: string) =>
+      const ask = async () =>
         (await (
-          await fetch(`${address}/v1/tasks?wait=1`, {
+          await fetch(`${b.address}/v1/tasks?wait=1`, {
             method: 'POST',
             headers: { authorization: 'Bearer fk-test', 'content-type': 'application/json' },
             body: JSON.stringify({ model: 'mock:m', temperature: 0, messages: [{ role: 'user', content: question }] }),
           })
         ).json()) as { result: { text: string; cache?: { source: string } } };
-      const first = await ask(a.address);
-      const second = await ask(b.address);
+      const first = await ask();
+      a.child.kill('SIGTERM');
+      expect(await a.exited, a.out.stderr).toBe(0);
+      c = await startServe(['--config', 'fanout.yaml', '--redis', redisUrl], { 'fanout.yaml': config });
+      const second = await ask();
       expect(first.result.cache).toBeUndefined();
       expect(second.result.text).toBe(first.result.text);
       expect(second.result.cache?.source).toBe('stored');
     } finally {
-      a.child.kill('SIGTERM');
-      b.child.kill('SIGTERM');
-      expect(await a.exited).toBe(0);
-      expect(await b.exited).toBe(0);
+      for (const server of [a, b, c]) server?.child.kill('SIGTERM');
+      for (const server of [b, c]) if (server) expect(await server.exited, server.out.stderr).toBe(0);
     }
   });
 
@@ -236,7 +220,7 @@ describe('fanout serve --redis', () => {
     const dir = mkdtempSync(join(tmpdir(), 'fanout-serve-redis-'));
     let redis = await startRedisServer({ dir });
     const port = Number(new URL(redis.url).port);
-    const server = await startServe(['--store', 'memory', '--allow-mock', '--redis', redis.url]);
+    const server = await startServe(['--allow-mock', '--redis', redis.url]);
     const chat = () =>
       fetch(`${server.address}/v1/chat/completions`, {
         method: 'POST',

@@ -34,3 +34,13 @@ export function positiveNumber(flag: string) {
     return n;
   };
 }
+
+/** A commander parser for a flag that takes a whole number ≥ 0, naming the flag when it gets anything else. */
+export function wholeNumberFlag(flag: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 0)
+      throw new FanoutError('invalid_config', `${flag}: expected a whole number ≥ 0, received "${value}"`);
+    return n;
+  };
+}

@@ -11,7 +11,9 @@ import { createFanoutServer } from '../server/server.js';
 import { shutDownServer } from '../server/shutdown.js';
 import { pino } from 'pino';
 import { loadConfig } from './config-file.js';
-import { DEFAULT_STORE, openStores, withRedis } from './stores.js';
+import { wholeNumberFlag } from './format.js';
+import { DEFAULT_STORE, openRedisStores, openStores, type Stores } from './stores.js';
+import type { RedisTaskStore } from '../store/redis/redis-task-store.js';
 
 interface ServeFlags {
   port: string;
@@ -19,6 +21,7 @@ interface ServeFlags {
   config?: string;
   store?: string;
   redis?: string;
+  work?: number;
   key: string[];
   insecureNoAuth?: boolean;
   defaultProvider?: string;
@@ -60,10 +63,15 @@ export function registerServeCommand(program: Command): void {
     .option('-p, --port <n>', 'port', '8787')
     .option('--host <address>', 'address to listen on', '127.0.0.1')
     .option('-c, --config <file>', 'fanout.yaml with models, limits and providers (default: $FANOUT_CONFIG)')
-    .option('--store <spec>', 'where tasks and cached answers live: sqlite:PATH or memory', DEFAULT_STORE)
+    .option('--store <spec>', `where tasks and cached answers live: sqlite:PATH or memory (default ${DEFAULT_STORE})`)
     .option(
       '--redis <url>',
-      'share limits and cached answers with every fanout process on this Redis (redis://host:port)',
+      'keep tasks, batches, runs, limits and cached answers on this Redis (redis://host:port), shared with every fanout serve and worker there; tasks go to its queue',
+    )
+    .option(
+      '--work <n>',
+      'with --redis: queued tasks this process runs at once beside the workers (default 64; 0: only fanout workers run them)',
+      wholeNumberFlag('--work'),
     )
     .option(
       '--key <tenant=KEY>',
@@ -170,7 +178,17 @@ async function serveAction(flags: ServeFlags): Promise<void> {
   }
   const { port, graceMs, retentionHours, connections } = serveSettings(flags);
   const config = await loadConfig(flags.config);
-  const stores = await withRedis(openStores(flags.store ?? DEFAULT_STORE, true), flags.redis);
+  if (flags.redis !== undefined && flags.store !== undefined)
+    throw new FanoutError(
+      'invalid_config',
+      '--store and --redis: with --redis, tasks, batches and runs are kept in Redis; give one of them',
+    );
+  if (flags.work !== undefined && flags.redis === undefined)
+    throw new FanoutError('invalid_config', '--work: only with --redis (the queue it works on)');
+  const stores =
+    flags.redis === undefined
+      ? openStores(flags.store ?? DEFAULT_STORE, true)
+      : await openRedisStores(flags.redis, true);
   const tenants = tenantOptions(flags, config.concurrency ?? 256);
   // Ended tasks answer from the store: memory keeps only the newest thousand of them.
   const options = engineOptionsFromConfig(config, {
@@ -179,11 +197,14 @@ async function serveAction(flags: ServeFlags): Promise<void> {
     limiter: stores.limiter,
     tenants,
     maxEndedTasks: 1_000,
+    // With the tasks in Redis, the queue hands this process its share of them, and no other's.
+    resume: stores.redisUrl === undefined,
   });
   // Any client could name a new mock:<name> in every request; only those the config defines are served unless told.
   if (!flags.allowMock) options.mock.serveOnly(configuredMockModels(config));
   const engine = createEngine(options);
   await engine.recovered;
+  const shared = stores.redisUrl === undefined ? undefined : await sharedTasks(stores, engine, flags.work ?? 64);
   const configured = Object.keys(config.models ?? {}).filter((m) => m !== '*' && !m.endsWith(':*'));
   const models = [...new Set([...configured, ...configuredMockModels(config).map((name) => `mock:${name}`)])];
   // Lines go out in blocks of 32 KiB, and at least every 100 ms: one write per line would cost a
@@ -199,6 +220,7 @@ async function serveAction(flags: ServeFlags): Promise<void> {
   const metricsKeys = new ApiKeys(metricsKey ? [{ tenant: 'operator', key: metricsKey }] : []);
   const app = createFanoutServer({
     engine,
+    ...(shared ? { tasks: shared.tasks } : {}),
     keys,
     metricsKeys,
     models,
@@ -212,7 +234,31 @@ async function serveAction(flags: ServeFlags): Promise<void> {
   process.stderr.write(
     `fanout serve: listening on ${address} (tasks in ${stores.where}${keys.size === 0 ? ', no API keys' : `, ${keys.size} API key${keys.size === 1 ? '' : 's'}`})\n`,
   );
-  await serveUntilSignalled(app, engine, stores, logger, graceMs);
+  const close = async (): Promise<void> => {
+    await shared?.close();
+    await stores.close();
+  };
+  await serveUntilSignalled(app, engine, { close }, logger, graceMs);
+}
+
+/**
+ * With `--redis`: the task API's, batches' and runs' tasks go to the queue,
+ * and this process runs `work` of them at once beside any `fanout worker`.
+ */
+async function sharedTasks(stores: Stores, engine: FanoutEngine, work: number) {
+  const { TaskQueue, QueuedTasks } = await import('../queue/index.js');
+  const store = stores.tasks as RedisTaskStore;
+  const queue = new TaskQueue({ url: stores.redisUrl as string, store });
+  if (work > 0) queue.work(engine, { concurrency: work });
+  const tasks = new QueuedTasks({ queue, store, clock: engine.clock, pricing: engine });
+  await tasks.ready;
+  return {
+    tasks,
+    close: async () => {
+      tasks.close();
+      await queue.close();
+    },
+  };
 }
 
 /** The numbers and names the serve flags give, checked: each wrong one is an error naming the flag. */

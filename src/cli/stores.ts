@@ -91,45 +91,8 @@ export async function openRedisStores(url: string, withCache: boolean): Promise<
     await close();
     throw new FanoutError('invalid_config', `--redis: cannot reach ${redactedUrl(url)}: ${(error as Error).message}`);
   }
-  return { tasks, cache, limiter, redisUrl: url, where: `${redactedUrl(url)} (tasks, limits and cache)`, close };
+  return { tasks, cache, limiter, redisUrl: url, where: `${redactedUrl(url)}, with limits and cache`, close };
 }
 
 /** How long `--redis` waits for the server at start before it gives up. */
 const REDIS_CONNECT_MS = 5000;
-
-/**
- * With `--redis URL`: the limits and the result cache move to that Redis, so
- * every process pointed at it shares one set of limits and one cache; tasks
- * stay in `stores` (each process's own `--store`). Loads the Redis client
- * only when asked, and fails at once, naming the server, when it cannot be reached.
- */
-export async function withRedis(stores: Stores, url: string | undefined): Promise<Stores> {
-  if (url === undefined) return stores;
-  if (!/^rediss?:\/\//.test(url)) {
-    throw new FanoutError(
-      'invalid_config',
-      `--redis: expected redis://host:port or rediss://host:port, received "${redactedUrl(url)}"`,
-    );
-  }
-  const { RedisCacheStore, RedisLimiter } = await import('../store/redis/index.js');
-  const limiter = new RedisLimiter({ url });
-  const cache = stores.cache ? new RedisCacheStore({ url }) : undefined;
-  const close = async (): Promise<void> => {
-    await Promise.allSettled([limiter.close(), cache?.close()]);
-    await stores.close();
-  };
-  try {
-    await limiter.ping(REDIS_CONNECT_MS);
-  } catch (error) {
-    await close();
-    throw new FanoutError('invalid_config', `--redis: cannot reach ${redactedUrl(url)}: ${(error as Error).message}`);
-  }
-  stores.cache?.close();
-  return {
-    tasks: stores.tasks,
-    cache,
-    limiter,
-    where: `${stores.where}; limits and cache in ${redactedUrl(url)}`,
-    close,
-  };
-}

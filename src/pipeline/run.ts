@@ -1,4 +1,5 @@
-import type { Engine, TaskHandle } from '../core/engine.js';
+import type { TaskHandle } from '../core/engine.js';
+import type { TaskService } from '../core/task-service.js';
 import { asFanoutError, FanoutError } from '../contracts/errors.js';
 import type { TaskStatus } from '../core/task.js';
 import {
@@ -130,6 +131,9 @@ function failedText(step: string, error: { code: string; message: string }): str
   return `[step ${step} failed: ${error.code}: ${error.message}]`;
 }
 
+/** What a pipeline runs on: an engine, or the queue shared through Redis. */
+export type PipelineHost = Pick<TaskService, 'clock' | 'submit' | 'submitOnce' | 'priceOf' | 'averageCallMs'>;
+
 /**
  * Runs a pipeline on an engine, sharing its limits with everything else in
  * flight. A step starts as soon as the steps it depends on have ended; steps
@@ -139,7 +143,7 @@ function failedText(step: string, error: { code: string; message: string }): str
  * remaining path go first.
  */
 export async function runPipeline(
-  engine: Engine,
+  engine: PipelineHost,
   pipeline: Pipeline,
   options: RunPipelineOptions = {},
 ): Promise<PipelineRun> {
@@ -159,7 +163,7 @@ class PipelineRunner {
   private failed?: FanoutError;
 
   constructor(
-    private readonly engine: Engine,
+    private readonly engine: PipelineHost,
     private readonly pipeline: Pipeline,
     private readonly options: RunPipelineOptions,
   ) {

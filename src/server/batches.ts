@@ -1,7 +1,7 @@
 import { failedLine } from '../batch/output-line.js';
 import { endedLine } from '../batch/line-task.js';
 import { BatchRunner } from '../batch/batch-runner.js';
-import type { FanoutEngine } from '../create-engine.js';
+import type { TaskService } from '../core/task-service.js';
 import { FanoutError, type ErrorCode } from '../contracts/errors.js';
 import { isTerminal, type TaskState } from '../contracts/task-state.js';
 import type { TaskStatus } from '../core/task.js';
@@ -80,7 +80,7 @@ export class BatchRegistry {
   private counter = 0;
 
   constructor(
-    private readonly engine: FanoutEngine,
+    private readonly engine: TaskService,
     private readonly options: { defaultProvider?: string; maxLines: number },
   ) {}
 

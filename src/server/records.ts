@@ -1,4 +1,4 @@
-import type { FanoutEngine } from '../create-engine.js';
+import type { TaskService } from '../core/task-service.js';
 import type { StoredRecord } from '../contracts/task-store.js';
 
 /** What a batch or run shares with its stored record. */
@@ -11,7 +11,7 @@ interface Recorded {
 
 /** Writes the record of a batch or run to the engine's store (nothing without one). */
 export async function writeRecord(
-  engine: FanoutEngine,
+  engine: Pick<TaskService, 'store'>,
   kind: StoredRecord['kind'],
   item: Recorded,
   data: unknown,
@@ -28,7 +28,7 @@ export async function writeRecord(
 
 /** The stored record of a batch or run, when the id is one of that kind and the store has it. */
 export async function readRecord(
-  engine: FanoutEngine,
+  engine: Pick<TaskService, 'store'>,
   kind: StoredRecord['kind'],
   id: string,
 ): Promise<StoredRecord | undefined> {

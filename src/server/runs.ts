@@ -1,6 +1,6 @@
-import type { FanoutEngine } from '../create-engine.js';
+import type { TaskService } from '../core/task-service.js';
 import { asFanoutError, FanoutError } from '../contracts/errors.js';
-import type { PipelineRun, StepResult } from '../pipeline/run.js';
+import { runPipeline, type PipelineRun, type StepResult } from '../pipeline/run.js';
 import { checkPipeline, resolveInputs, type Pipeline } from '../pipeline/spec.js';
 import type { StoredRecord } from '../contracts/task-store.js';
 import { forgetOldest, MAX_KEPT } from './batches.js';
@@ -50,7 +50,7 @@ export class RunRegistry {
   private counter = 0;
 
   constructor(
-    private readonly engine: FanoutEngine,
+    private readonly engine: TaskService,
     /** Told of each run that finished, for metrics. */
     private readonly onFinished: (result: PipelineRun) => void = () => {},
   ) {}
@@ -141,28 +141,27 @@ export class RunRegistry {
       turn: number;
     }) =>
       `${run.id}:${step}${index === undefined ? '' : `[${index}]`}:${model}${fallback ? ':fallback' : ''}${turn > 1 ? `#${turn}` : ''}`;
-    this.engine
-      .run(pipeline, data.inputs, {
-        tenant: run.tenant,
-        onStepEnd,
-        resumeSteps: data.steps,
-        callId,
-        signal: run.stop.signal,
-      })
-      .then(
-        async (result) => {
-          run.result = result;
-          const cancelled = run.stop?.signal.aborted === true;
-          this.onFinished(result);
-          await this.end(run, data, { state: result.ok ? 'completed' : cancelled ? 'cancelled' : 'failed' });
-          tell({ type: 'end' });
-        },
-        async (error: unknown) => {
-          const e = asFanoutError(error);
-          await this.end(run, data, { state: 'failed', error: { code: e.code, message: e.message } });
-          tell({ type: 'end' });
-        },
-      );
+    runPipeline(this.engine, pipeline, {
+      inputs: data.inputs,
+      tenant: run.tenant,
+      onStepEnd,
+      resumeSteps: data.steps,
+      callId,
+      signal: run.stop.signal,
+    }).then(
+      async (result) => {
+        run.result = result;
+        const cancelled = run.stop?.signal.aborted === true;
+        this.onFinished(result);
+        await this.end(run, data, { state: result.ok ? 'completed' : cancelled ? 'cancelled' : 'failed' });
+        tell({ type: 'end' });
+      },
+      async (error: unknown) => {
+        const e = asFanoutError(error);
+        await this.end(run, data, { state: 'failed', error: { code: e.code, message: e.message } });
+        tell({ type: 'end' });
+      },
+    );
   }
 
   private async end(

@@ -1,11 +1,18 @@
 import type { Logger } from 'pino';
 import type { FanoutEngine } from '../create-engine.js';
+import type { TaskService } from '../core/task-service.js';
 import type { ApiKeys } from './api-keys.js';
 import type { ConnectionLimits } from './connections.js';
 import type { TenantQuotaOptions } from './tenant-quota.js';
 
 export interface FanoutServerOptions {
   engine: FanoutEngine;
+  /**
+   * Where the task API, batches, pipeline runs and the WebSocket run their
+   * tasks: by default `engine`; a `QueuedTasks` hands them to the workers of
+   * a Redis. The gateway always answers on `engine`.
+   */
+  tasks?: TaskService;
   /** Keys and their tenants. With none, every request is the tenant "default" (for loopback use). */
   keys?: ApiKeys;
   /** Largest request body, in bytes. Default 1 MiB. */

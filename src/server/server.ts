@@ -10,6 +10,7 @@ import Fastify, {
 } from 'fastify';
 import type { Logger } from 'pino';
 import type { FanoutEngine } from '../create-engine.js';
+import type { TaskService } from '../core/task-service.js';
 import { engineMetrics } from '../metrics/prometheus.js';
 import { ApiKeys } from './api-keys.js';
 import { BatchRegistry } from './batches.js';
@@ -72,7 +73,7 @@ export const DEFAULT_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
 export const SWEEP_INTERVAL_MS = 60_000;
 
 /** Removes ended work older than `retentionMs` from the engine's store now and every minute after; returns the stop. */
-function sweepOldRecords(engine: FanoutEngine, retentionMs: number, logger?: Logger): () => void {
+function sweepOldRecords(engine: TaskService, retentionMs: number, logger?: Logger): () => void {
   const store = engine.store;
   if (!store || retentionMs <= 0) return () => {};
   let cancel: (() => void) | undefined;
@@ -139,6 +140,7 @@ export async function endOpenStreams(app: FastifyInstance): Promise<void> {
  */
 export function createFanoutServer(options: FanoutServerOptions): FastifyInstance {
   const { engine } = options;
+  const tasks = options.tasks ?? engine;
   const keys = options.keys ?? new ApiKeys();
   const given = Object.entries(options.connections ?? {}).filter(([, value]) => value !== undefined);
   const limits: Required<ConnectionLimits> = { ...DEFAULT_CONNECTION_LIMITS, ...Object.fromEntries(given) };
@@ -167,7 +169,7 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
       openResponses.delete(reply.raw);
     });
   };
-  const batches = new BatchRegistry(engine, {
+  const batches = new BatchRegistry(tasks, {
     defaultProvider: options.defaultProvider,
     maxLines: options.maxBatchLines ?? 50_000,
   });
@@ -175,13 +177,14 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
   let stopSweeps = (): void => {};
   app.addHook('onReady', async () => {
     await engine.recovered;
+    await tasks.recovered;
     await batches.resume();
     await runs.resume();
-    stopSweeps = sweepOldRecords(engine, options.retentionMs ?? DEFAULT_RETENTION_MS, options.logger);
+    stopSweeps = sweepOldRecords(tasks, options.retentionMs ?? DEFAULT_RETENTION_MS, options.logger);
   });
   app.addHook('onClose', async () => stopSweeps());
   const metrics = engineMetrics(engine);
-  const runs = new RunRegistry(engine, (run) => metrics.observeRun(run));
+  const runs = new RunRegistry(tasks, (run) => metrics.observeRun(run));
   // The gateway answers 429 at once from the same buckets that pace the tenant's tasks, batches and runs in the engine.
   const quota = options.tenantQuota
     ? new TenantQuota(engine.clock, {
@@ -204,6 +207,7 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
   app.register(websocket, { options: { maxPayload: options.maxFrameBytes ?? 64 * 1024 }, preClose: (done) => done() });
   const parts: ServerParts = {
     engine,
+    tasks,
     options,
     keys,
     metricsKeys,

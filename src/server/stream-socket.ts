@@ -1,5 +1,5 @@
 import type { WebSocket } from 'ws';
-import type { FanoutEngine } from '../create-engine.js';
+import type { TaskService } from '../core/task-service.js';
 import { asFanoutError, FanoutError } from '../contracts/errors.js';
 import { isEnd, type TaskEvent } from '../core/events.js';
 import { taskMessage } from './task-messages.js';
@@ -11,7 +11,8 @@ import type { BatchRegistry } from './batches.js';
 import type { RunChange, RunRegistry } from './runs.js';
 
 export interface StreamSocketOptions {
-  engine: FanoutEngine;
+  /** Where the socket's tasks run: the engine, or the queue of a Redis. */
+  tasks: TaskService;
   batches: BatchRegistry;
   runs: RunRegistry;
   tenant: string;
@@ -54,14 +55,14 @@ class StreamSession {
   /** Each followed batch's subscription; a batch followed again gets a new one, and the old one goes quiet. */
   private readonly batches = new Map<string, object>();
   private readonly runs = new Map<string, () => void>();
-  private readonly engine: FanoutEngine;
+  private readonly engine: TaskService;
   private readonly tenant: string;
 
   constructor(
     private readonly socket: WebSocket,
     private readonly options: StreamSocketOptions,
   ) {
-    this.engine = options.engine;
+    this.engine = options.tasks;
     this.tenant = options.tenant;
   }
 
@@ -94,9 +95,10 @@ class StreamSession {
     this.following.delete(id);
   }
 
-  private finish(id: string): void {
+  /** Sends the task's last message; `known` is its status when this process does not hold it (read from the store). */
+  private finish(id: string, known?: TaskStatus): void {
     this.unfollow(id);
-    this.send(this.ending(id, this.engine.status(id)));
+    this.send(this.ending(id, this.engine.status(id) ?? known));
   }
 
   /** Only the events of followed tasks reach this socket: each task is listened to on its own. */
@@ -115,12 +117,16 @@ class StreamSession {
     }
   }
 
-  private follow(id: string): void {
-    const status = this.engine.status(id);
+  /** Follows a task this process may not hold: read from the store first. */
+  private async followKept(id: string): Promise<void> {
+    this.follow(id, this.engine.status(id) ?? (await this.engine.find(id)));
+  }
+
+  private follow(id: string, status = this.engine.status(id)): void {
     if (!status || status.tenant !== this.tenant) throw new FanoutError('unknown_task', `no task with id ${id}`);
     this.checkRoom();
     this.send({ type: 'acknowledged', task: id, state: status.state });
-    if (isTerminal(status.state)) this.finish(id);
+    if (isTerminal(status.state)) this.finish(id, status);
     else if (!this.following.has(id)) this.following.set(id, this.engine.onTask(id, this.onEvent));
   }
 
@@ -237,7 +243,9 @@ class StreamSession {
         throw new FanoutError('invalid_request', 'request: expected an object');
       this.follow(this.engine.submit({ ...request, tenant: this.tenant }).id);
     } else if (message.type === 'subscribe' && typeof message.task === 'string') {
-      this.follow(message.task);
+      // Answered in order when this process holds the task; read from the store first when it does not.
+      if (this.engine.status(message.task)) this.follow(message.task);
+      else this.followKept(message.task).catch(this.fail);
     } else if (message.type === 'subscribe' && typeof message.batch === 'string') {
       this.followBatch(message.batch).catch(this.fail);
     } else if (message.type === 'subscribe' && typeof message.run === 'string') {

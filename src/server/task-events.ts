@@ -1,5 +1,5 @@
 import type { FastifyReply } from 'fastify';
-import type { FanoutEngine } from '../create-engine.js';
+import type { TaskService } from '../core/task-service.js';
 import { isTerminal } from '../contracts/task-state.js';
 import { SHUTTING_DOWN } from './shutting-down.js';
 import { isEnd, type TaskEndEvent, type TaskEvent } from '../core/events.js';
@@ -12,7 +12,7 @@ import type { TaskStatus } from '../core/task.js';
  * result) or `error` at the end, after which the stream closes.
  */
 export async function streamTaskEvents(
-  engine: FanoutEngine,
+  engine: TaskService,
   status: TaskStatus,
   reply: FastifyReply,
   signal?: AbortSignal,

@@ -2,6 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FanoutEngine } from '../../create-engine.js';
 import { FanoutError } from '../../contracts/errors.js';
 import type { TaskStatus } from '../../core/task.js';
+import type { TaskService } from '../../core/task-service.js';
 import type { FanoutMetrics } from '../../metrics/prometheus.js';
 import type { ApiKeys } from '../api-keys.js';
 import type { BatchRegistry } from '../batches.js';
@@ -12,7 +13,10 @@ import type { TenantQuota } from '../tenant-quota.js';
 
 /** What the server's routes share: the engine and registries, the keys, and the server's ways of holding a connection and of ending. */
 export interface ServerParts {
+  /** Answers the gateway; its health and metrics are the server's. */
   engine: FanoutEngine;
+  /** Runs the task API's, batches', runs' and sockets' tasks: the engine, or the queue of a Redis. */
+  tasks: TaskService;
   options: FanoutServerOptions;
   keys: ApiKeys;
   metricsKeys: ApiKeys;
@@ -32,8 +36,8 @@ export interface ServerParts {
 }
 
 /** The task of `id` if it belongs to `tenant`, from memory or the store; another tenant's task is as unknown as a missing one. */
-export async function ownTask(engine: FanoutEngine, tenant: string, id: string): Promise<TaskStatus | undefined> {
-  const status = await engine.find(id);
+export async function ownTask(tasks: TaskService, tenant: string, id: string): Promise<TaskStatus | undefined> {
+  const status = await tasks.find(id);
   return status && status.tenant === tenant ? status : undefined;
 }
 

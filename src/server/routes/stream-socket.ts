@@ -4,7 +4,7 @@ import type { ServerParts } from './parts.js';
 
 /** The WebSocket at /v1/stream, counted against its tenant's open streams. */
 export function registerStreamSocket(app: FastifyInstance, parts: ServerParts): void {
-  const { engine, options, batches, runs, streams, stopping, ending } = parts;
+  const { tasks, options, batches, runs, streams, stopping, ending } = parts;
   app.register(async (scope) => {
     scope.get('/v1/stream', { websocket: true }, (socket, request) => {
       let release: () => void;
@@ -16,7 +16,7 @@ export function registerStreamSocket(app: FastifyInstance, parts: ServerParts): 
       }
       socket.once('close', release);
       serveStreamSocket(socket, {
-        engine,
+        tasks,
         batches,
         runs,
         tenant: request.tenant,

@@ -9,17 +9,17 @@ import { notFound, ownTask, type ServerParts } from './parts.js';
 
 /** The task API: submit (acknowledged once stored, or answered at the end with ?wait=1), read, cancel, follow as server-sent events. */
 export function registerTaskRoutes(app: FastifyInstance, parts: ServerParts): void {
-  const { engine, holdOpen, untilEnd, ending } = parts;
+  const { tasks, holdOpen, untilEnd, ending } = parts;
   app.post('/v1/tasks', async (request, reply) => {
     const body = request.body;
     if (typeof body !== 'object' || body === null || Array.isArray(body))
       return send(reply, new FanoutError('invalid_request', '(root): expected a JSON object'));
-    const handle = engine.submit({ ...(body as TaskRequest), tenant: request.tenant });
+    const handle = tasks.submit({ ...(body as TaskRequest), tenant: request.tenant });
     const query = request.query as { wait?: string };
     const wait = query.wait === '1' || query.wait === 'true' || /\bwait\b/i.test(String(request.headers.prefer ?? ''));
     // Acknowledged once stored (by the next group write, a few ms away): a crash after the answer loses nothing.
     if (!wait) {
-      await engine.written();
+      await tasks.written();
       return reply.code(202).send({ id: handle.id, state: handle.status().state });
     }
     holdOpen(request, reply);
@@ -33,22 +33,22 @@ export function registerTaskRoutes(app: FastifyInstance, parts: ServerParts): vo
 
   app.get('/v1/tasks/:id', async (request, reply) => {
     const { id } = request.params as { id: string };
-    const status = await ownTask(engine, request.tenant, id);
+    const status = await ownTask(tasks, request.tenant, id);
     return status ? reply.send(status) : send(reply, notFound(id));
   });
 
   app.delete('/v1/tasks/:id', async (request, reply) => {
     const { id } = request.params as { id: string };
-    if (!(await ownTask(engine, request.tenant, id))) return send(reply, notFound(id));
-    engine.cancel(id);
-    return reply.send({ id, state: (await engine.find(id))?.state });
+    if (!(await ownTask(tasks, request.tenant, id))) return send(reply, notFound(id));
+    await tasks.cancel(id);
+    return reply.send({ id, state: (await tasks.find(id))?.state });
   });
 
   app.get('/v1/tasks/:id/events', async (request, reply) => {
     const { id } = request.params as { id: string };
-    const status = await ownTask(engine, request.tenant, id);
+    const status = await ownTask(tasks, request.tenant, id);
     if (!status) return send(reply, notFound(id));
     holdOpen(request, reply);
-    return streamTaskEvents(engine, status, reply, ending.signal);
+    return streamTaskEvents(tasks, status, reply, ending.signal);
   });
 }
