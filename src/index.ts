@@ -1,4 +1,4 @@
-export { createEngine } from './create-engine.js';
+export { createEngine, type FanoutEngineOptions, type SharedParts } from './create-engine.js';
 export { Engine } from './core/engine.js';
 export type { EngineOptions, TaskHandle } from './core/engine.js';
 export type { GatherOptions, GatherOutcome } from './core/gather.js';

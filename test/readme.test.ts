@@ -106,7 +106,7 @@ const quickStartSummary = block(
 const library = block(
   'of the library',
   (b) =>
-    b.lang === 'ts' && b.text.includes("import { createEngine } from 'fanout'") && !b.text.includes('RedisLimiter'),
+    b.lang === 'ts' && b.text.includes("import { createEngine } from 'fanout'") && !b.text.includes('fanout/redis'),
 );
 const pipelineYaml = block('of a pipeline from examples/pr-review.yaml', starts('# examples/pr-review.yaml'));
 const simulateRun = block('of fanout simulate', starts('$ fanout simulate'));
@@ -119,6 +119,10 @@ const ownParts = block(
 const sharedLimits = block(
   'of shared limits',
   starts("import { createEngine } from 'fanout';\nimport { RedisLimiter }"),
+);
+const sharedEngine = block(
+  'of an engine on Redis',
+  starts("import { createEngine } from 'fanout';\nimport { redisParts }"),
 );
 const machinesCommands = block('of the machines sharing a Redis', starts('redis-server --port 6379'));
 const queueExample = block('of the task queue', starts("import { TaskQueue } from 'fanout/queue';"));
@@ -223,6 +227,27 @@ describe('README, the library', () => {
       expect(run.code).toBe(0);
       expect(run.stdout).toMatch(/^40 answers, \d+ round trips to Redis\n$/);
     }
+  });
+
+  it('shows the shared-engine example exactly as examples/shared-engine.ts, and runs it: the second answer from the Redis cache', async () => {
+    const file = readFileSync(join(root, 'examples/shared-engine.ts'), 'utf8');
+    expect(file.slice(file.indexOf('\n') + 1)).toBe(sharedEngine.text);
+    const ran = await new Promise<Ran>((resolve) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'examples/shared-engine.ts'], {
+        cwd: root,
+        timeout: 60_000,
+        // A database of the test Redis of its own: the question was never answered there before.
+        env: { ...process.env, REDIS_URL: `${inject('redisUrl')}/13` },
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+      child.on('close', (code) => resolve({ code, stdout, stderr }));
+    });
+    expect(ran.stderr).toBe('');
+    expect(ran.code).toBe(0);
+    expect(ran.stdout).toBe('called then stored\n');
   });
 
   it('runs the workers, the server and the batch of "More than one machine" as written, and the queue example beside them', async () => {

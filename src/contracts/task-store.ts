@@ -22,6 +22,13 @@ export interface TaskRow {
   queuedMs: number;
   rateLimitedMs: number;
   providerMs: number;
+  /**
+   * Kept by a queue (`TaskQueue`) for its workers to run: true until a worker
+   * first writes the task (an engine's rows do not carry it). A task kept by
+   * a queue but never queued is queued again; one an engine keeps for itself
+   * is never handed to a worker.
+   */
+  queued?: boolean;
   /** The attempt that holds the task while it is processing, and until when (epoch ms). */
   leaseAttempt?: string;
   leaseUntil?: number;

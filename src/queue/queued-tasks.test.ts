@@ -150,3 +150,41 @@ describe('QueuedTasks', () => {
     expect(handles.map((h) => h.status().state)).toEqual(['failed', 'failed', 'failed']);
   });
 });
+
+describe('TaskQueue.requeueStranded', () => {
+  const row = (id: string, queued: boolean | undefined, submittedAt: number) => ({
+    id,
+    seq: submittedAt * 1000,
+    key: 'mock:m',
+    request: ask(id),
+    state: 'queued' as const,
+    submittedAt,
+    readyAt: 0,
+    attempts: [],
+    queuedMs: 0,
+    rateLimitedMs: 0,
+    providerMs: 0,
+    ...(queued === undefined ? {} : { queued }),
+  });
+
+  it('queues again a task a queue kept but never queued, and no task an engine keeps for itself or one already queued', async () => {
+    const prefix = `qt${prefixes++}-${Date.now()}:`;
+    const here = side(prefix);
+    open.push(here);
+    const now = Date.now();
+    // Kept a minute and more ago: one by a queue that stopped before queueing it, one by an engine for itself.
+    await here.store.write([row('t_stranded', true, now - 61_000), row('t_engine', undefined, now - 61_000)], now);
+    // Kept by a queue just now: its process may be queueing it at this moment.
+    await here.store.write([row('t_recent', true, now)], now);
+    const [queuedNormally] = await here.queue.submit([ask('queued normally')]);
+    expect(await here.queue.requeueStranded({ olderThanMs: 60_000 })).toBe(1);
+    expect(await here.queue.requeueStranded({ olderThanMs: 60_000 })).toBe(0);
+    const there = worker(prefix, 0);
+    open.push(there);
+    expect((await here.queue.ended('t_stranded')).state).toBe('completed');
+    expect((await here.queue.ended(queuedNormally as string)).state).toBe('completed');
+    expect((await here.store.get('t_engine'))?.state).toBe('queued');
+    expect((await here.store.get('t_recent'))?.state).toBe('queued');
+    expect(there.mock.stats('m').calls).toBe(2);
+  });
+});

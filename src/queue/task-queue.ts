@@ -39,6 +39,11 @@ const STORE_RETRY_MS = 200;
 const CLOSE_GRACE_MS = 2000;
 /** How often the tasks `ended` waits for are read again (all in one go) without having been told they ended. */
 const LOOK_AGAIN_MS = 5000;
+/** How old a task kept without a job must be before a worker queues it again. */
+const STRANDED_AFTER_MS = 60_000;
+/** How often a worker looks for such tasks, and how many of the oldest open tasks it looks at. */
+const SWEEP_EVERY_MS = 60_000;
+const SWEEP_LIMIT = 10_000;
 /** Rows read per round trip when they are read again. */
 const LOOK_AGAIN_CHUNK = 1000;
 
@@ -81,6 +86,8 @@ export class TaskQueue {
   private readonly recording = new Map<string, () => void>();
   private taskFeed: TaskFeed | undefined;
   private lookingAgain: (() => void) | undefined;
+  /** Stops the look for stranded tasks. */
+  private sweeping: (() => void) | undefined;
 
   constructor(options: TaskQueueOptions) {
     this.store = options.store;
@@ -127,6 +134,7 @@ export class TaskQueue {
       queuedMs: 0,
       rateLimitedMs: 0,
       providerMs: 0,
+      queued: true,
     };
     this.pending.push(row);
     if (this.pending.length === 1) {
@@ -141,6 +149,31 @@ export class TaskQueue {
   /** Queues again the tasks of `ids` whose rows are kept but whose jobs may be gone; a job still queued is left as it is. */
   async requeue(ids: readonly string[]): Promise<void> {
     await this.queue.addBulk(ids.map((id) => this.job(id)));
+  }
+
+  /**
+   * Queues again the tasks kept in the store but left without a job: their
+   * process stopped between keeping them and queueing them (or Redis lost
+   * the queue's keys but not the tasks'). Looks at the `limit` oldest tasks
+   * not ended, and queues those this queue kept (`queued`), submitted more
+   * than `olderThanMs` ago, whose job is gone. A task queued twice this way is still run once: a job
+   * already queued is left as it is, and a task's row says when it has ended.
+   * Workers do this at start and every minute. Resolves with the count queued.
+   */
+  async requeueStranded(options: { olderThanMs?: number; limit?: number } = {}): Promise<number> {
+    const olderThan = this.clock.now() - (options.olderThanMs ?? STRANDED_AFTER_MS);
+    const ids = await this.store.openIds(options.limit ?? SWEEP_LIMIT);
+    const stranded: string[] = [];
+    for (let i = 0; i < ids.length; i += LOOK_AGAIN_CHUNK) {
+      const chunk = ids.slice(i, i + LOOK_AGAIN_CHUNK);
+      const rows = await this.store.getMany(chunk);
+      // Only tasks a queue kept and no worker has written: an engine's own tasks are never handed out.
+      const old = rows.filter((row): row is TaskRow => row?.queued === true && row.submittedAt < olderThan);
+      const jobs = await Promise.all(old.map((row) => this.queue.getJob(jobId(row.id))));
+      old.forEach((row, at) => jobs[at] === undefined && stranded.push(row.id));
+    }
+    if (stranded.length > 0) await this.requeue(stranded);
+    return stranded.length;
   }
 
   /** Resolves once every task queued so far is kept and queued: true, false if any of them could not be. */
@@ -278,7 +311,22 @@ export class TaskQueue {
     });
     // Until it listens (or if the queue closes first), a cancellation reaches only tasks no worker holds yet.
     feed.onCancel((id) => engine.cancel(id)).catch(() => undefined);
+    this.sweepNowAndLater();
     return worker;
+  }
+
+  /** Queues stranded tasks again now and every `SWEEP_EVERY_MS` until closed (once per queue, however many workers). */
+  private sweepNowAndLater(): void {
+    if (this.sweeping || this.closed) return;
+    const sweep = (): void => {
+      this.requeueStranded()
+        .catch(() => undefined)
+        .finally(() => {
+          if (!this.closed) this.sweeping = this.clock.setTimer(SWEEP_EVERY_MS, sweep);
+        });
+    };
+    this.sweeping = () => undefined;
+    sweep();
   }
 
   /** Runs the job's task; counted as running until BullMQ has recorded the job's end (or a while after, if it cannot). */
@@ -369,6 +417,7 @@ export class TaskQueue {
     await this.allSent();
     await this.closeWorkers();
     this.lookingAgain?.();
+    this.sweeping?.();
     const closed = new FanoutError('engine_closed', 'the task queue was closed');
     for (const list of this.waiting.values()) for (const waiter of list) waiter.reject(closed);
     this.waiting.clear();

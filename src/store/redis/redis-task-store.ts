@@ -106,6 +106,11 @@ export class RedisTaskStore implements TaskStore {
     return open;
   }
 
+  /** The ids of up to `limit` tasks not ended, first submitted first (by their order of submission). */
+  async openIds(limit: number): Promise<string[]> {
+    return this.redis.zrange(`${this.prefix}tasks-open`, '0', String(Math.max(0, limit - 1)));
+  }
+
   /**
    * The task of `id` as the process that ran it left it: when it was
    * processing, back to queued with its attempt marked lost, written over
