@@ -26,7 +26,7 @@ export class TaskFeed {
   private outgoing: FedEvent[] = [];
   private readonly eventListeners = new Set<(fed: FedEvent) => void>();
   private readonly cancelListeners = new Set<(id: string) => void>();
-  private subscribed: Promise<unknown> | undefined;
+  private readonly subscribed = new Map<string, Promise<unknown>>();
 
   constructor(
     private readonly url: string,
@@ -59,20 +59,31 @@ export class TaskFeed {
   /** Every task event told from now on; returns the stop. Resolves once listening. */
   async onEvent(listener: (fed: FedEvent) => void): Promise<() => void> {
     this.eventListeners.add(listener);
-    await this.subscribe();
+    await this.subscribe(this.eventsChannel);
     return () => this.eventListeners.delete(listener);
   }
 
   /** Every cancellation asked from now on; returns the stop. Resolves once listening. */
   async onCancel(listener: (id: string) => void): Promise<() => void> {
     this.cancelListeners.add(listener);
-    await this.subscribe();
+    await this.subscribe(this.cancelChannel);
     return () => this.cancelListeners.delete(listener);
   }
 
-  private subscribe(): Promise<unknown> {
-    if (this.subscribed) return this.subscribed;
-    // A subscribed connection takes no other command; ioredis subscribes it again after a reconnect.
+  /** Listens on `channel` (once): a worker hears only cancellations, never every other worker's events. */
+  private subscribe(channel: string): Promise<unknown> {
+    let subscribed = this.subscribed.get(channel);
+    if (!subscribed) {
+      subscribed = this.listener().subscribe(channel);
+      this.subscribed.set(channel, subscribed);
+    }
+    return subscribed;
+  }
+
+  /** The connection that listens, made on first use; ioredis subscribes it again after a reconnect. */
+  private listener(): Redis {
+    if (this.subscriber) return this.subscriber;
+    // A subscribed connection takes no other command.
     const subscriber = new Redis(this.url, { maxRetriesPerRequest: null });
     subscriber.on('error', () => undefined);
     subscriber.on('message', (channel: string, text: string) => {
@@ -89,8 +100,7 @@ export class TaskFeed {
       for (const fed of group) for (const listener of this.eventListeners) listener(fed);
     });
     this.subscriber = subscriber;
-    this.subscribed = subscriber.subscribe(this.eventsChannel, this.cancelChannel);
-    return this.subscribed;
+    return subscriber;
   }
 
   async close(): Promise<void> {

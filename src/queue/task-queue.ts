@@ -354,10 +354,11 @@ export class TaskQueue {
     if (!row || isTerminal(row.state)) return;
     const [handle] = engine.adopt([row]);
     await handle?.result().catch(() => undefined);
-    // The job ends once the task's end is stored: whoever waits for it reads it then. While the store
-    // cannot be written (Redis away), the engine's journal keeps trying; so does this.
+    // The job ends once the task's end is stored (by the engine's next group write, a few ms away):
+    // whoever waits for it reads it then. While the store cannot be written (Redis away), the
+    // engine's journal keeps trying, and this looks at the stored row until it says the task ended.
     for (;;) {
-      await engine.flush();
+      if (await engine.written()) return;
       if (isTerminal((await this.store.get(row.id).catch(() => undefined))?.state ?? 'queued')) return;
       await this.clock.sleep(STORE_RETRY_MS);
     }
