@@ -56,7 +56,9 @@ export class RedisCacheStore implements CacheStore {
   constructor(options: RedisCacheStoreOptions) {
     if (!options.client && !options.url) throw new Error('RedisCacheStore: give a url or a client');
     this.ownsClient = !options.client;
-    this.redis = options.client ?? new Redis(options.url as string, { lazyConnect: false, maxRetriesPerRequest: 3 });
+    this.redis =
+      options.client ??
+      new Redis(options.url as string, { lazyConnect: false, maxRetriesPerRequest: 3, enableAutoPipelining: true });
     // Each command's promise says when Redis cannot be reached; the connection's own errors would only repeat it.
     if (this.ownsClient) this.redis.on('error', () => undefined);
     this.prefix = options.prefix ?? 'fanout:';

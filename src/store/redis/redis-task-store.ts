@@ -37,7 +37,8 @@ export class RedisTaskStore implements TaskStore {
   constructor(options: RedisTaskStoreOptions) {
     if (!options.client && !options.url) throw new Error('RedisTaskStore: give a url or a client');
     this.ownsClient = !options.client;
-    this.redis = options.client ?? new Redis(options.url as string, { maxRetriesPerRequest: 2 });
+    this.redis =
+      options.client ?? new Redis(options.url as string, { maxRetriesPerRequest: 2, enableAutoPipelining: true });
     // Each command's promise says when Redis cannot be reached; the connection's own errors would only repeat it.
     if (this.ownsClient) this.redis.on('error', () => undefined);
     this.prefix = options.prefix ?? 'fanout:';
