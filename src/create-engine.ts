@@ -30,17 +30,17 @@ export interface FanoutEngineOptions extends EngineOptions {
 
 /** The engine with pipelines: `run` executes a pipeline's steps as tasks of this engine, under its limits. */
 export class FanoutEngine extends Engine {
-  private readonly shared: SharedParts | undefined;
+  private readonly sharedParts: SharedParts | undefined;
 
   constructor(options: FanoutEngineOptions) {
     super(options);
-    this.shared = options.redis;
+    this.sharedParts = options.redis;
   }
 
   /** Closes the engine, then the shared parts it was given (`redis`). */
   override async close(): Promise<void> {
     await super.close();
-    await this.shared?.close();
+    await this.sharedParts?.close();
   }
 
   /**

@@ -141,6 +141,22 @@ const configYaml = block('of the configuration', starts('concurrency: 64'));
 const benchCommand = block('that runs the benchmarks', (b) => b.text === 'npm run bench\n');
 const layout = block('of the source layout', starts('src/contracts/'));
 
+/** Runs an example of this checkout with tsx, pointed at the Redis of `redisUrl`. */
+function runExample(file: string, redisUrl: string): Promise<Ran> {
+  return new Promise<Ran>((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', file], {
+      cwd: root,
+      timeout: 60_000,
+      env: { ...process.env, REDIS_URL: redisUrl },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
 describe('README, the quick start', () => {
   it('installs with npm ci and tests with npm test, as CI does', () => {
     const [first, second] = quickStart.text.trim().split('\n');
@@ -205,23 +221,7 @@ describe('README, the library', () => {
   it('shows the shared-limits example exactly as examples/shared-limits.ts, which two processes run on one Redis', async () => {
     const file = readFileSync(join(root, 'examples/shared-limits.ts'), 'utf8');
     expect(file.slice(file.indexOf('\n') + 1)).toBe(sharedLimits.text);
-    const runs = await Promise.all(
-      [1, 2].map(
-        () =>
-          new Promise<Ran>((resolve) => {
-            const child = spawn(process.execPath, ['--import', 'tsx', 'examples/shared-limits.ts'], {
-              cwd: root,
-              timeout: 60_000,
-              env: { ...process.env, REDIS_URL: inject('redisUrl') },
-            });
-            let stdout = '';
-            let stderr = '';
-            child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-            child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-            child.on('close', (code) => resolve({ code, stdout, stderr }));
-          }),
-      ),
-    );
+    const runs = await Promise.all([1, 2].map(() => runExample('examples/shared-limits.ts', inject('redisUrl'))));
     for (const run of runs) {
       expect(run.stderr).toBe('');
       expect(run.code).toBe(0);
@@ -232,19 +232,8 @@ describe('README, the library', () => {
   it('shows the shared-engine example exactly as examples/shared-engine.ts, and runs it: the second answer from the Redis cache', async () => {
     const file = readFileSync(join(root, 'examples/shared-engine.ts'), 'utf8');
     expect(file.slice(file.indexOf('\n') + 1)).toBe(sharedEngine.text);
-    const ran = await new Promise<Ran>((resolve) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', 'examples/shared-engine.ts'], {
-        cwd: root,
-        timeout: 60_000,
-        // A database of the test Redis of its own: the question was never answered there before.
-        env: { ...process.env, REDIS_URL: `${inject('redisUrl')}/13` },
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
-    });
+    // A database of the test Redis of its own: the question was never answered there before.
+    const ran = await runExample('examples/shared-engine.ts', `${inject('redisUrl')}/13`);
     expect(ran.stderr).toBe('');
     expect(ran.code).toBe(0);
     expect(ran.stdout).toBe('called then stored\n');
@@ -264,18 +253,7 @@ describe('README, the library', () => {
     });
     try {
       await Promise.all(workers.map((worker) => worker.ready));
-      const ran = await new Promise<Ran>((resolve) => {
-        const child = spawn(process.execPath, ['--import', 'tsx', 'examples/shared-queue.ts'], {
-          cwd: root,
-          timeout: 60_000,
-          env: { ...process.env, REDIS_URL: url },
-        });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-        child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-        child.on('close', (code) => resolve({ code, stdout, stderr }));
-      });
+      const ran = await runExample('examples/shared-queue.ts', url);
       expect(ran.stderr).toBe('');
       expect(ran.code).toBe(0);
       expect(ran.stdout).toBe('20 of 20 completed\n');

@@ -23,7 +23,7 @@ function sharedDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'fanout-serve-shared-'));
   writeFileSync(
     join(dir, 'fanout.yaml'),
-    'providers:\n  mock:\n    callLog: calls.jsonl\n    models:\n      quick: { latency: 100 }\n      streamed: { timeToFirstTokenMs: 500, interTokenMs: 20 }\n      slow: { latency: 20000 }\n',
+    'providers:\n  mock:\n    callLog: calls.jsonl\n    models:\n      quick: { latency: 100 }\n      streamed: { timeToFirstTokenMs: 500, interTokenMs: 20 }\n      step: { latency: 2000 }\n      slow: { latency: 20000 }\n',
   );
   return dir;
 }
@@ -40,13 +40,44 @@ async function serverSentEvents(url: string): Promise<Array<{ event: string; dat
     });
 }
 
+/** Starts a two-step pipeline run on `model` (the second step reads the first's output); resolves with its id. */
+async function startRun(address: string, model: string): Promise<string> {
+  const response = await fetch(`${address}/v1/runs`, {
+    method: 'POST',
+    headers: json,
+    body: JSON.stringify({
+      pipeline: {
+        steps: {
+          first: { model, prompt: 'first' },
+          second: { model, prompt: '{{ steps.first.output }}' },
+        },
+      },
+    }),
+  });
+  return ((await response.json()) as { id: string }).id;
+}
+
+/** The run as `address` shows it, once it is no longer running. */
+async function runEnd(address: string, id: string): Promise<{ state: string }> {
+  for (;;) {
+    const view = (await (await fetch(`${address}/v1/runs/${id}`, { headers })).json()) as { state: string };
+    if (view.state !== 'running') return view;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** Two servers on database `db` of the test Redis (no other test's workers meet them), leaving the queue to workers. */
+async function twoServers(db: number) {
+  const url = `${inject('redisUrl')}/${db}`;
+  const dir = sharedDir();
+  const serveArgs = ['--config', 'fanout.yaml', '--redis', url, '--work', '0'];
+  const [a, b] = await Promise.all([startServe(serveArgs, {}, dir), startServe(serveArgs, {}, dir)]);
+  return { url, dir, a, b };
+}
+
 describe('fanout serve --redis with fanout workers', () => {
   it('runs work accepted by either server on the workers, and either server reads, follows and cancels it', async () => {
-    const url = `${inject('redisUrl')}/10`;
-    const dir = sharedDir();
-    const serveArgs = ['--config', 'fanout.yaml', '--redis', url, '--work', '0'];
-    const a = await startServe(serveArgs, {}, dir);
-    const b = await startServe(serveArgs, {}, dir);
+    const { url, dir, a, b } = await twoServers(10);
     const worker = startWorker(dir, ['--redis', url, '--config', 'fanout.yaml', '--concurrency', '4']);
     try {
       await worker.ready;
@@ -102,26 +133,8 @@ describe('fanout serve --redis with fanout workers', () => {
 
       // A pipeline run on A: its calls run on the worker too.
       const before = calls(dir).length;
-      const run = (await (
-        await fetch(`${a.address}/v1/runs`, {
-          method: 'POST',
-          headers: json,
-          body: JSON.stringify({
-            pipeline: {
-              steps: {
-                first: { model: 'mock:quick', prompt: 'first' },
-                second: { model: 'mock:quick', prompt: '{{ steps.first.output }}' },
-              },
-            },
-          }),
-        })
-      ).json()) as { id: string };
-      let view: { state: string } = { state: 'running' };
-      while (view.state === 'running') {
-        await new Promise((resolve) => setTimeout(resolve, 50));
-        view = (await (await fetch(`${a.address}/v1/runs/${run.id}`, { headers })).json()) as { state: string };
-      }
-      expect(view).toMatchObject({ state: 'completed' });
+      const run = await startRun(a.address, 'mock:quick');
+      expect(await runEnd(a.address, run)).toMatchObject({ state: 'completed' });
       expect(calls(dir).length).toBe(before + 2);
 
       // A slow task submitted on B over its WebSocket, cancelled through A while the worker runs it.
@@ -165,11 +178,7 @@ describe('fanout serve --redis with fanout workers', () => {
   }, 60_000);
 
   it('loses nothing a server accepted when that server is killed: the workers finish it, the other server answers', async () => {
-    const url = `${inject('redisUrl')}/11`;
-    const dir = sharedDir();
-    const serveArgs = ['--config', 'fanout.yaml', '--redis', url, '--work', '0'];
-    const a = await startServe(serveArgs, {}, dir);
-    const b = await startServe(serveArgs, {}, dir);
+    const { url, dir, a, b } = await twoServers(11);
     const ids: string[] = [];
     for (let i = 0; i < 20; i++) {
       const response = await fetch(`${a.address}/v1/tasks`, {
@@ -200,6 +209,28 @@ describe('fanout serve --redis with fanout workers', () => {
       }
       expect(now).toEqual(ids.map(() => 'completed'));
       expect(calls(dir)).toHaveLength(20);
+    } finally {
+      await worker.stop();
+      b.child.kill('SIGTERM');
+      expect(await b.exited).toBe(0);
+    }
+  }, 60_000);
+
+  it('takes over a pipeline run whose server died: another server runs it to its end, each call made once', async () => {
+    const { url, dir, a, b } = await twoServers(14);
+    const worker = startWorker(dir, ['--redis', url, '--config', 'fanout.yaml', '--concurrency', '4']);
+    try {
+      await worker.ready;
+      const run = await startRun(a.address, 'mock:step');
+      // A dies while the first step's call runs on the worker.
+      while (calls(dir).length < 1) await new Promise((resolve) => setTimeout(resolve, 50));
+      a.child.kill('SIGKILL');
+      await a.exited;
+      expect(await runEnd(b.address, run)).toMatchObject({
+        state: 'completed',
+        steps: { first: { state: 'completed' }, second: { state: 'completed' } },
+      });
+      expect(calls(dir)).toHaveLength(2);
     } finally {
       await worker.stop();
       b.child.kill('SIGTERM');

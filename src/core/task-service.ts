@@ -16,6 +16,8 @@ export interface TaskService {
   readonly store: TaskStore | undefined;
   /** Resolves once tasks an earlier run left are back in hand. */
   readonly recovered: Promise<unknown>;
+  /** True when other live processes work on the same store (the queue of a Redis): what it holds is not all this process's. */
+  readonly shared?: boolean;
   submit(request: TaskRequest, options?: SubmitOptions): TaskHandle;
   /** Submits under `options.id` unless a task with that id exists: then its handle, and nothing is sent again. */
   submitOnce(request: TaskRequest, options: SubmitOptions & { id: string }): Promise<TaskHandle>;

@@ -43,6 +43,7 @@ interface Mirror {
 export class QueuedTasks implements TaskService {
   readonly clock: Clock;
   readonly recovered: Promise<unknown> = Promise.resolve(0);
+  readonly shared = true;
   private readonly queue: TaskQueue;
   private readonly tasks: RedisTaskStore;
   private readonly hub = new EventHub();

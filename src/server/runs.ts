@@ -32,7 +32,14 @@ interface RunData {
   steps: Record<string, StepResult>;
   result?: PipelineRun;
   error?: { code: string; message: string };
+  /** When the process running it last said it was alive (epoch ms): written with every save while it runs. */
+  aliveAt?: number;
 }
+
+/** How often a process says the runs it runs are alive, on a store other processes share. */
+export const RUN_HEARTBEAT_MS = 5_000;
+/** How long a run may go without a word from the process running it before another process takes it over. */
+export const RUN_STALE_MS = 15_000;
 
 /**
  * Pipeline runs started over HTTP: the pipeline is checked and its inputs
@@ -47,6 +54,8 @@ export class RunRegistry {
   private readonly recent = new Map<string, ServerRun>();
   /** Runs going on in this process, never forgotten while they go. */
   private readonly live = new Map<string, ServerRun>();
+  /** What each run going on here keeps in its record. */
+  private readonly liveData = new Map<string, RunData>();
   private counter = 0;
 
   constructor(
@@ -87,15 +96,25 @@ export class RunRegistry {
 
   /** A tenant's run, from memory or the store; another tenant's is as unknown as a missing one. */
   async get(tenant: string, id: string): Promise<ServerRun | undefined> {
-    const run = this.live.get(id) ?? this.recent.get(id) ?? (await this.load(id));
+    const kept = this.live.get(id) ?? this.recent.get(id);
+    // A run going on in another process (a shared store) is read again: only its record says how far it got.
+    const run = kept && (kept.state !== 'running' || this.live.has(id)) ? kept : await this.load(id);
     return run && run.tenant === tenant ? run : undefined;
   }
 
-  /** Runs a crash cut short go on from the steps that had ended. */
-  async resume(): Promise<number> {
+  /**
+   * Runs a crash cut short go on from the steps that had ended. On a store
+   * other live processes share (`shared`), only runs no process has said are
+   * alive for `RUN_STALE_MS`: their process died.
+   */
+  async resume(shared = false): Promise<number> {
     const store = this.engine.store;
     if (!store) return 0;
-    const open = await store.openRecords('run');
+    const now = this.engine.clock.now();
+    const open = (await store.openRecords('run')).filter((record) => {
+      const aliveAt = (record.data as RunData).aliveAt;
+      return !this.live.has(record.id) && (!shared || aliveAt === undefined || now - aliveAt >= RUN_STALE_MS);
+    });
     for (const record of open) {
       const run = this.fromRecord(record);
       const data = record.data as RunData;
@@ -108,6 +127,33 @@ export class RunRegistry {
       }
     }
     return open.length;
+  }
+
+  /**
+   * On a store other processes share: says every `RUN_HEARTBEAT_MS` that the
+   * runs going on here are alive, and takes over the runs of processes that
+   * stopped saying so. Returns the stop. Two processes may take over one run
+   * at once: both run it to its end, each call still made once (calls are
+   * submitted under ids of their run, step and item).
+   */
+  watchShared(): () => void {
+    let cancel: (() => void) | undefined;
+    let stopped = false;
+    const beat = async (): Promise<void> => {
+      await Promise.all(
+        [...this.live.values()].map((run) => {
+          const data = this.liveData.get(run.id);
+          return data ? this.save(run, data).catch(() => undefined) : undefined;
+        }),
+      );
+      await this.resume(true).catch(() => 0);
+      if (!stopped) cancel = this.engine.clock.setTimer(RUN_HEARTBEAT_MS, () => void beat());
+    };
+    cancel = this.engine.clock.setTimer(RUN_HEARTBEAT_MS, () => void beat());
+    return () => {
+      stopped = true;
+      cancel?.();
+    };
   }
 
   /** Cancels a run that goes on: its calls in flight are cancelled and its later steps skipped. */
@@ -127,6 +173,7 @@ export class RunRegistry {
     };
     run.stop = new AbortController();
     this.live.set(run.id, run);
+    this.liveData.set(run.id, data);
     const callId = ({
       step,
       index,
@@ -173,6 +220,7 @@ export class RunRegistry {
     if (end.error) run.error = end.error;
     run.stop = undefined;
     this.live.delete(run.id);
+    this.liveData.delete(run.id);
     data.result = run.result;
     if (end.error) data.error = end.error;
     await this.save(run, data);
@@ -184,6 +232,7 @@ export class RunRegistry {
   }
 
   private async save(run: ServerRun, data: RunData): Promise<void> {
+    if (run.state === 'running') data.aliveAt = this.engine.clock.now();
     await writeRecord(this.engine, 'run', run, data);
   }
 

@@ -140,7 +140,7 @@ export async function endOpenStreams(app: FastifyInstance): Promise<void> {
  */
 export function createFanoutServer(options: FanoutServerOptions): FastifyInstance {
   const { engine } = options;
-  const tasks = options.tasks ?? engine;
+  const tasks: TaskService = options.tasks ?? engine;
   const keys = options.keys ?? new ApiKeys();
   const given = Object.entries(options.connections ?? {}).filter(([, value]) => value !== undefined);
   const limits: Required<ConnectionLimits> = { ...DEFAULT_CONNECTION_LIMITS, ...Object.fromEntries(given) };
@@ -179,10 +179,15 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
     await engine.recovered;
     await tasks.recovered;
     await batches.resume();
-    await runs.resume();
+    await runs.resume(tasks.shared === true);
     stopSweeps = sweepOldRecords(tasks, options.retentionMs ?? DEFAULT_RETENTION_MS, options.logger);
+    if (tasks.shared) stopRunWatch = runs.watchShared();
   });
-  app.addHook('onClose', async () => stopSweeps());
+  let stopRunWatch = (): void => {};
+  app.addHook('onClose', async () => {
+    stopSweeps();
+    stopRunWatch();
+  });
   const metrics = engineMetrics(engine);
   const runs = new RunRegistry(tasks, (run) => metrics.observeRun(run));
   // The gateway answers 429 at once from the same buckets that pace the tenant's tasks, batches and runs in the engine.
