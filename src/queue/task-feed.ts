@@ -40,7 +40,8 @@ export class TaskFeed {
 
   /** Tells `event` (and, at a task's end, its final `status`) to every process listening; sent at the end of this turn. */
   tell(event: TaskEvent, status?: TaskStatus): void {
-    this.outgoing.push(status ? { event, status } : { event });
+    // The result goes once, in the event: the status is sent without it and given it back on arrival.
+    this.outgoing.push(status ? { event, status: { ...status, result: undefined } } : { event });
     if (this.outgoing.length === 1) queueMicrotask(() => this.send());
   }
 
@@ -97,7 +98,10 @@ export class TaskFeed {
       } catch {
         return;
       }
-      for (const fed of group) for (const listener of this.eventListeners) listener(fed);
+      for (const fed of group) {
+        if (fed.status && fed.event.type === 'task-completed') fed.status.result = fed.event.result;
+        for (const listener of this.eventListeners) listener(fed);
+      }
     });
     this.subscriber = subscriber;
     return subscriber;
