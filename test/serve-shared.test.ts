@@ -133,8 +133,29 @@ describe('fanout serve --redis with fanout workers', () => {
 
       // A pipeline run on A: its calls run on the worker too.
       const before = calls(dir).length;
-      const run = await startRun(a.address, 'mock:quick');
+      const run = await startRun(a.address, 'mock:step');
+      // Followed over B's WebSocket, though A runs it.
+      const follower = new WebSocket(`${b.address.replace('http', 'ws')}/v1/stream`, { headers });
+      await new Promise((resolve) => follower.once('open', resolve));
+      const told: Array<Record<string, unknown>> = [];
+      const runEnded = new Promise<void>((resolve) =>
+        follower.on('message', (data) => {
+          const message = JSON.parse(data.toString()) as Record<string, unknown>;
+          told.push(message);
+          if (message.type === 'response' || message.type === 'error') resolve();
+        }),
+      );
+      follower.send(JSON.stringify({ type: 'subscribe', run }));
       expect(await runEnd(a.address, run)).toMatchObject({ state: 'completed' });
+      await runEnded;
+      follower.close();
+      expect(told[0]).toMatchObject({ type: 'acknowledged', run });
+      expect(told.at(-1)).toMatchObject({
+        type: 'response',
+        run,
+        state: 'completed',
+        steps: { first: { state: 'completed' }, second: { state: 'completed' } },
+      });
       expect(calls(dir).length).toBe(before + 2);
 
       // A slow task submitted on B over its WebSocket, cancelled through A while the worker runs it.

@@ -6,8 +6,8 @@ import type { StoredRecord } from '../contracts/task-store.js';
 import { forgetOldest, MAX_KEPT } from './batches.js';
 import { readRecord, writeRecord } from './records.js';
 
-/** What a run's watchers hear: a step that ended, then the run's end. */
-export type RunChange = { type: 'step'; step: StepResult } | { type: 'end' };
+/** What a run's watchers hear: a step that ended, then the run's end (the run as it ended). */
+export type RunChange = { type: 'step'; step: StepResult } | { type: 'end'; run: ServerRun };
 
 export interface ServerRun {
   id: string;
@@ -40,6 +40,8 @@ interface RunData {
 export const RUN_HEARTBEAT_MS = 5_000;
 /** How long a run may go without a word from the process running it before another process takes it over. */
 export const RUN_STALE_MS = 15_000;
+/** How often a run going on in another process is read again for its watchers here. */
+export const RUN_POLL_MS = 1_000;
 
 /**
  * Pipeline runs started over HTTP: the pipeline is checked and its inputs
@@ -156,6 +158,37 @@ export class RunRegistry {
     };
   }
 
+  /**
+   * Tells `watcher` of each step of `run` as it ends, then of the run's end;
+   * returns the stop. A run going on in another process (a shared store) is
+   * read again from its record every `RUN_POLL_MS`.
+   */
+  watch(run: ServerRun, watcher: (change: RunChange) => void): () => void {
+    if (this.live.has(run.id) || run.state !== 'running') {
+      run.watchers.add(watcher);
+      return () => run.watchers.delete(watcher);
+    }
+    const told = new Set(Object.keys(run.ended));
+    let stopped = false;
+    let cancel: (() => void) | undefined;
+    const look = async (): Promise<void> => {
+      const now = await this.load(run.id).catch(() => undefined);
+      if (stopped) return;
+      for (const [name, step] of Object.entries(now?.result?.steps ?? now?.ended ?? {})) {
+        if (told.has(name)) continue;
+        told.add(name);
+        watcher({ type: 'step', step });
+      }
+      if (now && now.state !== 'running') return watcher({ type: 'end', run: now });
+      cancel = this.engine.clock.setTimer(RUN_POLL_MS, () => void look());
+    };
+    cancel = this.engine.clock.setTimer(RUN_POLL_MS, () => void look());
+    return () => {
+      stopped = true;
+      cancel?.();
+    };
+  }
+
   /** Cancels a run that goes on: its calls in flight are cancelled and its later steps skipped. */
   cancel(run: ServerRun): void {
     run.stop?.abort();
@@ -201,12 +234,12 @@ export class RunRegistry {
         const cancelled = run.stop?.signal.aborted === true;
         this.onFinished(result);
         await this.end(run, data, { state: result.ok ? 'completed' : cancelled ? 'cancelled' : 'failed' });
-        tell({ type: 'end' });
+        tell({ type: 'end', run });
       },
       async (error: unknown) => {
         const e = asFanoutError(error);
         await this.end(run, data, { state: 'failed', error: { code: e.code, message: e.message } });
-        tell({ type: 'end' });
+        tell({ type: 'end', run });
       },
     );
   }

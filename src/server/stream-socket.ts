@@ -8,7 +8,7 @@ import { isTerminal } from '../contracts/task-state.js';
 import type { TaskStatus } from '../core/task.js';
 import type { TaskRequest } from '../contracts/types.js';
 import type { BatchRegistry } from './batches.js';
-import type { RunChange, RunRegistry } from './runs.js';
+import type { RunChange, RunRegistry, ServerRun } from './runs.js';
 
 export interface StreamSocketOptions {
   /** Where the socket's tasks run: the engine, or the queue of a Redis. */
@@ -164,30 +164,29 @@ class StreamSession {
     if (this.runs.has(id)) return;
     this.checkRoom();
     this.send({ type: 'acknowledged', run: id, state: run.state, steps: registry.stepStates(run) });
-    const ended = (): void => {
+    const ended = (final: ServerRun): void => {
       this.runs.delete(id);
-      if (run.state === 'completed') this.send({ type: 'response', ...registry.view(run), run: id });
+      if (final.state === 'completed') this.send({ type: 'response', ...registry.view(final), run: id });
       else
         this.send({
           type: 'error',
           run: id,
-          state: run.state,
-          error: run.error ?? { code: 'step_failed', message: 'a step failed; see steps' },
-          steps: registry.view(run).steps,
+          state: final.state,
+          error: final.error ?? { code: 'step_failed', message: 'a step failed; see steps' },
+          steps: registry.view(final).steps,
         });
     };
-    if (run.state !== 'running') return ended();
-    const watcher = (change: RunChange): void => {
+    if (run.state !== 'running') return ended(run);
+    const stop = registry.watch(run, (change: RunChange): void => {
       if (change.type === 'step') {
         const { name, state, error } = change.step;
         this.send({ type: 'state', run: id, step: name, state, ...(error ? { error } : {}) });
       } else {
-        run.watchers.delete(watcher);
-        ended();
+        stop();
+        ended(change.run);
       }
-    };
-    run.watchers.add(watcher);
-    this.runs.set(id, () => run.watchers.delete(watcher));
+    });
+    this.runs.set(id, stop);
   }
 
   private goodbye = (): void => {
