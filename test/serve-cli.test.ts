@@ -216,6 +216,15 @@ describe('fanout serve --redis', () => {
     }
   });
 
+  it('says at start that its tenant flags do not pace the tasks fanout workers run', async () => {
+    const server = await startServe(['--allow-mock', '--redis', `${inject('redisUrl')}/9`, '--tenant-rpm', '60']);
+    server.child.kill('SIGTERM');
+    expect(await server.exited, server.out.stderr).toBe(0);
+    expect(server.out.stderr).toContain(
+      'the --tenant-* flags pace the gateway and the queued tasks this server runs itself; fanout workers run theirs without them',
+    );
+  });
+
   it('answers new work 503 at once with retry-after while its Redis is down, and takes it again once Redis is back', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'fanout-serve-redis-'));
     let redis = await startRedisServer({ dir });

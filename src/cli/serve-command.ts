@@ -234,6 +234,11 @@ async function serveAction(flags: ServeFlags): Promise<void> {
   process.stderr.write(
     `fanout serve: listening on ${address} (tasks in ${stores.where}${keys.size === 0 ? ', no API keys' : `, ${keys.size} API key${keys.size === 1 ? '' : 's'}`})\n`,
   );
+  const tenantFlags = flags.tenantRpm ?? flags.tenantTpm ?? flags.tenantConcurrency ?? flags.tenantWeight[0];
+  if (shared && tenantFlags !== undefined)
+    process.stderr.write(
+      'fanout serve: the --tenant-* flags pace the gateway and the queued tasks this server runs itself; fanout workers run theirs without them\n',
+    );
   const close = async (): Promise<void> => {
     await shared?.close();
     await stores.close();

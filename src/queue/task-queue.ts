@@ -306,8 +306,12 @@ export class TaskQueue {
     this.workers.push(worker);
     // What happens to the tasks run here is told to every process of this Redis; a cancellation asked anywhere is done here.
     const feed = this.feed;
+    // A task's end is told once it is stored, so that whoever hears it reads the same from the store.
     engine.on('*', (event) => {
-      if ('taskId' in event) feed.tell(event, isEnd(event) ? engine.status(event.taskId) : undefined);
+      if (!('taskId' in event)) return;
+      if (!isEnd(event)) return feed.tell(event);
+      const status = engine.status(event.taskId);
+      void engine.written().then((stored) => stored && feed.tell(event, status));
     });
     // Until it listens (or if the queue closes first), a cancellation reaches only tasks no worker holds yet.
     feed.onCancel((id) => engine.cancel(id)).catch(() => undefined);
