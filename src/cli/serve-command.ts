@@ -230,6 +230,11 @@ async function serveAction(flags: ServeFlags): Promise<void> {
     connections,
     retentionMs: retentionHours * 3_600_000,
   });
+  // Listening for a signal before saying where it listens: a SIGTERM right after that line still shuts down cleanly.
+  const signalled = new Promise<void>((resolve) => {
+    process.once('SIGTERM', resolve);
+    process.once('SIGINT', resolve);
+  });
   const address = await app.listen({ port, host: flags.host });
   process.stderr.write(
     `fanout serve: listening on ${address} (tasks in ${stores.where}${keys.size === 0 ? ', no API keys' : `, ${keys.size} API key${keys.size === 1 ? '' : 's'}`})\n`,
@@ -243,7 +248,7 @@ async function serveAction(flags: ServeFlags): Promise<void> {
     await shared?.close();
     await stores.close();
   };
-  await serveUntilSignalled(app, engine, { close }, logger, graceMs);
+  await serveUntilSignalled(signalled, app, engine, { close }, logger, graceMs);
 }
 
 /**
@@ -309,18 +314,16 @@ function serveSettings(flags: ServeFlags): {
   return { port, graceMs, retentionHours, connections };
 }
 
-/** Serves until SIGTERM or SIGINT, then shuts down within the grace period (a second signal: at once). */
+/** Serves until `signalled` (SIGTERM or SIGINT), then shuts down within the grace period (a second signal: at once). */
 async function serveUntilSignalled(
+  signalled: Promise<void>,
   app: FastifyInstance,
   engine: FanoutEngine,
   stores: { close(): Promise<void> },
   logger: pino.Logger,
   graceMs: number,
 ): Promise<void> {
-  await new Promise<void>((resolve) => {
-    process.once('SIGTERM', resolve);
-    process.once('SIGINT', resolve);
-  });
+  await signalled;
   process.stderr.write(
     `fanout serve: stopping; requests in progress have ${graceMs} ms to finish (signal again to stop now), unfinished tasks stay in the store for the next start\n`,
   );

@@ -52,13 +52,15 @@ async function workerAction(flags: WorkerFlags): Promise<void> {
       concurrency: Math.max(concurrency, config.concurrency ?? 0),
     }),
   );
-  const queue = new TaskQueue({ url, store });
-  queue.work(engine, { concurrency });
-  process.stderr.write(`fanout worker: running tasks queued on ${redactedUrl(url)}, ${concurrency} at once\n`);
-  await new Promise<void>((resolve) => {
+  // Listening for a signal before saying it runs: a SIGTERM right after that line still stops it cleanly.
+  const signalled = new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
   });
+  const queue = new TaskQueue({ url, store });
+  queue.work(engine, { concurrency });
+  process.stderr.write(`fanout worker: running tasks queued on ${redactedUrl(url)}, ${concurrency} at once\n`);
+  await signalled;
   process.stderr.write('fanout worker: stopping; the tasks in progress finish first\n');
   await queue.close();
   await engine.close();
