@@ -95,7 +95,7 @@ async function sharedWork(stores: Stores, engine: FanoutEngine, concurrency = 64
   const store = stores.tasks as RedisTaskStore;
   const queue = new TaskQueue({ url: stores.redisUrl as string, store });
   queue.work(engine, { concurrency });
-  return { queue, runOn: queuedRunner(queue, store) };
+  return { queue, runOn: queuedRunner(queue) };
 }
 
 function withFlagLimits(config: FanoutConfig, flags: BatchFlags): FanoutConfig {

@@ -4,7 +4,7 @@ import type { CachePolicy } from '../contracts/cache-store.js';
 import type { TaskRow } from '../contracts/task-store.js';
 import type { Clock } from '../contracts/clock.js';
 import type { ResolvedModel } from './models.js';
-import { ProviderError, type AttemptRecord, type FanoutError } from '../contracts/errors.js';
+import { FanoutError, ProviderError, type AttemptRecord } from '../contracts/errors.js';
 import { assertTransition, type TaskState } from '../contracts/task-state.js';
 import type { ModelResult, TaskRequest, Usage } from '../contracts/types.js';
 import type { WatchedCall } from './watchdog.js';
@@ -327,6 +327,15 @@ export interface TaskObserver {
  * The status of a task as a store kept it: what `Task.status` shows of a task
  * in memory, read back from its row (its time split as last written).
  */
+/** The answer of a task that has ended: its result when it completed, else the error it ended with. */
+export function resultOfEnd(
+  id: string,
+  end: { state: TaskState; result?: ModelResult; error?: Pick<FanoutError, 'code' | 'message'> },
+): ModelResult {
+  if (end.state === 'completed' && end.result) return end.result;
+  throw new FanoutError(end.error?.code ?? 'cancelled', end.error?.message ?? `task ${id} ${end.state}`);
+}
+
 export function statusFromRow(row: TaskRow): TaskStatus {
   const end = row.endedAt ?? row.submittedAt;
   return {

@@ -1,9 +1,7 @@
-import { FanoutError } from '../contracts/errors.js';
 import type { TaskRequest } from '../contracts/types.js';
 import type { RunnerEngine } from '../batch/batch-runner.js';
 import type { SubmitOptions } from '../core/engine-options.js';
-import { statusFromRow, type TaskStatus } from '../core/task.js';
-import type { RedisTaskStore } from '../store/redis/redis-task-store.js';
+import { resultOfEnd } from '../core/task.js';
 import type { TaskQueue } from './task-queue.js';
 
 /**
@@ -12,18 +10,13 @@ import type { TaskQueue } from './task-queue.js';
  * Redis task store), any worker on the Redis runs it, and its end is read
  * back from the store.
  */
-export function queuedRunner(queue: TaskQueue, store: RedisTaskStore): RunnerEngine {
+export function queuedRunner(queue: TaskQueue): RunnerEngine {
   return {
     submit: (request: TaskRequest, options: SubmitOptions = {}) => ({ id: queue.enqueue(request, options).id }),
     status: () => undefined,
-    find: async (id: string): Promise<TaskStatus | undefined> => {
-      const row = await store.get(id);
-      return row && statusFromRow(row);
-    },
+    find: (id: string) => queue.find(id),
     result: async (id: string) => {
-      const row = await queue.ended(id);
-      if (row.state === 'completed' && row.result) return row.result;
-      throw new FanoutError(row.error?.code ?? 'cancelled', row.error?.message ?? `task ${id} ${row.state}`);
+      return resultOfEnd(id, await queue.ended(id));
     },
     recovered: Promise.resolve(0),
   };

@@ -188,3 +188,28 @@ describe('TaskQueue.requeueStranded', () => {
     expect(there.mock.stats('m').calls).toBe(2);
   });
 });
+
+describe('TaskQueue.written', () => {
+  it('says false when a task queued with it could not be kept, even once its end was read', async () => {
+    const prefix = `qt${prefixes++}-${Date.now()}:`;
+    const here = side(prefix);
+    open.push(here);
+    // A value JSON cannot hold: its row cannot be written, so that task alone fails.
+    const poison = {
+      toJSON: () => {
+        throw new Error('not JSON');
+      },
+    };
+    const good = here.queue.enqueue(ask('kept'));
+    const bad = here.queue.enqueue({ ...ask('not kept'), providerOptions: { poison } });
+    // Its end is read first: reading it forgets the failure, which must not make `written` say true.
+    const end = here.queue.ended(bad.id).then(
+      () => 'ended',
+      (error: Error) => error.message,
+    );
+    expect(await here.queue.written()).toBe(false);
+    expect(await end).toMatch(/cannot be kept/);
+    expect((await here.store.get(good.id))?.state).toBe('queued');
+    expect(await here.queue.written()).toBe(true);
+  });
+});

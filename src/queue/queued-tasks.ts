@@ -5,7 +5,7 @@ import { isTerminal } from '../contracts/task-state.js';
 import type { ModelResult, TaskRequest, Usage } from '../contracts/types.js';
 import type { SubmitOptions, TaskHandle } from '../core/engine-options.js';
 import { EventHub, isEnd, type EngineEvent, type EventStreamOptions, type TaskEvent } from '../core/events.js';
-import { statusFromRow, type TaskStatus } from '../core/task.js';
+import { resultOfEnd, statusFromRow, type TaskStatus } from '../core/task.js';
 import type { TaskService } from '../core/task-service.js';
 import type { RedisTaskStore } from '../store/redis/redis-task-store.js';
 import type { FedEvent } from './task-feed.js';
@@ -90,9 +90,7 @@ export class QueuedTasks implements TaskService {
   async result(id: string): Promise<ModelResult> {
     const mirror = this.mirrors.get(id) ?? (await this.watch(id));
     if (!mirror) throw new FanoutError('unknown_task', `no task with id ${id}`);
-    const end = await mirror.ended;
-    if (end.state === 'completed' && end.result) return end.result;
-    throw new FanoutError(end.error?.code ?? 'cancelled', end.error?.message ?? `task ${id} ${end.state}`);
+    return resultOfEnd(id, await mirror.ended);
   }
 
   status(id: string): TaskStatus | undefined {
@@ -100,10 +98,7 @@ export class QueuedTasks implements TaskService {
   }
 
   async find(id: string): Promise<TaskStatus | undefined> {
-    const here = this.mirrors.get(id)?.status;
-    if (here) return here;
-    const row = await this.tasks.get(id);
-    return row && statusFromRow(row);
+    return this.mirrors.get(id)?.status ?? this.queue.find(id);
   }
 
   /**

@@ -7,6 +7,7 @@ import { isTerminal } from '../contracts/task-state.js';
 import type { TaskRequest } from '../contracts/types.js';
 import type { Engine } from '../core/engine.js';
 import { isEnd } from '../core/events.js';
+import { statusFromRow, type TaskStatus } from '../core/task.js';
 import { validateTaskRequest } from '../core/validate.js';
 import type { RedisTaskStore } from '../store/redis/redis-task-store.js';
 import { TaskFeed } from './task-feed.js';
@@ -76,7 +77,7 @@ export class TaskQueue {
   /** Rows queued in this turn of the event loop, kept and queued together at its end. */
   private pending: TaskRow[] = [];
   /** Writes of queued rows on their way. */
-  private readonly sending = new Set<Promise<void>>();
+  private readonly sending = new Set<Promise<boolean>>();
   /** Why tasks queued here could not be kept or queued. */
   private readonly unsent = new Map<string, FanoutError>();
   private closed = false;
@@ -138,9 +139,9 @@ export class TaskQueue {
     };
     this.pending.push(row);
     if (this.pending.length === 1) {
-      const sending: Promise<void> = new Promise<void>((resolve) => queueMicrotask(() => resolve(this.send()))).finally(
-        () => this.sending.delete(sending),
-      );
+      const sending: Promise<boolean> = new Promise<boolean>((resolve) =>
+        queueMicrotask(() => resolve(this.send())),
+      ).finally(() => this.sending.delete(sending));
       this.sending.add(sending);
     }
     return row;
@@ -164,9 +165,7 @@ export class TaskQueue {
     const olderThan = this.clock.now() - (options.olderThanMs ?? STRANDED_AFTER_MS);
     const ids = await this.store.openIds(options.limit ?? SWEEP_LIMIT);
     const stranded: string[] = [];
-    for (let i = 0; i < ids.length; i += LOOK_AGAIN_CHUNK) {
-      const chunk = ids.slice(i, i + LOOK_AGAIN_CHUNK);
-      const rows = await this.store.getMany(chunk);
+    for await (const [, rows] of this.rowsOf(ids)) {
       // Only tasks a queue kept and no worker has written: an engine's own tasks are never handed out.
       const old = rows.filter((row): row is TaskRow => row?.queued === true && row.submittedAt < olderThan);
       const jobs = await Promise.all(old.map((row) => this.queue.getJob(jobId(row.id))));
@@ -176,11 +175,24 @@ export class TaskQueue {
     return stranded.length;
   }
 
-  /** Resolves once every task queued so far is kept and queued: true, false if any of them could not be. */
+  /** Resolves once every task queued so far is kept and queued: true, false if any of those still being sent could not be. */
   async written(): Promise<boolean> {
-    const before = this.unsent.size;
-    await this.allSent();
-    return this.unsent.size === before;
+    const sent = await Promise.all([...this.sending]);
+    return sent.every(Boolean);
+  }
+
+  /** The task's status as kept in the store. */
+  async find(id: string): Promise<TaskStatus | undefined> {
+    const row = await this.store.get(id);
+    return row && statusFromRow(row);
+  }
+
+  /** The rows of `ids`, read a chunk at a time (one round trip each), with the ids of each chunk. */
+  private async *rowsOf(ids: readonly string[]): AsyncGenerator<[string[], (TaskRow | undefined)[]]> {
+    for (let i = 0; i < ids.length; i += LOOK_AGAIN_CHUNK) {
+      const chunk = ids.slice(i, i + LOOK_AGAIN_CHUNK);
+      yield [chunk, await this.store.getMany(chunk)];
+    }
   }
 
   private async allSent(): Promise<void> {
@@ -202,8 +214,8 @@ export class TaskQueue {
     };
   }
 
-  /** Keeps the rows queued so far and adds their jobs; a failure is kept against each of their ids. */
-  private async send(): Promise<void> {
+  /** Keeps the rows queued so far and adds their jobs; a failure is kept against each of their ids (false). */
+  private async send(): Promise<boolean> {
     const rows = this.pending;
     this.pending = [];
     try {
@@ -214,9 +226,11 @@ export class TaskQueue {
       }
       const kept = rows.filter((row) => !this.unsent.has(row.id));
       await this.queue.addBulk(kept.map((row) => this.job(row.id)));
+      return kept.length === rows.length;
     } catch (raw) {
       const error = asFanoutError(raw, 'io_error');
       for (const row of rows) this.unsent.set(row.id, error);
+      return false;
     }
   }
 
@@ -261,17 +275,17 @@ export class TaskQueue {
   }
 
   private async lookAgain(): Promise<void> {
-    const ids = [...this.waiting.keys()];
-    for (let i = 0; i < ids.length; i += LOOK_AGAIN_CHUNK) {
-      const chunk = ids.slice(i, i + LOOK_AGAIN_CHUNK);
-      const rows = await this.store.getMany(chunk).catch(() => undefined);
-      if (!rows) break;
-      chunk.forEach((id, at) => {
-        const row = rows[at];
-        if (row && !isTerminal(row.state)) return;
-        for (const waiter of this.waiting.get(id) ?? []) waiter.resolve();
-        this.waiting.delete(id);
-      });
+    try {
+      for await (const [chunk, rows] of this.rowsOf([...this.waiting.keys()])) {
+        chunk.forEach((id, at) => {
+          const row = rows[at];
+          if (row && !isTerminal(row.state)) return;
+          for (const waiter of this.waiting.get(id) ?? []) waiter.resolve();
+          this.waiting.delete(id);
+        });
+      }
+    } catch {
+      // Redis is away: the next look reads them again.
     }
     this.lookingAgain = undefined;
     if (this.waiting.size > 0) this.lookAgainLater();
