@@ -486,6 +486,68 @@ describe('pipeline runs over HTTP', () => {
   });
 });
 
+describe('the dashboard', () => {
+  /** A socket as a browser opens it: the key as a subprotocol beside `fanout`, no Authorization header. */
+  const asBrowser = (key: string) =>
+    new WebSocket(`${baseURL.replace('http', 'ws')}/stream`, [
+      'fanout',
+      `fanout.key.${Buffer.from(key).toString('base64url')}`,
+    ]);
+  const firstDashboard = (socket: WebSocket, where: (message: any) => boolean = () => true) =>
+    new Promise<any>((resolve, reject) => {
+      socket.on('message', (data) => {
+        const message = JSON.parse(data.toString());
+        if (message.type === 'dashboard' && where(message)) resolve(message);
+      });
+      socket.on('error', reject);
+    });
+
+  it('serves its page and files to anyone, with a policy that keeps the page to this server', async () => {
+    const page = await app.inject({ method: 'GET', url: '/' });
+    expect(page.statusCode).toBe(200);
+    expect(page.headers['content-type']).toBe('text/html; charset=utf-8');
+    expect(page.headers['content-security-policy']).toContain("default-src 'self'");
+    expect(page.body).toContain('/dashboard/app.js');
+    const script = await app.inject({ method: 'GET', url: '/dashboard/app.js' });
+    expect([script.statusCode, script.headers['content-type']]).toEqual([200, 'text/javascript; charset=utf-8']);
+    expect((await app.inject({ method: 'GET', url: '/dashboard/secret.txt' })).statusCode).toBe(401);
+    expect(
+      (await app.inject({ method: 'GET', url: '/dashboard/secret.txt', headers: as('fk-acme-secret') })).statusCode,
+    ).toBe(404);
+  });
+
+  it("takes a browser's key from the socket's subprotocol, and sends each tenant only its own figures", async () => {
+    const wrong = asBrowser('fk-nobody');
+    const refused = await new Promise<number>((resolve) =>
+      wrong.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0)),
+    );
+    expect(refused).toBe(401);
+
+    const handle = engine.submit({ model: 'mock:slow', tenant: 'acme', messages: [{ role: 'user', content: 'seen' }] });
+    const acme = asBrowser('fk-acme-secret');
+    const globex = asBrowser('fk-globex-secret');
+    await Promise.all([acme, globex].map((socket) => new Promise((resolve) => socket.once('open', resolve))));
+    expect(acme.protocol).toBe('fanout');
+    const acmeSees = firstDashboard(acme, (m) => m.tasks.some((t: any) => t.id === handle.id));
+    const globexSees = firstDashboard(globex);
+    for (const socket of [acme, globex]) socket.send(JSON.stringify({ type: 'subscribe', dashboard: true }));
+    const [mine, theirs] = await Promise.all([acmeSees, globexSees]);
+    expect(mine.tasks.find((t: any) => t.id === handle.id)).toMatchObject({ model: 'mock:slow' });
+    expect(mine.limits.map((l: any) => l.key)).toContain('mock:slow');
+    expect(theirs.tasks.some((t: any) => t.id === handle.id)).toBe(false);
+    expect(theirs.seconds.completed).toHaveLength(300);
+    await handle.result();
+    // Its end reaches the next figures: a completion in the last seconds, and the model's latency.
+    const ended = await firstDashboard(
+      acme,
+      (m) => m.tasks.find((t: any) => t.id === handle.id)?.state === 'completed',
+    );
+    expect(ended.latency.model.find((row: any) => row.name === 'mock:slow').count).toBeGreaterThan(0);
+    acme.close();
+    globex.close();
+  });
+});
+
 describe('OpenAPI', () => {
   it('describes every route the server answers, with the validator’s own request schema', async () => {
     expect((await app.inject({ method: 'GET', url: '/openapi.json' })).statusCode).toBe(401);
@@ -500,12 +562,15 @@ describe('OpenAPI', () => {
       .printRoutes({ commonPrefix: false })
       .split('\n')
       .flatMap((line) => {
-        const match = /^(.*?)(\/\S*) \(([A-Z, ]+)\)/.exec(line);
+        const match = /^((?:[│ ] {3})*)(?:├── |└── )(\S+) \(([A-Z, ]+)\)/.exec(line);
         if (!match) return [];
-        const depth = Math.floor(match[1]!.length / 4);
+        const depth = match[1]!.length / 4;
         stack.length = depth;
         stack.push(match[2]!);
-        const path = stack.join('');
+        // Under the root route `/`, children print without their leading slash.
+        const path = stack.reduce((at, part) =>
+          at.endsWith('/') || part.startsWith('/') ? at + part : `${at}/${part}`,
+        );
         return match[3]!
           .split(', ')
           .filter((m) => m !== 'HEAD')

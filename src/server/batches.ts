@@ -6,6 +6,7 @@ import { FanoutError, type ErrorCode } from '../contracts/errors.js';
 import { isTerminal, type TaskState } from '../contracts/task-state.js';
 import type { TaskStatus } from '../core/task.js';
 import type { TaskRow, TaskStore } from '../contracts/task-store.js';
+import { ZERO_COST, type Cost } from '../contracts/limiter.js';
 import { readRecord, writeRecord } from './records.js';
 
 interface Entry {
@@ -30,6 +31,35 @@ export interface ServerBatch {
   createdAt: number;
   state: 'running' | 'completed' | 'cancelled';
   entries: Entry[];
+  /** What the lines that ended here sent, per limit key: for the batch's lower bound (not kept in the store). */
+  work?: BatchWork;
+}
+
+/** What a batch's calls sent and took, per limit key, as its lines ended in this process. */
+export interface BatchWork {
+  keys: Map<string, { charged: Cost; providerMs: number; shortestCallMs: number }>;
+  longestCallMs: number;
+  /** When its last line ended. */
+  endedAt?: number;
+}
+
+/** Adds an ended line's attempts and usage to its batch's work (an answer from the cache sent nothing). */
+function addWork(work: BatchWork, status: TaskStatus): void {
+  let key = work.keys.get(status.key);
+  if (!key) work.keys.set(status.key, (key = { charged: { ...ZERO_COST }, providerMs: 0, shortestCallMs: Infinity }));
+  for (const attempt of status.attempts) {
+    const ms = (attempt.endedAt ?? attempt.startedAt) - attempt.startedAt;
+    key.charged.requests += 1;
+    key.providerMs += ms;
+    key.shortestCallMs = Math.min(key.shortestCallMs, ms);
+    work.longestCallMs = Math.max(work.longestCallMs, ms);
+  }
+  if (status.usage && !status.result?.cache) {
+    key.charged.inputTokens += status.usage.inputTokens;
+    key.charged.outputTokens += status.usage.outputTokens;
+    key.charged.tokens += status.usage.inputTokens + status.usage.outputTokens;
+  }
+  work.endedAt = Math.max(work.endedAt ?? 0, status.endedAt ?? 0);
 }
 
 /** What a batch's record keeps beside its tasks: the lines that never became one. */
@@ -71,12 +101,19 @@ export function batchLines(body: unknown): string[] {
  * before the batch is acknowledged: its id answers after a restart, and its
  * unfinished tasks carry on where they were, so no line is paid for twice.
  */
+/** Batches one tenant's dashboard lists. */
+export const LISTED_BATCHES = 50;
+
+export type BatchListing = ReturnType<BatchRegistry['summary']> & { createdAt: number; work?: BatchWork };
+
 export class BatchRegistry {
   /** Batches going on: each line's task is followed to its end. */
   private readonly live = new Map<string, ServerBatch>();
   /** Ended batches, kept only without a store (with one, they are read back from it when asked for), up to `MAX_KEPT_LINES` lines. */
   private readonly recent = new Map<string, ServerBatch>();
   private recentLines = 0;
+  /** The summaries of the latest ended batches, for the dashboard's list (the batches themselves may be in the store only). */
+  private readonly endedSummaries = new Map<string, { tenant: string; listing: BatchListing }>();
   private counter = 0;
 
   constructor(
@@ -126,6 +163,7 @@ export class BatchRegistry {
         const entry = entries[end.slot];
         if (!entry) return;
         entry.endState = end.status?.state;
+        if (end.status) addWork((batch.work ??= { keys: new Map(), longestCallMs: 0 }), end.status);
         if (!this.engine.store) entry.final = end.status;
         entry.wake?.();
         entry.wake = undefined;
@@ -207,8 +245,25 @@ export class BatchRegistry {
     });
   }
 
+  /**
+   * The tenant's batches, newest first: those going on, then the latest
+   * ended (`LISTED_BATCHES` in all); older ones answer by id.
+   */
+  list(tenant: string): BatchListing[] {
+    const live = [...this.live.values()]
+      .filter((batch) => batch.tenant === tenant)
+      .map((batch) => ({ ...this.summary(batch), createdAt: batch.createdAt, work: batch.work }));
+    const ended = [...this.endedSummaries.values()]
+      .filter((kept) => kept.tenant === tenant)
+      .map((kept) => kept.listing);
+    return [...live, ...ended].sort((a, b) => b.createdAt - a.createdAt).slice(0, LISTED_BATCHES);
+  }
+
   /** An ended batch stays in memory only when there is no store to read it back from, within a bound on lines. */
   private remember(batch: ServerBatch): void {
+    const listing = { ...this.summary(batch), createdAt: batch.createdAt, work: batch.work };
+    this.endedSummaries.set(batch.id, { tenant: batch.tenant, listing });
+    forgetOldest(this.endedSummaries, LISTED_BATCHES * 20);
     if (this.engine.store) return;
     this.recent.set(batch.id, batch);
     this.recentLines += batch.entries.length;

@@ -3,6 +3,7 @@ import { FanoutError } from '../contracts/errors.js';
 import { assertJsonBounds } from '../core/json-bounds.js';
 import { errorBody } from '../openai/wire.js';
 import { send } from './http-errors.js';
+import { isDashboardAsset } from './routes/dashboard.js';
 import type { ServerParts } from './routes/parts.js';
 
 const OPEN_PATHS = new Set(['/healthz', '/readyz']);
@@ -22,6 +23,7 @@ export function registerGuards(app: FastifyInstance, parts: ServerParts): void {
     if (OPEN_PATHS.has(path)) return;
     const refusal = browserRefusal(request, keys.size > 0, options.allowedOrigins ?? []);
     if (refusal) return send(reply, new FanoutError('forbidden', refusal));
+    if (request.method === 'GET' && isDashboardAsset(path)) return;
     if (path === '/metrics' && keys.size > 0) {
       if (metricsKeys.tenantOf(request.headers.authorization) !== undefined) return;
       const message =
@@ -30,7 +32,9 @@ export function registerGuards(app: FastifyInstance, parts: ServerParts): void {
           : "GET /metrics names every tenant's models and pipelines: start the server with an operator key (--metrics-key) to read it";
       return send(reply, new FanoutError('forbidden', message));
     }
-    const tenant = keys.size === 0 ? 'default' : keys.tenantOf(request.headers.authorization);
+    const authorization =
+      request.headers.authorization ?? (path === '/v1/stream' ? keyFromProtocols(request) : undefined);
+    const tenant = keys.size === 0 ? 'default' : keys.tenantOf(authorization);
     if (tenant === undefined)
       return send(reply, new FanoutError('auth', 'a valid API key is needed: Authorization: Bearer <key>'));
     request.tenant = tenant;
@@ -62,6 +66,27 @@ export function registerGuards(app: FastifyInstance, parts: ServerParts): void {
   app.setNotFoundHandler((request, reply) =>
     reply.code(404).send(errorBody('not_found', `no route ${request.method} ${request.url.split('?')[0]}`, 404)),
   );
+}
+
+/** The WebSocket subprotocol that says the socket speaks fanout's messages; a browser's socket also names its key beside it. */
+export const STREAM_PROTOCOL = 'fanout';
+const KEY_PROTOCOL_PREFIX = 'fanout.key.';
+
+/**
+ * A browser cannot give a WebSocket an `Authorization` header, and a key must
+ * never be in a URL: the page names it as a second subprotocol,
+ * `fanout.key.<the key in base64url>`, beside `fanout` (which the server picks).
+ * Read here as the header it stands for.
+ */
+function keyFromProtocols(request: FastifyRequest): string | undefined {
+  const offered = request.headers['sec-websocket-protocol'];
+  if (typeof offered !== 'string') return undefined;
+  const named = offered
+    .split(',')
+    .map((protocol) => protocol.trim())
+    .find((protocol) => protocol.startsWith(KEY_PROTOCOL_PREFIX));
+  if (!named) return undefined;
+  return `Bearer ${Buffer.from(named.slice(KEY_PROTOCOL_PREFIX.length), 'base64url').toString('utf8')}`;
 }
 
 /**

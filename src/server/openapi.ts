@@ -139,7 +139,7 @@ function servicePaths(): Record<string, unknown> {
     '/v1/stream': {
       get: {
         summary:
-          'WebSocket: submit; subscribe or unsubscribe (task, batch or run); receives acknowledged, state, delta, response, error',
+          'WebSocket: submit; subscribe or unsubscribe (task, batch, run, or dashboard: true); receives acknowledged, state, delta, response, error, dashboard. A browser names its key as the subprotocol fanout.key.<base64url key> beside fanout',
         responses: { 101: { description: 'switching protocols' }, 401: error, 403: error },
       },
     },
@@ -170,6 +170,21 @@ function servicePaths(): Record<string, unknown> {
     },
     '/openapi.json': {
       get: { summary: 'This document', security: [], responses: { 200: { description: 'OpenAPI 3.1' } } },
+    },
+    '/': {
+      get: {
+        summary: 'The dashboard page (signs in with an API key, then reads the WebSocket)',
+        security: [],
+        responses: { 200: { description: 'text/html' } },
+      },
+    },
+    '/dashboard/{file}': {
+      get: {
+        summary: "The dashboard's script and stylesheet (app.js, app.css)",
+        security: [],
+        parameters: [{ name: 'file', in: 'path', required: true, schema: { type: 'string' } }],
+        responses: { 200: { description: 'the file' }, 404: { description: 'no such file' } },
+      },
     },
   };
 }

@@ -4,6 +4,7 @@ import { runPipeline, type PipelineRun, type StepResult } from '../pipeline/run.
 import { checkPipeline, resolveInputs, type Pipeline } from '../pipeline/spec.js';
 import type { StoredRecord } from '../contracts/task-store.js';
 import { forgetOldest, MAX_KEPT } from './batches.js';
+import type { RunLine } from './dashboard/message.js';
 import { readRecord, writeRecord } from './records.js';
 
 /** What a run's watchers hear: a step that ended, then the run's end (the run as it ended). */
@@ -62,8 +63,8 @@ export class RunRegistry {
 
   constructor(
     private readonly engine: TaskService,
-    /** Told of each run that finished, for metrics. */
-    private readonly onFinished: (result: PipelineRun) => void = () => {},
+    /** Told of each run that finished, with its tenant, for metrics and the dashboard. */
+    private readonly onFinished: (result: PipelineRun, tenant: string) => void = () => {},
   ) {}
 
   async start(tenant: string, body: unknown): Promise<ServerRun> {
@@ -232,7 +233,7 @@ export class RunRegistry {
       async (result) => {
         run.result = result;
         const cancelled = run.stop?.signal.aborted === true;
-        this.onFinished(result);
+        this.onFinished(result, run.tenant);
         await this.end(run, data, { state: result.ok ? 'completed' : cancelled ? 'cancelled' : 'failed' });
         tell({ type: 'end', run });
       },
@@ -294,6 +295,23 @@ export class RunRegistry {
       ...(data.error ? { error: data.error } : {}),
       createdAt: record.createdAt,
     };
+  }
+
+  /** The tenant's latest runs known here, newest first, each with its steps' states (`LISTED_RUNS` at most). */
+  list(tenant: string): RunLine[] {
+    const runs = new Map([...this.recent, ...this.live]);
+    return [...runs.values()]
+      .filter((run) => run.tenant === tenant)
+      .sort((a, b) => b.createdAt - a.createdAt)
+      .slice(0, LISTED_RUNS)
+      .map((run) => ({
+        id: run.id,
+        pipeline: run.pipeline,
+        state: run.state,
+        createdAt: run.createdAt,
+        ...(run.result ? { wallMs: run.result.wallMs } : {}),
+        steps: this.stepStates(run),
+      }));
   }
 
   /** Each step's state so far: `pending` until it ends. */
@@ -362,6 +380,9 @@ export class RunRegistry {
     return { total: all.length, offset: page.offset, calls: all.slice(page.offset, page.offset + page.limit) };
   }
 }
+
+/** Runs one tenant's dashboard lists. */
+export const LISTED_RUNS = 50;
 
 /** List items and calls shown in a run's view; the rest are paged. */
 export const VIEW_ITEMS = 100;

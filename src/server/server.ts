@@ -1,6 +1,8 @@
 import { setMaxListeners } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import websocket from '@fastify/websocket';
+import { DashboardFeed } from './dashboard/feed.js';
+import { registerDashboardRoutes } from './routes/dashboard.js';
 import Fastify, {
   LogController,
   type FastifyBaseLogger,
@@ -21,7 +23,7 @@ import {
   timeoutOptions,
   type ConnectionLimits,
 } from './connections.js';
-import { registerGuards } from './guards.js';
+import { registerGuards, STREAM_PROTOCOL } from './guards.js';
 import { registerBatchRoutes } from './routes/batches.js';
 import { registerGatewayRoutes } from './routes/gateway.js';
 import { registerHealthRoutes } from './routes/health.js';
@@ -185,11 +187,16 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
   });
   let stopRunWatch = (): void => {};
   app.addHook('onClose', async () => {
+    dashboard.close();
     stopSweeps();
     stopRunWatch();
   });
   const metrics = engineMetrics(engine);
-  const runs = new RunRegistry(tasks, (run) => metrics.observeRun(run));
+  const runs = new RunRegistry(tasks, (run, tenant) => {
+    metrics.observeRun(run);
+    dashboard.observeRun(tenant, run);
+  });
+  const dashboard = new DashboardFeed({ engine, batches, runs, models: options.models ?? [] });
   // The gateway answers 429 at once from the same buckets that pace the tenant's tasks, batches and runs in the engine.
   const quota = options.tenantQuota
     ? new TenantQuota(engine.clock, {
@@ -197,19 +204,12 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
         ...(engine.tenantLimiter ? { limiter: engine.tenantLimiter } : {}),
       })
     : undefined;
-  // A batch may be sent as JSON Lines as well as a JSON array; as text/plain only to a server with keys
-  // (a web page can post text/plain to any address without asking first).
-  const lineTypes =
-    keys.size > 0
-      ? ['application/x-ndjson', 'application/jsonl', 'text/plain']
-      : ['application/x-ndjson', 'application/jsonl'];
-  app.addContentTypeParser(lineTypes, { parseAs: 'string' }, (_request, body, done) => done(null, body));
+  acceptBatchLines(app, keys.size > 0);
   const metricsKeys = options.metricsKeys ?? new ApiKeys();
   const { ending, stopping, openResponses, untilEnd } = shutdownParts(app, engine);
   app.decorateRequest('tenant', '');
 
-  // Sockets are not closed when the shutdown starts: each closes (1001) once it follows nothing, or when the grace period ends.
-  app.register(websocket, { options: { maxPayload: options.maxFrameBytes ?? 64 * 1024 }, preClose: (done) => done() });
+  registerWebSocket(app, options.maxFrameBytes);
   const parts: ServerParts = {
     engine,
     tasks,
@@ -221,6 +221,7 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
     quota,
     metrics,
     streams,
+    dashboard,
     ending,
     stopping,
     holdOpen,
@@ -233,7 +234,34 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
   registerRunRoutes(app, parts);
   registerStreamSocket(app, parts);
   registerGatewayRoutes(app, parts);
+  registerDashboardRoutes(app);
   return app;
+}
+
+/** Batch bodies as JSON Lines. */
+function acceptBatchLines(app: FastifyInstance, hasKeys: boolean): void {
+  // A batch may be sent as JSON Lines as well as a JSON array; as text/plain only to a server with keys
+  // (a web page can post text/plain to any address without asking first).
+  const lineTypes = hasKeys
+    ? ['application/x-ndjson', 'application/jsonl', 'text/plain']
+    : ['application/x-ndjson', 'application/jsonl'];
+  app.addContentTypeParser(lineTypes, { parseAs: 'string' }, (_request, body, done) => done(null, body));
+}
+
+/**
+ * The WebSocket plugin. Sockets are not closed when the shutdown starts: each
+ * closes (1001) once it follows nothing, or when the grace period ends. A
+ * browser's socket offers `fanout` and its key (see guards); the server
+ * answers with `fanout` alone.
+ */
+function registerWebSocket(app: FastifyInstance, maxFrameBytes = 64 * 1024): void {
+  app.register(websocket, {
+    options: {
+      maxPayload: maxFrameBytes,
+      handleProtocols: (offered) => (offered.has(STREAM_PROTOCOL) ? STREAM_PROTOCOL : false),
+    },
+    preClose: (done) => done(),
+  });
 }
 
 /**

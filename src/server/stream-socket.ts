@@ -8,6 +8,7 @@ import { isTerminal } from '../contracts/task-state.js';
 import type { TaskStatus } from '../core/task.js';
 import type { TaskRequest } from '../contracts/types.js';
 import type { BatchRegistry } from './batches.js';
+import type { DashboardFeed } from './dashboard/feed.js';
 import type { RunChange, RunRegistry, ServerRun } from './runs.js';
 
 export interface StreamSocketOptions {
@@ -22,12 +23,14 @@ export interface StreamSocketOptions {
   stopping?: AbortSignal;
   /** Aborts when the shutdown's grace period is over: the socket closes (1001) at once. */
   ending?: AbortSignal;
+  /** The dashboard's figures, followed with `{ type: 'subscribe', dashboard: true }`. */
+  dashboard?: DashboardFeed;
 }
 
 type ClientMessage =
   | { type: 'submit'; request: TaskRequest }
-  | { type: 'subscribe'; task?: string; batch?: string; run?: string }
-  | { type: 'unsubscribe'; task?: string; batch?: string; run?: string };
+  | { type: 'subscribe'; task?: string; batch?: string; run?: string; dashboard?: boolean }
+  | { type: 'unsubscribe'; task?: string; batch?: string; run?: string; dashboard?: boolean };
 
 /**
  * One WebSocket at `/v1/stream`. A client submits tasks or subscribes to its
@@ -37,7 +40,9 @@ type ClientMessage =
  *   `line` and `custom_id`; lines that were invalid at once come first), then a
  *   `response` with the batch's counts;
  * - a run: `state` as each step ends, then `response` with the run's steps,
- *   outputs and timeline, or `error`.
+ *   outputs and timeline, or `error`;
+ * - the dashboard: a `dashboard` message at once and every second, with the
+ *   tenant's figures (limits, per-second counts, latency, tasks, batches, runs).
  * A bad message gets an `error` message; the socket stays open. Another
  * tenant's task, batch or run is as unknown as one that does not exist.
  */
@@ -55,6 +60,7 @@ class StreamSession {
   /** Each followed batch's subscription; a batch followed again gets a new one, and the old one goes quiet. */
   private readonly batches = new Map<string, object>();
   private readonly runs = new Map<string, () => void>();
+  private stopDashboard: (() => void) | undefined;
   private readonly engine: TaskService;
   private readonly tenant: string;
 
@@ -212,6 +218,7 @@ class StreamSession {
     this.batches.clear();
     for (const forget of this.runs.values()) forget();
     this.runs.clear();
+    this.stopDashboard?.();
   }
 
   received(text: string, isBinary: boolean): void {
@@ -249,6 +256,11 @@ class StreamSession {
       this.followBatch(message.batch).catch(this.fail);
     } else if (message.type === 'subscribe' && typeof message.run === 'string') {
       this.followRun(message.run).catch(this.fail);
+    } else if (message.type === 'subscribe' && message.dashboard === true && this.options.dashboard) {
+      this.stopDashboard ??= this.options.dashboard.follow(this.tenant, (figures) => this.send({ ...figures }));
+    } else if (message.type === 'unsubscribe' && message.dashboard === true) {
+      this.stopDashboard?.();
+      this.stopDashboard = undefined;
     } else if (message.type === 'unsubscribe' && typeof message.task === 'string') {
       this.unfollow(message.task);
     } else if (message.type === 'unsubscribe' && typeof message.batch === 'string') {
@@ -259,7 +271,7 @@ class StreamSession {
     } else {
       throw new FanoutError(
         'invalid_request',
-        'type: expected "submit" (with request), "subscribe" or "unsubscribe" (with task, batch or run)',
+        'type: expected "submit" (with request), "subscribe" or "unsubscribe" (with task, batch, run or dashboard: true)',
       );
     }
   }

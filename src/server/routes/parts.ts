@@ -6,6 +6,7 @@ import type { TaskService } from '../../core/task-service.js';
 import type { FanoutMetrics } from '../../metrics/prometheus.js';
 import type { ApiKeys } from '../api-keys.js';
 import type { BatchRegistry } from '../batches.js';
+import type { DashboardFeed } from '../dashboard/feed.js';
 import type { TenantStreams } from '../connections.js';
 import type { RunRegistry } from '../runs.js';
 import type { FanoutServerOptions } from '../server-options.js';
@@ -25,6 +26,8 @@ export interface ServerParts {
   quota: TenantQuota | undefined;
   metrics: FanoutMetrics;
   streams: TenantStreams;
+  /** The dashboard's live figures, per tenant. */
+  dashboard: DashboardFeed;
   /** Aborted when the grace period of a shutdown is over: open streams and waits end with a final message. */
   ending: AbortController;
   /** Aborted when a shutdown starts. */

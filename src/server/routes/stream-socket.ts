@@ -4,7 +4,7 @@ import type { ServerParts } from './parts.js';
 
 /** The WebSocket at /v1/stream, counted against its tenant's open streams. */
 export function registerStreamSocket(app: FastifyInstance, parts: ServerParts): void {
-  const { tasks, options, batches, runs, streams, stopping, ending } = parts;
+  const { tasks, options, batches, runs, streams, stopping, ending, dashboard } = parts;
   app.register(async (scope) => {
     scope.get('/v1/stream', { websocket: true }, (socket, request) => {
       let release: () => void;
@@ -23,6 +23,7 @@ export function registerStreamSocket(app: FastifyInstance, parts: ServerParts): 
         maxSubscriptions: options.maxSubscriptions ?? 1000,
         stopping: stopping.signal,
         ending: ending.signal,
+        dashboard,
       });
     });
   });
