@@ -228,16 +228,22 @@ export async function benchLearnedLimits(seconds = 20, warmupSeconds = 10): Prom
   const concurrency = 16;
   const naive = await steady(async (url, stop) => {
     const client = new OpenAI({ apiKey: 'k', baseURL: url, maxRetries: 0 });
-    setMaxListeners(4 * concurrency, stop);
+    // Each worker holds at most two listeners on `stop` at once: its request's and, after a 429, its sleep's.
+    setMaxListeners(2 * concurrency, stop);
     let next = 0;
     await Promise.all(
       Array.from({ length: concurrency }, async () => {
         while (!stop.aborted) {
           const i = next++;
+          // A signal per request: the SDK leaves a listener on the signal it is given, so one shared
+          // signal would gather a listener per request made.
+          const call = new AbortController();
+          const abort = (): void => call.abort();
+          stop.addEventListener('abort', abort, { once: true });
           try {
             await client.chat.completions.create(
               { model: 'm', messages: prompt(i), max_tokens: 100 },
-              { signal: stop },
+              { signal: call.signal },
             );
           } catch (error) {
             if (stop.aborted) return;
@@ -245,6 +251,8 @@ export async function benchLearnedLimits(seconds = 20, warmupSeconds = 10): Prom
             if (status !== 429) throw error;
             const wait = Number((error as { headers?: Headers }).headers?.get('retry-after-ms') ?? 1000);
             await clock.sleep(wait, stop).catch(() => undefined);
+          } finally {
+            stop.removeEventListener('abort', abort);
           }
         }
       }),
