@@ -36,6 +36,7 @@ beforeAll(async () => {
     metricsKeys,
     models: ['mock:talk', 'mock:slow'],
     bodyLimitBytes: 64 * 1024,
+    tools: { lookup: async (args: Record<string, string>) => `found ${args.q}` },
   });
   const address = await app.listen({ port: 0, host: '127.0.0.1' });
   baseURL = `${address}/v1`;
@@ -486,6 +487,43 @@ describe('pipeline runs over HTTP', () => {
   });
 });
 
+describe('pipeline runs calling the server’s tools', () => {
+  it('runs a tool step with the tools the server was given, and refuses one naming a tool it lacks', async () => {
+    const refused = await app.inject({
+      method: 'POST',
+      url: '/v1/runs',
+      headers: as('fk-acme-secret'),
+      payload: { pipeline: { steps: { a: { tool: 'shell', args: { cmd: 'ls' } } } } },
+    });
+    expect(refused.statusCode).toBe(400);
+    expect(refused.json().error.message).toBe(
+      'pipeline: steps.a.tool: no tool "shell" is registered on this server (fanout serve --tools <module>)',
+    );
+    const started = await app.inject({
+      method: 'POST',
+      url: '/v1/runs',
+      headers: as('fk-acme-secret'),
+      payload: {
+        pipeline: {
+          steps: {
+            search: { tool: 'lookup', args: { q: 'caches' } },
+            answer: { model: 'mock:talk', prompt: 'Given {{ steps.search.output }}' },
+          },
+        },
+      },
+    });
+    expect(started.statusCode).toBe(202);
+    const { id } = started.json();
+    let view = started.json();
+    for (let i = 0; i < 100 && view.state === 'running'; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      view = (await app.inject({ method: 'GET', url: `/v1/runs/${id}`, headers: as('fk-acme-secret') })).json();
+    }
+    expect(view).toMatchObject({ state: 'completed', steps: { search: { output: 'found caches' } } });
+    expect(view.tools.map((t: { step: string }) => t.step)).toEqual(['search']);
+  });
+});
+
 describe('the dashboard', () => {
   /** A socket as a browser opens it: the key as a subprotocol beside `fanout`, no Authorization header. */
   const asBrowser = (key: string) =>
@@ -543,6 +581,8 @@ describe('the dashboard', () => {
       (m) => m.tasks.find((t: any) => t.id === handle.id)?.state === 'completed',
     );
     expect(ended.latency.model.find((row: any) => row.name === 'mock:slow').count).toBeGreaterThan(0);
+    // The tool step of the run above, timed per tool.
+    expect(ended.latency.tool.map((row: any) => row.name)).toContain('search');
     acme.close();
     globex.close();
   });

@@ -12,6 +12,7 @@ import { renderMermaid, renderSvg, seconds as formatSeconds } from '../sim/chart
 import { renderGantt } from '../sim/gantt.js';
 import { simulate, type Simulation } from '../sim/simulate.js';
 import { fromData, loadConfig } from './config-file.js';
+import { loadTools } from './tools-module.js';
 import { EXIT } from './exit-codes.js';
 import { formatCount, unconfiguredNotice } from './format.js';
 
@@ -160,24 +161,6 @@ export function registerPipelineCommands(program: Command, setExitCode: (code: n
       );
       setExitCode(run.ok ? EXIT.ok : EXIT.someFailed);
     });
-}
-
-/** The named exports of a module that are functions, as tools. */
-async function loadTools(module: string | undefined): Promise<Record<string, ToolFunction>> {
-  if (module === undefined) return {};
-  let loaded: Record<string, unknown>;
-  try {
-    loaded = (await import(pathToFileURL(resolve(module)).href)) as Record<string, unknown>;
-  } catch (error) {
-    throw new FanoutError(
-      'invalid_config',
-      `--tools ${module}: cannot be loaded (${(error as Error).message.split('\n')[0]})`,
-    );
-  }
-  return Object.fromEntries(Object.entries(loaded).filter(([, value]) => typeof value === 'function')) as Record<
-    string,
-    ToolFunction
-  >;
 }
 
 /** Dollars, with the models left out named when some had no price. */

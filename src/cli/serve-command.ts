@@ -11,6 +11,7 @@ import { createFanoutServer } from '../server/server.js';
 import { shutDownServer } from '../server/shutdown.js';
 import { pino } from 'pino';
 import { loadConfig } from './config-file.js';
+import { loadTools } from './tools-module.js';
 import { wholeNumberFlag } from './format.js';
 import { DEFAULT_STORE, openRedisStores, openStores, type Stores } from './stores.js';
 import type { RedisTaskStore } from '../store/redis/redis-task-store.js';
@@ -38,6 +39,7 @@ interface ServeFlags {
   tenantConcurrency?: string;
   tenantWeight: string[];
   retentionHours: string;
+  tools?: string;
 }
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
@@ -98,6 +100,10 @@ export function registerServeCommand(program: Command): void {
       'streams, event feeds, WebSockets and waits one tenant may hold open; past it, 429 (default 1000)',
     )
     .option('--default-provider <name>', 'provider for model names without a "provider:" prefix')
+    .option(
+      '--tools <module>',
+      "a JavaScript module whose named exports are the functions pipeline runs' tool steps and agents may call",
+    )
     .option(
       '--tenant-rpm <n>',
       "each tenant's own requests per minute, every route: tasks, batches and runs wait for it, the gateway answers 429 with retry-after",
@@ -178,6 +184,7 @@ async function serveAction(flags: ServeFlags): Promise<void> {
   }
   const { port, graceMs, retentionHours, connections } = serveSettings(flags);
   const config = await loadConfig(flags.config);
+  const tools = await loadTools(flags.tools);
   if (flags.redis !== undefined && flags.store !== undefined)
     throw new FanoutError(
       'invalid_config',
@@ -229,6 +236,7 @@ async function serveAction(flags: ServeFlags): Promise<void> {
     tenantQuota,
     connections,
     retentionMs: retentionHours * 3_600_000,
+    tools,
   });
   // Listening for a signal before saying where it listens: a SIGTERM right after that line still shuts down cleanly.
   const signalled = new Promise<void>((resolve) => {

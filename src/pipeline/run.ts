@@ -26,6 +26,17 @@ import { render } from './template.js';
  */
 export type ToolFunction = (args: Record<string, any>, context: { item?: string; index?: number }) => unknown;
 
+/** What names a tool that `tools` does not hold (`steps.<name>.tool: no tool "x" is registered`), if any step does. */
+export function missingTool(pipeline: Pipeline, tools: Readonly<Record<string, ToolFunction>>): string | undefined {
+  for (const [name, step] of pipeline.steps) {
+    const wanted = step.kind === 'tool' ? [step.spec.tool as string] : (step.spec.tools ?? []);
+    const missing = wanted.find((tool) => !tools[tool]);
+    if (missing !== undefined)
+      return `steps.${name}.${step.kind === 'tool' ? 'tool' : 'tools'}: no tool "${missing}" is registered`;
+  }
+  return undefined;
+}
+
 export interface RunPipelineOptions {
   inputs?: Readonly<Record<string, string>>;
   tools?: Readonly<Record<string, ToolFunction>>;
@@ -168,17 +179,8 @@ class PipelineRunner {
     private readonly options: RunPipelineOptions,
   ) {
     this.inputs = resolveInputs(pipeline, options.inputs ?? {});
-    for (const [name, step] of pipeline.steps) {
-      const wanted = step.kind === 'tool' ? [step.spec.tool as string] : (step.spec.tools ?? []);
-      const missing = options.simulateTools ? undefined : wanted.find((tool) => !options.tools?.[tool]);
-      if (missing !== undefined) {
-        const field = step.kind === 'tool' ? 'tool' : 'tools';
-        throw new FanoutError(
-          'invalid_config',
-          `${pipeline.name}: steps.${name}.${field}: no tool "${missing}" is registered`,
-        );
-      }
-    }
+    const missing = options.simulateTools ? undefined : missingTool(pipeline, options.tools ?? {});
+    if (missing) throw new FanoutError('invalid_config', `${pipeline.name}: ${missing}`);
     this.computePriorities();
   }
 

@@ -1,6 +1,6 @@
 import type { TaskService } from '../core/task-service.js';
 import { asFanoutError, FanoutError } from '../contracts/errors.js';
-import { runPipeline, type PipelineRun, type StepResult } from '../pipeline/run.js';
+import { missingTool, runPipeline, type PipelineRun, type StepResult, type ToolFunction } from '../pipeline/run.js';
 import { checkPipeline, resolveInputs, type Pipeline } from '../pipeline/spec.js';
 import type { StoredRecord } from '../contracts/task-store.js';
 import { forgetOldest, MAX_KEPT } from './batches.js';
@@ -65,6 +65,8 @@ export class RunRegistry {
     private readonly engine: TaskService,
     /** Told of each run that finished, with its tenant, for metrics and the dashboard. */
     private readonly onFinished: (result: PipelineRun, tenant: string) => void = () => {},
+    /** The functions tool steps and agent steps may call. */
+    private readonly tools: Readonly<Record<string, ToolFunction>> = {},
   ) {}
 
   async start(tenant: string, body: unknown): Promise<ServerRun> {
@@ -79,6 +81,9 @@ export class RunRegistry {
       throw new FanoutError('invalid_request', 'inputs: expected an object of strings');
     }
     resolveInputs(pipeline, (inputs ?? {}) as Record<string, string>);
+    const missing = missingTool(pipeline, this.tools);
+    if (missing)
+      throw new FanoutError('invalid_request', `pipeline: ${missing} on this server (fanout serve --tools <module>)`);
     const id = `run_${Math.floor(this.engine.clock.now()).toString(36)}${(this.counter++).toString(36)}`;
     const run: ServerRun = {
       id,
@@ -224,6 +229,7 @@ export class RunRegistry {
       `${run.id}:${step}${index === undefined ? '' : `[${index}]`}:${model}${fallback ? ':fallback' : ''}${turn > 1 ? `#${turn}` : ''}`;
     runPipeline(this.engine, pipeline, {
       inputs: data.inputs,
+      tools: this.tools,
       tenant: run.tenant,
       onStepEnd,
       resumeSteps: data.steps,

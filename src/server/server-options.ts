@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { FanoutEngine } from '../create-engine.js';
 import type { TaskService } from '../core/task-service.js';
+import type { ToolFunction } from '../pipeline/run.js';
 import type { ApiKeys } from './api-keys.js';
 import type { ConnectionLimits } from './connections.js';
 import type { TenantQuotaOptions } from './tenant-quota.js';
@@ -51,6 +52,8 @@ export interface FanoutServerOptions {
    * Default: no logs.
    */
   logger?: Logger;
+  /** The functions pipeline runs' tool steps and agent steps may call, by name (the operator's code). Default none. */
+  tools?: Readonly<Record<string, ToolFunction>>;
 }
 
 declare module 'fastify' {

@@ -192,10 +192,14 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
     stopRunWatch();
   });
   const metrics = engineMetrics(engine);
-  const runs = new RunRegistry(tasks, (run, tenant) => {
-    metrics.observeRun(run);
-    dashboard.observeRun(tenant, run);
-  });
+  const runs = new RunRegistry(
+    tasks,
+    (run, tenant) => {
+      metrics.observeRun(run);
+      dashboard.observeRun(tenant, run);
+    },
+    options.tools,
+  );
   const dashboard = new DashboardFeed({ engine, batches, runs, models: options.models ?? [] });
   // The gateway answers 429 at once from the same buckets that pace the tenant's tasks, batches and runs in the engine.
   const quota = options.tenantQuota
