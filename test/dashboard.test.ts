@@ -18,7 +18,7 @@ concurrency: 16
 models:
   "mock:planner": { limits: { requestsPerMinute: 600, burstSeconds: 1 } }
   # Two calls a second: a batch of them waits on the limit, with an ETA each.
-  "mock:reviewer": { limits: { requestsPerMinute: 120, tokensPerMinute: 400000, burstSeconds: 1 } }
+  "mock:reviewer": { limits: { requestsPerMinute: 120, tokensPerMinute: 400000, maxConcurrent: 4, burstSeconds: 1 } }
 providers:
   mock:
     models:
@@ -26,10 +26,18 @@ providers:
       reviewer: { latency: 1000 }
 `;
 
+/** The operator's tools, given to `fanout serve --tools`: a search that takes 200 ms. */
+const tools = `export async function lookup({ q }) {
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  return 'notes on ' + q;
+}
+`;
+
 const pipeline = {
   inputs: { topic: {} },
   steps: {
-    plan: { model: 'mock:planner', prompt: 'Plan a review of {{ inputs.topic }}' },
+    search: { tool: 'lookup', args: { q: '{{ inputs.topic }}' } },
+    plan: { model: 'mock:planner', prompt: 'Plan a review of {{ inputs.topic }}: {{ steps.search.output }}' },
     security: { model: 'mock:reviewer', prompt: 'Security review: {{ steps.plan.output }}' },
     style: { model: 'mock:reviewer', prompt: 'Style review: {{ steps.plan.output }}' },
     tests: { model: 'mock:reviewer', prompt: 'Test review: {{ steps.plan.output }}' },
@@ -70,8 +78,8 @@ const shot = (page: Page, name: string) => page.screenshot({ path: join(artifact
 
 const startServer = (dir?: string) =>
   startServe(
-    ['--config', 'fanout.yaml', '--key', 'globex=fk-other', ...(port ? ['--port', port] : [])],
-    dir ? {} : { 'fanout.yaml': config },
+    ['--config', 'fanout.yaml', '--tools', 'tools.mjs', '--key', 'globex=fk-other', ...(port ? ['--port', port] : [])],
+    dir ? {} : { 'fanout.yaml': config, 'tools.mjs': tools },
     dir,
   );
 
@@ -121,6 +129,7 @@ describe('the dashboard', () => {
     await reviewer.locator('.eta').first().waitFor();
     expect(await reviewer.locator('.eta').first().textContent()).toMatch(/: goes in \d+ ms \(requestsPerMinute\)$/);
     expect(await reviewer.locator('.badge').textContent()).toBe('configured');
+    expect(await reviewer.locator('[data-bucket=concurrency] .detail').textContent()).toMatch(/^\d of 4 at once$/);
     await shot(page, 'limits');
 
     // Meanwhile another tenant's key sees the shared limits but none of these calls.
@@ -165,10 +174,10 @@ describe('the dashboard', () => {
     await expect
       .poll(() => page.getAttribute(`[data-run="${run.id}"]`, 'data-state'), { timeout: 30_000 })
       .toBe('completed');
-    await expect.poll(() => page.locator('#gantt-parallel rect[data-part=provider]').count()).toBe(5);
+    await expect.poll(() => page.locator('#gantt-parallel rect[data-part=provider]').count()).toBe(6);
     expect(await page.locator('#gantt-parallel [data-open]').count()).toBe(0);
-    // plan, the reviewer that waited for the limit, summary.
-    expect(await page.locator('#gantt-parallel [data-critical]').count()).toBe(3);
+    // The search, plan, the reviewer that waited for the limit, summary.
+    expect(await page.locator('#gantt-parallel [data-critical]').count()).toBe(4);
     expect(await page.locator('#gantt-parallel rect[data-part=rate-limited]').count()).toBeGreaterThan(0);
     expect(await page.textContent('.walls')).toMatch(/^In parallel: .+ · one after another: .+ · \d+\.\d× faster$/);
     await shot(page, 'runs');
@@ -184,6 +193,7 @@ describe('the dashboard', () => {
     await page.click('nav button[data-view=throughput]');
     await page.locator('[data-latency=model] td', { hasText: 'mock:reviewer' }).waitFor();
     await page.locator('[data-latency=step] td', { hasText: 'security' }).waitFor();
+    await page.locator('[data-latency=tool] td', { hasText: 'search' }).waitFor();
     // A batch line's custom id is not a pipeline step.
     expect(await page.locator('[data-latency=step] td', { hasText: 'line-0' }).count()).toBe(0);
     expect(await page.locator('#chart-throughput canvas').count()).toBe(1);

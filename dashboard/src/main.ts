@@ -4,6 +4,7 @@ import '../app.css';
 import {
   batchProgress,
   bucketFill,
+  concurrencyFill,
   callsOfRun,
   chartData,
   filterTasks,
@@ -185,47 +186,14 @@ function renderLimits(message: DashboardMessage): void {
       { class: 'card', 'data-key': limit.key },
       h('h3', {}, limit.key, h('span', { class: 'badge' }, limit.source)),
     );
-    for (const bucket of limit.buckets) {
-      const fill = bucketFill(bucket);
-      const used = h('div', {
-        class: `used${fill.used > 0.85 ? ' high' : ''}`,
-        style: `width:${(fill.used * 100).toFixed(1)}%`,
-      });
+    for (const bucket of limit.buckets) card.append(meter(limit.key, bucket.name, bucketFill(bucket)));
+    if (limit.maxConcurrent !== null)
+      card.append(meter(limit.key, 'concurrency', concurrencyFill(limit.inFlight, limit.maxConcurrent)));
+    else card.append(h('div', { class: 'detail' }, `${limit.inFlight} in flight`));
+    if (limit.cooldownMs > 0)
       card.append(
-        h(
-          'div',
-          { class: 'meter', 'data-bucket': bucket.name },
-          h(
-            'div',
-            { class: 'label' },
-            h('span', {}, fill.title),
-            h('span', { class: 'used-share' }, `${Math.round(fill.used * 100)}% used`),
-          ),
-          h(
-            'div',
-            {
-              class: 'track',
-              role: 'meter',
-              'aria-valuemin': '0',
-              'aria-valuemax': '100',
-              'aria-valuenow': String(Math.round(fill.used * 100)),
-              'aria-label': `${limit.key} ${fill.title} used`,
-            },
-            used,
-          ),
-          h('div', { class: 'detail' }, fill.detail),
-        ),
+        h('div', { class: 'detail' }, `cooling down ${formatMs(limit.cooldownMs)}: the provider asked for it`),
       );
-    }
-    const concurrency = `${limit.inFlight} in flight${limit.maxConcurrent === null ? '' : ` of ${limit.maxConcurrent}`}`;
-    card.append(
-      h(
-        'div',
-        { class: 'detail' },
-        concurrency,
-        limit.cooldownMs > 0 ? ` · cooling down ${formatMs(limit.cooldownMs)}` : '',
-      ),
-    );
     const waiting = h('div', { class: 'waiting' }, `${limit.waiting.count} of your calls waiting on this key`);
     if (limit.waiting.next.length > 0) {
       waiting.append(
@@ -248,6 +216,29 @@ function renderLimits(message: DashboardMessage): void {
     { field: 'refused429', label: '429s / s', color: '#d55e00' },
     { field: 'retries', label: 'retries / s', color: '#e69f00' },
   ]);
+}
+
+/** One bucket (or the concurrency) of a key: how much is used now, as a bar and in words. */
+function meter(key: string, name: string, fill: { used: number; title: string; detail: string }): HTMLElement {
+  const percent = Math.round(fill.used * 100);
+  return h(
+    'div',
+    { class: 'meter', 'data-bucket': name },
+    h('div', { class: 'label' }, h('span', {}, fill.title), h('span', { class: 'used-share' }, `${percent}% used`)),
+    h(
+      'div',
+      {
+        class: 'track',
+        role: 'meter',
+        'aria-valuemin': '0',
+        'aria-valuemax': '100',
+        'aria-valuenow': String(percent),
+        'aria-label': `${key} ${fill.title} used`,
+      },
+      h('div', { class: `used${fill.used > 0.85 ? ' high' : ''}`, style: `width:${(fill.used * 100).toFixed(1)}%` }),
+    ),
+    h('div', { class: 'detail' }, fill.detail),
+  );
 }
 
 function lineChart(

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   batchProgress,
   bucketFill,
+  concurrencyFill,
   callsOfRun,
   chartData,
   criticalPath,
@@ -125,6 +126,13 @@ describe('bucketFill', () => {
     });
     expect(fill.used).toBe(1);
     expect(fill.detail).toBe('0 of 10 left · limit 10 per 1 min · full in 1 min 18 s');
+  });
+});
+
+describe('concurrencyFill', () => {
+  it('draws calls in flight against the limit like a bucket', () => {
+    expect(concurrencyFill(3, 4)).toEqual({ used: 0.75, title: 'calls in flight', detail: '3 of 4 at once' });
+    expect(concurrencyFill(0, 0).used).toBe(0);
   });
 });
 

@@ -162,6 +162,15 @@ export function bucketFill(bucket: BucketLike): { used: number; title: string; d
   return { used, title, detail };
 }
 
+/** A key's calls in flight against its concurrency limit, drawn like a bucket. */
+export function concurrencyFill(inFlight: number, max: number): { used: number; title: string; detail: string } {
+  return {
+    used: max > 0 ? clamp(inFlight / max, 0, 1) : 0,
+    title: 'calls in flight',
+    detail: `${formatCount(inFlight)} of ${formatCount(max)} at once`,
+  };
+}
+
 /** Per-second columns as the server sends them. */
 export type Seconds = SecondColumns;
 

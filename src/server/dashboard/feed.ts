@@ -1,5 +1,5 @@
 import type { FanoutEngine } from '../../create-engine.js';
-import type { EngineEvent } from '../../core/events.js';
+import type { EngineEvent, EngineEventType } from '../../core/events.js';
 import { isEnd } from '../../core/events.js';
 import type { PipelineRun } from '../../pipeline/run.js';
 import { lowerBound, type KeyWork } from '../../metrics/lower-bound.js';
@@ -10,6 +10,17 @@ import type { BatchLine, DashboardMessage, LimitLine } from './message.js';
 
 /** How often a followed dashboard is sent what changed: once a second. */
 export const DASHBOARD_TICK_MS = 1000;
+/** The events the figures are made of. */
+const RECORDED: readonly EngineEventType[] = [
+  'task-queued',
+  'task-rate-limited',
+  'task-started',
+  'attempt-failed',
+  'task-retrying',
+  'task-completed',
+  'task-failed',
+  'task-cancelled',
+];
 /** Tenants whose activity one server keeps; the oldest seen is forgotten beyond it. */
 const MAX_TENANTS = 1000;
 
@@ -37,7 +48,9 @@ export class DashboardFeed {
 
   constructor(private readonly options: DashboardFeedOptions) {
     this.configured = new Set(options.models);
-    this.stopListening = options.engine.on('*', (event) => this.record(event));
+    // Every task event but the stream's deltas, which would cost a call to each token and change no figure.
+    const stops = RECORDED.map((type) => options.engine.on(type, (event: EngineEvent) => this.record(event)));
+    this.stopListening = () => stops.forEach((stop) => stop());
   }
 
   /** Sends `send` its tenant's snapshot now and every tick until the returned function is called. */
