@@ -201,13 +201,7 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
     options.tools,
   );
   const dashboard = new DashboardFeed({ engine, batches, runs, models: options.models ?? [] });
-  // The gateway answers 429 at once from the same buckets that pace the tenant's tasks, batches and runs in the engine.
-  const quota = options.tenantQuota
-    ? new TenantQuota(engine.clock, {
-        ...options.tenantQuota,
-        ...(engine.tenantLimiter ? { limiter: engine.tenantLimiter } : {}),
-      })
-    : undefined;
+  const quota = tenantQuotaOf(options);
   acceptBatchLines(app, keys.size > 0);
   const metricsKeys = options.metricsKeys ?? new ApiKeys();
   const { ending, stopping, openResponses, untilEnd } = shutdownParts(app, engine);
@@ -240,6 +234,15 @@ export function createFanoutServer(options: FanoutServerOptions): FastifyInstanc
   registerGatewayRoutes(app, parts);
   registerDashboardRoutes(app);
   return app;
+}
+
+/** The gateway answers 429 at once from the same buckets that pace the tenant's tasks, batches and runs in the engine. */
+function tenantQuotaOf({ engine, tenantQuota }: FanoutServerOptions): TenantQuota | undefined {
+  if (!tenantQuota) return undefined;
+  return new TenantQuota(engine.clock, {
+    ...tenantQuota,
+    ...(engine.tenantLimiter ? { limiter: engine.tenantLimiter } : {}),
+  });
 }
 
 /** Batch bodies as JSON Lines. */
