@@ -12,6 +12,7 @@ import { shutDownServer } from '../server/shutdown.js';
 import { pino } from 'pino';
 import { loadConfig } from './config-file.js';
 import { loadTools } from './tools-module.js';
+import { givingBack, releaseWhenQuiet } from './quiet-collector.js';
 import { wholeNumberFlag } from './format.js';
 import { DEFAULT_STORE, openRedisStores, openStores, type Stores } from './stores.js';
 import type { RedisTaskStore } from '../store/redis/redis-task-store.js';
@@ -252,7 +253,10 @@ async function serveAction(flags: ServeFlags): Promise<void> {
     process.stderr.write(
       'fanout serve: the --tenant-* flags pace the gateway and the queued tasks this server runs itself; fanout workers run theirs without them\n',
     );
+  // A server that goes quiet after a flood gives back the memory the flood grew.
+  const stopCollecting = releaseWhenQuiet(engine, givingBack(stores.tasks));
   const close = async (): Promise<void> => {
+    stopCollecting();
     await shared?.close();
     await stores.close();
   };

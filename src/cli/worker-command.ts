@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { engineOptionsFromConfig } from '../config/engine-options.js';
 import { FanoutError } from '../contracts/errors.js';
 import { createEngine } from '../create-engine.js';
+import { givingBack, releaseWhenQuiet } from './quiet-collector.js';
 import { loadConfig } from './config-file.js';
 import { positiveNumber } from './format.js';
 import { redactedUrl } from './stores.js';
@@ -59,8 +60,11 @@ async function workerAction(flags: WorkerFlags): Promise<void> {
   });
   const queue = new TaskQueue({ url, store });
   queue.work(engine, { concurrency });
+  // A worker that goes quiet after a burst gives back the heap the burst grew.
+  const stopReleasing = releaseWhenQuiet(engine, givingBack(store));
   process.stderr.write(`fanout worker: running tasks queued on ${redactedUrl(url)}, ${concurrency} at once\n`);
   await signalled;
+  stopReleasing();
   process.stderr.write('fanout worker: stopping; the tasks in progress finish first\n');
   await queue.close();
   await engine.close();

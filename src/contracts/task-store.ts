@@ -108,6 +108,11 @@ export interface TaskStore {
    * unfinished is touched. Returns how many tasks and records went.
    */
   prune(before: number): { tasks: number; records: number } | Promise<{ tasks: number; records: number }>;
+  /**
+   * Gives back memory held only for speed (SQLite's page cache, up to 16 MB
+   * a connection): a long-running process calls it when it goes quiet.
+   */
+  trimMemory?(): void;
   /** Releases what the store holds open. Safe to call twice. */
   close(): void | Promise<void>;
 }
