@@ -17,6 +17,16 @@ const keys = new ApiKeys([
 const metricsKeys = new ApiKeys([{ tenant: 'operator', key: 'fk-operator' }]);
 const as = (key: string) => ({ authorization: `Bearer ${key}` });
 
+/** acme's run `id` as GET /v1/runs/:id shows it once it is no longer running (or after a second of asking). */
+async function runEnded(id: string, first: { state: string }): Promise<any> {
+  let view: any = first;
+  for (let i = 0; i < 100 && view.state === 'running'; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    view = (await app.inject({ method: 'GET', url: `/v1/runs/${id}`, headers: as('fk-acme-secret') })).json();
+  }
+  return view;
+}
+
 beforeAll(async () => {
   engine = createEngine({
     cache: false,
@@ -465,11 +475,7 @@ describe('pipeline runs over HTTP', () => {
     });
     expect(started.statusCode).toBe(202);
     const { id } = started.json();
-    let view = started.json();
-    for (let i = 0; i < 100 && view.state === 'running'; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 10));
-      view = (await app.inject({ method: 'GET', url: `/v1/runs/${id}`, headers: as('fk-acme-secret') })).json();
-    }
+    const view = await runEnded(id, started.json());
     expect(view).toMatchObject({ state: 'completed', steps: { a: { state: 'completed' }, b: { state: 'completed' } } });
     expect(view.timeline.map((c: { step: string }) => c.step)).toEqual(['a', 'b']);
     expect(
@@ -514,11 +520,7 @@ describe('pipeline runs calling the server’s tools', () => {
     });
     expect(started.statusCode).toBe(202);
     const { id } = started.json();
-    let view = started.json();
-    for (let i = 0; i < 100 && view.state === 'running'; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 10));
-      view = (await app.inject({ method: 'GET', url: `/v1/runs/${id}`, headers: as('fk-acme-secret') })).json();
-    }
+    const view = await runEnded(id, started.json());
     expect(view).toMatchObject({ state: 'completed', steps: { search: { output: 'found caches' } } });
     expect(view.tools.map((t: { step: string }) => t.step)).toEqual(['search']);
   });
