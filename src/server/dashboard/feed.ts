@@ -124,16 +124,14 @@ export class DashboardFeed {
 
   private tickEvery(): () => void {
     const clock = this.options.engine.clock;
-    let stop = clock.setTimer(DASHBOARD_TICK_MS, tick);
-    const followers = this.followers;
-    const self = this;
-    function tick(): void {
-      for (const [tenant, sends] of followers) {
-        const message = self.snapshot(tenant);
+    const tick = (): void => {
+      for (const [tenant, sends] of this.followers) {
+        const message = this.snapshot(tenant);
         for (const send of sends) send(message);
       }
       stop = clock.setTimer(DASHBOARD_TICK_MS, tick);
-    }
+    };
+    let stop = clock.setTimer(DASHBOARD_TICK_MS, tick);
     return () => stop();
   }
 
